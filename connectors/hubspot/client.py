@@ -1,0 +1,425 @@
+"""HubSpot connection settings and the one door every HubSpot HTTP call goes through.
+
+`Settings` is the [hubspot] table of sync.toml (sync/config.py fills it).
+
+`HubSpotApi` builds hubspot-api-client's generated API objects once (each
+`client.crm.contacts.basic_api` access builds a new ApiClient and connection
+pool, crm-api-notes §0.9) and sends every call through `call()`, which:
+
+- waits for the client-side limiter (limiter.py),
+- puts a current access token on the API object (auth.py),
+- counts the HTTP request in `calls` by operation (retries included),
+- reads the response with `_preload_content=False` and parses the JSON itself:
+  `raw` is then the wire JSON and the rate-limit and Date headers are at hand,
+- translates failures into connectors.errors and retries the transient ones
+  with connectors.retry (Retry-After honoured, bounded).
+
+urllib3 is given `Retry(0)`: its default `Retry(3)` would silently re-send
+GETs on 429 (crm-api-notes §0.8), hiding them from the limiter and from the
+call count. With `Retry(0)` a refused connection or timeout raises
+`urllib3.exceptions.MaxRetryError`, which becomes CrmUnavailable.
+
+Error translation (HTTP status -> error):
+    401            refresh once (OAuth) and resend; private app or second 401: AuthFailed
+    403            AuthFailed (missing scopes; retrying will not help)
+    429 DAILY      QuotaExhausted(retry_at = next midnight, account time zone); no call after it
+    429 other      RateLimited(retry_after = Retry-After header or None -> backoff)
+    5xx, 0, I/O    CrmUnavailable
+    other 4xx      CrmError with .status, .code (HubSpot category) and .detail (message)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import urllib3
+from hubspot import HubSpot
+from urllib3.util.retry import Retry
+
+from connectors.base import ApiCalls, Secret
+from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted, RateLimited
+from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+
+from .auth import OAuthTokens, PrivateAppToken, TokenSource
+from .limiter import GENERAL, SEARCH, Limiter
+
+log = logging.getLogger(__name__)
+
+CRM = "hubspot"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """[hubspot] in sync.toml. Secrets arrive resolved (`token_env` / `token_file` etc.)."""
+
+    host: str = "https://api.hubapi.com"  # sandbox: "http://127.0.0.1:PORT"
+    auth: str = "private_app"  # private_app | oauth
+    token: Secret | None = None
+    client_id: str = ""
+    client_secret: Secret | None = None
+    refresh_token: Secret | None = None
+    # Where a rotated OAuth refresh token is saved (the same file refresh_token_file names).
+    refresh_token_file: Path | None = None
+    tier_field: str = "hs_ideal_customer_profile"
+    renewal_date_field: str = ""
+    exempt_field: str = "crmsync_exempt"
+    left_company_field: str = ""
+    extra_properties: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    lookback_minutes: int = 5
+    requests_per_10s: int = 100
+    searches_per_second: int = 4
+    # Not in the brief's table; optional:
+    ca_file: Path | None = None  # extra CA bundle for a TLS-intercepting proxy
+    timeout_seconds: float = 60.0
+    account_timezone: str = "UTC"  # the daily limit resets at midnight here (R3)
+    full_pull: str = "search"  # search | list (see pull.py for why search is the default)
+
+    def validate(self) -> None:
+        if self.auth not in ("private_app", "oauth"):
+            raise ValueError(f'auth must be "private_app" or "oauth", not {self.auth!r}.')
+        if self.auth == "private_app" and self.token is None:
+            raise ValueError(
+                'auth = "private_app" needs the app token: set token_env or token_file.'
+            )
+        if self.auth == "oauth":
+            missing = [
+                n
+                for n, v in (
+                    ("client_id", self.client_id),
+                    ("client_secret_env / client_secret_file", self.client_secret),
+                    ("refresh_token_env / refresh_token_file", self.refresh_token),
+                )
+                if not v
+            ]
+            if missing:
+                raise ValueError(f'auth = "oauth" needs {", ".join(missing)}.')
+        if not self.host.startswith(("http://", "https://")):
+            raise ValueError(f"host must start with https:// (or http:// for the sandbox), not {self.host!r}.")
+        if self.requests_per_10s < 1 or self.searches_per_second < 1:
+            raise ValueError("requests_per_10s and searches_per_second must be at least 1.")
+        if self.lookback_minutes < 0:
+            raise ValueError("lookback_minutes must be 0 or more.")
+        if self.full_pull not in ("search", "list"):
+            raise ValueError(f'full_pull must be "search" or "list", not {self.full_pull!r}.')
+        try:
+            ZoneInfo(self.account_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"account_timezone {self.account_timezone!r} is not an IANA time zone (e.g. \"Europe/Berlin\")."
+            ) from None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON (dict/list) or None for an empty body
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def _is_api_exception(e: BaseException) -> bool:
+    return type(e).__module__.startswith("hubspot.") and hasattr(e, "status") and hasattr(e, "body")
+
+
+class HubSpotApi:
+    """Cached generated API objects and the counted, limited, retried `call()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        calls: ApiCalls | None = None,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policy: RetryPolicy = DEFAULT_POLICY,
+        token_source: TokenSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.calls = calls if calls is not None else ApiCalls()
+        self.sleep = sleep
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.policy = policy
+        self.limiter = limiter or Limiter(
+            settings.requests_per_10s, settings.searches_per_second, clock=clock, sleep=sleep
+        )
+        kwargs: dict[str, Any] = {"host": settings.host.rstrip("/"), "retry": Retry(0)}
+        if settings.ca_file:
+            kwargs["ssl_ca_cert"] = str(settings.ca_file)
+        self.client = HubSpot(**kwargs)
+        self._apis: dict[str, Any] = {}
+        self.auth = token_source or self._token_source()
+        self.quota_stop: QuotaExhausted | None = None
+        self.last_headers: Mapping[str, str] = {}
+        self._server_time: tuple[datetime, float] | None = None  # (Date header, clock() when seen)
+
+    # ------------------------------------------------------------ setup
+
+    def _token_source(self) -> TokenSource:
+        s = self.settings
+        if s.auth == "oauth":
+            assert s.client_secret is not None and s.refresh_token is not None
+            return OAuthTokens(
+                client_id=s.client_id,
+                client_secret=s.client_secret,
+                refresh_token=s.refresh_token,
+                refresh_token_file=s.refresh_token_file,
+                request=self._token_request,
+                clock=self.clock,
+            )
+        if s.token is None:
+            raise AuthFailed("no HubSpot token configured", crm=CRM, operation="auth")
+        return PrivateAppToken(s.token)
+
+    def api(self, path: str) -> Any:
+        """A generated API object by dotted path under the client, built once.
+
+        e.g. api("crm.contacts.search_api"), api("crm.associations.v4.batch_api").
+        """
+        obj = self._apis.get(path)
+        if obj is None:
+            obj = self.client
+            for part in path.split("."):
+                obj = getattr(obj, part)
+            self._apis[path] = obj
+        return obj
+
+    # ------------------------------------------------------------ time
+
+    def server_now(self) -> datetime | None:
+        """HubSpot's clock now, from the last response's Date header (None before any)."""
+        if self._server_time is None:
+            return None
+        seen, at = self._server_time
+        return seen + timedelta(seconds=max(0.0, self.clock() - at))
+
+    def _note_date(self, headers: Mapping[str, str]) -> None:
+        raw = _header(headers, "date")
+        if not raw:
+            return
+        try:
+            dt = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        self._server_time = (dt.astimezone(UTC), self.clock())
+
+    # ------------------------------------------------------------ calls
+
+    def call(self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any) -> Response:
+        """Send one API call (limited, counted, authenticated, translated, retried)."""
+        kind = SEARCH if operation == "search" else GENERAL
+        api = self.api(api_path)
+
+        def attempt() -> Response:
+            if self.quota_stop is not None:
+                raise self.quota_stop
+            self.limiter.acquire(kind)
+            token = self.auth.token()
+            try:
+                return self._send(operation, kind, api, method, token, args, kwargs)
+            except _Unauthorized:
+                fresh = self.auth.on_unauthorized(token)  # AuthFailed for private apps
+                self.limiter.acquire(kind)
+                try:
+                    return self._send(operation, kind, api, method, fresh, args, kwargs)
+                except _Unauthorized:
+                    raise AuthFailed(
+                        "HubSpot rejected a freshly refreshed access token (401). Check the app's "
+                        "scopes and that it is still installed.",
+                        crm=CRM,
+                        operation=operation,
+                        status=401,
+                    ) from None
+
+        return call_with_retry(
+            attempt, operation=operation, sleep=self.sleep, policy=self.policy,
+            log_extra={"crm": CRM},
+        )
+
+    def _send(
+        self,
+        operation: str,
+        kind: str,
+        api: Any,
+        method: str,
+        token: str | None,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Response:
+        self.calls.add(operation)
+        if token is not None:
+            api.api_client.configuration.access_token = token
+        try:
+            raw = getattr(api, method)(
+                *args, _preload_content=False, _request_timeout=self.settings.timeout_seconds, **kwargs
+            )
+            try:
+                data = raw.data
+            finally:
+                raw.release_conn()
+            status, headers = raw.status, raw.headers
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise CrmUnavailable(
+                f"HubSpot unreachable during {operation}: {type(e).__name__}. Check [hubspot] host "
+                "and the network.",
+                crm=CRM,
+                operation=operation,
+            ) from None
+        except Exception as e:
+            if not _is_api_exception(e):
+                raise
+            self._api_error(operation, kind, e)
+        self.last_headers = headers
+        self._note_date(headers)
+        self.limiter.observe(headers, kind)
+        return Response(status, headers, _parse(data, operation))
+
+    def _api_error(self, operation: str, kind: str, e: Any) -> None:
+        status = int(e.status or 0)
+        headers = e.headers or {}
+        if headers:
+            self.last_headers = headers
+            self._note_date(headers)
+        body = _json_or_none(e.body)
+        category = body.get("category") if isinstance(body, dict) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        common = {"crm": CRM, "operation": operation, "status": status}
+        if status == 401:
+            raise _Unauthorized()
+        if status == 429:
+            policy = str((body or {}).get("policyName") or "").upper() if isinstance(body, dict) else ""
+            if policy == "DAILY":
+                self.quota_stop = QuotaExhausted(
+                    "HubSpot's daily API limit is used up; crmsync stopped and keeps its "
+                    "cursor. It can resume after midnight (account time).",
+                    retry_at=self._next_midnight(),
+                    code="DAILY",
+                    detail=message,
+                    **common,  # type: ignore[arg-type]
+                )
+                raise self.quota_stop
+            retry_after = _float(_header(headers, "retry-after"))
+            self.limiter.rate_limited(retry_after, kind)
+            raise RateLimited(
+                f"HubSpot rate limit ({policy or 'unknown policy'}) during {operation}",
+                retry_after=retry_after,
+                code=policy or "RATE_LIMIT",
+                detail=message,
+                **common,  # type: ignore[arg-type]
+            )
+        if status == 0 or status >= 500:
+            raise CrmUnavailable(
+                f"HubSpot answered {status} during {operation}", code=category, detail=message, **common
+            )
+        if status == 403:
+            raise AuthFailed(
+                f"HubSpot refused {operation} (403 {category or ''}): the app lacks a scope. "
+                "Add the CRM read/write scopes to the private app or OAuth app.",
+                code=category,
+                detail=message,
+                **common,
+            )
+        raise CrmError(
+            f"HubSpot rejected {operation} ({status} {category or ''}): {message or ''}".strip(),
+            code=category,
+            detail=message,
+            **common,
+        )
+
+    def _next_midnight(self) -> datetime:
+        tz = ZoneInfo(self.settings.account_timezone)
+        now = (self.server_now() or self.wall_clock()).astimezone(tz)
+        midnight = datetime(now.year, now.month, now.day, tzinfo=tz) + timedelta(days=1)
+        return midnight.astimezone(UTC)
+
+    # ------------------------------------------------------------ OAuth token endpoint
+
+    def _token_request(self, form: Mapping[str, str]) -> Mapping[str, Any]:
+        """POST /oauth/v1/token through the client's tokens_api; counted under "auth"."""
+        api = self.api("oauth.tokens_api")
+        try:
+            resp = self._send("auth", GENERAL, api, "create", None, (), dict(form))
+        except _Unauthorized:
+            resp = None
+        except CrmError as e:
+            if isinstance(e, CrmUnavailable) and not isinstance(e, RateLimited):
+                raise
+            if isinstance(e, RateLimited):
+                raise
+            raise AuthFailed(
+                f"HubSpot refused the OAuth refresh token ({e.status} {e.code or ''}: "
+                f"{e.detail or ''}). Re-authorize the app and update [hubspot] refresh_token_file "
+                "/ refresh_token_env.",
+                crm=CRM,
+                operation="auth",
+                status=e.status,
+                code=e.code or "invalid_grant",
+            ) from None
+        if resp is None or not isinstance(resp.body, dict):
+            raise AuthFailed(
+                "HubSpot's OAuth token endpoint refused the client credentials (401). Check "
+                "[hubspot] client_id and client_secret.",
+                crm=CRM,
+                operation="auth",
+                status=401,
+            )
+        return resp.body
+
+
+def _parse(data: bytes | None, operation: str) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise CrmUnavailable(
+            f"HubSpot sent an unreadable (truncated?) body during {operation}",
+            crm=CRM,
+            operation=operation,
+        ) from None
+
+
+def _json_or_none(body: Any) -> Any:
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        return json.loads(body)
+    except (TypeError, ValueError):
+        return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    v = getter(name)
+    if v is None:
+        for k, val in headers.items():
+            if k.lower() == name:
+                return str(val)
+    return None if v is None else str(v)
+
+
+def _float(v: str | None) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except ValueError:
+        return None

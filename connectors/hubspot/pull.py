@@ -1,0 +1,598 @@
+"""Pulling HubSpot records as canonical pages: full, incremental, archived, merged.
+
+Which path a full pull takes (measured, tests/connectors/test_hubspot_e2e.py
+`test_full_pull_search_path_is_cheaper_than_list`):
+
+    list   GET /crm/v3/objects/{type}?limit=100&associations=...   ceil(n/100) calls
+           (+1 per record whose inline association list pages)
+    search POST /crm/v3/objects/{type}/search, limit 200, sorted by hs_object_id,
+           filter hs_object_id > last id                          ceil(n/200) calls
+           + v4 batch association reads, 1,000 ids each          ceil(n/1000) per pair type
+
+For contacts (one pair type) search costs 0.6x the list path's calls
+(100k contacts: 500 + 100 = 600 vs 1,000), for deals (two) 0.7x, for
+companies (none) 0.5x; so `full_pull = "search"` is the default. The list path
+is kept (`full_pull = "list"`) for portals whose search rate is tighter than
+their general rate, and it is what lists archived records.
+
+Key-based paging everywhere. Each search query starts at offset 0 with
+`hs_object_id GT <last id seen>` (the documented way past the 10,000-result
+cap, P1), so no query ever pages past 10,000 and windows cost zero extra
+calls. It also keeps a pull exact while records change under it: with offset
+paging (`after=200, 400, ...`) a record archived or re-sorted behind the
+current offset shifts every later record back by one, and the record pushed
+across the page edge is skipped for good (P3, P10). Only an empty page that
+still announces `paging.next` (P2) is followed by its offset, since there is
+no last id to continue from.
+
+Incremental pulls search `lastmodifieddate` (contacts) / `hs_lastmodifieddate`
+>= cursor - lookback (default 5 min: HubSpot's search index lags writes, P6)
+in the same id order; records modified during the run either are still ahead
+of the id position (seen now) or carry a modified date after the run start
+(seen next run). The saved cursor is never later than the run's start by
+HubSpot's clock (Date header of the first response; the local clock may be
+off, O5) nor the caller's `started_at`, minus `SKEW`.
+
+Archived records do not change their modified date and never appear in
+search (D3): every incremental pull also lists `archived=true` records
+(only archived ones; 100 per call, so each object costs ceil(archived/100)
+calls per run for the archive HubSpot keeps, ~90 days) and yields those
+archived since cursor - lookback as deleted. Merged records (D4): a survivor's
+`hs_merged_object_ids` names the losers; they are yielded as deleted with
+`merged_into` = the survivor.
+
+Contact roles come from deal-contact association labels (USER_DEFINED; one
+row per label on a pair) and from the contact's `hs_buying_role`. The deal
+and contact pulls of the same run already read both, so they keep compact
+role rows (`_stash`) that the contact_roles pull then emits without calls;
+when that pull runs alone (a resumed run) it walks deals and contacts itself.
+Incremental role pulls also yield deletions for the labels / buying-role
+values a changed pair no longer has (ids are deterministic).
+
+Cursors (JSON, stored by state/cursors.py):
+    {"modified_ms": N}                               finished; next pull is incremental
+    {"mode": "full"|"incremental", "after_id", "since_ms", "run_start_ms", ...}
+    {"mode": "archived", "after", ...}               in progress; a killed pull resumes
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.errors import CrmError, MalformedRecord
+from state.model import CrmRecord, Cursor, ObjectType, Page
+
+from . import fields as f
+from .client import HubSpotApi, Settings
+from .fields import Edge, ObjectSpec
+
+log = logging.getLogger(__name__)
+
+SKEW = timedelta(seconds=30)
+SEARCH_LIMIT = 200  # HubSpot's max per search page
+LIST_LIMIT = 100  # max per list page
+ASSOC_BATCH = 1000  # max inputs per v4 batch association read
+CHUNK = 1000  # records per yielded Page on the search path (= one association batch)
+OWNERS_LIMIT = 500
+MAX_EMPTY_PAGES = 50
+
+API = {
+    f.CONTACTS: "crm.contacts",
+    f.COMPANIES: "crm.companies",
+    f.DEALS: "crm.deals",
+    f.TASKS: "crm.objects.tasks",
+}
+
+
+@dataclass
+class _Stash:
+    """Role rows seen by the deal / contact pulls of this run, for the contact_roles pull."""
+
+    mode: str  # "full" | "incremental"
+    since_ms: int | None
+    started_at: datetime  # identifies the run that made it
+    run_start_ms: int
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    complete: bool = False
+
+
+@dataclass
+class _Run:
+    """Mutable state of one pull of one object."""
+
+    mode: str
+    since_ms: int | None
+    run_start_ms: int | None
+    started_at: datetime
+    server_start: datetime | None
+    losers: set[str] = field(default_factory=set)
+
+
+class Puller:
+    def __init__(self, api: HubSpotApi, settings: Settings) -> None:
+        self.api = api
+        self.settings = settings
+        self.specs = f.object_specs(settings)
+        self.lookback_ms = settings.lookback_minutes * 60_000
+        self._schema: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._labels: list[str] | None = None
+        self._stash: dict[str, _Stash] = {}
+        self.malformed = 0
+
+    # ------------------------------------------------------------ entry
+
+    def pull(
+        self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
+    ) -> Iterator[Page]:
+        if obj is ObjectType.OWNER:
+            yield from self._owners(cursor, started_at)
+        elif obj is ObjectType.CONTACT_ROLE:
+            yield from self._roles(cursor, full, started_at)
+        else:
+            yield from self._objects(self.specs[obj], cursor, full, started_at)
+
+    def _begin(self, cursor: Cursor | None, full: bool, started_at: datetime) -> tuple[_Run, dict[str, Any]]:
+        """The run state for `cursor`: resume an unfinished pull, else start full or incremental."""
+        c = dict(cursor or {})
+        mode = c.get("mode")
+        resumable = (full and mode == "full") or (
+            not full and mode in ("full", "incremental", "archived")
+        )
+        if not resumable:
+            if full or "modified_ms" not in c:
+                c = {"mode": "full"}
+            else:
+                c = {"mode": "incremental", "since_ms": int(c["modified_ms"])}
+        run = _Run(
+            mode="full" if c["mode"] == "full" else "incremental",
+            since_ms=c.get("since_ms"),
+            run_start_ms=c.get("run_start_ms"),
+            started_at=started_at if started_at.tzinfo else started_at.replace(tzinfo=UTC),
+            server_start=self.api.server_now(),
+        )
+        return run, c
+
+    def _run_start(self, run: _Run) -> int:
+        """The cursor cap: run start by HubSpot's clock and the caller's, minus SKEW."""
+        if run.run_start_ms is None:
+            server = run.server_start or self.api.server_now()
+            if server is not None:
+                server -= timedelta(seconds=1)  # Date headers are truncated to the second
+            start = min(t for t in (server, run.started_at) if t is not None)
+            run.run_start_ms = f.to_ms(start - SKEW)
+        return run.run_start_ms
+
+    def _cursor(self, run: _Run, **kw: Any) -> dict[str, Any]:
+        return {"mode": run.mode, "since_ms": run.since_ms, "run_start_ms": self._run_start(run), **kw}
+
+    def _done(self, obj: ObjectType, run: _Run) -> Page:
+        return Page(obj, [], {"modified_ms": self._run_start(run)}, done=True)
+
+    def _low(self, run: _Run) -> int:
+        assert run.since_ms is not None
+        return max(0, run.since_ms - self.lookback_ms)
+
+    # ------------------------------------------------------------ schema
+
+    def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
+        """The portal's property definitions of `hs_type`, read once (properties API)."""
+        if hs_type not in self._schema:
+            resp = self.api.call("properties", "crm.properties.core_api", "get_all", hs_type, archived=False)
+            self._schema[hs_type] = {
+                str(p.get("name")): p for p in (resp.body or {}).get("results") or [] if p.get("name")
+            }
+        return self._schema[hs_type]
+
+    def properties(self, spec: ObjectSpec) -> list[str]:
+        props, missing = spec.properties(self.schema(spec.hs_type))
+        new = [m for m in missing if (spec.hs_type, m) not in self._warned]
+        if new:
+            self._warned.update((spec.hs_type, m) for m in new)
+            log.warning(
+                "HubSpot %s lacks properties %s; they are left out of the pull. Run `crmsync "
+                "setup --crm hubspot` for crmsync's own, or fix [hubspot] field names.",
+                spec.hs_type,
+                ", ".join(new),
+                extra={"crm": "hubspot", "object": spec.hs_type, "missing": new},
+            )
+        return props
+
+    def _buying_role_options(self) -> list[str]:
+        prop = self.schema(f.CONTACTS).get(f.BUYING_ROLE) or {}
+        return [str(o.get("value")) for o in prop.get("options") or [] if o.get("value")]
+
+    def _label_names(self) -> list[str]:
+        if self._labels is None:
+            resp = self.api.call(
+                "assoc_labels", "crm.associations.v4.schema.definitions_api", "get_all",
+                f.DEALS, f.CONTACTS,
+            )
+            self._labels = [
+                str(r["label"]) for r in (resp.body or {}).get("results") or []
+                if r.get("category") == f.USER_DEFINED and r.get("label")
+            ]
+        return self._labels
+
+    # ------------------------------------------------------------ walks
+
+    def _search(
+        self, spec: ObjectSpec, props: list[str], filters: list[dict[str, Any]], after_id: str | None
+    ) -> Iterator[list[Mapping[str, Any]]]:
+        """Search pages in hs_object_id order, each query restarting after the last id (P1, P10)."""
+        api = API[spec.hs_type] + ".search_api"
+        offset = "0"
+        empty = 0
+        last = int(after_id) if after_id else -1
+        while True:
+            fs = list(filters)
+            if after_id:
+                fs.append({"propertyName": f.ID_PROPERTY, "operator": "GT", "value": str(after_id)})
+            body = {
+                "filterGroups": [{"filters": fs}] if fs else [],
+                "sorts": [{"propertyName": f.ID_PROPERTY, "direction": "ASCENDING"}],
+                "properties": props,
+                "limit": SEARCH_LIMIT,
+                "after": offset,
+            }
+            resp = self.api.call("search", api, "do_search", public_object_search_request=body)
+            data = resp.body or {}
+            # ids only grow along the walk; one at or below the last is a repeat (dedupe)
+            results = [r for r in data.get("results") or [] if _int_id(r) < 0 or _int_id(r) > last]
+            nxt = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if results:
+                empty, offset = 0, "0"
+                last = max(last, *(_int_id(r) for r in results))
+                after_id = str(last) if last >= 0 else after_id
+                yield results
+            elif nxt:
+                empty += 1  # P2: an empty page that says there is more: follow its offset
+                if empty > MAX_EMPTY_PAGES or int(nxt) >= 10_000:
+                    raise CrmError(
+                        f"HubSpot search on {spec.hs_type} kept answering empty pages",
+                        crm="hubspot", operation="search",
+                    )
+                offset = str(nxt)
+            if not nxt:
+                return
+
+    def _chunks(
+        self, spec: ObjectSpec, props: list[str], filters: list[dict[str, Any]], after_id: str | None
+    ) -> Iterator[list[Mapping[str, Any]]]:
+        """Search results regrouped into chunks of CHUNK (one association batch each)."""
+        buf: list[Mapping[str, Any]] = []
+        for page in self._search(spec, props, filters, after_id):
+            buf.extend(page)
+            while len(buf) >= CHUNK:
+                yield buf[:CHUNK]
+                buf = buf[CHUNK:]
+        if buf:
+            yield buf
+
+    def _list(
+        self, spec: ObjectSpec, props: list[str], *, archived: bool, after: str | None,
+        associations: Sequence[str] = (),
+    ) -> Iterator[tuple[list[Mapping[str, Any]], str | None]]:
+        """List pages (100) with their next `after` token (key-based in HubSpot, P10)."""
+        api = API[spec.hs_type] + ".basic_api"
+        while True:
+            kw: dict[str, Any] = {"limit": LIST_LIMIT, "properties": props, "archived": archived}
+            if after:
+                kw["after"] = after
+            if associations:
+                kw["associations"] = list(associations)
+            resp = self.api.call("list", api, "get_page", **kw)
+            data = resp.body or {}
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            yield list(data.get("results") or []), after
+            if not after:
+                return
+
+    def read_edges(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[Edge]]:
+        """v4 batch association reads (1,000 ids per call), following per-record paging (X7)."""
+        found: dict[str, list[Edge]] = defaultdict(list)
+        pending: list[dict[str, str]] = [{"id": i} for i in ids]
+        while pending:
+            again: list[dict[str, str]] = []
+            for start in range(0, len(pending), ASSOC_BATCH):
+                chunk = pending[start : start + ASSOC_BATCH]
+                resp = self.api.call(
+                    "assoc_read", "crm.associations.v4.batch_api", "get_page", from_type, to_type,
+                    batch_input_public_fetch_associations_batch_request={"inputs": chunk},
+                )
+                for item in (resp.body or {}).get("results") or []:
+                    fid = str((item.get("from") or {}).get("id"))
+                    found[fid].extend(f.edge_from_v4(t, from_type, to_type) for t in item.get("to") or [])
+                    after = ((item.get("paging") or {}).get("next") or {}).get("after")
+                    if after:
+                        again.append({"id": fid, "after": str(after)})
+            pending = again
+        return {k: f.merge_edges(v) for k, v in found.items()}
+
+    def _more_edges(self, from_type: str, rid: str, to_type: str, after: str) -> list[Edge]:
+        """The rest of one record's associations after a paged inline list (X7)."""
+        out: list[Edge] = []
+        cursor: str | None = after
+        while cursor:
+            resp = self.api.call(
+                "assoc_list", "crm.associations.v4.basic_api", "get_page", from_type, rid, to_type,
+                limit=500, after=cursor,
+            )
+            data = resp.body or {}
+            out.extend(f.edge_from_v4(t, from_type, to_type) for t in data.get("results") or [])
+            cursor = ((data.get("paging") or {}).get("next") or {}).get("after")
+        return out
+
+    # ------------------------------------------------------------ objects
+
+    def _objects(
+        self, spec: ObjectSpec, cursor: Cursor | None, full: bool, started_at: datetime
+    ) -> Iterator[Page]:
+        run, c = self._begin(cursor, full, started_at)
+        props = self.properties(spec)
+        if c["mode"] in ("full", "incremental"):
+            if run.mode == "full" and self.settings.full_pull == "list" and not c.get("after_id"):
+                yield from self._objects_by_list(spec, run, props, c.get("after"))
+            else:
+                yield from self._objects_by_search(spec, run, props, c.get("after_id"))
+            c = {"mode": "archived"}
+        if run.mode == "incremental":
+            yield from self._archived(spec, run, c.get("after"))
+        yield self._done(spec.object, run)
+
+    def _filters(self, spec: ObjectSpec, run: _Run) -> list[dict[str, Any]]:
+        fs: list[dict[str, Any]] = []
+        if spec.required_filter:
+            fs.append({"propertyName": spec.required_filter, "operator": "HAS_PROPERTY"})
+        if run.mode == "incremental":
+            fs.append({"propertyName": spec.modified_property, "operator": "GTE", "value": str(self._low(run))})
+        return fs
+
+    def _objects_by_search(
+        self, spec: ObjectSpec, run: _Run, props: list[str], after_id: str | None
+    ) -> Iterator[Page]:
+        stash = self._stash_start(spec, run, fresh=after_id is None)
+        for chunk in self._chunks(spec, props, self._filters(spec, run), after_id):
+            ids = [str(r.get("id")) for r in chunk]
+            edges = {to: self.read_edges(spec.hs_type, to, ids) for to in spec.associations}
+            records = self._map(spec, run, chunk, edges)
+            self._stash_add(spec, run, stash, chunk, edges)
+            yield Page(spec.object, records, self._cursor(run, after_id=ids[-1]))
+        if stash is not None:
+            stash.complete = True
+
+    def _objects_by_list(
+        self, spec: ObjectSpec, run: _Run, props: list[str], after: str | None
+    ) -> Iterator[Page]:
+        inline = tuple(a for a in spec.associations if not (spec.hs_type == f.DEALS and a == f.CONTACTS))
+        for page, nxt in self._list(spec, props, archived=False, after=after, associations=inline):
+            edges: dict[str, dict[str, list[Edge]]] = {to: {} for to in spec.associations}
+            for r in page:
+                rid = str(r.get("id"))
+                assoc = r.get("associations") or {}
+                for to in inline:
+                    block = assoc.get(to) or {}
+                    es = [f.edge_from_v3(a, spec.hs_type, to) for a in block.get("results") or []]
+                    more = ((block.get("paging") or {}).get("next") or {}).get("after")
+                    if more:
+                        es.extend(self._more_edges(spec.hs_type, rid, to, str(more)))
+                    edges[to][rid] = f.merge_edges(es)
+            records = self._map(spec, run, page, edges)
+            yield Page(spec.object, records, self._cursor(run, via="list", after=nxt))
+
+    def _map(
+        self,
+        spec: ObjectSpec,
+        run: _Run,
+        raws: Iterable[Mapping[str, Any]],
+        edges: Mapping[str, Mapping[str, Sequence[Edge]]],
+    ) -> list[CrmRecord]:
+        out: list[CrmRecord] = []
+        live: set[str] = set()
+        for raw in raws:
+            try:
+                rid = f.record_id(raw)
+                rec, problems = f.to_record(spec, raw, {to: e.get(rid, []) for to, e in edges.items()})
+            except MalformedRecord as e:
+                self.malformed += 1
+                log.warning(
+                    "skipping malformed HubSpot %s %s: %s", spec.hs_type, e.record_id or "?", e,
+                    extra={"crm": "hubspot", "object": spec.hs_type, "id": e.record_id},
+                )
+                continue
+            if problems:
+                log.warning(
+                    "HubSpot %s %s: unreadable values in %s kept in raw, mapped as empty",
+                    spec.hs_type, rid, ", ".join(problems),
+                    extra={"crm": "hubspot", "object": spec.hs_type, "id": rid, "properties": problems},
+                )
+            out.append(rec)
+            live.add(rid)
+            for loser in f.merged_losers(raw):
+                if loser in live or loser in run.losers:
+                    continue
+                run.losers.add(loser)
+                out.append(CrmRecord(spec.object, loser, rec.modified_at, deleted=True,
+                                     raw={"id": loser, "mergedInto": rid}, merged_into=rid))
+        return out
+
+    def _archived(self, spec: ObjectSpec, run: _Run, after: str | None) -> Iterator[Page]:
+        """Records archived since cursor - lookback, as deletions (D3)."""
+        low = self._low(run)
+        props = [f.ID_PROPERTY, spec.modified_property]
+        for page, nxt in self._list(spec, props, archived=True, after=after):
+            records = []
+            for raw in page:
+                rid = str(raw.get("id"))
+                try:
+                    at = f.parse_datetime(raw.get("archivedAt"))
+                except ValueError:
+                    at = None
+                if rid in run.losers or (at is not None and f.to_ms(at) < low):
+                    continue
+                run.losers.add(rid)
+                records.append(CrmRecord(spec.object, rid, at or f.modified_at(spec.modified_property, raw),
+                                         deleted=True, raw=dict(raw)))
+            yield Page(spec.object, records, {**self._cursor(run, after=nxt), "mode": "archived"})
+
+    # ------------------------------------------------------------ owners
+
+    def _owners(self, cursor: Cursor | None, started_at: datetime) -> Iterator[Page]:
+        """All owners every time (a few calls); archived (deactivated) ones are inactive."""
+        run, c = self._begin(None, True, started_at)
+        c = dict(cursor or {})
+        phases = [False, True]
+        if c.get("mode") == "owners":
+            phases = phases[phases.index(bool(c.get("archived"))):]
+            after = c.get("after")
+        else:
+            after = None
+        for archived in phases:
+            while True:
+                kw: dict[str, Any] = {"limit": OWNERS_LIMIT, "archived": archived}
+                if after:
+                    kw["after"] = after
+                resp = self.api.call("owners", "crm.owners.owners_api", "get_page", **kw)
+                data = resp.body or {}
+                records = []
+                for raw in data.get("results") or []:
+                    try:
+                        records.append(f.owner_record(raw))
+                    except MalformedRecord:
+                        self.malformed += 1
+                        log.warning("skipping HubSpot owner without id", extra={"crm": "hubspot"})
+                after = ((data.get("paging") or {}).get("next") or {}).get("after")
+                yield Page(ObjectType.OWNER, records,
+                           {"mode": "owners", "archived": archived, "after": after,
+                            "run_start_ms": self._run_start(run)})
+                if not after:
+                    break
+        yield self._done(ObjectType.OWNER, run)
+
+    # ------------------------------------------------------------ contact roles
+
+    def _stash_start(self, spec: ObjectSpec, run: _Run, *, fresh: bool) -> _Stash | None:
+        key = {ObjectType.OPPORTUNITY: "labels", ObjectType.CONTACT: "buyers"}.get(spec.object)
+        if key is None:
+            return None
+        if not fresh:
+            self._stash.pop(key, None)
+            return None
+        stash = _Stash(run.mode, run.since_ms, run.started_at, 0)
+        self._stash[key] = stash
+        return stash
+
+    def _stash_add(
+        self,
+        spec: ObjectSpec,
+        run: _Run,
+        stash: _Stash | None,
+        chunk: Sequence[Mapping[str, Any]],
+        edges: Mapping[str, Mapping[str, Sequence[Edge]]],
+    ) -> None:
+        if stash is None:
+            return
+        stash.run_start_ms = self._run_start(run)
+        if spec.object is ObjectType.OPPORTUNITY:
+            stash.rows.extend(self._label_rows(chunk, edges.get(f.CONTACTS, {}), run.mode))
+        else:
+            stash.rows.extend(self._buyer_rows(chunk, run.mode))
+
+    def _label_rows(
+        self, deals: Sequence[Mapping[str, Any]], edges: Mapping[str, Sequence[Edge]], mode: str
+    ) -> Iterator[tuple[Any, ...]]:
+        """(deal, contact, label, modified_ms, deleted) for every label on every pair."""
+        known = self._label_names() if mode == "incremental" and deals else []
+        for raw in deals:
+            deal = str(raw.get("id"))
+            mod = f.modified_at("hs_lastmodifieddate", raw)
+            for e in edges.get(deal, ()):
+                for label in e.labels:
+                    yield (deal, e.to_id, label, mod, False)
+                for label in known:
+                    if label not in e.labels:
+                        yield (deal, e.to_id, label, mod, True)
+
+    def _buyer_rows(self, contacts: Sequence[Mapping[str, Any]], mode: str) -> Iterator[tuple[Any, ...]]:
+        """(contact, value, modified, deleted) per hs_buying_role value (and, incrementally, per
+        option the contact no longer has)."""
+        options = self._buying_role_options() if mode == "incremental" else []
+        for raw in contacts:
+            values = f.buying_roles(raw)
+            if not values and mode == "full":
+                continue
+            contact = str(raw.get("id"))
+            mod = f.modified_at("lastmodifieddate", raw)
+            for v in values:
+                yield (contact, v, mod, False)
+            for o in options:
+                if o not in values:
+                    yield (contact, o, mod, True)
+
+    def _take_stash(self, key: str, run: _Run) -> _Stash | None:
+        s = self._stash.pop(key, None)
+        if s is None or not s.complete or s.mode != run.mode or s.started_at != run.started_at:
+            return None
+        if run.mode == "incremental" and (s.since_ms is None or run.since_ms is None or s.since_ms > run.since_ms):
+            return None
+        return s
+
+    def _roles(self, cursor: Cursor | None, full: bool, started_at: datetime) -> Iterator[Page]:
+        run, c = self._begin(cursor, full, started_at)
+        phase = c.get("phase", "labels")
+        after_id = c.get("after_id")
+        obj = ObjectType.CONTACT_ROLE
+        if phase == "labels":
+            stash = self._take_stash("labels", run) if after_id is None else None
+            if stash is not None:
+                run.run_start_ms = min(stash.run_start_ms, self._run_start(run))
+                yield from self._emit(run, stash.rows, f.label_role, "labels")
+            else:
+                yield from self._walk_labels(run, after_id)
+            after_id = None
+        stash = self._take_stash("buyers", run) if after_id is None else None
+        if stash is not None:
+            run.run_start_ms = min(stash.run_start_ms, self._run_start(run))
+            yield from self._emit(run, stash.rows, f.buying_role, "buyers")
+        else:
+            yield from self._walk_buyers(run, after_id)
+        yield self._done(obj, run)
+
+    def _emit(self, run: _Run, rows: list[tuple[Any, ...]], make: Any, phase: str) -> Iterator[Page]:
+        for start in range(0, len(rows), CHUNK):
+            records = [make(*row) for row in rows[start : start + CHUNK]]
+            yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase=phase))
+        rows.clear()
+
+    def _walk_labels(self, run: _Run, after_id: str | None) -> Iterator[Page]:
+        spec = self.specs[ObjectType.OPPORTUNITY]
+        props = [f.ID_PROPERTY, spec.modified_property]
+        for chunk in self._chunks(spec, props, self._filters(spec, run), after_id):
+            ids = [str(r.get("id")) for r in chunk]
+            edges = self.read_edges(f.DEALS, f.CONTACTS, ids)
+            records = [f.label_role(*row) for row in self._label_rows(chunk, edges, run.mode)]
+            yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase="labels", after_id=ids[-1]))
+
+    def _walk_buyers(self, run: _Run, after_id: str | None) -> Iterator[Page]:
+        spec = self.specs[ObjectType.CONTACT]
+        props = [f.ID_PROPERTY, spec.modified_property, f.BUYING_ROLE]
+        if run.mode == "full":
+            filters = [{"propertyName": f.BUYING_ROLE, "operator": "HAS_PROPERTY"}]
+        else:
+            filters = self._filters(spec, run)
+        for chunk in self._chunks(spec, props, filters, after_id):
+            records = [f.buying_role(*row) for row in self._buyer_rows(chunk, run.mode)]
+            ids = [str(r.get("id")) for r in chunk]
+            yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase="buyers", after_id=ids[-1]))
+
+
+def _int_id(raw: Mapping[str, Any]) -> int:
+    try:
+        return int(str(raw.get("id")))
+    except (TypeError, ValueError):
+        return -1

@@ -1,0 +1,534 @@
+"""The [salesforce] settings and the simple-salesforce client built from them.
+
+`Settings` is what the config loader fills from sync.toml (secrets arrive as
+connectors.base.Secret). `build_salesforce(settings, session)` logs in by the
+configured auth mode; every request goes through the requests.Session from
+transport.build_session, so login hosts, instance URL and CA bundle are
+honoured (crm-api-notes §1.1-1.2).
+
+`SalesforceClient` wraps that client with what every call needs:
+
+- counting: a response hook on the session counts every HTTP request by
+  operation into `ApiCalls` (query pages, describes, bulk, composite, ...;
+  logins and simple-salesforce's silent re-logins count as "auth", never as
+  "query"), including retries;
+- limits: the same hook parses `Sforce-Limit-Info` from every response
+  (bulk and tooling included) into `quota()`, and remembers the server's
+  `Date` header (`server_time`: cursors are capped by the server's clock, not
+  ours -- RELIABILITY O5);
+- a quota guard before every attempt: once usage reaches `max_daily_share` of
+  the allocation, or Salesforce answered 403 REQUEST_LIMIT_EXCEEDED
+  (TotalRequests), every further call raises QuotaExhausted without a request;
+- retries through connectors.retry (5xx, resets, timeouts, truncated JSON,
+  ConcurrentRequests limit);
+- translation of every simple-salesforce / requests exception into the
+  connectors.errors tree (`translate`).
+
+Session expiry (INVALID_SESSION_ID) is renewed by simple-salesforce itself for
+the login modes on every call that goes through `Salesforce._call_salesforce`
+(query, query_more, restful, toolingexecute and the raw bulk-results call
+here), at most 3 times per call; auth="session" cannot renew and fails as
+AuthFailed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceOperationError,
+)
+
+from connectors.base import ApiCalls, Quota, Secret
+from connectors.errors import (
+    AuthFailed,
+    CrmError,
+    CrmUnavailable,
+    QuotaExhausted,
+    RateLimited,
+)
+from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
+from connectors.salesforce.transport import build_session
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CRM = "salesforce"
+AUTH_MODES = ("password", "oauth_password", "jwt", "client_credentials", "session")
+BULK_MODES = ("auto", "never", "always")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """[salesforce] in sync.toml. Secret fields come resolved from `<name>_env` / `<name>_file`.
+
+    Keys beyond the team brief's table (all optional): `fields` overrides owned
+    field names per sObject (e.g. {"Account": {"coverage_score": "Score__c"}});
+    `timeout_seconds` per HTTP request; `skew_seconds`, the margin a cursor
+    stays behind the server's clock; `check_deleted` asks getDeleted on every
+    incremental pull (one extra call per object, catches hard deletes between
+    reconciliations); `bulk_max_wait_seconds` bounds a Bulk 2.0 job before
+    falling back to REST; `bulk_max_records` is the Bulk results page size.
+    """
+
+    enabled: bool = True
+    auth: str = "password"
+    login_url: str = "https://login.salesforce.com"
+    instance_url: str = ""
+    ca_file: str = ""
+    username: str = ""
+    password: Secret | None = None
+    security_token: Secret | None = None
+    consumer_key: str = ""
+    consumer_secret: Secret | None = None
+    private_key_file: str = ""
+    session_id: Secret | None = None
+    api_version: str = "59.0"
+    tier_field: str = "Tier__c"
+    renewal_date_field: str = ""
+    exempt_field: str = "Crmsync_Exempt__c"
+    left_company_field: str = ""
+    extra_fields: Mapping[str, Any] = field(default_factory=dict)
+    lookback_minutes: float = 5
+    max_daily_share: float = 0.5
+    bulk: str = "auto"
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    timeout_seconds: float = 60.0
+    skew_seconds: float = 60.0
+    check_deleted: bool = False
+    bulk_max_wait_seconds: float = 900.0
+    bulk_max_records: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ValueError(
+                f"[salesforce] auth = {self.auth!r}: use one of {', '.join(AUTH_MODES)}"
+            )
+        if self.bulk not in BULK_MODES:
+            raise ValueError(
+                f"[salesforce] bulk = {self.bulk!r}: use one of {', '.join(BULK_MODES)}"
+            )
+        if not 0 < self.max_daily_share <= 1:
+            raise ValueError(
+                f"[salesforce] max_daily_share = {self.max_daily_share}: use a fraction in (0, 1], e.g. 0.5"
+            )
+        if self.api_version.startswith("v"):
+            raise ValueError(
+                f"[salesforce] api_version = {self.api_version!r}: drop the leading 'v'"
+            )
+
+    @property
+    def lookback(self) -> timedelta:
+        return timedelta(minutes=self.lookback_minutes)
+
+    @property
+    def skew(self) -> timedelta:
+        return timedelta(seconds=self.skew_seconds)
+
+
+# ------------------------------------------------------------------ building the client
+
+
+def login_domain(login_url: str, auth: str) -> tuple[str, str | None]:
+    """simple-salesforce's `domain` for a login URL, and a host to route to login_url if any.
+
+    "https://login.salesforce.com" -> "login"; "https://test.salesforce.com" ->
+    "test"; "https://acme.my.salesforce.com" -> "acme.my". Any other host (the
+    loopback sandbox, a proxy) -> "login", which transport.py routes to
+    login_url; client credentials refuse "login"/"test", so they get a private
+    host name that we route to login_url ourselves.
+    """
+    host = (urlsplit(login_url).hostname or "").lower()
+    if host.endswith(".salesforce.com"):
+        return host[: -len(".salesforce.com")], None
+    if auth == "client_credentials":
+        return "crmsync-login", "crmsync-login.salesforce.com"
+    return "login", None
+
+
+def _reveal(secret: Secret | None) -> str:
+    return secret.reveal() if secret is not None else ""
+
+
+def _require(settings: Settings, *names: str) -> None:
+    missing = [n for n in names if not getattr(settings, n)]
+    if missing:
+        hints = [f"{n}_env or {n}_file" if n in _SECRETS else n for n in missing]
+        raise AuthFailed(
+            f"[salesforce] auth = {settings.auth!r} needs {', '.join(hints)} in sync.toml",
+            crm=CRM,
+            operation="auth",
+            code="CONFIG",
+        )
+
+
+_SECRETS = ("password", "security_token", "consumer_secret", "session_id")
+
+
+def build_session_for(settings: Settings) -> requests.Session:
+    session = build_session(
+        login_url=settings.login_url or None,
+        instance_url=settings.instance_url or None,
+        ca_file=settings.ca_file or None,
+        timeout=settings.timeout_seconds,
+    )
+    _, route = login_domain(settings.login_url, settings.auth)
+    if route and settings.login_url:
+        adapter = session.get_adapter("https://")
+        adapter.routes[route] = urlsplit(settings.login_url)  # type: ignore[attr-defined]
+    return session
+
+
+def build_salesforce(settings: Settings, session: requests.Session) -> Salesforce:
+    """Log in (or not, for auth="session") and return the simple-salesforce client."""
+    domain, _ = login_domain(settings.login_url, settings.auth)
+    common: dict[str, Any] = {"session": session, "version": settings.api_version}
+    if settings.auth == "session":
+        _require(settings, "session_id", "instance_url")
+        return Salesforce(
+            session_id=_reveal(settings.session_id), instance_url=settings.instance_url, **common
+        )
+    common["domain"] = domain
+    if settings.auth == "password":
+        _require(settings, "username", "password")
+        return Salesforce(
+            username=settings.username,
+            password=_reveal(settings.password),
+            security_token=_reveal(settings.security_token),
+            **common,
+        )
+    if settings.auth == "oauth_password":
+        _require(settings, "username", "password", "consumer_key", "consumer_secret")
+        return Salesforce(
+            username=settings.username,
+            # The OAuth password flow wants the security token appended (unless IP-trusted).
+            password=_reveal(settings.password) + _reveal(settings.security_token),
+            consumer_key=settings.consumer_key,
+            consumer_secret=_reveal(settings.consumer_secret),
+            **common,
+        )
+    if settings.auth == "jwt":
+        _require(settings, "username", "consumer_key", "private_key_file")
+        return Salesforce(
+            username=settings.username,
+            consumer_key=settings.consumer_key,
+            privatekey_file=settings.private_key_file,
+            **common,
+        )
+    _require(settings, "consumer_key", "consumer_secret")
+    return Salesforce(
+        consumer_key=settings.consumer_key,
+        consumer_secret=_reveal(settings.consumer_secret),
+        **common,
+    )
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _error_body(content: Any) -> tuple[str | None, str]:
+    """(errorCode, message) from a Salesforce error body (usually a JSON list)."""
+    if isinstance(content, bytes | bytearray):
+        content = content.decode("utf-8", "replace")
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return None, content[:500]
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        first = content[0]
+        return first.get("errorCode"), str(first.get("message") or "")
+    if isinstance(content, Mapping):
+        code = content.get("errorCode") or content.get("error")
+        return code, str(content.get("message") or content.get("error_description") or "")
+    return None, str(content)[:500]
+
+
+def translate(
+    exc: BaseException,
+    operation: str,
+    *,
+    retry_after: float | None = None,
+    now: datetime | None = None,
+) -> CrmError | None:
+    """The connectors.errors equivalent of a library exception, or None if it is not one."""
+    kw: dict[str, Any] = {"crm": CRM, "operation": operation}
+    if isinstance(exc, CrmError):
+        return exc
+    if isinstance(exc, SalesforceAuthenticationFailed):
+        code = exc.code
+        if isinstance(code, int) and (code >= 500 or code == 429):
+            return CrmUnavailable(
+                f"Salesforce login endpoint unavailable (HTTP {code}); will retry",
+                status=code,
+                **kw,
+            )
+        return AuthFailed(
+            f"Salesforce login failed ({code}): {exc.auth_message}. Check the [salesforce] "
+            "auth settings and the secrets they name.",
+            status=401,
+            code=str(code) if code is not None else None,
+            detail=exc.auth_message,
+            **kw,
+        )
+    if isinstance(exc, SalesforceError):
+        return _translate_status(exc, retry_after, now, kw)
+    if isinstance(exc, SalesforceOperationError):
+        return CrmError(f"Salesforce Bulk API job failed: {exc}", code="BULK_JOB_FAILED", **kw)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return CrmUnavailable(
+            f"TLS verification failed talking to Salesforce ({type(exc).__name__}); if a proxy "
+            "or the sandbox signs the traffic, name its CA bundle in [salesforce] ca_file",
+            code="TLS_ERROR",
+            **kw,
+        )
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return CrmUnavailable(
+            "Salesforce sent a truncated or invalid JSON body", code="BAD_BODY", **kw
+        )
+    if isinstance(
+        exc,
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.ContentDecodingError,
+    ):
+        return CrmUnavailable(
+            f"Salesforce unreachable ({type(exc).__name__})", code="CONNECTION", **kw
+        )
+    return None
+
+
+def _translate_status(
+    exc: SalesforceError, retry_after: float | None, now: datetime | None, kw: dict[str, Any]
+) -> CrmError:
+    status = int(exc.status)
+    code, message = _error_body(exc.content)
+    kw.update(status=status, code=code, detail=message)
+    if status == 401:
+        return AuthFailed(
+            "Salesforce rejected the session and it could not be renewed "
+            f'({code or "HTTP 401"}). With auth = "session" put a fresh session id in place; '
+            "otherwise check the credentials.",
+            **kw,
+        )
+    if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+        if "concurrent" in message.lower():
+            return RateLimited(
+                f"Salesforce concurrent request limit hit: {message}", retry_after=retry_after, **kw
+            )
+        retry_at = (now or datetime.now(UTC)) + timedelta(hours=1)
+        return QuotaExhausted(
+            f"Salesforce daily API allocation exhausted ({message}). The allocation is a rolling "
+            "24 hours: retry in about an hour; the cursor is kept.",
+            retry_at=retry_at,
+            **kw,
+        )
+    if status == 429:
+        return RateLimited(
+            f"Salesforce rate limit (HTTP 429): {message}", retry_after=retry_after, **kw
+        )
+    if status >= 500:
+        err = CrmUnavailable(f"Salesforce unavailable (HTTP {status})", **kw)
+        err.retry_after = retry_after  # type: ignore[attr-defined]
+        return err
+    return CrmError(f"Salesforce refused {kw['operation']} (HTTP {status} {code}): {message}", **kw)
+
+
+# ------------------------------------------------------------------ the client
+
+
+_OPERATIONS = (
+    ("/services/soap/", "auth"),
+    ("/services/oauth2/", "auth"),
+    ("/jobs/query", "bulk"),
+    ("/jobs/ingest", "bulk_ingest"),
+    ("/tooling/", "tooling"),
+    ("/composite/", "composite"),
+    ("/describe", "describe"),
+    ("/deleted", "get_deleted"),
+    ("/queryall", "query"),
+    ("/query", "query"),
+    ("/limits", "limits"),
+)
+
+
+def operation_of(url: str) -> str:
+    """The ApiCalls operation an HTTP request counts under, from its path."""
+    path = urlsplit(url).path.lower()
+    for needle, op in _OPERATIONS:
+        if needle in path:
+            return op
+    return "other"
+
+
+class SalesforceClient:
+    """simple-salesforce plus counting, limits, quota guard, retries and error translation."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        calls: ApiCalls,
+        *,
+        sleep: Sleep = time.sleep,
+        retry: RetryPolicy = DEFAULT_POLICY,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.calls = calls
+        self.sleep = sleep
+        self.retry = retry
+        self.rng = rng or random.Random()
+        self.session = build_session_for(settings)
+        self.session.hooks["response"].append(self._on_response)
+        self._sf: Salesforce | None = None
+        self.used: int | None = None
+        self.limit: int | None = None
+        self.server_time: datetime | None = None
+        self._retry_after: float | None = None
+        self._exhausted: QuotaExhausted | None = None
+        self._describes: dict[str, Mapping[str, Any]] = {}
+
+    # -------------------------------------------------------------- hook
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.calls.add(operation_of(response.request.url or response.url or ""))
+        info = response.headers.get("Sforce-Limit-Info")
+        if info:
+            usage = Salesforce.parse_api_usage(info).get("api-usage")
+            if usage is not None:
+                self.used, self.limit = usage.used, usage.total
+        date = response.headers.get("Date")
+        if date:
+            try:
+                self.server_time = parsedate_to_datetime(date).astimezone(UTC)
+            except (TypeError, ValueError):
+                pass
+        retry_after = response.headers.get("Retry-After")
+        try:
+            self._retry_after = float(retry_after) if retry_after else None
+        except ValueError:
+            self._retry_after = None
+
+    # -------------------------------------------------------------- auth
+
+    @property
+    def sf(self) -> Salesforce:
+        """The logged-in client (login happens on first use, retried if the endpoint is down)."""
+        if self._sf is None:
+            self._sf = call_with_retry(
+                lambda: self._translated(
+                    "auth", lambda: build_salesforce(self.settings, self.session)
+                ),
+                operation="auth",
+                policy=self.retry,
+                sleep=self.sleep,
+                rng=self.rng,
+                log_extra={"crm": CRM},
+            )
+        return self._sf
+
+    # -------------------------------------------------------------- calls
+
+    def call(self, operation: str, fn: Callable[[Salesforce], T], **log_extra: Any) -> T:
+        """Run fn(sf) under the quota guard, with retries and error translation."""
+        return call_with_retry(
+            lambda: self._translated(operation, lambda: fn(self.sf)),
+            operation=operation,
+            policy=self.retry,
+            sleep=self.sleep,
+            rng=self.rng,
+            log_extra={"crm": CRM, **log_extra},
+            before_attempt=self.check_quota,
+        )
+
+    def _translated(self, operation: str, fn: Callable[[], T]) -> T:
+        self._retry_after = None
+        try:
+            return fn()
+        except Exception as exc:
+            err = translate(exc, operation, retry_after=self._retry_after, now=self.server_time)
+            if err is None or err is exc:
+                raise
+            if isinstance(err, QuotaExhausted):
+                self._exhausted = err
+            raise err from exc
+
+    def restful(self, path: str, *, operation: str, **kwargs: Any) -> Any:
+        return self.call(operation, lambda sf: sf.restful(path, **kwargs))
+
+    def raw(self, method: str, path: str, *, operation: str, **kwargs: Any) -> requests.Response:
+        """A request relative to the REST base URL returning the Response (e.g. CSV bodies).
+
+        Goes through simple-salesforce's own request method so an expired
+        session is renewed as for any other call.
+        """
+        return self.call(
+            operation,
+            lambda sf: sf._call_salesforce(method, sf.base_url + path, name=operation, **kwargs),
+        )
+
+    def query(self, soql: str, *, include_deleted: bool, headers: Mapping[str, str]) -> Any:
+        return self.call(
+            "query",
+            lambda sf: sf.query(soql, include_deleted=include_deleted, headers=dict(headers)),
+        )
+
+    def query_more(self, next_url: str, *, headers: Mapping[str, str]) -> Any:
+        return self.call(
+            "query",
+            lambda sf: sf.query_more(next_url, identifier_is_url=True, headers=dict(headers)),
+        )
+
+    def describe(self, sobject: str) -> Mapping[str, Any]:
+        """The sObject's describe, fetched once per client (one call per object)."""
+        if sobject not in self._describes:
+            self._describes[sobject] = self.restful(
+                f"sobjects/{sobject}/describe", operation="describe"
+            )
+        return self._describes[sobject]
+
+    def forget_describe(self, sobject: str) -> None:
+        self._describes.pop(sobject, None)
+
+    # -------------------------------------------------------------- quota
+
+    def quota(self) -> Quota:
+        return Quota(used=self.used, limit=self.limit)
+
+    def check_quota(self) -> None:
+        """Refuse the next call once crmsync's share of the daily allocation is spent (R5, R6)."""
+        if self._exhausted is not None:
+            raise self._exhausted
+        if self.used is None or not self.limit:
+            return
+        share = self.settings.max_daily_share
+        if self.used >= share * self.limit:
+            self._exhausted = QuotaExhausted(
+                f"Salesforce API usage {self.used:,}/{self.limit:,} reached crmsync's share "
+                f"({share:.0%}) of the org's daily allocation; stopped before the next call. "
+                "The allocation is a rolling 24 hours: retry later, or raise "
+                "[salesforce] max_daily_share.",
+                crm=CRM,
+                operation="quota",
+                code="MAX_DAILY_SHARE",
+                retry_at=(self.server_time or datetime.now(UTC)) + timedelta(hours=1),
+            )
+            log.warning(
+                "salesforce quota share reached",
+                extra={"crm": CRM, "used": self.used, "limit": self.limit, "share": share},
+            )
+            raise self._exhausted

@@ -1,0 +1,253 @@
+"""HubSpot loopback emulator that the unmodified hubspot-api-client talks to over HTTP.
+
+    from sandbox.hubspot import HubSpotSandbox
+    with HubSpotSandbox(dataset=generate(seed=1, accounts=50)) as hs:
+        client = HubSpot(access_token="pat-sandbox-0000", host=hs.url)
+        ...
+        hs.requests.count("search")          # calls per route (see app.py for route names)
+        hs.records("contacts")               # current records, dataset shape
+
+Plain HTTP on 127.0.0.1 (port 0 picks a free port). Routes, fault kinds and
+wire details are documented in app.py; data rules in objects.py; search in
+search.py; associations in associations.py. `serve_forever` is what
+`crmsync sandbox hubspot` runs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sandbox.common import FaultEngine, RequestLog, ServerThread
+
+from .app import HubSpotApp, dump_records, load_faults
+from .auth import CLIENT_ID, CLIENT_SECRET, PRIVATE_APP_TOKEN, REFRESH_TOKEN, Auth
+from .limits import RateLimits
+from .objects import Crm, HsError
+from .store import Store, object_type
+
+__all__ = ["HubSpotSandbox", "HsError", "serve_forever", "PRIVATE_APP_TOKEN", "CLIENT_ID",
+           "CLIENT_SECRET", "REFRESH_TOKEN"]
+
+
+class HubSpotSandbox:
+    """One emulated HubSpot account served on loopback, with an in-process control API."""
+
+    def __init__(self, dataset: Mapping[str, Any] | None = None, faults: Any = None,
+                 clock: Callable[[], float] | None = None, rate_limits: bool | dict[str, Any] = False,
+                 port: int = 0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._dataset = dataset
+        self._faults_spec = faults
+        self._rate_cfg = rate_limits
+        self._clock = clock
+        self._port = port
+        self.faults = FaultEngine()
+        load_faults(self.faults, faults)
+        self.sleep = sleep
+        self._build()
+        self._server: ServerThread | None = None
+
+    def _build(self) -> None:
+        self.store = Store(self._clock)
+        self.crm = Crm(self.store)
+        self.auth = Auth()
+        self.limits = RateLimits.from_config(self._rate_cfg)
+        self.app = HubSpotApp(self.crm, self.faults, self.limits, self.auth, self.sleep,
+                              on_reset=self._on_reset)
+        if self._dataset:
+            self.crm.load(self._dataset)
+
+    # ------------------------------------------------------------ server
+    def start(self) -> HubSpotSandbox:
+        if self._server is None:
+            self._server = ServerThread(self.app, port=self._port).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> HubSpotSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("HubSpotSandbox is not started; call start() first")
+        return self._server.url
+
+    # ------------------------------------------------------------ accounting and control
+    @property
+    def requests(self) -> RequestLog:
+        """Counts per route (`hs.requests.count("search")`, `.counts()`, `.writes()`)."""
+        return self.app.log
+
+    @property
+    def object_requests(self) -> RequestLog:
+        """Counts per "route:object" (e.g. `count("list:contacts")`)."""
+        return self.app.object_log
+
+    def reset(self, data: bool = False, faults: bool = False) -> None:
+        """Clear request counts; `data=True` reloads the initial dataset, `faults=True` drops rules."""
+        self.app.log.reset()
+        self.app.object_log.reset()
+        self._on_reset({"data": data, "faults": faults})
+
+    def _on_reset(self, opts: Mapping[str, Any]) -> None:
+        if opts.get("faults"):
+            self.faults.clear()
+        if opts.get("data"):
+            with self.store.lock:
+                fresh = Store(self._clock)
+                crm = Crm(fresh)
+                if self._dataset:
+                    crm.load(self._dataset)
+                # swap in place so the running app keeps its references
+                self.store.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "lock"})
+                self.crm.schemas, self.crm.assoc, self.crm.owners = crm.schemas, crm.assoc, crm.owners
+                self.app.searcher.clear()
+            self.limits.reset_windows()
+            self.limits.daily_used = 0
+            self.auth.__dict__.update(Auth().__dict__)
+
+    def set_faults(self, spec: Any) -> None:
+        load_faults(self.faults, spec)
+
+    # ------------------------------------------------------------ data, in process
+    def _t(self, obj_type: str) -> str:
+        obj = object_type(obj_type)
+        if obj is None:
+            raise ValueError(f"unknown HubSpot object type {obj_type!r}")
+        return obj
+
+    def load(self, dataset: Mapping[str, Any]) -> None:
+        with self.store.lock:
+            self.crm.load(dataset)
+
+    def records(self, obj_type: str, archived: bool = False) -> list[dict[str, Any]]:
+        """Current records in the dataset shape: {id, properties, associations, ...}."""
+        with self.store.lock:
+            return dump_records(self.crm, self._t(obj_type), archived)
+
+    def record(self, obj_type: str, id_: str | int) -> dict[str, Any] | None:
+        """One live record's properties (merged ids resolve), or None."""
+        with self.store.lock:
+            rec = self.store.get(self._t(obj_type), int(id_))
+            return None if rec is None else dict(rec.props)
+
+    def create(self, obj_type: str, properties: Mapping[str, Any],
+               associations: list[tuple[str, str | int, str | None]] | None = None) -> str:
+        """Create a record as a user would (validated); associations: (to_type, to_id, label)."""
+        obj = self._t(obj_type)
+        with self.store.lock:
+            props, errors = self.crm.check(obj, properties)
+            if errors:
+                raise ValueError(f"invalid properties: {errors}")
+            rec = self.crm.create(obj, props)
+            for to, to_id, label in associations or []:
+                self.associate(obj, rec.id, to, to_id, label)
+            return str(rec.id)
+
+    def update(self, obj_type: str, id_: str | int, properties: Mapping[str, Any]) -> None:
+        obj = self._t(obj_type)
+        with self.store.lock:
+            rec = self._rec(obj, id_)
+            props, errors = self.crm.check(obj, properties)
+            if errors:
+                raise ValueError(f"invalid properties: {errors}")
+            self.crm.update(obj, rec, props)
+
+    def archive(self, obj_type: str, id_: str | int) -> None:
+        obj = self._t(obj_type)
+        with self.store.lock:
+            self.crm.archive(obj, self._rec(obj, id_))
+
+    def merge(self, obj_type: str, primary_id: str | int, other_id: str | int) -> str:
+        obj = self._t(obj_type)
+        with self.store.lock:
+            rec = self.crm.merge(obj, self._rec(obj, primary_id), self._rec(obj, other_id))
+            return str(rec.id)
+
+    def associate(self, from_type: str, from_id: str | int, to_type: str, to_id: str | int,
+                  label: str | None = None) -> None:
+        """Associate two records: label None (unlabeled), "primary", or a user label."""
+        a, b = self._t(from_type), self._t(to_type)
+        with self.store.lock:
+            x, y = self._rec(a, from_id), self._rec(b, to_id)
+            self.crm.assoc.add(a, x.id, b, y.id, self.crm.assoc.type_for(a, b, label))
+
+    def add_property(self, obj_type: str, name: str, type_: str = "string", **kw: Any) -> None:
+        with self.store.lock:
+            self.crm.schemas[self._t(obj_type)].add_custom(name, type_, self.store.now_ms(), **kw)
+
+    def remove_property(self, obj_type: str, name: str) -> None:
+        """Drop a property from the schema; values stay on records (RELIABILITY X6)."""
+        with self.store.lock:
+            schema = self.crm.schemas[self._t(obj_type)]
+            p = schema.props.pop(name, None)
+            if p is not None:
+                p.archived_ms = self.store.now_ms()
+                schema.archived[name] = p
+
+    def add_owner(self, owner: Mapping[str, Any]) -> str:
+        with self.store.lock:
+            return str(self.crm.add_owner(owner)["id"])
+
+    def _rec(self, obj: str, id_: str | int) -> Any:
+        rec = self.store.get(obj, int(id_))
+        if rec is None:
+            raise KeyError(f"no live {obj} record {id_}")
+        return rec
+
+    # ------------------------------------------------------------ config
+    def write_config(self, path: str | Path) -> Path:
+        """Write the [hubspot] sync.toml table for this sandbox, and hubspot-token.txt beside it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "hubspot-token.txt").write_text(PRIVATE_APP_TOKEN + "\n", encoding="utf-8")
+        table = (
+            "[hubspot]\n"
+            "# HubSpot sandbox (crmsync sandbox hubspot); dummy credentials, not secret\n"
+            "enabled = true\n"
+            f'host = "{self.url}"\n'
+            'auth = "private_app"\n'
+            'token_file = "hubspot-token.txt"\n'
+        )
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        pattern = re.compile(r"(?ms)^\[hubspot\]\n.*?(?=^\[(?!hubspot[.\]])|\Z)")
+        if pattern.search(text):
+            text = pattern.sub(table + "\n", text, count=1)
+        else:
+            text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + table
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+def serve_forever(port: int = 0, dataset: Mapping[str, Any] | None = None, faults: Any = None,
+                  write_config: str | Path | None = None, rate_limits: bool | dict[str, Any] = False
+                  ) -> None:
+    """Run the emulator in the foreground until Ctrl-C (the `crmsync sandbox hubspot` command)."""
+    hs = HubSpotSandbox(dataset=dataset, faults=faults, port=port, rate_limits=rate_limits).start()
+    counts = {o: len(hs.store.tables[o]) for o in hs.store.tables}
+    print(f"HubSpot sandbox listening on {hs.url}", flush=True)
+    print("  records: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + f", owners {len(hs.crm.owners)}", flush=True)
+    print(f"  token: {PRIVATE_APP_TOKEN} (private app); OAuth client {CLIENT_ID}", flush=True)
+    if write_config:
+        print(f"  wrote {hs.write_config(write_config)}", flush=True)
+    stop = threading.Event()
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hs.stop()

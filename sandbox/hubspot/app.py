@@ -1,0 +1,1081 @@
+"""WSGI app of the HubSpot emulator: routing, auth, rate limits, faults, handlers.
+
+Every request passes, in order: request accounting (route name below),
+latency faults, bearer auth (401 INVALID_AUTHENTICATION / EXPIRED_AUTHENTICATION),
+the expire_token fault, rate limits (429 RATE_LIMIT, when enforced), status
+and rate_limit faults, then its handler. Responses carry HubSpot's exact
+success codes (the client deserialises only on the declared status) and, on
+non-search API routes, the X-HubSpot-RateLimit-* headers.
+
+Route names (what fault rules' `route` matches and `GET /_sandbox/requests` counts):
+
+  oauth_token, oauth_token_info
+  list, get, create, update, archive, merge, purge, assoc_v3_list
+  batch_read, batch_create, batch_update, batch_upsert, batch_archive, search
+  assoc_batch_read, assoc_batch_create, assoc_batch_default, assoc_batch_archive,
+  assoc_batch_labels_archive, assoc_labels, assoc_labels_create, assoc_labels_update,
+  assoc_labels_remove, assoc_list, assoc_create, assoc_create_default, assoc_archive
+  owners, owner
+  properties, property, property_create, property_update, property_archive,
+  properties_batch_read, properties_batch_create, properties_batch_archive,
+  groups, group, group_create, group_update, group_archive
+
+`GET /_sandbox/requests` also counts per route and object as "route:object".
+
+Fault kinds understood (spec format in sandbox/common.py):
+
+  status          {"status": 500|502|503, "message"?, "retry_after"?}
+  rate_limit      {"policy": "TEN_SECONDLY_ROLLING"|"SECONDLY"|"DAILY", "retry_after"?}
+  latency         {"ms": 20}
+  expire_token    fires -> the OAuth access token of that request is expired from then on
+                  (a private app token gets a one-off 401); {"calls": N} alone = every N calls
+  revoke          token endpoint answers 400 BAD_REFRESH_TOKEN / invalid_grant
+  rotate_refresh_token  token endpoint issues a new refresh token, the old one dies
+  reject_write    {"match": {"object": "contacts", "id": "12", <property>: <value>},
+                   "code": "...", "message": "...", "mode": "per_input"|"whole_batch"}
+                  per_input (default for updates/upserts) -> 207 error for that input;
+                  whole_batch (default for creates) -> 400 VALIDATION_ERROR for the call
+  index_lag       {"seconds": N}: search hides records modified in the last N seconds
+  underfilled_pages {"size": k}: list/search pages serve only k results, paging continues
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox.common import FaultEngine, FaultRule, RequestLog
+
+from .auth import Auth, expired
+from .limits import POLICY_MESSAGES, RateLimits
+from .objects import Crm, HsError, decode_after, encode_after, not_found, validation_error
+from .properties import DEFAULT_FIELD, FIELD_TYPES, Prop, options_from
+from .search import MAX_RESULTS, Searcher
+from .store import SINGULAR, TYPE_ID_OF, Rec, Store, iso, object_type
+
+Reply = tuple[int, Any]  # (status, JSON body or None)
+
+_O = "/crm/v3/objects/<obj>"
+_P = "/crm/v3/properties/<obj>"
+_A = "/crm/v4/associations/<a>/<b>"
+_V4 = "/crm/v4/objects/<obj>/<rid>/associations"
+ROUTES = [
+    ("/oauth/v1/token", "POST", "oauth_token"),
+    ("/oauth/v1/access-tokens/<token>", "GET", "oauth_token_info"),
+    (_O, "GET", "list"),
+    (_O, "POST", "create"),
+    (_O + "/search", "POST", "search"),
+    (_O + "/merge", "POST", "merge"),
+    (_O + "/gdpr-delete", "POST", "purge"),
+    (_O + "/batch/read", "POST", "batch_read"),
+    (_O + "/batch/create", "POST", "batch_create"),
+    (_O + "/batch/update", "POST", "batch_update"),
+    (_O + "/batch/upsert", "POST", "batch_upsert"),
+    (_O + "/batch/archive", "POST", "batch_archive"),
+    (_O + "/<rid>", "GET", "get"),
+    (_O + "/<rid>", "PATCH", "update"),
+    (_O + "/<rid>", "DELETE", "archive"),
+    (_O + "/<rid>/associations/<to>", "GET", "assoc_v3_list"),
+    (_A + "/batch/read", "POST", "assoc_batch_read"),
+    (_A + "/batch/create", "POST", "assoc_batch_create"),
+    (_A + "/batch/associate/default", "POST", "assoc_batch_default"),
+    (_A + "/batch/archive", "POST", "assoc_batch_archive"),
+    (_A + "/batch/labels/archive", "POST", "assoc_batch_labels_archive"),
+    (_A + "/labels", "GET", "assoc_labels"),
+    (_A + "/labels", "POST", "assoc_labels_create"),
+    (_A + "/labels", "PUT", "assoc_labels_update"),
+    (_A + "/labels/<int:type_id>", "DELETE", "assoc_labels_remove"),
+    (_V4 + "/<to>", "GET", "assoc_list"),
+    (_V4 + "/<to>/<to_id>", "PUT", "assoc_create"),
+    (_V4 + "/<to>/<to_id>", "DELETE", "assoc_archive"),
+    (_V4 + "/default/<to>/<to_id>", "PUT", "assoc_create_default"),
+    ("/crm/v3/owners/", "GET", "owners"),
+    ("/crm/v3/owners/<oid>", "GET", "owner"),
+    (_P, "GET", "properties"),
+    (_P, "POST", "property_create"),
+    (_P + "/batch/read", "POST", "properties_batch_read"),
+    (_P + "/batch/create", "POST", "properties_batch_create"),
+    (_P + "/batch/archive", "POST", "properties_batch_archive"),
+    (_P + "/groups", "GET", "groups"),
+    (_P + "/groups", "POST", "group_create"),
+    (_P + "/groups/<name>", "GET", "group"),
+    (_P + "/groups/<name>", "PATCH", "group_update"),
+    (_P + "/groups/<name>", "DELETE", "group_archive"),
+    (_P + "/<name>", "GET", "property"),
+    (_P + "/<name>", "PATCH", "property_update"),
+    (_P + "/<name>", "DELETE", "property_archive"),
+    ("/_sandbox/requests", "GET", "_sandbox_requests"),
+    ("/_sandbox/reset", "POST", "_sandbox_reset"),
+    ("/_sandbox/records/<obj>", "GET", "_sandbox_records"),
+    ("/_sandbox/faults", "GET", "_sandbox_faults_get"),
+    ("/_sandbox/faults", "POST", "_sandbox_faults"),
+]
+URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
+REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token"}
+MAX_BATCH = 100
+MAX_ASSOC_READ = 1000
+MAX_ASSOC_WRITE = 2000
+ASSOC_PAGE = 500
+
+
+class HubSpotApp:
+    """The emulator's HTTP face over a `Crm` (see the module docstring for routes and faults)."""
+
+    def __init__(self, crm: Crm, faults: FaultEngine, limits: RateLimits, auth: Auth,
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_reset: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.crm = crm
+        self.store: Store = crm.store
+        self.faults = faults
+        self.limits = limits
+        self.auth = auth
+        self.sleep = sleep
+        self.log = RequestLog()
+        self.object_log = RequestLog()
+        self.searcher = Searcher()
+        self.on_reset = on_reset
+
+    # ------------------------------------------------------------ WSGI
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        req = Request(environ)
+        resp = self.dispatch(req)
+        return resp(environ, start_response)
+
+    def dispatch(self, req: Request) -> Response:
+        adapter = URLS.bind_to_environ(req.environ)
+        try:
+            endpoint, args = adapter.match()
+        except MethodNotAllowed:
+            return _json(405, HsError(405, "VALIDATION_ERROR", f"{req.method} is not allowed here").body())
+        except NotFound:
+            self.log.record(req.method, "unknown")
+            return _json(404, HsError(404, "OBJECT_NOT_FOUND", f"No route for {req.path}").body())
+        except HTTPException as e:  # redirects and the like
+            return _json(e.code or 400, HsError(e.code or 400, "VALIDATION_ERROR", str(e)).body())
+        if endpoint.startswith("_sandbox"):
+            status, body = getattr(self, "h" + endpoint)(req, **args)
+            return _json(status, body)
+        return self._api(req, endpoint, args)
+
+    def _api(self, req: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        self.log.record(req.method, endpoint)
+        obj_name = args.get("obj") or args.get("a")
+        if obj_name:
+            self.object_log.record(req.method, f"{endpoint}:{object_type(obj_name) or obj_name}")
+        kinds = set(REQUEST_KINDS)
+        if endpoint == "oauth_token":
+            kinds |= {"revoke", "rotate_refresh_token"}
+        fired = self.faults.fire(endpoint, req.method, kinds=kinds)
+        for r in fired:
+            if r.kind == "latency":
+                self.sleep(float(r.get("ms", 0)) / 1000.0)
+        now = self.store.clock()
+        is_search = endpoint == "search"
+        oauth = False
+        headers: dict[str, str] = {}
+        try:
+            if endpoint.startswith("oauth"):
+                return self._oauth(req, endpoint, args, fired, now)
+            token, oauth = self.auth.check(req.headers.get("Authorization"), now)
+            if any(r.kind == "expire_token" for r in fired):
+                self.auth.expire(token, now)
+                raise expired(0)
+            limited = self.limits.admit(now, is_search)
+            if limited is not None:
+                raise _rate_limited(limited[0], limited[1])
+            for r in fired:
+                if r.kind in ("status", "rate_limit"):
+                    raise _fault_error(r)
+            if not is_search:
+                headers.update(self.limits.headers(now, oauth))
+            with self.store.lock:
+                status, body = getattr(self, "h_" + endpoint)(req, **args)
+            return _json(status, body, headers)
+        except HsError as e:
+            if not is_search and e.status not in (401, 429):
+                headers.update(self.limits.headers(now, oauth))
+            headers.update(e.headers)
+            return _json(e.status, e.body(), headers)
+
+    def _oauth(self, req: Request, endpoint: str, args: dict[str, Any], fired: list[FaultRule],
+               now: float) -> Response:
+        for r in fired:
+            if r.kind == "status":
+                raise _fault_error(r)
+        if endpoint == "oauth_token_info":
+            return _json(200, self.auth.info(args["token"], now))
+        form = dict(req.form.items()) if req.form else _body(req)
+        body = self.auth.issue(form, now, rotate=any(r.kind == "rotate_refresh_token" for r in fired),
+                               revoked=any(r.kind == "revoke" for r in fired))
+        return _json(200, body)
+
+    # ------------------------------------------------------------ helpers
+    def _obj(self, name: str) -> str:
+        obj = object_type(name)
+        if obj is None:
+            raise HsError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}")
+        return obj
+
+    def _base(self, req: Request) -> str:
+        return req.host_url.rstrip("/")
+
+    def _now_iso(self) -> str:
+        return iso(self.store.now_ms())
+
+    def _batch(self, results: list[Any], errors: list[dict[str, Any]], ok: int,
+               started: str) -> Reply:
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "requestedAt": started,
+                                "startedAt": started, "completedAt": self._now_iso(), "links": {}}
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = errors
+            return 207, body
+        return ok, body
+
+    def _inputs(self, body: dict[str, Any], cap: int = MAX_BATCH) -> list[dict[str, Any]]:
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list):
+            raise HsError(400, "VALIDATION_ERROR", "Invalid input JSON: inputs is required")
+        if len(inputs) > cap:
+            raise HsError(400, "VALIDATION_ERROR",
+                          f"Batch input is limited to {cap} inputs; got {len(inputs)}",
+                          context={"limit": [str(cap)]})
+        return inputs
+
+    def _reject(self, obj: str, rid: Any, props: dict[str, Any], default_mode: str
+                ) -> tuple[str, dict[str, Any]] | None:
+        """A reject_write rule matching this write: (mode, error info) or None."""
+        if not any(r.kind == "reject_write" for r in self.faults.rules):
+            return None
+        record = {**props, "object": obj, "type": obj, "id": None if rid is None else str(rid)}
+        rule = self.faults.match_record("reject_write", record)
+        if rule is None:
+            return None
+        code = str(rule.get("code", "INVALID_OPTION"))
+        message = str(rule.get("message", "Property values were not valid"))
+        name = str(rule.get("property") or next(iter(props), ""))
+        return str(rule.get("mode", default_mode)), {"isValid": False, "message": message,
+                                                    "error": code, "name": name,
+                                                    "localizedErrorMessage": message}
+
+    def _find(self, obj: str, rid: str, id_property: str | None = None, archived: bool = False
+              ) -> Rec | None:
+        if id_property and id_property != "hs_object_id":
+            if id_property == "email" and obj == "contacts":
+                found = self.store.find_email(rid)
+                return None if found is None else self.store.get(obj, found)
+            for rec in self.store.tables[obj].live.values():
+                if rec.props.get(id_property) == rid:
+                    return rec
+            return None
+        if not str(rid).isdigit():
+            return None
+        return self.store.get(obj, int(rid), archived=archived)
+
+    # ------------------------------------------------------------ objects: reads
+    def h_list(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        q = req.args
+        limit = min(max(_int(q.get("limit"), 10), 1), 100)
+        after = decode_after(q.get("after"))
+        archived = _bool(q.get("archived"))
+        names = self.crm.names(obj, _multi(q, "properties"))
+        assoc = [a for a in (object_type(x) for x in _multi(q, "associations")) if a]
+        table = self.store.tables[obj]
+        size = self._underfill("list", req.method, limit)
+        ids, nxt = table.page_ids(after, limit, archived)
+        if size is not None and size < len(ids):
+            nxt, ids = ids[size], ids[:size]
+        src = table.archived if archived else table.live
+        base = self._base(req)
+        results = [self.crm.wire(obj, src[i], names, assoc, base) for i in ids]
+        body: dict[str, Any] = {"results": results}
+        if nxt is not None:
+            token = encode_after(nxt)
+            body["paging"] = {"next": {"after": token,
+                                       "link": f"{base}/crm/v3/objects/{obj}?after={token}"}}
+        return 200, body
+
+    def h_get(self, req: Request, obj: str, rid: str) -> Reply:
+        obj = self._obj(obj)
+        q = req.args
+        rec = self._find(obj, rid, q.get("idProperty"), _bool(q.get("archived")))
+        if rec is None:
+            raise not_found(rid)
+        names = self.crm.names(obj, _multi(q, "properties"))
+        assoc = [a for a in (object_type(x) for x in _multi(q, "associations")) if a]
+        return 200, self.crm.wire(obj, rec, names, assoc, self._base(req))
+
+    def h_assoc_v3_list(self, req: Request, obj: str, rid: str, to: str) -> Reply:
+        obj, to = self._obj(obj), self._obj(to)
+        rec = self._find(obj, rid)
+        if rec is None:
+            raise not_found(rid)
+        entries = self.crm.v3_associations(obj, rec.id, to)
+        start = decode_after(req.args.get("after"))
+        limit = min(max(_int(req.args.get("limit"), 500), 1), 500)
+        body: dict[str, Any] = {"results": entries[start:start + limit]}
+        if start + limit < len(entries):
+            body["paging"] = {"next": {"after": encode_after(start + limit)}}
+        return 200, body
+
+    def h_batch_read(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        started = self._now_iso()
+        body = _body(req)
+        inputs = self._inputs(body)
+        names = self.crm.names(obj, body.get("properties") or None)
+        id_prop = body.get("idProperty")
+        archived = _bool(req.args.get("archived"))
+        results, missing = [], []
+        for it in inputs:
+            rec = self._find(obj, str(it.get("id", "")), id_prop, archived)
+            if rec is None:
+                missing.append(str(it.get("id", "")))
+            else:
+                results.append(self.crm.wire(obj, rec, names))
+        errors = [_std_error("OBJECT_NOT_FOUND", f"Could not get some {SINGULAR[obj].upper()} objects, "
+                             "they may be deleted or not exist. Check that ids are valid.",
+                             {"ids": missing})] if missing else []
+        return self._batch(results, errors, 200, started)
+
+    def h_search(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        body = _body(req)
+        lag = self._index_lag()
+        visible = None if lag is None else self.store.now_ms() - int(lag * 1000)
+        table = self.store.tables[obj]
+        total, ids, after, limit = self.searcher.run(obj, table, self.crm.schemas[obj], body,
+                                                     self.store.version, visible)
+        end = min(after + limit, total, MAX_RESULTS)
+        size = self._underfill("search", req.method, limit)
+        if size is not None:
+            end = min(end, after + size)
+        names = self.crm.names(obj, body.get("properties") or None)
+        results = [self.crm.wire(obj, table.live[i], names) for i in ids[after:end]]
+        out: dict[str, Any] = {"total": total, "results": results}
+        if end < total:
+            out["paging"] = {"next": {"after": str(end)}}
+        return 200, out
+
+    def _index_lag(self) -> float | None:
+        lags = [float(r.get("seconds", 0)) for r in self.faults.rules if r.kind == "index_lag"]
+        return max(lags) if lags else None
+
+    def _underfill(self, route: str, method: str, limit: int) -> int | None:
+        fired = self.faults.fire(route, method, kinds={"underfilled_pages"})
+        if not fired:
+            return None
+        return max(0, int(fired[0].get("size", max(1, limit // 2))))
+
+    # ------------------------------------------------------------ objects: writes
+    def h_create(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        body = _body(req)
+        props, errors = self.crm.check(obj, body.get("properties"))
+        if errors:
+            raise validation_error(errors)
+        rej = self._reject(obj, None, props, "whole_batch")
+        if rej:
+            raise validation_error([rej[1]])
+        self.crm.check_required(obj, props)
+        self.crm.check_unique(obj, [(None, props)])
+        assoc = self.crm.check_associations(obj, body.get("associations"))
+        rec = self.crm.create(obj, props, assoc)
+        return 201, self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+
+    def h_update(self, req: Request, obj: str, rid: str) -> Reply:
+        obj = self._obj(obj)
+        rec = self._find(obj, rid, req.args.get("idProperty"))
+        if rec is None:
+            raise not_found(rid)
+        props, errors = self.crm.check(obj, _body(req).get("properties"))
+        if errors:
+            raise validation_error(errors)
+        rej = self._reject(obj, rec.id, {**rec.props, **props}, "per_input")
+        if rej:
+            raise validation_error([rej[1]])
+        self.crm.check_unique(obj, [(rec.id, props)])
+        self.crm.update(obj, rec, props)
+        return 200, self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+
+    def h_archive(self, req: Request, obj: str, rid: str) -> Reply:
+        obj = self._obj(obj)
+        rec = self._find(obj, rid)
+        if rec is not None:
+            self.crm.archive(obj, rec)
+        return 204, None
+
+    def h_purge(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        body = _body(req)
+        rec = self._find(obj, str(body.get("objectId", "")), body.get("idProperty"))
+        if rec is None:
+            raise not_found(body.get("objectId"))
+        self.crm.archive(obj, rec)
+        self.store.tables[obj].archived.pop(rec.id, None)
+        return 204, None
+
+    def h_merge(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        body = _body(req)
+        a, b = str(body.get("primaryObjectId", "")), str(body.get("objectIdToMerge", ""))
+        primary, other = self._find(obj, a), self._find(obj, b)
+        if primary is None or other is None:
+            raise HsError(400, "VALIDATION_ERROR", f"Could not merge {SINGULAR[obj]} {a} and {b}: "
+                          "one of them does not exist")
+        if primary is other:
+            raise HsError(400, "VALIDATION_ERROR", "Can't merge an object into itself")
+        rec = self.crm.merge(obj, primary, other)
+        return 200, self.crm.wire(obj, rec, self.crm.names(obj, None))
+
+    def h_batch_create(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        started = self._now_iso()
+        inputs = self._inputs(_body(req))
+        prepared, bad, rejected = [], [], []
+        for n, it in enumerate(inputs):
+            props, errors = self.crm.check(obj, it.get("properties"))
+            bad.extend(errors)
+            rej = None if errors else self._reject(obj, None, props, "whole_batch")
+            if rej and rej[0] == "whole_batch":
+                bad.append(rej[1])
+            prepared.append((n, it, props, rej))
+        if bad:
+            raise validation_error(bad)
+        for _, _, props, _ in prepared:
+            self.crm.check_required(obj, props)
+        self.crm.check_unique(obj, [(None, p) for _, _, p, r in prepared if not r])
+        assocs = [self.crm.check_associations(obj, it.get("associations")) for _, it, _, _ in prepared]
+        results = []
+        for (_, it, props, rej), assoc in zip(prepared, assocs, strict=True):
+            if rej:
+                rejected.append(_input_error(rej[1], None, it.get("objectWriteTraceId")))
+                continue
+            rec = self.crm.create(obj, props, assoc)
+            results.append(self._written(obj, rec, props, it))
+        return self._batch(results, rejected, 201, started)
+
+    def _written(self, obj: str, rec: Rec, props: dict[str, Any], it: dict[str, Any]) -> dict[str, Any]:
+        d = self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+        if it.get("objectWriteTraceId"):
+            d["objectWriteTraceId"] = str(it["objectWriteTraceId"])
+        return d
+
+    def h_batch_update(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        started = self._now_iso()
+        inputs = self._inputs(_body(req))
+        ids = [str(it.get("id", "")) for it in inputs]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise HsError(400, "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {dupes}. "
+                          "IDs must be unique", context={"ids": dupes})
+        plan, bad, missing, rejected = [], [], [], []
+        for it in inputs:
+            rec = self._find(obj, str(it.get("id", "")), it.get("idProperty"))
+            props, errors = self.crm.check(obj, it.get("properties"))
+            bad.extend(errors)
+            if rec is None:
+                missing.append(str(it.get("id", "")))
+                continue
+            rej = None if errors else self._reject(obj, rec.id, {**rec.props, **props}, "per_input")
+            if rej and rej[0] == "whole_batch":
+                bad.append(rej[1])
+            plan.append((rec, props, it, rej))
+        if bad:
+            raise validation_error(bad)
+        self.crm.check_unique(obj, [(rec.id, p) for rec, p, _, r in plan if not r])
+        results = []
+        for rec, props, it, rej in plan:
+            if rej:
+                rejected.append(_input_error(rej[1], str(rec.id), it.get("objectWriteTraceId")))
+                continue
+            self.crm.update(obj, rec, props)
+            results.append(self._written(obj, rec, props, it))
+        errors = list(rejected)
+        if missing:
+            errors.insert(0, _std_error("OBJECT_NOT_FOUND", f"Could not get some {SINGULAR[obj].upper()} "
+                                        "objects, they may be deleted or not exist. Check that ids are valid.",
+                                        {"ids": missing}))
+        return self._batch(results, errors, 200, started)
+
+    def h_batch_upsert(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        started = self._now_iso()
+        inputs = self._inputs(_body(req))
+        plan, bad, rejected = [], [], []
+        for it in inputs:
+            id_prop = it.get("idProperty") or "hs_object_id"
+            key = str(it.get("id", ""))
+            rec = self._find(obj, key, id_prop)
+            props, errors = self.crm.check(obj, it.get("properties"))
+            if rec is None and id_prop != "hs_object_id":
+                props.setdefault(id_prop, key)
+            bad.extend(errors)
+            rej = None if errors else self._reject(obj, None if rec is None else rec.id,
+                                                   {**(rec.props if rec else {}), **props}, "per_input")
+            if rej and rej[0] == "whole_batch":
+                bad.append(rej[1])
+            plan.append((rec, props, it, rej, id_prop, key))
+        if bad:
+            raise validation_error(bad)
+        self.crm.check_unique(obj, [(None if rec is None else rec.id, p) for rec, p, *_ in plan])
+        results = []
+        for rec, props, it, rej, id_prop, key in plan:
+            if rej:
+                rejected.append(_input_error(rej[1], key, it.get("objectWriteTraceId")))
+                continue
+            if rec is None:
+                if id_prop == "hs_object_id":
+                    rejected.append(_std_error("OBJECT_NOT_FOUND", f"No {SINGULAR[obj]} with id {key}",
+                                               {"ids": [key]}))
+                    continue
+                self.crm.check_required(obj, props)
+                rec, new = self.crm.create(obj, props), True
+            else:
+                self.crm.update(obj, rec, props)
+                new = False
+            d = self._written(obj, rec, props, it)
+            d["new"] = new
+            results.append(d)
+        return self._batch(results, rejected, 200, started)
+
+    def h_batch_archive(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        for it in self._inputs(_body(req)):
+            rec = self._find(obj, str(it.get("id", "")))
+            if rec is not None:
+                self.crm.archive(obj, rec)
+        return 204, None
+
+    # ------------------------------------------------------------ associations v4
+    def _pair(self, a: str, b: str) -> tuple[str, str]:
+        a, b = self._obj(a), self._obj(b)
+        if (a, b) not in self.crm.assoc.defaults:
+            raise HsError(400, "VALIDATION_ERROR", f"No association definitions between {a} and {b}")
+        return a, b
+
+    def _multi_to(self, a: str, a_id: int, b: str) -> list[dict[str, Any]]:
+        types = self.crm.assoc.types
+        return [{"toObjectId": tid, "associationTypes": [types[t].spec() for t in tys]}
+                for tid, tys in self.crm.assoc.targets(a, a_id, b)]
+
+    def h_assoc_batch_read(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        started = self._now_iso()
+        results, errors = [], []
+        for it in self._inputs(_body(req), MAX_ASSOC_READ):
+            rid = str(it.get("id", ""))
+            rec = self._find(a, rid)
+            to = self._multi_to(a, rec.id, b) if rec else []
+            if not to:
+                errors.append(_std_error(
+                    "OBJECT_NOT_FOUND", f"No {SINGULAR[b]} is associated with {SINGULAR[a]} {rid}.",
+                    {"fromObjectId": [rid]}, sub="crm.associations.NO_ASSOCIATIONS_FOUND"))
+                continue
+            start = decode_after(it.get("after"))
+            item: dict[str, Any] = {"from": {"id": rid}, "to": to[start:start + ASSOC_PAGE]}
+            if start + ASSOC_PAGE < len(to):
+                item["paging"] = {"next": {"after": encode_after(start + ASSOC_PAGE), "link": None}}
+            results.append(item)
+        return self._batch(results, errors, 200, started)
+
+    def _check_types(self, a: str, b: str, specs: list[dict[str, Any]]) -> list[int]:
+        out = []
+        for s in specs or []:
+            tid = int(s.get("associationTypeId", 0))
+            at = self.crm.assoc.types.get(tid)
+            if at is None or (at.from_obj, at.to_obj) != (a, b):
+                raise HsError(400, "VALIDATION_ERROR",
+                              f"{tid} is not a valid association type between {a} and {b}",
+                              subCategory="crm.associations.INVALID_ASSOCIATION_TYPE")
+            out.append(tid)
+        return out
+
+    def _labels_pair(self, a: str, a_id: int, b: str, b_id: int, tids: list[int]) -> dict[str, Any]:
+        types = self.crm.assoc.types
+        return {"fromObjectTypeId": TYPE_ID_OF[a], "fromObjectId": a_id, "toObjectTypeId": TYPE_ID_OF[b],
+                "toObjectId": b_id, "labels": [types[t].label for t in tids if types[t].label]}
+
+    def h_assoc_batch_create(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        started = self._now_iso()
+        results, errors = [], []
+        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
+            fid, tid = str((it.get("from") or {}).get("id", "")), str((it.get("to") or {}).get("id", ""))
+            tids = self._check_types(a, b, it.get("types") or [])
+            x, y = self._find(a, fid), self._find(b, tid)
+            if x is None or y is None:
+                errors.append(_std_error("VALIDATION_ERROR", f"{SINGULAR[a]} {fid} or {SINGULAR[b]} "
+                                         f"{tid} does not exist", {"fromObjectId": [fid], "toObjectId": [tid]},
+                                         sub="crm.associations.INVALID_OBJECT_IDS"))
+                continue
+            self.crm.assoc.add(a, x.id, b, y.id, tids)
+            results.append(self._labels_pair(a, x.id, b, y.id, tids))
+        return self._batch(results, errors, 201, started)
+
+    def _default_spec(self, a: str, b: str, x: int, y: int) -> list[dict[str, Any]]:
+        d = self.crm.assoc.defaults
+        return [{"from": {"id": str(x)}, "to": {"id": str(y)},
+                 "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": d[(a, b)]}},
+                {"from": {"id": str(y)}, "to": {"id": str(x)},
+                 "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": d[(b, a)]}}]
+
+    def h_assoc_batch_default(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        started = self._now_iso()
+        results, errors = [], []
+        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
+            fid, tid = str((it.get("from") or {}).get("id", "")), str((it.get("to") or {}).get("id", ""))
+            x, y = self._find(a, fid), self._find(b, tid)
+            if x is None or y is None:
+                errors.append(_std_error("VALIDATION_ERROR", f"{SINGULAR[a]} {fid} or {SINGULAR[b]} "
+                                         f"{tid} does not exist", {"fromObjectId": [fid], "toObjectId": [tid]},
+                                         sub="crm.associations.INVALID_OBJECT_IDS"))
+                continue
+            self.crm.assoc.add(a, x.id, b, y.id, [])
+            results.extend(self._default_spec(a, b, x.id, y.id))
+        started_body = self._batch(results, [], 200, started)[1]
+        if errors:
+            started_body["numErrors"] = len(errors)
+            started_body["errors"] = errors
+        return 200, started_body
+
+    def h_assoc_batch_archive(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
+            x = self._find(a, str((it.get("from") or {}).get("id", "")))
+            for to in it.get("to") or []:
+                y = self._find(b, str(to.get("id", "")))
+                if x is not None and y is not None:
+                    self.crm.assoc.remove(a, x.id, b, y.id)
+        return 204, None
+
+    def h_assoc_batch_labels_archive(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
+            tids = self._check_types(a, b, it.get("types") or [])
+            x = self._find(a, str((it.get("from") or {}).get("id", "")))
+            y = self._find(b, str((it.get("to") or {}).get("id", "")))
+            if x is not None and y is not None:
+                self.crm.assoc.remove(a, x.id, b, y.id, tids)
+        return 204, None
+
+    def h_assoc_labels(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        return 200, {"results": [t.spec() for t in self.crm.assoc.labels(a, b)]}
+
+    def h_assoc_labels_create(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        body = _body(req)
+        label, name = body.get("label"), body.get("name")
+        if not label or not name:
+            raise HsError(400, "VALIDATION_ERROR", "label and name are required")
+        if self.crm.assoc.find_label(a, b, str(name)) or self.crm.assoc.find_label(a, b, str(label)):
+            raise HsError(409, "OBJECT_ALREADY_EXISTS",
+                          f"An association label named {name} already exists between {a} and {b}")
+        fwd, inv = self.crm.assoc.create_label(a, b, str(label), str(name), body.get("inverseLabel"))
+        return 200, {"results": [fwd.spec(), inv.spec()]}
+
+    def h_assoc_labels_update(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        body = _body(req)
+        tid = int(body.get("associationTypeId", 0))
+        at = self.crm.assoc.types.get(tid)
+        if at is None or at.category != "USER_DEFINED" or (at.from_obj, at.to_obj) != (a, b):
+            raise HsError(400, "VALIDATION_ERROR", f"{tid} is not a label between {a} and {b}")
+        from dataclasses import replace
+
+        types = self.crm.assoc.types
+        types[tid] = replace(at, label=body.get("label") or at.label)
+        if body.get("inverseLabel"):
+            types[at.inverse] = replace(types[at.inverse], label=body["inverseLabel"])
+        return 204, None
+
+    def h_assoc_labels_remove(self, req: Request, a: str, b: str, type_id: int) -> Reply:
+        a, b = self._pair(a, b)
+        at = self.crm.assoc.types.get(type_id)
+        if at is None or at.category != "USER_DEFINED":
+            raise HsError(400, "VALIDATION_ERROR", f"{type_id} is not a user-defined label")
+        self.crm.assoc.types.pop(at.inverse, None)
+        self.crm.assoc.types.pop(type_id, None)
+        return 204, None
+
+    def h_assoc_list(self, req: Request, obj: str, rid: str, to: str) -> Reply:
+        a, b = self._pair(obj, to)
+        rec = self._find(a, rid)
+        if rec is None:
+            raise not_found(rid)
+        limit = min(max(_int(req.args.get("limit"), 500), 1), 500)
+        start = decode_after(req.args.get("after"))
+        items = self._multi_to(a, rec.id, b)
+        body: dict[str, Any] = {"results": items[start:start + limit]}
+        if start + limit < len(items):
+            token = encode_after(start + limit)
+            body["paging"] = {"next": {"after": token, "link": (
+                f"{self._base(req)}/crm/v4/objects/{a}/{rec.id}/associations/{b}?after={token}")}}
+        return 200, body
+
+    def _two(self, obj: str, rid: str, to: str, to_id: str) -> tuple[str, Rec, str, Rec]:
+        a, b = self._pair(obj, to)
+        x, y = self._find(a, rid), self._find(b, to_id)
+        if x is None:
+            raise not_found(rid)
+        if y is None:
+            raise not_found(to_id)
+        return a, x, b, y
+
+    def h_assoc_create(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
+        a, x, b, y = self._two(obj, rid, to, to_id)
+        specs = _json_body(req)
+        tids = self._check_types(a, b, specs if isinstance(specs, list) else [])
+        self.crm.assoc.add(a, x.id, b, y.id, tids)
+        return 201, self._labels_pair(a, x.id, b, y.id, tids)
+
+    def h_assoc_create_default(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
+        a, x, b, y = self._two(obj, rid, to, to_id)
+        self.crm.assoc.add(a, x.id, b, y.id, [])
+        return self._batch(self._default_spec(a, b, x.id, y.id), [], 200, self._now_iso())
+
+    def h_assoc_archive(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
+        a, x, b, y = self._two(obj, rid, to, to_id)
+        self.crm.assoc.remove(a, x.id, b, y.id)
+        return 204, None
+
+    # ------------------------------------------------------------ owners
+    def h_owners(self, req: Request) -> Reply:
+        q = req.args
+        archived = _bool(q.get("archived"))
+        email = (q.get("email") or "").strip().casefold()
+        owners = [o for o in self.crm.owners.values() if o["archived"] == archived
+                  and (not email or str(o.get("email") or "").casefold() == email)]
+        owners.sort(key=lambda o: int(o["id"]) if str(o["id"]).isdigit() else 0)
+        limit = min(max(_int(q.get("limit"), 100), 1), 500)
+        start = decode_after(q.get("after"))
+        body: dict[str, Any] = {"results": owners[start:start + limit]}
+        if start + limit < len(owners):
+            token = encode_after(start + limit)
+            body["paging"] = {"next": {"after": token,
+                                       "link": f"{self._base(req)}/crm/v3/owners/?after={token}"}}
+        return 200, body
+
+    def h_owner(self, req: Request, oid: str) -> Reply:
+        by = req.args.get("idProperty") or "id"
+        archived = _bool(req.args.get("archived"))
+        for o in self.crm.owners.values():
+            if str(o.get("userId" if by == "userId" else "id")) == oid and o["archived"] == archived:
+                return 200, o
+        raise HsError(404, "OBJECT_NOT_FOUND", f"Owner {oid} not found")
+
+    # ------------------------------------------------------------ properties
+    def h_properties(self, req: Request, obj: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        src = schema.archived if _bool(req.args.get("archived")) else schema.props
+        return 200, {"results": [p.wire() for p in src.values()]}
+
+    def h_property(self, req: Request, obj: str, name: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        src = schema.archived if _bool(req.args.get("archived")) else schema.props
+        if name not in src:
+            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name} for object type "
+                          f"{self._obj(obj)}")
+        return 200, src[name].wire()
+
+    def _new_property(self, obj: str, body: dict[str, Any]) -> Prop:
+        schema = self.crm.schemas[obj]
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        if missing:
+            raise HsError(400, "VALIDATION_ERROR", f"Missing required fields: {missing}")
+        name, type_, field_type = str(body["name"]), str(body["type"]), str(body["fieldType"])
+        if name in schema.props:
+            raise HsError(409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.",
+                          subCategory="PropertyValidationError.PROPERTY_ALREADY_EXISTS")
+        if type_ not in FIELD_TYPES:
+            raise HsError(400, "VALIDATION_ERROR", f"{type_} is not a valid property type")
+        if field_type not in FIELD_TYPES[type_]:
+            raise HsError(400, "VALIDATION_ERROR", f"Invalid fieldType {field_type} for type {type_}; "
+                          f"use one of {sorted(FIELD_TYPES[type_])}")
+        if body["groupName"] not in schema.groups:
+            raise HsError(400, "VALIDATION_ERROR", f"Property group {body['groupName']} does not exist")
+        options = [_option(o, i) for i, o in enumerate(body.get("options") or [])]
+        if type_ == "bool" and not options:
+            options = options_from(["true", "false"])
+        p = schema.add_custom(name, type_, self.store.now_ms(), field_type=field_type or DEFAULT_FIELD[type_],
+                              group=str(body["groupName"]), label=str(body["label"]))
+        p.options = options
+        p.description = str(body.get("description") or "")
+        p.display_order = int(body.get("displayOrder", -1))
+        p.has_unique_value = bool(body.get("hasUniqueValue", False))
+        p.hidden = bool(body.get("hidden", False))
+        p.form_field = bool(body.get("formField", False))
+        p.calculation_formula = body.get("calculationFormula")
+        return p
+
+    def h_property_create(self, req: Request, obj: str) -> Reply:
+        return 201, self._new_property(self._obj(obj), _body(req)).wire()
+
+    def h_property_update(self, req: Request, obj: str, name: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        p = schema.props.get(name)
+        if p is None:
+            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name}")
+        body = _body(req)
+        if p.hubspot_defined and set(body) - {"options", "label", "description", "displayOrder",
+                                              "groupName", "hidden", "formField"}:
+            raise HsError(400, "VALIDATION_ERROR", f"{name} is a HubSpot defined property; its "
+                          "type can't be changed")
+        for key, attr in (("label", "label"), ("description", "description"), ("groupName", "group"),
+                          ("displayOrder", "display_order"), ("hidden", "hidden"),
+                          ("formField", "form_field"), ("type", "type"), ("fieldType", "field_type")):
+            if key in body and body[key] is not None:
+                setattr(p, attr, body[key])
+        if body.get("options") is not None:
+            p.options = [_option(o, i) for i, o in enumerate(body["options"])]
+        p.updated_ms = self.store.now_ms()
+        return 200, p.wire()
+
+    def h_property_archive(self, req: Request, obj: str, name: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        p = schema.props.get(name)
+        if p is not None and p.hubspot_defined:
+            raise HsError(400, "VALIDATION_ERROR", f"{name} is a HubSpot defined property and can't "
+                          "be archived")
+        if p is not None:
+            schema.props.pop(name)
+            p.archived_ms = self.store.now_ms()
+            schema.archived[name] = p
+        return 204, None
+
+    def h_properties_batch_read(self, req: Request, obj: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        body = _body(req)
+        src = schema.archived if body.get("archived") else schema.props
+        results, missing = [], []
+        for it in self._inputs(body, 1000):
+            n = str(it.get("name", ""))
+            (results.append(src[n].wire()) if n in src else missing.append(n))
+        errors = [_std_error("OBJECT_NOT_FOUND", f"Unable to find properties {missing}",
+                             {"properties": missing})] if missing else []
+        return self._batch(results, errors, 200, self._now_iso())
+
+    def h_properties_batch_create(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        started = self._now_iso()
+        results, errors = [], []
+        for it in self._inputs(_body(req), 1000):
+            try:
+                results.append(self._new_property(obj, it).wire())
+            except HsError as e:
+                errors.append(_std_error(e.category, e.message, {"name": [str(it.get("name"))]}))
+        return self._batch(results, errors, 201, started)
+
+    def h_properties_batch_archive(self, req: Request, obj: str) -> Reply:
+        for it in self._inputs(_body(req), 1000):
+            self.h_property_archive(req, obj, str(it.get("name", "")))
+        return 204, None
+
+    def h_groups(self, req: Request, obj: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        return 200, {"results": [dict(g) for g in schema.groups.values()]}
+
+    def h_group(self, req: Request, obj: str, name: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        if name not in schema.groups:
+            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property group {name}")
+        return 200, dict(schema.groups[name])
+
+    def h_group_create(self, req: Request, obj: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        body = _body(req)
+        name, label = body.get("name"), body.get("label")
+        if not name or not label:
+            raise HsError(400, "VALIDATION_ERROR", "name and label are required")
+        if name in schema.groups:
+            raise HsError(409, "OBJECT_ALREADY_EXISTS", f"A property group named '{name}' already exists.")
+        g = {"name": str(name), "label": str(label), "displayOrder": int(body.get("displayOrder", -1)),
+             "archived": False}
+        schema.groups[str(name)] = g
+        return 201, dict(g)
+
+    def h_group_update(self, req: Request, obj: str, name: str) -> Reply:
+        schema = self.crm.schemas[self._obj(obj)]
+        if name not in schema.groups:
+            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property group {name}")
+        body = _body(req)
+        g = schema.groups[name]
+        if body.get("label"):
+            g["label"] = str(body["label"])
+        if body.get("displayOrder") is not None:
+            g["displayOrder"] = int(body["displayOrder"])
+        return 200, dict(g)
+
+    def h_group_archive(self, req: Request, obj: str, name: str) -> Reply:
+        self.crm.schemas[self._obj(obj)].groups.pop(name, None)
+        return 204, None
+
+    # ------------------------------------------------------------ sandbox control
+    def h_sandbox_requests(self, req: Request) -> Reply:
+        counts = self.log.counts()
+        counts["by_object"] = self.object_log.counts()["by_route"]
+        return 200, counts
+
+    def h_sandbox_reset(self, req: Request) -> Reply:
+        body = _body(req) if req.get_data() else {}
+        self.log.reset()
+        self.object_log.reset()
+        if self.on_reset is not None:
+            self.on_reset(body)
+        return 200, {"reset": True}
+
+    def h_sandbox_records(self, req: Request, obj: str) -> Reply:
+        obj = self._obj(obj)
+        with self.store.lock:
+            return 200, {"results": dump_records(self.crm, obj, _bool(req.args.get("archived")))}
+
+    def h_sandbox_faults_get(self, req: Request) -> Reply:
+        return 200, {"rules": [{"kind": r.kind, "route": r.route, "method": r.method, "seen": r.seen,
+                                "fired": r.fired, **r.params} for r in self.faults.rules]}
+
+    def h_sandbox_faults(self, req: Request) -> Reply:
+        raw = req.get_data(as_text=True).strip()
+        load_faults(self.faults, raw or None)
+        return 200, {"rules": len(self.faults.rules)}
+
+
+# ------------------------------------------------------------------ module helpers
+
+
+def load_faults(engine: FaultEngine, spec: Any) -> None:
+    """Load a spec; an expire_token rule with only {"calls": N} fires every N calls."""
+    engine.load(spec)
+    for r in engine.rules:
+        if r.kind == "expire_token" and r.get("calls") and not (r.nth or r.after or r.every or r.probability):
+            r.every = int(r.get("calls"))
+
+
+def dump_records(crm: Crm, obj: str, archived: bool = False) -> list[dict[str, Any]]:
+    """Records in the dataset shape (id, properties, associations with labels)."""
+    table = crm.store.tables[obj]
+    src = table.archived if archived else table.live
+    out = []
+    types = crm.assoc.types
+    for rid in sorted(src):
+        rec = src[rid]
+        assoc: dict[str, list[dict[str, Any]]] = {}
+        if not archived:
+            for to in ("companies", "contacts", "deals", "tasks"):
+                if to == obj:
+                    continue
+                items = []
+                for tid, tys in crm.assoc.targets(obj, rid, to):
+                    labels = ["primary" if lb == "Primary" and types[t].category == "HUBSPOT_DEFINED"
+                              else lb for t, lb in ((t, types[t].label) for t in tys) if lb]
+                    items.extend({"id": str(tid), "label": lb} for lb in labels or [None])
+                if items:
+                    assoc[to] = items
+        d: dict[str, Any] = {"id": str(rid), "properties": dict(rec.props), "associations": assoc,
+                             "createdAt": iso(rec.created), "updatedAt": iso(rec.modified),
+                             "archived": rec.archived_at is not None}
+        if rec.archived_at is not None:
+            d["archivedAt"] = iso(rec.archived_at)
+        out.append(d)
+    return out
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    if status == 204 or body is None:
+        return Response(status=status, headers=headers)
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(data, status=status, headers=headers, content_type="application/json;charset=utf-8")
+
+
+def _json_body(req: Request) -> Any:
+    raw = req.get_data(as_text=True)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise HsError(400, "VALIDATION_ERROR", f"Invalid input JSON on line 1: {e}") from e
+
+
+def _body(req: Request) -> dict[str, Any]:
+    data = _json_body(req)
+    if not isinstance(data, dict):
+        raise HsError(400, "VALIDATION_ERROR", "Invalid input JSON: expected an object")
+    return data
+
+
+def _multi(q: Any, name: str) -> list[str]:
+    """A list query param sent repeated (the client) or comma-separated (curl users)."""
+    out: list[str] = []
+    for v in q.getlist(name):
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def _bool(v: str | None) -> bool:
+    return str(v or "").strip().lower() == "true"
+
+
+def _int(v: str | None, default: int) -> int:
+    try:
+        return int(v) if v not in (None, "") else default
+    except ValueError as e:
+        raise HsError(400, "VALIDATION_ERROR", f"Expected an integer, got {v!r}") from e
+
+
+def _std_error(category: str, message: str, context: dict[str, list[str]], sub: str | None = None
+               ) -> dict[str, Any]:
+    err: dict[str, Any] = {"status": "error", "category": category, "message": message,
+                           "context": context, "errors": [], "links": {}}
+    if sub:
+        err["subCategory"] = sub
+    return err
+
+
+def _input_error(info: dict[str, Any], rid: str | None, trace: Any) -> dict[str, Any]:
+    context: dict[str, list[str]] = {}
+    if rid is not None:
+        context["ids"] = [rid]
+    if trace:
+        context["objectWriteTraceId"] = [str(trace)]
+    err = _std_error("VALIDATION_ERROR", f"Property values were not valid: {json.dumps([info])}", context)
+    err["errors"] = [{"message": info["message"], "code": info["error"],
+                      "context": {"propertyName": [info["name"]]}}]
+    if rid is not None:
+        err["id"] = rid
+    return err
+
+
+def _option(o: dict[str, Any], i: int) -> dict[str, Any]:
+    return {"label": str(o.get("label", o.get("value", ""))), "value": str(o.get("value", "")),
+            "displayOrder": int(o.get("displayOrder", i)), "hidden": bool(o.get("hidden", False)),
+            "description": str(o.get("description") or "")}
+
+
+def _rate_limited(policy: str, retry_after: int | None) -> HsError:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return HsError(429, "", POLICY_MESSAGES.get(policy, POLICY_MESSAGES["TEN_SECONDLY_ROLLING"]),
+                   headers=headers, errorType="RATE_LIMIT", policyName=policy,
+                   groupName="publicapi:private-app:sandbox")
+
+
+def _fault_error(r: FaultRule) -> HsError:
+    if r.kind == "rate_limit":
+        ra = r.get("retry_after")
+        return _rate_limited(str(r.get("policy", "TEN_SECONDLY_ROLLING")).upper(),
+                             None if ra is None else int(ra))
+    status = int(r.get("status", 500))
+    messages = {500: "internal error", 502: "Bad Gateway", 503: "Service Unavailable",
+                504: "Gateway Timeout"}
+    headers = {"Retry-After": str(r.get("retry_after"))} if r.get("retry_after") is not None else {}
+    return HsError(status, str(r.get("category", "INTERNAL_ERROR" if status == 500 else "SERVICE_UNAVAILABLE")),
+                   str(r.get("message", messages.get(status, "error"))), headers=headers)

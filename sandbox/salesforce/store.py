@@ -1,0 +1,770 @@
+"""The emulator's in-memory org: tables of records, their indexes, and every write.
+
+A record is a Python list (a row) whose slots follow the table's column
+numbers, so a million contacts cost rows, not a million dicts; a field added at
+run time gets the next column and older, shorter rows read it as null. Per
+table the store keeps:
+
+- `rows`: Id -> row (rows are mutated in place by writes);
+- `id_order`: Ids sorted, the default query order;
+- the modstamp index, parallel lists of (SystemModstamp, Id) sorted ascending,
+  so `WHERE SystemModstamp >= X` starts with a bisect. Every write gets a
+  stamp strictly greater than any before (per emulator), so a write appends;
+  the row's previous entry is left behind as stale and skipped (compacted
+  when stale entries outnumber live ones);
+- `deleted_log` for getDeleted, and lazily built external-id indexes.
+
+Writes through the API are validated like Salesforce validates them
+(field existence, create/update permission, rough types, reference ids,
+required fields) and raise `WriteError(code, message, fields)`; writes made by
+tests through the sandbox (`system=True`) skip permission and reference checks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sandbox.common import sf_id
+
+from .schema import (
+    CLOSED_TASK_STATUSES,
+    ID_TYPES,
+    NUMBER_TYPES,
+    STRING_TYPES,
+    Field,
+    SObject,
+    canonical_date,
+    canonical_datetime,
+    dataclass_replace,
+    format_ms,
+    infer_field,
+    parse_datetime,
+    standard_objects,
+)
+
+Row = list[Any]
+Clock = Callable[[], datetime]
+
+_ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+INTEGRATION_USER_ID = sf_id("005", 999_999_999)
+ORG_ID = sf_id("00D", 1)
+_ID_COUNTER_START = 1_000_000_000
+_DERIVED = frozenset({"Task", "Opportunity", "Contact", "User"})
+
+
+class WriteError(Exception):
+    """A record Salesforce would reject: code, message, fields (the SaveResult error)."""
+
+    def __init__(self, code: str, message: str, fields: Iterable[str] = (), status: int = 400):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+        self.status = status
+
+    def as_error(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+
+
+class UnknownObject(KeyError):
+    pass
+
+
+def id18(id15: str) -> str:
+    """The 18-character form of a 15-character id."""
+    if len(id15) != 15:
+        return id15
+    suffix = ""
+    for block in range(3):
+        bits = 0
+        for i, ch in enumerate(id15[block * 5 : block * 5 + 5]):
+            if "A" <= ch <= "Z":
+                bits |= 1 << i
+        suffix += _SUFFIX[bits]
+    return id15 + suffix
+
+
+class Table:
+    """One object's schema and rows."""
+
+    def __init__(self, sobj: SObject) -> None:
+        self.sobj = sobj
+        self.name = sobj.name
+        self.fields: dict[str, Field] = {}  # lower name -> visible field
+        self.cols: dict[str, int] = {}  # lower name -> column
+        self.width = 0
+        for f in sobj.fields:
+            self._add_column(f)
+        self.rows: dict[str, Row] = {}
+        self.id_order: list[str] = []
+        self.mod_stamps: list[str] = []
+        self.mod_ids: list[str] = []
+        self.mod_stale = 0
+        self.deleted_log: list[tuple[str, str]] = []  # (deletedDate, Id) ascending
+        self.ext_index: dict[int, dict[Any, set[str]]] = {}
+        self.earliest_deleted = ""
+        self.c_id = self.cols["id"]
+        self.c_deleted = self.cols.get("isdeleted")
+        self.c_stamp = self.cols["systemmodstamp"]
+        self.c_modified = self.cols["lastmodifieddate"]
+        self.c_created = self.cols["createddate"]
+
+    # -- schema
+    def _add_column(self, f: Field) -> int:
+        col = self.width
+        self.width += 1
+        self.fields[f.name.lower()] = f
+        self.cols[f.name.lower()] = col
+        return col
+
+    def add_field(self, f: Field) -> int:
+        if f.name.lower() in self.fields:
+            raise WriteError(
+                "DUPLICATE_DEVELOPER_NAME",
+                f"There is already a field named {f.name} on {self.name}.",
+            )
+        self.sobj.fields.append(f)
+        return self._add_column(f)
+
+    def remove_field(self, name: str) -> None:
+        f = self.fields.pop(name.lower(), None)
+        if f is None:
+            raise KeyError(name)
+        col = self.cols.pop(name.lower())
+        self.sobj.fields.remove(f)
+        self.ext_index.pop(col, None)
+        for row in self.rows.values():  # the data goes with the field
+            if col < len(row):
+                row[col] = None
+
+    def field(self, name: str) -> Field | None:
+        return self.fields.get(name.lower())
+
+    def visible_fields(self) -> list[Field]:
+        return list(self.sobj.fields)
+
+    @staticmethod
+    def get(row: Row, col: int) -> Any:
+        return row[col] if col < len(row) else None
+
+    def value(self, row: Row, name: str) -> Any:
+        col = self.cols.get(name.lower())
+        return None if col is None else (row[col] if col < len(row) else None)
+
+    @staticmethod
+    def put(row: Row, col: int, value: Any) -> None:
+        if col >= len(row):
+            row.extend([None] * (col + 1 - len(row)))
+        row[col] = value
+
+    def is_deleted(self, row: Row) -> bool:
+        return self.c_deleted is not None and bool(row[self.c_deleted])
+
+    # -- indexes
+    def index_stamp(self, stamp: str, id_: str) -> None:
+        stamps, ids = self.mod_stamps, self.mod_ids
+        if not stamps or (stamp, id_) > (stamps[-1], ids[-1]):
+            stamps.append(stamp)
+            ids.append(id_)
+        else:
+            i = bisect.bisect_left(stamps, stamp)
+            while i < len(stamps) and stamps[i] == stamp and ids[i] < id_:
+                i += 1
+            stamps.insert(i, stamp)
+            ids.insert(i, id_)
+
+    def index_id(self, id_: str) -> None:
+        order = self.id_order
+        if not order or id_ > order[-1]:
+            order.append(id_)
+        else:
+            bisect.insort(order, id_)
+
+    def rebuild_indexes(self) -> None:
+        self.id_order = sorted(self.rows)
+        c = self.c_stamp
+        pairs = sorted((row[c], id_) for id_, row in self.rows.items())
+        self.mod_stamps = [p[0] for p in pairs]
+        self.mod_ids = [p[1] for p in pairs]
+        self.mod_stale = 0
+        self.ext_index.clear()
+
+    def compact_stamps(self) -> None:
+        c, rows = self.c_stamp, self.rows
+        keep = [
+            (s, i)
+            for s, i in zip(self.mod_stamps, self.mod_ids, strict=True)
+            if (r := rows.get(i)) is not None and r[c] == s
+        ]
+        self.mod_stamps = [p[0] for p in keep]
+        self.mod_ids = [p[1] for p in keep]
+        self.mod_stale = 0
+
+    def iter_by_stamp(self, low: str | None = None, inclusive: bool = True) -> Iterator[Row]:
+        """Rows in (SystemModstamp, Id) order, from `low` on."""
+        stamps, ids, rows, c = self.mod_stamps, self.mod_ids, self.rows, self.c_stamp
+        if low is None:
+            start = 0
+        elif inclusive:
+            start = bisect.bisect_left(stamps, low)
+        else:
+            start = bisect.bisect_right(stamps, low)
+        for i in range(start, len(stamps)):
+            row = rows.get(ids[i])
+            if row is not None and row[c] == stamps[i]:
+                yield row
+
+    def iter_by_id(self) -> Iterator[Row]:
+        rows = self.rows
+        for id_ in self.id_order:
+            yield rows[id_]
+
+    def ext_lookup(self, col: int, value: Any) -> set[str]:
+        index = self.ext_index.get(col)
+        if index is None:
+            index = {}
+            for id_, row in self.rows.items():
+                v = self.get(row, col)
+                if v is not None:
+                    index.setdefault(_ext_key(v), set()).add(id_)
+            self.ext_index[col] = index
+        return index.get(_ext_key(value), set())
+
+    def ext_update(self, id_: str, row: Row, old: Mapping[int, Any]) -> None:
+        for col, index in self.ext_index.items():
+            if col in old and old[col] is not None:
+                index.get(_ext_key(old[col]), set()).discard(id_)
+            v = self.get(row, col)
+            if v is not None:
+                index.setdefault(_ext_key(v), set()).add(id_)
+
+
+def _ext_key(v: Any) -> Any:
+    return v.lower() if isinstance(v, str) else v
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """All tables, the monotonic modstamp clock, and the write paths."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or _utcnow
+        self.lock = threading.RLock()
+        self._last_ms = 0
+        self._counter = _ID_COUNTER_START
+        self.running_user_id = INTEGRATION_USER_ID
+        self.tables: dict[str, Table] = {}
+        self.by_prefix: dict[str, Table] = {}
+        self.reset()
+
+    # ------------------------------------------------------------ schema
+    def reset(self) -> None:
+        """Empty tables with the standard schema."""
+        with self.lock:
+            self.tables = {o.name.lower(): Table(o) for o in standard_objects()}
+            self.by_prefix = {t.sobj.key_prefix: t for t in self.tables.values()}
+            for t in self.tables.values():
+                t.earliest_deleted = self.stamp_at(self.clock() - timedelta(days=15))
+
+    def table(self, name: str) -> Table:
+        t = self.tables.get(name.lower())
+        if t is None:
+            raise UnknownObject(name)
+        return t
+
+    def table_for_id(self, id_: Any) -> Table | None:
+        return self.by_prefix.get(id_[:3]) if isinstance(id_, str) else None
+
+    def row_for_id(self, id_: Any) -> tuple[Table, Row] | tuple[None, None]:
+        t = self.table_for_id(id_)
+        if t is None:
+            return None, None
+        row = t.rows.get(id_) or (t.rows.get(id18(id_)) if len(id_) == 15 else None)
+        return (t, row) if row is not None else (None, None)
+
+    def add_field(self, obj: str, f: Field) -> None:
+        with self.lock:
+            name = "Task" if obj.lower() in ("activity", "event") else obj
+            self.table(name).add_field(f)
+
+    def remove_field(self, obj: str, name: str) -> None:
+        with self.lock:
+            self.table(obj).remove_field(name)
+
+    # ------------------------------------------------------------ clock
+    def stamp_at(self, dt: datetime) -> str:
+        return format_ms(int(dt.timestamp() * 1000))
+
+    def next_stamp(self) -> str:
+        """A SystemModstamp strictly greater than every earlier one."""
+        ms = max(int(self.clock().timestamp() * 1000), self._last_ms + 1)
+        self._last_ms = ms
+        return format_ms(ms)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def new_id(self, t: Table) -> str:
+        while True:
+            self._counter += 1
+            id_ = sf_id(t.sobj.key_prefix, self._counter)
+            if id_ not in t.rows:
+                return id_
+
+    # ------------------------------------------------------------ load
+    def load(self, dataset: Mapping[str, Any] | None) -> None:
+        """Replace every record (and the custom schema) with a dataset."""
+        objects = dataset or {}
+        if "salesforce" in objects:
+            objects = objects["salesforce"] or {}
+        with self.lock:
+            self.reset()
+            max_stamp = ""
+            for obj, records in objects.items():
+                t = self.table(obj)
+                max_stamp = max(max_stamp, self._load_table(t, records))
+            if max_stamp:
+                self._last_ms = max(
+                    self._last_ms, int(parse_datetime(max_stamp).timestamp() * 1000)
+                )
+
+    def _load_table(self, t: Table, records: Iterable[Mapping[str, Any]]) -> str:
+        pending: set[str] = set()
+        max_stamp = ""
+        c_stamp, c_mod, c_created = t.c_stamp, t.c_modified, t.c_created
+        fallback = ""
+        for rec in records:
+            row: Row = [None] * t.width
+            for key, value in rec.items():
+                if key == "attributes":
+                    continue
+                f = t.fields.get(key.lower())
+                if f is None:
+                    if value is None:
+                        pending.add(key)
+                        continue
+                    f = infer_field(key, [value])
+                    t.add_field(f)
+                    pending.discard(key)
+                    row.extend([None] * (t.width - len(row)))
+                if value is None:
+                    continue
+                row[t.cols[f.name.lower()]] = _load_value(f, value)
+            id_ = row[t.c_id] or self.new_id(t)
+            row[t.c_id] = id_
+            stamp = row[c_stamp] or row[c_mod] or row[c_created]
+            if stamp is None:
+                fallback = fallback or self.stamp_at(self.clock())
+                stamp = fallback
+            row[c_stamp] = stamp
+            if row[c_mod] is None:
+                row[c_mod] = stamp
+            if row[c_created] is None:
+                row[c_created] = stamp
+            given = (
+                {i for i, v in enumerate(row) if v is not None} if t.name in _DERIVED else set()
+            )
+            self._apply_defaults(t, row, creating=True, given=given)
+            self._derive(t, row, changed=None, stamp=stamp, given=given)
+            t.rows[id_] = row
+            if stamp > max_stamp:
+                max_stamp = stamp
+            if t.is_deleted(row):
+                t.deleted_log.append((stamp, id_))
+        for key in sorted(pending):
+            if t.field(key) is None:
+                t.add_field(infer_field(key, []))
+        t.deleted_log.sort()
+        t.rebuild_indexes()
+        return max_stamp
+
+    # ------------------------------------------------------------ reads
+    def record(self, t: Table, row: Row, fields: Iterable[Field] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields if fields is not None else t.visible_fields():
+            out[f.name] = t.get(row, t.cols[f.name.lower()])
+        return out
+
+    def records(self, obj: str) -> list[dict[str, Any]]:
+        with self.lock:
+            t = self.table(obj)
+            return [self.record(t, t.rows[i]) for i in t.id_order]
+
+    def get_row(self, t: Table, id_: str) -> Row | None:
+        row = t.rows.get(id_)
+        if row is None and len(id_) == 15:
+            row = t.rows.get(id18(id_))
+        return row
+
+    # ------------------------------------------------------------ writes
+    def prepare(
+        self, t: Table, values: Mapping[str, Any], *, creating: bool, system: bool
+    ) -> dict[int, Any]:
+        """Validate and convert one record's values to {column: value}."""
+        out: dict[int, Any] = {}
+        for key, value in values.items():
+            if key == "attributes" or (key.lower() == "id" and not creating):
+                continue
+            f = t.field(key)
+            if f is None:
+                raise WriteError(
+                    "INVALID_FIELD", f"No such column '{key}' on sobject of type {t.name}", [key]
+                )
+            if not system and not (f.createable if creating else f.updateable):
+                raise WriteError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {f.name}. Please check the security "
+                    "settings of this field and verify that it is read/write for your profile "
+                    "or permission set.",
+                    [f.name],
+                )
+            out[t.cols[f.name.lower()]] = self._coerce(f, value, check_refs=not system)
+        if not system:
+            self._check_required(t, out, creating)
+        return out
+
+    def _check_required(self, t: Table, out: Mapping[int, Any], creating: bool) -> None:
+        missing = []
+        for f in t.visible_fields():
+            col = t.cols[f.name.lower()]
+            if creating and f.required and out.get(col) is None:
+                missing.append(f.name)
+            elif not creating and col in out and out[col] is None and (f.required or (not f.nillable and f.type != "boolean")):
+                missing.append(f.name)
+        if missing:
+            raise WriteError(
+                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+            )
+
+    def _coerce(self, f: Field, value: Any, *, check_refs: bool) -> Any:
+        if value is None or value == "":
+            return False if f.type == "boolean" else None
+        bad = WriteError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label}: value not of required type: {value}", [f.name]
+        )
+        try:
+            return self._coerce_typed(f, value, check_refs)
+        except WriteError:
+            raise
+        except (ValueError, TypeError):
+            raise bad from None
+
+    def _coerce_typed(self, f: Field, value: Any, check_refs: bool) -> Any:
+        t = f.type
+        if t == "boolean":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            raise ValueError(value)
+        if t in NUMBER_TYPES:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            num = float(value) if isinstance(value, str) else value
+            if not isinstance(num, int | float):
+                raise ValueError(value)
+            return int(num) if t == "int" else num
+        if t == "date":
+            return canonical_date(value)
+        if t == "datetime":
+            return canonical_datetime(value)
+        if t in ID_TYPES:
+            return self._coerce_ref(f, value, check_refs)
+        if isinstance(value, dict | list):
+            raise ValueError(value)
+        text = value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+        if f.length and len(text) > f.length:
+            raise WriteError(
+                "STRING_TOO_LONG",
+                f"{f.label}: data value too large: {text[:40]} (max length={f.length})",
+                [f.name],
+            )
+        if t == "email" and not _EMAIL_RE.match(text):
+            raise WriteError(
+                "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {text}", [f.name]
+            )
+        return sys.intern(text) if t in ("picklist", "combobox") else text
+
+    def _coerce_ref(self, f: Field, value: Any, check_refs: bool) -> str:
+        if not isinstance(value, str) or not _ID_RE.match(value):
+            raise WriteError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", [f.name])
+        value = id18(value)
+        if not check_refs:
+            return sys.intern(value)
+        target, row = self.row_for_id(value)
+        if target is None and f.reference_to and value[:3] not in self.by_prefix:
+            raise WriteError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                f"{f.label}: id value of incorrect type: {value}",
+                [f.name],
+            )
+        if target is not None and f.reference_to and target.name not in f.reference_to:
+            raise WriteError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                f"{f.label}: id value of incorrect type: {value}",
+                [f.name],
+            )
+        if row is None:
+            raise WriteError(
+                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [f.name]  # noqa: F541
+            )
+        if target is not None and target.is_deleted(row):
+            raise WriteError("ENTITY_IS_DELETED", "entity is deleted", [f.name])
+        return sys.intern(value)
+
+    def insert(self, t: Table, cols: Mapping[int, Any], *, system: bool = False) -> str:
+        """Create a record from prepared columns; returns its Id."""
+        with self.lock:
+            id_ = cols.get(t.c_id) if system else None
+            if id_ in t.rows:
+                raise WriteError("DUPLICATE_VALUE", f"duplicate value found: Id duplicates value on record with id: {id_}", ["Id"])
+            id_ = id_ or self.new_id(t)
+            row: Row = [None] * t.width
+            for col, v in cols.items():
+                Table.put(row, col, v)
+            row[t.c_id] = id_
+            if t.c_deleted is not None:
+                row[t.c_deleted] = bool(row[t.c_deleted])
+            self._apply_defaults(t, row, creating=True, given=set(cols))
+            stamp = self.next_stamp()
+            if row[t.c_created] is None or not system:
+                row[t.c_created] = stamp
+            self._derive(t, row, changed=None, stamp=stamp, given=set(cols))
+            row[t.c_stamp] = row[t.c_modified] = stamp
+            t.rows[id_] = row
+            t.index_id(id_)
+            t.index_stamp(stamp, id_)
+            t.ext_update(id_, row, {})
+            self._after_write(t, row)
+            return id_
+
+    def apply_update(self, t: Table, row: Row, cols: Mapping[int, Any]) -> None:
+        with self.lock:
+            old = {c: Table.get(row, c) for c in list(cols) + list(t.ext_index)}
+            for col, v in cols.items():
+                Table.put(row, col, v)
+            stamp = self.next_stamp()
+            self._derive(t, row, changed=set(cols), stamp=stamp)
+            self.touch(t, row, stamp)
+            t.ext_update(row[t.c_id], row, old)
+            self._after_write(t, row)
+
+    def touch(self, t: Table, row: Row, stamp: str | None = None) -> None:
+        """Give a row a new SystemModstamp/LastModifiedDate and re-index it."""
+        stamp = stamp or self.next_stamp()
+        row[t.c_stamp] = row[t.c_modified] = stamp
+        if "lastmodifiedbyid" in t.cols:
+            Table.put(row, t.cols["lastmodifiedbyid"], self.running_user_id)
+        t.index_stamp(stamp, row[t.c_id])
+        t.mod_stale += 1
+        if t.mod_stale > 1000 and t.mod_stale * 2 > len(t.mod_stamps):
+            t.compact_stamps()
+
+    def create(self, obj: str, values: Mapping[str, Any], *, system: bool = True) -> str:
+        with self.lock:
+            t = self.table(obj)
+            cols = self.prepare(t, values, creating=True, system=system)
+            return self.insert(t, cols, system=system)
+
+    def update(self, obj: str, id_: str, values: Mapping[str, Any], *, system: bool = True) -> None:
+        with self.lock:
+            t = self.table(obj)
+            row = self.live_row(t, id_)
+            cols = self.prepare(t, values, creating=False, system=system)
+            self.apply_update(t, row, cols)
+
+    def live_row(self, t: Table, id_: str) -> Row:
+        row = self.get_row(t, id_)
+        if row is None:
+            raise WriteError("NOT_FOUND", "The requested resource does not exist", status=404)
+        if t.is_deleted(row):
+            raise WriteError("ENTITY_IS_DELETED", "entity is deleted", status=404)
+        return row
+
+    def delete(self, obj: str, id_: str) -> None:
+        """Soft delete into the recycle bin (IsDeleted = true; seen by queryAll)."""
+        with self.lock:
+            t = self.table(obj)
+            row = self.live_row(t, id_)
+            if t.c_deleted is None:
+                raise WriteError("DELETE_FAILED", f"{t.name} records cannot be deleted")
+            row[t.c_deleted] = True
+            self.touch(t, row)
+            t.deleted_log.append((row[t.c_stamp], row[t.c_id]))
+
+    def purge(self, obj: str, id_: str) -> None:
+        """Hard delete: gone from queryAll and getDeleted; earliestDateAvailable moves."""
+        with self.lock:
+            t = self.table(obj)
+            row = self.get_row(t, id_)
+            if row is None:
+                raise WriteError("NOT_FOUND", "The requested resource does not exist", status=404)
+            rid = row[t.c_id]
+            del t.rows[rid]
+            i = bisect.bisect_left(t.id_order, rid)
+            if i < len(t.id_order) and t.id_order[i] == rid:
+                del t.id_order[i]
+            t.mod_stale += 1
+            t.deleted_log = [(d, i2) for d, i2 in t.deleted_log if i2 != rid]
+            for index in t.ext_index.values():
+                for ids in index.values():
+                    ids.discard(rid)
+            t.earliest_deleted = self.next_stamp()
+
+    def merge(self, obj: str, master_id: str, loser_ids: Iterable[str]) -> None:
+        """Merge losers into master: losers deleted with MasterRecordId, children re-pointed."""
+        with self.lock:
+            t = self.table(obj)
+            master = self.live_row(t, master_id)
+            losers = [self.live_row(t, i) for i in loser_ids]
+            loser_set = {r[t.c_id] for r in losers}
+            c_master = t.cols.get("masterrecordid")
+            for row in losers:
+                if c_master is not None:
+                    Table.put(row, c_master, master[t.c_id])
+                row[t.c_deleted] = True  # type: ignore[index]
+                self.touch(t, row)
+                t.deleted_log.append((row[t.c_stamp], row[t.c_id]))
+            self._repoint(t.name, loser_set, master[t.c_id])
+            self.touch(t, master)
+
+    def _repoint(self, obj: str, losers: set[str], master: str) -> None:
+        for child in self.tables.values():
+            cols = [
+                child.cols[f.name.lower()]
+                for f in child.visible_fields()
+                if f.type == "reference" and obj in f.reference_to
+                and f.name not in ("MasterRecordId", "CreatedById", "LastModifiedById")
+            ]
+            if not cols:
+                continue
+            for row in list(child.rows.values()):
+                hit = [c for c in cols if Table.get(row, c) in losers]
+                if hit:
+                    for c in hit:
+                        row[c] = master
+                    stamp = self.next_stamp()
+                    self._derive(child, row, changed=set(hit), stamp=stamp)
+                    self.touch(child, row, stamp)
+
+    # ------------------------------------------------------------ derived values
+    def _apply_defaults(self, t: Table, row: Row, *, creating: bool, given: set[int]) -> None:
+        for f in t.visible_fields():
+            col = t.cols[f.name.lower()]
+            if f.default is not None and Table.get(row, col) is None and col not in given:
+                Table.put(row, col, f.default)
+        if creating:
+            for name in ("ownerid", "createdbyid", "lastmodifiedbyid"):
+                col = t.cols.get(name)
+                if col is not None and Table.get(row, col) is None:
+                    Table.put(row, col, self.running_user_id)
+
+    def _derive(
+        self, t: Table, row: Row, *, changed: set[int] | None, stamp: str, given: set[int] = frozenset()  # noqa: B006
+    ) -> None:
+        """Fields Salesforce computes: Name, Task.IsClosed/AccountId, Opportunity.IsClosed/IsWon.
+
+        `changed` is None for a new record; `given` are columns the caller set
+        explicitly (a dataset or a test may set computed flags itself).
+        """
+        cols = t.cols
+        if "firstname" in cols and "name" in cols and (changed is None or changed & {cols["firstname"], cols["lastname"]}):
+            parts = [Table.get(row, cols["firstname"]), Table.get(row, cols["lastname"])]
+            if cols["name"] not in given or changed is not None:
+                Table.put(row, cols["name"], " ".join(p for p in parts if p) or None)
+        if t.name == "Task":
+            c_closed, c_done = cols["isclosed"], cols["completeddatetime"]
+            if c_closed not in given or changed is not None:
+                status = Table.get(row, cols["status"]) or ""
+                row[c_closed] = status.lower() in CLOSED_TASK_STATUSES
+            if row[c_closed] and Table.get(row, c_done) is None:
+                Table.put(row, c_done, stamp)
+            elif not row[c_closed]:
+                Table.put(row, c_done, None)
+            if cols["accountid"] not in given:
+                Table.put(row, cols["accountid"], self._task_account(row, cols))
+        elif t.name == "Opportunity":
+            c_stage, c_closed, c_won = cols["stagename"], cols["isclosed"], cols["iswon"]
+            if changed is None and c_closed in given:
+                return
+            if changed is None or (c_stage in changed and c_closed not in changed):
+                stage = (Table.get(row, c_stage) or "").lower()
+                row[c_closed] = stage.startswith("closed")
+                row[c_won] = stage == "closed won"
+
+    def _task_account(self, row: Row, cols: Mapping[str, int]) -> Any:
+        for col in (cols["whatid"], cols["whoid"]):
+            t, target = self.row_for_id(Table.get(row, col))
+            if t is None or target is None:
+                continue
+            if t.name == "Account":
+                return target[t.c_id]
+            acc = t.cols.get("accountid")
+            if acc is not None and Table.get(target, acc):
+                return Table.get(target, acc)
+        return Table.get(row, cols["accountid"])
+
+    def _after_write(self, t: Table, row: Row) -> None:
+        """A closed Task moves LastActivityDate of its contact and account (no modstamp change)."""
+        if t.name != "Task" or not row[t.cols["isclosed"]]:
+            return
+        day = Table.get(row, t.cols["activitydate"])
+        if not day:
+            return
+        for col in (t.cols["whoid"], t.cols["accountid"]):
+            target_t, target = self.row_for_id(Table.get(row, col))
+            if target_t is None or target is None or "lastactivitydate" not in target_t.cols:
+                continue
+            c = target_t.cols["lastactivitydate"]
+            if (Table.get(target, c) or "") < day:
+                Table.put(target, c, day)
+
+    # ------------------------------------------------------------ replication
+    def updated_ids(self, t: Table, start: str, end: str) -> list[str]:
+        with self.lock:
+            return [
+                row[t.c_id]
+                for row in t.iter_by_stamp(start)
+                if row[t.c_stamp] < end and not t.is_deleted(row)
+            ]
+
+    def deleted_records(self, t: Table, start: str, end: str) -> list[dict[str, str]]:
+        with self.lock:
+            log = t.deleted_log
+            i = bisect.bisect_left(log, (start, ""))
+            out = []
+            for d, id_ in log[i:]:
+                if d >= end:
+                    break
+                row = t.rows.get(id_)
+                if row is not None and t.is_deleted(row):
+                    out.append({"id": id_, "deletedDate": d})
+            return out
+
+
+def _load_value(f: Field, value: Any) -> Any:
+    t = f.type
+    if t in ID_TYPES:
+        return sys.intern(value) if isinstance(value, str) and t == "reference" else value
+    if t == "datetime":
+        return canonical_datetime(value)
+    if t == "date":
+        return canonical_date(value)
+    if t == "boolean":
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+    if t in ("picklist", "combobox") and isinstance(value, str):
+        return sys.intern(value)
+    if t in STRING_TYPES and value == "":
+        return None
+    return value

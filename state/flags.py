@@ -1,0 +1,176 @@
+"""Flags have a life: open when first seen, kept while seen again, resolved when gone.
+
+`sync_flags` takes everything the rules found in one run for one CRM and
+reconciles it with the stored flags by key (`Flag.key`: rule, crm, account,
+subject; never a timestamp), in one transaction:
+
+- not stored yet: opened (first_seen = last_seen = seen_at);
+- stored open: kept (last_seen, severity, explanation, evidence refreshed);
+- stored resolved: re-opened (resolved_at cleared; first_seen kept);
+- `flag.suppressed` (the account manager exempted it): stored as suppressed;
+- stored open or suppressed, of a rule in `rules_run`, not found this run:
+  resolved (resolved_at = seen_at). Rules that did not run (failed, disabled)
+  keep their flags as they are.
+
+Explanations and evidence are personal data shown to account managers; they
+are stored, never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from state.db import decode_datetime, dumps, encode_datetime, loads, transaction
+from state.model import Flag, FlagStatus
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "key", "rule", "crm", "account_id", "contact_id", "subject_id", "severity", "confidence",
+    "evidence", "explanation", "status", "first_seen", "last_seen", "resolved_at",
+)  # fmt: skip
+
+
+@dataclass
+class FlagChanges:
+    opened: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "opened": len(self.opened),
+            "kept": len(self.kept),
+            "resolved": len(self.resolved),
+            "suppressed": len(self.suppressed),
+        }
+
+
+def sync_flags(
+    db: sqlite_utils.Database,
+    crm: str,
+    flags: Iterable[Flag],
+    *,
+    seen_at: datetime,
+    rules_run: set[str],
+) -> FlagChanges:
+    """Reconcile one run's flags for `crm` with the stored ones; commits unless nested."""
+    seen = encode_datetime(seen_at)
+    incoming: dict[str, Flag] = {}
+    for flag in flags:
+        if flag.crm != crm:
+            raise ValueError(f"flag {flag.key} is for {flag.crm}, not {crm}")
+        if flag.rule not in rules_run:
+            raise ValueError(f"flag {flag.key} comes from rule {flag.rule!r}, not in rules_run")
+        incoming[flag.key] = flag
+    changes = FlagChanges()
+    with transaction(db):
+        stored = _stored_status(db, crm, rules_run)
+        rows = []
+        for key in sorted(incoming):
+            flag = incoming[key]
+            before = stored.get(key)
+            status = FlagStatus.SUPPRESSED if flag.suppressed else FlagStatus.OPEN
+            if status is FlagStatus.SUPPRESSED:
+                changes.suppressed.append(key)
+            elif before == FlagStatus.OPEN:
+                changes.kept.append(key)
+            else:
+                changes.opened.append(key)
+            rows.append(_row(flag, status, seen))
+        db.conn.executemany(
+            f"INSERT INTO flags ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+            " ON CONFLICT (key) DO UPDATE SET severity = excluded.severity,"
+            " confidence = excluded.confidence, evidence = excluded.evidence,"
+            " explanation = excluded.explanation, contact_id = excluded.contact_id,"
+            " status = excluded.status, last_seen = excluded.last_seen, resolved_at = NULL",
+            rows,
+        )
+        gone = sorted(
+            key
+            for key, status in stored.items()
+            if key not in incoming and status in (FlagStatus.OPEN, FlagStatus.SUPPRESSED)
+        )
+        db.conn.executemany(
+            "UPDATE flags SET status = 'resolved', resolved_at = ? WHERE key = ?",
+            [(seen, key) for key in gone],
+        )
+        changes.resolved = gone
+    log.info("flags synced", extra={"crm": crm, **changes.counts})
+    return changes
+
+
+def _stored_status(db: sqlite_utils.Database, crm: str, rules: set[str]) -> dict[str, str]:
+    return dict(
+        db.conn.execute(
+            "SELECT key, status FROM flags WHERE crm = ? "
+            "AND rule IN (SELECT value FROM json_each(?))",
+            [crm, dumps(sorted(rules))],
+        ).fetchall()
+    )
+
+
+def _row(flag: Flag, status: FlagStatus, seen: str | None) -> tuple[Any, ...]:
+    return (
+        flag.key,
+        flag.rule,
+        flag.crm,
+        flag.account_id,
+        flag.contact_id,
+        flag.subject_id,
+        str(flag.severity),
+        str(flag.confidence),
+        dumps(dict(flag.evidence)),
+        flag.explanation,
+        str(status),
+        seen,
+        seen,
+        None,
+    )
+
+
+def list_flags(
+    db: sqlite_utils.Database,
+    *,
+    rule: str | None = None,
+    account_id: str | None = None,
+    status: str | None = None,
+    crm: str | None = None,
+) -> list[dict[str, Any]]:
+    """Stored flags as dicts (evidence parsed, times as datetimes), in a stable order."""
+    where, params = [], []
+    for column, value in (("rule", rule), ("account_id", account_id), ("status", status),
+                          ("crm", crm)):  # fmt: skip
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(str(value))
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM flags"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY crm, account_id, rule, subject_id"
+    out = []
+    for row in db.conn.execute(sql, params):
+        item = dict(zip(_COLUMNS, row, strict=True))
+        item["evidence"] = loads(item["evidence"]) or {}
+        for column in ("first_seen", "last_seen", "resolved_at"):
+            item[column] = decode_datetime(item[column])
+        out.append(item)
+    return out
+
+
+def status_counts(db: sqlite_utils.Database) -> dict[str, dict[str, int]]:
+    """{rule: {status: n}} for `crmsync status`."""
+    out: dict[str, dict[str, int]] = {}
+    for rule, status, n in db.conn.execute(
+        "SELECT rule, status, count(*) FROM flags GROUP BY rule, status ORDER BY rule, status"
+    ):
+        out.setdefault(rule, {})[status] = n
+    return out

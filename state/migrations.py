@@ -1,0 +1,231 @@
+"""The mirror's schema, as an ordered list of migrations.
+
+Released migrations never change: a schema change is a new function appended
+at the end (`m002_...`), so every mirror in the field reaches the same schema
+by replaying the same steps. Applied migrations are recorded in `_migrations`
+(sqlite-utils' Migrations table) and their count is mirrored in
+`PRAGMA user_version`, the schema version `crmsync status` can show.
+
+The column lists below are spelled out on purpose instead of being derived from
+state.model.COLUMNS: a later change to the model must not change what a
+released migration does. tests/state/test_db.py checks that every canonical
+column has a home, so a new model column fails the tests until a migration
+adds it.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from state.db import MirrorTooNew, transaction
+
+MIGRATIONS = sqlite_utils.Migrations("crmsync")
+MIGRATIONS.migrations_table = "_migrations"
+
+_COMMON_HEAD = """
+    crm TEXT NOT NULL,
+    id TEXT NOT NULL,"""
+
+# raw: the CRM record's JSON; owned: current CRM values of crmsync-owned fields;
+# synced_at: the full-pull generation that last saw the row (local bookkeeping).
+_COMMON_TAIL = """
+    raw TEXT,
+    owned TEXT,
+    modified_at TEXT,
+    deleted_at TEXT,
+    merged_into TEXT,
+    synced_at INTEGER,
+    PRIMARY KEY (crm, id)"""
+
+_MIRROR_TABLES = {
+    "owners": """
+    name TEXT,
+    email TEXT,
+    active INTEGER,""",
+    "accounts": """
+    name TEXT,
+    domain TEXT,
+    owner_id TEXT,
+    tier TEXT,
+    renewal_date TEXT,
+    exemption TEXT,""",
+    "contacts": """
+    account_id TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    email TEXT,
+    title TEXT,
+    owner_id TEXT,
+    last_activity_at TEXT,
+    created_at TEXT,
+    email_bounced INTEGER,
+    bounce_reason TEXT,
+    bounced_at TEXT,
+    opted_out INTEGER,
+    left_company INTEGER,
+    exemption TEXT,""",
+    "opportunities": """
+    account_id TEXT,
+    name TEXT,
+    stage TEXT,
+    is_closed INTEGER,
+    is_won INTEGER,
+    close_date TEXT,
+    amount REAL,""",
+    "contact_roles": """
+    opportunity_id TEXT,
+    contact_id TEXT,
+    role TEXT,
+    is_primary INTEGER,""",
+    "tasks": """
+    key TEXT,
+    account_id TEXT,
+    contact_id TEXT,
+    owner_id TEXT,
+    subject TEXT,
+    body TEXT,
+    status TEXT,
+    priority TEXT,
+    due_date TEXT,
+    is_closed INTEGER,""",
+}
+
+_M001_REST = """
+CREATE INDEX contacts_account ON contacts (crm, account_id, id);
+CREATE INDEX contacts_name ON contacts (crm, lower(last_name), lower(first_name));
+CREATE INDEX opportunities_account ON opportunities (crm, account_id, id);
+CREATE INDEX contact_roles_contact ON contact_roles (crm, contact_id);
+CREATE INDEX contact_roles_opportunity ON contact_roles (crm, opportunity_id);
+CREATE INDEX tasks_key ON tasks (crm, key);
+CREATE INDEX tasks_contact ON tasks (crm, contact_id);
+CREATE INDEX tasks_account ON tasks (crm, account_id);
+
+CREATE TABLE contact_history (
+    id INTEGER PRIMARY KEY,
+    crm TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    old TEXT,
+    new TEXT,
+    seen_at TEXT NOT NULL
+);
+CREATE INDEX contact_history_contact ON contact_history (crm, contact_id);
+CREATE INDEX contact_history_old_account ON contact_history (crm, old) WHERE field = 'account_id';
+
+CREATE TABLE cursors (
+    crm TEXT NOT NULL,
+    object TEXT NOT NULL,
+    cursor TEXT,
+    mode TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT,
+    PRIMARY KEY (crm, object)
+);
+
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    crm TEXT,
+    mode TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT,
+    error TEXT,
+    counts TEXT,
+    api_calls INTEGER,
+    api_by_operation TEXT,
+    quota_used INTEGER,
+    quota_limit INTEGER
+);
+CREATE INDEX runs_started ON runs (started_at);
+
+CREATE TABLE flags (
+    key TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    crm TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    contact_id TEXT,
+    subject_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    confidence TEXT,
+    evidence TEXT,
+    explanation TEXT,
+    status TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    resolved_at TEXT
+);
+CREATE INDEX flags_rule ON flags (crm, rule, status);
+CREATE INDEX flags_account ON flags (crm, account_id);
+
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    crm TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    target_id TEXT,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'inflight', 'done', 'failed', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error_code TEXT,
+    last_error TEXT,
+    crm_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    done_at TEXT
+);
+-- One live row per intended write: the same key is never queued twice.
+CREATE UNIQUE INDEX outbox_live_key ON outbox (crm, key) WHERE status <> 'done';
+CREATE INDEX outbox_status ON outbox (crm, status, id);
+
+CREATE TABLE written (
+    crm TEXT NOT NULL,
+    object TEXT NOT NULL,
+    id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT,
+    written_at TEXT NOT NULL,
+    PRIMARY KEY (crm, object, id, field)
+);
+"""
+
+
+@MIGRATIONS()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Mirror tables, history, cursors, runs, flags, outbox, written."""
+    for table, columns in _MIRROR_TABLES.items():
+        db.execute(f"CREATE TABLE {table} ({_COMMON_HEAD}{columns}{_COMMON_TAIL}\n)")
+    for statement in _M001_REST.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def known_names() -> list[str]:
+    return [m.name for m in MIGRATIONS._migrations]
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """How many migrations this mirror has applied."""
+    return len(MIGRATIONS.applied(db))
+
+
+def apply_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations under the write lock; return their names."""
+    _refuse_newer(db)
+    if not MIGRATIONS.pending(db):
+        return []
+    with transaction(db):
+        # Re-check inside the write lock: another process may have just migrated.
+        pending = [m.name for m in MIGRATIONS.pending(db)]
+        MIGRATIONS.apply(db)
+        db.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS.applied(db))}")
+    return pending
+
+
+def _refuse_newer(db: sqlite_utils.Database) -> None:
+    unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in set(known_names())]
+    if unknown:
+        raise MirrorTooNew(
+            f"The mirror was upgraded by a newer crmsync (migration {unknown[-1]}); "
+            "upgrade crmsync, or point [mirror] path at a new file."
+        )

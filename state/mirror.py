@@ -1,0 +1,427 @@
+"""Apply a Page to the mirror: batched upsert, soft delete, merges, contact history.
+
+`apply_page` reads the stored rows of the page's ids in one query, decides per
+record whether it is new, changed, unchanged, deleted or stale, and writes the
+changed rows with one executemany upsert. Nothing is deleted for real: a
+deleted record keeps its row with `deleted_at` set, so flags and tasks that
+point at it can be resolved. Per record:
+
+- new id: inserted.
+- same values, modified_at, raw and owned as stored: unchanged, nothing written
+  (only `synced_at` is stamped with the full pull's generation when it differs).
+- `modified_at` older than the stored one: skipped (never regress a row to an
+  older version; a late tombstone for a restored record is such a case).
+- `deleted` or `merged_into`: tombstoned (`deleted_at` = seen_at; the stored
+  values are kept). A merge loser's dependants (history, roles, tasks; for an
+  account its contacts and opportunities; for an opportunity its roles) are
+  re-pointed to the survivor, so a merge never looks like a contact moving.
+- otherwise updated; for contacts, a change of account_id, email (ignoring
+  case) or title adds a contact_history row (old, new, seen_at).
+
+Transactions: apply_page never commits. It joins the caller's transaction or
+opens one (`BEGIN IMMEDIATE`) for the caller to commit, so
+`with db.conn: apply_page(...); cursors.save(...)` lands the page and its
+cursor together or neither.
+
+Logs carry CRM ids and counts only, never values (personal data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from state import cursors
+from state.db import (
+    ENCODERS,
+    column_kind,
+    dumps,
+    encode_datetime,
+    join_transaction,
+)
+from state.model import COLUMNS, CrmRecord, ObjectType, Page
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS: tuple[str, ...] = ("account_id", "email", "title")
+_TAIL = ("raw", "owned", "modified_at", "deleted_at", "merged_into", "synced_at")
+
+
+class EmptyFullPull(RuntimeError):
+    """A full pull saw no record of an object the mirror holds live rows of."""
+
+
+@dataclass
+class ApplyResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    history_rows: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: ApplyResult) -> ApplyResult:
+        return ApplyResult(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return asdict(self)
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+
+def table_columns(obj: ObjectType) -> tuple[str, ...]:
+    """Stored columns of `obj`'s table, in the order apply_page writes them."""
+    return ("crm", "id", *COLUMNS[obj], *_TAIL)
+
+
+def apply_page(
+    db: sqlite_utils.Database,
+    crm: str,
+    page: Page,
+    *,
+    generation: int,
+    seen_at: datetime,
+) -> ApplyResult:
+    """Upsert `page` into the mirror inside the caller's transaction (never commits)."""
+    obj = ObjectType(page.object)
+    result = ApplyResult()
+    records = _dedupe(page.records, obj, result, crm)
+    if not records:
+        return result
+    join_transaction(db)
+    columns = table_columns(obj)
+    existing = _load_existing(db, obj, crm, [r.id for r in records], columns)
+    seen = encode_datetime(seen_at)
+    upserts: list[tuple[Any, ...]] = []
+    touch: list[str] = []
+    history: list[tuple[Any, ...]] = []
+    merges: list[tuple[str, str]] = []
+    for record in records:
+        row = _encode(obj, crm, record, generation)
+        old = existing.get(record.id)
+        outcome = _decide(row, old, record, columns, seen, generation)
+        if outcome == "skipped":
+            result.skipped += 1
+            continue
+        if outcome == "unchanged":
+            result.unchanged += 1
+            if old is not None and old[-1] != generation:
+                touch.append(record.id)
+            continue
+        if outcome == "deleted":
+            result.deleted += 1
+            row = _tombstone(row, old, seen, columns)
+            if record.merged_into:
+                merges.append((record.id, record.merged_into))
+        elif outcome == "inserted":
+            result.inserted += 1
+        else:
+            result.updated += 1
+            if obj is ObjectType.CONTACT and old is not None:
+                history.extend(_history(crm, record.id, old, row, columns, seen))
+        upserts.append(row)
+    _write(db, obj, columns, upserts, crm)
+    _touch(db, obj, crm, touch, generation)
+    if history:
+        db.conn.executemany(
+            "INSERT INTO contact_history (crm, contact_id, field, old, new, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            history,
+        )
+        result.history_rows = len(history)
+    for loser, survivor in merges:
+        repoint(db, crm, obj, loser, survivor)
+    log.debug("applied page", extra={"crm": crm, "object": obj.value, **result.counts})
+    return result
+
+
+def _dedupe(
+    records: Sequence[CrmRecord], obj: ObjectType, result: ApplyResult, crm: str
+) -> list[CrmRecord]:
+    """One record per id: the newest (the later one on a tie); others count as skipped."""
+    by_id: dict[str, CrmRecord] = {}
+    for record in records:
+        if not record.id or ObjectType(record.object) is not obj:
+            result.skipped += 1
+            log.warning(
+                "record skipped: no id or wrong object",
+                extra={"crm": crm, "object": obj.value, "record_id": record.id},
+            )
+            continue
+        prior = by_id.get(record.id)
+        if prior is not None:
+            result.skipped += 1
+            if _older(record.modified_at, prior.modified_at):
+                continue
+        by_id[record.id] = record
+    return list(by_id.values())
+
+
+def _older(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and a < b
+
+
+def _load_existing(
+    db: sqlite_utils.Database,
+    obj: ObjectType,
+    crm: str,
+    ids: list[str],
+    columns: tuple[str, ...],
+) -> dict[str, tuple[Any, ...]]:
+    """The stored rows of `ids`, in one query (json_each keeps it one parameter)."""
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {obj.value} "
+        "WHERE crm = ? AND id IN (SELECT value FROM json_each(?))"
+    )
+    return {row[1]: tuple(row) for row in db.conn.execute(sql, [crm, dumps(ids)])}
+
+
+def _encode(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tuple[Any, ...]:
+    values = record.values
+    out: list[Any] = [crm, record.id]
+    for column in COLUMNS[obj]:
+        out.append(_encode_value(obj, crm, record.id, column, values.get(column)))
+    unknown = set(values) - set(COLUMNS[obj])
+    if unknown:
+        log.warning(
+            "record has non-canonical keys; ignored",
+            extra={"crm": crm, "object": obj.value, "record_id": record.id,
+                   "keys": sorted(unknown)},
+        )
+    out.append(dumps(dict(record.raw)) if record.raw else None)
+    out.append(dumps(dict(record.owned)) if record.owned else None)
+    out.append(encode_datetime(record.modified_at))
+    out.append(None)  # deleted_at
+    out.append(record.merged_into or None)
+    out.append(generation)
+    return tuple(out)
+
+
+def _encode_value(obj: ObjectType, crm: str, record_id: str, column: str, value: Any) -> Any:
+    try:
+        return ENCODERS[column_kind(column)](value)
+    except (TypeError, ValueError):
+        # The connector should have mapped it; keep the row, lose only this value
+        # (the CRM's own value is still in `raw`).
+        log.warning(
+            "value not storable; stored as null",
+            extra={"crm": crm, "object": obj.value, "record_id": record_id, "column": column},
+        )
+        return None
+
+
+def _decide(
+    row: tuple[Any, ...],
+    old: tuple[Any, ...] | None,
+    record: CrmRecord,
+    columns: tuple[str, ...],
+    seen: str | None,
+    generation: int,
+) -> str:
+    modified = len(columns) - 4  # index of modified_at
+    if old is not None and old[modified] is not None and row[modified] is not None:
+        if row[modified] < old[modified]:
+            return "skipped"
+    if record.deleted or record.merged_into:
+        if old is not None and old[-3] is not None and (old[-2] == (record.merged_into or old[-2])):
+            return "unchanged"
+        return "deleted"
+    if old is None:
+        return "inserted"
+    # compare everything but synced_at
+    if row[:-1] == old[:-1]:
+        return "unchanged"
+    return "updated"
+
+
+def _tombstone(
+    row: tuple[Any, ...], old: tuple[Any, ...] | None, seen: str | None, columns: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """Deleted row: keep the stored values (a deletion often carries none)."""
+    base = list(old) if old is not None else list(row)
+    modified = len(columns) - 4
+    if row[modified] is not None:
+        base[modified] = row[modified]
+    base[-3] = (old[-3] if old is not None and old[-3] is not None else None) or seen
+    base[-2] = row[-2] or base[-2]
+    base[-1] = row[-1]
+    return tuple(base)
+
+
+def _history(
+    crm: str,
+    contact_id: str,
+    old: tuple[Any, ...],
+    new: tuple[Any, ...],
+    columns: tuple[str, ...],
+    seen: str | None,
+) -> Iterable[tuple[Any, ...]]:
+    for field in HISTORY_FIELDS:
+        i = columns.index(field)
+        before, after = old[i], new[i]
+        if _norm(field, before) != _norm(field, after):
+            yield (crm, contact_id, field, before, after, seen)
+
+
+def _norm(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if field == "email":
+        text = text.casefold()
+    return text or None
+
+
+def _write(
+    db: sqlite_utils.Database,
+    obj: ObjectType,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    crm: str,
+) -> None:
+    if not rows:
+        return
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+    sql = (
+        f"INSERT INTO {obj.value} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT (crm, id) DO UPDATE SET {updates}"
+    )
+    try:
+        db.conn.executemany(sql, rows)
+    except UnicodeEncodeError:
+        # A lone surrogate (e.g. "\ud800" from a CRM's JSON) cannot be stored as
+        # UTF-8: replace it and write again (the upsert is idempotent).
+        log.warning(
+            "invalid unicode replaced in page",
+            extra={"crm": crm, "object": obj.value, "records": len(rows)},
+        )
+        db.conn.executemany(sql, [tuple(_scrub(v) for v in row) for row in rows])
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _touch(
+    db: sqlite_utils.Database, obj: ObjectType, crm: str, ids: list[str], generation: int
+) -> None:
+    """Stamp unchanged rows as seen by this generation, in one statement."""
+    if ids:
+        db.conn.execute(
+            f"UPDATE {obj.value} SET synced_at = ? "
+            "WHERE crm = ? AND id IN (SELECT value FROM json_each(?))",
+            [generation, crm, dumps(ids)],
+        )
+
+
+# Where a merge loser's id can appear, per object: (table, column).
+_REFERENCES: dict[ObjectType, tuple[tuple[str, str], ...]] = {
+    ObjectType.CONTACT: (
+        ("contact_history", "contact_id"),
+        ("contact_roles", "contact_id"),
+        ("tasks", "contact_id"),
+    ),
+    ObjectType.ACCOUNT: (
+        ("contacts", "account_id"),
+        ("opportunities", "account_id"),
+        ("tasks", "account_id"),
+    ),
+    ObjectType.OPPORTUNITY: (("contact_roles", "opportunity_id"),),
+}
+
+
+def repoint(
+    db: sqlite_utils.Database, crm: str, obj: ObjectType, loser: str, survivor: str
+) -> None:
+    """Move what pointed at a merge loser to its survivor (joins the caller's transaction)."""
+    if loser == survivor:
+        return
+    join_transaction(db)
+    for table, column in _REFERENCES.get(obj, ()):
+        db.conn.execute(
+            f"UPDATE {table} SET {column} = ? WHERE crm = ? AND {column} = ?",
+            [survivor, crm, loser],
+        )
+    if obj is ObjectType.ACCOUNT:
+        # An account-change row naming the loser would read as a contact moving.
+        for column in ("old", "new"):
+            db.conn.execute(
+                f"UPDATE contact_history SET {column} = ? "
+                f"WHERE crm = ? AND field = 'account_id' AND {column} = ?",
+                [survivor, crm, loser],
+            )
+        db.conn.execute(
+            "DELETE FROM contact_history WHERE crm = ? AND field = 'account_id' AND old IS new",
+            [crm],
+        )
+    log.info(
+        "merge applied",
+        extra={"crm": crm, "object": obj.value, "loser_id": loser, "survivor_id": survivor},
+    )
+
+
+def finish_full(
+    db: sqlite_utils.Database,
+    crm: str,
+    object: ObjectType | str,
+    generation: int,
+    seen_at: datetime,
+    *,
+    allow_empty: bool = False,
+) -> int:
+    """End a full pull: soft-delete live rows its generation never saw; return how many.
+
+    Also sets the cursor's mode back to incremental. Joins the caller's
+    transaction; commit it together with the final cursor. Refuses (EmptyFullPull)
+    when the pull saw nothing at all but the mirror holds live rows, which is
+    almost always lost permissions or a wrong filter, not an empty CRM; pass
+    `allow_empty=True` to accept it.
+    """
+    obj = ObjectType(object)
+    state = cursors.get(db, crm, obj)
+    if state.generation != generation:
+        raise ValueError(
+            f"full pull generation {generation} of {crm} {obj.value} is not the current "
+            f"one ({state.generation}); was another full pull started?"
+        )
+    join_transaction(db)
+    table = obj.value
+    if not allow_empty:
+        seen_any = db.conn.execute(
+            f"SELECT 1 FROM {table} WHERE crm = ? AND synced_at = ? LIMIT 1", [crm, generation]
+        ).fetchone()
+        live_any = db.conn.execute(
+            f"SELECT 1 FROM {table} WHERE crm = ? AND deleted_at IS NULL LIMIT 1", [crm]
+        ).fetchone()
+        if seen_any is None and live_any is not None:
+            raise EmptyFullPull(
+                f"The full pull of {crm} {table} returned no records but the mirror holds "
+                "live ones; check the integration user's permissions. Nothing was deleted."
+            )
+    cursor = db.conn.execute(
+        f"UPDATE {table} SET deleted_at = ? "
+        "WHERE crm = ? AND deleted_at IS NULL AND synced_at IS NOT ?",
+        [encode_datetime(seen_at), crm, generation],
+    )
+    vanished = cursor.rowcount
+    cursors.end_full(db, crm, obj, generation)
+    log.info(
+        "full pull finished",
+        extra={"crm": crm, "object": table, "generation": generation, "vanished": vanished},
+    )
+    return vanished

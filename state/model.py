@@ -1,0 +1,412 @@
+"""The canonical model: the vocabulary every layer shares.
+
+Connectors produce `CrmRecord`s grouped in `Page`s; `state/` stores them as rows
+keyed by (crm, id); `state/views.py` reads them back as the frozen dataclasses
+below (`Account`, `Contact`, ... grouped into an `AccountView`) for the rules;
+rules yield `Flag`s; the planner turns flags into `OutboxItem`s that a
+connector writes and answers with `WriteResult`s.
+
+Datetimes are aware UTC, dates are `datetime.date`. `raw` keeps the CRM's own
+JSON (custom fields included); rules never read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Crm(StrEnum):
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+
+
+class ObjectType(StrEnum):
+    """A canonical object; its value is the mirror table's name."""
+
+    OWNER = "owners"
+    ACCOUNT = "accounts"
+    CONTACT = "contacts"
+    OPPORTUNITY = "opportunities"
+    CONTACT_ROLE = "contact_roles"
+    TASK = "tasks"  # only the tasks crmsync created (they carry its key)
+
+
+# Pull order: parents before children, so a page never references a row that a
+# later page of the same run would create.
+PULL_ORDER: tuple[ObjectType, ...] = (
+    ObjectType.OWNER,
+    ObjectType.ACCOUNT,
+    ObjectType.CONTACT,
+    ObjectType.OPPORTUNITY,
+    ObjectType.CONTACT_ROLE,
+    ObjectType.TASK,
+)
+
+
+class Tier(StrEnum):
+    STRATEGIC = "strategic"
+    GROWTH = "growth"
+    MAINTENANCE = "maintenance"
+    NONE = "none"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Confidence(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class FlagStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    SUPPRESSED = "suppressed"
+
+
+class HygieneStatus(StrEnum):
+    """Contact status written back; later members win (departed is the most severe)."""
+
+    OK = "ok"
+    STALE = "stale"
+    BOUNCING = "bouncing"
+    DEPARTED = "departed"
+
+
+class CoverageStatus(StrEnum):
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
+# ---------------------------------------------------------------- connector output
+
+Cursor = Mapping[str, Any]
+"""Connector-defined, JSON-serialisable position in a pull (stored by state/cursors.py)."""
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """One CRM record mapped to canonical column names.
+
+    `values` holds only canonical columns of `object`'s table (see COLUMNS);
+    `owned` the current CRM values of the fields crmsync writes back (keys from
+    OWNED_FIELDS), so the planner can diff against what the CRM holds.
+    `merged_into` is set on a merge loser (Salesforce MasterRecordId, HubSpot
+    hs_merged_object_ids on the survivor): its history moves to the survivor.
+    """
+
+    object: ObjectType
+    id: str
+    modified_at: datetime | None
+    deleted: bool = False
+    values: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    owned: Mapping[str, Any] = field(default_factory=dict)
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A batch of records and the cursor that is true once they are committed.
+
+    sync/pull.py commits the records and `cursor` in one transaction. `done`
+    marks the last page of a pull of `object`. `complete_ids`, when given on the
+    last page of a full pull, is not used: full pulls detect vanished records
+    by the run's seen-marks instead (state/mirror.py).
+    """
+
+    object: ObjectType
+    records: Sequence[CrmRecord]
+    cursor: Cursor | None
+    done: bool = False
+
+
+# Canonical columns per table, beyond crm, id, raw, owned, modified_at, deleted_at.
+COLUMNS: Mapping[ObjectType, tuple[str, ...]] = {
+    ObjectType.OWNER: ("name", "email", "active"),
+    ObjectType.ACCOUNT: (
+        "name",
+        "domain",
+        "owner_id",
+        "tier",  # the raw value of the configured tier field; rules/tiers.py maps it
+        "renewal_date",
+        "exemption",  # the configured suppression field's value (rules read it)
+    ),
+    ObjectType.CONTACT: (
+        "account_id",
+        "first_name",
+        "last_name",
+        "email",
+        "title",
+        "owner_id",
+        "last_activity_at",
+        "created_at",
+        "email_bounced",
+        "bounce_reason",
+        "bounced_at",
+        "opted_out",
+        "left_company",  # the configured "no longer at company" field, as bool
+        "exemption",
+    ),
+    ObjectType.OPPORTUNITY: (
+        "account_id",
+        "name",
+        "stage",
+        "is_closed",
+        "is_won",
+        "close_date",
+        "amount",
+    ),
+    ObjectType.CONTACT_ROLE: ("opportunity_id", "contact_id", "role", "is_primary"),
+    ObjectType.TASK: (
+        "key",
+        "account_id",
+        "contact_id",
+        "owner_id",
+        "subject",
+        "body",
+        "status",
+        "priority",
+        "due_date",
+        "is_closed",
+    ),
+}
+
+# Owned (written-back) fields, by canonical key. Connectors map these to CRM names.
+OWNED_FIELDS: Mapping[ObjectType, tuple[str, ...]] = {
+    ObjectType.ACCOUNT: (
+        "stakeholders",
+        "engaged",
+        "roles_covered",
+        "coverage_score",
+        "coverage_status",
+        "hygiene_summary",
+    ),
+    ObjectType.CONTACT: ("status", "reason"),
+    ObjectType.TASK: ("key",),
+}
+
+
+# ---------------------------------------------------------------- mirror rows, for rules
+
+
+@dataclass(frozen=True)
+class Owner:
+    crm: str
+    id: str
+    name: str | None
+    email: str | None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Account:
+    crm: str
+    id: str
+    name: str | None
+    domain: str | None = None
+    owner_id: str | None = None
+    tier: str | None = None
+    renewal_date: date | None = None
+    exemption: str | None = None
+    modified_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    crm: str
+    id: str
+    account_id: str | None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    title: str | None = None
+    owner_id: str | None = None
+    last_activity_at: datetime | None = None
+    created_at: datetime | None = None
+    email_bounced: bool = False
+    bounce_reason: str | None = None
+    bounced_at: datetime | None = None
+    opted_out: bool = False
+    left_company: bool = False
+    exemption: str | None = None
+    modified_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        full = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return full or f"contact {self.id}"
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    crm: str
+    id: str
+    account_id: str | None
+    name: str | None = None
+    stage: str | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    close_date: date | None = None
+    amount: float | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContactRole:
+    """A buying role. `opportunity_id` is None for a contact-level role (HubSpot hs_buying_role)."""
+
+    crm: str
+    id: str
+    opportunity_id: str | None
+    contact_id: str
+    role: str | None
+    is_primary: bool = False
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """A change between syncs of a contact's account_id, email or title."""
+
+    crm: str
+    contact_id: str
+    field: str
+    old: str | None
+    new: str | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """Where a contact of this account now appears: another account in the mirror."""
+
+    contact_id: str  # the contact of this account
+    other_contact_id: str
+    other_account_id: str
+    other_account_name: str | None
+    how: str  # "moved" (same record, new account) or "same_name" (new record, new domain)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """One account with everything the rules read about it; built by state/views.py."""
+
+    account: Account
+    contacts: tuple[Contact, ...] = ()  # not deleted
+    opportunities: tuple[Opportunity, ...] = ()  # not deleted
+    roles: tuple[ContactRole, ...] = ()  # not deleted, on this account's contacts
+    history: tuple[ContactChange, ...] = ()  # of this account's contacts (and contacts that left it)
+    elsewhere: tuple[Elsewhere, ...] = ()
+    owner: Owner | None = None
+    # Current rows of contacts whose account_id changed away from this account
+    # (their history rows are in `history`), so a departed champion can be named
+    # on the account that lost them. Optional: rules fall back to the history.
+    former_contacts: tuple[Contact, ...] = ()
+
+    @property
+    def crm(self) -> str:
+        return self.account.crm
+
+    @property
+    def id(self) -> str:
+        return self.account.id
+
+
+# ---------------------------------------------------------------- flags
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A finding. Identity: (rule, crm, account_id, subject_id); subject_id is the
+    contact id for contact-level flags and the account id for account-level ones."""
+
+    rule: str
+    crm: str
+    account_id: str
+    subject_id: str
+    severity: Severity
+    explanation: str
+    contact_id: str | None = None
+    confidence: Confidence = Confidence.HIGH
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    suppressed: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}:{self.crm}:{self.account_id}:{self.subject_id}"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    crm: str
+    account_id: str
+    stakeholders: int
+    engaged: int
+    roles_covered: tuple[str, ...]
+    score: int
+    status: CoverageStatus
+    summary: str
+
+
+# ---------------------------------------------------------------- write-back
+
+
+class WriteKind(StrEnum):
+    UPDATE_ACCOUNT = "update_account"
+    UPDATE_CONTACT = "update_contact"
+    CREATE_TASK = "create_task"
+    UPDATE_TASK = "update_task"
+    COMPLETE_TASK = "complete_task"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One intended write. `payload` uses canonical keys (OWNED_FIELDS / task fields);
+    the connector maps them to CRM field names."""
+
+    id: int
+    crm: str
+    kind: WriteKind
+    key: str  # idempotency key, stable across runs
+    target_id: str | None  # CRM id of the record to update (None for creates)
+    payload: Mapping[str, Any]
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    item_id: int
+    ok: bool
+    crm_id: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    object: str
+    field: str
+    status: str  # "exists", "created", "missing" (dry run), "failed"
+    detail: str | None = None

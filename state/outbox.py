@@ -1,0 +1,405 @@
+"""The outbox: every write crmsync intends, before it touches a CRM.
+
+Life of a row (status):
+
+    pending --claim--> inflight --mark ok--> done
+       ^                  |
+       |                  +--mark failed, retryable, attempts < max--> failed --claim--> inflight
+       |                  +--mark failed, not retryable or attempts >= max--> dead
+       +--release (outcome checked after a crash) / requeue_dead (admin fixed the cause)
+
+- `enqueue` keys each write with a stable idempotency key (derived from the
+  flag or the record, never a time). A unique index keeps at most one
+  not-done row per (crm, key): queueing the same write twice is a no-op, and
+  a changed payload updates the queued row instead of adding one.
+- `claim` marks a batch inflight (attempts + 1) and commits before the writer
+  calls the CRM, so a crash leaves evidence: `inflight_unknown` lists rows
+  whose outcome nobody recorded; the writer looks their keys up in the CRM
+  (did the task get created?) and then marks them done or releases them.
+- `mark` records the CRM's answer per row, in one transaction, together with
+  the values crmsync wrote (`written`, for the ownership guard: a CRM value
+  that differs from what we last wrote was edited by a human).
+
+Payload values must be JSON-serialisable; dates and datetimes are stored as
+ISO text and come back as strings. Payloads and errors are never logged.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
+from state.model import ObjectType, OutboxItem, WriteKind, WriteResult
+
+log = logging.getLogger(__name__)
+
+STATUSES: tuple[str, ...] = ("pending", "inflight", "done", "failed", "dead")
+
+# Which mirror object a write kind updates (for the `written` record).
+KIND_OBJECT: Mapping[WriteKind, ObjectType] = {
+    WriteKind.UPDATE_ACCOUNT: ObjectType.ACCOUNT,
+    WriteKind.UPDATE_CONTACT: ObjectType.CONTACT,
+    WriteKind.CREATE_TASK: ObjectType.TASK,
+    WriteKind.UPDATE_TASK: ObjectType.TASK,
+    WriteKind.COMPLETE_TASK: ObjectType.TASK,
+}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One write to enqueue (see `enqueue_many`)."""
+
+    crm: str
+    kind: WriteKind
+    key: str
+    target_id: str | None
+    payload: Mapping[str, Any]
+
+
+# ---------------------------------------------------------------- enqueue
+
+
+def enqueue(
+    db: sqlite_utils.Database,
+    crm: str,
+    kind: WriteKind | str,
+    key: str,
+    target_id: str | None,
+    payload: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> int | None:
+    """Queue one write; return its row id, or None if the same write is already queued."""
+    return enqueue_many(db, [Intent(crm, WriteKind(kind), key, target_id, payload)], now=now)[0]
+
+
+def enqueue_many(
+    db: sqlite_utils.Database, intents: Sequence[Intent], *, now: datetime | None = None
+) -> list[int | None]:
+    """Queue writes in one transaction; per intent its row id, or None if nothing changed.
+
+    Against the live (not done) row of the same (crm, key):
+    - none: a new pending row;
+    - pending or failed: payload, kind and target updated if they differ (id returned);
+    - inflight: left alone (the writer owns it; the next plan sees the outcome) -> None;
+    - dead with the same payload: left dead (no retry storm) -> None;
+      with a different payload: revived as pending with attempts reset.
+    """
+    stamp = encode_datetime(now or now_utc())
+    out: list[int | None] = []
+    with transaction(db):
+        live = _live_rows(db, intents)
+        for intent in intents:
+            payload = dumps(dict(intent.payload))
+            kind = str(WriteKind(intent.kind))
+            row = live.get((intent.crm, intent.key))
+            if row is None:
+                new_id = db.conn.execute(
+                    "INSERT INTO outbox (crm, kind, key, target_id, payload, status, attempts,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                    [intent.crm, kind, intent.key, intent.target_id, payload, stamp, stamp],
+                ).lastrowid
+                live[(intent.crm, intent.key)] = (new_id, "pending", kind, intent.target_id, payload)
+                out.append(new_id)
+                continue
+            out.append(_requeue(db, row, kind, intent.target_id, payload, stamp))
+            row_id, status = row[0], row[1]
+            if out[-1] is not None:
+                new_status = "pending" if status == "dead" else status
+                live[(intent.crm, intent.key)] = (row_id, new_status, kind, intent.target_id,
+                                                  payload)  # fmt: skip
+    return out
+
+
+def _live_rows(
+    db: sqlite_utils.Database, intents: Sequence[Intent]
+) -> dict[tuple[str, str], tuple[Any, ...]]:
+    pairs = dumps(sorted({(i.crm, i.key) for i in intents}))
+    rows = db.conn.execute(
+        "SELECT o.crm, o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o "
+        "JOIN json_each(?) j ON o.crm = json_extract(j.value, '$[0]') "
+        "AND o.key = json_extract(j.value, '$[1]') WHERE o.status <> 'done'",
+        [pairs],
+    )
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def _requeue(
+    db: sqlite_utils.Database,
+    row: tuple[Any, ...],
+    kind: str,
+    target_id: str | None,
+    payload: str,
+    stamp: str | None,
+) -> int | None:
+    row_id, status, old_kind, old_target, old_payload = row
+    same = (old_kind, old_target, old_payload) == (kind, target_id, payload)
+    if status == "inflight" or same:
+        return None
+    if status == "dead":
+        db.conn.execute(
+            "UPDATE outbox SET kind = ?, target_id = ?, payload = ?, status = 'pending',"
+            " attempts = 0, last_error_code = NULL, last_error = NULL, updated_at = ?"
+            " WHERE id = ?",
+            [kind, target_id, payload, stamp, row_id],
+        )
+    else:
+        db.conn.execute(
+            "UPDATE outbox SET kind = ?, target_id = ?, payload = ?, updated_at = ? WHERE id = ?",
+            [kind, target_id, payload, stamp, row_id],
+        )
+    return int(row_id)
+
+
+# ---------------------------------------------------------------- claim and mark
+
+
+def claim(
+    db: sqlite_utils.Database,
+    crm: str,
+    limit: int,
+    *,
+    retry_failed: bool = True,
+    now: datetime | None = None,
+) -> list[OutboxItem]:
+    """Take up to `limit` pending (and, if `retry_failed`, failed) rows, oldest first.
+
+    They become inflight with attempts + 1; commits (unless nested) so a crash
+    after the CRM call is detectable through `inflight_unknown`.
+    """
+    statuses = ("pending", "failed") if retry_failed else ("pending",)
+    with transaction(db):
+        rows = db.conn.execute(
+            "SELECT id, crm, kind, key, target_id, payload, attempts FROM outbox"
+            f" WHERE crm = ? AND status IN ({', '.join('?' * len(statuses))})"
+            " ORDER BY id LIMIT ?",
+            [crm, *statuses, limit],
+        ).fetchall()
+        if rows:
+            db.conn.execute(
+                "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ?"
+                " WHERE id IN (SELECT value FROM json_each(?))",
+                [encode_datetime(now or now_utc()), dumps([r[0] for r in rows])],
+            )
+    return [_item(r, attempts_delta=1) for r in rows]
+
+
+def _item(row: Sequence[Any], attempts_delta: int = 0) -> OutboxItem:
+    row_id, crm, kind, key, target_id, payload, attempts = row
+    return OutboxItem(
+        id=row_id,
+        crm=crm,
+        kind=WriteKind(kind),
+        key=key,
+        target_id=target_id,
+        payload=loads(payload),
+        attempts=attempts + attempts_delta,
+    )
+
+
+def mark(
+    db: sqlite_utils.Database,
+    results: Iterable[WriteResult],
+    *,
+    max_attempts: int,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Record the CRM's answer per row; return how many rows went to each status.
+
+    ok -> done (crm_id kept; payload recorded in `written`); failed and
+    retryable with attempts < max_attempts -> failed (claimed again later);
+    otherwise -> dead. Code and detail are kept on the row for `crmsync status`.
+    """
+    stamp = encode_datetime(now or now_utc())
+    tally = {"done": 0, "failed": 0, "dead": 0, "unknown": 0}
+    with transaction(db):
+        for result in results:
+            row = db.conn.execute(
+                "SELECT crm, kind, target_id, payload, attempts FROM outbox"
+                " WHERE id = ? AND status = 'inflight'",
+                [result.item_id],
+            ).fetchone()
+            if row is None:
+                # Not claimed (or already marked): a stale or duplicate answer.
+                tally["unknown"] += 1
+                log.warning("write result for no inflight row", extra={"item_id": result.item_id})
+                continue
+            crm, kind, target_id, payload, attempts = row
+            if result.ok:
+                db.conn.execute(
+                    "UPDATE outbox SET status = 'done', crm_id = coalesce(?, crm_id, target_id),"
+                    " last_error_code = NULL, last_error = NULL, updated_at = ?, done_at = ?"
+                    " WHERE id = ?",
+                    [result.crm_id, stamp, stamp, result.item_id],
+                )
+                record_id = result.crm_id or target_id
+                if record_id:
+                    _record(db, crm, KIND_OBJECT[WriteKind(kind)], record_id, loads(payload), stamp)
+                tally["done"] += 1
+                continue
+            status = "failed" if result.retryable and attempts < max_attempts else "dead"
+            db.conn.execute(
+                "UPDATE outbox SET status = ?, last_error_code = ?, last_error = ?,"
+                " updated_at = ? WHERE id = ?",
+                [status, result.code, result.detail, stamp, result.item_id],
+            )
+            tally[status] += 1
+            if status == "dead":
+                log.warning(
+                    "write given up",
+                    extra={"crm": crm, "item_id": result.item_id, "code": result.code,
+                           "attempts": attempts},
+                )  # fmt: skip
+    return tally
+
+
+def inflight_unknown(db: sqlite_utils.Database, crm: str) -> list[OutboxItem]:
+    """Rows left inflight by a run that died: their CRM outcome is unknown.
+
+    Call before claiming (under the writer lock, so no live writer owns them).
+    """
+    rows = db.conn.execute(
+        "SELECT id, crm, kind, key, target_id, payload, attempts FROM outbox"
+        " WHERE crm = ? AND status = 'inflight' ORDER BY id",
+        [crm],
+    ).fetchall()
+    return [_item(r) for r in rows]
+
+
+def release(
+    db: sqlite_utils.Database, item_ids: Iterable[int], *, now: datetime | None = None
+) -> int:
+    """Put inflight rows back to pending (their write did not land); return how many."""
+    with transaction(db):
+        cursor = db.conn.execute(
+            "UPDATE outbox SET status = 'pending', updated_at = ?"
+            " WHERE status = 'inflight' AND id IN (SELECT value FROM json_each(?))",
+            [encode_datetime(now or now_utc()), dumps(builtins.list(item_ids))],
+        )
+    return cursor.rowcount
+
+
+def requeue_dead(
+    db: sqlite_utils.Database, crm: str | None = None, *, now: datetime | None = None
+) -> int:
+    """Give dead rows another chance (after the admin fixed the cause); return how many."""
+    sql = (
+        "UPDATE outbox SET status = 'pending', attempts = 0, updated_at = ? WHERE status = 'dead'"
+    )
+    params: list[Any] = [encode_datetime(now or now_utc())]
+    if crm is not None:
+        sql += " AND crm = ?"
+        params.append(crm)
+    with transaction(db):
+        cursor = db.conn.execute(sql, params)
+    return cursor.rowcount
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def depth(db: sqlite_utils.Database, crm: str | None = None) -> dict[str, int]:
+    """Rows per status (every status present, zero if none)."""
+    sql = "SELECT status, count(*) FROM outbox"
+    params: list[Any] = []
+    if crm is not None:
+        sql += " WHERE crm = ?"
+        params.append(crm)
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update(dict(db.conn.execute(sql + " GROUP BY status", params).fetchall()))
+    return counts
+
+
+def list_items(
+    db: sqlite_utils.Database,
+    status: str | None = None,
+    *,
+    crm: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox rows as dicts (payload parsed), oldest first, for `crmsync status`."""
+    where, params = [], []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if crm is not None:
+        where.append("crm = ?")
+        params.append(crm)
+    sql = (
+        "SELECT id, crm, kind, key, target_id, payload, status, attempts, last_error_code,"
+        " last_error, crm_id, created_at, updated_at, done_at FROM outbox"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    cursor = db.conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    out = []
+    for row in cursor:
+        item = dict(zip(names, row, strict=True))
+        item["payload"] = loads(item["payload"])
+        for column in ("created_at", "updated_at", "done_at"):
+            item[column] = decode_datetime(item[column])
+        out.append(item)
+    return out
+
+
+# ---------------------------------------------------------------- what crmsync wrote
+
+
+def _record(
+    db: sqlite_utils.Database,
+    crm: str,
+    obj: ObjectType,
+    record_id: str,
+    values: Mapping[str, Any],
+    stamp: str | None,
+) -> None:
+    db.conn.executemany(
+        "INSERT INTO written (crm, object, id, field, value, written_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (crm, object, id, field) DO UPDATE SET value = excluded.value,"
+        " written_at = excluded.written_at",
+        [(crm, obj.value, record_id, f, dumps(v), stamp) for f, v in values.items()],
+    )
+
+
+def record_written(
+    db: sqlite_utils.Database,
+    crm: str,
+    object: ObjectType | str,
+    id: str,
+    values: Mapping[str, Any],
+    *,
+    written_at: datetime | None = None,
+) -> None:
+    """Remember what crmsync wrote to `id`'s owned fields (mark() does this for ok rows)."""
+    with transaction(db):
+        _record(db, crm, ObjectType(object), id, values,
+                encode_datetime(written_at or now_utc()))  # fmt: skip
+
+
+def written(
+    db: sqlite_utils.Database,
+    crm: str,
+    object: ObjectType | str,
+    ids: Iterable[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """{record id: {field: value crmsync last wrote}} for `object` (optionally only `ids`)."""
+    sql = "SELECT id, field, value FROM written WHERE crm = ? AND object = ?"
+    params: list[Any] = [crm, ObjectType(object).value]
+    if ids is not None:
+        sql += " AND id IN (SELECT value FROM json_each(?))"
+        params.append(dumps(sorted(set(ids))))
+    out: dict[str, dict[str, Any]] = {}
+    for record_id, name, value in db.conn.execute(sql + " ORDER BY id, field", params):
+        out.setdefault(record_id, {})[name] = loads(value)
+    return out

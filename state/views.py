@@ -1,0 +1,300 @@
+"""AccountView: an account with its contacts, opportunities, roles, history; streamed.
+
+Rules read accounts one at a time. Building each view with its own queries
+would cost one round of queries per account (100,000 accounts: minutes); so
+`iter_account_views` runs a fixed handful of queries, each ordered by
+(crm, account id), and merges them like a sort-merge join. Memory holds one
+account's rows at a time, whatever the mirror's size.
+
+The streams, all of live (not deleted) rows:
+- accounts (ordered by crm, id), with the owner joined in;
+- contacts of the account (by crm, account_id, id);
+- opportunities of the account;
+- roles: contact_roles of the account's contacts, and roles on the account's
+  opportunities (a champion who moved away still holds the role on our deal);
+- former contacts: contacts whose history shows they left the account;
+- history: contact_history of the account's contacts and former contacts;
+- elsewhere, computed in SQL: a former contact now at another account
+  ("moved"), or another live contact with the same first and last name
+  (case-insensitive) at an account with a different domain ("same_name").
+  Same-name matches are looked up only for contacts that hold a role or left
+  the account (the people departed-champion detection cares about), through
+  an index on lower(name), at most MAX_SAME_NAME per contact.
+
+Stored text is parsed back into model types (dates, datetimes, bools).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlite_utils
+
+from state.db import decode, dumps
+from state.model import (
+    Account,
+    AccountView,
+    Contact,
+    ContactChange,
+    ContactRole,
+    Elsewhere,
+    ObjectType,
+    Opportunity,
+    Owner,
+)
+
+MAX_SAME_NAME = 5
+MIRROR_TABLES: tuple[str, ...] = tuple(t.value for t in ObjectType)
+
+Key = tuple[str, str]
+
+
+class _Decoder:
+    """Positional row -> frozen dataclass, parsing dates, datetimes and bools."""
+
+    def __init__(self, cls: type[Any], prefix: str = "") -> None:
+        self.cls = cls
+        self.fields = [f.name for f in dataclasses.fields(cls)]
+        self.select = ", ".join(f"{prefix}{name}" for name in self.fields)
+        self._convert: list[tuple[int, str]] = [
+            (i, name) for i, name in enumerate(self.fields) if _needs_decode(name)
+        ]
+
+    def __call__(self, row: Sequence[Any]) -> Any:
+        values = list(row)
+        for i, name in self._convert:
+            values[i] = decode(name, values[i])
+        return self.cls(*values)
+
+
+def _needs_decode(column: str) -> bool:
+    return decode(column, None) is not None or column.endswith(("_at", "_date"))
+
+
+_ACCOUNT = _Decoder(Account, "a.")
+_CONTACT = _Decoder(Contact, "c.")
+_OPPORTUNITY = _Decoder(Opportunity)
+_ROLE = _Decoder(ContactRole)
+
+
+def _filter(crm_col: str, acc_col: str, crm: str | None, ids: str | None) -> str:
+    sql = ""
+    if crm is not None:
+        sql += f" AND {crm_col} = :crm"
+    if ids is not None:
+        sql += f" AND {acc_col} IN (SELECT value FROM json_each(:ids))"
+    return sql
+
+
+_FORMER_CTE = """
+former(crm, acc, cid) AS (
+    SELECT DISTINCT h.crm, h.old, h.contact_id
+    FROM contact_history h CROSS JOIN contacts c
+    WHERE h.field = 'account_id' AND h.old IS NOT NULL {fh}
+      AND c.crm = h.crm AND c.id = h.contact_id
+      AND c.deleted_at IS NULL AND c.account_id IS NOT h.old
+)"""
+
+
+def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
+    f = _filter
+    former = _FORMER_CTE.format(fh=f("h.crm", "h.old", crm, ids))
+    return {
+        "accounts": f"""
+            SELECT {_ACCOUNT.select}, o.id, o.name, o.email, o.active, o.deleted_at
+            FROM accounts a LEFT JOIN owners o ON o.crm = a.crm AND o.id = a.owner_id
+            WHERE a.deleted_at IS NULL {f("a.crm", "a.id", crm, ids)}
+            ORDER BY a.crm, a.id""",
+        "contacts": f"""
+            SELECT c.crm, c.account_id, {_CONTACT.select} FROM contacts c
+            WHERE c.deleted_at IS NULL AND c.account_id IS NOT NULL
+              {f("c.crm", "c.account_id", crm, ids)}
+            ORDER BY c.crm, c.account_id, c.id""",
+        "opportunities": f"""
+            SELECT crm, account_id, {_OPPORTUNITY.select} FROM opportunities
+            WHERE deleted_at IS NULL AND account_id IS NOT NULL
+              {f("crm", "account_id", crm, ids)}
+            ORDER BY crm, account_id, id""",
+        "roles": f"""
+            SELECT c.crm AS vcrm, c.account_id AS vacc, {_prefixed(_ROLE, "r.")}
+            FROM contact_roles r CROSS JOIN contacts c
+            WHERE r.deleted_at IS NULL AND c.crm = r.crm AND c.id = r.contact_id
+              AND c.deleted_at IS NULL AND c.account_id IS NOT NULL
+              {f("c.crm", "c.account_id", crm, ids)}
+            UNION
+            SELECT o.crm, o.account_id, {_prefixed(_ROLE, "r.")}
+            FROM contact_roles r CROSS JOIN opportunities o CROSS JOIN contacts c
+            WHERE r.deleted_at IS NULL AND o.crm = r.crm AND o.id = r.opportunity_id
+              AND o.deleted_at IS NULL AND o.account_id IS NOT NULL
+              AND c.crm = r.crm AND c.id = r.contact_id AND c.deleted_at IS NULL
+              {f("o.crm", "o.account_id", crm, ids)}
+            ORDER BY 1, 2, 4""",
+        "former": f"""
+            WITH {former}
+            SELECT f.crm, f.acc, {_CONTACT.select}
+            FROM former f CROSS JOIN contacts c
+            WHERE c.crm = f.crm AND c.id = f.cid
+            ORDER BY f.crm, f.acc, c.id""",
+        "history": f"""
+            WITH {former}
+            SELECT vcrm, vacc, crm, contact_id, field, old, new, seen_at FROM (
+                SELECT c.crm AS vcrm, c.account_id AS vacc, h.id AS hid, h.crm, h.contact_id,
+                       h.field, h.old, h.new, h.seen_at
+                FROM contact_history h CROSS JOIN contacts c
+                WHERE c.crm = h.crm AND c.id = h.contact_id AND c.deleted_at IS NULL
+                  AND c.account_id IS NOT NULL {f("c.crm", "c.account_id", crm, ids)}
+                UNION ALL
+                SELECT f.crm, f.acc, h.id, h.crm, h.contact_id, h.field, h.old, h.new, h.seen_at
+                FROM former f CROSS JOIN contact_history h
+                WHERE h.crm = f.crm AND h.contact_id = f.cid
+            )
+            ORDER BY vcrm, vacc, seen_at, hid""",
+        "elsewhere": f"""
+            WITH {former},
+            holders(crm, acc, cid) AS (
+                SELECT c.crm, c.account_id, c.id
+                FROM contact_roles r CROSS JOIN contacts c
+                WHERE r.deleted_at IS NULL AND c.crm = r.crm AND c.id = r.contact_id
+                  AND c.deleted_at IS NULL AND c.account_id IS NOT NULL
+                  {f("c.crm", "c.account_id", crm, ids)}
+                UNION
+                SELECT crm, acc, cid FROM former
+            ),
+            found(vcrm, vacc, cid, ocid, oacc, oname, how) AS (
+                SELECT f.crm, f.acc, f.cid, f.cid, b.id, b.name, 'moved'
+                FROM former f CROSS JOIN contacts c CROSS JOIN accounts b
+                WHERE c.crm = f.crm AND c.id = f.cid
+                  AND b.crm = c.crm AND b.id = c.account_id AND b.deleted_at IS NULL
+                UNION ALL
+                SELECT x.crm, x.acc, x.cid, y.id, b.id, b.name, 'same_name'
+                FROM holders x CROSS JOIN contacts c CROSS JOIN accounts a
+                     CROSS JOIN contacts y CROSS JOIN accounts b
+                WHERE c.crm = x.crm AND c.id = x.cid
+                  AND coalesce(c.first_name, '') <> '' AND coalesce(c.last_name, '') <> ''
+                  AND a.crm = x.crm AND a.id = x.acc
+                  AND y.crm = c.crm AND lower(y.last_name) = lower(c.last_name)
+                  AND lower(y.first_name) = lower(c.first_name)
+                  AND y.id <> c.id AND y.deleted_at IS NULL
+                  AND b.crm = y.crm AND b.id = y.account_id AND b.deleted_at IS NULL
+                  AND b.id <> x.acc
+                  AND coalesce(lower(b.domain), '') <> coalesce(lower(a.domain), '')
+            )
+            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM (
+                SELECT *, row_number() OVER (
+                    PARTITION BY vcrm, vacc, cid, how ORDER BY oacc, ocid) AS n
+                FROM found
+            ) WHERE n <= {MAX_SAME_NAME}
+            ORDER BY vcrm, vacc, cid, how, oacc, ocid""",
+    }
+
+
+def _prefixed(decoder: _Decoder, prefix: str) -> str:
+    return ", ".join(f"{prefix}{name}" for name in decoder.fields)
+
+
+class _Stream:
+    """Rows ordered by (crm, account id) in their first two columns; take one key at a time."""
+
+    def __init__(self, rows: Iterable[Sequence[Any]], build: Callable[[Sequence[Any]], Any]):
+        self._rows = iter(rows)
+        self._build = build
+        self._next: Sequence[Any] | None = next(self._rows, None)
+
+    def take(self, key: Key) -> tuple[Any, ...]:
+        out = []
+        while self._next is not None:
+            row_key = (self._next[0], self._next[1])
+            if row_key > key:
+                break
+            if row_key == key:
+                out.append(self._build(self._next[2:]))
+            self._next = next(self._rows, None)
+        return tuple(out)
+
+
+def _change(row: Sequence[Any]) -> ContactChange:
+    crm, contact_id, field, old, new, seen_at = row
+    return ContactChange(crm, contact_id, field, old, new, decode("seen_at", seen_at))
+
+
+def _elsewhere(row: Sequence[Any]) -> Elsewhere:
+    cid, ocid, oacc, oname, how = row
+    return Elsewhere(cid, ocid, oacc, oname, how)
+
+
+def _owner(crm: str, row: Sequence[Any]) -> Owner | None:
+    oid, name, email, active, deleted_at = row
+    if oid is None:
+        return None
+    return Owner(crm, oid, name, email, decode("active", active) and deleted_at is None)
+
+
+def iter_account_views(
+    db: sqlite_utils.Database,
+    crm: str | None = None,
+    *,
+    account_ids: Iterable[str] | None = None,
+) -> Iterator[AccountView]:
+    """Every live account (of `crm`, or of `account_ids`) as an AccountView, ordered by (crm, id)."""
+    ids = None if account_ids is None else dumps(sorted(set(account_ids)))
+    params = {"crm": crm, "ids": ids}
+    sql = _queries(crm, ids)
+    used = {k: v for k, v in params.items() if v is not None}
+    # Start every query before yielding: they then share one read snapshot.
+    cursors = {name: db.conn.execute(q, used) for name, q in sql.items()}
+    streams = {
+        "contacts": _Stream(cursors["contacts"], _CONTACT),
+        "opportunities": _Stream(cursors["opportunities"], _OPPORTUNITY),
+        "roles": _Stream(cursors["roles"], _ROLE),
+        "former": _Stream(cursors["former"], _CONTACT),
+        "history": _Stream(cursors["history"], _change),
+        "elsewhere": _Stream(cursors["elsewhere"], _elsewhere),
+    }
+    n = len(_ACCOUNT.fields)
+    try:
+        for row in cursors["accounts"]:
+            account: Account = _ACCOUNT(row[:n])
+            key = (account.crm, account.id)
+            yield AccountView(
+                account=account,
+                contacts=streams["contacts"].take(key),
+                opportunities=streams["opportunities"].take(key),
+                roles=streams["roles"].take(key),
+                history=streams["history"].take(key),
+                elsewhere=streams["elsewhere"].take(key),
+                owner=_owner(account.crm, row[n:]),
+                former_contacts=streams["former"].take(key),
+            )
+    finally:
+        for cursor in cursors.values():
+            cursor.close()
+
+
+def load_contact(db: sqlite_utils.Database, crm: str, id: str) -> Contact | None:
+    """One contact by id, deleted or not (None if never mirrored)."""
+    row = db.conn.execute(
+        f"SELECT {_CONTACT.select} FROM contacts c WHERE c.crm = ? AND c.id = ?", [crm, id]
+    ).fetchone()
+    return None if row is None else _CONTACT(row)
+
+
+def load_account(db: sqlite_utils.Database, crm: str, id: str) -> Account | None:
+    """One account by id, deleted or not (None if never mirrored)."""
+    row = db.conn.execute(
+        f"SELECT {_ACCOUNT.select} FROM accounts a WHERE a.crm = ? AND a.id = ?", [crm, id]
+    ).fetchone()
+    return None if row is None else _ACCOUNT(row)
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, dict[str, dict[str, int]]]:
+    """{crm: {table: {"live": n, "deleted": m}}} over the mirror tables."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for table in MIRROR_TABLES:
+        for crm, live, deleted in db.conn.execute(
+            f"SELECT crm, sum(deleted_at IS NULL), sum(deleted_at IS NOT NULL) "
+            f"FROM {table} GROUP BY crm ORDER BY crm"
+        ):
+            out.setdefault(crm, {})[table] = {"live": int(live), "deleted": int(deleted)}
+    return out

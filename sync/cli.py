@@ -1,0 +1,310 @@
+"""The `crmsync` command line. Commands are thin: load settings, call one
+function in sync/, render, return an exit code.
+
+Exit codes (the one table):
+    0  done
+    1  the run finished, but the CRM rejected some rows (see `crmsync status`)
+    2  bad configuration or usage
+    3  CRM unreachable, auth failed, or API quota exhausted (the message says when to retry)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+log = logging.getLogger(__name__)
+
+
+def config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config",
+        "config_path",
+        default="sync.toml",
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Path of sync.toml.",
+    )(f)
+
+
+def crm_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--crm", type=click.Choice(["salesforce", "hubspot"]), help="Only this CRM."
+    )(f)
+
+
+def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+    )(f)
+
+
+def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
+    """Map the error tree to exit codes and one clear message on stderr."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from connectors.errors import AuthFailed, CrmUnavailable, QuotaExhausted
+
+        from .config import ConfigError
+
+        try:
+            code = f(*args, **kwargs)
+        except ConfigError as e:
+            click.echo(f"crmsync: configuration error: {e}", err=True)
+            code = EXIT_USAGE
+        except AuthFailed as e:
+            click.echo(f"crmsync: {e.crm or 'CRM'} authentication failed: {e}", err=True)
+            code = EXIT_UNREACHABLE
+        except QuotaExhausted as e:
+            when = f" Retry after {e.retry_at:%Y-%m-%d %H:%M} UTC." if e.retry_at else ""
+            click.echo(f"crmsync: {e.crm or 'CRM'} API quota: {e}.{when}", err=True)
+            code = EXIT_UNREACHABLE
+        except CrmUnavailable as e:
+            click.echo(f"crmsync: {e.crm or 'CRM'} unreachable: {e}", err=True)
+            code = EXIT_UNREACHABLE
+        sys.exit(code or 0)
+
+    return wrapper
+
+
+def _load_config(path: Path) -> Any:
+    from . import config
+
+    return config.load(path)
+
+
+def _setup_logs(cfg: Any = None, fmt: str | None = None, verbose: bool = False) -> None:
+    from . import logs
+
+    level = "DEBUG" if verbose else (cfg.daemon.log_level if cfg else "INFO")
+    logs.setup(fmt or (cfg.daemon.log_format if cfg else "text"), level)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or date-time (e.g. 2026-11-01 or 2026-11-01T09:00:00Z)"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crmsync")
+def cli() -> None:
+    """crmsync keeps CRM people data honest: it mirrors Salesforce and HubSpot
+    into SQLite, runs hygiene rules, and writes what it found back to the CRM."""
+
+
+@cli.command()
+@click.option("--accounts", default=60, show_default=True, help="Accounts to seed in each CRM.")
+@click.option("--seed", default=7, show_default=True)
+@click.option(
+    "--out",
+    default="demo-out",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo's sync.toml and mirror are left for inspection.",
+)
+@handles_errors
+def demo(accounts: int, seed: int, out: Path) -> int:
+    """Start both sandbox CRMs, seed them, sync, write back and report."""
+    from .demo import run_demo
+
+    _setup_logs(fmt="text")
+    logging.getLogger().setLevel(logging.WARNING)
+    return run_demo(out=out, accounts=accounts, seed=seed)
+
+
+@cli.command("sync")
+@config_option
+@crm_option
+@click.option("--full", is_flag=True, help="Pull everything, not only what changed.")
+@click.option("--reconcile", is_flag=True, help="Compare id sets to catch old hard deletes.")
+@click.option("--pull-only", is_flag=True, help="Update the mirror only: no rules, no writes.")
+@click.option("--dry-run", is_flag=True, help="Plan the writes and print them; write nothing.")
+@click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO), for reproducible runs.")
+@click.option("--wait/--no-wait", "wait", default=None, help="If another run holds the mirror: wait (default from [daemon] lock) or exit.")
+@click.option("-v", "--verbose", is_flag=True)
+@handles_errors
+def sync_cmd(
+    config_path: Path,
+    crm: str | None,
+    full: bool,
+    reconcile: bool,
+    pull_only: bool,
+    dry_run: bool,
+    as_of: str | None,
+    wait: bool | None,
+    verbose: bool,
+) -> int:
+    """One run: pull (incremental unless --full), rules, write-back."""
+    from .run import RunOptions, run_all
+
+    cfg = _load_config(config_path)
+    _setup_logs(cfg, verbose=verbose)
+    opts = RunOptions(
+        full=full,
+        reconcile=reconcile,
+        pull_only=pull_only,
+        dry_run=dry_run or bool(getattr(cfg.writeback, "dry_run", False)),
+        as_of=_parse_time(as_of),
+        wait=(cfg.daemon.lock == "wait") if wait is None else wait,
+        progress=sys.stderr.isatty(),
+    )
+    return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
+
+
+@cli.command()
+@config_option
+@crm_option
+@click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO).")
+@handles_errors
+def plan(config_path: Path, crm: str | None, as_of: str | None) -> int:
+    """Print the writes the next run would make (same as sync --dry-run, without pulling)."""
+    from .run import RunOptions, run_all
+
+    cfg = _load_config(config_path)
+    _setup_logs(cfg)
+    opts = RunOptions(dry_run=True, skip_pull=True, as_of=_parse_time(as_of), wait=False)
+    return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
+
+
+@cli.command()
+@config_option
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Overrides [daemon] log_format.")
+@handles_errors
+def daemon(config_path: Path, log_format: str | None) -> int:
+    """The scheduled service; stops cleanly on SIGTERM/SIGINT, reloads on SIGHUP."""
+    from .daemon import run_daemon
+
+    cfg = _load_config(config_path)
+    _setup_logs(cfg, fmt=log_format)
+    return run_daemon(config_path, cfg, log_format=log_format)
+
+
+@cli.command()
+@config_option
+@crm_option
+@click.option("--dry-run", is_flag=True, help="Only check; create nothing.")
+@handles_errors
+def setup(config_path: Path, crm: str | None, dry_run: bool) -> int:
+    """Check, and where the API allows create, the fields crmsync writes to."""
+    from .run import setup_fields
+
+    cfg = _load_config(config_path)
+    _setup_logs(cfg)
+    return setup_fields(cfg, crm=crm, dry_run=dry_run, echo=click.echo)
+
+
+@cli.command()
+@config_option
+@crm_option
+@click.option("--rule", help="Only this rule (e.g. stale_contact).")
+@click.option("--account", "account_id", help="Only this account id.")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "resolved", "suppressed", "all"]),
+    default="open",
+    show_default=True,
+)
+@format_option
+@handles_errors
+def flags(
+    config_path: Path, crm: str | None, rule: str | None, account_id: str | None, status: str, fmt: str
+) -> int:
+    """Flags from the mirror."""
+    from .report import print_flags
+
+    cfg = _load_config(config_path)
+    return print_flags(
+        cfg, crm=crm, rule=rule, account_id=account_id,
+        status=None if status == "all" else status, fmt=fmt, echo=click.echo,
+    )
+
+
+@cli.command()
+@config_option
+@format_option
+@handles_errors
+def status(config_path: Path, fmt: str) -> int:
+    """Last runs, cursors, outbox depth and errors, API calls used, open flags."""
+    from .report import print_status
+
+    cfg = _load_config(config_path)
+    return print_status(cfg, fmt=fmt, echo=click.echo)
+
+
+@cli.command()
+@config_option
+@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@handles_errors
+def report(config_path: Path, html_path: Path) -> int:
+    """Write an HTML report of coverage, flags and tasks per account."""
+    from .report import write_html
+
+    cfg = _load_config(config_path)
+    write_html(cfg, html_path)
+    click.echo(f"wrote {html_path}")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("crm", type=click.Choice(["salesforce", "hubspot"]))
+@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--accounts", default=50, show_default=True)
+@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Dataset JSON file instead of generated data.")
+@click.option("--faults", help="Fault spec: JSON, a .json file, or kind:key=val,...;...")
+@click.option("--write-config", "write_config", type=click.Path(dir_okay=False, path_type=Path), help="Write the sync.toml table that connects crmsync to this sandbox.")
+@handles_errors
+def sandbox(
+    crm: str, port: int, seed: int, accounts: int, data_file: Path | None,
+    faults: str | None, write_config: Path | None,
+) -> int:
+    """Run one emulator as a standalone server in the foreground."""
+    _setup_logs(fmt="text")
+    if data_file is not None:
+        dataset = json.loads(data_file.read_text(encoding="utf-8"))
+    else:
+        from sandbox.generate import generate
+
+        dataset = generate(seed=seed, accounts=accounts)
+    if crm == "salesforce":
+        from sandbox.salesforce import serve_forever as sf_serve
+
+        sf_serve(port=port, dataset=dataset, faults=faults, write_config=write_config)
+    else:
+        from sandbox.hubspot import serve_forever as hs_serve
+
+        hs_serve(port=port, dataset=dataset, faults=faults, write_config=write_config)
+    return EXIT_OK
+
+
+def main() -> None:
+    cli(prog_name="crmsync")
+
+
+if __name__ == "__main__":
+    main()

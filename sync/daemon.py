@@ -1,0 +1,245 @@
+"""`crmsync daemon`: the scheduled service.
+
+One APScheduler 3.x BlockingScheduler with, per enabled CRM, an incremental
+sync, a full resync and a delete reconciliation on the `[schedule]` triggers.
+Every job has max_instances=1, coalesce=True and a misfire grace time (the
+default of 1 s silently drops late runs, RELIABILITY O3). Jobs run one at a
+time on a single worker: they share the mirror, whose writer lock also keeps
+a manual `crmsync sync` out while a job runs (and the job out while it runs).
+
+SIGTERM / SIGINT: the running job finishes its current page or batch, commits
+and returns; the daemon exits 0 (O7). SIGHUP, or a change of sync.toml's
+modification time, reloads the config and reschedules. A broad `except` sits
+here, at the job boundary, and nowhere else: a failed run is logged with its
+traceback and recorded, and the daemon keeps its schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from . import config as config_mod
+from .config import Config, ConfigError
+from .health import HealthServer, Metrics
+from .run import RunOptions, run_once
+
+log = logging.getLogger(__name__)
+
+KINDS = ("incremental", "full", "reconcile")
+_EVERY = re.compile(r"^\s*every\s+(\d+)\s*(second|minute|hour|day)s?\s*$", re.I)
+
+
+def parse_trigger(spec: str, where: str) -> Any:
+    """`every 15 minutes` -> IntervalTrigger; `cron: 0 3 * * sun` -> CronTrigger; `off` -> None."""
+    s = spec.strip()
+    if s.lower() in ("off", "never", ""):
+        return None
+    m = _EVERY.match(s)
+    if m:
+        n, unit = int(m.group(1)), m.group(2).lower()
+        if n <= 0:
+            raise ConfigError(f"{where}: the interval must be positive, not {spec!r}.")
+        return IntervalTrigger(**{f"{unit}s": n}, timezone=UTC)
+    if s.lower().startswith("cron:"):
+        try:
+            return CronTrigger.from_crontab(s[5:].strip(), timezone=UTC)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {spec!r} is not a crontab expression ({e}).") from None
+    raise ConfigError(
+        f"{where}: {spec!r} is neither `every N minutes|hours|seconds|days`, `cron: m h dom mon dow` nor `off`."
+    )
+
+
+@dataclass
+class JobResult:
+    crm: str
+    kind: str
+    outcome: str
+    error: str | None = None
+
+
+class Daemon:
+    def __init__(self, config_path: Path, cfg: Config, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.config_path = config_path
+        self.cfg = cfg
+        self.stop_event = threading.Event()
+        self.metrics = Metrics()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.scheduler: BlockingScheduler | None = None
+        self.health_server: HealthServer | None = None
+        self._mtime = _mtime(config_path)
+        self._last: dict[str, dict[str, Any]] = {}
+        self.history: list[JobResult] = []
+
+    # ------------------------------------------------------------ one job
+
+    def run_job(self, crm: str, kind: str) -> JobResult:
+        """Run one scheduled job now (the scheduler calls this; so can tests)."""
+        if self.stop_event.is_set():
+            return JobResult(crm, kind, "skipped")
+        opts = RunOptions(full=kind == "full", reconcile=kind == "reconcile", wait=True)
+        try:
+            rep = run_once(self.cfg, crm, opts, should_stop=self.stop_event.is_set)
+            self.metrics.observe_run(kind, rep)
+            result = JobResult(crm, kind, rep.outcome, rep.error)
+        except Exception as e:  # the job boundary: log, record, keep the schedule
+            log.exception("run failed", extra={"crm": crm, "kind": kind})
+            self.metrics.runs.labels(crm, kind, "failed").inc()
+            result = JobResult(crm, kind, "failed", f"{type(e).__name__}: {e}")
+        self._last.setdefault(crm, {})[kind] = {"at": self.clock(), **result.__dict__}
+        if result.outcome in ("ok", "partial"):
+            self._last[crm]["success_at"] = self.clock()
+        self.history.append(result)
+        self._refresh_state_metrics()
+        return result
+
+    def _refresh_state_metrics(self) -> None:
+        try:
+            from state import flags, outbox
+            from state.db import open_db
+
+            db = open_db(self.cfg.mirror.path)
+            try:
+                rejected = {crm: sum(outbox.depth(db, crm).get(s, 0) for s in ("failed", "dead")) for crm in self.cfg.connectors}
+                self.metrics.observe_state(_flag_counts(db), outbox.depth(db), rejected)
+            finally:
+                db.close()
+        except Exception:  # metrics must never take the daemon down
+            log.warning("could not refresh metrics", exc_info=True)
+
+    # ------------------------------------------------------------ health
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        now = self.clock()
+        body: dict[str, Any] = {"ok": True, "crms": {}}
+        for crm in self.cfg.connectors:
+            last = self._last.get(crm, {})
+            success = last.get("success_at")
+            age = (now - success).total_seconds() if success else None
+            ok = success is not None
+            body["crms"][crm] = {
+                "last_success": success,
+                "age_seconds": age,
+                "last": {k: v for k, v in last.items() if k in KINDS},
+            }
+            body["ok"] = body["ok"] and ok
+        try:
+            from state import outbox
+            from state.db import open_db
+
+            db = open_db(self.cfg.mirror.path)
+            body["outbox"] = outbox.depth(db)
+            db.close()
+        except Exception as e:
+            body["ok"] = False
+            body["error"] = f"mirror unreadable: {e}"
+        return bool(body["ok"]), body
+
+    # ------------------------------------------------------------ schedule
+
+    def schedule(self, scheduler: Any) -> None:
+        grace = self.cfg.schedule.misfire_grace_seconds
+        for crm in self.cfg.connectors:
+            for kind in KINDS:
+                trigger = parse_trigger(getattr(self.cfg.schedule, kind), f"[schedule] {kind}")
+                if trigger is None:
+                    continue
+                scheduler.add_job(
+                    self.run_job, trigger, args=(crm, kind), id=f"{crm}:{kind}",
+                    name=f"{kind} sync of {crm}", max_instances=1, coalesce=True,
+                    misfire_grace_time=grace, replace_existing=True,
+                )
+        scheduler.add_job(self._check_reload, IntervalTrigger(seconds=30), id="config-watch",
+                          max_instances=1, coalesce=True, replace_existing=True)
+
+    def reload(self) -> None:
+        try:
+            cfg = config_mod.load(self.config_path)
+        except ConfigError as e:
+            log.error("config reload failed; keeping the running config", extra={"error": str(e)})
+            return
+        self.cfg = cfg
+        if self.scheduler is not None:
+            for job in self.scheduler.get_jobs():
+                if job.id != "config-watch":
+                    job.remove()
+            self.schedule(self.scheduler)
+        log.info("config reloaded", extra={"path": str(self.config_path)})
+
+    def _check_reload(self) -> None:
+        m = _mtime(self.config_path)
+        if m != self._mtime:
+            self._mtime = m
+            self.reload()
+
+    def stop(self, *_: Any) -> None:
+        if self.stop_event.is_set():
+            return
+        log.info("stopping: finishing the current page or batch")
+        self.stop_event.set()
+        if self.scheduler is not None:
+            threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+    def serve(self, *, install_signals: bool = True) -> int:
+        self.scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(1)}, timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        self.schedule(self.scheduler)
+        if self.cfg.daemon.health_port:
+            self.health_server = HealthServer(
+                self.cfg.daemon.health_host, self.cfg.daemon.health_port, self.metrics, self.health
+            ).start()
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+            signal.signal(signal.SIGHUP, lambda *_: self.reload())
+        # A first incremental run at start, so a restarted daemon catches up at once.
+        for crm in self.cfg.connectors:
+            self.scheduler.add_job(self.run_job, args=(crm, "incremental"), id=f"{crm}:startup",
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
+        log.info("daemon started", extra={"crms": list(self.cfg.connectors)})
+        try:
+            self.scheduler.start()
+        finally:
+            if self.health_server is not None:
+                self.health_server.stop()
+        log.info("daemon stopped")
+        return 0
+
+
+def _flag_counts(db: Any) -> dict[str, dict[str, dict[str, int]]]:
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for crm, rule, status, n in db.execute(
+        "SELECT crm, rule, status, count(*) FROM flags GROUP BY crm, rule, status"
+    ).fetchall():
+        out.setdefault(crm, {}).setdefault(rule, {})[status] = n
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def run_daemon(config_path: Path, cfg: Config, *, log_format: str | None = None) -> int:
+    if not cfg.connectors:
+        raise ConfigError(f"no CRM is enabled in {config_path}: the daemon would have nothing to do.")
+    for kind in KINDS:
+        parse_trigger(getattr(cfg.schedule, kind), f"[schedule] {kind}")  # fail fast at start
+    return Daemon(config_path, cfg).serve()

@@ -1,0 +1,60 @@
+"""Evaluate: every account view of the mirror through the rules, flags into state.
+
+Views stream from a few ordered queries (state/views.py), so memory stays flat
+in the number of contacts; the per-account results (flags, coverage, contact
+statuses) are kept for the planner, which needs them per account.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+import rules
+from state import flags as flag_store
+from state import views
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    crm: str
+    results: dict[str, Any] = field(default_factory=dict)  # account id -> rules.AccountResult
+    changes: flag_store.FlagChanges | None = None
+    accounts: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+
+    def coverage_counts(self) -> Counter[str]:
+        return Counter(
+            str(r.coverage.status) for r in self.results.values() if r.coverage is not None
+        )
+
+
+def evaluate(
+    db: sqlite_utils.Database, crm: str, settings: Any, *, as_of: datetime, seen_at: datetime
+) -> Evaluation:
+    """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits)."""
+    ev = Evaluation(crm)
+    all_flags = []
+    for view in views.iter_account_views(db, crm):
+        result = rules.evaluate_account(view, settings, as_of)
+        ev.results[view.id] = result
+        ev.accounts += 1
+        for f in result.flags:
+            all_flags.append(f)
+            if not f.suppressed:
+                ev.by_rule[f.rule] += 1
+    ev.changes = flag_store.sync_flags(
+        db, crm, all_flags, seen_at=seen_at, rules_run=set(rules.RULE_NAMES)
+    )
+    log.info(
+        "rules evaluated",
+        extra={"crm": crm, "accounts": ev.accounts, **{f"flags_{k}": v for k, v in ev.by_rule.items()}},
+    )
+    return ev

@@ -1,0 +1,151 @@
+"""Pull: connector pages into the mirror, each page committed with its cursor.
+
+For every object, in parent-before-child order:
+
+- a first pull, a `--full` run, or a full pull that a killed run left
+  unfinished pulls everything (resuming from the saved checkpoint when there is
+  one), stamping each row with the pull's generation; at its last page the rows
+  not seen are soft-deleted (state/mirror.py `finish_full`), so a record
+  deleted in the CRM while crmsync was away does not linger;
+- otherwise an incremental pull from the saved cursor.
+
+A page and the cursor that follows it commit in one transaction: a run killed
+at any instant resumes from the last committed page, with nothing lost and
+nothing counted twice. `should_stop` is checked between pages, so SIGTERM
+finishes the current page, commits, and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from connectors.base import Connector
+from state import cursors, mirror
+from state.db import transaction
+from state.model import PULL_ORDER, ObjectType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ObjectReport:
+    object: str
+    mode: str
+    pages: int = 0
+    records: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+    done: bool = False
+
+
+@dataclass
+class PullReport:
+    crm: str
+    objects: list[ObjectReport] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def records(self) -> int:
+        return sum(o.records for o in self.objects)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            o.object: {
+                "mode": o.mode,
+                "records": o.records,
+                "inserted": o.inserted,
+                "updated": o.updated,
+                "unchanged": o.unchanged,
+                "deleted": o.deleted,
+                "skipped": o.skipped,
+                "api_calls": o.api_calls,
+            }
+            for o in self.objects
+        }
+
+
+class Progress:
+    """What pull() tells a progress display; the CLI implements it with rich."""
+
+    def start(self, crm: str, obj: str, mode: str) -> None: ...
+    def advance(self, crm: str, obj: str, records: int, api_calls: int, total: int | None) -> None: ...
+    def finish(self, crm: str, obj: str) -> None: ...
+
+
+def pull(
+    db: sqlite_utils.Database,
+    connector: Connector,
+    *,
+    full: bool,
+    started_at: datetime,
+    objects: Iterable[ObjectType] = PULL_ORDER,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Progress | None = None,
+) -> PullReport:
+    crm = connector.crm
+    report = PullReport(crm)
+    progress = progress or Progress()
+    for obj in objects:
+        if should_stop():
+            report.interrupted = True
+            break
+        state = cursors.get(db, crm, obj)
+        full_mode = full or state.full_in_progress or state.mode is None
+        generation = state.generation
+        cursor = state.cursor
+        if full_mode:
+            resuming = state.full_in_progress
+            with transaction(db):
+                generation = cursors.begin_full(db, crm, obj)
+            cursor = state.cursor if resuming else None
+            if resuming:
+                log.info("resuming full pull", extra={"crm": crm, "object": str(obj)})
+        mode = "full" if full_mode else "incremental"
+        rep = ObjectReport(str(obj), mode)
+        report.objects.append(rep)
+        progress.start(crm, str(obj), mode)
+        calls_before = connector.calls.total
+        for page in connector.pull(obj, cursor, full=full_mode, started_at=started_at):
+            with transaction(db):
+                res = mirror.apply_page(
+                    db, crm, page, generation=generation, seen_at=started_at
+                )
+                cursors.save(
+                    db, crm, obj, page.cursor,
+                    mode="full" if full_mode and not page.done else "incremental",
+                )
+                if full_mode and page.done:
+                    rep.deleted += mirror.finish_full(db, crm, obj, generation, seen_at=started_at)
+                    rep.done = True
+            rep.pages += 1
+            rep.records += len(page.records)
+            rep.inserted += res.inserted
+            rep.updated += res.updated
+            rep.unchanged += res.unchanged
+            rep.deleted += res.deleted
+            rep.skipped += res.skipped
+            rep.api_calls = connector.calls.total - calls_before
+            progress.advance(crm, str(obj), len(page.records), rep.api_calls, getattr(page, "total", None))
+            log.info(
+                "page committed",
+                extra={"crm": crm, "object": str(obj), "records": len(page.records), "mode": mode},
+            )
+            if page.done:
+                rep.done = True
+            if should_stop() and not page.done:
+                report.interrupted = True
+                break
+        progress.finish(crm, str(obj))
+        if report.interrupted:
+            break
+    return report

@@ -1,0 +1,274 @@
+"""One run per CRM: pull, rules, plan, drain — and `setup`.
+
+    run_all(cfg, crm=None, opts)          the CLI's `sync` and `plan`
+      run_once(cfg, crm, opts)            one CRM, under the mirror's writer lock
+        pull.pull(...)                    connector pages -> mirror, page + cursor per commit
+        evaluate.evaluate(...)            mirror -> rules -> flags (state)
+        plan.plan(...) / plan.enqueue     flags + coverage -> outbox (diffed, guarded)
+        drain.drain(...)                  outbox -> connector.write -> outbox marks
+
+Every run is recorded in `runs` with its counts, API calls and outcome, also
+when it fails; the exception then goes up to the CLI, which maps it to an exit
+code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from state import runs
+from state.db import open_db
+from state.lock import MirrorBusy, acquire_writer_lock
+
+from . import evaluate as evaluate_mod
+from . import plan as plan_mod
+from . import pull as pull_mod
+from .config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    full: bool = False
+    reconcile: bool = False
+    pull_only: bool = False
+    dry_run: bool = False
+    skip_pull: bool = False
+    as_of: datetime | None = None
+    wait: bool = True
+    progress: bool = False
+
+
+@dataclass
+class RunReport:
+    crm: str
+    run_id: int = 0
+    mode: str = "incremental"
+    outcome: str = "ok"
+    pull: pull_mod.PullReport | None = None
+    evaluation: evaluate_mod.Evaluation | None = None
+    plan: Any = None
+    drain: Any = None
+    api_calls: int = 0
+    api_by_operation: dict[str, int] = field(default_factory=dict)
+    quota: tuple[int | None, int | None] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def rejected(self) -> int:
+        return int(getattr(self.drain, "rejected", 0) or 0)
+
+    @property
+    def exit_code(self) -> int:
+        if self.outcome in ("failed", "quota_exhausted"):
+            return EXIT_UNREACHABLE
+        return EXIT_REJECTED if self.rejected else EXIT_OK
+
+
+def make_connector(crm: str, settings: Any, **kw: Any) -> Any:
+    from connectors import CONNECTORS
+
+    return CONNECTORS[crm](settings, **kw)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_once(
+    cfg: Config,
+    crm: str,
+    opts: RunOptions,
+    *,
+    connector: Any = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], datetime] = now_utc,
+    progress: pull_mod.Progress | None = None,
+) -> RunReport:
+    """One run for one CRM, holding the mirror's writer lock throughout."""
+    settings = cfg.connectors[crm]
+    mode = "plan" if opts.skip_pull else ("full" if opts.full else "incremental")
+    if opts.reconcile:
+        mode = "reconcile"
+    report = RunReport(crm, mode=mode)
+    t0 = time.monotonic()
+    db = open_db(cfg.mirror.path)
+    try:
+        with acquire_writer_lock(
+            cfg.mirror.path,
+            wait=opts.wait,
+            timeout=cfg.daemon.lock_timeout_seconds if opts.wait else None,
+        ):
+            started = clock()
+            runs.close_interrupted(db, started)
+            report.run_id = runs.start(db, crm, mode, started)
+            connector = connector or make_connector(crm, settings)
+            try:
+                _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
+            except QuotaExhausted as e:
+                report.outcome, report.error = "quota_exhausted", str(e)
+                raise
+            except (AuthFailed, CrmUnavailable, CrmError) as e:
+                report.outcome, report.error = "failed", f"{type(e).__name__}: {e}"
+                raise
+            except BaseException as e:
+                report.outcome, report.error = "failed", f"{type(e).__name__}: {e}"
+                raise
+            finally:
+                report.api_calls = connector.calls.total
+                report.api_by_operation = dict(connector.calls.by_operation)
+                q = connector.quota() if hasattr(connector, "quota") else None
+                report.quota = (q.used, q.limit) if q is not None else None
+                report.seconds = time.monotonic() - t0
+                runs.finish(
+                    db, report.run_id, report.outcome, clock(),
+                    counts=_counts(report), api_calls=report.api_calls,
+                    api_by_operation=report.api_by_operation, quota=report.quota,
+                    error=report.error,
+                )
+                _log_run(report)
+    except MirrorBusy as e:
+        raise ConfigError(f"{e} (use --wait to wait for it, or set [daemon] lock = \"wait\")") from None
+    finally:
+        db.close()
+    return report
+
+
+def _steps(
+    cfg: Config,
+    db: Any,
+    crm: str,
+    opts: RunOptions,
+    connector: Any,
+    report: RunReport,
+    started: datetime,
+    should_stop: Callable[[], bool],
+    progress: pull_mod.Progress | None,
+) -> None:
+    if not opts.skip_pull:
+        connector.check()
+        report.pull = pull_mod.pull(
+            db, connector, full=opts.full, started_at=started,
+            should_stop=should_stop, progress=progress,
+        )
+        if report.pull.interrupted:
+            report.outcome = "interrupted"
+            return
+        if opts.reconcile:
+            from .reconcile import reconcile
+
+            reconcile(db, connector, seen_at=started)
+    if opts.pull_only:
+        return
+    as_of = opts.as_of or started
+    report.evaluation = evaluate_mod.evaluate(db, crm, cfg.rules, as_of=as_of, seen_at=started)
+    the_plan = plan_mod.plan(db, crm, report.evaluation.results, cfg.writeback, as_of=as_of)
+    report.plan = the_plan
+    if opts.dry_run:
+        return
+    if not getattr(cfg.writeback, "enabled", True):
+        return
+    plan_mod.enqueue(db, the_plan)
+    if should_stop():
+        report.outcome = "interrupted"
+        return
+    from . import drain as drain_mod
+
+    report.drain = drain_mod.drain(
+        db, connector, crm,
+        batch_size=200 if crm == "salesforce" else 100,
+        max_attempts=cfg.writeback.max_attempts,
+        should_stop=should_stop,
+    )
+    if report.rejected:
+        report.outcome = "partial"
+
+
+def _counts(report: RunReport) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if report.pull is not None:
+        out["pull"] = report.pull.counts()
+    if report.evaluation is not None:
+        out["flags"] = dict(report.evaluation.by_rule)
+        if report.evaluation.changes is not None:
+            out["flag_changes"] = report.evaluation.changes.counts
+        out["coverage"] = dict(report.evaluation.coverage_counts())
+    if report.plan is not None:
+        out["plan"] = report.plan.counts()
+    if report.drain is not None and hasattr(report.drain, "counts"):
+        out["writes"] = report.drain.counts()
+    return out
+
+
+def _log_run(report: RunReport) -> None:
+    log.info(
+        "run finished",
+        extra={
+            "crm": report.crm,
+            "run_id": report.run_id,
+            "mode": report.mode,
+            "outcome": report.outcome,
+            "records": report.pull.records if report.pull else 0,
+            "api_calls": report.api_calls,
+            "rejected": report.rejected,
+            "seconds": round(report.seconds, 2),
+        },
+    )
+
+
+def run_all(
+    cfg: Config, *, crm: str | None, opts: RunOptions, echo: Callable[[str], None] = print
+) -> int:
+    """The CLI's sync/plan: each enabled CRM in turn; the worst exit code wins."""
+    from .report import print_run
+
+    crms = cfg.crms(crm)
+    if not crms:
+        raise ConfigError(
+            f"no CRM is enabled in {cfg.path}: add a [salesforce] or [hubspot] table "
+            "(or run `crmsync sandbox hubspot --write-config FILE` to get one)."
+        )
+    code = EXIT_OK
+    for name in crms:
+        progress = None
+        if opts.progress and not opts.skip_pull:
+            from .progress import RichProgress
+
+            progress = RichProgress()
+        try:
+            rep = run_once(cfg, name, opts, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        print_run(rep, echo=echo, dry_run=opts.dry_run)
+        code = max(code, rep.exit_code)
+    return code
+
+
+def setup_fields(
+    cfg: Config, *, crm: str | None, dry_run: bool, echo: Callable[[str], None] = print
+) -> int:
+    """`crmsync setup`: check, and unless dry_run create, each CRM's owned fields."""
+    code = EXIT_OK
+    for name in cfg.crms(crm):
+        connector = make_connector(name, cfg.connectors[name])
+        connector.check()
+        checks = connector.ensure_fields(dry_run=dry_run)
+        for c in checks:
+            echo(f"{name:<10} {c.object:<10} {c.field:<32} {c.status}" + (f"  ({c.detail})" if c.detail else ""))
+        if any(c.status == "failed" for c in checks):
+            code = EXIT_REJECTED
+        missing = sum(c.status == "missing" for c in checks)
+        created = sum(c.status == "created" for c in checks)
+        echo(f"{name}: {created} created, {missing} missing, {len(checks) - created - missing} already there")
+    return code

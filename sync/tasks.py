@@ -1,0 +1,305 @@
+"""What a crmsync task says: subject, body, due date and priority, for an account manager.
+
+Three kinds of task land in the account owner's queue (DESIGN.md "Write-back"):
+
+- departed champion: one per open departed_champion flag. Who, what we saw,
+  what to do, and where the person now appears (a warm lead for a new logo).
+- single-threaded account: one per open single_threaded_account flag.
+- contact hygiene: one per account, grouping its stale and bouncing contacts.
+
+The text is built only from the mirror and the flags, never from the clock, so
+an unchanged account yields byte-identical text and the planner writes nothing
+(RELIABILITY W10). The due date is the one exception: it is computed from
+`as_of` when a task is created and never rewritten afterwards.
+
+The words follow rules/explain.py: absolute dates, no internal jargon (no
+"flag", "rule", API field names). Subjects stay under Salesforce's 255
+characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from state.model import Flag, Tier
+
+SUBJECT_MAX = 255
+
+# Rule names (rules/<rule>.py NAME); matched loosely so a rename is noticed in tests,
+# not by an account manager.
+DEPARTED = "departed_champion"
+SINGLE_THREADED = "single_threaded_account"
+STALE = "stale_contact"
+BOUNCING = "bouncing_contact"
+HYGIENE = "contact_hygiene"  # the grouped task's own key prefix (not a rule)
+
+# Canonical task status values (the connectors map them: SF "Not Started"/"Completed",
+# HubSpot NOT_STARTED/COMPLETED).
+STATUS_OPEN = "open"
+STATUS_COMPLETED = "completed"
+
+FOOTER = (
+    "This task is kept up to date automatically and closes itself once the records "
+    "show the problem is fixed."
+)
+
+
+def rule_kind(rule: str) -> str | None:
+    """departed | single_threaded | stale | bouncing, from a rule name; None for others."""
+    r = rule.lower()
+    if "departed" in r:
+        return DEPARTED
+    if "single" in r:
+        return SINGLE_THREADED
+    if "stale" in r:
+        return STALE
+    if "bounc" in r:
+        return BOUNCING
+    return None
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Person:
+    """A contact as a task names it."""
+
+    id: str
+    name: str
+    title: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.title})" if self.title else self.name
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What a task says about its account."""
+
+    crm: str
+    id: str
+    name: str
+    tier: Tier
+    owner_id: str | None
+    stakeholders: int | None = None
+    engaged: int | None = None
+    roles_covered: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskContent:
+    """A task's intended content. `key` is crmsync's key on the task (stable per problem)."""
+
+    key: str
+    kind: str  # DEPARTED | SINGLE_THREADED | HYGIENE
+    account_id: str
+    contact_id: str | None
+    subject: str
+    body: str
+    rank: int  # lower first when the per-owner cap must choose
+
+
+# ---------------------------------------------------------------- keys
+
+
+def hygiene_key(crm: str, account_id: str) -> str:
+    """The grouped stale/bouncing task's key; same shape as a flag key."""
+    return f"{HYGIENE}:{crm}:{account_id}:{account_id}"
+
+
+def account_of_key(key: str) -> str | None:
+    """The account id inside a task key (`rule:crm:account:subject`)."""
+    parts = key.split(":")
+    return parts[2] if len(parts) >= 4 else None
+
+
+# ---------------------------------------------------------------- due date, priority
+
+
+def due_date(as_of: datetime, tier: Tier, due_days: Mapping[str, int]) -> date:
+    return as_of.date() + timedelta(days=int(due_days.get(tier.value, due_days.get("none", 10))))
+
+
+def priority(tier: Tier, priorities: Mapping[str, str]) -> str:
+    return str(priorities.get(tier.value, priorities.get("none", "normal")))
+
+
+# ---------------------------------------------------------------- composition
+
+
+def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> TaskContent:
+    """One departed champion: who, what we saw, what to do, where they went."""
+    name = person.name if person else f"contact {flag.subject_id}"
+    moved_to = moved_to_account(flag)
+    subject = f"{name} may have left {account.name}"
+    if moved_to:
+        subject += f" (now at {moved_to})"
+    explanation = _one_paragraph(flag.explanation)
+    lines = [explanation or f"{name} shows signs of having left {account.name}."]
+    if moved_to and moved_to not in explanation:
+        lines += [
+            "",
+            f"{name} now appears at {moved_to}: someone who already knows you is a warm "
+            "lead there.",
+        ]
+    lines += ["", FOOTER]
+    rank = 0 if flag.severity.rank >= 3 else 1
+    return TaskContent(
+        key=flag.key,
+        kind=DEPARTED,
+        account_id=account.id,
+        contact_id=flag.contact_id or flag.subject_id,
+        subject=_cap(subject),
+        body="\n".join(lines),
+        rank=rank,
+    )
+
+
+def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
+    """One single-threaded account: how thin it is and how to widen it."""
+    subject = f"Broaden the relationship at {account.name}"
+    if account.engaged is not None:
+        subject += f": {_count(account.engaged, 'engaged contact')}"
+    lines = [_one_paragraph(flag.explanation)]
+    if account.stakeholders is not None and account.engaged is not None:
+        roles = ", ".join(account.roles_covered) if account.roles_covered else "no buying roles"
+        lines += [
+            "",
+            f"Coverage today: {_count(account.stakeholders, 'active contact')}, "
+            f"{account.engaged} engaged recently; roles covered: {roles}.",
+        ]
+    lines += ["", FOOTER]
+    return TaskContent(
+        key=flag.key,
+        kind=SINGLE_THREADED,
+        account_id=account.id,
+        contact_id=None,
+        subject=_cap(subject),
+        body="\n".join(lines),
+        rank=2 if account.tier is not Tier.STRATEGIC else 1,
+    )
+
+
+def hygiene_task(
+    account: AccountFacts,
+    stale: Sequence[tuple[Person, str]],
+    bouncing: Sequence[tuple[Person, str]],
+) -> TaskContent:
+    """One task per account listing its bouncing and stale contacts with the reason for each."""
+    n = len(stale) + len(bouncing)
+    parts = []
+    if bouncing:
+        parts.append(f"{len(bouncing)} bouncing")
+    if stale:
+        parts.append(f"{len(stale)} without recent activity")
+    subject = f"Tidy up {_count(n, 'contact')} at {account.name}: {' and '.join(parts)}"
+    lines = [f"Some contacts at {account.name} need attention before they mislead the team."]
+    if bouncing:
+        lines += ["", "Email bouncing:"]
+        lines += [f"- {p.label}: {_one_paragraph(why)}" for p, why in bouncing]
+    if stale:
+        lines += ["", "No recent activity:"]
+        lines += [f"- {p.label}: {_one_paragraph(why)}" for p, why in stale]
+    lines += [
+        "",
+        "Suggested next step: correct or remove the bouncing email addresses; reach out "
+        "to the quiet contacts, or mark the ones no longer involved as such.",
+        "",
+        FOOTER,
+    ]
+    return TaskContent(
+        key=hygiene_key(account.crm, account.id),
+        kind=HYGIENE,
+        account_id=account.id,
+        contact_id=None,
+        subject=_cap(subject),
+        body="\n".join(lines),
+        rank=3,
+    )
+
+
+def completion_note(kind: str | None, as_of: datetime) -> str:
+    """The line added to a task crmsync completes because its problem went away."""
+    when = _day(as_of)
+    why = {
+        DEPARTED: "the contact no longer shows signs of having left",
+        SINGLE_THREADED: "the account now has enough engaged contacts and its key roles are covered",
+        HYGIENE: "none of the account's contacts are bouncing or inactive any more",
+    }.get(kind or "", "the records no longer show the problem")
+    return f"Closed automatically on {when}: {why}."
+
+
+def completion_note_gone(as_of: datetime) -> str:
+    """The line added when the account (or contact) itself was deleted or merged away."""
+    return f"Closed automatically on {_day(as_of)}: the record this task was about no longer exists."
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+_MOVED_KEYS = (
+    "moved_to",
+    "moved_to_account",
+    "moved_to_account_name",
+    "now_at",
+    "now_at_account",
+    "other_account_name",
+    "elsewhere",
+)
+
+
+def moved_to_account(flag: Flag) -> str | None:
+    """The name of the account a departed champion now appears at, if the flag names one."""
+    ev = flag.evidence or {}
+    for key in _MOVED_KEYS:
+        value = ev.get(key)
+        name = _account_name(value)
+        if name:
+            return name
+    return None
+
+
+def _account_name(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, Mapping):
+        for k in ("other_account_name", "account_name", "name"):
+            if isinstance(value.get(k), str) and value[k].strip():
+                return str(value[k]).strip()
+    if isinstance(value, list | tuple) and value:
+        return _account_name(value[0])
+    return None
+
+
+def _one_paragraph(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _cap(text: str, limit: int = SUBJECT_MAX) -> str:
+    text = _one_paragraph(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def _count(n: int, singular: str) -> str:
+    return f"{n} {singular if n == 1 else singular + 's'}"
+
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July",
+    "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _day(value: date | datetime) -> str:
+    d = value.date() if isinstance(value, datetime) else value
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+
+
+def sorted_people(items: Iterable[tuple[Person, str]]) -> list[tuple[Person, str]]:
+    """Stable order for a task's contact list: by name, then id."""
+    return sorted(items, key=lambda pw: (pw[0].name.lower(), pw[0].id))

@@ -1,0 +1,188 @@
+"""Bouncing contacts: CRM bounces, hard vs soft, syntax, role addresses, deliverability."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules import bouncing_contacts
+from rules.bouncing_contacts import bounce_count, smtp_status, syntax_problem
+from state.model import HygieneStatus, Severity
+
+from .builders import contact, day_ago, days_ago, flags, opp, role, run, settings, view
+
+RULE = "bouncing_contact"
+
+
+def one(result):
+    found = flags(result, RULE)
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(
+    ("case", "kw", "kind", "bouncing"),
+    [
+        ("CRM hard bounce, enhanced status", dict(email_bounced=True, bounce_reason="550 5.1.1 <x@acme.com>: user unknown"), "hard_bounce", True),
+        ("CRM hard bounce, no reason text", dict(email_bounced=True, bounce_reason=None), "hard_bounce", True),
+        ("CRM hard bounce, basic code only", dict(email_bounced=True, bounce_reason="550 mailbox unavailable"), "hard_bounce", True),
+        ("soft bounce once", dict(email_bounced=True, bounce_reason="452 4.2.2 mailbox full"), "soft_bounce", False),
+        ("soft bounce twice", dict(email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 2 times"), "soft_bounce", False),
+        ("soft bounce three times", dict(email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 3 times"), "repeated_soft_bounce", True),
+        ("soft bounce count phrasing", dict(email_bounced=True, bounce_reason="421 4.4.2 timeout (5 bounces)"), "repeated_soft_bounce", True),
+        ("bounce reason left over, not bounced", dict(email_bounced=False, bounce_reason="550 5.1.1"), None, False),
+        ("no email", dict(email=None), "no_email", True),
+        ("blank email", dict(email="   "), "no_email", True),
+        ("two @ signs", dict(email="ada@@acme.com"), "invalid_address", True),
+        ("no dot in domain", dict(email="ada@acme"), "invalid_address", True),
+        ("spaces inside", dict(email="ada lovelace@acme.com"), "invalid_address", True),
+        ("reserved .test domain", dict(email="ada@acme.test"), "invalid_address", True),
+        ("IDN domain", dict(email="jörg@bücher.de"), None, False),
+        ("IDN local part and domain", dict(email="用户@例子.广告"), None, False),
+        ("punycode domain", dict(email="joerg@xn--bcher-kva.de"), None, False),
+        ("plus addressing", dict(email="ada+crm@acme.com"), None, False),
+        ("subdomain", dict(email="ada@uk.acme.co.uk"), None, False),
+        ("role address info@", dict(email="info@acme.com"), "role_address", False),
+        ("role address Sales@ any case", dict(email="Sales@acme.com"), "role_address", False),
+        ("role address with tag", dict(email="support+emea@acme.com"), "role_address", False),
+        ("personal address that starts like a role", dict(email="infosec.lead@acme.com"), None, False),
+    ],
+)
+def test_detection(case, kw, kind, bouncing):
+    result = run(view([contact("003A", **kw)]))
+    f = one(result)
+    if kind is None:
+        assert f is None, case
+        assert result.contact_status["003A"].status is HygieneStatus.OK
+        return
+    assert f is not None, case
+    assert f.evidence["kind"] == kind, case
+    assert f.evidence["bouncing"] is bouncing
+    expected = HygieneStatus.BOUNCING if bouncing else HygieneStatus.OK
+    assert result.contact_status["003A"].status is expected
+    if not bouncing:
+        assert f.severity is Severity.INFO
+
+
+def test_notes_keep_the_contact_active_and_engaged():
+    cs = [
+        contact("003A", email="info@acme.com"),
+        contact("003B", email_bounced=True, bounce_reason="4.2.2 mailbox full"),
+        contact("003C"),
+    ]
+    result = run(view(cs))
+    assert (result.coverage.stakeholders, result.coverage.engaged) == (3, 3)
+
+
+def test_hard_bounce_outranks_other_findings_on_the_same_address():
+    f = one(run(view([contact("003A", email="info@acme", email_bounced=True, bounce_reason="5.1.1")])))
+    assert f.evidence["kind"] == "hard_bounce"
+    assert f.evidence["also"] == ["invalid_address"]
+
+
+def test_bounced_but_active_since_is_still_bouncing_but_less_urgent():
+    base = dict(email_bounced=True, bounce_reason="550 5.1.1", bounced_at=days_ago(40))
+    v_roles = dict(opportunities=[opp()], roles=[role("003A", "Champion")])
+    quiet = one(run(view([contact("003A", last_activity_at=days_ago(45), **base)], **v_roles)))
+    since = one(run(view([contact("003A", last_activity_at=days_ago(3), **base)], **v_roles)))
+    assert quiet.evidence["active_since"] is None
+    assert since.evidence["active_since"] == day_ago(3).isoformat()
+    assert since.severity.rank == quiet.severity.rank - 1
+    assert "Activity has been logged since then" in since.explanation
+    assert "still needs fixing" in since.explanation
+
+
+def test_activity_on_the_bounce_day_is_not_active_since():
+    c = contact("003A", email_bounced=True, bounce_reason="5.1.1", bounced_at=days_ago(3), last_activity_at=days_ago(3))
+    assert one(run(view([c]))).evidence["active_since"] is None
+
+
+def test_soft_bounce_threshold_is_a_setting():
+    c = contact("003A", email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 2 times")
+    assert one(run(view([c]))).evidence["kind"] == "soft_bounce"
+    s = settings(bouncing_contact={"soft_bounce_threshold": 2})
+    assert one(run(view([c]), s)).evidence["kind"] == "repeated_soft_bounce"
+
+
+def test_role_address_list_is_a_setting():
+    c = contact("003A", email="events@acme.com")
+    assert one(run(view([c]))) is None
+    s = settings(bouncing_contact={"role_addresses": ["events"]})
+    assert one(run(view([c]), s)).evidence["kind"] == "role_address"
+
+
+def test_test_domains_allowed_by_setting():
+    c = contact("003A", email="ada@acme.test")
+    s = settings(bouncing_contact={"allow_test_domains": True})
+    assert one(run(view([c]), s)) is None
+
+
+def test_deliverability_check_is_off_by_default_and_uses_the_injected_resolver():
+    asked: list[str] = []
+
+    def fake(domain: str) -> str | None:
+        asked.append(domain)
+        return "The domain name acme.com does not accept email." if domain == "acme.com" else None
+
+    c = contact("003A")
+    assert one(run(view([c]), domain_check=fake)) is None
+    assert asked == []
+    s = settings(bouncing_contact={"check_deliverability": True})
+    f = one(run(view([c, contact("003B", email="b@globex.com")]), s, domain_check=fake))
+    assert f.subject_id == "003A" and f.evidence["kind"] == "undeliverable_domain"
+    assert sorted(asked) == ["acme.com", "globex.com"]
+    # On, but no resolver given: skipped, never a network call from rules.
+    assert one(run(view([c]), s)) is None
+
+
+@pytest.mark.parametrize(
+    ("roles", "renewal_days", "severity"),
+    [((), None, Severity.LOW), (("Champion",), None, Severity.MEDIUM), ((), 30, Severity.MEDIUM), (("Champion",), 30, Severity.HIGH)],
+)
+def test_severity(roles, renewal_days, severity):
+    close = day_ago(-renewal_days) if renewal_days is not None else day_ago(-400)
+    v = view(
+        [contact("003A", email_bounced=True, bounce_reason="5.1.1")],
+        opportunities=[opp("006A", close_date=close)],
+        roles=[role("003A", r) for r in roles],
+    )
+    assert one(run(v)).severity is severity
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "cls"),
+    [
+        ("550 5.1.1 User unknown", "5.1.1", "hard"),
+        ("smtp; 5.7.1 rejected", "5.7.1", "hard"),
+        ("452 4.2.2 Mailbox full", "4.2.2", "soft"),
+        ("421 Try again later", "421", "soft"),
+        ("554 spam", "554", "hard"),
+        ("Mailbox does not exist", None, None),
+        ("version 1.2.3 of the server", None, None),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
+def test_smtp_status(reason, status, cls):
+    assert smtp_status(reason) == (status, cls)
+
+
+@pytest.mark.parametrize(
+    ("reason", "n"),
+    [("bounced 3 times", 3), ("3 bounces", 3), ("bounce count: 4", 4), ("(2x) 4.2.2", 2), ("4.2.2 mailbox full", None), (None, None)],
+)
+def test_bounce_count(reason, n):
+    assert bounce_count(reason) == n
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@acme.com", "a.b@acme.co.uk", "a_b-c+d@x-y.io", "A@ACME.COM", "a..b@acme.com", ".a@acme.com",
+        "a.@acme.com", "a@-acme.com", "a@acme-.com", "a@acme..com", "a@acme.c", "a@acme.123",
+        "a@localhost", "a@acme.local", "a@acme.test", "a@acme.invalid", "a@xn--bcher-kva.de",
+        "a@xn--zz.com", "a@ab--cd.com", "x" * 65 + "@acme.com", "a@" + "b" * 64 + ".com",
+        "jörg@bücher.de", "\"quoted\"@acme.com", "a@[127.0.0.1]", "a b@acme.com",
+    ],
+)
+def test_fast_syntax_path_agrees_with_email_validator(email):
+    assert (syntax_problem(email) is None) == (bouncing_contacts._full_check(email, False) is None)

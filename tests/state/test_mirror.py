@@ -1,0 +1,273 @@
+"""apply_page: upsert, unchanged, soft delete, history, merges, atomicity, full pulls."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from state import cursors, mirror
+from state.db import open_db
+from state.model import ObjectType
+from tests.state.conftest import load
+from tests.state.records import CRM, account, at, contact, opportunity, page, role
+
+
+def _row(db, table: str, id: str) -> dict:
+    return next(db.query(f"SELECT * FROM {table} WHERE crm = ? AND id = ?", [CRM, id]))
+
+
+def _history(db) -> list[tuple]:
+    return db.execute(
+        "SELECT contact_id, field, old, new, seen_at FROM contact_history ORDER BY id"
+    ).fetchall()
+
+
+def test_insert_stores_typed_canonical_columns_raw_and_owned(db) -> None:
+    rec = contact("C1", owned={"status": "ok"}, last_activity_at=at(-60), email_bounced=True)
+    result = load(db, rec)
+    assert result.inserted == 1
+    row = _row(db, "contacts", "C1")
+    assert row["account_id"] == "A1"
+    assert row["email_bounced"] == 1
+    assert row["last_activity_at"] == "2026-05-01T11:00:00.000000Z"
+    assert row["created_at"] == "2025-01-01T00:00:00.000000Z"
+    assert row["modified_at"] == "2026-05-01T12:00:00.000000Z"
+    assert row["raw"] and '"Id":"C1"' in row["raw"]
+    assert row["owned"] == '{"status":"ok"}'
+    assert row["deleted_at"] is None
+    opp = load(db, opportunity("O1"))
+    assert opp.inserted == 1
+    assert _row(db, "opportunities", "O1")["close_date"] == "2026-09-30"
+
+
+def test_identical_record_is_unchanged_and_writes_nothing(db) -> None:
+    load(db, contact("C1"), generation=3)
+    changes_before = db.conn.total_changes
+    result = load(db, contact("C1"), generation=3)
+    assert (result.unchanged, result.updated, result.inserted) == (1, 0, 0)
+    assert db.conn.total_changes == changes_before
+    assert _history(db) == []
+
+
+def test_update_records_history_for_account_email_and_title(db) -> None:
+    load(db, contact("C1", email="ada@acme.test", title="CTO"))
+    seen = at(30)
+    result = load(
+        db,
+        contact("C1", account_id="A2", email="ada@beta.test", title="Former CTO", minute=10),
+        seen_at=seen,
+    )
+    assert (result.updated, result.history_rows) == (1, 3)
+    assert _history(db) == [
+        ("C1", "account_id", "A1", "A2", "2026-05-01T12:30:00.000000Z"),
+        ("C1", "email", "ada@acme.test", "ada@beta.test", "2026-05-01T12:30:00.000000Z"),
+        ("C1", "title", "CTO", "Former CTO", "2026-05-01T12:30:00.000000Z"),
+    ]
+
+
+def test_email_case_change_is_not_history(db) -> None:
+    load(db, contact("C1", email="Ada@Acme.test"))
+    result = load(db, contact("C1", email="ada@acme.test", minute=1))
+    assert result.updated == 1
+    assert result.history_rows == 0
+
+
+def test_other_field_change_updates_without_history(db) -> None:
+    load(db, contact("C1"))
+    result = load(db, contact("C1", minute=5, last_activity_at=at(1)))
+    assert (result.updated, result.history_rows) == (1, 0)
+
+
+def test_older_version_never_regresses_a_row(db) -> None:
+    load(db, contact("C1", title="VP", minute=10))
+    result = load(db, contact("C1", title="Intern", minute=5))
+    assert result.skipped == 1
+    assert _row(db, "contacts", "C1")["title"] == "VP"
+
+
+def test_duplicate_ids_in_one_page_keep_the_newest(db) -> None:
+    result = load(db, contact("C1", title="new", minute=9), contact("C1", title="old", minute=1))
+    assert (result.inserted, result.skipped) == (1, 1)
+    assert _row(db, "contacts", "C1")["title"] == "new"
+
+
+def test_d1_delete_is_soft_and_keeps_the_row(db) -> None:
+    load(db, contact("C1"))
+    result = load(db, contact("C1", deleted=True, minute=5), seen_at=at(60))
+    assert result.deleted == 1
+    row = _row(db, "contacts", "C1")
+    assert row["deleted_at"] == "2026-05-01T13:00:00.000000Z"
+    assert row["first_name"] == "Ada"  # values kept
+    again = load(db, contact("C1", deleted=True, minute=5), seen_at=at(90))
+    assert again.unchanged == 1
+    assert _row(db, "contacts", "C1")["deleted_at"] == "2026-05-01T13:00:00.000000Z"
+
+
+def test_deleted_record_never_seen_becomes_a_tombstone(db) -> None:
+    result = load(db, contact("C9", deleted=True))
+    assert result.deleted == 1
+    assert _row(db, "contacts", "C9")["deleted_at"] is not None
+
+
+def test_restored_record_is_undeleted(db) -> None:
+    load(db, contact("C1"))
+    load(db, contact("C1", deleted=True, minute=5))
+    result = load(db, contact("C1", minute=10))
+    assert result.updated == 1
+    assert _row(db, "contacts", "C1")["deleted_at"] is None
+
+
+def test_d5_contact_merge_repoints_history_roles_and_tasks(db) -> None:
+    load(db, contact("LOSER", title="CTO"), contact("WIN"), opportunity("O1"),
+         role("R1", "LOSER"))
+    load(db, contact("LOSER", title="Chief Technology Officer", minute=1))  # a history row
+    db.execute(
+        "INSERT INTO tasks (crm, id, key, contact_id, account_id) VALUES (?, 'T1', 'k', 'LOSER', 'A1')",
+        [CRM],
+    )
+    result = load(db, contact("LOSER", deleted=True, merged_into="WIN", minute=5))
+    assert result.deleted == 1
+    loser = _row(db, "contacts", "LOSER")
+    assert loser["deleted_at"] is not None and loser["merged_into"] == "WIN"
+    assert _row(db, "contact_roles", "R1")["contact_id"] == "WIN"
+    assert _row(db, "tasks", "T1")["contact_id"] == "WIN"
+    assert {h[0] for h in _history(db)} == {"WIN"}
+
+
+def test_d4_account_merge_moves_children_without_fake_moves(db) -> None:
+    load(db, account("A1"), account("A2", domain="acme.test"), contact("C1", account_id="A2"),
+         opportunity("O2", account_id="A2"))
+    load(db, account("A2", deleted=True, merged_into="A1", minute=5))
+    assert _row(db, "contacts", "C1")["account_id"] == "A1"
+    assert _row(db, "opportunities", "O2")["account_id"] == "A1"
+    # the CRM then reports the contact reparented to the survivor: no history row
+    result = load(db, contact("C1", account_id="A1", minute=6))
+    assert result.history_rows == 0
+
+
+def test_page_and_cursor_commit_together_or_not_at_all(db) -> None:
+    with pytest.raises(RuntimeError, match="boom"), db.conn:
+        mirror.apply_page(db, CRM, page(contact("C1")), generation=0, seen_at=at())
+        cursors.save(db, CRM, ObjectType.CONTACT, {"modstamp": "x"})
+        raise RuntimeError("boom")
+    assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+    assert cursors.get(db, CRM, ObjectType.CONTACT).cursor is None
+    with db.conn:
+        mirror.apply_page(db, CRM, page(contact("C1")), generation=0, seen_at=at())
+        cursors.save(db, CRM, ObjectType.CONTACT, {"modstamp": "x"})
+    assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 1
+    assert cursors.get(db, CRM, ObjectType.CONTACT).cursor == {"modstamp": "x"}
+
+
+def test_apply_page_never_commits_by_itself(db_path: Path) -> None:
+    writer = open_db(db_path)
+    reader = open_db(db_path)
+    mirror.apply_page(writer, CRM, page(contact("C1")), generation=0, seen_at=at())
+    assert writer.conn.in_transaction
+    assert reader.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+    writer.conn.rollback()
+    assert writer.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+    writer.close()
+    reader.close()
+
+
+def test_failure_mid_page_rolls_back_the_whole_page(db, monkeypatch) -> None:
+    load(db, contact("C1"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mirror, "_touch", broken)
+    with pytest.raises(OSError), db.conn:
+        mirror.apply_page(db, CRM, page(contact("C1", title="changed", minute=3), contact("C2")),
+                          generation=1, seen_at=at())
+    assert _row(db, "contacts", "C1")["title"] == "CTO"
+    assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 1
+
+
+def test_full_pull_marks_unseen_rows_deleted(db) -> None:
+    load(db, contact("C1"), contact("C2"), contact("C3"))
+    with db.conn:
+        gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+    assert gen == 1
+    with db.conn:
+        result = mirror.apply_page(db, CRM, page(contact("C1"), contact("C2", title="CEO", minute=2)),
+                                   generation=gen, seen_at=at(5))
+        cursors.save(db, CRM, ObjectType.CONTACT, {"page": 1}, mode="full")
+    assert (result.unchanged, result.updated) == (1, 1)
+    with db.conn:
+        vanished = mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at(10))
+        cursors.save(db, CRM, ObjectType.CONTACT, {"modstamp": "end"})
+    assert vanished == 1
+    assert _row(db, "contacts", "C3")["deleted_at"] == "2026-05-01T12:10:00.000000Z"
+    assert _row(db, "contacts", "C1")["deleted_at"] is None
+    state = cursors.get(db, CRM, ObjectType.CONTACT)
+    assert (state.mode, state.generation) == ("incremental", 1)
+
+
+def test_o1_killed_full_pull_resumes_with_same_generation(db_path: Path) -> None:
+    db = open_db(db_path)
+    load(db, contact("C1"), contact("C2"), contact("C3"))
+    with db.conn:
+        gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+    with db.conn:
+        mirror.apply_page(db, CRM, page(contact("C1")), generation=gen, seen_at=at())
+        cursors.save(db, CRM, ObjectType.CONTACT, {"after": "C1"}, mode="full")
+    db.close()  # killed here
+
+    db = open_db(db_path)
+    state = cursors.get(db, CRM, ObjectType.CONTACT)
+    assert state.full_in_progress and state.cursor == {"after": "C1"}
+    with db.conn:
+        assert cursors.begin_full(db, CRM, ObjectType.CONTACT) == gen
+    assert cursors.get(db, CRM, ObjectType.CONTACT).cursor == {"after": "C1"}
+    with db.conn:
+        mirror.apply_page(db, CRM, page(contact("C2")), generation=gen, seen_at=at())
+        assert mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at()) == 1  # C3 only
+    assert _row(db, "contacts", "C1")["deleted_at"] is None
+    with db.conn:
+        assert cursors.begin_full(db, CRM, ObjectType.CONTACT) == gen + 1
+    db.close()
+
+
+def test_full_pull_that_saw_nothing_refuses_to_delete_everything(db) -> None:
+    load(db, contact("C1"))
+    with db.conn:
+        gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+    with pytest.raises(mirror.EmptyFullPull), db.conn:
+        mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at())
+    assert _row(db, "contacts", "C1")["deleted_at"] is None
+    with db.conn:
+        assert mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at(), allow_empty=True) == 1
+
+
+def test_finish_full_rejects_a_stale_generation(db) -> None:
+    with db.conn:
+        gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+    with pytest.raises(ValueError, match="generation"):
+        mirror.finish_full(db, CRM, ObjectType.CONTACT, gen + 1, at())
+    db.conn.rollback()
+
+
+def test_crms_are_separate(db) -> None:
+    load(db, contact("C1"), crm="salesforce")
+    load(db, contact("C1", title="other"), crm="hubspot")
+    assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 2
+
+
+def test_x1_lone_surrogate_is_replaced_not_a_crash(db, caplog) -> None:
+    result = load(db, contact("C1", last="Bad\ud800Name"))
+    assert result.inserted == 1
+    assert _row(db, "contacts", "C1")["last_name"] == "Bad\ufffdName"
+
+
+def test_unstorable_value_becomes_null_and_logs_ids_only(db, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="state")
+    result = load(db, contact("C1", created_at="not a date", email="secret.person@acme.test"))
+    assert result.inserted == 1
+    assert _row(db, "contacts", "C1")["created_at"] is None
+    text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
+    assert "C1" in text
+    assert "secret.person" not in text and "Lovelace" not in text
