@@ -91,6 +91,7 @@ def bench_list(n: int, use_generator: bool) -> dict[str, Any]:
         search = client.crm.contacts.search_api
         after, served, lat = None, 0, []
         t1 = time.perf_counter()
+        c1 = time.process_time()
         while True:
             t = time.perf_counter()
             page = basic.get_page(limit=100, after=after, properties=PROPS, associations=["companies"])
@@ -100,6 +101,7 @@ def bench_list(n: int, use_generator: bool) -> dict[str, Any]:
                 break
             after = page.paging.next.after
         list_s = time.perf_counter() - t1
+        list_cpu = time.process_time() - c1
         s_lat = []
         body = {"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE",
                                                "value": "1767225600000"}]}],
@@ -111,19 +113,60 @@ def bench_list(n: int, use_generator: bool) -> dict[str, Any]:
             s_lat.append(time.perf_counter() - t)
     return {"contacts": contacts, "load_s": round(load_s, 2), "list_pages": len(lat),
             "list_records_per_s": round(served / list_s),
+            "list_records_per_cpu_s": round(served / list_cpu),  # client + server, one process
+            "server_list_page_ms": server_page_ms(hs),
             "list_page_ms_p50": round(statistics.median(lat) * 1000, 2),
             "list_page_ms_p95": round(sorted(lat)[int(len(lat) * 0.95)] * 1000, 2),
             "search_first_page_ms": round(s_lat[0] * 1000, 2),
             "search_page_ms_p50": round(statistics.median(s_lat) * 1000, 2)}
 
 
+def server_page_ms(hs: HubSpotSandbox, pages: int = 200) -> float:
+    """CPU ms the emulator spends per 100-record list page (no HTTP, no client)."""
+    from werkzeug.test import Client
+
+    c = Client(hs.app)
+    h = {"Authorization": "Bearer pat-sandbox-0000"}
+    q = "&".join("properties=" + p for p in PROPS)
+    after = ""
+    t = time.thread_time()
+    for _ in range(pages):
+        r = c.get(f"/crm/v3/objects/contacts?limit=100&associations=companies&{q}"
+                  + (f"&after={after}" if after else ""), headers=h)
+        after = r.json["paging"]["next"]["after"]
+    return round((time.thread_time() - t) / pages * 1000, 2)
+
+
+def server_search_ms(hs: HubSpotSandbox) -> tuple[float, float]:
+    """CPU ms for the first search page (runs the query) and a later page (cached)."""
+    from werkzeug.test import Client
+
+    c = Client(hs.app)
+    h = {"Authorization": "Bearer pat-sandbox-0000"}
+    body = {"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE",
+                                           "value": "1767225600000"}]}],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": PROPS, "limit": 200}
+    t = time.thread_time()
+    c.post("/crm/v3/objects/contacts/search", json={**body, "after": "0"}, headers=h)
+    first = time.thread_time() - t
+    t = time.thread_time()
+    for k in range(1, 11):
+        c.post("/crm/v3/objects/contacts/search", json={**body, "after": str(k * 200)}, headers=h)
+    return round(first * 1000, 1), round((time.thread_time() - t) / 10 * 1000, 2)
+
+
 def bench_memory(n: int) -> dict[str, Any]:
     before = rss_mb()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     hs = HubSpotSandbox()
     hs.crm.load({"hubspot": synth_dataset(n)}, copy=False)
     load_s = time.perf_counter() - t0
     out: dict[str, Any] = {"contacts": len(hs.store.tables["contacts"]), "load_s": round(load_s, 1),
+                           "load_cpu_s": round(time.process_time() - c0, 1),
+                           "server_list_page_ms": server_page_ms(hs),
+                           "server_search_ms_first_and_cached": server_search_ms(hs),
                            "peak_rss_mb": round(rss_mb()), "rss_before_mb": round(before)}
     with hs:
         client = HubSpot(access_token="pat-sandbox-0000", host=hs.url)

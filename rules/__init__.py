@@ -18,18 +18,20 @@ always give the same, identically ordered output.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from state.model import AccountView, Coverage, Flag, HygieneStatus
+from state.model import AccountView, Coverage, Flag, HygieneStatus, Severity
 
 from . import (
     bouncing_contacts,
     context,
     coverage,
     departed_champions,
+    explain,
     single_threaded,
     stale_contacts,
     tiers,
@@ -67,9 +69,7 @@ class RuleSettings:
     tiers: tiers.Settings = field(default_factory=tiers.Settings)
     suppression: SuppressionSettings = field(default_factory=SuppressionSettings)
     stale_contact: stale_contacts.Settings = field(default_factory=stale_contacts.Settings)
-    bouncing_contact: bouncing_contacts.Settings = field(
-        default_factory=bouncing_contacts.Settings
-    )
+    bouncing_contact: bouncing_contacts.Settings = field(default_factory=bouncing_contacts.Settings)
     departed_champion: departed_champions.Settings = field(
         default_factory=departed_champions.Settings
     )
@@ -128,6 +128,24 @@ class AccountResult:
     coverage: Coverage
     contact_status: Mapping[str, ContactStatus]  # every current contact, by id (sorted)
     facts: Facts = field(repr=False, compare=False)
+
+    @property
+    def hygiene_summary(self) -> str:
+        """One stable line for the account's hygiene summary field (open findings only).
+
+        e.g. "1 departed champion, 2 stale contacts; relies on too few people."
+        """
+        open_ = [f for f in self.flags if not f.suppressed and f.severity is not Severity.INFO]
+        n = Counter(f.rule for f in open_)
+        parts = [
+            explain.count(n[departed_champions.NAME], "departed champion"),
+            explain.count(n[bouncing_contacts.NAME], "bouncing contact"),
+            explain.count(n[stale_contacts.NAME], "stale contact"),
+        ]
+        listed = ", ".join(p for p in parts if not p.startswith("0 "))
+        single = "relies on too few people" if n[single_threaded.NAME] else ""
+        text = "; ".join(p for p in (listed, single) if p)
+        return f"{text[0].upper()}{text[1:]}." if text else "No open hygiene issues."
 
 
 def evaluate_account(
@@ -234,7 +252,9 @@ def _contact_status(
     only keeps tasks away); notes (severity info) leave it ok. A departed contact
     who holds no champion role has no finding but is still "departed".
     """
-    best: dict[str, ContactStatus] = {cid: ContactStatus(HygieneStatus.OK, "") for cid in facts.contacts}
+    best: dict[str, ContactStatus] = {
+        cid: ContactStatus(HygieneStatus.OK, "") for cid in facts.contacts
+    }
     for f in flags:
         status = _STATUS_BY_RULE.get(f.rule)
         if status is None or f.contact_id not in best or not _counts_for_status(f):

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -125,7 +126,9 @@ def find(
     return out
 
 
-def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Facts) -> Iterator[Flag]:
+def evaluate(
+    view: AccountView, settings: Settings, as_of: datetime, facts: Facts
+) -> Iterator[Flag]:
     for cid, bounce in facts.bounces.items():
         contact = facts.contacts[cid]
         roles = facts.roles_of(cid)
@@ -259,25 +262,38 @@ def _full_check(email: str, allow_test_domains: bool) -> str | None:
     return None
 
 
-def dns_domain_check(timeout_seconds: float = 5.0) -> DomainCheck:
+def dns_domain_check(timeout_seconds: float = 5.0, resolver: Any = None) -> DomainCheck:
     """A DomainCheck backed by DNS (MX, then A/AAAA), cached per domain for the process.
 
     The only network-facing code in rules/: sync/ builds it once when
     `check_deliverability` is on and passes it to `rules.evaluate_account`.
-    A lookup that times out counts as deliverable (no evidence of a problem).
+    A lookup that fails without an answer (timeout, no nameservers) counts as
+    deliverable: no evidence of a problem. `resolver` (a dnspython Resolver)
+    is for tests.
     """
+    import idna
+    from dns.exception import DNSException
+    from dns.resolver import NXDOMAIN, NoAnswer
     from email_validator import caching_resolver
     from email_validator.deliverability import validate_email_deliverability
     from email_validator.exceptions import EmailUndeliverableError
 
-    resolver = caching_resolver(timeout=int(max(1, timeout_seconds)))
+    resolver_ = resolver or caching_resolver(timeout=int(max(1, timeout_seconds)))
 
     @lru_cache(maxsize=16384)
     def check(domain: str) -> str | None:
         try:
-            validate_email_deliverability(domain, domain, dns_resolver=resolver)
+            ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return None  # the syntax check reports malformed domains
+        try:
+            validate_email_deliverability(ascii_domain, domain, dns_resolver=resolver_)
         except EmailUndeliverableError as e:
-            return str(e)
+            # email-validator wraps unexpected resolver errors too: those are "unknown".
+            known = e.__cause__ is None or isinstance(e.__cause__, NXDOMAIN | NoAnswer)
+            return str(e) if known else None
+        except DNSException:  # no answer at all: unknown, not bouncing
+            return None
         return None
 
     return check

@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 
 from state.model import (
@@ -37,8 +38,6 @@ from state.model import (
 
 from . import tiers
 from .settings import CommonSettings
-
-_EMPTY: Mapping[str, object] = MappingProxyType({})
 
 # HubSpot's hs_buying_role internal values, mapped to the Salesforce-style names
 # the role settings use (DESIGN.md "Rules"; crm-api-notes.md §2.6).
@@ -104,6 +103,10 @@ class Departure:
     elsewhere: Elsewhere | None = None
     moved_away: bool = False  # the record now belongs to another account
 
+    @cached_property
+    def kinds(self) -> frozenset[SignalKind]:
+        return frozenset(s.kind for s in self.signals)
+
 
 @dataclass(frozen=True)
 class HeldRole:
@@ -136,45 +139,51 @@ class Facts:
     contacts: Mapping[str, Contact]  # current, not deleted, by id (sorted)
     former: Mapping[str, Contact]  # moved to another account; by id (sorted)
     roles: Mapping[str, tuple[HeldRole, ...]]  # contact id -> roles that count
-    bounces: Mapping[str, Bounce] = field(default_factory=lambda: _EMPTY)  # type: ignore[arg-type]
-    departures: Mapping[str, Departure] = field(default_factory=lambda: _EMPTY)  # type: ignore[arg-type]
+    bounces: Mapping[str, Bounce] = field(default_factory=dict)
+    departures: Mapping[str, Departure] = field(default_factory=dict)
     departed: frozenset[str] = frozenset()  # contacts treated as gone
 
-    @property
+    # Derived views are cached per instance: `dataclasses.replace` makes a new
+    # instance, so a cache never outlives the facts it was computed from.
+
+    @cached_property
     def bouncing(self) -> frozenset[str]:
         return frozenset(cid for cid, b in self.bounces.items() if b.bouncing)
 
-    def is_active(self, contact_id: str) -> bool:
-        b = self.bounces.get(contact_id)
-        return (
-            contact_id in self.contacts
-            and not (b is not None and b.bouncing)
-            and contact_id not in self.departed
-        )
-
-    @property
+    @cached_property
     def active(self) -> tuple[Contact, ...]:
-        return tuple(c for cid, c in self.contacts.items() if self.is_active(cid))
+        gone = self.bouncing | self.departed
+        return tuple(c for cid, c in self.contacts.items() if cid not in gone)
 
-    def is_engaged(self, contact: Contact) -> bool:
-        last = activity_day(contact)
-        return (
-            self.is_active(contact.id)
-            and last is not None
-            and last >= self.today - timedelta(days=self.engaged_days)
-        )
+    @cached_property
+    def _active_ids(self) -> frozenset[str]:
+        return frozenset(c.id for c in self.active)
 
-    @property
+    def is_active(self, contact_id: str) -> bool:
+        return contact_id in self._active_ids
+
+    @cached_property
     def engaged(self) -> tuple[Contact, ...]:
-        return tuple(c for c in self.active if self.is_engaged(c))
+        since = self.today - timedelta(days=self.engaged_days)
+        out = []
+        for c in self.active:
+            last = activity_day(c)
+            if last is not None and last >= since:
+                out.append(c)
+        return tuple(out)
 
     def roles_of(self, contact_id: str) -> tuple[str, ...]:
         """Distinct counting role names of a contact, in first-seen order."""
-        return tuple(dict.fromkeys(r.role for r in self.roles.get(contact_id, ())))
+        held = self.roles.get(contact_id)
+        return tuple(dict.fromkeys(r.role for r in held)) if held else ()
 
     def covered_roles(self) -> tuple[str, ...]:
         """Counting roles held by active contacts, sorted by name."""
-        held = {r for c in self.active for r in self.roles_of(c.id)}
+        return self._covered
+
+    @cached_property
+    def _covered(self) -> tuple[str, ...]:
+        held = {r.role for cid, rs in self.roles.items() if self.is_active(cid) for r in rs}
         return tuple(sorted(held, key=str.casefold))
 
 
@@ -188,7 +197,7 @@ def start(
     """Tier, renewal and counting roles of one account, as of `as_of`."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC)")
-    today = as_of.date()
+    today = as_of.astimezone(UTC).date()
     contacts = {c.id: c for c in sorted(view.contacts, key=_by_id) if c.deleted_at is None}
     former = _former_contacts(view, contacts)
     return Facts(
@@ -244,6 +253,7 @@ def email_domain(email: str | None) -> str | None:
     return domain or None
 
 
+@lru_cache(maxsize=4096)
 def site_domain(value: str | None) -> str | None:
     """`https://www.Acme.com/about` -> `acme.com` (accounts store a website or a domain)."""
     if not value:
@@ -340,7 +350,11 @@ def _role_counts_on(opp: Opportunity, won_since: date) -> bool:
     return not opp.is_closed
 
 
+_LADDER = tuple(Severity)
+
+
 def step(severity: Severity, by: int) -> Severity:
     """Move a severity up (or down) the ladder, staying between info and critical."""
-    ladder = list(Severity)
-    return ladder[max(0, min(len(ladder) - 1, severity.rank + by))]
+    if not by:
+        return severity
+    return _LADDER[max(0, min(len(_LADDER) - 1, severity.rank + by))]

@@ -120,7 +120,9 @@ def evaluate(
         status = CoverageStatus.AMBER
     else:
         status = CoverageStatus.RED
-    summary = _summary(len(active), len(engaged), facts.engaged_days, covered, missing, score, status)
+    summary = _summary(
+        len(active), len(engaged), facts.engaged_days, covered, missing, score, status
+    )
     return Coverage(
         crm=view.crm,
         account_id=view.id,

@@ -75,6 +75,7 @@ WHERE = f"[rules.{NAME}]"
 CHAMPION_ROLES = ("Champion", "Economic Buyer", "Executive Sponsor", "Decision Maker")
 STRONG = frozenset({SignalKind.MOVED, SignalKind.LEFT_COMPANY, SignalKind.EMAIL_DOMAIN})
 WEAK = frozenset({SignalKind.TITLE, SignalKind.BOUNCE})
+GONE = STRONG | {SignalKind.TITLE}  # enough to treat anyone as departed (a bounce alone is not)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Settings:
             all(w.strip() and not w.strip().isspace() for w in self.left_company_words),
             WHERE,
             "left_company_words",
-            "must list words or phrases, for example [\"former\", \"ex-\"].",
+            'must list words or phrases, for example ["former", "ex-"].',
         )
 
 
@@ -108,12 +109,14 @@ def learn(view: AccountView, settings: Settings, facts: Facts) -> Facts:
     departed = frozenset(
         cid
         for cid, d in departures.items()
-        if _kinds(d) & (STRONG | {SignalKind.TITLE}) or _is_champion(cid, settings, facts)
+        if d.kinds & GONE or (d.kinds & (STRONG | WEAK) and _is_champion(cid, settings, facts))
     )
     return replace(facts, departures=dict(sorted(departures.items())), departed=departed)
 
 
-def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Facts) -> Iterator[Flag]:
+def evaluate(
+    view: AccountView, settings: Settings, as_of: datetime, facts: Facts
+) -> Iterator[Flag]:
     for cid, d in facts.departures.items():
         held = _champion_roles(cid, settings, facts)
         kinds = _kinds(d)
@@ -208,6 +211,8 @@ def _email_moved(
     view: AccountView, contact: Contact, history: list[ContactChange]
 ) -> Signal | None:
     """The latest email change away from the account's domain, when the address is still away."""
+    if not history:
+        return None
     home = site_domain(view.account.domain)
     now = email_domain(contact.email)
     if now is None or in_domain(now, home):
@@ -224,7 +229,9 @@ def _email_moved(
 
 
 def _elsewhere(view: AccountView, contact_id: str) -> Elsewhere | None:
-    found = [e for e in view.elsewhere if e.contact_id == contact_id and e.other_account_id != view.id]
+    found = [
+        e for e in view.elsewhere if e.contact_id == contact_id and e.other_account_id != view.id
+    ]
     if not found:
         return None
     return min(
@@ -233,12 +240,20 @@ def _elsewhere(view: AccountView, contact_id: str) -> Elsewhere | None:
 
 
 def _kinds(d: Departure) -> frozenset[SignalKind]:
-    return frozenset(s.kind for s in d.signals)
+    return d.kinds
 
 
 def _champion_roles(contact_id: str, settings: Settings, facts: Facts) -> tuple[HeldRole, ...]:
-    wanted = {r.strip().casefold() for r in settings.champion_roles}
-    return tuple(r for r in facts.roles.get(contact_id, ()) if r.role.casefold() in wanted)
+    held = facts.roles.get(contact_id)
+    if not held:
+        return ()
+    wanted = _casefolded(settings.champion_roles)
+    return tuple(r for r in held if r.role.casefold() in wanted)
+
+
+@lru_cache(maxsize=32)
+def _casefolded(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(n.strip().casefold() for n in names)
 
 
 def _is_champion(contact_id: str, settings: Settings, facts: Facts) -> bool:
@@ -301,7 +316,11 @@ def _explain(
     if d.elsewhere is not None and d.elsewhere.other_account_name:
         lead = f"Now at {d.elsewhere.other_account_name} \u2014 a warm lead for a new logo."
     before = f" before {explain.renewal_phrase(facts.renewal)}" if facts.renewal else ""
-    check = "" if confidence is Confidence.HIGH else f"Check with {company} whether {who} is still there; if not, "
+    check = (
+        ""
+        if confidence is Confidence.HIGH
+        else f"Check with {company} whether {who} is still there; if not, "
+    )
     nxt = f"find and engage a new champion at {company}{before}."
     nxt = check + nxt if check else nxt[0].upper() + nxt[1:]
     return explain.paragraph(summary, roles, signs, lead, nxt)

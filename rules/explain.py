@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-
 from typing import TYPE_CHECKING
 
 from state.model import Tier

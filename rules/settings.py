@@ -70,7 +70,7 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ValueError(f'{name} must be a string in quotes, not {value!r}.')
+            raise ValueError(f"{name} must be a string in quotes, not {value!r}.")
         return value
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, list | tuple):
@@ -80,7 +80,9 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
         isinstance(origin, type) and issubclass(origin, Mapping)
     ):
         if not isinstance(value, Mapping):
-            raise ValueError(f"{name} must be a table, for example {{ strategic = 4 }}, not {value!r}.")
+            raise ValueError(
+                f"{name} must be a table, for example {{ strategic = 4 }}, not {value!r}."
+            )
         return types.MappingProxyType(
             {str(k): coerce(v, args[1], f"{name}.{k}") for k, v in value.items()}
         )

@@ -34,6 +34,7 @@ from .settings import require, require_names
 
 NAME = "single_threaded_account"
 WHERE = f"[rules.{NAME}]"
+SHOWN = 5  # engaged people named in the explanation; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,15 @@ def missing_roles(settings: Settings, facts: Facts) -> tuple[str, ...]:
     return tuple(r for r in settings.required_roles if r.strip().casefold() not in covered)
 
 
-def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Facts) -> Iterator[Flag]:
+def evaluate(
+    view: AccountView, settings: Settings, as_of: datetime, facts: Facts
+) -> Iterator[Flag]:
     engaged = facts.engaged
     target = min_engaged_for(settings, facts.tier)
     missing = missing_roles(settings, facts)
     if len(engaged) >= target and not missing:
         return
-    sev = step(
-        Severity.MEDIUM, int(facts.tier is Tier.STRATEGIC) + int(facts.renewal is not None)
-    )
+    sev = step(Severity.MEDIUM, int(facts.tier is Tier.STRATEGIC) + int(facts.renewal is not None))
     summary = _summary(view, len(engaged), target, missing)
     yield Flag(
         rule=NAME,
@@ -96,9 +97,7 @@ def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Fact
         explanation=_explain(view, summary, target, missing, facts),
         evidence={
             "tier": facts.tier.value,
-            "engaged": [
-                {"contact_id": c.id, "last_activity_date": _iso(c)} for c in engaged
-            ],
+            "engaged": [{"contact_id": c.id, "last_activity_date": _iso(c)} for c in engaged],
             "engaged_count": len(engaged),
             "min_engaged": target,
             "active_count": len(facts.active),
@@ -107,7 +106,9 @@ def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Fact
             "missing_roles": list(missing),
             "renewal_date": facts.renewal.on.isoformat() if facts.renewal else None,
             "renewal_opportunity_id": (
-                facts.renewal.opportunity.id if facts.renewal and facts.renewal.opportunity else None
+                facts.renewal.opportunity.id
+                if facts.renewal and facts.renewal.opportunity
+                else None
             ),
             "summary": summary,
         },
@@ -117,10 +118,14 @@ def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Fact
 def _summary(view: AccountView, n: int, target: int, missing: tuple[str, ...]) -> str:
     reasons = []
     if n < target:
-        reasons.append(f"{explain.count(n, 'engaged contact')} where at least {target} are expected")
+        reasons.append(
+            f"{explain.count(n, 'engaged contact')} where at least {target} are expected"
+        )
     if missing:
         reasons.append(f"nobody active holds the {explain.listing(missing, 'or')} role")
-    return f"{view.account.name or 'This account'} relies on too few people: {' and '.join(reasons)}."
+    return (
+        f"{view.account.name or 'This account'} relies on too few people: {' and '.join(reasons)}."
+    )
 
 
 def _explain(
@@ -129,7 +134,9 @@ def _explain(
     company = view.account.name or "this account"
     engaged = facts.engaged
     if engaged:
-        names = [f"{c.name} (last activity {_day(c)})" for c in engaged]
+        names = [f"{c.name} (last activity {_day(c)})" for c in engaged[:SHOWN]]
+        if len(engaged) > SHOWN:
+            names.append(f"{len(engaged) - SHOWN} more")
         who = f"Engaged in the last {facts.engaged_days} days: {explain.listing(names)}."
     else:
         who = f"Nobody at {company} has logged activity in the last {facts.engaged_days} days."
@@ -139,7 +146,9 @@ def _explain(
     if len(engaged) < target:
         steps.append(f"meet more people at {company}")
     if missing:
-        steps.append(f"find out who is the {explain.listing(missing)} and record them on the opportunity")
+        steps.append(
+            f"find out who is the {explain.listing(missing)} and record them on the opportunity"
+        )
     nxt = f"Next step: {explain.listing(steps)}."
     return explain.paragraph(summary, who, tier, renewal, nxt)
 

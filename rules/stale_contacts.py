@@ -55,7 +55,9 @@ def window_days(settings: Settings, tier: Tier) -> int:
     return int(getattr(settings, f"{tier.value}_days"))
 
 
-def evaluate(view: AccountView, settings: Settings, as_of: datetime, facts: Facts) -> Iterator[Flag]:
+def evaluate(
+    view: AccountView, settings: Settings, as_of: datetime, facts: Facts
+) -> Iterator[Flag]:
     days = window_days(settings, facts.tier)
     cutoff = facts.today - timedelta(days=days)
     for contact in facts.active:

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,8 +47,6 @@ BOOL_COLUMNS = frozenset(
 REAL_COLUMNS = frozenset({"amount"})
 # Booleans that default to True when the CRM gave nothing (model defaults).
 TRUE_BY_DEFAULT = frozenset({"active"})
-
-_DT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class MirrorTooNew(RuntimeError):
@@ -79,6 +77,7 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
 
 def _create_private(path: Path) -> None:
     """Create the file 0600 before SQLite touches it; tighten an existing one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     os.close(fd)
     os.chmod(path, FILE_MODE)
@@ -157,9 +156,13 @@ def encode_datetime(value: datetime | date | str | None) -> str | None:
             value = datetime(value.year, value.month, value.day, tzinfo=UTC)
         else:
             raise TypeError(f"not a datetime: {type(value).__name__}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime(_DT_FORMAT)
+    if value.tzinfo is not None:
+        offset = value.utcoffset()
+        if offset:
+            value = value - offset
+        value = value.replace(tzinfo=None)
+    # isoformat is several times faster than strftime; same fixed-width text
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def encode_date(value: date | str | None) -> str | None:
@@ -235,6 +238,30 @@ def decode_date(value: str | None) -> date | None:
     if value is None:
         return None
     return date.fromisoformat(value)
+
+
+def _decode_bool_false(value: Any) -> bool:
+    return False if value is None else bool(value)
+
+
+def _decode_bool_true(value: Any) -> bool:
+    return True if value is None else bool(value)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def decoder_for(column: str) -> Callable[[Any], Any]:
+    """The function turning `column`'s stored value into its model value."""
+    kind = column_kind(column)
+    if kind == "datetime":
+        return decode_datetime
+    if kind == "date":
+        return decode_date
+    if kind == "bool":
+        return _decode_bool_true if column in TRUE_BY_DEFAULT else _decode_bool_false
+    return _identity
 
 
 def decode(column: str, value: Any) -> Any:

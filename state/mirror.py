@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,8 @@ from state.model import COLUMNS, CrmRecord, ObjectType, Page
 log = logging.getLogger(__name__)
 
 HISTORY_FIELDS: tuple[str, ...] = ("account_id", "email", "title")
+# A full pull that sees nothing may not wipe this many live rows (see finish_full).
+EMPTY_GUARD_ROWS = 20
 _TAIL = ("raw", "owned", "modified_at", "deleted_at", "merged_into", "synced_at")
 
 
@@ -108,7 +110,7 @@ def apply_page(
     for record in records:
         row = _encode(obj, crm, record, generation)
         old = existing.get(record.id)
-        outcome = _decide(row, old, record, columns, seen, generation)
+        outcome = _decide(row, old, record, columns)
         if outcome == "skipped":
             result.skipped += 1
             continue
@@ -185,17 +187,37 @@ def _load_existing(
     return {row[1]: tuple(row) for row in db.conn.execute(sql, [crm, dumps(ids)])}
 
 
+_ENCODERS: dict[ObjectType, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
+    obj: tuple((column, ENCODERS[column_kind(column)]) for column in columns)
+    for obj, columns in COLUMNS.items()
+}
+_KEYS = {obj: frozenset(columns) for obj, columns in COLUMNS.items()}
+
+
 def _encode(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tuple[Any, ...]:
     values = record.values
     out: list[Any] = [crm, record.id]
-    for column in COLUMNS[obj]:
-        out.append(_encode_value(obj, crm, record.id, column, values.get(column)))
-    unknown = set(values) - set(COLUMNS[obj])
-    if unknown:
+    for column, encode in _ENCODERS[obj]:
+        value = values.get(column)
+        try:
+            out.append(None if value is None else encode(value))
+        except (TypeError, ValueError):
+            # The connector should have mapped it; keep the row, lose only this
+            # value (the CRM's own value is still in `raw`).
+            out.append(None)
+            log.warning(
+                "value not storable; stored as null",
+                extra={"crm": crm, "object": obj.value, "record_id": record.id, "column": column},
+            )
+    if not _KEYS[obj].issuperset(values):
         log.warning(
             "record has non-canonical keys; ignored",
-            extra={"crm": crm, "object": obj.value, "record_id": record.id,
-                   "keys": sorted(unknown)},
+            extra={
+                "crm": crm,
+                "object": obj.value,
+                "record_id": record.id,
+                "keys": sorted(set(values) - set(COLUMNS[obj])),
+            },
         )
     out.append(dumps(dict(record.raw)) if record.raw else None)
     out.append(dumps(dict(record.owned)) if record.owned else None)
@@ -206,26 +228,11 @@ def _encode(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tu
     return tuple(out)
 
 
-def _encode_value(obj: ObjectType, crm: str, record_id: str, column: str, value: Any) -> Any:
-    try:
-        return ENCODERS[column_kind(column)](value)
-    except (TypeError, ValueError):
-        # The connector should have mapped it; keep the row, lose only this value
-        # (the CRM's own value is still in `raw`).
-        log.warning(
-            "value not storable; stored as null",
-            extra={"crm": crm, "object": obj.value, "record_id": record_id, "column": column},
-        )
-        return None
-
-
 def _decide(
     row: tuple[Any, ...],
     old: tuple[Any, ...] | None,
     record: CrmRecord,
     columns: tuple[str, ...],
-    seen: str | None,
-    generation: int,
 ) -> str:
     modified = len(columns) - 4  # index of modified_at
     if old is not None and old[modified] is not None and row[modified] is not None:
@@ -405,10 +412,12 @@ def finish_full(
         seen_any = db.conn.execute(
             f"SELECT 1 FROM {table} WHERE crm = ? AND synced_at = ? LIMIT 1", [crm, generation]
         ).fetchone()
-        live_any = db.conn.execute(
-            f"SELECT 1 FROM {table} WHERE crm = ? AND deleted_at IS NULL LIMIT 1", [crm]
-        ).fetchone()
-        if seen_any is None and live_any is not None:
+        live = db.conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE crm = ? AND deleted_at IS NULL"
+            f" LIMIT {EMPTY_GUARD_ROWS})",
+            [crm],
+        ).fetchone()[0]
+        if seen_any is None and live >= EMPTY_GUARD_ROWS:
             raise EmptyFullPull(
                 f"The full pull of {crm} {table} returned no records but the mirror holds "
                 "live ones; check the integration user's permissions. Nothing was deleted."

@@ -106,7 +106,13 @@ def enqueue_many(
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
                     [intent.crm, kind, intent.key, intent.target_id, payload, stamp, stamp],
                 ).lastrowid
-                live[(intent.crm, intent.key)] = (new_id, "pending", kind, intent.target_id, payload)
+                live[(intent.crm, intent.key)] = (
+                    new_id,
+                    "pending",
+                    kind,
+                    intent.target_id,
+                    payload,
+                )
                 out.append(new_id)
                 continue
             out.append(_requeue(db, row, kind, intent.target_id, payload, stamp))
@@ -290,9 +296,7 @@ def requeue_dead(
     db: sqlite_utils.Database, crm: str | None = None, *, now: datetime | None = None
 ) -> int:
     """Give dead rows another chance (after the admin fixed the cause); return how many."""
-    sql = (
-        "UPDATE outbox SET status = 'pending', attempts = 0, updated_at = ? WHERE status = 'dead'"
-    )
+    sql = "UPDATE outbox SET status = 'pending', attempts = 0, updated_at = ? WHERE status = 'dead'"
     params: list[Any] = [encode_datetime(now or now_utc())]
     if crm is not None:
         sql += " AND crm = ?"

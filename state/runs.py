@@ -30,9 +30,7 @@ class RunOutcome(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-def start(
-    db: sqlite_utils.Database, crm: str | None, mode: str, started_at: datetime
-) -> int:
+def start(db: sqlite_utils.Database, crm: str | None, mode: str, started_at: datetime) -> int:
     """Record a run's start; return its id. Commits unless nested."""
     with transaction(db):
         cursor = db.conn.execute(

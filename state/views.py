@@ -32,8 +32,9 @@ from typing import Any
 
 import sqlite_utils
 
-from state.db import decode, dumps
+from state.db import decode, decoder_for, dumps
 from state.model import (
+    COLUMNS,
     Account,
     AccountView,
     Contact,
@@ -52,31 +53,39 @@ Key = tuple[str, str]
 
 
 class _Decoder:
-    """Positional row -> frozen dataclass, parsing dates, datetimes and bools."""
+    """Positional row -> frozen dataclass, parsing dates, datetimes and bools.
 
-    def __init__(self, cls: type[Any], prefix: str = "") -> None:
+    Selects the dataclass fields the table stores (COLUMNS plus bookkeeping);
+    a model field without a column yet keeps its dataclass default.
+    """
+
+    def __init__(self, cls: type[Any], obj: ObjectType, prefix: str = "") -> None:
+        stored = {"crm", "id", "modified_at", "deleted_at", *COLUMNS[obj]}
         self.cls = cls
-        self.fields = [f.name for f in dataclasses.fields(cls)]
+        self.fields = [f.name for f in dataclasses.fields(cls) if f.name in stored]
+        self._positional = len(self.fields) == len(dataclasses.fields(cls))
         self.select = ", ".join(f"{prefix}{name}" for name in self.fields)
-        self._convert: list[tuple[int, str]] = [
-            (i, name) for i, name in enumerate(self.fields) if _needs_decode(name)
+        self._convert: list[tuple[int, Callable[[Any], Any]]] = [
+            (i, decoder_for(name)) for i, name in enumerate(self.fields) if _needs_decode(name)
         ]
 
     def __call__(self, row: Sequence[Any]) -> Any:
         values = list(row)
-        for i, name in self._convert:
-            values[i] = decode(name, values[i])
-        return self.cls(*values)
+        for i, convert in self._convert:
+            values[i] = convert(values[i])
+        if self._positional:
+            return self.cls(*values)
+        return self.cls(**dict(zip(self.fields, values, strict=True)))
 
 
 def _needs_decode(column: str) -> bool:
     return decode(column, None) is not None or column.endswith(("_at", "_date"))
 
 
-_ACCOUNT = _Decoder(Account, "a.")
-_CONTACT = _Decoder(Contact, "c.")
-_OPPORTUNITY = _Decoder(Opportunity)
-_ROLE = _Decoder(ContactRole)
+_ACCOUNT = _Decoder(Account, ObjectType.ACCOUNT, "a.")
+_CONTACT = _Decoder(Contact, ObjectType.CONTACT, "c.")
+_OPPORTUNITY = _Decoder(Opportunity, ObjectType.OPPORTUNITY)
+_ROLE = _Decoder(ContactRole, ObjectType.CONTACT_ROLE)
 
 
 def _filter(crm_col: str, acc_col: str, crm: str | None, ids: str | None) -> str:
@@ -101,6 +110,17 @@ former(crm, acc, cid) AS (
 def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
     f = _filter
     former = _FORMER_CTE.format(fh=f("h.crm", "h.old", crm, ids))
+    # Join order (CROSS JOIN fixes it in SQLite): over the whole mirror, drive
+    # from the small tables (roles, history) into contacts by primary key; for a
+    # few accounts, drive from their contacts and opportunities through indexes.
+    if ids is None:
+        roles_contacts = "contact_roles r CROSS JOIN contacts c"
+        roles_opportunities = "contact_roles r CROSS JOIN opportunities o"
+        history_contacts = "contact_history h CROSS JOIN contacts c"
+    else:
+        roles_contacts = "contacts c CROSS JOIN contact_roles r"
+        roles_opportunities = "opportunities o CROSS JOIN contact_roles r"
+        history_contacts = "contacts c CROSS JOIN contact_history h"
     return {
         "accounts": f"""
             SELECT {_ACCOUNT.select}, o.id, o.name, o.email, o.active, o.deleted_at
@@ -119,13 +139,13 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
             ORDER BY crm, account_id, id""",
         "roles": f"""
             SELECT c.crm AS vcrm, c.account_id AS vacc, {_prefixed(_ROLE, "r.")}
-            FROM contact_roles r CROSS JOIN contacts c
+            FROM {roles_contacts}
             WHERE r.deleted_at IS NULL AND c.crm = r.crm AND c.id = r.contact_id
               AND c.deleted_at IS NULL AND c.account_id IS NOT NULL
               {f("c.crm", "c.account_id", crm, ids)}
             UNION
             SELECT o.crm, o.account_id, {_prefixed(_ROLE, "r.")}
-            FROM contact_roles r CROSS JOIN opportunities o CROSS JOIN contacts c
+            FROM {roles_opportunities} CROSS JOIN contacts c
             WHERE r.deleted_at IS NULL AND o.crm = r.crm AND o.id = r.opportunity_id
               AND o.deleted_at IS NULL AND o.account_id IS NOT NULL
               AND c.crm = r.crm AND c.id = r.contact_id AND c.deleted_at IS NULL
@@ -142,7 +162,7 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
             SELECT vcrm, vacc, crm, contact_id, field, old, new, seen_at FROM (
                 SELECT c.crm AS vcrm, c.account_id AS vacc, h.id AS hid, h.crm, h.contact_id,
                        h.field, h.old, h.new, h.seen_at
-                FROM contact_history h CROSS JOIN contacts c
+                FROM {history_contacts}
                 WHERE c.crm = h.crm AND c.id = h.contact_id AND c.deleted_at IS NULL
                   AND c.account_id IS NOT NULL {f("c.crm", "c.account_id", crm, ids)}
                 UNION ALL
@@ -155,7 +175,7 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
             WITH {former},
             holders(crm, acc, cid) AS (
                 SELECT c.crm, c.account_id, c.id
-                FROM contact_roles r CROSS JOIN contacts c
+                FROM {roles_contacts}
                 WHERE r.deleted_at IS NULL AND c.crm = r.crm AND c.id = r.contact_id
                   AND c.deleted_at IS NULL AND c.account_id IS NOT NULL
                   {f("c.crm", "c.account_id", crm, ids)}

@@ -12,7 +12,8 @@ W10):
   reason. A contact that was never flagged is left blank rather than written
   "ok" (that would be one write per contact of the org on the first run); a
   contact whose earlier status cleared is written "ok";
-- tasks, owned by the account owner (else `default_owner`): one per departed
+- tasks, owned by the account owner (else, or if that user is deactivated,
+  `default_owner`, else the CRM's integration user): one per departed
   champion, one per single-threaded account, one per account grouping its
   stale and bouncing contacts (text: sync/tasks.py). An open task with the
   same key is updated when its content changed, never duplicated; the task
@@ -29,7 +30,11 @@ in a loop (W9); `drain.verify_landed` reports reverts after the next pull.
 Contact status and reason move together: a conflict on either holds both.
 
 `enqueue(db, plan)` puts the items into the outbox with stable idempotency
-keys built from account/contact ids and flag keys (never timestamps).
+keys built from account/contact ids and flag keys (never timestamps):
+`update_account:<crm>:<id>`, `update_contact:<crm>:<id>`, `update_task:<task key>`,
+`complete_task:<task key>`, and for a create the task key itself
+(`<rule>:<crm>:<account>:<subject>`, `contact_hygiene:<crm>:<account>:<account>`),
+which is also `payload["key"]`, the value stamped on the task in the CRM.
 `render_plan` / `format_plan` show a plan per owner for `--dry-run` and
 `crmsync plan`.
 """
@@ -95,6 +100,7 @@ class WritebackSettings:
     due_days: Mapping[str, int] = field(default_factory=_default_due_days)
     priority: Mapping[str, str] = field(default_factory=_default_priority)
     tasks: bool = True  # false: write fields only, create no tasks
+    ownership_guard: bool = True  # false: overwrite values people changed (not recommended)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "due_days", {**_default_due_days(), **dict(self.due_days)})
@@ -326,7 +332,7 @@ def plan(
     Reads the mirror; writes nothing.
     """
     store = MirrorReader(db, crm)
-    planner = _Planner(crm, settings, as_of)
+    planner = _Planner(crm, settings, as_of, inactive_owners=store.inactive_owners())
     ids = sorted(results_by_account)
     for chunk in _chunks(ids, CHUNK):
         accounts = store.accounts(chunk)
@@ -369,8 +375,15 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 class _Planner:
     """Accumulates the plan account by account; `finish()` applies the task cap."""
 
-    def __init__(self, crm: str, settings: WritebackSettings, as_of: datetime) -> None:
+    def __init__(
+        self,
+        crm: str,
+        settings: WritebackSettings,
+        as_of: datetime,
+        inactive_owners: frozenset[str] = frozenset(),
+    ) -> None:
         self.crm = crm
+        self.inactive = inactive_owners
         self.settings = settings
         self.as_of = as_of
         self.items: list[PlannedWrite] = []
@@ -485,7 +498,8 @@ class _Planner:
             crm_value = current.get(name)
             if same(name, value, crm_value):
                 continue
-            if name in written and not same(name, crm_value, written[name]):
+            guarded = self.settings.ownership_guard and name in written
+            if guarded and not same(name, crm_value, written[name]):
                 conflicts.append(
                     Conflict(
                         object=obj, record_id=record_id, field=name, crm_value=crm_value,
@@ -528,7 +542,8 @@ class _Planner:
                 )
                 hygiene[cid] = (kind, (reason if same_kind and reason else flag.explanation))
         if hygiene:
-            stale, bouncing = [], []
+            stale: list[tuple[T.Person, str]] = []
+            bouncing: list[tuple[T.Person, str]] = []
             for cid, (kind, reason) in hygiene.items():
                 person = people.get(cid) or T.Person(cid, f"contact {cid}")
                 (bouncing if kind == T.BOUNCING else stale).append((person, reason))
@@ -547,8 +562,10 @@ class _Planner:
     ) -> None:
         """Create, update, reopen or complete crmsync's tasks against what the CRM holds."""
         for key in sorted(set(self.desired) | set(rows)):
-            existing = [t for t in rows.get(key, ()) if not t.deleted]
-            open_ = sorted((t for t in existing if not t.is_closed), key=lambda t: t.id)
+            existing = list(rows.get(key, ()))  # deleted ones too: a person removed it
+            open_ = sorted(
+                (t for t in existing if not t.is_closed and not t.deleted), key=lambda t: t.id
+            )
             want = self.desired.get(key)
             if want is not None:
                 self._task_wanted(want, open_, existing, written)
@@ -573,7 +590,11 @@ class _Planner:
             for dup in open_[1:]:  # a duplicate from an older crash: close it
                 self._complete(dup, facts.id, duplicate=True)
             return
-        ours = [t for t in existing if norm("status", written.get(t.id, {}).get("status")) == "completed"]
+        ours = [
+            t
+            for t in existing
+            if not t.deleted and norm("status", written.get(t.id, {}).get("status")) == "completed"
+        ]
         if ours:  # crmsync completed it and the problem is back: reopen
             task = sorted(ours, key=lambda t: t.id)[0]
             payload = {
@@ -587,7 +608,7 @@ class _Planner:
             self._add(WriteKind.UPDATE_TASK, f"update_task:{content.key}", task.id, payload, old,
                       facts, content.subject, owner)  # fmt: skip
             return
-        if existing:  # closed by a person while the problem persists: respect it
+        if existing:  # closed or deleted by a person while the problem persists: respect it
             return
         payload = {
             "key": content.key,
@@ -603,7 +624,7 @@ class _Planner:
         if owner:
             payload["owner_id"] = owner
         item = PlannedWrite(
-            WriteKind.CREATE_TASK, f"create_task:{content.key}", None, payload, {}, owner,
+            WriteKind.CREATE_TASK, content.key, None, payload, {}, owner,
             facts.id, content.subject,
         )  # fmt: skip
         self.creates.append((content.rank, content.key, item))
@@ -675,7 +696,12 @@ class _Planner:
         )
 
     def _owner(self, facts: T.AccountFacts) -> str | None:
-        return facts.owner_id or self.settings.default_owner.get(self.crm) or None
+        """The account owner; a deactivated one (the CRM refuses tasks for them, e.g.
+        Salesforce INACTIVE_OWNER_OR_USER) or none gives `default_owner`, else None
+        (the CRM assigns the task to the integration user)."""
+        if facts.owner_id and facts.owner_id not in self.inactive:
+            return facts.owner_id
+        return self.settings.default_owner.get(self.crm) or None
 
     def _add(
         self,
@@ -728,7 +754,7 @@ def _kind_of_key(key: str) -> str | None:
 
 
 def _tier(result: AccountResult, row: AccountRow) -> Tier:
-    tier = getattr(result, "tier", None)
+    tier = getattr(result, "tier", None) or getattr(getattr(result, "facts", None), "tier", None)
     if isinstance(tier, Tier):
         return tier
     if isinstance(tier, str) and tier in TIERS:
@@ -858,7 +884,15 @@ class MirrorReader:
         """What crmsync last wrote per field: {record id: {field: value}}."""
         from state import outbox
 
-        return outbox.written_values(self.db, self.crm, obj, ids)
+        if not ids:
+            return {}
+        return outbox.written(self.db, self.crm, obj, ids)
+
+    def inactive_owners(self) -> frozenset[str]:
+        rows = self.db.query(
+            "select id from owners where crm = ? and active = 0 and deleted_at is null", [self.crm]
+        )
+        return frozenset(r["id"] for r in rows)
 
     def owner_names(self, ids: Iterable[str]) -> dict[str, str]:
         sql = "select id, name from owners where crm = ? and id in ({ids})"
@@ -868,22 +902,32 @@ class MirrorReader:
 # ---------------------------------------------------------------- enqueue
 
 
+_ENQUEUE_ORDER = {
+    WriteKind.UPDATE_ACCOUNT: 0,
+    WriteKind.UPDATE_CONTACT: 1,
+    WriteKind.UPDATE_TASK: 2,
+    WriteKind.COMPLETE_TASK: 3,
+    WriteKind.CREATE_TASK: 4,
+}
+
+
 def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     """Put the plan's items into the outbox (idempotent per key); return how many."""
     from state import outbox
 
-    n = 0
-    for item in plan.items:
-        outbox.enqueue(
-            db,
-            crm=plan.crm,
-            kind=item.kind,
-            key=item.key,
-            target_id=item.target_id,
-            payload=dict(item.payload),
-        )
-        n += 1
-    return n
+    # Same kinds side by side: batches are claimed in id order, and a batch of one
+    # kind is one CRM call (a mixed batch costs a call per kind in it; BUDGETS.md).
+    ordered = sorted(plan.items, key=lambda i: _ENQUEUE_ORDER[i.kind])
+    intents = [
+        outbox.Intent(plan.crm, item.kind, item.key, item.target_id, dict(item.payload))
+        for item in ordered
+    ]
+    if not intents:
+        return 0
+    ids = outbox.enqueue_many(db, intents)
+    queued = sum(1 for i in ids if i is not None)
+    log.info("writes queued", extra={"crm": plan.crm, "queued": queued, "planned": len(intents)})
+    return queued
 
 
 # ---------------------------------------------------------------- rendering
@@ -970,20 +1014,20 @@ def render_plan(plan: Plan) -> Any:
     parts: list[Any] = [Text(plan_lines(plan)[0], style="bold")]
     for owner, group in plan.by_owner().items():
         who = f"{group.owner_name} ({owner})" if group.owner_name else (owner or "no owner")
-        table = Table(title=f"owner {who}", title_justify="left", show_lines=False)
+        table = Table(title=Text(f"owner {who}"), title_justify="left", show_lines=False)
         table.add_column("what")
         table.add_column("record")
         table.add_column("change")
         for item in sorted(group.items, key=lambda i: (_ORDER[i.kind], i.label, i.key)):
-            change = _change_text(item)
-            table.add_row(_VERBS[item.kind], f"{item.label} [{item.target_id or 'new'}]", change)
+            record = f"{item.label} [{item.target_id or 'new'}]"
+            table.add_row(Text(_VERBS[item.kind]), Text(record), Text(_change_text(item)))
         for h in group.held:
-            table.add_row("held", h.label, "over the per-owner cap; next run")
+            table.add_row(Text("held"), Text(h.label), Text("over the per-owner cap; next run"))
         for cf in group.conflicts:
             table.add_row(
-                "conflict",
-                f"{cf.label} [{cf.record_id}]",
-                f"{cf.field}: CRM {_show(cf.crm_value)} / last written {_show(cf.last_written)}",
+                Text("conflict"),
+                Text(f"{cf.label} [{cf.record_id}]"),
+                Text(f"{cf.field}: CRM {_show(cf.crm_value)} / last written {_show(cf.last_written)}"),
             )
         parts.append(table)
     return Group(*parts)

@@ -163,8 +163,17 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
 def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
     """One single-threaded account: how thin it is and how to widen it."""
     subject = f"Broaden the relationship at {account.name}"
-    if account.engaged is not None:
-        subject += f": {_count(account.engaged, 'engaged contact')}"
+    ev = flag.evidence or {}
+    engaged = ev.get("engaged_count", account.engaged)
+    target = ev.get("min_engaged")
+    missing = [str(r) for r in ev.get("missing_roles") or () if r]
+    gaps = []
+    if isinstance(engaged, int) and (not isinstance(target, int) or engaged < target):
+        gaps.append(_count(engaged, "engaged contact"))
+    if missing:
+        gaps.append(f"no {_listing(missing, 'or')}")
+    if gaps:
+        subject += ": " + ", ".join(gaps)
     lines = [_one_paragraph(flag.explanation)]
     if account.stakeholders is not None and account.engaged is not None:
         roles = ", ".join(account.roles_covered) if account.roles_covered else "no buying roles"
@@ -201,17 +210,16 @@ def hygiene_task(
     lines = [f"Some contacts at {account.name} need attention before they mislead the team."]
     if bouncing:
         lines += ["", "Email bouncing:"]
-        lines += [f"- {p.label}: {_one_paragraph(why)}" for p, why in bouncing]
+        lines += [f"- {p.label}: {_without_name(why, p.name)}" for p, why in bouncing]
     if stale:
         lines += ["", "No recent activity:"]
-        lines += [f"- {p.label}: {_one_paragraph(why)}" for p, why in stale]
-    lines += [
-        "",
-        "Suggested next step: correct or remove the bouncing email addresses; reach out "
-        "to the quiet contacts, or mark the ones no longer involved as such.",
-        "",
-        FOOTER,
-    ]
+        lines += [f"- {p.label}: {_without_name(why, p.name)}" for p, why in stale]
+    steps = []
+    if bouncing:
+        steps.append("correct or remove the bouncing email addresses")
+    if stale:
+        steps.append("reach out to the quiet contacts, or mark the ones no longer involved as such")
+    lines += ["", f"Suggested next step: {'; '.join(steps)}.", "", FOOTER]
     return TaskContent(
         key=hygiene_key(account.crm, account.id),
         kind=HYGIENE,
@@ -276,6 +284,14 @@ def _account_name(value: Any) -> str | None:
     return None
 
 
+def _without_name(reason: str, name: str) -> str:
+    """`Alan Turing has no activity...` -> `has no activity...` (the name leads the line already)."""
+    text = _one_paragraph(reason)
+    if name and text.startswith(name + " ") and len(text) > len(name) + 1:
+        return text[len(name) + 1 :]
+    return text
+
+
 def _one_paragraph(text: str | None) -> str:
     return " ".join((text or "").split())
 
@@ -283,6 +299,12 @@ def _one_paragraph(text: str | None) -> str:
 def _cap(text: str, limit: int = SUBJECT_MAX) -> str:
     text = _one_paragraph(text)
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def _listing(items: Sequence[str], conjunction: str = "and") -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
 def _count(n: int, singular: str) -> str:

@@ -48,7 +48,7 @@ def test_secret_from_an_unset_variable_names_the_variable(tmp_path: Path) -> Non
         config.load(p, environ={})
 
 
-def test_secret_file_is_relative_to_the_config_and_masked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_file_is_relative_to_the_config_and_masked(tmp_path: Path) -> None:
     (tmp_path / "tok.txt").write_text("pat-sekret-value-123\n")
     p = write(tmp_path, '[hubspot]\nhost = "http://127.0.0.1:9"\ntoken_file = "tok.txt"\n')
     cfg = config.load(p)

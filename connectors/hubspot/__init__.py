@@ -1,0 +1,104 @@
+"""The HubSpot connector: hubspot-api-client 12 on one side, canonical pages and writes on the other.
+
+client.py   Settings ([hubspot] in sync.toml) and HubSpotApi, the one door for HTTP calls
+auth.py     private app token / OAuth refresh with rotation
+limiter.py  10-second and search-per-second sliding windows
+fields.py   every HubSpot property name and converter
+pull.py     full, incremental, archived, merged; contact roles
+push.py     batch writes with 207 mapping and bisection; task lookup by key
+setup.py    crmsync's property group and properties
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from connectors.base import ApiCalls, Quota
+from connectors.retry import DEFAULT_POLICY, RetryPolicy
+from state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
+
+from . import setup
+from .auth import TokenSource
+from .client import HubSpotApi, Settings
+from .limiter import Limiter
+from .pull import Puller
+from .push import Pusher
+
+__all__ = ["HubSpotConnector", "Settings"]
+
+
+class HubSpotConnector:
+    """connectors.base.Connector for HubSpot."""
+
+    crm = "hubspot"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        calls: ApiCalls | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policy: RetryPolicy = DEFAULT_POLICY,
+        limiter: Limiter | None = None,
+        token_source: TokenSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.calls = calls if calls is not None else ApiCalls()
+        self.api = HubSpotApi(
+            settings,
+            calls=self.calls,
+            limiter=limiter,
+            sleep=sleep,
+            clock=clock,
+            wall_clock=wall_clock,
+            policy=policy,
+            token_source=token_source,
+        )
+        self.puller = Puller(self.api, settings)
+        self.pusher = Pusher(self.api, self.puller.schema)
+
+    def check(self) -> None:
+        """Authenticate and reach the API (one owners call); raises AuthFailed / CrmUnavailable."""
+        self.api.call("check", "crm.owners.owners_api", "get_page", limit=1)
+
+    def pull(
+        self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
+    ) -> Iterator[Page]:
+        return self.puller.pull(obj, cursor, full=full, started_at=started_at)
+
+    def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
+        checks = setup.ensure_fields(self.api, self.settings, dry_run=dry_run)
+        if any(c.status == "created" for c in checks):
+            self.puller.forget_schema()
+        return checks
+
+    def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
+        return self.pusher.write(batch)
+
+    def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, str]:
+        """crmsync_key -> task id of tasks that already exist in HubSpot (W4)."""
+        return self.pusher.find_tasks_by_keys(keys)
+
+    def quota(self) -> Quota:
+        """Daily usage from the last X-HubSpot-RateLimit-Daily(-Remaining) headers."""
+        h = {str(k).lower(): v for k, v in (self.api.last_headers or {}).items()}
+        limit = _int(h.get("x-hubspot-ratelimit-daily"))
+        remaining = _int(h.get("x-hubspot-ratelimit-daily-remaining"))
+        used = limit - remaining if limit is not None and remaining is not None else None
+        return Quota(used=used, limit=limit)
+
+    @property
+    def malformed(self) -> int:
+        """Records skipped as malformed since this connector was built."""
+        return self.puller.malformed
+
+
+def _int(v: object) -> int | None:
+    try:
+        return int(str(v))
+    except (TypeError, ValueError):
+        return None

@@ -103,7 +103,9 @@ class Settings:
             if missing:
                 raise ValueError(f'auth = "oauth" needs {", ".join(missing)}.')
         if not self.host.startswith(("http://", "https://")):
-            raise ValueError(f"host must start with https:// (or http:// for the sandbox), not {self.host!r}.")
+            raise ValueError(
+                f"host must start with https:// (or http:// for the sandbox), not {self.host!r}."
+            )
         if self.requests_per_10s < 1 or self.searches_per_second < 1:
             raise ValueError("requests_per_10s and searches_per_second must be at least 1.")
         if self.lookback_minutes < 0:
@@ -114,7 +116,7 @@ class Settings:
             ZoneInfo(self.account_timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"account_timezone {self.account_timezone!r} is not an IANA time zone (e.g. \"Europe/Berlin\")."
+                f'account_timezone {self.account_timezone!r} is not an IANA time zone (e.g. "Europe/Berlin").'
             ) from None
 
 
@@ -221,7 +223,9 @@ class HubSpotApi:
 
     # ------------------------------------------------------------ calls
 
-    def call(self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any) -> Response:
+    def call(
+        self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any
+    ) -> Response:
         """Send one API call (limited, counted, authenticated, translated, retried)."""
         kind = SEARCH if operation == "search" else GENERAL
         api = self.api(api_path)
@@ -248,7 +252,10 @@ class HubSpotApi:
                     ) from None
 
         return call_with_retry(
-            attempt, operation=operation, sleep=self.sleep, policy=self.policy,
+            attempt,
+            operation=operation,
+            sleep=self.sleep,
+            policy=self.policy,
             log_extra={"crm": CRM},
         )
 
@@ -267,7 +274,10 @@ class HubSpotApi:
             api.api_client.configuration.access_token = token
         try:
             raw = getattr(api, method)(
-                *args, _preload_content=False, _request_timeout=self.settings.timeout_seconds, **kwargs
+                *args,
+                _preload_content=False,
+                _request_timeout=self.settings.timeout_seconds,
+                **kwargs,
             )
             try:
                 data = raw.data
@@ -299,11 +309,13 @@ class HubSpotApi:
         body = _json_or_none(e.body)
         category = body.get("category") if isinstance(body, dict) else None
         message = body.get("message") if isinstance(body, dict) else None
-        common = {"crm": CRM, "operation": operation, "status": status}
+        common: dict[str, Any] = {"crm": CRM, "operation": operation, "status": status}
         if status == 401:
             raise _Unauthorized()
         if status == 429:
-            policy = str((body or {}).get("policyName") or "").upper() if isinstance(body, dict) else ""
+            policy = (
+                str((body or {}).get("policyName") or "").upper() if isinstance(body, dict) else ""
+            )
             if policy == "DAILY":
                 self.quota_stop = QuotaExhausted(
                     "HubSpot's daily API limit is used up; crmsync stopped and keeps its "
@@ -325,7 +337,10 @@ class HubSpotApi:
             )
         if status == 0 or status >= 500:
             raise CrmUnavailable(
-                f"HubSpot answered {status} during {operation}", code=category, detail=message, **common
+                f"HubSpot answered {status} during {operation}",
+                code=category,
+                detail=message,
+                **common,
             )
         if status == 403:
             raise AuthFailed(

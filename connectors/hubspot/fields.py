@@ -84,10 +84,21 @@ TASK_PROPERTIES = {
     "key": TASK_KEY,
     "type": "hs_task_type",
 }
-TASK_STATUS = {"open": "NOT_STARTED", "not_started": "NOT_STARTED", "completed": "COMPLETED",
-               "complete": "COMPLETED", "closed": "COMPLETED", "done": "COMPLETED"}
-TASK_PRIORITY = {"low": "LOW", "medium": "MEDIUM", "normal": "MEDIUM", "high": "HIGH",
-                 "critical": "HIGH"}
+TASK_STATUS = {
+    "open": "NOT_STARTED",
+    "not_started": "NOT_STARTED",
+    "completed": "COMPLETED",
+    "complete": "COMPLETED",
+    "closed": "COMPLETED",
+    "done": "COMPLETED",
+}
+TASK_PRIORITY = {
+    "low": "LOW",
+    "medium": "MEDIUM",
+    "normal": "MEDIUM",
+    "high": "HIGH",
+    "critical": "HIGH",
+}
 TASK_TYPE_TODO = "TODO"
 TASK_COMPLETED = "COMPLETED"
 
@@ -215,7 +226,9 @@ class ObjectSpec:
             return wanted, []
         k = set(known)
         always = {ID_PROPERTY, self.modified_property, "createdate"}
-        return [n for n in wanted if n in k or n in always], [n for n in wanted if n not in k and n not in always]
+        return [n for n in wanted if n in k or n in always], [
+            n for n in wanted if n not in k and n not in always
+        ]
 
 
 def _custom(name: str) -> tuple[str, ...]:
@@ -262,7 +275,9 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
                 parse_datetime,
             ),
             Column("created_at", ("createdate",), parse_datetime),
-            Column("bounce_reason", ("hs_email_hard_bounce_reason", "hs_email_hard_bounce_reason_enum")),
+            Column(
+                "bounce_reason", ("hs_email_hard_bounce_reason", "hs_email_hard_bounce_reason_enum")
+            ),
             Column("opted_out", ("hs_email_optout",), parse_bool),
             Column("left_company", _custom(settings.left_company_field), parse_bool),
             Column("exemption", exempt),
@@ -327,8 +342,12 @@ class Edge:
     primary: bool = False
 
     def to_raw(self) -> dict[str, Any]:
-        return {"id": self.to_id, "typeIds": list(self.type_ids), "labels": list(self.labels),
-                "primary": self.primary}
+        return {
+            "id": self.to_id,
+            "typeIds": list(self.type_ids),
+            "labels": list(self.labels),
+            "primary": self.primary,
+        }
 
 
 def edge_from_v4(item: Mapping[str, Any], from_type: str, to_type: str) -> Edge:
@@ -449,6 +468,8 @@ def to_record(
         _contact_extras(values, props, edges, problems)
     elif spec.object is ObjectType.OPPORTUNITY:
         values["account_id"] = pick_account(edges.get(COMPANIES, ()))
+        values["is_closed"] = bool(values.get("is_closed"))
+        values["is_won"] = bool(values.get("is_won"))
     elif spec.object is ObjectType.TASK:
         values["account_id"] = pick_account(edges.get(COMPANIES, ()))
         contacts = edges.get(CONTACTS, ())
@@ -535,10 +556,18 @@ def label_role(
         id=label_role_id(deal_id, contact_id, label),
         modified_at=modified,
         deleted=deleted,
-        values={"opportunity_id": deal_id, "contact_id": contact_id, "role": label,
-                "is_primary": False},
-        raw={"source": "association_label", "dealId": deal_id, "contactId": contact_id,
-             "label": label},
+        values={
+            "opportunity_id": deal_id,
+            "contact_id": contact_id,
+            "role": label,
+            "is_primary": False,
+        },
+        raw={
+            "source": "association_label",
+            "dealId": deal_id,
+            "contactId": contact_id,
+            "label": label,
+        },
     )
 
 
@@ -550,8 +579,12 @@ def buying_role(
         id=buying_role_id(contact_id, value),
         modified_at=modified,
         deleted=deleted,
-        values={"opportunity_id": None, "contact_id": contact_id, "role": role_name(value),
-                "is_primary": False},
+        values={
+            "opportunity_id": None,
+            "contact_id": contact_id,
+            "role": role_name(value),
+            "is_primary": False,
+        },
         raw={"source": BUYING_ROLE, "contactId": contact_id, "value": value},
     )
 
@@ -570,8 +603,11 @@ def owner_record(raw: Mapping[str, Any]) -> CrmRecord:
         object=ObjectType.OWNER,
         id=rid,
         modified_at=modified,
-        values={"name": name or None, "email": text(raw.get("email")),
-                "active": not bool(raw.get("archived"))},
+        values={
+            "name": name or None,
+            "email": text(raw.get("email")),
+            "active": not bool(raw.get("archived")),
+        },
         raw=dict(raw),
     )
 
@@ -609,7 +645,9 @@ def contact_properties(payload: Mapping[str, Any]) -> dict[str, str]:
     return owned_properties(OWNED_CONTACT, payload)
 
 
-def task_properties(payload: Mapping[str, Any], key: str | None = None, *, create: bool) -> dict[str, str]:
+def task_properties(
+    payload: Mapping[str, Any], key: str | None = None, *, create: bool
+) -> dict[str, str]:
     """A task payload (subject, body, status, priority, due_date, owner_id) as properties."""
     props: dict[str, str] = {}
     for k, v in payload.items():
@@ -639,8 +677,14 @@ def task_associations(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     for key, type_id in (("contact_id", TASK_TO_CONTACT), ("account_id", TASK_TO_COMPANY)):
         v = payload.get(key)
         if v:
-            out.append({"to": {"id": str(v)},
-                        "types": [{"associationCategory": HUBSPOT_DEFINED, "associationTypeId": type_id}]})
+            out.append(
+                {
+                    "to": {"id": str(v)},
+                    "types": [
+                        {"associationCategory": HUBSPOT_DEFINED, "associationTypeId": type_id}
+                    ],
+                }
+            )
     return out
 
 

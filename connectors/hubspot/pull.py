@@ -137,7 +137,9 @@ class Puller:
         else:
             yield from self._objects(self.specs[obj], cursor, full, started_at)
 
-    def _begin(self, cursor: Cursor | None, full: bool, started_at: datetime) -> tuple[_Run, dict[str, Any]]:
+    def _begin(
+        self, cursor: Cursor | None, full: bool, started_at: datetime
+    ) -> tuple[_Run, dict[str, Any]]:
         """The run state for `cursor`: resume an unfinished pull, else start full or incremental."""
         c = dict(cursor or {})
         mode = c.get("mode")
@@ -169,7 +171,12 @@ class Puller:
         return run.run_start_ms
 
     def _cursor(self, run: _Run, **kw: Any) -> dict[str, Any]:
-        return {"mode": run.mode, "since_ms": run.since_ms, "run_start_ms": self._run_start(run), **kw}
+        return {
+            "mode": run.mode,
+            "since_ms": run.since_ms,
+            "run_start_ms": self._run_start(run),
+            **kw,
+        }
 
     def _done(self, obj: ObjectType, run: _Run) -> Page:
         return Page(obj, [], {"modified_ms": self._run_start(run)}, done=True)
@@ -183,11 +190,19 @@ class Puller:
     def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
         """The portal's property definitions of `hs_type`, read once (properties API)."""
         if hs_type not in self._schema:
-            resp = self.api.call("properties", "crm.properties.core_api", "get_all", hs_type, archived=False)
+            resp = self.api.call(
+                "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
+            )
             self._schema[hs_type] = {
-                str(p.get("name")): p for p in (resp.body or {}).get("results") or [] if p.get("name")
+                str(p.get("name")): p
+                for p in (resp.body or {}).get("results") or []
+                if p.get("name")
             }
         return self._schema[hs_type]
+
+    def forget_schema(self) -> None:
+        """Read property definitions again on next use (after setup created some)."""
+        self._schema.clear()
 
     def properties(self, spec: ObjectSpec) -> list[str]:
         props, missing = spec.properties(self.schema(spec.hs_type))
@@ -210,11 +225,15 @@ class Puller:
     def _label_names(self) -> list[str]:
         if self._labels is None:
             resp = self.api.call(
-                "assoc_labels", "crm.associations.v4.schema.definitions_api", "get_all",
-                f.DEALS, f.CONTACTS,
+                "assoc_labels",
+                "crm.associations.v4.schema.definitions_api",
+                "get_all",
+                f.DEALS,
+                f.CONTACTS,
             )
             self._labels = [
-                str(r["label"]) for r in (resp.body or {}).get("results") or []
+                str(r["label"])
+                for r in (resp.body or {}).get("results") or []
                 if r.get("category") == f.USER_DEFINED and r.get("label")
             ]
         return self._labels
@@ -222,7 +241,11 @@ class Puller:
     # ------------------------------------------------------------ walks
 
     def _search(
-        self, spec: ObjectSpec, props: list[str], filters: list[dict[str, Any]], after_id: str | None
+        self,
+        spec: ObjectSpec,
+        props: list[str],
+        filters: list[dict[str, Any]],
+        after_id: str | None,
     ) -> Iterator[list[Mapping[str, Any]]]:
         """Search pages in hs_object_id order, each query restarting after the last id (P1, P10)."""
         api = API[spec.hs_type] + ".search_api"
@@ -255,14 +278,19 @@ class Puller:
                 if empty > MAX_EMPTY_PAGES or int(nxt) >= 10_000:
                     raise CrmError(
                         f"HubSpot search on {spec.hs_type} kept answering empty pages",
-                        crm="hubspot", operation="search",
+                        crm="hubspot",
+                        operation="search",
                     )
                 offset = str(nxt)
             if not nxt:
                 return
 
     def _chunks(
-        self, spec: ObjectSpec, props: list[str], filters: list[dict[str, Any]], after_id: str | None
+        self,
+        spec: ObjectSpec,
+        props: list[str],
+        filters: list[dict[str, Any]],
+        after_id: str | None,
     ) -> Iterator[list[Mapping[str, Any]]]:
         """Search results regrouped into chunks of CHUNK (one association batch each)."""
         buf: list[Mapping[str, Any]] = []
@@ -275,7 +303,12 @@ class Puller:
             yield buf
 
     def _list(
-        self, spec: ObjectSpec, props: list[str], *, archived: bool, after: str | None,
+        self,
+        spec: ObjectSpec,
+        props: list[str],
+        *,
+        archived: bool,
+        after: str | None,
         associations: Sequence[str] = (),
     ) -> Iterator[tuple[list[Mapping[str, Any]], str | None]]:
         """List pages (100) with their next `after` token (key-based in HubSpot, P10)."""
@@ -302,12 +335,18 @@ class Puller:
             for start in range(0, len(pending), ASSOC_BATCH):
                 chunk = pending[start : start + ASSOC_BATCH]
                 resp = self.api.call(
-                    "assoc_read", "crm.associations.v4.batch_api", "get_page", from_type, to_type,
+                    "assoc_read",
+                    "crm.associations.v4.batch_api",
+                    "get_page",
+                    from_type,
+                    to_type,
                     batch_input_public_fetch_associations_batch_request={"inputs": chunk},
                 )
                 for item in (resp.body or {}).get("results") or []:
                     fid = str((item.get("from") or {}).get("id"))
-                    found[fid].extend(f.edge_from_v4(t, from_type, to_type) for t in item.get("to") or [])
+                    found[fid].extend(
+                        f.edge_from_v4(t, from_type, to_type) for t in item.get("to") or []
+                    )
                     after = ((item.get("paging") or {}).get("next") or {}).get("after")
                     if after:
                         again.append({"id": fid, "after": str(after)})
@@ -320,8 +359,14 @@ class Puller:
         cursor: str | None = after
         while cursor:
             resp = self.api.call(
-                "assoc_list", "crm.associations.v4.basic_api", "get_page", from_type, rid, to_type,
-                limit=500, after=cursor,
+                "assoc_list",
+                "crm.associations.v4.basic_api",
+                "get_page",
+                from_type,
+                rid,
+                to_type,
+                limit=500,
+                after=cursor,
             )
             data = resp.body or {}
             out.extend(f.edge_from_v4(t, from_type, to_type) for t in data.get("results") or [])
@@ -350,13 +395,24 @@ class Puller:
         if spec.required_filter:
             fs.append({"propertyName": spec.required_filter, "operator": "HAS_PROPERTY"})
         if run.mode == "incremental":
-            fs.append({"propertyName": spec.modified_property, "operator": "GTE", "value": str(self._low(run))})
+            fs.append(
+                {
+                    "propertyName": spec.modified_property,
+                    "operator": "GTE",
+                    "value": str(self._low(run)),
+                }
+            )
         return fs
 
     def _objects_by_search(
         self, spec: ObjectSpec, run: _Run, props: list[str], after_id: str | None
     ) -> Iterator[Page]:
         stash = self._stash_start(spec, run, fresh=after_id is None)
+        if spec.required_filter and spec.required_filter not in self.schema(spec.hs_type):
+            # e.g. tasks before `crmsync setup`: no record can carry crmsync's key yet
+            if stash is not None:
+                stash.complete = True
+            return
         for chunk in self._chunks(spec, props, self._filters(spec, run), after_id):
             ids = [str(r.get("id")) for r in chunk]
             edges = {to: self.read_edges(spec.hs_type, to, ids) for to in spec.associations}
@@ -369,7 +425,9 @@ class Puller:
     def _objects_by_list(
         self, spec: ObjectSpec, run: _Run, props: list[str], after: str | None
     ) -> Iterator[Page]:
-        inline = tuple(a for a in spec.associations if not (spec.hs_type == f.DEALS and a == f.CONTACTS))
+        inline = tuple(
+            a for a in spec.associations if not (spec.hs_type == f.DEALS and a == f.CONTACTS)
+        )
         for page, nxt in self._list(spec, props, archived=False, after=after, associations=inline):
             edges: dict[str, dict[str, list[Edge]]] = {to: {} for to in spec.associations}
             for r in page:
@@ -397,19 +455,31 @@ class Puller:
         for raw in raws:
             try:
                 rid = f.record_id(raw)
-                rec, problems = f.to_record(spec, raw, {to: e.get(rid, []) for to, e in edges.items()})
+                rec, problems = f.to_record(
+                    spec, raw, {to: e.get(rid, []) for to, e in edges.items()}
+                )
             except MalformedRecord as e:
                 self.malformed += 1
                 log.warning(
-                    "skipping malformed HubSpot %s %s: %s", spec.hs_type, e.record_id or "?", e,
+                    "skipping malformed HubSpot %s %s: %s",
+                    spec.hs_type,
+                    e.record_id or "?",
+                    e,
                     extra={"crm": "hubspot", "object": spec.hs_type, "id": e.record_id},
                 )
                 continue
             if problems:
                 log.warning(
                     "HubSpot %s %s: unreadable values in %s kept in raw, mapped as empty",
-                    spec.hs_type, rid, ", ".join(problems),
-                    extra={"crm": "hubspot", "object": spec.hs_type, "id": rid, "properties": problems},
+                    spec.hs_type,
+                    rid,
+                    ", ".join(problems),
+                    extra={
+                        "crm": "hubspot",
+                        "object": spec.hs_type,
+                        "id": rid,
+                        "properties": problems,
+                    },
                 )
             out.append(rec)
             live.add(rid)
@@ -417,8 +487,16 @@ class Puller:
                 if loser in live or loser in run.losers:
                     continue
                 run.losers.add(loser)
-                out.append(CrmRecord(spec.object, loser, rec.modified_at, deleted=True,
-                                     raw={"id": loser, "mergedInto": rid}, merged_into=rid))
+                out.append(
+                    CrmRecord(
+                        spec.object,
+                        loser,
+                        rec.modified_at,
+                        deleted=True,
+                        raw={"id": loser, "mergedInto": rid},
+                        merged_into=rid,
+                    )
+                )
         return out
 
     def _archived(self, spec: ObjectSpec, run: _Run, after: str | None) -> Iterator[Page]:
@@ -436,8 +514,15 @@ class Puller:
                 if rid in run.losers or (at is not None and f.to_ms(at) < low):
                     continue
                 run.losers.add(rid)
-                records.append(CrmRecord(spec.object, rid, at or f.modified_at(spec.modified_property, raw),
-                                         deleted=True, raw=dict(raw)))
+                records.append(
+                    CrmRecord(
+                        spec.object,
+                        rid,
+                        at or f.modified_at(spec.modified_property, raw),
+                        deleted=True,
+                        raw=dict(raw),
+                    )
+                )
             yield Page(spec.object, records, {**self._cursor(run, after=nxt), "mode": "archived"})
 
     # ------------------------------------------------------------ owners
@@ -448,7 +533,7 @@ class Puller:
         c = dict(cursor or {})
         phases = [False, True]
         if c.get("mode") == "owners":
-            phases = phases[phases.index(bool(c.get("archived"))):]
+            phases = phases[phases.index(bool(c.get("archived"))) :]
             after = c.get("after")
         else:
             after = None
@@ -467,9 +552,16 @@ class Puller:
                         self.malformed += 1
                         log.warning("skipping HubSpot owner without id", extra={"crm": "hubspot"})
                 after = ((data.get("paging") or {}).get("next") or {}).get("after")
-                yield Page(ObjectType.OWNER, records,
-                           {"mode": "owners", "archived": archived, "after": after,
-                            "run_start_ms": self._run_start(run)})
+                yield Page(
+                    ObjectType.OWNER,
+                    records,
+                    {
+                        "mode": "owners",
+                        "archived": archived,
+                        "after": after,
+                        "run_start_ms": self._run_start(run),
+                    },
+                )
                 if not after:
                     break
         yield self._done(ObjectType.OWNER, run)
@@ -518,7 +610,9 @@ class Puller:
                     if label not in e.labels:
                         yield (deal, e.to_id, label, mod, True)
 
-    def _buyer_rows(self, contacts: Sequence[Mapping[str, Any]], mode: str) -> Iterator[tuple[Any, ...]]:
+    def _buyer_rows(
+        self, contacts: Sequence[Mapping[str, Any]], mode: str
+    ) -> Iterator[tuple[Any, ...]]:
         """(contact, value, modified, deleted) per hs_buying_role value (and, incrementally, per
         option the contact no longer has)."""
         options = self._buying_role_options() if mode == "incremental" else []
@@ -538,7 +632,9 @@ class Puller:
         s = self._stash.pop(key, None)
         if s is None or not s.complete or s.mode != run.mode or s.started_at != run.started_at:
             return None
-        if run.mode == "incremental" and (s.since_ms is None or run.since_ms is None or s.since_ms > run.since_ms):
+        if run.mode == "incremental" and (
+            s.since_ms is None or run.since_ms is None or s.since_ms > run.since_ms
+        ):
             return None
         return s
 
@@ -563,7 +659,9 @@ class Puller:
             yield from self._walk_buyers(run, after_id)
         yield self._done(obj, run)
 
-    def _emit(self, run: _Run, rows: list[tuple[Any, ...]], make: Any, phase: str) -> Iterator[Page]:
+    def _emit(
+        self, run: _Run, rows: list[tuple[Any, ...]], make: Any, phase: str
+    ) -> Iterator[Page]:
         for start in range(0, len(rows), CHUNK):
             records = [make(*row) for row in rows[start : start + CHUNK]]
             yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase=phase))
@@ -576,7 +674,11 @@ class Puller:
             ids = [str(r.get("id")) for r in chunk]
             edges = self.read_edges(f.DEALS, f.CONTACTS, ids)
             records = [f.label_role(*row) for row in self._label_rows(chunk, edges, run.mode)]
-            yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase="labels", after_id=ids[-1]))
+            yield Page(
+                ObjectType.CONTACT_ROLE,
+                records,
+                self._cursor(run, phase="labels", after_id=ids[-1]),
+            )
 
     def _walk_buyers(self, run: _Run, after_id: str | None) -> Iterator[Page]:
         spec = self.specs[ObjectType.CONTACT]
@@ -588,7 +690,11 @@ class Puller:
         for chunk in self._chunks(spec, props, filters, after_id):
             records = [f.buying_role(*row) for row in self._buyer_rows(chunk, run.mode)]
             ids = [str(r.get("id")) for r in chunk]
-            yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase="buyers", after_id=ids[-1]))
+            yield Page(
+                ObjectType.CONTACT_ROLE,
+                records,
+                self._cursor(run, phase="buyers", after_id=ids[-1]),
+            )
 
 
 def _int_id(raw: Mapping[str, Any]) -> int:

@@ -29,7 +29,7 @@ raise: the writer leaves the batch in the outbox.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +59,15 @@ class _Route:
 
 
 ROUTES = {
-    WriteKind.UPDATE_ACCOUNT: _Route("batch_update", "crm.companies.batch_api", "update", "company"),
+    WriteKind.UPDATE_ACCOUNT: _Route(
+        "batch_update", "crm.companies.batch_api", "update", "company"
+    ),
     WriteKind.UPDATE_CONTACT: _Route("batch_update", "crm.contacts.batch_api", "update", "contact"),
     WriteKind.CREATE_TASK: _Route("batch_create", "crm.objects.tasks.batch_api", "create", "task"),
     WriteKind.UPDATE_TASK: _Route("batch_update", "crm.objects.tasks.batch_api", "update", "task"),
-    WriteKind.COMPLETE_TASK: _Route("batch_update", "crm.objects.tasks.batch_api", "update", "task"),
+    WriteKind.COMPLETE_TASK: _Route(
+        "batch_update", "crm.objects.tasks.batch_api", "update", "task"
+    ),
 }
 
 
@@ -75,8 +79,9 @@ class _Input:
 
 
 class Pusher:
-    def __init__(self, api: HubSpotApi) -> None:
+    def __init__(self, api: HubSpotApi, schema: Callable[[str], Mapping[str, Any]]) -> None:
         self.api = api
+        self.schema = schema  # property definitions by object type (read once, pull.py)
 
     # ------------------------------------------------------------ write
 
@@ -104,7 +109,9 @@ class Pusher:
         """One batch call; a whole-batch rejection is bisected to isolate the bad inputs (W3)."""
         try:
             resp = self.api.call(
-                route.operation, route.api, route.method,
+                route.operation,
+                route.api,
+                route.method,
                 **{_BATCH_PARAM[route.method]: {"inputs": [i.body for i in inputs]}},
             )
         except (CrmUnavailable, AuthFailed, QuotaExhausted):
@@ -115,14 +122,19 @@ class Pusher:
             if len(inputs) == 1:
                 item = inputs[0].item
                 log.warning(
-                    "HubSpot rejected %s %s: %s", route.noun, item.target_id or item.key, e.code,
+                    "HubSpot rejected %s %s: %s",
+                    route.noun,
+                    item.target_id or item.key,
+                    e.code,
                     extra={"crm": "hubspot", "item": item.id, "code": e.code},
                 )
                 return [_reject(item, e.code or str(e.status), e.detail or str(e))]
             mid = len(inputs) // 2
             log.warning(
                 "HubSpot rejected a batch of %d %s writes (%s); splitting to isolate the bad rows",
-                len(inputs), route.noun, e.code,
+                len(inputs),
+                route.noun,
+                e.code,
                 extra={"crm": "hubspot", "size": len(inputs), "code": e.code},
             )
             return self._send(route, inputs[:mid]) + self._send(route, inputs[mid:])
@@ -134,6 +146,8 @@ class Pusher:
         """crmsync_key -> HubSpot task id for the keys that already have a task."""
         found: dict[str, str] = {}
         wanted = sorted(set(keys))
+        if wanted and f.TASK_KEY not in self.schema(f.TASKS):
+            return found  # before `crmsync setup` no task can carry a key
         for start in range(0, len(wanted), IN_VALUES):
             values = wanted[start : start + IN_VALUES]
             after_id: str | None = None
@@ -142,9 +156,13 @@ class Pusher:
                     {"propertyName": f.TASK_KEY, "operator": "IN", "values": values}
                 ]
                 if after_id:
-                    filters.append({"propertyName": f.ID_PROPERTY, "operator": "GT", "value": after_id})
+                    filters.append(
+                        {"propertyName": f.ID_PROPERTY, "operator": "GT", "value": after_id}
+                    )
                 resp = self.api.call(
-                    "search", "crm.objects.tasks.search_api", "do_search",
+                    "search",
+                    "crm.objects.tasks.search_api",
+                    "do_search",
                     public_object_search_request={
                         "filterGroups": [{"filters": filters}],
                         "sorts": [{"propertyName": f.ID_PROPERTY, "direction": "ASCENDING"}],
@@ -204,7 +222,9 @@ def _chunks_unique(inputs: Sequence[_Input], size: int) -> Iterable[list[_Input]
         yield chunk
 
 
-def _results(route: _Route, inputs: Sequence[_Input], status: int, body: Mapping[str, Any]) -> list[WriteResult]:
+def _results(
+    route: _Route, inputs: Sequence[_Input], status: int, body: Mapping[str, Any]
+) -> list[WriteResult]:
     by_match: dict[str, str] = {}  # match -> crm id of the written record
     for r in body.get("results") or []:
         rid = str(r.get("id"))
@@ -217,13 +237,14 @@ def _results(route: _Route, inputs: Sequence[_Input], status: int, body: Mapping
     failed: dict[str, tuple[str, str]] = {}
     first_error: tuple[str, str] | None = None
     for err in body.get("errors") or []:
-        code = str(err.get("category") or err.get("subCategory") or "ERROR")
-        msg = str(err.get("message") or "")
+        inner = (err.get("errors") or [{}])[0] or {}
+        code = str(inner.get("code") or err.get("category") or err.get("subCategory") or "ERROR")
+        msg = str(inner.get("message") or err.get("message") or "")
         first_error = first_error or (code, msg)
         ctx = err.get("context") or {}
         names = list(ctx.get("ids") or []) + list(ctx.get("id") or [])
         trace = ctx.get("objectWriteTraceId") or err.get("objectWriteTraceId")
-        for t in (trace if isinstance(trace, list) else [trace] if trace else []):
+        for t in trace if isinstance(trace, list) else [trace] if trace else []:
             names.extend(i.match for i in inputs if str(i.item.id) == str(t))
         if err.get("id"):
             names.append(str(err["id"]))
@@ -245,5 +266,6 @@ def _results(route: _Route, inputs: Sequence[_Input], status: int, body: Mapping
 
 
 def _reject(item: OutboxItem, code: str, detail: str, retryable: bool = False) -> WriteResult:
-    return WriteResult(item.id, False, crm_id=item.target_id, code=code, detail=detail, retryable=retryable)
-
+    return WriteResult(
+        item.id, False, crm_id=item.target_id, code=code, detail=detail, retryable=retryable
+    )

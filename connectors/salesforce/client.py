@@ -81,7 +81,10 @@ class Settings:
     stays behind the server's clock; `check_deleted` asks getDeleted on every
     incremental pull (one extra call per object, catches hard deletes between
     reconciliations); `bulk_max_wait_seconds` bounds a Bulk 2.0 job before
-    falling back to REST; `bulk_max_records` is the Bulk results page size.
+    falling back to REST; `bulk_max_records` is the Bulk results page size;
+    `composite_pages` (1-5, default 1 = off) fetches up to that many query pages
+    per API call by chaining them in one /composite request (BUDGETS.md: derived,
+    not yet verified against a real org, hence opt-in).
     """
 
     enabled: bool = True
@@ -111,6 +114,7 @@ class Settings:
     check_deleted: bool = False
     bulk_max_wait_seconds: float = 900.0
     bulk_max_records: int = 50_000
+    composite_pages: int = 1
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
@@ -124,6 +128,10 @@ class Settings:
         if not 0 < self.max_daily_share <= 1:
             raise ValueError(
                 f"[salesforce] max_daily_share = {self.max_daily_share}: use a fraction in (0, 1], e.g. 0.5"
+            )
+        if not 1 <= self.composite_pages <= 5:
+            raise ValueError(
+                f"[salesforce] composite_pages = {self.composite_pages}: use 1 (off) to 5"
             )
         if self.api_version.startswith("v"):
             raise ValueError(

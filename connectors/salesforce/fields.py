@@ -310,8 +310,10 @@ class ObjectMap:
         names += list(self.owned.values()) + list(self.extra)
         if self.filter_field:
             names.append(self.filter_field)
-        seen: set[str] = set()
-        return [n for n in names if not (n.lower() in seen or seen.add(n.lower()))]  # type: ignore[func-returns-value]
+        unique: dict[str, str] = {}
+        for name in names:
+            unique.setdefault(name.lower(), name)
+        return list(unique.values())
 
     def resolve(self, infos: Mapping[str, FieldInfo]) -> Resolved:
         """Keep the wanted fields the org has (spelled as describe spells them)."""

@@ -72,7 +72,8 @@ PAGE_SIZE = 2000
 BATCH_HEADERS = {"Sforce-Query-Options": f"batchSize={PAGE_SIZE}"}
 BULK_POLL_SCHEDULE = (2.0, 4.0, 8.0, 16.0, 30.0)  # then 30 s until bulk_max_wait_seconds
 RESTARTABLE = ("INVALID_QUERY_LOCATOR", "INVALID_FIELD", "QUERY_TIMEOUT")
-MAX_RESTARTS = 8
+MAX_RESTARTS = 8  # expired locators / fields removed mid-run, per pull
+MAX_SPLITS = 64  # QUERY_TIMEOUT window halvings per pull (each window stays >= MIN_SPLIT)
 MIN_SPLIT = timedelta(minutes=1)
 GET_DELETED_DAYS = 15
 
@@ -134,6 +135,30 @@ def _after(after_id: str | None) -> str | None:
     return f"Id > '{after_id}'"
 
 
+def _sub_error(status: int, body: Any) -> CrmError:
+    """A failed /composite subrequest as the error the same request alone would raise."""
+    code, message = None, ""
+    if isinstance(body, list) and body and isinstance(body[0], Mapping):
+        code, message = body[0].get("errorCode"), str(body[0].get("message") or "")
+    kw: dict[str, Any] = {
+        "crm": "salesforce",
+        "operation": "query",
+        "status": status,
+        "code": code,
+        "detail": message,
+    }
+    if status == 401:
+        # the outer call was accepted, so the session is fine: a retry will do
+        return CrmUnavailable(f"Salesforce composite subrequest refused ({code})", **kw)
+    if status >= 500 or status == 429:
+        return CrmUnavailable(
+            f"Salesforce unavailable in a composite subrequest (HTTP {status})", **kw
+        )
+    if status == 403 and code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" not in message.lower():
+        return QuotaExhausted(f"Salesforce daily API allocation exhausted ({message})", **kw)
+    return CrmError(f"Salesforce refused a query page (HTTP {status} {code}): {message}", **kw)
+
+
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.astimezone(UTC).isoformat()
 
@@ -162,14 +187,31 @@ class Puller:
         self.sleep = sleep
         self._resolved: dict[ObjectType, Resolved] = {}
         self.stats: dict[ObjectType, PullStats] = {}
+        self._warned: set[tuple[str, str, str]] = set()  # each problem warns once per run
 
     # -------------------------------------------------------------- schema
 
     def resolved(self, obj: ObjectType) -> Resolved:
-        """The object's map narrowed to fields the org has; warns once about the rest (X5)."""
+        """The object's map narrowed to fields the org has; warns once about the rest (X5).
+
+        An sObject the org does not offer (describe says NOT_FOUND / INVALID_TYPE,
+        e.g. no Opportunities) resolves to no fields: its pull yields nothing.
+        """
         if obj not in self._resolved:
             m = self.maps[obj]
-            infos = field_infos(self.client.describe(m.sobject))
+            try:
+                infos = field_infos(self.client.describe(m.sobject))
+            except CrmError as exc:
+                if isinstance(exc, CrmUnavailable | QuotaExhausted | AuthFailed):
+                    raise
+                if exc.status != 404 and exc.code not in ("NOT_FOUND", "INVALID_TYPE"):
+                    raise
+                log.warning(
+                    "salesforce object %s is not available to the integration user; skipped",
+                    m.sobject,
+                    extra={"crm": "salesforce", "object": m.sobject, "code": exc.code},
+                )
+                infos = {}
             res = m.resolve(infos)
             if res.missing:
                 log.warning(
@@ -191,6 +233,10 @@ class Puller:
     ) -> Iterator[Page]:
         res = self.resolved(obj)
         stats = self.stats[obj] = PullStats(obj)
+        if not res.infos:
+            stats.mode = "skipped"
+            yield Page(obj, [], cursor, done=True)
+            return
         if res.filter_missing:
             log.warning(
                 "salesforce %s has no %s field; nothing to pull (run `crmsync setup`)",
@@ -257,7 +303,10 @@ class Puller:
             out.append(record)
         for (fname, what), ids in problems.items():
             stats.problems[f"{fname}: {what}"] += len(ids)
-            log.warning(
+            first = (res.sobject, fname, what) not in self._warned
+            self._warned.add((res.sobject, fname, what))
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
                 "salesforce %s.%s: %s in %d record(s)",
                 res.sobject,
                 fname,
@@ -277,13 +326,68 @@ class Puller:
         return out
 
     def _pages(self, soql: str, *, include_deleted: bool) -> Iterator[Mapping[str, Any]]:
-        """REST pages of one SOQL query (each page one counted call, each retried alone)."""
+        """REST pages of one SOQL query (each page one counted call, each retried alone).
+
+        With `composite_pages` > 1 the pages after the first are fetched up to
+        five at a time through /composite, each subrequest following the
+        previous one's nextRecordsUrl: one API call per chain.
+        """
         page = self.client.query(soql, include_deleted=include_deleted, headers=BATCH_HEADERS)
+        total = int(page.get("totalSize") or 0)
+        seen = 0
         while True:
             yield page
+            seen += len(page.get("records") or ())
             if page.get("done", True) or not page.get("nextRecordsUrl"):
                 return
-            page = self.client.query_more(page["nextRecordsUrl"], headers=BATCH_HEADERS)
+            chain = self.settings.composite_pages
+            if chain <= 1:
+                page = self.client.query_more(page["nextRecordsUrl"], headers=BATCH_HEADERS)
+                continue
+            per_page = max(1, len(page.get("records") or ()))
+            wanted = max(1, min(chain, math.ceil(max(total - seen, 1) / per_page)))
+            pages = self._chained(page["nextRecordsUrl"], wanted)
+            for page in pages[:-1]:
+                yield page
+                seen += len(page.get("records") or ())
+            page = pages[-1]
+
+    def _chained(self, next_url: str, n: int) -> list[Mapping[str, Any]]:
+        """Up to n query pages in one /composite call, stopping at the last page."""
+        subrequests = [
+            {
+                "method": "GET",
+                "url": next_url if i == 0 else f"@{{p{i - 1}.nextRecordsUrl}}",
+                "referenceId": f"p{i}",
+                "httpHeaders": dict(BATCH_HEADERS),
+            }
+            for i in range(n)
+        ]
+
+        def fetch(sf: Any) -> list[Mapping[str, Any]]:
+            body = sf.restful(
+                "composite",
+                method="POST",
+                json={"allOrNone": False, "compositeRequest": subrequests},
+            )
+            pages: list[Mapping[str, Any]] = []
+            for sub in (body or {}).get("compositeResponse") or ():
+                status = int(sub.get("httpStatusCode") or 0)
+                if status < 400:
+                    pages.append(sub.get("body") or {})
+                    continue
+                if pages and (pages[-1].get("done", True) or not pages[-1].get("nextRecordsUrl")):
+                    break  # the chain ran past the last page: nothing lost
+                raise _sub_error(status, sub.get("body"))
+            if not pages:
+                raise CrmUnavailable(
+                    "Salesforce /composite returned no query page",
+                    crm="salesforce",
+                    operation="query",
+                )
+            return pages
+
+        return self.client.call("query", fetch)
 
     # -------------------------------------------------------------- full
 
@@ -483,7 +587,6 @@ class Puller:
                         yield Page(obj, records, st.cursor())
                     break
                 except (requests.RequestException, OSError) as exc:  # connection lost mid-body
-                    response.close()
                     err = translate(exc, "bulk")
                     attempts += 1
                     if (
@@ -496,6 +599,8 @@ class Puller:
                         extra={"crm": "salesforce", "job_id": job_id, "attempt": attempts},
                     )
                     self.sleep(min(2.0**attempts, 30.0))
+                finally:
+                    response.close()  # also when the consumer stops early
             locator = response.headers.get("Sforce-Locator")
             if not locator or locator == "null":
                 return
@@ -532,14 +637,11 @@ class Puller:
                     newest = max(newest, min(position, cap))
                     yield Page(obj, records, {"mode": "incremental", "watermark": _iso(newest)})
             except CrmError as exc:
-                if exc.code not in RESTARTABLE or restarts >= MAX_RESTARTS:
+                if exc.code not in RESTARTABLE:
                     raise
-                restarts += 1
-                if exc.code == "INVALID_FIELD":
-                    res = self._refresh(obj)
                 if exc.code == "QUERY_TIMEOUT":
                     end = hi or self.client.server_time or datetime.now(UTC)
-                    if end - position < MIN_SPLIT:
+                    if end - position < MIN_SPLIT or stats.windows_split >= MAX_SPLITS:
                         raise
                     mid = position + (end - position) / 2
                     stats.windows_split += 1
@@ -553,8 +655,13 @@ class Puller:
                         },
                     )
                     windows[0:0] = [(position, mid), (mid, hi)]
-                else:
-                    windows.insert(0, (position, hi))
+                    continue
+                if restarts >= MAX_RESTARTS:
+                    raise
+                restarts += 1
+                if exc.code == "INVALID_FIELD":
+                    res = self._refresh(obj)
+                windows.insert(0, (position, hi))
         if self.settings.check_deleted:
             yield from self._get_deleted(obj, watermark, newest)
         yield Page(obj, [], {"mode": "incremental", "watermark": _iso(newest)}, done=True)

@@ -10,8 +10,10 @@ The manifest says, per CRM, which records are the cases crmsync must find
 (stale_contact, single_threaded_account, bouncing_contact, departed_champion,
 moved_champion_pairs, role_address, ...), computed with DESIGN.md's rule
 definitions and defaults (see `world.py`), plus counts per object. With
-`bad_records=True` one extra account holds malformed records (bad date string,
-unknown picklist values, a 100 KB text field), listed under "bad_records" and
+`bad_records=True` one extra account holds malformed records (a bad date
+string: in a custom text field on Salesforce, whose date fields cannot hold
+one, and in notes_last_contacted on HubSpot; a year-4000 activity date;
+unknown picklist values; a 100 KB text field), listed under "bad_records" and
 left out of every other case list.
 
 Deterministic: the same arguments give byte-identical
@@ -44,7 +46,15 @@ from .world import (
     World,
 )
 
-__all__ = ["CRMS", "DEFAULT_AS_OF", "DEFAULT_CONTACTS_PER_ACCOUNT", "generate", "iter_records"]
+__all__ = [
+    "CRMS",
+    "DEFAULT_AS_OF",
+    "DEFAULT_CONTACTS_PER_ACCOUNT",
+    "OBJECTS",
+    "generate",
+    "iter_crm",
+    "iter_records",
+]
 
 CRMS = ("salesforce", "hubspot")
 DEFAULT_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
@@ -53,13 +63,23 @@ OBJECTS = {
     "salesforce": ("User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task"),
     "hubspot": ("owners", "companies", "contacts", "deals", "tasks"),
 }
-_RENDERERS = {"salesforce": SalesforceRenderer, "hubspot": HubSpotRenderer}
+_RENDERERS: dict[str, Any] = {"salesforce": SalesforceRenderer, "hubspot": HubSpotRenderer}
 # neutral bad-record field -> the CRM's field
 _BAD_FIELD = {
-    "salesforce": {"tier": "Tier__c", "last_activity": "LastActivityDate", "description": "Description",
-                   "role": "Role"},
-    "hubspot": {"tier": "hs_ideal_customer_profile", "last_activity": "notes_last_contacted",
-                "description": "message", "role": "associations.contacts.label"},
+    "salesforce": {
+        "tier": "Tier__c",
+        "last_activity": "LastActivityDate",
+        "bad_date": "Last_Contacted__c",
+        "description": "Description",
+        "role": "Role",
+    },
+    "hubspot": {
+        "tier": "hs_ideal_customer_profile",
+        "last_activity": "notes_last_contacted",
+        "bad_date": "notes_last_contacted",
+        "description": "message",
+        "role": "associations.contacts.label",
+    },
 }
 
 
@@ -78,8 +98,13 @@ def generate(
     manifest: dict[str, Any] = {}
     lists = {(crm, obj): data[crm][obj] for crm in crms for obj in OBJECTS[crm]}
     for crm, obj, record in iter_records(
-        seed, accounts, contacts_per_account=contacts_per_account, as_of=as_of, crms=crms,
-        bad_records=bad_records, manifest=manifest,
+        seed,
+        accounts,
+        contacts_per_account=contacts_per_account,
+        as_of=as_of,
+        crms=crms,
+        bad_records=bad_records,
+        manifest=manifest,
     ):
         lists[(crm, obj)].append(record)
     data["manifest"] = manifest
@@ -104,9 +129,13 @@ def iter_records(
     """
     crms = _check_crms(crms)
     as_of = as_of or DEFAULT_AS_OF
-    cpa = DEFAULT_CONTACTS_PER_ACCOUNT if contacts_per_account is None else float(contacts_per_account)
+    cpa = (
+        DEFAULT_CONTACTS_PER_ACCOUNT
+        if contacts_per_account is None
+        else float(contacts_per_account)
+    )
     world = World(seed, accounts, cpa, epoch_ms(as_of), bad_records)
-    renderers = [_RENDERERS[crm](world) for crm in crms]
+    renderers: list[Any] = [_RENDERERS[crm](world) for crm in crms]
     counts: dict[str, Counter[str]] = {crm: Counter() for crm in crms}
     for r in renderers:
         n = counts[r.crm]
@@ -121,6 +150,17 @@ def iter_records(
                 yield r.crm, obj, rec
     if manifest is not None:
         manifest.update(_manifest(world, renderers, counts, seed, cpa, as_of, bad_records))
+
+
+def iter_crm(
+    crm: str, seed: int = 1, accounts: int = 50, **kwargs: Any
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One CRM's (object name, record) stream, e.g. for the Salesforce store's `load_stream`.
+
+    Takes the keyword arguments of `iter_records` (not `crms`).
+    """
+    for _, obj, record in iter_records(seed, accounts, crms=(crm,), **kwargs):
+        yield obj, record
 
 
 def _check_crms(crms: Iterable[str]) -> tuple[str, ...]:
@@ -140,7 +180,6 @@ def _manifest(
     as_of: datetime,
     bad_records: bool,
 ) -> dict[str, Any]:
-    cases = world.cases
     out: dict[str, Any] = {
         "generator": "sandbox.generate",
         "seed": seed,
@@ -182,12 +221,20 @@ def _crm_manifest(world: World, r: Any, counts: Counter[str]) -> dict[str, Any]:
     for key in ("single_threaded_account", "renewal_soon_account"):
         m.setdefault(key, [])
     m["tier"] = {t: [aid(i) for i in cases.tiers.get(t, [])] for t in TIER_BLOCK}
-    m["account_situation"] = {s: [aid(i) for i in cases.situations.get(s, [])] for s in SITUATION_BLOCK}
+    m["account_situation"] = {
+        s: [aid(i) for i in cases.situations.get(s, [])] for s in SITUATION_BLOCK
+    }
     m["departed_champion_by_signal"] = {
-        s: [cid(n) for n in cases.departed_by_signal.get(s, [])] for s in ("bouncing", "title", "email_domain")
+        s: [cid(n) for n in cases.departed_by_signal.get(s, [])]
+        for s in ("bouncing", "title", "email_domain")
     }
     m["moved_champion_pairs"] = [
-        {"contact_id": cid(old), "account_id": aid(a), "new_contact_id": cid(new), "new_account_id": aid(b)}
+        {
+            "contact_id": cid(old),
+            "account_id": aid(a),
+            "new_contact_id": cid(new),
+            "new_account_id": aid(b),
+        }
         for old, a, new, b in cases.moved_pairs
     ]
     m["lapsed_role_contact"] = [cid(n) for n in cases.lapsed_role]
@@ -200,11 +247,25 @@ def _bad(r: Any, b: dict[str, Any]) -> dict[str, Any]:
     field = _BAD_FIELD[r.crm][b["field"]]
     if b["object"] == "contact_role":
         if r.crm == "salesforce":
-            return {"object": "OpportunityContactRole", "id": r.id("contact_role", b["n"]),
-                    "kind": b["kind"], "field": field}
-        return {"object": "deals", "id": r.id("opportunity", b["opportunity"]),
-                "contact_id": r.id("contact", b["contact"]), "kind": b["kind"], "field": field}
+            return {
+                "object": "OpportunityContactRole",
+                "id": r.id("contact_role", b["n"]),
+                "kind": b["kind"],
+                "field": field,
+            }
+        return {
+            "object": "deals",
+            "id": r.id("opportunity", b["opportunity"]),
+            "contact_id": r.id("contact", b["contact"]),
+            "kind": b["kind"],
+            "field": field,
+        }
     from . import hubspot, salesforce
 
     names = salesforce.OBJECT if r.crm == "salesforce" else hubspot.OBJECT
-    return {"object": names[b["object"]], "id": r.id(b["object"], b["n"]), "kind": b["kind"], "field": field}
+    return {
+        "object": names[b["object"]],
+        "id": r.id(b["object"], b["n"]),
+        "kind": b["kind"],
+        "field": field,
+    }

@@ -12,15 +12,11 @@ from datetime import UTC, date, datetime
 
 DAY_MS = 86_400_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_HMS: list[str] = []
+_HMS: list[str] = [
+    f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
+]
 _MS3: list[str] = [f"{i:03d}" for i in range(1000)]
 _DAYS: dict[int, str] = {}
-
-
-def _hms() -> list[str]:
-    if not _HMS:
-        _HMS.extend(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
-    return _HMS
 
 
 def epoch_ms(dt: datetime) -> int:
@@ -41,20 +37,21 @@ def day_str(day: int) -> str:
 
 def date_of(ms: int) -> str:
     """Epoch ms -> the UTC date "YYYY-MM-DD"."""
-    return day_str(ms // DAY_MS)
+    day = ms // DAY_MS
+    return _DAYS.get(day) or day_str(day)
 
 
 def sf_datetime(ms: int) -> str:
     """Epoch ms -> Salesforce's "2026-05-01T12:34:56.000+0000"."""
     day, rem = divmod(ms, DAY_MS)
-    return f"{day_str(day)}T{_hms()[rem // 1000]}.000+0000"
+    return f"{_DAYS.get(day) or day_str(day)}T{_HMS[rem // 1000]}.000+0000"
 
 
 def hs_datetime(ms: int) -> str:
     """Epoch ms -> HubSpot's "2026-05-01T12:34:56.789Z"."""
     day, rem = divmod(ms, DAY_MS)
     sec, milli = divmod(rem, 1000)
-    return f"{day_str(day)}T{_hms()[sec]}.{_MS3[milli]}Z"
+    return f"{_DAYS.get(day) or day_str(day)}T{_HMS[sec]}.{_MS3[milli]}Z"
 
 
 def hs_midnight(day: int) -> str:

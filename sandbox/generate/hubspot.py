@@ -68,7 +68,7 @@ class HubSpotRenderer:
     def account(self, acc: Account) -> Iterator[tuple[str, dict[str, Any]]]:
         company_id = str(BASE["account"] + acc.i + 1)
         owner_base, contact_base = BASE["owner"] + 1, BASE["contact"]
-        props = {
+        props: dict[str, Any] = {
             "name": acc.name,
             "domain": acc.domain,
             "hubspot_owner_id": str(owner_base + acc.owner),
@@ -111,15 +111,20 @@ class HubSpotRenderer:
                 props["hs_email_hard_bounce_reason"] = p.bounce_reason
             if p.buying_role is not None:
                 props["hs_buying_role"] = p.buying_role
-            if p.bad_date:
+            if p.bad_date == "string":
                 props["notes_last_contacted"] = "not-a-date"
+            elif p.bad_date == "extreme":
+                props["notes_last_contacted"] = "4000-12-31T00:00:00.000Z"
             if p.text is not None:
                 props["message"] = p.text
-            yield "contacts", {
-                "id": str(contact_base + p.n),
-                "properties": props,
-                "associations": {"companies": [{"id": company_id, "label": "primary"}]},
-            }
+            yield (
+                "contacts",
+                {
+                    "id": str(contact_base + p.n),
+                    "properties": props,
+                    "associations": {"companies": [{"id": company_id, "label": "primary"}]},
+                },
+            )
         for o in acc.opps:
             contacts = []
             for r in o.roles:
@@ -127,41 +132,47 @@ class HubSpotRenderer:
                 if r.role is not None:
                     label = W.HS_ROLE[r.role][0] if r.role in W.HS_ROLE else r.role
                 contacts.append({"id": str(contact_base + r.person.n), "label": label})
-            yield "deals", {
-                "id": str(BASE["opportunity"] + o.n),
-                "properties": {
-                    "dealname": o.name,
-                    "dealstage": o.stage[1],
-                    "pipeline": "default",
-                    "closedate": hs_midnight(o.close_day),
-                    "amount": str(o.amount),
-                    "hs_is_closed": "true" if o.is_closed else "false",
-                    "hs_is_closed_won": "true" if o.is_won else "false",
-                    "hubspot_owner_id": str(owner_base + o.owner),
-                    "createdate": hs_datetime(o.created_ms),
-                    "hs_lastmodifieddate": hs_datetime(o.modified_ms),
+            yield (
+                "deals",
+                {
+                    "id": str(BASE["opportunity"] + o.n),
+                    "properties": {
+                        "dealname": o.name,
+                        "dealstage": o.stage[1],
+                        "pipeline": "default",
+                        "closedate": hs_midnight(o.close_day),
+                        "amount": str(o.amount),
+                        "hs_is_closed": "true" if o.is_closed else "false",
+                        "hs_is_closed_won": "true" if o.is_won else "false",
+                        "hubspot_owner_id": str(owner_base + o.owner),
+                        "createdate": hs_datetime(o.created_ms),
+                        "hs_lastmodifieddate": hs_datetime(o.modified_ms),
+                    },
+                    "associations": {
+                        "companies": [{"id": company_id, "label": "primary"}],
+                        "contacts": contacts,
+                    },
                 },
-                "associations": {
-                    "companies": [{"id": company_id, "label": "primary"}],
-                    "contacts": contacts,
-                },
-            }
+            )
         for t in acc.tasks:
             ts = hs_datetime(t.at_ms)
-            yield "tasks", {
-                "id": str(BASE["task"] + t.n),
-                "properties": {
-                    "hs_timestamp": ts,
-                    "hs_task_subject": "Call",
-                    "hs_task_status": "COMPLETED",
-                    "hs_task_type": "CALL",
-                    "hs_task_priority": "MEDIUM",
-                    "hubspot_owner_id": str(owner_base + t.owner),
-                    "createdate": ts,
-                    "hs_lastmodifieddate": ts,
+            yield (
+                "tasks",
+                {
+                    "id": str(BASE["task"] + t.n),
+                    "properties": {
+                        "hs_timestamp": ts,
+                        "hs_task_subject": "Call",
+                        "hs_task_status": "COMPLETED",
+                        "hs_task_type": "CALL",
+                        "hs_task_priority": "MEDIUM",
+                        "hubspot_owner_id": str(owner_base + t.owner),
+                        "createdate": ts,
+                        "hs_lastmodifieddate": ts,
+                    },
+                    "associations": {
+                        "contacts": [{"id": str(contact_base + t.person.n), "label": None}],
+                        "companies": [{"id": company_id, "label": None}],
+                    },
                 },
-                "associations": {
-                    "contacts": [{"id": str(contact_base + t.person.n), "label": None}],
-                    "companies": [{"id": company_id, "label": None}],
-                },
-            }
+            )

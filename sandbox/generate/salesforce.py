@@ -99,20 +99,23 @@ class SalesforceRenderer:
         owner_id = ids["owner"]
         acc_id = ids["account"](acc.i + 1)
         modified = sf_datetime(acc.modified_ms)
-        yield "Account", {
-            "Id": acc_id,
-            "Name": acc.name,
-            "Website": acc.website,
-            "OwnerId": owner_id(acc.owner + 1),
-            "Tier__c": acc.bad_tier or TIER_SF[acc.tier],
-            "Renewal_Date__c": None if acc.renewal_day is None else day_str(acc.renewal_day),
-            "Type": "Prospect" if acc.tier == "none" else "Customer",
-            "Industry": W.INDUSTRIES[acc.industry],
-            "NumberOfEmployees": acc.employees,
-            "CreatedDate": sf_datetime(acc.created_ms),
-            "LastModifiedDate": modified,
-            "SystemModstamp": modified,
-        }
+        yield (
+            "Account",
+            {
+                "Id": acc_id,
+                "Name": acc.name,
+                "Website": acc.website,
+                "OwnerId": owner_id(acc.owner + 1),
+                "Tier__c": acc.bad_tier or TIER_SF[acc.tier],
+                "Renewal_Date__c": None if acc.renewal_day is None else day_str(acc.renewal_day),
+                "Type": "Prospect" if acc.tier == "none" else "Customer",
+                "Industry": W.INDUSTRIES[acc.industry],
+                "NumberOfEmployees": acc.employees,
+                "CreatedDate": sf_datetime(acc.created_ms),
+                "LastModifiedDate": modified,
+                "SystemModstamp": modified,
+            },
+        )
         contact_id = ids["contact"]
         for p in acc.people:
             modified = sf_datetime(p.modified_ms)
@@ -135,55 +138,66 @@ class SalesforceRenderer:
                 "LastModifiedDate": modified,
                 "SystemModstamp": modified,
             }
-            if p.bad_date:
-                rec["LastActivityDate"] = "2026-02-30"
+            if p.bad_date == "string":  # real date fields can't hold junk; text fields can
+                rec["Last_Contacted__c"] = "31/02/2026"
+            elif p.bad_date == "extreme":
+                rec["LastActivityDate"] = "4000-12-31"  # Salesforce's largest date
             if p.text is not None:
                 rec["Description"] = p.text
             yield "Contact", rec
         for o in acc.opps:
             opp_id = ids["opportunity"](o.n)
             modified = sf_datetime(o.modified_ms)
-            yield "Opportunity", {
-                "Id": opp_id,
-                "AccountId": acc_id,
-                "Name": o.name,
-                "StageName": o.stage[0],
-                "IsClosed": o.is_closed,
-                "IsWon": o.is_won,
-                "CloseDate": day_str(o.close_day),
-                "Amount": float(o.amount),
-                "OwnerId": owner_id(o.owner + 1),
-                "CreatedDate": sf_datetime(o.created_ms),
-                "LastModifiedDate": modified,
-                "SystemModstamp": modified,
-            }
+            yield (
+                "Opportunity",
+                {
+                    "Id": opp_id,
+                    "AccountId": acc_id,
+                    "Name": o.name,
+                    "StageName": o.stage[0],
+                    "IsClosed": o.is_closed,
+                    "IsWon": o.is_won,
+                    "CloseDate": day_str(o.close_day),
+                    "Amount": float(o.amount),
+                    "OwnerId": owner_id(o.owner + 1),
+                    "CreatedDate": sf_datetime(o.created_ms),
+                    "LastModifiedDate": modified,
+                    "SystemModstamp": modified,
+                },
+            )
             for r in o.roles:
                 ts = sf_datetime(max(o.created_ms, r.person.created_ms))
-                yield "OpportunityContactRole", {
-                    "Id": ids["contact_role"](r.n),
-                    "OpportunityId": opp_id,
-                    "ContactId": contact_id(r.person.n),
-                    "Role": r.role,
-                    "IsPrimary": r.primary,
+                yield (
+                    "OpportunityContactRole",
+                    {
+                        "Id": ids["contact_role"](r.n),
+                        "OpportunityId": opp_id,
+                        "ContactId": contact_id(r.person.n),
+                        "Role": r.role,
+                        "IsPrimary": r.primary,
+                        "CreatedDate": ts,
+                        "LastModifiedDate": ts,
+                        "SystemModstamp": ts,
+                    },
+                )
+        for t in acc.tasks:
+            ts = sf_datetime(t.at_ms)
+            yield (
+                "Task",
+                {
+                    "Id": ids["task"](t.n),
+                    "WhoId": contact_id(t.person.n),
+                    "WhatId": acc_id,
+                    "AccountId": acc_id,
+                    "OwnerId": owner_id(t.owner + 1),
+                    "Subject": "Call",
+                    "TaskSubtype": "Call",
+                    "ActivityDate": date_of(t.at_ms),
+                    "Status": "Completed",
+                    "Priority": "Normal",
+                    "IsClosed": True,
                     "CreatedDate": ts,
                     "LastModifiedDate": ts,
                     "SystemModstamp": ts,
-                }
-        for t in acc.tasks:
-            ts = sf_datetime(t.at_ms)
-            yield "Task", {
-                "Id": ids["task"](t.n),
-                "WhoId": contact_id(t.person.n),
-                "WhatId": acc_id,
-                "AccountId": acc_id,
-                "OwnerId": owner_id(t.owner + 1),
-                "Subject": "Call",
-                "TaskSubtype": "Call",
-                "ActivityDate": date_of(t.at_ms),
-                "Status": "Completed",
-                "Priority": "Normal",
-                "IsClosed": True,
-                "CreatedDate": ts,
-                "LastModifiedDate": ts,
-                "SystemModstamp": ts,
-            }
+                },
+            )

@@ -80,8 +80,15 @@ FILLER_BLOCK = {
 INACTIVE_OWNER_BLOCK = {"active": 39, "inactive": 1}
 
 # Filler activity: (weight, lo, hi) days ago, None = never; ranges avoid the edges
-ACTIVITY_BUCKETS = ((30, 1, 57), (10, 63, 87), (10, 93, 117), (10, 123, 177), (12, 183, 362),
-                    (13, 368, 900), (15, None, None))
+ACTIVITY_BUCKETS = (
+    (30, 1, 57),
+    (10, 63, 87),
+    (10, 93, 117),
+    (10, 123, 177),
+    (12, 183, 362),
+    (13, 368, 900),
+    (15, None, None),
+)
 IDLE_BUCKETS = tuple(b for b in ACTIVITY_BUCKETS if b[1] is None or b[1] > ENGAGED_DAYS)
 
 
@@ -142,7 +149,7 @@ class Person:
     buying_role: str | None = None  # HubSpot hs_buying_role value
     lead_status: str = "OPEN"
     text: str | None = None  # a huge text field (bad_records)
-    bad_date: bool = False  # an unparseable activity date (bad_records)
+    bad_date: str | None = None  # "string" (unparseable) or "extreme" (year 4000) (bad_records)
 
 
 @dataclass(slots=True)
@@ -265,8 +272,12 @@ class World:
         frac = lo_h * 3_600_000 + int(self.rng.random() * (hi_h - lo_h) * 3_600_000)
         return (self.today - days_ago) * DAY_MS + frac
 
-    def _modified(self, *after_ms: int | None) -> int:
-        lo = max(m for m in after_ms if m is not None)
+    def _modified(self, lo: int, b: int | None = None, c: int | None = None) -> int:
+        """A modification time after lo, b and c (when given) and before as_of."""
+        if b is not None and b > lo:
+            lo = b
+        if c is not None and c > lo:
+            lo = c
         return lo + int(self.rng.random() * max(1, self.as_of_ms - lo - 60_000))
 
     def company(self, i: int) -> tuple[str, str, bool]:
@@ -274,7 +285,11 @@ class World:
         k = (self._name_offset + i * self._name_step) % self._names
         k, form = divmod(k, len(W.COMPANY_FORM))
         first, second = divmod(k, len(W.COMPANY_SECOND))
-        (disp, slug), word2, (legal, tld) = W.COMPANY_FIRST[first], W.COMPANY_SECOND[second], W.COMPANY_FORM[form]
+        (disp, slug), word2, (legal, tld) = (
+            W.COMPANY_FIRST[first],
+            W.COMPANY_SECOND[second],
+            W.COMPANY_FORM[form],
+        )
         name, domain = f"{disp} {word2} {legal}", f"{slug}{word2.lower()}.{tld}"
         lap = i // self._names  # more accounts than names: number the later rounds
         if lap:
@@ -315,10 +330,18 @@ class World:
         if tier != "none" or rng.random() < 0.5:
             renewal = self.today + snap(self._between(5, 700))
         acc = Account(
-            i=i, name=name, domain=domain, website=self._website(domain), owner=owner, tier=tier,
-            situation=situation, renewal_day=renewal, industry=int(rng.random() * len(W.INDUSTRIES)),
+            i=i,
+            name=name,
+            domain=domain,
+            website=self._website(domain),
+            owner=owner,
+            tier=tier,
+            situation=situation,
+            renewal_day=renewal,
+            industry=int(rng.random() * len(W.INDUSTRIES)),
             employees=self._pick((12, 45, 80, 150, 320, 750, 1200, 4800, 12000, 55000)),
-            created_ms=created, modified_ms=self._modified(created),
+            created_ms=created,
+            modified_ms=self._modified(created),
         )
         emails: set[str] = set()
         core = self._core(acc, emails)
@@ -338,7 +361,13 @@ class World:
 
     def _website(self, domain: str) -> str:
         form = int(self.rng.random() * 5)
-        return (f"https://www.{domain}", f"http://{domain}", f"www.{domain}", domain, f"https://{domain}/")[form]
+        return (
+            f"https://www.{domain}",
+            f"http://{domain}",
+            f"www.{domain}",
+            domain,
+            f"https://{domain}/",
+        )[form]
 
     def _contact_count(self) -> int:
         mean = self.mean_contacts
@@ -352,8 +381,17 @@ class World:
 
     # ------------------------------------------------------------------ people
 
-    def _person(self, acc: Account, emails: set[str], first: str | None, last: str, title: str,
-                act_days: int | None, created_days: int | None = None, local: str | None = None) -> Person:
+    def _person(
+        self,
+        acc: Account,
+        emails: set[str],
+        first: str | None,
+        last: str,
+        title: str,
+        act_days: int | None,
+        created_days: int | None = None,
+        local: str | None = None,
+    ) -> Person:
         rng = self.rng
         n = self._next("contact")
         if created_days is None:
@@ -365,10 +403,21 @@ class World:
             local = self._local(first, last)
         email = self._unique(f"{local}@{acc.domain}", emails) if local else None
         owner = acc.owner if rng.random() < 0.9 else self._pick(self.active_owners)
-        p = Person(n=n, account=acc.i, first=first, last=last, title=title,
-                   dept=self._pick(W.DEPARTMENTS), email=email, owner=owner,
-                   created_days=created_days, created_ms=created, act_days=act_days, act_ms=act,
-                   lead_status=self._pick(W.HS_LEAD_STATUS))
+        p = Person(
+            n=n,
+            account=acc.i,
+            first=first,
+            last=last,
+            title=title,
+            dept=self._pick(W.DEPARTMENTS),
+            email=email,
+            owner=owner,
+            created_days=created_days,
+            created_ms=created,
+            act_days=act_days,
+            act_ms=act,
+            lead_status=self._pick(W.HS_LEAD_STATUS),
+        )
         return p
 
     def _local(self, first: str, last: str) -> str:
@@ -390,13 +439,17 @@ class World:
     def _name(self) -> tuple[str, str]:
         return self._pick(W.FIRST_NAMES), self._pick(W.LAST_NAMES)
 
-    def _core_person(self, acc: Account, emails: set[str], role: str | None, engaged: bool) -> Person:
+    def _core_person(
+        self, acc: Account, emails: set[str], role: str | None, engaged: bool
+    ) -> Person:
         first, last = self._name()
         title = self._pick(W.TITLES_BY_ROLE[role] if role else W.FILLER_TITLES[:-1])
         act = snap(self._between(1, 87)) if engaged else self._between(93, 117)
-        return self._person(acc, emails, first, last, title, act, snap(act + self._between(30, 1500)))
+        return self._person(
+            acc, emails, first, last, title, act, snap(act + self._between(30, 1500))
+        )
 
-    def _core(self, acc: Account, emails: set[str]) -> list[tuple[Person, str | None]]:
+    def _core(self, acc: Account, emails: set[str]) -> list[Person]:
         """The people the account's situation needs, with the role each holds on the open deal."""
         s = acc.situation
         plan: list[tuple[str | None, bool]]  # (role, engaged)
@@ -406,12 +459,14 @@ class World:
         elif s == "no_economic_buyer":
             plan = [("Champion", True)] + [(self._pick(OTHER_CORE_ROLES), True) for _ in range(3)]
         elif s == "no_champion":
-            plan = [("Economic Buyer", True)] + [(self._pick(OTHER_CORE_ROLES), True) for _ in range(3)]
+            plan = [("Economic Buyer", True)] + [
+                (self._pick(OTHER_CORE_ROLES), True) for _ in range(3)
+            ]
         else:
             others = 3 if s.startswith("departed") else 2
             plan = [("Champion", True), ("Economic Buyer", True)]
             plan += [(self._pick(OTHER_CORE_ROLES), True) for _ in range(others)]
-        core = []
+        core: list[tuple[Person, str | None]] = []
         for role, engaged in plan:
             p = self._core_person(acc, emails, role, engaged)
             if role and self.rng.random() < 0.5:
@@ -463,6 +518,7 @@ class World:
         defect = self.fillers.next()
         buckets = IDLE_BUCKETS if acc.situation == "few_engaged" else ACTIVITY_BUCKETS
         act = self._activity(buckets)
+        first: str | None
         first, last = self._name()
         title = self._pick(W.FILLER_TITLES)
         local: str | None = None
@@ -477,15 +533,22 @@ class World:
         if defect == "hard_bounce":
             self._hard_bounce(p, self._bounce_time(p))
         elif defect == "soft_bounce":
-            p.bounce, p.bounce_reason, p.bounce_ms = "soft", self._pick(W.SOFT_BOUNCES), self._bounce_time(p)
+            p.bounce, p.bounce_reason, p.bounce_ms = (
+                "soft",
+                self._pick(W.SOFT_BOUNCES),
+                self._bounce_time(p),
+            )
         elif defect == "missing_email":
             emails.discard(p.email or "")
             p.email = None
         elif defect == "malformed_email":
             local = (p.email or "x@").partition("@")[0]
             form = int(rng.random() * 3)
-            bad = (f"{local}@@{acc.domain.split('.')[0]}", f"{local}.{acc.domain}",
-                   f"{local.replace('.', ' ')} @{acc.domain}")[form]
+            bad = (
+                f"{local}@@{acc.domain.split('.')[0]}",
+                f"{local}.{acc.domain}",
+                f"{local.replace('.', ' ')} @{acc.domain}",
+            )[form]
             emails.discard(p.email or "")
             p.email = bad
         elif defect == "personal_email":
@@ -499,10 +562,12 @@ class World:
     def _activity(self, buckets: tuple[tuple[Any, ...], ...]) -> int | None:
         total = sum(b[0] for b in buckets)
         x = self.rng.random() * total
-        for weight, lo, hi in buckets:
-            x -= weight
+        bucket = buckets[-1]
+        for bucket in buckets:
+            x -= bucket[0]
             if x < 0:
                 break
+        _, lo, hi = bucket
         if lo is None:
             return None
         return self._between(lo, hi)
@@ -510,7 +575,9 @@ class World:
     # ------------------------------------------------------------------ opportunities
 
     def _amount(self, tier: str) -> int:
-        lo, hi = {"strategic": (100, 900), "growth": (30, 200), "maintenance": (5, 50)}.get(tier, (5, 100))
+        lo, hi = {"strategic": (100, 900), "growth": (30, 200), "maintenance": (5, 50)}.get(
+            tier, (5, 100)
+        )
         return self._between(lo * 2, hi * 2) * 500
 
     def _opp(self, acc: Account, close_day: int, stage: tuple[str, str], kind: str) -> Opportunity:
@@ -520,9 +587,16 @@ class World:
         created = self._at(created_days)
         modified_base = self._at(self.today - close_day) if closed else created
         o = Opportunity(
-            n=n, account=acc.i, name=f"{acc.name} - {kind} {self._year(close_day)}", stage=stage,
-            is_closed=closed, is_won=stage == W.WON_STAGE, close_day=close_day,
-            amount=self._amount(acc.tier), owner=acc.owner, created_ms=created,
+            n=n,
+            account=acc.i,
+            name=f"{acc.name} - {kind} {self._year(close_day)}",
+            stage=stage,
+            is_closed=closed,
+            is_won=stage == W.WON_STAGE,
+            close_day=close_day,
+            amount=self._amount(acc.tier),
+            owner=acc.owner,
+            created_ms=created,
             modified_ms=self._modified(created, min(modified_base, self.as_of_ms - DAY_MS)),
         )
         acc.opps.append(o)
@@ -538,8 +612,12 @@ class World:
     def _opportunities(self, acc: Account, fillers: list[Person]) -> None:
         rng = self.rng
         roles = self._core_roles
-        open_opp = self._opp(acc, self.today + snap(self._between(5, 300)), self._pick(W.OPEN_STAGES),
-                             self._pick(W.OPP_KINDS))
+        open_opp = self._opp(
+            acc,
+            self.today + snap(self._between(5, 300)),
+            self._pick(W.OPEN_STAGES),
+            self._pick(W.OPP_KINDS),
+        )
         for p, role in roles:
             self._role(open_opp, p, role)
         if fillers and rng.random() < 0.3:
@@ -559,8 +637,14 @@ class World:
     def _lapsed(self, acc: Account) -> None:
         """A bouncing former champion whose role is only on a lost or long-ago won deal."""
         first, last = self._name()
-        p = self._person(acc, set(), first, last, self._pick(W.TITLES_BY_ROLE["Champion"]),
-                         snap(self._between(200, 600)))
+        p = self._person(
+            acc,
+            set(),
+            first,
+            last,
+            self._pick(W.TITLES_BY_ROLE["Champion"]),
+            snap(self._between(200, 600)),
+        )
         p.email = f"{(first or '').lower()}.{last.lower()}.old@{acc.domain}"
         p.defect = "lapsed_role"
         self._hard_bounce(p, self._bounce_time(p))
@@ -568,7 +652,12 @@ class World:
         if self.rng.random() < 0.5:
             opp = self._opp(acc, self.today - self._between(20, 300), W.LOST_STAGE, "New Business")
         else:
-            opp = self._opp(acc, self.today - self._between(ROLE_WON_DAYS + 10, 800), W.WON_STAGE, "New Business")
+            opp = self._opp(
+                acc,
+                self.today - self._between(ROLE_WON_DAYS + 10, 800),
+                W.WON_STAGE,
+                "New Business",
+            )
         self._role(opp, p, "Champion")
         self.cases.lapsed_role.append(p.n)
 
@@ -591,24 +680,52 @@ class World:
     def _bad_account(self, i: int) -> Account:
         created = self._at(400)
         acc = Account(
-            i=i, name="Malformed Records Ltd", domain="malformed-records.com",
-            website="https://malformed-records.com", owner=self.active_owners[0],
-            tier="none", situation="bad_records", renewal_day=None, industry=0, employees=10,
-            created_ms=created, modified_ms=self._modified(created), bad_tier="Platinum",
+            i=i,
+            name="Malformed Records Ltd",
+            domain="malformed-records.com",
+            website="https://malformed-records.com",
+            owner=self.active_owners[0],
+            tier="none",
+            situation="bad_records",
+            renewal_day=None,
+            industry=0,
+            employees=10,
+            created_ms=created,
+            modified_ms=self._modified(created),
+            bad_tier="Platinum",
         )
-        self.cases.bad.append({"object": "account", "n": i + 1, "kind": "unknown_picklist", "field": "tier"})
+        self.cases.bad.append(
+            {"object": "account", "n": i + 1, "kind": "unknown_picklist", "field": "tier"}
+        )
         emails: set[str] = set()
         bad_date = self._person(acc, emails, "Dana", "Baddate", "Analyst", 30, 200)
-        bad_date.bad_date = True
-        self.cases.bad.append({"object": "contact", "n": bad_date.n, "kind": "bad_date", "field": "last_activity"})
+        bad_date.bad_date = "string"
+        self.cases.bad.append(
+            {"object": "contact", "n": bad_date.n, "kind": "bad_date", "field": "bad_date"}
+        )
+        extreme = self._person(acc, emails, "Eve", "Farfuture", "Analyst", 30, 200)
+        extreme.bad_date = "extreme"
+        self.cases.bad.append(
+            {"object": "contact", "n": extreme.n, "kind": "extreme_date", "field": "last_activity"}
+        )
         huge = self._person(acc, emails, "Hugo", "Hugetext", "Analyst", 30, 200)
         huge.text = ("Lorem ipsum dolor sit amet. " * 3700)[:100_000]
-        self.cases.bad.append({"object": "contact", "n": huge.n, "kind": "huge_text", "field": "description"})
-        acc.people = [bad_date, huge]
+        self.cases.bad.append(
+            {"object": "contact", "n": huge.n, "kind": "huge_text", "field": "description"}
+        )
+        acc.people = [bad_date, extreme, huge]
         opp = self._opp(acc, self.today + 30, W.OPEN_STAGES[0], "New Business")
         self._role(opp, huge, "Chief Cheerleader")
-        self.cases.bad.append({"object": "contact_role", "n": opp.roles[-1].n, "kind": "unknown_picklist",
-                               "field": "role", "opportunity": opp.n, "contact": huge.n})
+        self.cases.bad.append(
+            {
+                "object": "contact_role",
+                "n": opp.roles[-1].n,
+                "kind": "unknown_picklist",
+                "field": "role",
+                "opportunity": opp.n,
+                "contact": huge.n,
+            }
+        )
         self.finish_people(acc)
         return acc
 
@@ -636,7 +753,12 @@ class World:
                     signals.append("bouncing")
                 if LEFT_PATTERN.search(p.title or ""):
                     signals.append("title")
-                if p.email and "@" in p.email and p.email.rpartition("@")[2] != acc.domain and not bouncing:
+                if (
+                    p.email
+                    and "@" in p.email
+                    and p.email.rpartition("@")[2] != acc.domain
+                    and not bouncing
+                ):
                     signals.append("email_domain")
             if signals:
                 c.add(c.contact, "departed_champion", p.n)
@@ -657,8 +779,11 @@ class World:
             c.add(c.account, "single_threaded_missing_role", acc.i)
         if engaged < 3 or missing:
             c.add(c.account, "single_threaded_account", acc.i)
-        soon = [d for d in [acc.renewal_day] + [o.close_day for o in acc.opps if not o.is_closed]
-                if d is not None and 0 <= d - self.today <= RENEWAL_SOON_DAYS]
+        soon = [
+            d
+            for d in [acc.renewal_day] + [o.close_day for o in acc.opps if not o.is_closed]
+            if d is not None and 0 <= d - self.today <= RENEWAL_SOON_DAYS
+        ]
         if soon:
             c.add(c.account, "renewal_soon_account", acc.i)
 

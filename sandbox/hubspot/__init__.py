@@ -119,7 +119,13 @@ class HubSpotSandbox:
             self.auth.__dict__.update(Auth().__dict__)
 
     def set_faults(self, spec: Any) -> None:
+        """Replace the fault rules (same spec forms as the constructor)."""
         load_faults(self.faults, spec)
+
+    def set_rate_limits(self, cfg: bool | dict[str, Any]) -> None:
+        """Replace the rate limit settings (False = headers only, True = defaults, or a dict)."""
+        fresh = RateLimits.from_config(cfg)
+        self.limits.__dict__.update(fresh.__dict__)
 
     # ------------------------------------------------------------ data, in process
     def _t(self, obj_type: str) -> str:

@@ -14,7 +14,8 @@ Route names (what fault rules' `route` matches and `GET /_sandbox/requests` coun
   batch_read, batch_create, batch_update, batch_upsert, batch_archive, search
   assoc_batch_read, assoc_batch_create, assoc_batch_default, assoc_batch_archive,
   assoc_batch_labels_archive, assoc_labels, assoc_labels_create, assoc_labels_update,
-  assoc_labels_remove, assoc_list, assoc_create, assoc_create_default, assoc_archive
+  assoc_labels_remove, assoc_list, assoc_create, assoc_create_default, assoc_archive,
+  assoc_config_all, assoc_config, assoc_config_create, assoc_config_update, assoc_config_purge
   owners, owner
   properties, property, property_create, property_update, property_archive,
   properties_batch_read, properties_batch_create, properties_batch_archive,
@@ -37,6 +38,8 @@ Fault kinds understood (spec format in sandbox/common.py):
                   whole_batch (default for creates) -> 400 VALIDATION_ERROR for the call
   index_lag       {"seconds": N}: search hides records modified in the last N seconds
   underfilled_pages {"size": k}: list/search pages serve only k results, paging continues
+  mutate          {"object": "contacts", "id": "12", "action": "update"|"archive"|"create",
+                   "properties": {...}}: changes data just before the fired request is answered
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ _O = "/crm/v3/objects/<obj>"
 _P = "/crm/v3/properties/<obj>"
 _A = "/crm/v4/associations/<a>/<b>"
 _V4 = "/crm/v4/objects/<obj>/<rid>/associations"
+_C = "/crm/v4/associations/definitions/configurations/<a>/<b>"
 ROUTES = [
     ("/oauth/v1/token", "POST", "oauth_token"),
     ("/oauth/v1/access-tokens/<token>", "GET", "oauth_token_info"),
@@ -91,6 +95,11 @@ ROUTES = [
     (_A + "/labels", "POST", "assoc_labels_create"),
     (_A + "/labels", "PUT", "assoc_labels_update"),
     (_A + "/labels/<int:type_id>", "DELETE", "assoc_labels_remove"),
+    ("/crm/v4/associations/definitions/configurations/all", "GET", "assoc_config_all"),
+    (_C, "GET", "assoc_config"),
+    (_C + "/batch/create", "POST", "assoc_config_create"),
+    (_C + "/batch/update", "POST", "assoc_config_update"),
+    (_C + "/batch/purge", "POST", "assoc_config_purge"),
     (_V4 + "/<to>", "GET", "assoc_list"),
     (_V4 + "/<to>/<to_id>", "PUT", "assoc_create"),
     (_V4 + "/<to>/<to_id>", "DELETE", "assoc_archive"),
@@ -117,7 +126,7 @@ ROUTES = [
     ("/_sandbox/faults", "POST", "_sandbox_faults"),
 ]
 URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
-REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token"}
+REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate"}
 MAX_BATCH = 100
 MAX_ASSOC_READ = 1000
 MAX_ASSOC_WRITE = 2000
@@ -169,8 +178,8 @@ class HubSpotApp:
         if obj_name:
             self.object_log.record(req.method, f"{endpoint}:{object_type(obj_name) or obj_name}")
         kinds = set(REQUEST_KINDS)
-        if endpoint == "oauth_token":
-            kinds |= {"revoke", "rotate_refresh_token"}
+        if endpoint.startswith("oauth"):  # token calls don't count towards API faults
+            kinds = {"status", "latency", "revoke", "rotate_refresh_token"}
         fired = self.faults.fire(endpoint, req.method, kinds=kinds)
         for r in fired:
             if r.kind == "latency":
@@ -182,24 +191,27 @@ class HubSpotApp:
         try:
             if endpoint.startswith("oauth"):
                 return self._oauth(req, endpoint, args, fired, now)
-            token, oauth = self.auth.check(req.headers.get("Authorization"), now)
-            if any(r.kind == "expire_token" for r in fired):
-                self.auth.expire(token, now)
-                raise expired(0)
-            limited = self.limits.admit(now, is_search)
-            if limited is not None:
-                raise _rate_limited(limited[0], limited[1])
-            for r in fired:
-                if r.kind in ("status", "rate_limit"):
-                    raise _fault_error(r)
-            if not is_search:
-                headers.update(self.limits.headers(now, oauth))
-            with self.store.lock:
+            with self.store.lock:  # one request at a time: the store is plain dicts
+                token, oauth = self.auth.check(req.headers.get("Authorization"), now)
+                if any(r.kind == "expire_token" for r in fired):
+                    self.auth.expire(token, now)
+                    raise expired(0)
+                limited = self.limits.admit(now, is_search)
+                if limited is not None:
+                    raise _rate_limited(limited[0], limited[1])
+                for r in fired:
+                    if r.kind in ("status", "rate_limit"):
+                        raise _fault_error(r)
+                    if r.kind == "mutate":
+                        self._mutate(r)
+                if not is_search:
+                    headers.update(self.limits.headers(now, oauth))
                 status, body = getattr(self, "h_" + endpoint)(req, **args)
             return _json(status, body, headers)
         except HsError as e:
             if not is_search and e.status not in (401, 429):
-                headers.update(self.limits.headers(now, oauth))
+                with self.store.lock:
+                    headers.update(self.limits.headers(now, oauth))
             headers.update(e.headers)
             return _json(e.status, e.body(), headers)
 
@@ -259,7 +271,8 @@ class HubSpotApp:
             return None
         code = str(rule.get("code", "INVALID_OPTION"))
         message = str(rule.get("message", "Property values were not valid"))
-        name = str(rule.get("property") or next(iter(props), ""))
+        keys = [k for k in rule.match if k not in ("object", "type", "id")]
+        name = str(rule.get("property") or (keys[0] if keys else next(iter(props), "")))
         return str(rule.get("mode", default_mode)), {"isValid": False, "message": message,
                                                     "error": code, "name": name,
                                                     "localizedErrorMessage": message}
@@ -363,6 +376,22 @@ class HubSpotApp:
         if end < total:
             out["paging"] = {"next": {"after": str(end)}}
         return 200, out
+
+    def _mutate(self, r: FaultRule) -> None:
+        """The mutate fault: change data just before this request is answered (P3, P10)."""
+        obj = self._obj(str(r.get("object", "contacts")))
+        action = str(r.get("action", "update"))
+        props = {str(k): str(v) for k, v in (r.get("properties") or {}).items()}
+        if action == "create":
+            self.crm.create(obj, props)
+            return
+        rec = self._find(obj, str(r.get("id", "")))
+        if rec is None:
+            return
+        if action == "archive":
+            self.crm.archive(obj, rec)
+        else:
+            self.crm.update(obj, rec, props)
 
     def _index_lag(self) -> float | None:
         lags = [float(r.get("seconds", 0)) for r in self.faults.rules if r.kind == "index_lag"]
@@ -747,6 +776,48 @@ class HubSpotApp:
     def h_assoc_archive(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
         a, x, b, y = self._two(obj, rid, to, to_id)
         self.crm.assoc.remove(a, x.id, b, y.id)
+        return 204, None
+
+    def _config(self, t: Any) -> dict[str, Any]:
+        d = {"category": t.category, "typeId": t.type_id, "label": t.label}
+        limit = self.crm.assoc.limits.get(t.type_id)
+        if limit is not None:
+            d["userEnforcedMaxToObjectIds"] = limit
+        return d
+
+    def h_assoc_config_all(self, req: Request) -> Reply:
+        types = sorted(self.crm.assoc.types.values(), key=lambda t: t.type_id)
+        return 200, {"results": [self._config(t) for t in types]}
+
+    def h_assoc_config(self, req: Request, a: str, b: str) -> Reply:
+        a, b = self._pair(a, b)
+        return 200, {"results": [self._config(t) for t in self.crm.assoc.labels(a, b)]}
+
+    def _set_limits(self, req: Request, a: str, b: str) -> list[Any]:
+        """Record maxToObjectIds per type (stored and reported; not enforced on writes)."""
+        a, b = self._pair(a, b)
+        out = []
+        for it in self._inputs(_body(req), MAX_BATCH):
+            tid = self._check_types(a, b, [{"associationTypeId": it.get("typeId", 0)}])[0]
+            self.crm.assoc.limits[tid] = int(it.get("maxToObjectIds", 0))
+            out.append(self.crm.assoc.types[tid])
+        return out
+
+    def h_assoc_config_create(self, req: Request, a: str, b: str) -> Reply:
+        started = self._now_iso()
+        return self._batch([self._config(t) for t in self._set_limits(req, a, b)], [], 201, started)
+
+    def h_assoc_config_update(self, req: Request, a: str, b: str) -> Reply:
+        started = self._now_iso()
+        results = [{"category": t.category, "typeId": t.type_id,
+                    "userEnforcedMaxToObjectIds": self.crm.assoc.limits[t.type_id]}
+                   for t in self._set_limits(req, a, b)]
+        return self._batch(results, [], 200, started)
+
+    def h_assoc_config_purge(self, req: Request, a: str, b: str) -> Reply:
+        self._pair(a, b)
+        for it in self._inputs(_body(req), MAX_BATCH):
+            self.crm.assoc.limits.pop(int(it.get("typeId", 0)), None)
         return 204, None
 
     # ------------------------------------------------------------ owners

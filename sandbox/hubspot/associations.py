@@ -77,6 +77,7 @@ class Associations:
         self.defaults: dict[tuple[str, str], int] = {}
         self.primaries: dict[tuple[str, str], int] = {}
         self.next_type_id = FIRST_USER_TYPE_ID
+        self.limits: dict[int, int] = {}  # type id -> userEnforcedMaxToObjectIds
         self.fwd: dict[tuple[str, str], dict[int, dict[int, tuple[int, ...]]]] = {p: {} for p in PAIRS}
         self.rev: dict[tuple[str, str], dict[int, dict[int, tuple[int, ...]]]] = {p: {} for p in PAIRS}
         self._tuples: dict[tuple[int, ...], tuple[int, ...]] = {}

@@ -10,13 +10,14 @@ in-process `HubSpotSandbox` API call it, under `store.lock`.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .associations import Associations
-from .properties import DEFAULT_PROPERTIES, SYSTEM, Schema, check_value
+from .properties import DEFAULT_PROPERTIES, SYSTEM, Schema, check_value, infer_type
 from .store import OBJECT_TYPES, SINGULAR, Rec, Store, iso, object_type, to_ms
 
 
@@ -91,6 +92,17 @@ class Crm:
         if not data:
             return
         hs = data.get("hubspot", data if "salesforce" not in data else {})
+        gc_was_on = gc.isenabled()
+        gc.disable()  # millions of new dicts: generational GC passes would make loading quadratic
+        try:
+            self._load(hs, copy)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        if sum(len(t) for t in self.store.tables.values()) > 100_000:
+            gc.freeze()  # park the big, long-lived store outside GC scans (else each request pauses)
+
+    def _load(self, hs: Mapping[str, Any], copy: bool) -> None:
         st = self.store
         now = st.now_ms()
         for o in hs.get("owners", []) or []:
@@ -135,10 +147,11 @@ class Crm:
                      schema: Schema, now: int, copy: bool) -> Rec:
         src = raw.get("properties") or {}
         props: dict[str, Any] = dict(src) if copy else src  # type: ignore[assignment]
+        if not props.keys() <= known.keys():
+            for k in props.keys() - known.keys():
+                schema.add_custom(k, infer_type(props[k]), now_ms=now)
         for k, v in props.items():
-            if k not in known:
-                schema.add_custom(k, now_ms=now)
-            if v is not None and not isinstance(v, str):
+            if v.__class__ is not str and v is not None:
                 props[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
         rid = int(raw.get("id") or props.get("hs_object_id") or self.store.new_id())
         created = to_ms(props.get("createdate") or props.get("hs_createdate")) or now
@@ -151,9 +164,10 @@ class Crm:
             stamps.append("hs_createdate")
         if obj == "contacts":
             stamps.append("lastmodifieddate")
+        mod_text = props.get(schema_mod(obj)) or iso(mod)
         for k in stamps:
             if not props.get(k):
-                props[k] = iso(created if "create" in k else mod)
+                props[k] = mod_text if "modified" in k else iso(created)
         return rec
 
     def add_owner(self, o: Mapping[str, Any], now: int | None = None) -> dict[str, Any]:

@@ -87,6 +87,8 @@ STANDARD: dict[str, list[tuple[str, str, list[str] | None, int]]] = {
         ("name", "string", None, 0), ("domain", "string", None, 0),
         ("website", "string", None, 0), ("industry", "string", None, 0),
         ("hs_ideal_customer_profile", "enumeration", ["tier_1", "tier_2", "tier_3"], 0),
+        ("lifecyclestage", "enumeration", _LIFECYCLE, 0), ("numberofemployees", "number", None, 0),
+        ("city", "string", None, 0), ("country", "string", None, 0), ("phone", "string", None, 0),
         ("num_associated_contacts", "number", None, 0),
     ],
     "deals": _COMMON + [
@@ -173,6 +175,18 @@ class Prop:
         return out
 
 
+def infer_type(value: object) -> str:
+    """A custom property's type guessed from a seeded value: date, datetime, bool or string."""
+    v = str(value or "")
+    if len(v) == 10 and v[4] == "-" and v[7] == "-" and v.replace("-", "").isdigit():
+        return "date"
+    if len(v) >= 19 and v[4] == "-" and v[10] == "T" and to_ms(v) is not None:
+        return "datetime"
+    if v in ("true", "false"):
+        return "bool"
+    return "string"
+
+
 def _label(name: str) -> str:
     return name.replace("hs_", "").replace("_", " ").capitalize()
 
@@ -206,7 +220,7 @@ class Schema:
         group = kw.pop("group", None) or CUSTOM_GROUP[self.obj]
         if group not in self.groups:
             self.groups[group] = {"name": group, "label": group, "displayOrder": -1, "archived": False}
-        p = Prop(name=name, label=kw.pop("label", None) or _label(name), type=type_,
+        p = Prop(name=name, label=kw.pop("label", None) or name, type=type_,
                  field_type=field_type, group=group, created_ms=now_ms, updated_ms=now_ms, **kw)
         self.archived.pop(name, None)
         self.props[name] = p

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -45,15 +46,15 @@ def _bad(message: str) -> HsError:
 class Searcher:
     """Runs searches over one store, caching result id lists for paging."""
 
-    def __init__(self, cache_size: int = 64) -> None:
-        self._cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+    def __init__(self, cache_size: int = 16) -> None:
+        self._cache: OrderedDict[tuple[Any, ...], array[int]] = OrderedDict()
         self._size = cache_size
 
     def clear(self) -> None:
         self._cache.clear()
 
     def run(self, obj: str, table: Table, schema: Schema, body: dict[str, Any], version: int,
-            visible_before_ms: int | None) -> tuple[int, list[int], int, int]:
+            visible_before_ms: int | None) -> tuple[int, array[int], int, int]:
         """(total, matching ids, offset, limit) for a search body; raises HsError on bad input."""
         limit = _int(body.get("limit"), 10, "limit")
         if limit < 0 or limit > MAX_LIMIT:
@@ -66,7 +67,7 @@ class Searcher:
         key = (obj, json.dumps(key_body, sort_keys=True, default=str), version, visible_before_ms)
         ids = self._cache.get(key)
         if ids is None:
-            ids = self._match(obj, table, schema, body, visible_before_ms)
+            ids = array("q", self._match(obj, table, schema, body, visible_before_ms))
             self._cache[key] = ids
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)

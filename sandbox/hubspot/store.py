@@ -310,7 +310,8 @@ class Store:
                 del self.emails[k]
         email = rec.props.get("email")
         if email:
-            self.emails.setdefault(str(email).strip().casefold(), rec.id)
+            key = str(email).strip().casefold()
+            self.emails.setdefault(email if key == email else key, rec.id)  # reuse the string
 
     def find_email(self, email: str) -> int | None:
         return self.emails.get(str(email).strip().casefold())

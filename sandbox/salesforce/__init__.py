@@ -1,0 +1,68 @@
+"""Loopback Salesforce emulator that unmodified simple-salesforce 1.12.x talks to.
+
+    from sandbox.salesforce import SalesforceSandbox
+    sb = SalesforceSandbox(dataset).start()      # TLS on 127.0.0.1, sb.url, sb.ca_file
+
+Modules: server.py (SalesforceSandbox, serve_forever), app.py (WSGI routes,
+auth/limits/faults), store.py (records and indexes), soql.py (SOQL parser and
+evaluator), bulk.py (Bulk API 2.0 query jobs), auth.py (logins, sessions,
+the dummy credentials), schema.py (objects, fields, describe).
+
+Route names (what `GET /_sandbox/requests` counts and fault rules' `route` matches):
+
+    login                          POST /services/Soap/u/{v}
+    token                          POST /services/oauth2/token
+    versions                       GET  /services/data/            (no session, not counted)
+    resources                      GET  /services/data/vXX.X/
+    query, query_all               GET  .../query?q=, .../queryAll?q=
+    query_more                     GET  .../query/{locator}-{n}, .../queryAll/{locator}-{n}
+    limits                         GET  .../limits
+    describe_global                GET  .../sobjects
+    sobject_basic, sobject_create  GET, POST .../sobjects/{Obj}
+    sobject_describe               GET  .../sobjects/{Obj}/describe
+    sobject_updated, sobject_deleted  GET .../sobjects/{Obj}/updated|deleted?start=&end=
+    sobject_row                    GET PATCH DELETE .../sobjects/{Obj}/{Id}
+    sobject_ext                    GET PATCH DELETE .../sobjects/{Obj}/{ExtField}/{value}
+    composite                      POST .../composite            (<= 25 subrequests, 1 call)
+    composite_sobjects             POST PATCH DELETE .../composite/sobjects
+    composite_sobjects_batch_read  GET POST .../composite/sobjects/{Obj}
+    composite_sobjects_upsert      PATCH .../composite/sobjects/{Obj}/{ExtField}
+    bulk2_query_create, bulk2_query_list   POST, GET .../jobs/query
+    bulk2_query_poll, bulk2_query_abort, bulk2_query_delete   GET, PATCH, DELETE .../jobs/query/{id}
+    bulk2_query_results            GET  .../jobs/query/{id}/results?maxRecords=&locator=
+    tooling                        POST .../tooling/sobjects/CustomField
+
+Control routes (not counted): GET /_sandbox/requests, POST /_sandbox/reset,
+GET /_sandbox/records/{Obj}, GET|POST /_sandbox/faults (POST replaces the
+spec), POST /_sandbox/limits {"used": n, "max": m}.
+
+Fault kinds (spec format in sandbox/common.py), as Salesforce renders them:
+
+    status          status (default 500), errorCode, message, headers -> [{"message","errorCode"}]
+                    (login: SOAP fault; token: OAuth error JSON)
+    rate_limit / request_limit   403 REQUEST_LIMIT_EXCEEDED "TotalRequests Limit exceeded."
+    expire_session  invalidates every current session; this request gets 401 INVALID_SESSION_ID
+    latency         ms: sleep before answering
+    quota           used / max: set the daily API counter (then 403 once spent)
+    concurrent_limit  limit: 403 ConcurrentRequests when more than `limit` requests are in flight
+    query_timeout   [window_days]: 400 QUERY_TIMEOUT (only if the SystemModstamp window is wider)
+    drop_connection bytes (default 0: no response at all), apply (process the request first)
+    bulk_job_state  state (Failed/Aborted/InProgress), message: forces a Bulk job's state on poll
+    reject_write    match {object, id, op (create/update/upsert/delete), <field>: value}, code,
+                    message, fields -> a per-record error (collections) or a 400 (single record)
+"""
+
+from .auth import CONSUMER_KEY, CONSUMER_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME
+from .server import SalesforceSandbox, serve_forever
+from .store import WriteError
+
+__all__ = [
+    "CONSUMER_KEY",
+    "CONSUMER_SECRET",
+    "PASSWORD",
+    "SECURITY_TOKEN",
+    "USERNAME",
+    "SalesforceSandbox",
+    "WriteError",
+    "serve_forever",
+]

@@ -97,9 +97,9 @@ class BulkJobs:
         return "InProgress" if job.polls else "UploadComplete"
 
     def info(self, job: QueryJob, *, poll: bool = False) -> dict[str, Any]:
-        state = self.state(job)
         if poll:
             job.polls += 1
+        state = self.state(job)
         out: dict[str, Any] = {
             "id": job.id,
             "operation": job.operation,

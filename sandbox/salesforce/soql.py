@@ -23,13 +23,22 @@ match ORDER BY. Errors are `SoqlError(code, message)` in Salesforce's words.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .schema import ID_TYPES, NUMBER_TYPES, STRING_TYPES, Field, canonical_date, format_datetime, parse_datetime
+from .schema import (
+    ID_TYPES,
+    NUMBER_TYPES,
+    STRING_TYPES,
+    Field,
+    canonical_date,
+    format_datetime,
+    parse_datetime,
+)
 from .store import Row, Store, Table, UnknownObject, id18
 
 Getter = Callable[[Row], Any]
@@ -400,11 +409,13 @@ class CompiledQuery:
     root: Node
     predicate: Pred | None
     stamp_low: tuple[str, bool] | None
+    stamp_high: tuple[str, bool] | None
     id_list: list[str] | None
-    order: list[tuple[Getter, bool, bool]]
+    order: list[tuple[Getter, bool, bool, bool]]  # getter, desc, nulls first, case-fold
     order_kind: str  # "" | "stamp" | "id" | "sort"
     limit: int | None
     offset: int | None
+    _json: dict[str, Callable[[Row], str]] = field(default_factory=dict)
 
     # -- execution
     def run(self, include_deleted: bool) -> list[Row]:
@@ -420,7 +431,7 @@ class CompiledQuery:
             ordered = "id"
         elif self.stamp_low is not None or self.order_kind == "stamp":
             low, inclusive = self.stamp_low or (None, True)
-            source = t.iter_by_stamp(low, inclusive)
+            source = t.iter_by_stamp(low, inclusive, self.stamp_high)
             ordered = "stamp"
         else:
             source = t.iter_by_id()
@@ -451,6 +462,19 @@ class CompiledQuery:
     def render(self, row: Row, version: str) -> dict[str, Any]:
         return _render(self.root, self.table, row, version, self.store)
 
+    def json_renderer(self, version: str) -> Callable[[Row], str]:
+        """row -> the record's JSON text, built directly (4x faster than dicts + json.dumps)."""
+        fn = self._json.get(version)
+        if fn is None:
+            node_fn = _json_node(self.root, version, self.store)
+            table = self.table
+
+            def fn(row: Row) -> str:
+                return node_fn(table, row)
+
+            self._json[version] = fn
+        return fn
+
     def aggregate_record(self, rows: list[Row]) -> dict[str, Any]:
         rec: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
         for i, (alias, path) in enumerate(self.aggregates):
@@ -459,16 +483,16 @@ class CompiledQuery:
         return rec
 
 
-def _sort(rows: list[Row], order: list[tuple[Getter, bool, bool]]) -> None:
-    for getter, desc, nulls_first in reversed(order):
+def _sort(rows: list[Row], order: list[tuple[Getter, bool, bool, bool]]) -> None:
+    for getter, desc, nulls_first, fold in reversed(order):
         # With reverse=True the null rank flips, so pick the rank that lands nulls right.
         null_rank = (0 if nulls_first else 2) if not desc else (2 if nulls_first else 0)
 
-        def key(r: Row, g: Getter = getter, nr: int = null_rank) -> tuple[int, Any]:
+        def key(r: Row, g: Getter = getter, nr: int = null_rank, fold: bool = fold) -> tuple[int, Any]:
             v = g(r)
             if v is None:
                 return (nr, "")
-            return (1, v.lower() if isinstance(v, str) else v)
+            return (1, v.lower() if fold and isinstance(v, str) else v)
 
         rows.sort(key=key, reverse=desc)
 
@@ -493,6 +517,65 @@ def _render(node: Node, t: Table, row: Row, version: str, store: Store) -> dict[
             else:
                 rec[name] = _render(child, parent_t, parent, version, store)
     return rec
+
+
+_esc = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_ENCODERS: dict[type, Callable[[Any], str]] = {
+    str: _esc,
+    bool: lambda v: "true" if v else "false",
+    type(None): lambda v: "null",
+    int: int.__repr__,
+    float: lambda v: json.dumps(v),
+}
+
+
+def _json_value(v: Any) -> str:
+    return _ENCODERS.get(v.__class__, json.dumps)(v)
+
+
+def _json_node(node: Node, version: str, store: Store) -> Callable[[Table, Row], str]:
+    """A renderer for one projection node; parent relationships nest renderers."""
+    items: list[tuple[str, int | None, str, Callable[[Table, Row], str] | None, Table | None]] = []
+    for kind, name, ref in node.items:
+        key = "," + _esc(name) + ":"
+        if kind == "f":
+            items.append((key, ref, name, None, None))
+        else:
+            fk_col, child = ref
+            items.append((key, fk_col, name, _json_node(child, version, store), child.table))
+    heads: dict[str, str] = {}
+    encoders = _ENCODERS
+
+    def render(t: Table, row: Row) -> str:
+        head = heads.get(t.name)
+        if head is None:
+            head = heads[t.name] = (
+                '{"attributes":{"type":' + _esc(t.name) + ',"url":"/services/data/v'
+                + version + "/sobjects/" + t.name + "/"
+            )
+        parts = [head, row[0], '"}']
+        n = len(row)
+        for key, col, name, child, child_t in items:
+            parts.append(key)
+            if child is None:
+                if col is None:
+                    col = t.cols.get(name.lower())
+                    v = row[col] if col is not None and col < n else None
+                else:
+                    v = row[col] if col < n else None
+                enc = encoders.get(v.__class__)
+                parts.append(enc(v) if enc is not None else json.dumps(v))
+                continue
+            fk = row[col] if col < n else None  # type: ignore[operator]
+            parent_t, parent = (None, None) if fk is None else store.row_for_id(fk)
+            if parent is None or parent_t is None or (child_t is not None and parent_t is not child_t):
+                parts.append("null")
+            else:
+                parts.append(child(parent_t, parent))
+        parts.append("}")
+        return "".join(parts)
+
+    return render
 
 
 class _Compiler:
@@ -715,7 +798,7 @@ class _Compiler:
         if t in ID_TYPES:
             if lit.kind != "str":
                 raise bad
-            return id18(lit.value).lower() if len(lit.value) in (15, 18) else lit.value.lower()
+            return id18(lit.value)  # exact case: ids order case-sensitively (ORDER BY Id, Id > x)
         if t == "boolean":
             if lit.kind != "bool":
                 raise bad
@@ -792,33 +875,38 @@ class _Compiler:
         return lambda r: (v := g(r)) is not None and v >= lo
 
     # -- plan
-    def plan(self, where: Cond | None) -> tuple[tuple[str, bool] | None, list[str] | None]:
+    def plan(
+        self, where: Cond | None
+    ) -> tuple[tuple[str, bool] | None, tuple[str, bool] | None, list[str] | None]:
+        """From top-level AND conjuncts: SystemModstamp bounds (value, inclusive) and an Id list."""
         if where is None:
-            return None, None
+            return None, None, None
         conjuncts = where.parts if where.op == "and" else [where]
         low: tuple[str, bool] | None = None
+        high: tuple[str, bool] | None = None
         ids: list[str] | None = None
         for c in conjuncts:
             if c.op == "cmp" and "." not in c.path and isinstance(c.value, Lit):
                 name = c.path.lower()
-                if name == "systemmodstamp" and c.cmp in (">=", ">") and c.value.kind in ("datetime", "date"):
+                if name == "systemmodstamp" and c.value.kind in ("datetime", "date"):
                     v = c.value.value if c.value.kind == "datetime" else c.value.value + "T00:00:00.000+0000"
-                    cand = (v, c.cmp == ">=")
-                    if low is None or cand[0] > low[0]:
-                        low = cand
+                    if c.cmp in (">=", ">") and (low is None or v > low[0]):
+                        low = (v, c.cmp == ">=")
+                    elif c.cmp in ("<=", "<") and (high is None or v < high[0]):
+                        high = (v, c.cmp == "<=")
                 elif name == "id" and c.cmp == "=" and c.value.kind == "str":
                     ids = [id18(c.value.value)]
             elif c.op == "in" and not c.negated and c.path.lower() == "id":
                 ids = [id18(v.value) for v in c.value if v.kind == "str"]
-        return low, ids
+        return low, high, ids
 
-    def order(self) -> tuple[list[tuple[Getter, bool, bool]], str]:
-        out: list[tuple[Getter, bool, bool]] = []
+    def order(self) -> tuple[list[tuple[Getter, bool, bool, bool]], str]:
+        out: list[tuple[Getter, bool, bool, bool]] = []
         names: list[tuple[str, bool]] = []
         for text, desc, nulls, pos in self.p.order:
             path = self.path(text, pos)
             nulls_first = (not desc) if nulls is None else nulls
-            out.append((path.getter, desc, nulls_first))
+            out.append((path.getter, desc, nulls_first, path.field.type in STRING_TYPES))
             names.append((path.name.lower(), desc))
         kind = "sort" if names else ""
         if names and names[0] == ("systemmodstamp", False) and names[1:] in ([], [("id", False)]):
@@ -831,7 +919,7 @@ class _Compiler:
         count_only, aggregates, paths = self.select()
         where = self.p.where
         predicate = self.predicate(where) if where is not None else None
-        low, ids = self.plan(where)
+        low, high, ids = self.plan(where)
         order, order_kind = self.order()
         if self.p.offset is not None and self.p.offset > 2000:
             raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is 2000")  # noqa: F541
@@ -845,6 +933,7 @@ class _Compiler:
             root=self.projection(paths),
             predicate=predicate,
             stamp_low=low,
+            stamp_high=high,
             id_list=ids,
             order=order,
             order_kind=order_kind,
@@ -877,7 +966,7 @@ def _same(v: Any) -> Any:
 
 
 def _normaliser(f: Field) -> Callable[[Any], Any]:
-    return _lower if f.type in STRING_TYPES or f.type in ID_TYPES else _same
+    return _lower if f.type in STRING_TYPES else _same
 
 
 def _type_word(t: str) -> str:

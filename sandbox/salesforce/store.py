@@ -36,12 +36,10 @@ from .schema import (
     CLOSED_TASK_STATUSES,
     ID_TYPES,
     NUMBER_TYPES,
-    STRING_TYPES,
     Field,
     SObject,
     canonical_date,
     canonical_datetime,
-    dataclass_replace,
     format_ms,
     infer_field,
     parse_datetime,
@@ -57,7 +55,6 @@ _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 INTEGRATION_USER_ID = sf_id("005", 999_999_999)
 ORG_ID = sf_id("00D", 1)
 _ID_COUNTER_START = 1_000_000_000
-_DERIVED = frozenset({"Task", "Opportunity", "Contact", "User"})
 
 
 class WriteError(Exception):
@@ -123,7 +120,23 @@ class Table:
         self.width += 1
         self.fields[f.name.lower()] = f
         self.cols[f.name.lower()] = col
+        self._schema_changed()
         return col
+
+    def _schema_changed(self) -> None:
+        """Recompute the per-schema caches the load path uses."""
+        self.loader: dict[str, tuple[int, Callable[[Any], Any] | None]] = {}
+        self.defaults: list[tuple[int, Any]] = [
+            (self.cols[f.name.lower()], f.default)
+            for f in self.sobj.fields
+            if f.default is not None and f.name.lower() in self.cols
+        ]
+        for name in ("ownerid", "createdbyid", "lastmodifiedbyid"):
+            if name in self.cols:
+                self.defaults.append((self.cols[name], INTEGRATION_USER_ID))
+        derived = {"Contact": ("name",), "User": ("name",), "Task": ("isclosed", "accountid"),
+                   "Opportunity": ("isclosed",)}.get(self.name, ())
+        self.derived_cols: list[int] = [self.cols[n] for n in derived if n in self.cols]
 
     def add_field(self, f: Field) -> int:
         if f.name.lower() in self.fields:
@@ -140,6 +153,7 @@ class Table:
             raise KeyError(name)
         col = self.cols.pop(name.lower())
         self.sobj.fields.remove(f)
+        self._schema_changed()
         self.ext_index.pop(col, None)
         for row in self.rows.values():  # the data goes with the field
             if col < len(row):
@@ -178,6 +192,8 @@ class Table:
             i = bisect.bisect_left(stamps, stamp)
             while i < len(stamps) and stamps[i] == stamp and ids[i] < id_:
                 i += 1
+            if i < len(stamps) and stamps[i] == stamp and ids[i] == id_:
+                return  # already indexed (a backdated write reusing an old stamp)
             stamps.insert(i, stamp)
             ids.insert(i, id_)
 
@@ -208,8 +224,10 @@ class Table:
         self.mod_ids = [p[1] for p in keep]
         self.mod_stale = 0
 
-    def iter_by_stamp(self, low: str | None = None, inclusive: bool = True) -> Iterator[Row]:
-        """Rows in (SystemModstamp, Id) order, from `low` on."""
+    def iter_by_stamp(
+        self, low: str | None = None, inclusive: bool = True, high: tuple[str, bool] | None = None
+    ) -> Iterator[Row]:
+        """Rows in (SystemModstamp, Id) order, from `low` on (up to `high`, value and inclusive)."""
         stamps, ids, rows, c = self.mod_stamps, self.mod_ids, self.rows, self.c_stamp
         if low is None:
             start = 0
@@ -217,7 +235,10 @@ class Table:
             start = bisect.bisect_left(stamps, low)
         else:
             start = bisect.bisect_right(stamps, low)
-        for i in range(start, len(stamps)):
+        end = len(stamps)
+        if high is not None:
+            end = (bisect.bisect_right if high[1] else bisect.bisect_left)(stamps, high[0], start)
+        for i in range(start, end):
             row = rows.get(ids[i])
             if row is not None and row[c] == stamps[i]:
                 yield row
@@ -264,6 +285,7 @@ class Store:
         self._last_ms = 0
         self._counter = _ID_COUNTER_START
         self.running_user_id = INTEGRATION_USER_ID
+        self._last_loaded = ""
         self.tables: dict[str, Table] = {}
         self.by_prefix: dict[str, Table] = {}
         self.reset()
@@ -312,6 +334,11 @@ class Store:
         self._last_ms = ms
         return format_ms(ms)
 
+    def _observe(self, stamp: str) -> None:
+        """Keep later stamps above one a test set explicitly."""
+        if stamp > format_ms(self._last_ms):
+            self._last_ms = int(parse_datetime(stamp).timestamp() * 1000)
+
     def now(self) -> datetime:
         return self.clock()
 
@@ -324,70 +351,110 @@ class Store:
 
     # ------------------------------------------------------------ load
     def load(self, dataset: Mapping[str, Any] | None) -> None:
-        """Replace every record (and the custom schema) with a dataset."""
-        objects = dataset or {}
-        if "salesforce" in objects:
-            objects = objects["salesforce"] or {}
+        """Replace every record (and the custom schema) with a dataset.
+
+        `dataset` is the whole dataset dict (its "salesforce" part is used) or
+        that part itself: object name -> iterable of records.
+        """
+        objects: Mapping[str, Any] = dataset or {}
+        if set(objects) & {"salesforce", "hubspot", "manifest"}:
+            objects = objects.get("salesforce") or {}
+        self.load_stream((obj, rec) for obj, records in objects.items() for rec in records)
+
+    def load_stream(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Replace every record from a stream of (object name, record) pairs."""
         with self.lock:
             self.reset()
+            pending: dict[str, set[str]] = {}
             max_stamp = ""
-            for obj, records in objects.items():
-                t = self.table(obj)
-                max_stamp = max(max_stamp, self._load_table(t, records))
+            fallback = ""
+            for obj, rec in records:
+                t = self.tables.get(obj.lower())
+                if t is None:
+                    raise ValueError(
+                        f"dataset object {obj!r} is not emulated; the Salesforce sandbox has "
+                        + ", ".join(x.name for x in self.tables.values())
+                    )
+                stamp = self._load_record(t, rec, pending.setdefault(t.name, set()))
+                if stamp is None:
+                    fallback = fallback or self.stamp_at(self.clock())
+                    stamp = self._load_record_stamp(t, rec, fallback)
+                if stamp > max_stamp:
+                    max_stamp = stamp
+            for name, keys in pending.items():
+                t = self.table(name)
+                for key in sorted(keys):
+                    if t.field(key) is None:
+                        t.add_field(infer_field(key, []))
+            for t in self.tables.values():
+                t.deleted_log.sort()
+                t.rebuild_indexes()
             if max_stamp:
                 self._last_ms = max(
                     self._last_ms, int(parse_datetime(max_stamp).timestamp() * 1000)
                 )
 
-    def _load_table(self, t: Table, records: Iterable[Mapping[str, Any]]) -> str:
-        pending: set[str] = set()
-        max_stamp = ""
-        c_stamp, c_mod, c_created = t.c_stamp, t.c_modified, t.c_created
-        fallback = ""
-        for rec in records:
-            row: Row = [None] * t.width
-            for key, value in rec.items():
-                if key == "attributes":
+    def _load_record_stamp(self, t: Table, rec: Mapping[str, Any], fallback: str) -> str:
+        row = t.rows[self._last_loaded]
+        row[t.c_stamp] = row[t.c_modified] = fallback
+        if row[t.c_created] is None:
+            row[t.c_created] = fallback
+        if t.is_deleted(row):
+            t.deleted_log.append((fallback, row[t.c_id]))
+        return fallback
+
+    def _load_record(self, t: Table, rec: Mapping[str, Any], pending: set[str]) -> str | None:
+        """Add one dataset record; returns its SystemModstamp (None: it has no timestamps)."""
+        row: Row = [None] * t.width
+        loader = t.loader
+        for key, value in rec.items():
+            spec = loader.get(key)
+            if spec is None:
+                spec = self._loader_spec(t, key, value, pending)
+                if spec is None:
                     continue
-                f = t.fields.get(key.lower())
-                if f is None:
-                    if value is None:
-                        pending.add(key)
-                        continue
-                    f = infer_field(key, [value])
-                    t.add_field(f)
-                    pending.discard(key)
+                if len(row) < t.width:
                     row.extend([None] * (t.width - len(row)))
-                if value is None:
-                    continue
-                row[t.cols[f.name.lower()]] = _load_value(f, value)
-            id_ = row[t.c_id] or self.new_id(t)
-            row[t.c_id] = id_
-            stamp = row[c_stamp] or row[c_mod] or row[c_created]
-            if stamp is None:
-                fallback = fallback or self.stamp_at(self.clock())
-                stamp = fallback
-            row[c_stamp] = stamp
-            if row[c_mod] is None:
-                row[c_mod] = stamp
-            if row[c_created] is None:
-                row[c_created] = stamp
-            given = (
-                {i for i, v in enumerate(row) if v is not None} if t.name in _DERIVED else set()
-            )
-            self._apply_defaults(t, row, creating=True, given=given)
+            if value is not None:
+                col, conv = spec
+                row[col] = value if conv is None else conv(value)
+        id_ = row[t.c_id] or self.new_id(t)
+        row[t.c_id] = id_
+        stamp = row[t.c_stamp] or row[t.c_modified] or row[t.c_created]
+        row[t.c_stamp] = stamp
+        if row[t.c_modified] is None:
+            row[t.c_modified] = stamp
+        if row[t.c_created] is None:
+            row[t.c_created] = stamp
+        for col, default in t.defaults:
+            if row[col] is None:
+                row[col] = default
+        if t.derived_cols:
+            given = {c for c in t.derived_cols if row[c] is not None}
             self._derive(t, row, changed=None, stamp=stamp, given=given)
-            t.rows[id_] = row
-            if stamp > max_stamp:
-                max_stamp = stamp
-            if t.is_deleted(row):
-                t.deleted_log.append((stamp, id_))
-        for key in sorted(pending):
-            if t.field(key) is None:
-                t.add_field(infer_field(key, []))
-        t.deleted_log.sort()
-        t.rebuild_indexes()
-        return max_stamp
+        t.rows[id_] = row
+        self._last_loaded = id_
+        if stamp is not None and t.is_deleted(row):
+            t.deleted_log.append((stamp, id_))
+        return stamp
+
+    def _loader_spec(
+        self, t: Table, key: str, value: Any, pending: set[str]
+    ) -> tuple[int, Callable[[Any], Any] | None] | None:
+        """How to load dataset key `key` (adding a custom field for an unknown one)."""
+        f = t.fields.get(key.lower())
+        if f is None:
+            if key == "attributes":
+                return None
+            if value is None:
+                pending.add(key)
+                return None
+            f = infer_field(key, [value])
+            t.add_field(f)
+            pending.discard(key)
+        spec = (t.cols[f.name.lower()], _LOADERS.get(f.type))
+        t.loader[key] = spec
+        return spec
 
     # ------------------------------------------------------------ reads
     def record(self, t: Table, row: Row, fields: Iterable[Field] | None = None) -> dict[str, Any]:
@@ -521,6 +588,10 @@ class Store:
             )
         if target is not None and target.is_deleted(row):
             raise WriteError("ENTITY_IS_DELETED", "entity is deleted", [f.name])
+        if f.name == "OwnerId" and target is not None and target.name == "User" and target.value(row, "IsActive") is False:
+            raise WriteError(
+                "INACTIVE_OWNER_OR_USER", f"operation performed with inactive user [{value}] as owner", [f.name]
+            )
         return sys.intern(value)
 
     def insert(self, t: Table, cols: Mapping[int, Any], *, system: bool = False) -> str:
@@ -537,11 +608,13 @@ class Store:
             if t.c_deleted is not None:
                 row[t.c_deleted] = bool(row[t.c_deleted])
             self._apply_defaults(t, row, creating=True, given=set(cols))
-            stamp = self.next_stamp()
+            stamp = cols.get(t.c_stamp) if system else None  # a test may backdate (P5)
+            stamp = stamp or self.next_stamp()
             if row[t.c_created] is None or not system:
                 row[t.c_created] = stamp
             self._derive(t, row, changed=None, stamp=stamp, given=set(cols))
             row[t.c_stamp] = row[t.c_modified] = stamp
+            self._observe(stamp)
             t.rows[id_] = row
             t.index_id(id_)
             t.index_stamp(stamp, id_)
@@ -549,12 +622,12 @@ class Store:
             self._after_write(t, row)
             return id_
 
-    def apply_update(self, t: Table, row: Row, cols: Mapping[int, Any]) -> None:
+    def apply_update(self, t: Table, row: Row, cols: Mapping[int, Any], *, system: bool = False) -> None:
         with self.lock:
             old = {c: Table.get(row, c) for c in list(cols) + list(t.ext_index)}
             for col, v in cols.items():
                 Table.put(row, col, v)
-            stamp = self.next_stamp()
+            stamp = (cols.get(t.c_stamp) if system else None) or self.next_stamp()
             self._derive(t, row, changed=set(cols), stamp=stamp)
             self.touch(t, row, stamp)
             t.ext_update(row[t.c_id], row, old)
@@ -563,6 +636,10 @@ class Store:
     def touch(self, t: Table, row: Row, stamp: str | None = None) -> None:
         """Give a row a new SystemModstamp/LastModifiedDate and re-index it."""
         stamp = stamp or self.next_stamp()
+        self._observe(stamp)
+        if row[t.c_stamp] == stamp:
+            row[t.c_modified] = stamp
+            return
         row[t.c_stamp] = row[t.c_modified] = stamp
         if "lastmodifiedbyid" in t.cols:
             Table.put(row, t.cols["lastmodifiedbyid"], self.running_user_id)
@@ -582,7 +659,7 @@ class Store:
             t = self.table(obj)
             row = self.live_row(t, id_)
             cols = self.prepare(t, values, creating=False, system=system)
-            self.apply_update(t, row, cols)
+            self.apply_update(t, row, cols, system=system)
 
     def live_row(self, t: Table, id_: str) -> Row:
         row = self.get_row(t, id_)
@@ -671,7 +748,7 @@ class Store:
                     Table.put(row, col, self.running_user_id)
 
     def _derive(
-        self, t: Table, row: Row, *, changed: set[int] | None, stamp: str, given: set[int] = frozenset()  # noqa: B006
+        self, t: Table, row: Row, *, changed: set[int] | None, stamp: str | None, given: set[int] = frozenset()  # noqa: B006
     ) -> None:
         """Fields Salesforce computes: Name, Task.IsClosed/AccountId, Opportunity.IsClosed/IsWon.
 
@@ -753,18 +830,24 @@ class Store:
             return out
 
 
-def _load_value(f: Field, value: Any) -> Any:
-    t = f.type
-    if t in ID_TYPES:
-        return sys.intern(value) if isinstance(value, str) and t == "reference" else value
-    if t == "datetime":
-        return canonical_datetime(value)
-    if t == "date":
-        return canonical_date(value)
-    if t == "boolean":
-        return value if isinstance(value, bool) else str(value).lower() == "true"
-    if t in ("picklist", "combobox") and isinstance(value, str):
-        return sys.intern(value)
-    if t in STRING_TYPES and value == "":
-        return None
-    return value
+def _to_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def _intern(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+def _empty_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+_LOADERS: dict[str, Callable[[Any], Any]] = {
+    "reference": _intern,
+    "datetime": canonical_datetime,
+    "date": canonical_date,
+    "boolean": _to_bool,
+    "picklist": _intern,
+    "combobox": _intern,
+    **{t: _empty_none for t in ("string", "email", "textarea", "multipicklist", "url", "phone")},
+}

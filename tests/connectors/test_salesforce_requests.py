@@ -1161,21 +1161,29 @@ def test_calls_are_counted_by_operation(url, op):
 def test_d2_check_deleted_asks_get_deleted_and_flags_a_gap():
     add_describe("Contact", CONTACT_FIELDS)
     responses.add(
-        responses.GET, f"{BASE}queryAll/", json={"totalSize": 0, "done": True, "records": []},
+        responses.GET,
+        f"{BASE}queryAll/",
+        json={"totalSize": 0, "done": True, "records": []},
         headers={"Date": "Fri, 01 May 2026 14:00:00 GMT"},
     )
     responses.add(
-        responses.GET, f"{BASE}sobjects/Contact/deleted/",
-        json={"deletedRecords": [{"id": sfid("003", 7), "deletedDate": "2026-05-01T13:00:00.000+0000"}],
-              "earliestDateAvailable": "2026-05-01T12:30:00.000+0000",
-              "latestDateCovered": "2026-05-01T14:00:00.000+0000"},
+        responses.GET,
+        f"{BASE}sobjects/Contact/deleted/",
+        json={
+            "deletedRecords": [
+                {"id": sfid("003", 7), "deletedDate": "2026-05-01T13:00:00.000+0000"}
+            ],
+            "earliestDateAvailable": "2026-05-01T12:30:00.000+0000",
+            "latestDateCovered": "2026-05-01T14:00:00.000+0000",
+        },
     )
     cursor = {"mode": "incremental", "watermark": T0.isoformat()}
     conn = connector(check_deleted=True)
     pages = list(conn.pull(ObjectType.CONTACT, cursor, full=False, started_at=T0))
     call = responses.calls[-1].request
     assert parse_qs(urlsplit(call.url).query) == {
-        "start": ["2026-05-01T11:55:00+00:00"], "end": ["2026-05-01T14:00:00+00:00"]
+        "start": ["2026-05-01T11:55:00+00:00"],
+        "end": ["2026-05-01T14:00:00+00:00"],
     }
     (gone,) = [r for p in pages for r in p.records]
     assert gone.id == sfid("003", 7) and gone.deleted and gone.values == {}

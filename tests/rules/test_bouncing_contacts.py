@@ -22,14 +22,54 @@ def one(result):
 @pytest.mark.parametrize(
     ("case", "kw", "kind", "bouncing"),
     [
-        ("CRM hard bounce, enhanced status", dict(email_bounced=True, bounce_reason="550 5.1.1 <x@acme.com>: user unknown"), "hard_bounce", True),
-        ("CRM hard bounce, no reason text", dict(email_bounced=True, bounce_reason=None), "hard_bounce", True),
-        ("CRM hard bounce, basic code only", dict(email_bounced=True, bounce_reason="550 mailbox unavailable"), "hard_bounce", True),
-        ("soft bounce once", dict(email_bounced=True, bounce_reason="452 4.2.2 mailbox full"), "soft_bounce", False),
-        ("soft bounce twice", dict(email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 2 times"), "soft_bounce", False),
-        ("soft bounce three times", dict(email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 3 times"), "repeated_soft_bounce", True),
-        ("soft bounce count phrasing", dict(email_bounced=True, bounce_reason="421 4.4.2 timeout (5 bounces)"), "repeated_soft_bounce", True),
-        ("bounce reason left over, not bounced", dict(email_bounced=False, bounce_reason="550 5.1.1"), None, False),
+        (
+            "CRM hard bounce, enhanced status",
+            dict(email_bounced=True, bounce_reason="550 5.1.1 <x@acme.com>: user unknown"),
+            "hard_bounce",
+            True,
+        ),
+        (
+            "CRM hard bounce, no reason text",
+            dict(email_bounced=True, bounce_reason=None),
+            "hard_bounce",
+            True,
+        ),
+        (
+            "CRM hard bounce, basic code only",
+            dict(email_bounced=True, bounce_reason="550 mailbox unavailable"),
+            "hard_bounce",
+            True,
+        ),
+        (
+            "soft bounce once",
+            dict(email_bounced=True, bounce_reason="452 4.2.2 mailbox full"),
+            "soft_bounce",
+            False,
+        ),
+        (
+            "soft bounce twice",
+            dict(email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 2 times"),
+            "soft_bounce",
+            False,
+        ),
+        (
+            "soft bounce three times",
+            dict(email_bounced=True, bounce_reason="4.2.2 mailbox full; bounced 3 times"),
+            "repeated_soft_bounce",
+            True,
+        ),
+        (
+            "soft bounce count phrasing",
+            dict(email_bounced=True, bounce_reason="421 4.4.2 timeout (5 bounces)"),
+            "repeated_soft_bounce",
+            True,
+        ),
+        (
+            "bounce reason left over, not bounced",
+            dict(email_bounced=False, bounce_reason="550 5.1.1"),
+            None,
+            False,
+        ),
         ("no email", dict(email=None), "no_email", True),
         ("blank email", dict(email="   "), "no_email", True),
         ("two @ signs", dict(email="ada@@acme.com"), "invalid_address", True),
@@ -44,7 +84,12 @@ def one(result):
         ("role address info@", dict(email="info@acme.com"), "role_address", False),
         ("role address Sales@ any case", dict(email="Sales@acme.com"), "role_address", False),
         ("role address with tag", dict(email="support+emea@acme.com"), "role_address", False),
-        ("personal address that starts like a role", dict(email="infosec.lead@acme.com"), None, False),
+        (
+            "personal address that starts like a role",
+            dict(email="infosec.lead@acme.com"),
+            None,
+            False,
+        ),
     ],
 )
 def test_detection(case, kw, kind, bouncing):
@@ -74,7 +119,9 @@ def test_notes_keep_the_contact_active_and_engaged():
 
 
 def test_hard_bounce_outranks_other_findings_on_the_same_address():
-    f = one(run(view([contact("003A", email="info@acme", email_bounced=True, bounce_reason="5.1.1")])))
+    f = one(
+        run(view([contact("003A", email="info@acme", email_bounced=True, bounce_reason="5.1.1")]))
+    )
     assert f.evidence["kind"] == "hard_bounce"
     assert f.evidence["also"] == ["invalid_address"]
 
@@ -92,7 +139,13 @@ def test_bounced_but_active_since_is_still_bouncing_but_less_urgent():
 
 
 def test_activity_on_the_bounce_day_is_not_active_since():
-    c = contact("003A", email_bounced=True, bounce_reason="5.1.1", bounced_at=days_ago(3), last_activity_at=days_ago(3))
+    c = contact(
+        "003A",
+        email_bounced=True,
+        bounce_reason="5.1.1",
+        bounced_at=days_ago(3),
+        last_activity_at=days_ago(3),
+    )
     assert one(run(view([c]))).evidence["active_since"] is None
 
 
@@ -136,7 +189,12 @@ def test_deliverability_check_is_off_by_default_and_uses_the_injected_resolver()
 
 @pytest.mark.parametrize(
     ("roles", "renewal_days", "severity"),
-    [((), None, Severity.LOW), (("Champion",), None, Severity.MEDIUM), ((), 30, Severity.MEDIUM), (("Champion",), 30, Severity.HIGH)],
+    [
+        ((), None, Severity.LOW),
+        (("Champion",), None, Severity.MEDIUM),
+        ((), 30, Severity.MEDIUM),
+        (("Champion",), 30, Severity.HIGH),
+    ],
 )
 def test_severity(roles, renewal_days, severity):
     close = day_ago(-renewal_days) if renewal_days is not None else day_ago(-400)
@@ -168,7 +226,14 @@ def test_smtp_status(reason, status, cls):
 
 @pytest.mark.parametrize(
     ("reason", "n"),
-    [("bounced 3 times", 3), ("3 bounces", 3), ("bounce count: 4", 4), ("(2x) 4.2.2", 2), ("4.2.2 mailbox full", None), (None, None)],
+    [
+        ("bounced 3 times", 3),
+        ("3 bounces", 3),
+        ("bounce count: 4", 4),
+        ("(2x) 4.2.2", 2),
+        ("4.2.2 mailbox full", None),
+        (None, None),
+    ],
 )
 def test_bounce_count(reason, n):
     assert bounce_count(reason) == n
@@ -177,12 +242,74 @@ def test_bounce_count(reason, n):
 @pytest.mark.parametrize(
     "email",
     [
-        "a@acme.com", "a.b@acme.co.uk", "a_b-c+d@x-y.io", "A@ACME.COM", "a..b@acme.com", ".a@acme.com",
-        "a.@acme.com", "a@-acme.com", "a@acme-.com", "a@acme..com", "a@acme.c", "a@acme.123",
-        "a@localhost", "a@acme.local", "a@acme.test", "a@acme.invalid", "a@xn--bcher-kva.de",
-        "a@xn--zz.com", "a@ab--cd.com", "x" * 65 + "@acme.com", "a@" + "b" * 64 + ".com",
-        "jörg@bücher.de", "\"quoted\"@acme.com", "a@[127.0.0.1]", "a b@acme.com",
+        "a@acme.com",
+        "a.b@acme.co.uk",
+        "a_b-c+d@x-y.io",
+        "A@ACME.COM",
+        "a..b@acme.com",
+        ".a@acme.com",
+        "a.@acme.com",
+        "a@-acme.com",
+        "a@acme-.com",
+        "a@acme..com",
+        "a@acme.c",
+        "a@acme.123",
+        "a@localhost",
+        "a@acme.local",
+        "a@acme.test",
+        "a@acme.invalid",
+        "a@xn--bcher-kva.de",
+        "a@xn--zz.com",
+        "a@ab--cd.com",
+        "x" * 65 + "@acme.com",
+        "a@" + "b" * 64 + ".com",
+        "jörg@bücher.de",
+        '"quoted"@acme.com',
+        "a@[127.0.0.1]",
+        "a b@acme.com",
     ],
 )
 def test_fast_syntax_path_agrees_with_email_validator(email):
     assert (syntax_problem(email) is None) == (bouncing_contacts._full_check(email, False) is None)
+
+
+class FakeResolver:
+    """Stands in for dnspython's Resolver: answers from a table, counts questions."""
+
+    def __init__(self, mx):
+        self.mx = mx
+        self.asked = []
+
+    def resolve(self, domain, rdtype):
+        import dns.resolver
+
+        self.asked.append((domain, rdtype))
+        if domain not in self.mx:
+            raise dns.resolver.NXDOMAIN()
+        if rdtype != "MX" or not self.mx[domain]:
+            raise dns.resolver.NoAnswer()
+
+        class Rec:
+            def __init__(self, host):
+                self.preference, self.exchange = 10, host
+
+        return [Rec(h) for h in self.mx[domain]]
+
+
+def test_dns_domain_check_with_a_fake_resolver_is_cached():
+    fake = FakeResolver({"acme.com": ["mx.acme.com."], "xn--bcher-kva.de": ["mx.b.de."]})
+    check = bouncing_contacts.dns_domain_check(resolver=fake)
+    assert check("acme.com") is None
+    assert check("acme.com") is None
+    assert check("bücher.de") is None
+    assert "does not exist" in check("nowhere.example")
+    assert fake.asked.count(("acme.com", "MX")) == 1
+    assert ("xn--bcher-kva.de", "MX") in fake.asked
+
+
+def test_dns_resolver_errors_are_unknown_not_bouncing():
+    class Broken:
+        def resolve(self, domain, rdtype):
+            raise RuntimeError("socket exploded")
+
+    assert bouncing_contacts.dns_domain_check(resolver=Broken())("acme.com") is None

@@ -27,7 +27,9 @@ RULE = "departed_champion"
 
 
 def champion_view(c, *, extra_roles=(), **kw):
-    return view([c], opportunities=[opp("006A")], roles=[role(c.id, "Champion"), *extra_roles], **kw)
+    return view(
+        [c], opportunities=[opp("006A")], roles=[role(c.id, "Champion"), *extra_roles], **kw
+    )
 
 
 def only(result):
@@ -39,12 +41,24 @@ def only(result):
 @pytest.mark.parametrize(
     ("case", "contact_kw", "view_kw", "signals", "confidence"),
     [
-        ("left-company field", dict(left_company=True), {}, ["left_company_field"], Confidence.MEDIUM),
+        (
+            "left-company field",
+            dict(left_company=True),
+            {},
+            ["left_company_field"],
+            Confidence.MEDIUM,
+        ),
         ("title Former", dict(title="Former VP Sales"), {}, ["title"], Confidence.LOW),
         ("title Ex-CTO", dict(title="Ex-CTO"), {}, ["title"], Confidence.LOW),
         ("title no longer with", dict(title="No longer with Acme"), {}, ["title"], Confidence.LOW),
         ("title left company", dict(title="Left company"), {}, ["title"], Confidence.LOW),
-        ("hard bounce", dict(email_bounced=True, bounce_reason="5.1.1", bounced_at=days_ago(9)), {}, ["email_bouncing"], Confidence.LOW),
+        (
+            "hard bounce",
+            dict(email_bounced=True, bounce_reason="5.1.1", bounced_at=days_ago(9)),
+            {},
+            ["email_bouncing"],
+            Confidence.LOW,
+        ),
         (
             "email moved to another domain",
             dict(email="ada@globex.com"),
@@ -79,7 +93,15 @@ def test_signals_and_confidence(case, contact_kw, view_kw, signals, confidence):
 
 @pytest.mark.parametrize(
     "title",
-    ["Leftwich Director", "Executive Sponsor", "Exec Assistant", "VP Sales", "Performer Relations", "Alex-Smith liaison", "CFO"],
+    [
+        "Leftwich Director",
+        "Executive Sponsor",
+        "Exec Assistant",
+        "VP Sales",
+        "Performer Relations",
+        "Alex-Smith liaison",
+        "CFO",
+    ],
 )
 def test_titles_that_are_not_departures(title):
     assert only(run(champion_view(contact("003A", title=title)))) is None
@@ -87,9 +109,20 @@ def test_titles_that_are_not_departures(title):
 
 @pytest.mark.parametrize(
     ("title", "hit"),
-    [("Former VP", True), ("former", True), ("EX-CTO", True), ("ex-cto", True), ("no  longer at Acme", True),
-     ("Left", True), ("left company", True), ("Leftwich", False), ("Exec", False), ("Complex-Systems Lead", False),
-     ("Formerly at Acme", False), ("Cleft Lead", False)],
+    [
+        ("Former VP", True),
+        ("former", True),
+        ("EX-CTO", True),
+        ("ex-cto", True),
+        ("no  longer at Acme", True),
+        ("Left", True),
+        ("left company", True),
+        ("Leftwich", False),
+        ("Exec", False),
+        ("Complex-Systems Lead", False),
+        ("Formerly at Acme", False),
+        ("Cleft Lead", False),
+    ],
 )
 def test_title_pattern(title, hit):
     pattern = title_pattern(("former", "ex-", "no longer", "left"))
@@ -134,9 +167,20 @@ def test_role_on_another_accounts_opportunity_does_not_count():
 
 @pytest.mark.parametrize(
     ("raw", "counts"),
-    [("Champion", True), ("champion", True), ("ECONOMIC BUYER", True), ("Executive Sponsor", True),
-     ("BUDGET_HOLDER", True), ("EXECUTIVE_SPONSOR", True), ("DECISION_MAKER", True), ("END_USER;CHAMPION", True),
-     ("Evaluator", False), ("Business User", False), (None, False), ("INFLUENCER", False)],
+    [
+        ("Champion", True),
+        ("champion", True),
+        ("ECONOMIC BUYER", True),
+        ("Executive Sponsor", True),
+        ("BUDGET_HOLDER", True),
+        ("EXECUTIVE_SPONSOR", True),
+        ("DECISION_MAKER", True),
+        ("END_USER;CHAMPION", True),
+        ("Evaluator", False),
+        ("Business User", False),
+        (None, False),
+        ("INFLUENCER", False),
+    ],
 )
 def test_champion_roles_any_case_and_hubspot_codes(raw, counts):
     c = contact("003A", left_company=True)
@@ -153,12 +197,17 @@ def test_champion_roles_are_a_setting():
 
 
 def test_moved_contact_is_reported_on_the_account_that_lost_them():
-    moved = contact("003M", account_id="001G", first_name="Mia", last_name="Moss", email="mia@globex.com")
+    moved = contact(
+        "003M", account_id="001G", first_name="Mia", last_name="Moss", email="mia@globex.com"
+    )
     v = view(
         [contact("003K")],
         opportunities=[opp("006A", name="Acme renewal")],
         roles=[role("003M", "Champion")],
-        history=[change("003M", "account_id", "001A", "001G", seen=12), change("003M", "email", "mia@acme.com", "mia@globex.com", seen=12)],
+        history=[
+            change("003M", "account_id", "001A", "001G", seen=12),
+            change("003M", "email", "mia@acme.com", "mia@globex.com", seen=12),
+        ],
         elsewhere=[elsewhere("003M", "001G", "Globex", "moved")],
         former=[moved],
     )
@@ -196,7 +245,10 @@ def test_contact_who_moved_in_is_not_departed():
 def test_contact_who_moved_away_and_back_is_not_departed():
     v = champion_view(
         contact("003A"),
-        history=[change("003A", "account_id", "001A", "001G", seen=20), change("003A", "account_id", "001G", "001A", seen=10)],
+        history=[
+            change("003A", "account_id", "001A", "001G", seen=20),
+            change("003A", "account_id", "001G", "001A", seen=10),
+        ],
     )
     assert only(run(v)) is None
 
@@ -204,7 +256,10 @@ def test_contact_who_moved_away_and_back_is_not_departed():
 def test_email_changed_back_to_the_account_domain_is_not_a_signal():
     v = champion_view(
         contact("003A", email="ada@acme.com"),
-        history=[change("003A", "email", "ada@acme.com", "ada@globex.com", seen=20), change("003A", "email", "ada@globex.com", "ada@acme.com", seen=10)],
+        history=[
+            change("003A", "email", "ada@acme.com", "ada@globex.com", seen=20),
+            change("003A", "email", "ada@globex.com", "ada@acme.com", seen=10),
+        ],
     )
     assert only(run(v)) is None
 
@@ -222,7 +277,10 @@ def test_email_within_account_subdomains_is_not_a_move():
 def test_same_name_elsewhere_corroborates_but_never_stands_alone():
     c = contact("003A")
     alone = champion_view(c, elsewhere=[elsewhere("003A", "001G", "Globex", "same_name", "003X")])
-    assert only(run(alone)) is None
+    result = run(alone)
+    assert only(result) is None
+    assert result.contact_status["003A"].status is HygieneStatus.OK
+    assert result.coverage.stakeholders == 1
     titled = champion_view(
         contact("003A", title="Former CTO"),
         elsewhere=[elsewhere("003A", "001G", "Globex", "same_name", "003X")],
@@ -240,7 +298,12 @@ def test_same_name_elsewhere_corroborates_but_never_stands_alone():
         ("Growth", 400, dict(title="Former CFO"), Severity.MEDIUM),
         ("Strategic", 400, dict(left_company=True), Severity.CRITICAL),
         ("Growth", 60, dict(left_company=True), Severity.CRITICAL),
-        ("Strategic", 60, dict(title="Former CFO"), Severity.HIGH),  # low confidence tops out at high
+        (
+            "Strategic",
+            60,
+            dict(title="Former CFO"),
+            Severity.HIGH,
+        ),  # low confidence tops out at high
     ],
 )
 def test_severity(tier, renewal_days, contact_kw, severity):
@@ -254,7 +317,11 @@ def test_severity(tier, renewal_days, contact_kw, severity):
 
 
 def test_departed_non_champion_has_status_but_no_finding():
-    cs = [contact("003A", title="Former VP"), contact("003B", left_company=True), contact("003C", email_bounced=True)]
+    cs = [
+        contact("003A", title="Former VP"),
+        contact("003B", left_company=True),
+        contact("003C", email_bounced=True),
+    ]
     result = run(view(cs))
     assert flags(result, RULE) == []
     status = result.contact_status
@@ -268,5 +335,8 @@ def test_departed_non_champion_has_status_but_no_finding():
 def test_bouncing_champion_is_departed():
     c = contact("003A", email_bounced=True, bounce_reason="5.1.1")
     result = run(champion_view(c))
-    assert [f.rule for f in result.flags if f.contact_id == "003A"] == ["bouncing_contact", "departed_champion"]
+    assert [f.rule for f in result.flags if f.contact_id == "003A"] == [
+        "bouncing_contact",
+        "departed_champion",
+    ]
     assert result.contact_status["003A"].status is HygieneStatus.DEPARTED

@@ -6,7 +6,21 @@ import pytest
 
 from state.model import Severity
 
-from .builders import champions, contact, day_ago, days_ago, flags, healthy_team, lost, opp, role, run, settings, view, won
+from .builders import (
+    champions,
+    contact,
+    day_ago,
+    days_ago,
+    flags,
+    healthy_team,
+    lost,
+    opp,
+    role,
+    run,
+    settings,
+    view,
+    won,
+)
 
 RULE = "single_threaded_account"
 
@@ -27,11 +41,19 @@ def test_three_engaged_contacts_with_both_roles_is_fine():
     [
         ("two engaged", [], 2),
         ("third is quiet (91 days)", [contact("003Q", last_activity_at=days_ago(91))], 2),
-        ("third active exactly 90 days ago counts", [contact("003Q", last_activity_at=days_ago(90))], 3),
+        (
+            "third active exactly 90 days ago counts",
+            [contact("003Q", last_activity_at=days_ago(90))],
+            3,
+        ),
         ("third is bouncing", [contact("003Q", email_bounced=True)], 2),
         ("third has left", [contact("003Q", title="Former VP")], 2),
         ("third never active", [contact("003Q", last_activity_at=None, created_at=days_ago(2))], 2),
-        ("third is a shared mailbox (still a contact)", [contact("003Q", email="info@acme.com")], 3),
+        (
+            "third is a shared mailbox (still a contact)",
+            [contact("003Q", email="info@acme.com")],
+            3,
+        ),
     ],
 )
 def test_engaged_count(case, extra, engaged):
@@ -50,11 +72,36 @@ def test_engaged_count(case, extra, engaged):
     [
         ("no roles at all", [opp()], [], ["Economic Buyer", "Champion"]),
         ("champion only", [opp()], [role("003T1", "Champion")], ["Economic Buyer"]),
-        ("roles on a closed-lost opportunity only", [lost("006A")], [role("003T0", "Economic Buyer", "006A"), role("003T1", "Champion", "006A")], ["Economic Buyer", "Champion"]),
-        ("roles on a recent win", [won("006A", days=100)], [role("003T0", "Economic Buyer", "006A"), role("003T1", "Champion", "006A")], []),
-        ("roles on an old win", [won("006A", days=400)], [role("003T0", "Economic Buyer", "006A"), role("003T1", "Champion", "006A")], ["Economic Buyer", "Champion"]),
-        ("HubSpot buying roles on the contact", [], [role("003T0", "BUDGET_HOLDER", None), role("003T1", "CHAMPION", None)], []),
-        ("role held by a departed contact", [opp()], [role("003T0", "Economic Buyer"), role("003D", "Champion")], ["Champion"]),
+        (
+            "roles on a closed-lost opportunity only",
+            [lost("006A")],
+            [role("003T0", "Economic Buyer", "006A"), role("003T1", "Champion", "006A")],
+            ["Economic Buyer", "Champion"],
+        ),
+        (
+            "roles on a recent win",
+            [won("006A", days=100)],
+            [role("003T0", "Economic Buyer", "006A"), role("003T1", "Champion", "006A")],
+            [],
+        ),
+        (
+            "roles on an old win",
+            [won("006A", days=400)],
+            [role("003T0", "Economic Buyer", "006A"), role("003T1", "Champion", "006A")],
+            ["Economic Buyer", "Champion"],
+        ),
+        (
+            "HubSpot buying roles on the contact",
+            [],
+            [role("003T0", "BUDGET_HOLDER", None), role("003T1", "CHAMPION", None)],
+            [],
+        ),
+        (
+            "role held by a departed contact",
+            [opp()],
+            [role("003T0", "Economic Buyer"), role("003D", "Champion")],
+            ["Champion"],
+        ),
     ],
 )
 def test_required_roles(case, opportunities, roles, missing):
@@ -78,11 +125,19 @@ def test_explanation_lists_engaged_people_and_missing_roles():
 
 @pytest.mark.parametrize(
     ("tier", "close_in_days", "severity"),
-    [("Growth", 400, Severity.MEDIUM), ("Strategic", 400, Severity.HIGH), ("Growth", 120, Severity.HIGH),
-     ("Growth", 121, Severity.MEDIUM), ("Strategic", 10, Severity.CRITICAL), ("Maintenance", -10, Severity.HIGH)],
+    [
+        ("Growth", 400, Severity.MEDIUM),
+        ("Strategic", 400, Severity.HIGH),
+        ("Growth", 120, Severity.HIGH),
+        ("Growth", 121, Severity.MEDIUM),
+        ("Strategic", 10, Severity.CRITICAL),
+        ("Maintenance", -10, Severity.HIGH),
+    ],
 )
 def test_severity_rises_for_strategic_and_renewal(tier, close_in_days, severity):
-    v = view(healthy_team(1), opportunities=[opp("006A", close_date=day_ago(-close_in_days))], tier=tier)
+    v = view(
+        healthy_team(1), opportunities=[opp("006A", close_date=day_ago(-close_in_days))], tier=tier
+    )
     assert only(run(v)).severity is severity
 
 

@@ -45,12 +45,32 @@ def test_window_by_tier_and_edge(tier, window, last_activity_offset, stale):
 @pytest.mark.parametrize(
     ("case", "kw", "stale"),
     [
-        ("created yesterday, never active", dict(created_at=days_ago(1), last_activity_at=None), False),
-        ("created on the window edge, never active", dict(created_at=days_ago(120), last_activity_at=None), False),
-        ("created just before the window, never active", dict(created_at=days_ago(121), last_activity_at=None), True),
-        ("no activity ever, created long ago", dict(created_at=days_ago(3000), last_activity_at=None), True),
+        (
+            "created yesterday, never active",
+            dict(created_at=days_ago(1), last_activity_at=None),
+            False,
+        ),
+        (
+            "created on the window edge, never active",
+            dict(created_at=days_ago(120), last_activity_at=None),
+            False,
+        ),
+        (
+            "created just before the window, never active",
+            dict(created_at=days_ago(121), last_activity_at=None),
+            True,
+        ),
+        (
+            "no activity ever, created long ago",
+            dict(created_at=days_ago(3000), last_activity_at=None),
+            True,
+        ),
         ("creation date unknown, never active", dict(created_at=None, last_activity_at=None), True),
-        ("creation date unknown, recent activity", dict(created_at=None, last_activity_at=days_ago(3)), False),
+        (
+            "creation date unknown, recent activity",
+            dict(created_at=None, last_activity_at=days_ago(3)),
+            False,
+        ),
         ("activity in the future (scheduled meeting)", dict(last_activity_at=days_ago(-5)), False),
     ],
 )

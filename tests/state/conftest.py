@@ -24,8 +24,9 @@ def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
     database.close()
 
 
-def load(db: sqlite_utils.Database, *records: CrmRecord, generation: int = 0,
-         seen_at=T0, crm: str = CRM) -> mirror.ApplyResult:
+def load(
+    db: sqlite_utils.Database, *records: CrmRecord, generation: int = 0, seen_at=T0, crm: str = CRM
+) -> mirror.ApplyResult:
     """Apply records (grouped into one page per object) and commit."""
     total = mirror.ApplyResult()
     by_object: dict = {}
@@ -33,6 +34,7 @@ def load(db: sqlite_utils.Database, *records: CrmRecord, generation: int = 0,
         by_object.setdefault(r.object, []).append(r)
     for recs in by_object.values():
         with db.conn:
-            total = total + mirror.apply_page(db, crm, page(*recs), generation=generation,
-                                              seen_at=seen_at)
+            total = total + mirror.apply_page(
+                db, crm, page(*recs), generation=generation, seen_at=seen_at
+            )
     return total

@@ -69,8 +69,16 @@ def test_every_canonical_column_has_a_home(db) -> None:
         stored = set(db[obj.value].columns_dict)
         missing = set(columns) - stored
         assert not missing, f"append a migration adding {sorted(missing)} to {obj.value}"
-        assert {"crm", "id", "raw", "owned", "modified_at", "deleted_at", "merged_into",
-                "synced_at"} <= stored
+        assert {
+            "crm",
+            "id",
+            "raw",
+            "owned",
+            "modified_at",
+            "deleted_at",
+            "merged_into",
+            "synced_at",
+        } <= stored
         assert db[obj.value].pks == ["crm", "id"]
 
 
@@ -87,3 +95,9 @@ def test_mirror_from_a_newer_crmsync_is_refused(db_path: Path) -> None:
 def test_in_memory_mirror_for_tools(tmp_path: Path) -> None:
     db = open_db(":memory:")
     assert "contacts" in db.table_names()
+
+
+def test_missing_parent_directory_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "crmsync.db"
+    open_db(path).close()
+    assert _mode(path) == 0o600

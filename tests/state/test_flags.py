@@ -11,11 +11,27 @@ from tests.state.records import at
 RULES = {"stale_contact", "single_threaded_account"}
 
 
-def flag(subject: str, rule: str = "stale_contact", *, crm: str = "salesforce",
-         account: str = "A1", suppressed: bool = False, **kw) -> Flag:
-    return Flag(rule=rule, crm=crm, account_id=account, subject_id=subject,
-                severity=kw.pop("severity", Severity.LOW), explanation=f"about {subject}",
-                contact_id=subject, suppressed=suppressed, evidence={"since": "2026-03-03"}, **kw)
+def flag(
+    subject: str,
+    rule: str = "stale_contact",
+    *,
+    crm: str = "salesforce",
+    account: str = "A1",
+    suppressed: bool = False,
+    **kw,
+) -> Flag:
+    return Flag(
+        rule=rule,
+        crm=crm,
+        account_id=account,
+        subject_id=subject,
+        severity=kw.pop("severity", Severity.LOW),
+        explanation=f"about {subject}",
+        contact_id=subject,
+        suppressed=suppressed,
+        evidence={"since": "2026-03-03"},
+        **kw,
+    )
 
 
 def _status(db) -> dict[str, str]:
@@ -26,25 +42,28 @@ def test_flag_life_open_keep_resolve_reopen(db) -> None:
     first = sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(0), rules_run=RULES)
     assert first.counts == {"opened": 2, "kept": 0, "resolved": 0, "suppressed": 0}
 
-    second = sync_flags(db, "salesforce", [flag("C1", severity=Severity.HIGH)], seen_at=at(60),
-                        rules_run=RULES)
-    assert (second.kept, second.resolved) == (["stale_contact:salesforce:A1:C1"],
-                                              ["stale_contact:salesforce:A1:C2"])
+    second = sync_flags(
+        db, "salesforce", [flag("C1", severity=Severity.HIGH)], seen_at=at(60), rules_run=RULES
+    )
+    assert (second.kept, second.resolved) == (
+        ["stale_contact:salesforce:A1:C1"],
+        ["stale_contact:salesforce:A1:C2"],
+    )
     c1, c2 = list_flags(db)
     assert c1["status"] == "open" and c1["severity"] == "high"
     assert (c1["first_seen"], c1["last_seen"]) == (at(0), at(60))
     assert c2["status"] == "resolved" and c2["resolved_at"] == at(60)
 
-    third = sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(120),
-                       rules_run=RULES)
+    third = sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(120), rules_run=RULES)
     assert third.opened == ["stale_contact:salesforce:A1:C2"]
     c2 = list_flags(db)[1]
     assert c2["status"] == "open" and c2["resolved_at"] is None and c2["first_seen"] == at(0)
 
 
 def test_suppressed_flag_is_kept_as_suppressed_and_resolves_when_gone(db) -> None:
-    changes = sync_flags(db, "salesforce", [flag("C1", suppressed=True)], seen_at=at(),
-                         rules_run=RULES)
+    changes = sync_flags(
+        db, "salesforce", [flag("C1", suppressed=True)], seen_at=at(), rules_run=RULES
+    )
     assert changes.counts["suppressed"] == 1 and _status(db) == {"C1": "suppressed"}
     changes = sync_flags(db, "salesforce", [flag("C1")], seen_at=at(1), rules_run=RULES)
     assert changes.opened == ["stale_contact:salesforce:A1:C1"] and _status(db) == {"C1": "open"}
@@ -54,8 +73,13 @@ def test_suppressed_flag_is_kept_as_suppressed_and_resolves_when_gone(db) -> Non
 
 
 def test_only_rules_that_ran_and_their_crm_resolve(db) -> None:
-    sync_flags(db, "salesforce", [flag("C1"), flag("A1", "single_threaded_account")],
-               seen_at=at(), rules_run=RULES)
+    sync_flags(
+        db,
+        "salesforce",
+        [flag("C1"), flag("A1", "single_threaded_account")],
+        seen_at=at(),
+        rules_run=RULES,
+    )
     sync_flags(db, "hubspot", [flag("C1", crm="hubspot")], seen_at=at(), rules_run=RULES)
     changes = sync_flags(db, "salesforce", [], seen_at=at(1), rules_run={"stale_contact"})
     assert changes.resolved == ["stale_contact:salesforce:A1:C1"]
@@ -67,19 +91,29 @@ def test_only_rules_that_ran_and_their_crm_resolve(db) -> None:
 
 
 def test_list_flags_filters_and_parses_evidence(db) -> None:
-    sync_flags(db, "salesforce", [flag("C2", account="A2"), flag("C1"),
-                                  flag("A1", "single_threaded_account")],
-               seen_at=at(), rules_run=RULES)
+    sync_flags(
+        db,
+        "salesforce",
+        [flag("C2", account="A2"), flag("C1"), flag("A1", "single_threaded_account")],
+        seen_at=at(),
+        rules_run=RULES,
+    )
     got = list_flags(db)
     assert [(f["account_id"], f["rule"], f["subject_id"]) for f in got] == [
-        ("A1", "single_threaded_account", "A1"), ("A1", "stale_contact", "C1"),
+        ("A1", "single_threaded_account", "A1"),
+        ("A1", "stale_contact", "C1"),
         ("A2", "stale_contact", "C2"),
     ]
     assert got[1]["evidence"] == {"since": "2026-03-03"}
-    assert [f["subject_id"] for f in list_flags(db, rule="stale_contact", account_id="A2")] == ["C2"]
+    assert [f["subject_id"] for f in list_flags(db, rule="stale_contact", account_id="A2")] == [
+        "C2"
+    ]
     assert list_flags(db, status="resolved") == []
     assert list_flags(db, crm="hubspot") == []
-    assert status_counts(db) == {"single_threaded_account": {"open": 1}, "stale_contact": {"open": 2}}
+    assert status_counts(db) == {
+        "single_threaded_account": {"open": 1},
+        "stale_contact": {"open": 2},
+    }
 
 
 def test_flag_of_another_crm_is_a_bug(db) -> None:

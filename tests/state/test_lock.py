@@ -34,8 +34,9 @@ def test_waiting_writer_gives_up_after_timeout(db_path: Path) -> None:
 
     with acquire_writer_lock(db_path, wait=False):
         with pytest.raises(MirrorBusy):
-            with acquire_writer_lock(db_path, wait=True, timeout=1.0, sleep=sleep,
-                                     clock=lambda: now[0]):
+            with acquire_writer_lock(
+                db_path, wait=True, timeout=1.0, sleep=sleep, clock=lambda: now[0]
+            ):
                 pass  # pragma: no cover
     assert 4 <= len(sleeps) <= 6
 
@@ -60,8 +61,9 @@ def test_lock_held_by_another_process_names_it_and_dies_with_it(db_path: Path) -
             print("locked", flush=True)
             sys.stdin.readline()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(MirrorBusy, match=f"crmsync process {proc.pid}"):

@@ -120,8 +120,7 @@ def test_restored_record_is_undeleted(db) -> None:
 
 
 def test_d5_contact_merge_repoints_history_roles_and_tasks(db) -> None:
-    load(db, contact("LOSER", title="CTO"), contact("WIN"), opportunity("O1"),
-         role("R1", "LOSER"))
+    load(db, contact("LOSER", title="CTO"), contact("WIN"), opportunity("O1"), role("R1", "LOSER"))
     load(db, contact("LOSER", title="Chief Technology Officer", minute=1))  # a history row
     db.execute(
         "INSERT INTO tasks (crm, id, key, contact_id, account_id) VALUES (?, 'T1', 'k', 'LOSER', 'A1')",
@@ -137,8 +136,13 @@ def test_d5_contact_merge_repoints_history_roles_and_tasks(db) -> None:
 
 
 def test_d4_account_merge_moves_children_without_fake_moves(db) -> None:
-    load(db, account("A1"), account("A2", domain="acme.test"), contact("C1", account_id="A2"),
-         opportunity("O2", account_id="A2"))
+    load(
+        db,
+        account("A1"),
+        account("A2", domain="acme.test"),
+        contact("C1", account_id="A2"),
+        opportunity("O2", account_id="A2"),
+    )
     load(db, account("A2", deleted=True, merged_into="A1", minute=5))
     assert _row(db, "contacts", "C1")["account_id"] == "A1"
     assert _row(db, "opportunities", "O2")["account_id"] == "A1"
@@ -181,8 +185,13 @@ def test_failure_mid_page_rolls_back_the_whole_page(db, monkeypatch) -> None:
 
     monkeypatch.setattr(mirror, "_touch", broken)
     with pytest.raises(OSError), db.conn:
-        mirror.apply_page(db, CRM, page(contact("C1", title="changed", minute=3), contact("C2")),
-                          generation=1, seen_at=at())
+        mirror.apply_page(
+            db,
+            CRM,
+            page(contact("C1", title="changed", minute=3), contact("C2")),
+            generation=1,
+            seen_at=at(),
+        )
     assert _row(db, "contacts", "C1")["title"] == "CTO"
     assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 1
 
@@ -193,8 +202,13 @@ def test_full_pull_marks_unseen_rows_deleted(db) -> None:
         gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
     assert gen == 1
     with db.conn:
-        result = mirror.apply_page(db, CRM, page(contact("C1"), contact("C2", title="CEO", minute=2)),
-                                   generation=gen, seen_at=at(5))
+        result = mirror.apply_page(
+            db,
+            CRM,
+            page(contact("C1"), contact("C2", title="CEO", minute=2)),
+            generation=gen,
+            seen_at=at(5),
+        )
         cursors.save(db, CRM, ObjectType.CONTACT, {"page": 1}, mode="full")
     assert (result.unchanged, result.updated) == (1, 1)
     with db.conn:
@@ -233,14 +247,22 @@ def test_o1_killed_full_pull_resumes_with_same_generation(db_path: Path) -> None
 
 
 def test_full_pull_that_saw_nothing_refuses_to_delete_everything(db) -> None:
-    load(db, contact("C1"))
+    load(db, *[contact(f"C{i}") for i in range(mirror.EMPTY_GUARD_ROWS)])
     with db.conn:
         gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
     with pytest.raises(mirror.EmptyFullPull), db.conn:
         mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at())
     assert _row(db, "contacts", "C1")["deleted_at"] is None
     with db.conn:
-        assert mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at(), allow_empty=True) == 1
+        vanished = mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at(), allow_empty=True)
+    assert vanished == mirror.EMPTY_GUARD_ROWS
+
+
+def test_full_pull_of_an_emptied_small_object_deletes_its_rows(db) -> None:
+    load(db, contact("C1"), contact("C2"))
+    with db.conn:
+        gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+        assert mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at()) == 2
 
 
 def test_finish_full_rejects_a_stale_generation(db) -> None:
@@ -271,3 +293,25 @@ def test_unstorable_value_becomes_null_and_logs_ids_only(db, caplog) -> None:
     text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
     assert "C1" in text
     assert "secret.person" not in text and "Lovelace" not in text
+
+
+def test_sqlite_utils_atomic_also_wraps_page_and_cursor(db) -> None:
+    with pytest.raises(RuntimeError), db.atomic():
+        mirror.apply_page(db, CRM, page(contact("C1")), generation=0, seen_at=at())
+        cursors.save(db, CRM, ObjectType.CONTACT, {"modstamp": "x"})
+        raise RuntimeError("killed")
+    assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+    assert cursors.get(db, CRM, ObjectType.CONTACT).cursor is None
+
+
+def test_state_transaction_helper_commits_and_nests(db) -> None:
+    from state.db import transaction
+
+    with transaction(db):
+        mirror.apply_page(db, CRM, page(contact("C1")), generation=0, seen_at=at())
+        with pytest.raises(RuntimeError), transaction(db):  # savepoint
+            mirror.apply_page(db, CRM, page(contact("C2")), generation=0, seen_at=at())
+            raise RuntimeError("inner")
+    assert not db.conn.in_transaction
+    ids = [r[0] for r in db.execute("SELECT id FROM contacts").fetchall()]
+    assert ids == ["C1"]

@@ -9,8 +9,13 @@ from tests.state.records import at
 SF = "salesforce"
 
 
-def _enqueue(db, key: str = "task:k1", payload: dict | None = None, kind=WriteKind.CREATE_TASK,
-             target: str | None = None):
+def _enqueue(
+    db,
+    key: str = "task:k1",
+    payload: dict | None = None,
+    kind=WriteKind.CREATE_TASK,
+    target: str | None = None,
+):
     return outbox.enqueue(db, SF, kind, key, target, payload or {"subject": "Call Ada"}, now=at())
 
 
@@ -50,16 +55,23 @@ def test_claim_marks_inflight_and_mark_transitions(db) -> None:
     assert [i.id for i in claimed] == [a, b, c]
     assert all(i.attempts == 1 for i in claimed)
     assert outbox.claim(db, SF, 10) == []  # inflight rows are not claimed twice
-    tally = outbox.mark(db, [
-        WriteResult(a, ok=True, crm_id="00T1"),
-        WriteResult(b, ok=False, code="UNABLE_TO_LOCK_ROW", detail="locked", retryable=True),
-        WriteResult(c, ok=False, code="FIELD_CUSTOM_VALIDATION_EXCEPTION", detail="no"),
-    ], max_attempts=3, now=at(2))
+    tally = outbox.mark(
+        db,
+        [
+            WriteResult(a, ok=True, crm_id="00T1"),
+            WriteResult(b, ok=False, code="UNABLE_TO_LOCK_ROW", detail="locked", retryable=True),
+            WriteResult(c, ok=False, code="FIELD_CUSTOM_VALIDATION_EXCEPTION", detail="no"),
+        ],
+        max_attempts=3,
+        now=at(2),
+    )
     assert tally == {"done": 1, "failed": 1, "dead": 1, "unknown": 0}
     rows = {r["key"]: r for r in outbox.list_items(db)}
     assert rows["k:a"]["status"] == "done" and rows["k:a"]["crm_id"] == "00T1"
     assert rows["k:a"]["done_at"] == at(2)
-    assert rows["k:b"]["status"] == "failed" and rows["k:b"]["last_error_code"] == "UNABLE_TO_LOCK_ROW"
+    assert (
+        rows["k:b"]["status"] == "failed" and rows["k:b"]["last_error_code"] == "UNABLE_TO_LOCK_ROW"
+    )
     assert rows["k:c"]["status"] == "dead" and rows["k:c"]["last_error"] == "no"
     assert outbox.depth(db) == {"pending": 0, "inflight": 0, "done": 1, "failed": 1, "dead": 1}
     assert [i.key for i in outbox.claim(db, SF, 10, retry_failed=False)] == []
@@ -123,14 +135,22 @@ def test_w5_inflight_after_crash_is_reported_then_resolved(db) -> None:
 
 def test_answer_for_a_row_not_inflight_is_ignored(db) -> None:
     item_id = _enqueue(db)
-    tally = outbox.mark(db, [WriteResult(item_id, ok=True), WriteResult(999, ok=True)],
-                        max_attempts=3)
+    tally = outbox.mark(
+        db, [WriteResult(item_id, ok=True), WriteResult(999, ok=True)], max_attempts=3
+    )
     assert tally["unknown"] == 2 and _statuses(db) == {"task:k1": "pending"}
 
 
 def test_w8_written_values_are_recorded_on_success(db) -> None:
-    item_id = outbox.enqueue(db, SF, WriteKind.UPDATE_ACCOUNT, "acct:A1", "A1",
-                             {"coverage_score": 42, "coverage_status": "amber"}, now=at())
+    item_id = outbox.enqueue(
+        db,
+        SF,
+        WriteKind.UPDATE_ACCOUNT,
+        "acct:A1",
+        "A1",
+        {"coverage_score": 42, "coverage_status": "amber"},
+        now=at(),
+    )
     outbox.claim(db, SF, 5)
     outbox.mark(db, [WriteResult(item_id, ok=True, crm_id="A1")], max_attempts=3)
     assert outbox.written(db, SF, ObjectType.ACCOUNT) == {
@@ -141,8 +161,10 @@ def test_w8_written_values_are_recorded_on_success(db) -> None:
 
 
 def test_enqueue_many_in_one_call(db) -> None:
-    intents = [outbox.Intent(SF, WriteKind.UPDATE_CONTACT, f"contact:C{i}", f"C{i}",
-                             {"status": "ok"}) for i in range(5)]
+    intents = [
+        outbox.Intent(SF, WriteKind.UPDATE_CONTACT, f"contact:C{i}", f"C{i}", {"status": "ok"})
+        for i in range(5)
+    ]
     ids = outbox.enqueue_many(db, intents + intents[:1])
     assert len({i for i in ids if i}) == 5 and ids[-1] is None
     assert outbox.depth(db, SF)["pending"] == 5

@@ -11,9 +11,17 @@ from tests.state.records import at
 def test_run_is_recorded_with_counts_calls_and_quota(db) -> None:
     run_id = runs.start(db, "salesforce", "full", at())
     assert runs.last_runs(db)[0]["outcome"] is None  # running
-    runs.finish(db, run_id, runs.RunOutcome.PARTIAL, at(5), counts={"contacts": {"inserted": 3}},
-                api_calls=7, api_by_operation={"query": 6, "composite": 1}, quota=(120, 100000),
-                error="2 rows rejected")
+    runs.finish(
+        db,
+        run_id,
+        runs.RunOutcome.PARTIAL,
+        at(5),
+        counts={"contacts": {"inserted": 3}},
+        api_calls=7,
+        api_by_operation={"query": 6, "composite": 1},
+        quota=(120, 100000),
+        error="2 rows rejected",
+    )
     (run,) = runs.last_runs(db)
     assert run["outcome"] == "partial" and run["finished_at"] == at(5)
     assert run["counts"] == {"contacts": {"inserted": 3}}

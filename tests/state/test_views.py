@@ -47,8 +47,12 @@ def org(db):
         opportunity("O9", deleted=True, minute=1),
         role("R4", "C2", "O1", role="Gone Role", deleted=True, minute=1),
     )
-    load(db, account("H1", name="Hub", domain="hub.test"), contact("C1", account_id="H1"),
-         crm="hubspot")
+    load(
+        db,
+        account("H1", name="Hub", domain="hub.test"),
+        contact("C1", account_id="H1"),
+        crm="hubspot",
+    )
     return db
 
 
@@ -59,7 +63,10 @@ def _by_id(db, **kw) -> dict[tuple[str, str], object]:
 def test_views_group_live_rows_by_account_in_order(org) -> None:
     got = list(views.iter_account_views(org))
     assert [(v.crm, v.id) for v in got] == [
-        ("hubspot", "H1"), ("salesforce", "A1"), ("salesforce", "A2"), ("salesforce", "A3"),
+        ("hubspot", "H1"),
+        ("salesforce", "A1"),
+        ("salesforce", "A2"),
+        ("salesforce", "A3"),
     ]
     a1 = _by_id(org)[("salesforce", "A1")]
     assert [c.id for c in a1.contacts] == ["C1", "C2"]
@@ -121,9 +128,12 @@ def test_same_name_at_the_same_domain_is_not_elsewhere(org) -> None:
 
 
 def test_contacts_without_a_role_are_not_name_matched(org) -> None:
-    load(org, contact("C7", account_id="A2", first="Bob", last="BUILDER"),
-         contact("C10", first="Zed", last="Zero"),
-         contact("C11", account_id="A2", first="Zed", last="Zero"))
+    load(
+        org,
+        contact("C7", account_id="A2", first="Bob", last="BUILDER"),
+        contact("C10", first="Zed", last="Zero"),
+        contact("C11", account_id="A2", first="Zed", last="Zero"),
+    )
     a1 = _by_id(org)[("salesforce", "A1")]
     # C2 holds a role: matched; C10 holds none: not looked up
     assert {e.contact_id for e in a1.elsewhere} == {"C1", "C2"}
@@ -144,8 +154,11 @@ def test_views_issue_a_fixed_number_of_queries(db) -> None:
     def statements(n_accounts: int) -> int:
         db.execute("DELETE FROM accounts")
         db.execute("DELETE FROM contacts")
-        load(db, *[account(f"A{i:03}") for i in range(n_accounts)],
-             *[contact(f"C{i:03}", account_id=f"A{i:03}") for i in range(n_accounts)])
+        load(
+            db,
+            *[account(f"A{i:03}") for i in range(n_accounts)],
+            *[contact(f"C{i:03}", account_id=f"A{i:03}") for i in range(n_accounts)],
+        )
         seen: list[str] = []
         db.conn.set_trace_callback(seen.append)
         try:
@@ -167,3 +180,16 @@ def test_load_contact_and_counts(org) -> None:
     assert counts["salesforce"]["contacts"] == {"live": 5, "deleted": 1}
     assert counts["salesforce"]["accounts"] == {"live": 3, "deleted": 1}
     assert counts["hubspot"]["contacts"] == {"live": 1, "deleted": 0}
+
+
+def test_filtered_views_equal_the_full_scan(org) -> None:
+    """Filtered views use a different join order; they must see exactly the same rows."""
+    load(org, contact("C1", account_id="A2", email="ada@beta.test", minute=10), seen_at=at(20))
+    full = _by_id(org)
+    for (crm, account_id), view in full.items():
+        (alone,) = views.iter_account_views(org, crm, account_ids=[account_id])
+        assert alone == view
+        (no_crm,) = [
+            v for v in views.iter_account_views(org, account_ids=[account_id]) if v.crm == crm
+        ]
+        assert no_crm == view

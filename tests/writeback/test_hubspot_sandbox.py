@@ -1,0 +1,102 @@
+"""Write-back through the real HubSpot connector and hubspot-api-client to the loopback sandbox.
+
+Same path as a run: sync/pull.py into a real mirror, the real rules, plan,
+outbox, drain. What landed is read back from the sandbox's records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import rules
+from connectors.base import Secret
+from connectors.hubspot import HubSpotConnector, Settings
+from connectors.retry import RetryPolicy
+from sandbox.generate import generate
+from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from state import outbox
+from state.db import open_db
+from state.model import WriteKind
+from sync import evaluate as evaluate_mod
+from sync import pull as pull_mod
+from sync.drain import drain, verify_landed
+from sync.plan import WritebackSettings, enqueue, format_plan, plan
+
+DATA = generate(seed=11, accounts=25, crms=("hubspot",))
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+CRM = "hubspot"
+SETTINGS = WritebackSettings(max_new_tasks_per_owner=1000)
+
+
+class Portal:
+    def __init__(self, hs: HubSpotSandbox, tmp_path: Any) -> None:
+        self.hs = hs
+        self.conn = HubSpotConnector(
+            Settings(host=hs.url, token=Secret(PRIVATE_APP_TOKEN, "test")),
+            sleep=lambda s: None, policy=RetryPolicy(max_attempts=3, max_elapsed_seconds=5),
+        )  # fmt: skip
+        self.conn.ensure_fields(dry_run=False)
+        self.db = open_db(tmp_path / "mirror.db")
+        self.drifts: list[Any] = []
+
+    def plan(self) -> Any:
+        pull_mod.pull(self.db, self.conn, full=False, started_at=datetime.now(UTC))
+        self.drifts = verify_landed(self.db, CRM)
+        ev = evaluate_mod.evaluate(self.db, CRM, rules.RuleSettings(), as_of=AS_OF,
+                                   seen_at=datetime.now(UTC))  # fmt: skip
+        return plan(self.db, CRM, ev.results, SETTINGS, as_of=AS_OF)
+
+    def run(self) -> tuple[Any, Any]:
+        p = self.plan()
+        enqueue(self.db, p)
+        return p, drain(self.db, self.conn, CRM, batch_size=100, max_attempts=5)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return [t for t in self.hs.records("tasks") if t["properties"].get("crmsync_key")]
+
+
+@pytest.fixture
+def portal(tmp_path):
+    with HubSpotSandbox(dataset=DATA).start() as hs:
+        p = Portal(hs, tmp_path)
+        yield p
+        p.db.conn.close()
+
+
+def test_w10_hubspot_first_run_lands_second_run_writes_nothing(portal):
+    p, report = portal.run()
+    creates = [i for i in p.items if i.kind is WriteKind.CREATE_TASK]
+    assert creates and report.rejected == 0 and report.written == len(p.items)
+    keys = sorted(t["properties"]["crmsync_key"] for t in portal.tasks())
+    assert keys == sorted(i.payload["key"] for i in creates)
+    portal.hs.requests.reset()
+    second, report2 = portal.run()
+    assert second.empty, format_plan(second)
+    assert portal.hs.requests.writes() == 0 and report2.calls == 0
+
+
+def test_w8_hubspot_property_edited_by_a_person_is_kept(portal):
+    p, _ = portal.run()
+    cid = next(i.target_id for i in p.items if i.kind is WriteKind.UPDATE_ACCOUNT)
+    portal.hs.update("companies", cid, {"crmsync_coverage_score": "99"})
+    second, _ = portal.run()
+    assert [(c.record_id, c.field, c.crm_value) for c in second.conflicts] == [
+        (cid, "coverage_score", 99)
+    ]
+    assert portal.hs.record("companies", cid)["properties"]["crmsync_coverage_score"] == "99"
+    assert any(d.record_id == cid for d in portal.drifts)
+
+
+def test_w5_hubspot_killed_after_create_no_duplicate_task(portal):
+    enqueue(portal.db, portal.plan())
+    while batch := outbox.claim(portal.db, CRM, 100):
+        portal.conn.write(batch)  # HubSpot applies it; the process dies before mark()
+    created = len(portal.tasks())
+    report = drain(portal.db, portal.conn, CRM, batch_size=100, max_attempts=5)
+    assert report.recovered == created > 0
+    keys = [t["properties"]["crmsync_key"] for t in portal.tasks()]
+    assert len(keys) == len(set(keys)) == created
+    assert portal.plan().empty

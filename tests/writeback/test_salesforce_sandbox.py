@@ -1,0 +1,137 @@
+"""Write-back through the real Salesforce connector and simple-salesforce to the loopback sandbox.
+
+A generated org is set up (`ensure_fields`), pulled with sync/pull.py into a
+real mirror, evaluated by the real rules, planned, queued and drained. What
+landed is read back from the sandbox's own records, never through crmsync.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import rules
+from connectors.base import Secret
+from connectors.retry import RetryPolicy
+from connectors.salesforce import SalesforceConnector, Settings
+from sandbox.generate import generate
+from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from state import outbox
+from state.db import open_db
+from state.model import WriteKind
+from sync import evaluate as evaluate_mod
+from sync import pull as pull_mod
+from sync.drain import drain, verify_landed
+from sync.plan import WritebackSettings, enqueue, format_plan, plan
+
+DATA = generate(seed=11, accounts=30, crms=("salesforce",))
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+CRM = "salesforce"
+SETTINGS = WritebackSettings(max_new_tasks_per_owner=1000)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with SalesforceSandbox(DATA).start() as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb(sandbox):
+    sandbox.reset(DATA)
+    return sandbox
+
+
+class Org:
+    """crmsync pointed at the sandbox: a connector, a mirror, and one run at a time."""
+
+    def __init__(self, sb: Any, tmp_path: Any) -> None:
+        self.sb = sb
+        self.conn = SalesforceConnector(
+            Settings(login_url=sb.url, instance_url=sb.url, ca_file=sb.ca_file, username=USERNAME,
+                     password=Secret(PASSWORD, "test"), security_token=Secret(SECURITY_TOKEN, "test")),
+            sleep=lambda s: None, retry=RetryPolicy(max_attempts=3, max_elapsed_seconds=5),
+        )  # fmt: skip
+        self.conn.ensure_fields(dry_run=False)
+        self.db = open_db(tmp_path / "mirror.db")
+        self.drifts: list[Any] = []
+
+    def plan(self) -> Any:
+        pull_mod.pull(self.db, self.conn, full=False, started_at=datetime.now(UTC))
+        self.drifts = verify_landed(self.db, CRM)
+        ev = evaluate_mod.evaluate(self.db, CRM, rules.RuleSettings(), as_of=AS_OF,
+                                   seen_at=datetime.now(UTC))  # fmt: skip
+        return plan(self.db, CRM, ev.results, SETTINGS, as_of=AS_OF)
+
+    def run(self) -> tuple[Any, Any]:
+        p = self.plan()
+        enqueue(self.db, p)
+        return p, drain(self.db, self.conn, CRM, batch_size=200, max_attempts=5)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return [t for t in self.sb.records("Task") if t.get("Crmsync_Key__c") and not t.get("IsDeleted")]
+
+
+@pytest.fixture
+def org(sb, tmp_path):
+    o = Org(sb, tmp_path)
+    yield o
+    o.db.conn.close()
+
+
+def test_w10_first_run_lands_everything_second_run_writes_nothing(org, sb):
+    p, report = org.run()
+    creates = [i for i in p.items if i.kind is WriteKind.CREATE_TASK]
+    assert creates and report.rejected == 0 and report.written == len(p.items)
+    tasks = org.tasks()
+    assert sorted(t["Crmsync_Key__c"] for t in tasks) == sorted(i.payload["key"] for i in creates)
+    account = next(i for i in p.items if i.kind is WriteKind.UPDATE_ACCOUNT)
+    stored = sb.record("Account", account.target_id)
+    assert stored["Crmsync_Coverage_Status__c"] == account.payload["coverage_status"]
+    sb.requests.reset()
+    second, report2 = org.run()
+    assert second.empty, format_plan(second)
+    assert sb.requests.writes() == 0 and report2.calls == 0
+    assert len(org.tasks()) == len(tasks)
+
+
+def test_w8_field_edited_in_salesforce_is_not_overwritten(org, sb):
+    p, _ = org.run()
+    aid = next(i.target_id for i in p.items if i.kind is WriteKind.UPDATE_ACCOUNT
+               and "coverage_score" in i.payload)  # fmt: skip
+    sb.update("Account", aid, {"Crmsync_Coverage_Score__c": 99})
+    second, _ = org.run()
+    assert [(c.record_id, c.field, c.crm_value) for c in second.conflicts] == [
+        (aid, "coverage_score", 99)
+    ]
+    assert sb.record("Account", aid)["Crmsync_Coverage_Score__c"] == 99
+    assert [(d.record_id, d.field) for d in org.drifts] == [(aid, "coverage_score")]
+
+
+def test_w1_rejected_contact_stays_in_outbox_with_salesforce_message(org, sb):
+    p = org.plan()
+    contacts = [i.target_id for i in p.items if i.kind is WriteKind.UPDATE_CONTACT]
+    sb.faults.add(kind="reject_write", match={"object": "Contact", "id": contacts[0]},
+                  code="FIELD_CUSTOM_VALIDATION_EXCEPTION", message="Status is locked")  # fmt: skip
+    enqueue(org.db, p)
+    report = drain(org.db, org.conn, CRM, batch_size=200, max_attempts=5)
+    assert report.rejected == 1 and report.written == len(p.items) - 1
+    [dead] = outbox.list_items(org.db, "dead", crm=CRM)
+    assert dead["target_id"] == contacts[0]
+    assert dead["last_error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    assert "Status is locked" in dead["last_error"]
+    assert sb.record("Contact", contacts[1])["Crmsync_Status__c"] is not None
+
+
+def test_w5_killed_after_salesforce_created_the_tasks_no_duplicates(org, sb):
+    enqueue(org.db, org.plan())
+    while batch := outbox.claim(org.db, CRM, 200):
+        org.conn.write(batch)  # Salesforce applies it; the process dies before mark()
+    created = len(org.tasks())
+    report = drain(org.db, org.conn, CRM, batch_size=200, max_attempts=5)
+    assert report.recovered == created and outbox.depth(org.db, CRM)["inflight"] == 0
+    keys = [t["Crmsync_Key__c"] for t in org.tasks()]
+    assert len(keys) == len(set(keys)) == created
+    assert org.plan().empty

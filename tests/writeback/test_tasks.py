@@ -1,0 +1,56 @@
+"""Task text for an account manager: stable, plain words, within the CRM's limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from state.model import Tier
+from sync import tasks as T
+
+from .fakes import departed, single_threaded
+
+ACME = T.AccountFacts(crm="salesforce", id="001A", name="Acme", tier=Tier.GROWTH,
+                      owner_id="005A", stakeholders=2, engaged=1, roles_covered=())
+
+
+def test_departed_task_adds_where_they_went_when_the_explanation_does_not():
+    flag = departed("001A", "003A1", moved_to="Globex")
+    task = T.departed_task(flag, ACME, T.Person("003A1", "Ada Lovelace", "CTO"))
+    assert task.subject == "Ada Lovelace may have left Acme (now at Globex)"
+    assert "Ada Lovelace now appears at Globex" in task.body
+    assert task.body.endswith(T.FOOTER)
+
+
+def test_task_text_is_the_same_every_day_for_the_same_facts():
+    flag = single_threaded("001A")
+    one = T.single_threaded_task(flag, ACME)
+    two = T.single_threaded_task(flag, ACME)
+    assert (one.subject, one.body) == (two.subject, two.body)
+    for word in ("flag", "rule", "crmsync", "__c"):
+        assert word not in (one.subject + one.body).lower()
+
+
+def test_subject_fits_salesforce_255_characters():
+    long_name = T.AccountFacts(crm="salesforce", id="001A", name="A" * 400, tier=Tier.NONE,
+                               owner_id=None)
+    task = T.hygiene_task(long_name, [(T.Person("003", "Pat Doe"), "Quiet.")], [])
+    assert len(task.subject) == 255 and task.subject.endswith("\u2026")
+
+
+def test_completion_note_says_why_with_an_absolute_date():
+    at = datetime(2026, 3, 3, 12, tzinfo=UTC)
+    assert T.completion_note(T.HYGIENE, at) == (
+        "Closed automatically on 3 March 2026: none of the account's contacts are bouncing "
+        "or inactive any more."
+    )
+
+
+def test_due_date_and_priority_by_tier():
+    at = datetime(2026, 11, 23, 23, 59, tzinfo=UTC)
+    assert T.due_date(at, Tier.MAINTENANCE, {"maintenance": 14}).isoformat() == "2026-12-07"
+    assert T.priority(Tier.NONE, {"none": "normal"}) == "normal"
+
+
+def test_keys_carry_their_account():
+    assert T.account_of_key(T.hygiene_key("hubspot", "901")) == "901"
+    assert T.account_of_key(departed("001A", "003A1").key) == "001A"
