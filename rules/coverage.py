@@ -18,7 +18,9 @@ Per account:
     (a suppressed departed-champion finding does not count);
   rounded half up;
 - status: green at `green_min_score` (70) and above, amber at
-  `amber_min_score` (40) and above, red below.
+  `amber_min_score` (40) and above, red below; but never green while a
+  required role is uncovered, engaged contacts are below the target, or a
+  champion has left (at most amber then).
 """
 
 from __future__ import annotations
@@ -120,6 +122,10 @@ def evaluate(
         status = CoverageStatus.AMBER
     else:
         status = CoverageStatus.RED
+    if status is CoverageStatus.GREEN and (missing or len(engaged) < target_engaged or departed_champions):
+        # A high score must not hide the very problem an account manager acts on:
+        # a single-threaded account or a departed champion is never green.
+        status = CoverageStatus.AMBER
     summary = _summary(
         len(active), len(engaged), facts.engaged_days, covered, missing, score, status
     )

@@ -32,6 +32,13 @@ from state.model import PULL_ORDER, ObjectType
 
 log = logging.getLogger(__name__)
 
+# Operations that read schema or limits, not records; the page-size floor excludes them.
+METADATA_OPERATIONS = frozenset({"describe", "properties", "limits", "quota", "auth"})
+
+
+def _data_calls(connector: Connector) -> int:
+    return sum(n for op, n in connector.calls.by_operation.items() if op not in METADATA_OPERATIONS)
+
 
 @dataclass
 class ObjectReport:
@@ -45,6 +52,7 @@ class ObjectReport:
     deleted: int = 0
     skipped: int = 0
     api_calls: int = 0
+    data_calls: int = 0  # api_calls less schema look-ups (describe, properties): what page sizes bound
     done: bool = False
 
 
@@ -69,6 +77,7 @@ class PullReport:
                 "deleted": o.deleted,
                 "skipped": o.skipped,
                 "api_calls": o.api_calls,
+                "data_calls": o.data_calls,
             }
             for o in self.objects
         }
@@ -115,6 +124,7 @@ def pull(
         report.objects.append(rep)
         progress.start(crm, str(obj), mode)
         calls_before = connector.calls.total
+        data_before = _data_calls(connector)
         for page in connector.pull(obj, cursor, full=full_mode, started_at=started_at):
             with transaction(db):
                 res = mirror.apply_page(
@@ -135,6 +145,7 @@ def pull(
             rep.deleted += res.deleted
             rep.skipped += res.skipped
             rep.api_calls = connector.calls.total - calls_before
+            rep.data_calls = _data_calls(connector) - data_before
             progress.advance(crm, str(obj), len(page.records), rep.api_calls, getattr(page, "total", None))
             log.info(
                 "page committed",

@@ -27,6 +27,7 @@ from typing import Any
 from state.model import Flag, Tier
 
 SUBJECT_MAX = 255
+LIST_MAX = 40  # contacts listed by name in one grouped task
 
 # Rule names (rules/<rule>.py NAME); matched loosely so a rename is noticed in tests,
 # not by an account manager.
@@ -209,11 +210,9 @@ def hygiene_task(
     subject = f"Tidy up {_count(n, 'contact')} at {account.name}: {' and '.join(parts)}"
     lines = [f"Some contacts at {account.name} need attention before they mislead the team."]
     if bouncing:
-        lines += ["", "Email bouncing:"]
-        lines += [f"- {p.label}: {_without_name(why, p.name)}" for p, why in bouncing]
+        lines += ["", "Email bouncing:", *_people_lines(bouncing)]
     if stale:
-        lines += ["", "No recent activity:"]
-        lines += [f"- {p.label}: {_without_name(why, p.name)}" for p, why in stale]
+        lines += ["", "No recent activity:", *_people_lines(stale)]
     steps = []
     if bouncing:
         steps.append("correct or remove the bouncing email addresses")
@@ -282,6 +281,16 @@ def _account_name(value: Any) -> str | None:
     if isinstance(value, list | tuple) and value:
         return _account_name(value[0])
     return None
+
+
+def _people_lines(people: Sequence[tuple[Person, str]]) -> list[str]:
+    """One line per contact, at most LIST_MAX (a task body has a size limit: SF 32,000)."""
+    lines = [f"- {p.label}: {_cap(_without_name(why, p.name), 300)}" for p, why in people[:LIST_MAX]]
+    if len(people) > LIST_MAX:
+        lines.append(
+            f"- and {len(people) - LIST_MAX} more: see the contacts' hygiene status on the account."
+        )
+    return lines
 
 
 def _without_name(reason: str, name: str) -> str:

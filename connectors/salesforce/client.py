@@ -365,7 +365,7 @@ _OPERATIONS = (
     ("/jobs/query", "bulk"),
     ("/jobs/ingest", "bulk_ingest"),
     ("/tooling/", "tooling"),
-    ("/composite/", "composite"),
+    ("/composite", "composite"),
     ("/describe", "describe"),
     ("/deleted", "get_deleted"),
     ("/queryall", "query"),
@@ -469,10 +469,10 @@ class SalesforceClient:
             return fn()
         except Exception as exc:
             err = translate(exc, operation, retry_after=self._retry_after, now=self.server_time)
+            if isinstance(err, QuotaExhausted):
+                self._exhausted = err  # no further call this run (R5)
             if err is None or err is exc:
                 raise
-            if isinstance(err, QuotaExhausted):
-                self._exhausted = err
             raise err from exc
 
     def restful(self, path: str, *, operation: str, **kwargs: Any) -> Any:

@@ -41,6 +41,7 @@ class HubSpotRenderer:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self._owner_ids = [str(BASE["owner"] + o.k + 1) for o in world.owners]
 
     def id(self, kind: str, n: int) -> str:
         """CRM id of a neutral number; contact roles are association labels, not records."""
@@ -67,11 +68,12 @@ class HubSpotRenderer:
 
     def account(self, acc: Account) -> Iterator[tuple[str, dict[str, Any]]]:
         company_id = str(BASE["account"] + acc.i + 1)
-        owner_base, contact_base = BASE["owner"] + 1, BASE["contact"]
+        owners, contact_base = self._owner_ids, BASE["contact"]
+        person_ids: dict[int, str] = {}
         props: dict[str, Any] = {
             "name": acc.name,
             "domain": acc.domain,
-            "hubspot_owner_id": str(owner_base + acc.owner),
+            "hubspot_owner_id": owners[acc.owner],
             "industry": W.HS_INDUSTRIES[acc.industry],
             "numberofemployees": str(acc.employees),
             "lifecyclestage": "opportunity" if acc.tier == "none" else "customer",
@@ -85,10 +87,11 @@ class HubSpotRenderer:
             props["renewal_date"] = day_str(acc.renewal_day)
         yield "companies", {"id": company_id, "properties": props, "associations": {}}
         for p in acc.people:
+            person_ids[p.n] = pid = str(contact_base + p.n)
             props = {
                 "lastname": p.last,
-                "hubspot_owner_id": str(owner_base + p.owner),
-                "associatedcompanyid": str(BASE["account"] + p.account + 1),
+                "hubspot_owner_id": owners[p.owner],
+                "associatedcompanyid": company_id,
                 "department": p.dept,
                 "hs_lead_status": p.lead_status,
                 "lifecyclestage": "customer",
@@ -120,7 +123,7 @@ class HubSpotRenderer:
             yield (
                 "contacts",
                 {
-                    "id": str(contact_base + p.n),
+                    "id": pid,
                     "properties": props,
                     "associations": {"companies": [{"id": company_id, "label": "primary"}]},
                 },
@@ -131,7 +134,7 @@ class HubSpotRenderer:
                 label = None
                 if r.role is not None:
                     label = W.HS_ROLE[r.role][0] if r.role in W.HS_ROLE else r.role
-                contacts.append({"id": str(contact_base + r.person.n), "label": label})
+                contacts.append({"id": person_ids[r.person.n], "label": label})
             yield (
                 "deals",
                 {
@@ -144,7 +147,7 @@ class HubSpotRenderer:
                         "amount": str(o.amount),
                         "hs_is_closed": "true" if o.is_closed else "false",
                         "hs_is_closed_won": "true" if o.is_won else "false",
-                        "hubspot_owner_id": str(owner_base + o.owner),
+                        "hubspot_owner_id": owners[o.owner],
                         "createdate": hs_datetime(o.created_ms),
                         "hs_lastmodifieddate": hs_datetime(o.modified_ms),
                     },
@@ -166,12 +169,12 @@ class HubSpotRenderer:
                         "hs_task_status": "COMPLETED",
                         "hs_task_type": "CALL",
                         "hs_task_priority": "MEDIUM",
-                        "hubspot_owner_id": str(owner_base + t.owner),
+                        "hubspot_owner_id": owners[t.owner],
                         "createdate": ts,
                         "hs_lastmodifieddate": ts,
                     },
                     "associations": {
-                        "contacts": [{"id": str(contact_base + t.person.n), "label": None}],
+                        "contacts": [{"id": person_ids[t.person.n], "label": None}],
                         "companies": [{"id": company_id, "label": None}],
                     },
                 },

@@ -69,6 +69,7 @@ class SalesforceRenderer:
     def __init__(self, world: World) -> None:
         self.world = world
         self.ids = {kind: SfIds(prefix) for kind, prefix in PREFIX.items()}
+        self._owner_ids = [self.ids["owner"](o.k + 1) for o in world.owners]
 
     def id(self, kind: str, n: int) -> str:
         """CRM id of a neutral number (account index + 1, contact n, ...)."""
@@ -96,7 +97,7 @@ class SalesforceRenderer:
 
     def account(self, acc: Account) -> Iterator[tuple[str, dict[str, Any]]]:
         ids = self.ids
-        owner_id = ids["owner"]
+        owners = self._owner_ids
         acc_id = ids["account"](acc.i + 1)
         modified = sf_datetime(acc.modified_ms)
         yield (
@@ -105,7 +106,7 @@ class SalesforceRenderer:
                 "Id": acc_id,
                 "Name": acc.name,
                 "Website": acc.website,
-                "OwnerId": owner_id(acc.owner + 1),
+                "OwnerId": owners[acc.owner],
                 "Tier__c": acc.bad_tier or TIER_SF[acc.tier],
                 "Renewal_Date__c": None if acc.renewal_day is None else day_str(acc.renewal_day),
                 "Type": "Prospect" if acc.tier == "none" else "Customer",
@@ -117,18 +118,20 @@ class SalesforceRenderer:
             },
         )
         contact_id = ids["contact"]
+        person_ids: dict[int, str] = {}
         for p in acc.people:
             modified = sf_datetime(p.modified_ms)
+            person_ids[p.n] = pid = contact_id(p.n)
             rec = {
-                "Id": contact_id(p.n),
-                "AccountId": ids["account"](p.account + 1),
+                "Id": pid,
+                "AccountId": acc_id,  # people are rendered with the account they belong to
                 "FirstName": p.first,
                 "LastName": p.last,
                 "Name": f"{p.first} {p.last}" if p.first else p.last,
                 "Email": p.email,
                 "Title": p.title or None,
                 "Department": p.dept,
-                "OwnerId": owner_id(p.owner + 1),
+                "OwnerId": owners[p.owner],
                 "LastActivityDate": None if p.act_ms is None else date_of(p.act_ms),
                 "CreatedDate": sf_datetime(p.created_ms),
                 "IsEmailBounced": p.bounce is not None,
@@ -159,7 +162,7 @@ class SalesforceRenderer:
                     "IsWon": o.is_won,
                     "CloseDate": day_str(o.close_day),
                     "Amount": float(o.amount),
-                    "OwnerId": owner_id(o.owner + 1),
+                    "OwnerId": owners[o.owner],
                     "CreatedDate": sf_datetime(o.created_ms),
                     "LastModifiedDate": modified,
                     "SystemModstamp": modified,
@@ -172,7 +175,7 @@ class SalesforceRenderer:
                     {
                         "Id": ids["contact_role"](r.n),
                         "OpportunityId": opp_id,
-                        "ContactId": contact_id(r.person.n),
+                        "ContactId": person_ids[r.person.n],
                         "Role": r.role,
                         "IsPrimary": r.primary,
                         "CreatedDate": ts,
@@ -186,10 +189,10 @@ class SalesforceRenderer:
                 "Task",
                 {
                     "Id": ids["task"](t.n),
-                    "WhoId": contact_id(t.person.n),
+                    "WhoId": person_ids[t.person.n],
                     "WhatId": acc_id,
                     "AccountId": acc_id,
-                    "OwnerId": owner_id(t.owner + 1),
+                    "OwnerId": owners[t.owner],
                     "Subject": "Call",
                     "TaskSubtype": "Call",
                     "ActivityDate": date_of(t.at_ms),

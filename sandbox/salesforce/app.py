@@ -18,6 +18,7 @@ subrequests through the same code without a second HTTP round trip.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -48,6 +49,7 @@ from .store import Row, Table, UnknownObject, WriteError
 if TYPE_CHECKING:
     from .server import SalesforceSandbox
 
+log = logging.getLogger(__name__)
 JSON_TYPE = "application/json;charset=UTF-8"
 VERSION_LABELS = {
     "55.0": "Summer '22", "56.0": "Winter '23", "57.0": "Spring '23", "58.0": "Summer '23",
@@ -55,6 +57,7 @@ VERSION_LABELS = {
 }
 MAX_COLLECTION = 200
 MAX_LOCATORS = 1000
+MAX_LOCATOR_ROWS = 5_000_000  # rows held by open query cursors, so memory stays bounded
 
 
 class SfError(Exception):
@@ -318,6 +321,9 @@ class SalesforceApp:
             return SfError(e.status, e.code, e.message, e.fields or None).resp()
         except UnknownObject as e:
             return SfError(404, "NOT_FOUND", f"The requested resource does not exist ({e.args[0]})").resp()
+        except Exception as e:  # an emulator bug: answer like Salesforce's 500, keep the traceback
+            log.exception("salesforce sandbox: %s %s failed", req.method, req.path)
+            return SfError(500, "UNKNOWN_EXCEPTION", f"crmsync sandbox error: {type(e).__name__}: {e}").resp()
 
     # ------------------------------------------------------------ auth endpoints
     def h_login(self, req: Req, v: str) -> Resp:
@@ -428,11 +434,14 @@ class SalesforceApp:
         return Resp(200, raw=text.encode("ascii"))
 
     def _new_locator(self, locator: Locator) -> str:
+        """Keep a query's snapshot for its next pages; the oldest go first (like idle cursors)."""
         self._loc_n += 1
         loc_id = sf_id("01g", self._loc_n)
         self.locators[loc_id] = locator
-        while len(self.locators) > MAX_LOCATORS:
-            self.locators.popitem(last=False)
+        held = sum(len(x.rows) for x in self.locators.values())
+        while len(self.locators) > 1 and (len(self.locators) > MAX_LOCATORS or held > MAX_LOCATOR_ROWS):
+            _, old = self.locators.popitem(last=False)
+            held -= len(old.rows)
         return loc_id
 
     def _query_timeout(self, req: Req, query: CompiledQuery) -> None:

@@ -27,6 +27,7 @@ from .store import Row, Store, WriteError
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "SEMICOLON": ";", "PIPE": "|", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+MAX_JOB_ROWS = 5_000_000  # result rows held by jobs that were never deleted
 
 
 @dataclass
@@ -80,6 +81,10 @@ class BulkJobs:
                 delimiter=delimiter,
             )
             self.jobs[job.id] = job
+            held = sum(len(j.rows) for j in self.jobs.values())
+            while len(self.jobs) > 1 and held > MAX_JOB_ROWS:  # oldest jobs expire first
+                old = self.jobs.pop(next(iter(self.jobs)))
+                held -= len(old.rows)
         return job
 
     def get(self, job_id: str) -> QueryJob:

@@ -169,6 +169,7 @@ def test_contact_roles_pulled_alone_walk_deals_and_contacts(small, clock):
 # ---------------------------------------------------------------- incremental
 
 
+@pytest.mark.slow  # ~20 s: 10,500 in-process updates of the emulator dominate
 def test_p1_incremental_with_more_than_10000_changes(big, clock):
     c = connect(big, clock)
     _, cursor, _ = pull_all(c, C, full=True, started_at=clock.now())
@@ -433,3 +434,44 @@ def test_unreachable_host_is_crm_unavailable(clock):
     with pytest.raises(CrmUnavailable):
         c.check()
     assert c.calls.by_operation["check"] == 2
+
+
+def test_p3_record_modified_behind_the_walk_is_caught_next_run(clock):
+    hs = sandbox(clock, dataset(contacts=1_500, companies=3, deals=0))
+    try:
+        c = connect(hs, clock)
+        _, cursor, _ = pull_all(c, C, full=True, started_at=clock.now())
+        clock.sleep(3600)
+        for rid in range(4, 1504):
+            hs.update("contacts", str(rid), {"jobtitle": "Head of Ops"})
+        seen = {}
+        for i, page in enumerate(c.pull(C, cursor, full=False, started_at=clock.now())):
+            seen.update({r.id: r for r in page.records})
+            cursor = page.cursor
+            if i == 0:  # behind the walk's position: a later run must catch it
+                clock.sleep(1)
+                hs.update("contacts", "10", {"jobtitle": "Changed mid-run"})
+        clock.sleep(600)
+        after, _, _ = pull_all(c, C, cursor, full=False, started_at=clock.now())
+        assert after["10"].values["title"] == "Changed mid-run"
+        assert len(seen) == 1_500
+    finally:
+        hs.stop()
+
+
+def test_x1_x3_unicode_and_large_values_survive(small, clock):
+    odd = 'Zoë Köln 東京 مرحبا e\u0301 🙂 "quoted"\r\nline'
+    big_text = "x" * 100_000
+    small.add_property("contacts", "notes_big")
+    small.update("contacts", "4", {"firstname": odd, "notes_big": big_text})
+    c = connect(small, clock, extra_properties={"contacts": ("notes_big",)})
+    records, _, _ = pull_all(c, C, full=True)
+    assert records["4"].values["first_name"] == odd
+    assert records["4"].raw["properties"]["notes_big"] == big_text
+
+
+def test_quota_reads_the_daily_headers(small, clock):
+    c = connect(small, clock)
+    c.check()
+    q = c.quota()
+    assert q.limit == small.limits.daily and q.used == small.limits.daily_used

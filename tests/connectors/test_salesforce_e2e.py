@@ -618,3 +618,14 @@ def test_plain_http_loopback_instance_is_routed():
         conn = make(sb, ca_file="")
         mirror, _ = collect(conn, ObjectType.ACCOUNT)
         assert set(mirror) == set(sandbox_live(sb, ObjectType.ACCOUNT))
+
+
+def test_composite_pages_cut_query_calls_and_mirror_the_same(sb):
+    conn = make(sb, composite_pages=5)
+    mirror, _ = collect(conn, ObjectType.CONTACT)
+    assert live(mirror) == live(collect(make(sb), ObjectType.CONTACT)[0])
+    pages = math.ceil(len(sandbox_live(sb, ObjectType.CONTACT)) / 2000)
+    # first page alone (its totalSize sizes the chain), then ceil((pages - 1) / 5) chained calls
+    assert conn.calls.by_operation["query"] == 1
+    assert conn.calls.by_operation["composite"] == math.ceil((pages - 1) / 5)
+    assert sb.requests.count(route="composite") == conn.calls.by_operation["composite"]

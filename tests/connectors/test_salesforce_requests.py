@@ -1189,3 +1189,51 @@ def test_d2_check_deleted_asks_get_deleted_and_flags_a_gap():
     assert gone.id == sfid("003", 7) and gone.deleted and gone.values == {}
     assert conn.stats[ObjectType.CONTACT].needs_reconcile  # the log starts after our cursor
     assert conn.calls.by_operation["get_deleted"] == 1
+
+
+@responses.activate
+def test_composite_pages_chain_query_more_through_one_call():
+    add_describe("Contact", CONTACT_FIELDS)
+    responses.add(
+        responses.GET, f"{BASE}query/",
+        json={"totalSize": 5, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-1",
+              "records": [contact(1)]},
+    )
+    halted = [{"errorCode": "PROCESSING_HALTED", "message": "Invalid reference specified."}]
+    responses.add(
+        responses.POST, f"{BASE}composite",
+        json={"compositeResponse": [
+            {"httpStatusCode": 200, "referenceId": "p0", "body": {
+                "totalSize": 5, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-2",
+                "records": [contact(2)]}},
+            {"httpStatusCode": 200, "referenceId": "p1", "body": {
+                "totalSize": 5, "done": True, "records": [contact(3), contact(4), contact(5)]}},
+            {"httpStatusCode": 400, "referenceId": "p2", "body": halted},
+        ]},
+    )
+    conn = connector(composite_pages=5)
+    pages = _pull_contacts(conn)
+    body = json.loads(responses.calls[2].request.body)
+    subs = body["compositeRequest"]
+    assert body["allOrNone"] is False and len(subs) == 4  # 4 pages may remain at 1 record a page
+    assert subs[0]["url"] == "/services/data/v59.0/query/01gA-1"
+    assert subs[1]["url"] == "@{p0.nextRecordsUrl}" and subs[3]["url"] == "@{p2.nextRecordsUrl}"
+    assert subs[0]["httpHeaders"] == {"Sforce-Query-Options": "batchSize=2000"}
+    assert [len(p.records) for p in pages] == [1, 1, 3, 0]
+    assert conn.calls.by_operation == {"describe": 1, "query": 1, "composite": 1}
+
+
+@responses.activate
+def test_composite_subrequest_5xx_is_retried_as_a_whole():
+    add_describe("Contact", CONTACT_FIELDS)
+    responses.add(
+        responses.GET, f"{BASE}query/",
+        json={"totalSize": 4000, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-1",
+              "records": [contact(1)] * 2000},
+    )
+    responses.add(responses.POST, f"{BASE}composite", json={"compositeResponse": [
+        {"httpStatusCode": 503, "referenceId": "p0", "body": [{"errorCode": "SERVER_UNAVAILABLE", "message": "x"}]}]})
+    responses.add(responses.POST, f"{BASE}composite", json={"compositeResponse": [
+        {"httpStatusCode": 200, "referenceId": "p0", "body": {"totalSize": 4000, "done": True, "records": [contact(2)]}}]})
+    pages = _pull_contacts(connector(composite_pages=5))
+    assert [len(p.records) for p in pages] == [2000, 1, 0] and len(SLEEPS) == 1

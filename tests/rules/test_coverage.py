@@ -35,14 +35,15 @@ def test_empty_account_scores_10_red():
     ("case", "contacts", "roles", "score", "status"),
     [
         # engaged 2/3*40=26.67, roles 30, recency 20, champions 10 -> 86.67
-        ("two engaged, both roles", healthy_team(2), champions(), 87, CoverageStatus.GREEN),
+        # ... but two engaged is below the target of three: never green (at most amber)
+        ("two engaged, both roles", healthy_team(2), champions(), 87, CoverageStatus.AMBER),
         # engaged 40, roles 15, recency 20, champions 10 -> 85
         (
             "three engaged, one role",
             healthy_team(3),
             [role("003T1", "Champion")],
             85,
-            CoverageStatus.GREEN,
+            CoverageStatus.AMBER,  # a required role is uncovered: never green
         ),
         # engaged 0, roles 30, recency: last activity 105 days ago, growth stale window 120 -> (120-105)/(120-90)=0.5 -> 10, champions 10 -> 50
         (

@@ -90,7 +90,9 @@ def test_coverage_of_the_zoo():
     # active: A1 A2 A3 A4 A7 A8 A9 B1 B4; engaged (90 days): A1 A4? no (120) -> A1 A7 A8 A9 B1
     assert (acme.stakeholders, acme.engaged) == (9, 5)
     assert acme.roles_covered == ("Economic Buyer",)
-    assert quiet.status.value == "green"
+    # Exempt from the single-threaded finding, but coverage still tells the truth:
+    # no buying role is covered, so it is not green.
+    assert quiet.status.value == "amber"
     assert globex.stakeholders == 1
 
 

@@ -86,7 +86,7 @@ def test_w8_hubspot_property_edited_by_a_person_is_kept(portal):
     assert [(c.record_id, c.field, c.crm_value) for c in second.conflicts] == [
         (cid, "coverage_score", 99)
     ]
-    assert portal.hs.record("companies", cid)["properties"]["crmsync_coverage_score"] == "99"
+    assert portal.hs.record("companies", cid)["crmsync_coverage_score"] == "99"
     assert any(d.record_id == cid for d in portal.drifts)
 
 

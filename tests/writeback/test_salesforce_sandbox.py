@@ -135,3 +135,24 @@ def test_w5_killed_after_salesforce_created_the_tasks_no_duplicates(org, sb):
     keys = [t["Crmsync_Key__c"] for t in org.tasks()]
     assert len(keys) == len(set(keys)) == created
     assert org.plan().empty
+
+
+def test_reengaged_contact_resolves_its_task_and_updates_the_account(org, sb):
+    p, _ = org.run()
+    tidy = next(i for i in p.items if i.kind is WriteKind.CREATE_TASK
+                and i.payload["subject"].endswith(": 1 without recent activity"))  # fmt: skip
+    account = tidy.payload["account_id"]
+    [(contact,)] = org.db.execute(
+        "SELECT id FROM contacts WHERE account_id = ? AND json_extract(owned, '$.status') = 'stale'",
+        [account],
+    ).fetchall()
+    sb.update("Contact", contact, {"LastActivityDate": "2026-10-30"})  # a call was logged
+    second, report = org.run()
+    assert report.rejected == 0
+    [task] = [t for t in org.tasks() if t["Crmsync_Key__c"] == tidy.payload["key"]]
+    assert task["Status"] == "Completed"
+    assert "Closed automatically on 1 November 2026" in task["Description"]
+    assert sb.record("Contact", contact)["Crmsync_Status__c"] == "ok"
+    changed = [i for i in second.items if i.kind is WriteKind.UPDATE_ACCOUNT]
+    assert [i.target_id for i in changed] == [account]
+    assert sb.record("Account", account)["Crmsync_Engaged__c"] == changed[0].payload["engaged"]

@@ -54,3 +54,10 @@ def test_due_date_and_priority_by_tier():
 def test_keys_carry_their_account():
     assert T.account_of_key(T.hygiene_key("hubspot", "901")) == "901"
     assert T.account_of_key(departed("001A", "003A1").key) == "001A"
+
+
+def test_a_long_contact_list_is_cut_to_keep_the_body_within_crm_limits():
+    people = [(T.Person(f"003{n:03d}", f"Pat {n:03d}"), "x" * 1000) for n in range(300)]
+    task = T.hygiene_task(ACME, people, [])
+    assert task.subject == "Tidy up 300 contacts at Acme: 300 without recent activity"
+    assert "- and 260 more" in task.body and len(task.body) < 32_000
