@@ -123,30 +123,45 @@ class Daemon:
     # ------------------------------------------------------------ health
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        now = self.clock()
-        body: dict[str, Any] = {"ok": True, "crms": {}}
-        for crm in self.cfg.connectors:
-            last = self._last.get(crm, {})
-            success = last.get("success_at")
-            age = (now - success).total_seconds() if success else None
-            ok = success is not None
-            body["crms"][crm] = {
-                "last_success": success,
-                "age_seconds": age,
-                "last": {k: v for k, v in last.items() if k in KINDS},
-            }
-            body["ok"] = body["ok"] and ok
-        try:
-            from state import outbox
-            from state.db import open_db
+        """ok when every enabled CRM has a successful run younger than `stale_after`.
 
+        Read from the mirror's run history, so a restarted daemon reports truthfully.
+        """
+        from state import outbox, runs
+        from state.db import open_db
+
+        now = self.clock()
+        stale_after = self._stale_after_seconds()
+        body: dict[str, Any] = {"ok": True, "crms": {}}
+        try:
             db = open_db(self.cfg.mirror.path)
-            body["outbox"] = outbox.depth(db)
-            db.close()
         except Exception as e:
-            body["ok"] = False
-            body["error"] = f"mirror unreadable: {e}"
+            return False, {"ok": False, "error": f"mirror unreadable: {e}"}
+        try:
+            for crm in self.cfg.connectors:
+                recent = runs.last_runs(db, 50, crm=crm)
+                last = recent[0] if recent else None
+                success = next((r for r in recent if r["outcome"] in ("ok", "partial")), None)
+                at = success["finished_at"] if success else None
+                age = (now - at).total_seconds() if at else None
+                fresh = age is not None and age <= stale_after
+                body["crms"][crm] = {
+                    "last_success": at,
+                    "age_seconds": None if age is None else round(age),
+                    "last_outcome": last["outcome"] if last else None,
+                    "last_error": last["error"] if last else None,
+                }
+                body["ok"] = body["ok"] and fresh
+            body["outbox"] = outbox.depth(db)
+        finally:
+            db.close()
         return bool(body["ok"]), body
+
+    def _stale_after_seconds(self) -> float:
+        """Three incremental intervals (or a day for cron schedules) without success is unhealthy."""
+        trig = parse_trigger(self.cfg.schedule.incremental, "[schedule] incremental")
+        interval = getattr(trig, "interval", None)
+        return 3 * interval.total_seconds() if interval is not None else 86400.0
 
     # ------------------------------------------------------------ schedule
 

@@ -1,25 +1,29 @@
 """Drain the outbox into the CRM, record what landed, and check later that it stayed.
 
 How a run writes back (the exact call sequence; `write_back` below does steps
-3 to 7 in one call)::
+3 to 6 in one call)::
 
     from state.db import open_db
     from sync.plan import plan, enqueue, format_plan, render_plan
-    from sync.drain import BATCH_SIZE, drain, verify_landed
+    from sync.drain import BATCH_SIZE, drain, format_drifts, verify_landed
 
     db = open_db(cfg.mirror.path)
     # 1. pull the CRM into the mirror (sync/pull.py); tasks included, so the
     #    mirror knows crmsync's open tasks and the CRM's current owned values.
-    # 2. evaluate: results = {view.id: rules.evaluate_account(view, cfg.rules, as_of)
-    #                         for view in state.views.account_views(db, crm)}
-    # 3. reverts = verify_landed(db, crm)      # W9: values changed since we wrote them
+    # 2. evaluate: results = sync.evaluate.evaluate(db, crm, cfg.rules, as_of=as_of,
+    #              seen_at=started).results   # {account id: rules.AccountResult}
+    # 3. drifts = verify_landed(db, crm)       # W9: values changed since we wrote them
+    #    for line in format_drifts(drifts): echo(line)
     # 4. p = plan(db, crm, results, cfg.writeback, as_of=as_of)
     # 5. echo(format_plan(p))  (or rich: console.print(render_plan(p)))
     # 6. if not dry_run:
     #        enqueue(db, p)
     #        report = drain(db, connector, crm, batch_size=BATCH_SIZE[crm],
-    #                       max_attempts=cfg.writeback.max_attempts)
-    # 7. exit code: 3 if report.aborted (raise it), 1 if report.rejected, else 0.
+    #                       max_attempts=cfg.writeback.max_attempts,
+    #                       should_stop=should_stop)
+    #        echo(report.summary()); for line in report.errors: echo(line)
+    # 7. exit code: 3 if report.aborted (re-raise it: a CrmError), 1 if
+    #    report.rejected (rows refused, kept in the outbox), else 0.
 
 Dry run: steps 1 to 5 only; `drain(..., dry_run=True)` returns an empty report
 and makes no call at all.
@@ -201,7 +205,9 @@ def drain(
         for _ in range(retry_rounds):
             if stop() or not outbox.depth(db, crm)["failed"]:
                 break
-            _pass(db, connector, crm, report, batch_size, max_attempts, now, stop, retry_failed=True)
+            _pass(
+                db, connector, crm, report, batch_size, max_attempts, now, stop, retry_failed=True
+            )
     except STOPS as exc:
         report.aborted = exc
         log.warning(
@@ -289,8 +295,13 @@ def _apply(
                 retry = result.retryable and item.attempts < max_attempts
                 refused.append(
                     Rejection(
-                        item.id, item.kind.value, item.key, item.target_id, result.code,
-                        result.detail, "failed" if retry else "dead",
+                        item.id,
+                        item.kind.value,
+                        item.key,
+                        item.target_id,
+                        result.code,
+                        result.detail,
+                        "failed" if retry else "dead",
                     )  # fmt: skip
                 )
     report.rejections.extend(refused)
@@ -381,7 +392,11 @@ def _reflect(
 
 
 def _merge_owned(
-    db: sqlite_utils.Database, table: str, crm: str, record_id: str | None, payload: Mapping[str, Any]
+    db: sqlite_utils.Database,
+    table: str,
+    crm: str,
+    record_id: str | None,
+    payload: Mapping[str, Any],
 ) -> None:
     if not record_id:
         return

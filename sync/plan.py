@@ -112,9 +112,7 @@ class WritebackSettings:
         for name in ("due_days", "priority"):
             for tier in getattr(self, name):
                 if tier not in TIERS:
-                    raise ValueError(
-                        f"{name}.{tier}: unknown tier; use one of {', '.join(TIERS)}."
-                    )
+                    raise ValueError(f"{name}.{tier}: unknown tier; use one of {', '.join(TIERS)}.")
         for tier, days in self.due_days.items():
             if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 365:
                 raise ValueError(f"due_days.{tier} must be a whole number of days from 0 to 365.")
@@ -358,7 +356,9 @@ def plan(
                 people,
             )
     task_rows = store.tasks()
-    task_written = store.written(ObjectType.TASK.value, [t.id for ts in task_rows.values() for t in ts])
+    task_written = store.written(
+        ObjectType.TASK.value, [t.id for ts in task_rows.values() for t in ts]
+    )
     gone = store.deleted_accounts(
         {T.account_of_key(k) or "" for k in task_rows} - set(results_by_account)
     )
@@ -390,6 +390,7 @@ class _Planner:
         self.conflicts: list[Conflict] = []
         self.creates: list[tuple[int, str, PlannedWrite]] = []
         self.desired: dict[str, tuple[T.TaskContent, T.AccountFacts]] = {}
+        self.exempted: set[str] = set()  # keys of flags an account manager exempted
 
     # -------------------------------------------------------- fields
 
@@ -502,9 +503,15 @@ class _Planner:
             if guarded and not same(name, crm_value, written[name]):
                 conflicts.append(
                     Conflict(
-                        object=obj, record_id=record_id, field=name, crm_value=crm_value,
-                        last_written=written[name], intended=value,
-                        owner_id=owner_id or self._owner(facts), account_id=facts.id, label=label,
+                        object=obj,
+                        record_id=record_id,
+                        field=name,
+                        crm_value=crm_value,
+                        last_written=written[name],
+                        intended=value,
+                        owner_id=owner_id or self._owner(facts),
+                        account_id=facts.id,
+                        label=label,
                     )  # fmt: skip
                 )
                 continue
@@ -520,6 +527,7 @@ class _Planner:
         facts: T.AccountFacts,
         people: Mapping[str, T.Person],
     ) -> None:
+        self.exempted.update(f.key for f in result.flags or () if f.suppressed)
         flags = [f for f in result.flags or () if not f.suppressed]
         statuses = result.contact_status or {}
         departed = {
@@ -538,7 +546,9 @@ class _Planner:
                     continue
                 status, reason = statuses.get(cid, (None, ""))
                 same_kind = _value(status) == (
-                    HygieneStatus.BOUNCING.value if kind == T.BOUNCING else HygieneStatus.STALE.value
+                    HygieneStatus.BOUNCING.value
+                    if kind == T.BOUNCING
+                    else HygieneStatus.STALE.value
                 )
                 hygiene[cid] = (kind, (reason if same_kind and reason else flag.explanation))
         if hygiene:
@@ -665,9 +675,13 @@ class _Planner:
         self, task: TaskRow, account_id: str, *, gone: bool = False, duplicate: bool = False
     ) -> None:
         if duplicate:
-            note = f"Closed automatically on {T._day(self.as_of)}: a duplicate of another open task."
+            note = (
+                f"Closed automatically on {T._day(self.as_of)}: a duplicate of another open task."
+            )
         elif gone:
             note = T.completion_note_gone(self.as_of)
+        elif task.key in self.exempted:
+            note = T.completion_note_exempted(self.as_of)
         else:
             note = T.completion_note(_kind_of_key(task.key), self.as_of)
         body = f"{task.body.rstrip()}\n\n{note}" if task.body else note
@@ -675,8 +689,14 @@ class _Planner:
         key = f"complete_task:{task.key}" + (f":{task.id}" if duplicate else "")
         self.items.append(
             PlannedWrite(
-                WriteKind.COMPLETE_TASK, key, task.id, payload,
-                {"status": task.status}, task.owner_id, account_id, task.subject or task.key,
+                WriteKind.COMPLETE_TASK,
+                key,
+                task.id,
+                payload,
+                {"status": task.status},
+                task.owner_id,
+                account_id,
+                task.subject or task.key,
             )  # fmt: skip
         )
 
@@ -737,7 +757,9 @@ class _Planner:
             else:
                 held.append(item)
         if held:
-            log.info("new tasks held by the per-owner cap", extra={"crm": self.crm, "held": len(held)})
+            log.info(
+                "new tasks held by the per-owner cap", extra={"crm": self.crm, "held": len(held)}
+            )
         return Plan(
             crm=self.crm,
             as_of=self.as_of,
@@ -807,7 +829,9 @@ class MirrorReader:
         self.db = db
         self.crm = crm
 
-    def _in(self, sql: str, ids: Sequence[str], extra: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+    def _in(
+        self, sql: str, ids: Sequence[str], extra: Sequence[Any] = ()
+    ) -> Iterator[dict[str, Any]]:
         for chunk in _chunks(list(ids), CHUNK):
             marks = ",".join("?" * len(chunk))
             yield from self.db.query(sql.format(ids=marks), [self.crm, *extra, *chunk])
@@ -857,20 +881,33 @@ class MirrorReader:
         )
         for r in self.db.query(sql, [self.crm]):
             status = (r["status"] or "").strip().lower()
-            closed = bool(r["is_closed"]) if r["is_closed"] is not None else status in ("completed", "complete")
+            closed = (
+                bool(r["is_closed"])
+                if r["is_closed"] is not None
+                else status in ("completed", "complete")
+            )
             out[r["key"]].append(
                 TaskRow(
-                    id=r["id"], key=r["key"], account_id=r["account_id"],
-                    contact_id=r["contact_id"], owner_id=r["owner_id"], subject=r["subject"],
-                    body=r["body"], status=r["status"], priority=r["priority"],
-                    is_closed=closed, deleted=r["deleted_at"] is not None,
+                    id=r["id"],
+                    key=r["key"],
+                    account_id=r["account_id"],
+                    contact_id=r["contact_id"],
+                    owner_id=r["owner_id"],
+                    subject=r["subject"],
+                    body=r["body"],
+                    status=r["status"],
+                    priority=r["priority"],
+                    is_closed=closed,
+                    deleted=r["deleted_at"] is not None,
                 )  # fmt: skip
             )
         return out
 
     def people(self, ids: Sequence[str]) -> dict[str, T.Person]:
         """Contacts by id wherever they are now (a champion who moved to another account)."""
-        sql = "select id, first_name, last_name, title from contacts where crm = ? and id in ({ids})"
+        sql = (
+            "select id, first_name, last_name, title from contacts where crm = ? and id in ({ids})"
+        )
         return {
             r["id"]: T.Person(r["id"], _name(r["first_name"], r["last_name"], r["id"]), r["title"])
             for r in self._in(sql, ids)
@@ -1027,7 +1064,9 @@ def render_plan(plan: Plan) -> Any:
             table.add_row(
                 Text("conflict"),
                 Text(f"{cf.label} [{cf.record_id}]"),
-                Text(f"{cf.field}: CRM {_show(cf.crm_value)} / last written {_show(cf.last_written)}"),
+                Text(
+                    f"{cf.field}: CRM {_show(cf.crm_value)} / last written {_show(cf.last_written)}"
+                ),
             )
         parts.append(table)
     return Group(*parts)

@@ -241,9 +241,16 @@ def completion_note(kind: str | None, as_of: datetime) -> str:
     return f"Closed automatically on {when}: {why}."
 
 
+def completion_note_exempted(as_of: datetime) -> str:
+    """The line added when an account manager exempted the problem in the CRM."""
+    return f"Closed automatically on {_day(as_of)}: marked in the CRM as needing no action."
+
+
 def completion_note_gone(as_of: datetime) -> str:
     """The line added when the account (or contact) itself was deleted or merged away."""
-    return f"Closed automatically on {_day(as_of)}: the record this task was about no longer exists."
+    return (
+        f"Closed automatically on {_day(as_of)}: the record this task was about no longer exists."
+    )
 
 
 # ---------------------------------------------------------------- small helpers
@@ -285,7 +292,9 @@ def _account_name(value: Any) -> str | None:
 
 def _people_lines(people: Sequence[tuple[Person, str]]) -> list[str]:
     """One line per contact, at most LIST_MAX (a task body has a size limit: SF 32,000)."""
-    lines = [f"- {p.label}: {_cap(_without_name(why, p.name), 300)}" for p, why in people[:LIST_MAX]]
+    lines = [
+        f"- {p.label}: {_cap(_without_name(why, p.name), 300)}" for p, why in people[:LIST_MAX]
+    ]
     if len(people) > LIST_MAX:
         lines.append(
             f"- and {len(people) - LIST_MAX} more: see the contacts' hygiene status on the account."

@@ -353,11 +353,14 @@ class Puller:
             pending = again
         return {k: f.merge_edges(v) for k, v in found.items()}
 
-    def _more_edges(self, from_type: str, rid: str, to_type: str, after: str) -> list[Edge]:
-        """The rest of one record's associations after a paged inline list (X7)."""
+    def _all_edges(self, from_type: str, rid: str, to_type: str) -> list[Edge]:
+        """One record's whole association list via v4 (500 per call), for a paged inline list."""
         out: list[Edge] = []
-        cursor: str | None = after
-        while cursor:
+        cursor: str | None = None
+        while True:
+            kw: dict[str, Any] = {"limit": 500}
+            if cursor:
+                kw["after"] = cursor
             resp = self.api.call(
                 "assoc_list",
                 "crm.associations.v4.basic_api",
@@ -365,13 +368,13 @@ class Puller:
                 from_type,
                 rid,
                 to_type,
-                limit=500,
-                after=cursor,
+                **kw,
             )
             data = resp.body or {}
             out.extend(f.edge_from_v4(t, from_type, to_type) for t in data.get("results") or [])
             cursor = ((data.get("paging") or {}).get("next") or {}).get("after")
-        return out
+            if not cursor:
+                return out
 
     # ------------------------------------------------------------ objects
 
@@ -435,10 +438,15 @@ class Puller:
                 assoc = r.get("associations") or {}
                 for to in inline:
                     block = assoc.get(to) or {}
-                    es = [f.edge_from_v3(a, spec.hs_type, to) for a in block.get("results") or []]
-                    more = ((block.get("paging") or {}).get("next") or {}).get("after")
-                    if more:
-                        es.extend(self._more_edges(spec.hs_type, rid, to, str(more)))
+                    if (block.get("paging") or {}).get("next"):
+                        # The inline list is cut (X7). Its `after` token belongs to the v3
+                        # association list (one entry per type), not to v4 (one per record):
+                        # read this record's whole list through v4 instead.
+                        es = self._all_edges(spec.hs_type, rid, to)
+                    else:
+                        es = [
+                            f.edge_from_v3(a, spec.hs_type, to) for a in block.get("results") or []
+                        ]
                     edges[to][rid] = f.merge_edges(es)
             records = self._map(spec, run, page, edges)
             yield Page(spec.object, records, self._cursor(run, via="list", after=nxt))

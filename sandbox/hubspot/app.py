@@ -45,6 +45,7 @@ Fault kinds understood (spec format in sandbox/common.py):
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -62,6 +63,7 @@ from .properties import DEFAULT_FIELD, FIELD_TYPES, Prop, options_from
 from .search import MAX_RESULTS, Searcher
 from .store import SINGULAR, TYPE_ID_OF, Rec, Store, iso, object_type
 
+log = logging.getLogger(__name__)
 Reply = tuple[int, Any]  # (status, JSON body or None)
 
 _O = "/crm/v3/objects/<obj>"
@@ -190,7 +192,8 @@ class HubSpotApp:
         headers: dict[str, str] = {}
         try:
             if endpoint.startswith("oauth"):
-                return self._oauth(req, endpoint, args, fired, now)
+                with self.store.lock:
+                    return self._oauth(req, endpoint, args, fired, now)
             with self.store.lock:  # one request at a time: the store is plain dicts
                 token, oauth = self.auth.check(req.headers.get("Authorization"), now)
                 if any(r.kind == "expire_token" for r in fired):
@@ -214,6 +217,11 @@ class HubSpotApp:
                     headers.update(self.limits.headers(now, oauth))
             headers.update(e.headers)
             return _json(e.status, e.body(), headers)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:  # malformed input, mostly
+            log.warning("hubspot sandbox: %s %s rejected as invalid input: %r", req.method, endpoint, e)
+            log.debug("hubspot sandbox: invalid input traceback", exc_info=True)
+            err = HsError(400, "VALIDATION_ERROR", f"Invalid input JSON: {type(e).__name__}: {e}")
+            return _json(400, err.body(), headers)
 
     def _oauth(self, req: Request, endpoint: str, args: dict[str, Any], fired: list[FaultRule],
                now: float) -> Response:

@@ -57,6 +57,13 @@ ORG_ID = sf_id("00D", 1)
 _ID_COUNTER_START = 1_000_000_000
 
 
+_CASCADE: dict[str, tuple[tuple[str, str], ...]] = {
+    "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
+    "Contact": (("OpportunityContactRole", "ContactId"),),
+    "Opportunity": (("OpportunityContactRole", "OpportunityId"),),
+}
+
+
 class WriteError(Exception):
     """A record Salesforce would reject: code, message, fields (the SaveResult error)."""
 
@@ -422,9 +429,9 @@ class Store:
         row[t.c_id] = id_
         stamp = row[t.c_stamp] or row[t.c_modified] or row[t.c_created]
         row[t.c_stamp] = stamp
-        if row[t.c_modified] is None:
-            row[t.c_modified] = stamp
-        if row[t.c_created] is None:
+        if row[t.c_modified] is None or row[t.c_modified] == stamp:
+            row[t.c_modified] = stamp  # one string object for both (memory at 1M rows)
+        if row[t.c_created] is None or row[t.c_created] == stamp:
             row[t.c_created] = stamp
         for col, default in t.defaults:
             if row[col] is None:
@@ -679,6 +686,22 @@ class Store:
             row[t.c_deleted] = True
             self.touch(t, row)
             t.deleted_log.append((row[t.c_stamp], row[t.c_id]))
+            self._cascade(t.name, {row[t.c_id]})
+
+    def _cascade(self, obj: str, ids: set[str]) -> None:
+        """Salesforce deletes an account's contacts and opportunities, and their contact roles."""
+        for child_name, field in _CASCADE.get(obj, ()):
+            child = self.tables[child_name.lower()]
+            col = child.cols.get(field.lower())
+            if col is None:
+                continue
+            hit = [r for r in child.rows.values() if Table.get(r, col) in ids and not child.is_deleted(r)]
+            for r in hit:
+                r[child.c_deleted] = True  # type: ignore[index]
+                self.touch(child, r)
+                child.deleted_log.append((r[child.c_stamp], r[child.c_id]))
+            if hit:
+                self._cascade(child.name, {r[child.c_id] for r in hit})
 
     def purge(self, obj: str, id_: str) -> None:
         """Hard delete: gone from queryAll and getDeleted; earliestDateAvailable moves."""
@@ -842,12 +865,24 @@ def _empty_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+def _text(value: Any) -> Any:
+    """Short texts (names, titles) repeat across a big org: share one object each."""
+    if value == "":
+        return None
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 32 else value
+
+
+def _date(value: Any) -> str:
+    return sys.intern(canonical_date(value))
+
+
 _LOADERS: dict[str, Callable[[Any], Any]] = {
     "reference": _intern,
     "datetime": canonical_datetime,
-    "date": canonical_date,
+    "date": _date,
     "boolean": _to_bool,
     "picklist": _intern,
     "combobox": _intern,
-    **{t: _empty_none for t in ("string", "email", "textarea", "multipicklist", "url", "phone")},
+    "string": _text,
+    **{t: _empty_none for t in ("email", "textarea", "multipicklist", "url", "phone")},
 }

@@ -475,3 +475,22 @@ def test_quota_reads_the_daily_headers(small, clock):
     c.check()
     q = c.quota()
     assert q.limit == small.limits.daily and q.used == small.limits.daily_used
+
+
+def test_x7_list_path_follows_inline_association_paging(clock):
+    data = dataset(contacts=3, companies=150, deals=0)
+    data["hubspot"]["contacts"][0]["associations"] = {
+        "companies": [
+            {"id": str(i), "label": "primary" if i == 77 else None} for i in range(1, 151)
+        ]
+    }
+    hs = sandbox(clock, data)
+    try:
+        c = connect(hs, clock, full_pull="list")
+        records, _, _ = pull_all(c, C, full=True)
+        first = records[data["hubspot"]["contacts"][0]["id"]]
+        assert len(first.raw["associations"]["companies"]) == 150
+        assert first.values["account_id"] == "77"
+        assert hs.requests.count("assoc_list") >= 1
+    finally:
+        hs.stop()

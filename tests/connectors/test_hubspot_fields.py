@@ -309,3 +309,21 @@ def test_malformed_record_is_logged_by_id_and_counted(caplog):
         )
     assert [r.id for r in out] == ["5"] and p.malformed == 2
     assert "x@y.test" not in caplog.text and "6" in caplog.text
+
+
+def test_settings_from_a_sync_toml_table(tmp_path):
+    from sync.config import ConfigError, build
+
+    (tmp_path / "hubspot-token.txt").write_text("pat-sandbox-0000\n")
+    s = build(Settings, {"host": "http://127.0.0.1:9", "token_file": "hubspot-token.txt",
+                         "extra_properties": {"contacts": ["hs_lead_status"]}},
+              "hubspot", base=tmp_path, environ={})  # fmt: skip
+    assert s.token.reveal() == "pat-sandbox-0000" and "pat-" not in repr(s)
+    assert s.extra_properties == {"contacts": ("hs_lead_status",)}
+    (tmp_path / "rt.txt").write_text("rt\n")
+    s = build(Settings, {"auth": "oauth", "client_id": "id", "client_secret_env": "CS",
+                         "refresh_token_file": "rt.txt"},
+              "hubspot", base=tmp_path, environ={"CS": "secret"})  # fmt: skip
+    assert s.refresh_token_file == tmp_path / "rt.txt" and s.refresh_token.reveal() == "rt"
+    with pytest.raises(ConfigError, match="client_id"):
+        build(Settings, {"auth": "oauth"}, "hubspot", base=tmp_path, environ={})

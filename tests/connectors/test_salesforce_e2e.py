@@ -398,11 +398,6 @@ def test_p9_bulk_job_that_never_completes_is_aborted_within_the_bound(sb):
     assert sb.requests.count(route="bulk2_query_delete") == 1
 
 
-@pytest.mark.xfail(
-    reason="sandbox query_timeout looks only at the window's lower bound, so no split can pass "
-    "(reported to the emulator's author)",
-    strict=False,
-)
 def test_p8_query_timeout_splits_the_window(sb):
     conn = make(sb)
     _, cursor = collect(conn, ObjectType.CONTACT)

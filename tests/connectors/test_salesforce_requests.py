@@ -1195,21 +1195,43 @@ def test_d2_check_deleted_asks_get_deleted_and_flags_a_gap():
 def test_composite_pages_chain_query_more_through_one_call():
     add_describe("Contact", CONTACT_FIELDS)
     responses.add(
-        responses.GET, f"{BASE}query/",
-        json={"totalSize": 5, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-1",
-              "records": [contact(1)]},
+        responses.GET,
+        f"{BASE}query/",
+        json={
+            "totalSize": 5,
+            "done": False,
+            "nextRecordsUrl": "/services/data/v59.0/query/01gA-1",
+            "records": [contact(1)],
+        },
     )
     halted = [{"errorCode": "PROCESSING_HALTED", "message": "Invalid reference specified."}]
     responses.add(
-        responses.POST, f"{BASE}composite",
-        json={"compositeResponse": [
-            {"httpStatusCode": 200, "referenceId": "p0", "body": {
-                "totalSize": 5, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-2",
-                "records": [contact(2)]}},
-            {"httpStatusCode": 200, "referenceId": "p1", "body": {
-                "totalSize": 5, "done": True, "records": [contact(3), contact(4), contact(5)]}},
-            {"httpStatusCode": 400, "referenceId": "p2", "body": halted},
-        ]},
+        responses.POST,
+        f"{BASE}composite",
+        json={
+            "compositeResponse": [
+                {
+                    "httpStatusCode": 200,
+                    "referenceId": "p0",
+                    "body": {
+                        "totalSize": 5,
+                        "done": False,
+                        "nextRecordsUrl": "/services/data/v59.0/query/01gA-2",
+                        "records": [contact(2)],
+                    },
+                },
+                {
+                    "httpStatusCode": 200,
+                    "referenceId": "p1",
+                    "body": {
+                        "totalSize": 5,
+                        "done": True,
+                        "records": [contact(3), contact(4), contact(5)],
+                    },
+                },
+                {"httpStatusCode": 400, "referenceId": "p2", "body": halted},
+            ]
+        },
     )
     conn = connector(composite_pages=5)
     pages = _pull_contacts(conn)
@@ -1227,13 +1249,40 @@ def test_composite_pages_chain_query_more_through_one_call():
 def test_composite_subrequest_5xx_is_retried_as_a_whole():
     add_describe("Contact", CONTACT_FIELDS)
     responses.add(
-        responses.GET, f"{BASE}query/",
-        json={"totalSize": 4000, "done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-1",
-              "records": [contact(1)] * 2000},
+        responses.GET,
+        f"{BASE}query/",
+        json={
+            "totalSize": 4000,
+            "done": False,
+            "nextRecordsUrl": "/services/data/v59.0/query/01gA-1",
+            "records": [contact(1)] * 2000,
+        },
     )
-    responses.add(responses.POST, f"{BASE}composite", json={"compositeResponse": [
-        {"httpStatusCode": 503, "referenceId": "p0", "body": [{"errorCode": "SERVER_UNAVAILABLE", "message": "x"}]}]})
-    responses.add(responses.POST, f"{BASE}composite", json={"compositeResponse": [
-        {"httpStatusCode": 200, "referenceId": "p0", "body": {"totalSize": 4000, "done": True, "records": [contact(2)]}}]})
+    responses.add(
+        responses.POST,
+        f"{BASE}composite",
+        json={
+            "compositeResponse": [
+                {
+                    "httpStatusCode": 503,
+                    "referenceId": "p0",
+                    "body": [{"errorCode": "SERVER_UNAVAILABLE", "message": "x"}],
+                }
+            ]
+        },
+    )
+    responses.add(
+        responses.POST,
+        f"{BASE}composite",
+        json={
+            "compositeResponse": [
+                {
+                    "httpStatusCode": 200,
+                    "referenceId": "p0",
+                    "body": {"totalSize": 4000, "done": True, "records": [contact(2)]},
+                }
+            ]
+        },
+    )
     pages = _pull_contacts(connector(composite_pages=5))
     assert [len(p.records) for p in pages] == [2000, 1, 0] and len(SLEEPS) == 1

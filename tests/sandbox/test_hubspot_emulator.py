@@ -270,6 +270,12 @@ def test_search_operators_sorts_and_total(hs, hs_client):
     assert _ids(groups) == ["2001", "2002"]
 
 
+def test_search_free_text_query_and_archived_not_matching(hs, hs_client):
+    assert _ids(_search(hs_client, query="first2002")) == ["2002"]
+    hs.archive("contacts", "2002")
+    assert _search(hs_client, query="first2002").total == 0
+
+
 def test_search_pages_by_numeric_offset(hs, hs_client):
     after, seen = None, []
     while True:
@@ -616,6 +622,13 @@ def test_rate_limit_headers_on_non_search_responses_only(hs):
     assert r.headers["X-HubSpot-RateLimit-Max"] == "100"
     s = requests.post(f"{hs.url}/crm/v3/objects/contacts/search", headers=h, json={})
     assert s.status_code == 200 and "X-HubSpot-RateLimit-Max" not in s.headers
+
+
+def test_oauth_calls_omit_the_daily_rate_limit_headers(hs):
+    client, _ = _oauth_client(hs)
+    page = client.crm.contacts.basic_api.get_page_with_http_info(limit=1)
+    headers = page[2]
+    assert "X-HubSpot-RateLimit-Max" in headers and "X-HubSpot-RateLimit-Daily" not in headers
 
 
 def test_r7_status_fault_503_raises_service_exception(hs, hs_client):

@@ -49,7 +49,6 @@ def _contact_ids(sf_client, where: str = "", deleted: bool = False) -> list[str]
 
 
 def test_password_login_and_session_id_login(sf, sf_session):
-    assert "REQUESTS_CA_BUNDLE" in __import__("os").environ or True  # works either way
     client = Salesforce(username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN, session=sf_session)
     assert client.sf_instance == urlsplit(sf.url).netloc
     assert client.query("SELECT COUNT() FROM Account")["totalSize"] == 3
@@ -171,6 +170,10 @@ def test_d1_query_all_shows_deleted_rows(sf, sf_client):
     assert rows["records"][0]["IsDeleted"] is True
     with pytest.raises(SalesforceResourceNotFound):
         sf_client.Contact.get(gone)
+    champion = sf_id("003", 3)  # deleting a contact deletes its opportunity contact roles
+    sf.delete("Contact", champion)
+    roles = sf_client.query_all("SELECT ContactId, IsDeleted FROM OpportunityContactRole", include_deleted=True)
+    assert {r["ContactId"]: r["IsDeleted"] for r in roles["records"]}[champion] is True
 
 
 # ------------------------------------------------------------------ bulk 2.0

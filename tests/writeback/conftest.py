@@ -42,8 +42,9 @@ def settings() -> WritebackSettings:
 class Runner:
     """One run as sync/run.py does it: pull, verify, plan, enqueue, drain."""
 
-    def __init__(self, db: Any, fake: FakeCrm, connector: FakeConnector,
-                 settings: WritebackSettings) -> None:
+    def __init__(
+        self, db: Any, fake: FakeCrm, connector: FakeConnector, settings: WritebackSettings
+    ) -> None:
         self.db, self.fake, self.connector, self.settings = db, fake, connector, settings
         self.drifts: list[Any] = []
 
@@ -56,12 +57,17 @@ class Runner:
     def run(self, results: dict[str, Any], **kw: Any) -> tuple[Plan, Any]:
         p = self.plan(results)
         enqueue(self.db, p)
-        report = drain(self.db, self.connector, CRM, batch_size=200,
-                       max_attempts=self.settings.max_attempts, **kw)
+        report = drain(
+            self.db,
+            self.connector,
+            CRM,
+            batch_size=200,
+            max_attempts=self.settings.max_attempts,
+            **kw,
+        )
         return p, report
 
 
 @pytest.fixture
-def runner(db: Any, fake: FakeCrm, connector: FakeConnector,
-           settings: WritebackSettings) -> Runner:
+def runner(db: Any, fake: FakeCrm, connector: FakeConnector, settings: WritebackSettings) -> Runner:
     return Runner(db, fake, connector, settings)

@@ -61,16 +61,29 @@ class FakeCrm:
     def stamp(self) -> datetime:
         return datetime(2026, 11, 23, 10, 0, tzinfo=UTC).replace(microsecond=next(self.clock))
 
-    def add_account(self, aid: str, name: str, owner: str | None = "005A", tier: str = "Growth",
-                    **values: Any) -> None:
-        self.accounts[aid] = {"values": {"name": name, "owner_id": owner, "tier": tier, **values},
-                              "owned": {}, "modified_at": self.stamp()}
+    def add_account(
+        self, aid: str, name: str, owner: str | None = "005A", tier: str = "Growth", **values: Any
+    ) -> None:
+        self.accounts[aid] = {
+            "values": {"name": name, "owner_id": owner, "tier": tier, **values},
+            "owned": {},
+            "modified_at": self.stamp(),
+        }
 
-    def add_contact(self, cid: str, aid: str, first: str, last: str, title: str | None = None,
-                    **values: Any) -> None:
-        self.contacts[cid] = {"values": {"account_id": aid, "first_name": first,
-                                         "last_name": last, "title": title, **values},
-                              "owned": {}, "modified_at": self.stamp()}
+    def add_contact(
+        self, cid: str, aid: str, first: str, last: str, title: str | None = None, **values: Any
+    ) -> None:
+        self.contacts[cid] = {
+            "values": {
+                "account_id": aid,
+                "first_name": first,
+                "last_name": last,
+                "title": title,
+                **values,
+            },
+            "owned": {},
+            "modified_at": self.stamp(),
+        }
 
     def edit(self, obj: str, rid: str, **owned: Any) -> None:
         """A person (or a workflow) edits owned fields in the CRM."""
@@ -79,8 +92,11 @@ class FakeCrm:
         table[rid]["modified_at"] = self.stamp()
 
     def open_tasks(self, key: str | None = None) -> list[dict[str, Any]]:
-        return [t for t in self.tasks.values()
-                if t["status"] != "completed" and (key is None or t["key"] == key)]
+        return [
+            t
+            for t in self.tasks.values()
+            if t["status"] != "completed" and (key is None or t["key"] == key)
+        ]
 
 
 class FakeConnector:
@@ -115,11 +131,18 @@ class FakeConnector:
         if reject is not None and (reject.times is None or reject.times > 0):
             if reject.times is not None:
                 reject.times -= 1
-            return WriteResult(item.id, ok=False, code=reject.code, detail=reject.detail,
-                               retryable=reject.retryable)
+            return WriteResult(
+                item.id,
+                ok=False,
+                code=reject.code,
+                detail=reject.detail,
+                retryable=reject.retryable,
+            )
         payload = {k: v for k, v in item.payload.items() if k != "key"}
         if item.kind in (WriteKind.UPDATE_ACCOUNT, WriteKind.UPDATE_CONTACT):
-            table = self.fake.accounts if item.kind is WriteKind.UPDATE_ACCOUNT else self.fake.contacts
+            table = (
+                self.fake.accounts if item.kind is WriteKind.UPDATE_ACCOUNT else self.fake.contacts
+            )
             record = table[item.target_id or ""]
             record["owned"].update(payload)
             record["modified_at"] = self.fake.stamp()
@@ -130,8 +153,12 @@ class FakeConnector:
         existing = next((tid for tid, t in self.fake.tasks.items() if t["key"] == key), None)
         if item.kind is WriteKind.CREATE_TASK and existing is None:
             tid = f"00T{next(self._ids):015d}"
-            self.fake.tasks[tid] = {"key": key, "status": "open", **payload,
-                                    "modified_at": self.fake.stamp()}
+            self.fake.tasks[tid] = {
+                "key": key,
+                "status": "open",
+                **payload,
+                "modified_at": self.fake.stamp(),
+            }
             return WriteResult(item.id, ok=True, crm_id=tid)
         tid = existing or item.target_id
         task = self.fake.tasks[tid or ""]
@@ -155,36 +182,62 @@ class FakeConnector:
 def pull(db: Any, fake: FakeCrm) -> None:
     """Mirror the fake CRM (a full pull, as sync/pull.py would apply it)."""
     seen = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
-    owners = [CrmRecord(ObjectType.OWNER, oid, None, values={"name": name, "active": oid not in fake.inactive})
-              for oid, name in fake.owners.items()]
+    owners = [
+        CrmRecord(
+            ObjectType.OWNER, oid, None, values={"name": name, "active": oid not in fake.inactive}
+        )
+        for oid, name in fake.owners.items()
+    ]
     accounts = [
-        CrmRecord(ObjectType.ACCOUNT, aid, a["modified_at"], values=dict(a["values"]),
-                  owned=dict(a["owned"]))
+        CrmRecord(
+            ObjectType.ACCOUNT,
+            aid,
+            a["modified_at"],
+            values=dict(a["values"]),
+            owned=dict(a["owned"]),
+        )
         for aid, a in fake.accounts.items()
     ]
     contacts = [
-        CrmRecord(ObjectType.CONTACT, cid, c["modified_at"], values=dict(c["values"]),
-                  owned=dict(c["owned"]))
+        CrmRecord(
+            ObjectType.CONTACT,
+            cid,
+            c["modified_at"],
+            values=dict(c["values"]),
+            owned=dict(c["owned"]),
+        )
         for cid, c in fake.contacts.items()
     ]
     tasks = [
-        CrmRecord(ObjectType.TASK, tid, t["modified_at"],
-                  values={"key": t["key"], "account_id": t.get("account_id"),
-                          "contact_id": t.get("contact_id"), "owner_id": t.get("owner_id"),
-                          "subject": t.get("subject"), "body": t.get("body"),
-                          "status": "Completed" if t["status"] == "completed" else "Not Started",
-                          "priority": str(t.get("priority") or "").capitalize() or None,
-                          "due_date": t.get("due_date"),
-                          "is_closed": t["status"] == "completed"},
-                  owned={"key": t["key"]})
+        CrmRecord(
+            ObjectType.TASK,
+            tid,
+            t["modified_at"],
+            values={
+                "key": t["key"],
+                "account_id": t.get("account_id"),
+                "contact_id": t.get("contact_id"),
+                "owner_id": t.get("owner_id"),
+                "subject": t.get("subject"),
+                "body": t.get("body"),
+                "status": "Completed" if t["status"] == "completed" else "Not Started",
+                "priority": str(t.get("priority") or "").capitalize() or None,
+                "due_date": t.get("due_date"),
+                "is_closed": t["status"] == "completed",
+            },
+            owned={"key": t["key"]},
+        )
         for tid, t in fake.tasks.items()
     ]
     with transaction(db):
-        for obj, records in ((ObjectType.OWNER, owners), (ObjectType.ACCOUNT, accounts),
-                             (ObjectType.CONTACT, contacts),
-                             (ObjectType.OPPORTUNITY, fake.opportunities),
-                             (ObjectType.CONTACT_ROLE, fake.contact_roles),
-                             (ObjectType.TASK, tasks)):
+        for obj, records in (
+            (ObjectType.OWNER, owners),
+            (ObjectType.ACCOUNT, accounts),
+            (ObjectType.CONTACT, contacts),
+            (ObjectType.OPPORTUNITY, fake.opportunities),
+            (ObjectType.CONTACT_ROLE, fake.contact_roles),
+            (ObjectType.TASK, tasks),
+        ):
             if records:
                 mirror.apply_page(db, CRM, Page(obj, records, None), generation=0, seen_at=seen)
 
@@ -202,24 +255,50 @@ class Result:
     tier: Tier = Tier.GROWTH
 
 
-def coverage(aid: str, *, stakeholders: int = 4, engaged: int = 2, score: int = 55,
-             status: CoverageStatus = CoverageStatus.AMBER,
-             roles: tuple[str, ...] = ("Champion",)) -> Coverage:
-    return Coverage(crm=CRM, account_id=aid, stakeholders=stakeholders, engaged=engaged,
-                    roles_covered=roles, score=score, status=status,
-                    summary=f"{stakeholders} active contacts, {engaged} engaged.")
+def coverage(
+    aid: str,
+    *,
+    stakeholders: int = 4,
+    engaged: int = 2,
+    score: int = 55,
+    status: CoverageStatus = CoverageStatus.AMBER,
+    roles: tuple[str, ...] = ("Champion",),
+) -> Coverage:
+    return Coverage(
+        crm=CRM,
+        account_id=aid,
+        stakeholders=stakeholders,
+        engaged=engaged,
+        roles_covered=roles,
+        score=score,
+        status=status,
+        summary=f"{stakeholders} active contacts, {engaged} engaged.",
+    )
 
 
-def flag(rule: str, aid: str, subject: str, text: str = "Something needs a look.",
-         severity: Severity = Severity.MEDIUM, **evidence: Any) -> Flag:
+def flag(
+    rule: str,
+    aid: str,
+    subject: str,
+    text: str = "Something needs a look.",
+    severity: Severity = Severity.MEDIUM,
+    **evidence: Any,
+) -> Flag:
     contact = None if subject == aid else subject
-    return Flag(rule=rule, crm=CRM, account_id=aid, subject_id=subject, contact_id=contact,
-                severity=severity, explanation=text, evidence=evidence)
+    return Flag(
+        rule=rule,
+        crm=CRM,
+        account_id=aid,
+        subject_id=subject,
+        contact_id=contact,
+        severity=severity,
+        explanation=text,
+        evidence=evidence,
+    )
 
 
 def stale(aid: str, cid: str) -> Flag:
-    return flag("stale_contact", aid, cid, "No logged activity since 3 March 2026.",
-                Severity.LOW)
+    return flag("stale_contact", aid, cid, "No logged activity since 3 March 2026.", Severity.LOW)
 
 
 def bouncing(aid: str, cid: str) -> Flag:
@@ -227,10 +306,21 @@ def bouncing(aid: str, cid: str) -> Flag:
 
 
 def single_threaded(aid: str) -> Flag:
-    return flag("single_threaded_account", aid, aid,
-                "Only one engaged contact; no Economic Buyer.", Severity.HIGH)
+    return flag(
+        "single_threaded_account",
+        aid,
+        aid,
+        "Only one engaged contact; no Economic Buyer.",
+        Severity.HIGH,
+    )
 
 
 def departed(aid: str, cid: str, moved_to: str | None = None) -> Flag:
-    return flag("departed_champion", aid, cid, "The champion shows signs of having left.",
-                Severity.HIGH, other_account_name=moved_to)
+    return flag(
+        "departed_champion",
+        aid,
+        cid,
+        "The champion shows signs of having left.",
+        Severity.HIGH,
+        other_account_name=moved_to,
+    )

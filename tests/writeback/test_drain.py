@@ -24,7 +24,9 @@ def _many_contacts(fake: Any, n: int) -> list[str]:
     return ids
 
 
-def test_w1_partial_rejection_good_rows_land_bad_rows_stay_with_crm_error(runner, fake, connector, db):
+def test_w1_partial_rejection_good_rows_land_bad_rows_stay_with_crm_error(
+    runner, fake, connector, db
+):
     ids = _many_contacts(fake, 200)
     connector.rejects["003M007"] = Reject(
         "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Reason must be under 100 characters"
@@ -45,9 +47,18 @@ def test_w1_partial_rejection_good_rows_land_bad_rows_stay_with_crm_error(runner
     assert [len(b) for b in connector.batches] == [200, 1]
     assert connector.batches[1][0].target_id == "003M042"
     assert report.calls == 2
-    assert outbox.depth(db, CRM) == {"pending": 0, "inflight": 0, "done": 199, "failed": 0, "dead": 1}
+    assert outbox.depth(db, CRM) == {
+        "pending": 0,
+        "inflight": 0,
+        "done": 199,
+        "failed": 0,
+        "dead": 1,
+    }
     [dead] = outbox.list_items(db, "dead")
-    assert (dead["target_id"], dead["last_error_code"]) == ("003M007", "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    assert (dead["target_id"], dead["last_error_code"]) == (
+        "003M007",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+    )
     assert fake.contacts["003M042"]["owned"]["status"] == "stale"
     assert fake.contacts["003M007"]["owned"] == {}
 
@@ -71,7 +82,9 @@ def test_retryable_rejection_goes_dead_after_max_attempts(runner, fake, connecto
     assert outbox.depth(db, CRM)["dead"] == 1
 
 
-def test_w4_w5_crash_after_crm_success_before_outbox_commit_creates_no_duplicate(runner, fake, connector, db):
+def test_w4_w5_crash_after_crm_success_before_outbox_commit_creates_no_duplicate(
+    runner, fake, connector, db
+):
     results = {"001A": Result(flags=(single_threaded("001A"),))}
     p = runner.plan(results)
     enqueue(db, p)
@@ -185,7 +198,9 @@ def test_stop_request_finishes_the_batch_and_leaves_the_rest_pending(runner, fak
     ids = _many_contacts(fake, 5)
     enqueue(db, runner.plan(_contacts_results(ids)))
     asked = iter([False])
-    report = drain(db, connector, CRM, batch_size=2, max_attempts=5, should_stop=lambda: next(asked, True))
+    report = drain(
+        db, connector, CRM, batch_size=2, max_attempts=5, should_stop=lambda: next(asked, True)
+    )
     assert report.written == 2 and len(connector.batches) == 1
     assert outbox.depth(db, CRM)["pending"] == 3
 
@@ -194,11 +209,17 @@ def test_batches_hold_one_kind_so_each_costs_one_call(runner, fake, connector, d
     for n in range(3):
         fake.add_account(f"001K{n}", f"Kay {n}")
         fake.add_contact(f"003K{n}", f"001K{n}", "Kim", f"K{n}")
-    results = {f"001K{n}": Result(coverage=coverage(f"001K{n}"), contact_status={
-        f"003K{n}": (HygieneStatus.STALE, "Quiet.")}) for n in range(3)}
+    results = {
+        f"001K{n}": Result(
+            coverage=coverage(f"001K{n}"),
+            contact_status={f"003K{n}": (HygieneStatus.STALE, "Quiet.")},
+        )
+        for n in range(3)
+    }
     enqueue(db, runner.plan(results))
     report = drain(db, connector, CRM, batch_size=3, max_attempts=5)
     assert [{i.kind.value for i in b} for b in connector.batches] == [
-        {"update_account"}, {"update_contact"}
+        {"update_account"},
+        {"update_contact"},
     ]
     assert report.calls == 2

@@ -87,8 +87,13 @@ def test_w10_unchanged_data_plans_nothing(runner, connector):
 
 def test_w10_plan_before_the_next_pull_also_plans_nothing(runner):
     """The drain reflects landed writes in the mirror, so a plan without a pull is quiet too."""
-    results = {"001A": Result(coverage=coverage("001A"), flags=(stale("001A", "003A1"),),
-                              contact_status={"003A1": (HygieneStatus.STALE, "Quiet.")})}
+    results = {
+        "001A": Result(
+            coverage=coverage("001A"),
+            flags=(stale("001A", "003A1"),),
+            contact_status={"003A1": (HygieneStatus.STALE, "Quiet.")},
+        )
+    }
     runner.run(results)
     again = runner.plan(results, pull_first=False)
     assert again.empty, format_plan(again)
@@ -105,7 +110,10 @@ def test_w8_human_edit_is_not_overwritten_and_reported(runner, fake):
     assert item.payload["engaged"] == 3  # the fields nobody touched still update
     [conflict] = p.conflicts
     assert (conflict.field, conflict.crm_value, conflict.last_written, conflict.intended) == (
-        "coverage_score", 90, 55, 60,
+        "coverage_score",
+        90,
+        55,
+        60,
     )
     assert fake.accounts["001A"]["owned"]["coverage_score"] == 90
     assert "conflict" in format_plan(p) and "90" in format_plan(p)
@@ -122,12 +130,22 @@ def test_w8_guard_can_be_turned_off(runner, fake):
 
 
 def test_w8_contact_status_and_reason_are_held_together(runner, fake):
-    results = {"001A": Result(flags=(stale("001A", "003A1"),),
-                              contact_status={"003A1": (HygieneStatus.STALE, "Quiet.")})}
+    results = {
+        "001A": Result(
+            flags=(stale("001A", "003A1"),),
+            contact_status={"003A1": (HygieneStatus.STALE, "Quiet.")},
+        )
+    }
     runner.run(results)
     fake.edit("contacts", "003A1", status="ok")  # a person says: this one is fine
-    p = runner.plan({"001A": Result(flags=(bouncing("001A", "003A1"),), contact_status={
-        "003A1": (HygieneStatus.BOUNCING, "Bounced.")})})
+    p = runner.plan(
+        {
+            "001A": Result(
+                flags=(bouncing("001A", "003A1"),),
+                contact_status={"003A1": (HygieneStatus.BOUNCING, "Bounced.")},
+            )
+        }
+    )
     assert not [i for i in p.items if i.kind is WriteKind.UPDATE_CONTACT]
     assert [c.field for c in p.conflicts] == ["status"]
 
@@ -151,8 +169,12 @@ def test_departed_champion_task_names_the_account_they_moved_to(db, fake, settin
 def test_stale_and_bouncing_contacts_share_one_task_per_account(db, fake, settings):
     pull(db, fake)
     result = Result(
-        flags=(stale("001A", "003A1"), stale("001A", "003A3"), bouncing("001A", "003A3"),
-               bouncing("001A", "003A2")),
+        flags=(
+            stale("001A", "003A1"),
+            stale("001A", "003A3"),
+            bouncing("001A", "003A3"),
+            bouncing("001A", "003A2"),
+        ),
         contact_status={"003A3": (HygieneStatus.BOUNCING, "Email to grace bounced.")},
     )
     p = plan(db, CRM, {"001A": result}, settings, as_of=AS_OF)
@@ -172,8 +194,13 @@ def test_tier_sets_due_date_and_priority(db, fake):
     pull(db, fake)
     from state.model import Tier
 
-    p = plan(db, CRM, {"001A": Result(flags=(single_threaded("001A"),), tier=Tier.STRATEGIC)},
-             settings, as_of=AS_OF)
+    p = plan(
+        db,
+        CRM,
+        {"001A": Result(flags=(single_threaded("001A"),), tier=Tier.STRATEGIC)},
+        settings,
+        as_of=AS_OF,
+    )
     task = _item(p, WriteKind.CREATE_TASK)
     assert (task.payload["due_date"], task.payload["priority"]) == ("2026-11-25", "high")
 
@@ -203,8 +230,10 @@ def test_new_tasks_are_capped_per_owner_and_the_rest_held(db, fake):
     fake.add_account("001Y", "Why", owner="005B")
     pull(db, fake)
     settings = WritebackSettings(max_new_tasks_per_owner=2)
-    results = {aid: Result(flags=(single_threaded(aid),), coverage=coverage(aid))
-               for aid in ("001X0", "001X1", "001X2", "001X3", "001Y")}
+    results = {
+        aid: Result(flags=(single_threaded(aid),), coverage=coverage(aid))
+        for aid in ("001X0", "001X1", "001X2", "001X3", "001Y")
+    }
     results["001X3"] = Result(flags=(departed("001X3", "003Q"),))  # most important first
     p = plan(db, CRM, results, settings, as_of=AS_OF)
     # the cap holds only new tasks: every account's fields are still written
@@ -252,6 +281,16 @@ def test_resolved_flag_completes_its_task_with_a_line_why(runner, fake):
     assert third.empty  # a completed task is not touched again
 
 
+def test_exempted_problem_completes_its_task_saying_so(runner, fake):
+    import dataclasses
+
+    runner.run({"001A": Result(flags=(single_threaded("001A"),))})
+    exempted = dataclasses.replace(single_threaded("001A"), suppressed=True)
+    p, _ = runner.run({"001A": Result(flags=(exempted,))})
+    assert _kinds(p) == ["complete_task"]
+    assert "marked in the CRM as needing no action" in next(iter(fake.tasks.values()))["body"]
+
+
 def test_problem_back_after_crmsync_completed_the_task_reopens_it(runner, fake):
     runner.run({"001A": Result(flags=(single_threaded("001A"),))})
     runner.run({"001A": Result()})
@@ -271,7 +310,9 @@ def test_task_closed_by_a_person_stays_closed(runner, fake):
 
 def test_tasks_of_a_deleted_account_are_completed(runner, fake, db):
     runner.run({"001A": Result(flags=(single_threaded("001A"),))})
-    db.conn.execute("UPDATE accounts SET deleted_at = '2026-11-23T12:00:00.000000Z' WHERE id = '001A'")
+    db.conn.execute(
+        "UPDATE accounts SET deleted_at = '2026-11-23T12:00:00.000000Z' WHERE id = '001A'"
+    )
     db.conn.commit()
     p = runner.plan({}, pull_first=False)
     assert _kinds(p) == ["complete_task"]
@@ -287,8 +328,13 @@ def test_accounts_not_evaluated_are_untouched(runner, fake):
 
 def test_enqueue_is_idempotent_per_key(db, fake, settings):
     pull(db, fake)
-    p = plan(db, CRM, {"001A": Result(coverage=coverage("001A"), flags=(single_threaded("001A"),))},
-             settings, as_of=AS_OF)
+    p = plan(
+        db,
+        CRM,
+        {"001A": Result(coverage=coverage("001A"), flags=(single_threaded("001A"),))},
+        settings,
+        as_of=AS_OF,
+    )
     assert enqueue(db, p) == 2
     assert enqueue(db, p) == 0
     assert outbox.depth(db, CRM)["pending"] == 2
@@ -297,8 +343,18 @@ def test_enqueue_is_idempotent_per_key(db, fake, settings):
 def test_render_plan_shows_old_and_new_values_per_owner(db, fake, settings):
     fake.edit("accounts", "001A", coverage_status="green")
     pull(db, fake)
-    p = plan(db, CRM, {"001A": Result(coverage=coverage("001A", status=CoverageStatus.RED),
-                                      flags=(single_threaded("001A"),))}, settings, as_of=AS_OF)
+    p = plan(
+        db,
+        CRM,
+        {
+            "001A": Result(
+                coverage=coverage("001A", status=CoverageStatus.RED),
+                flags=(single_threaded("001A"),),
+            )
+        },
+        settings,
+        as_of=AS_OF,
+    )
     text = format_plan(p)
     assert "owner Ana Owner (005A):" in text
     assert "coverage_status: green -> red" in text
@@ -336,13 +392,25 @@ def test_settings_validation_names_the_key():
 def test_writeback_table_of_sync_toml_is_read_and_checked(tmp_path):
     from sync.config import ConfigError, build
 
-    table = {"due_days": {"strategic": 2}, "default_owner": {"hubspot": "77"},
-             "max_new_tasks_per_owner": 10}
+    table = {
+        "due_days": {"strategic": 2},
+        "default_owner": {"hubspot": "77"},
+        "max_new_tasks_per_owner": 10,
+    }
     wb = build(WritebackSettings, table, "writeback", base=tmp_path, environ={})
     assert wb.due_days == {"strategic": 2, "growth": 7, "maintenance": 14, "none": 10}
-    assert (wb.default_owner, wb.max_new_tasks_per_owner, wb.max_attempts) == ({"hubspot": "77"}, 10, 5)
+    assert (wb.default_owner, wb.max_new_tasks_per_owner, wb.max_attempts) == (
+        {"hubspot": "77"},
+        10,
+        5,
+    )
     with pytest.raises(ConfigError, match="did you mean `due_days`"):
         build(WritebackSettings, {"due_day": {}}, "writeback", base=tmp_path, environ={})
     with pytest.raises(ConfigError, match=r"\[writeback\] priority.growth"):
-        build(WritebackSettings, {"priority": {"growth": "urgent"}}, "writeback", base=tmp_path,
-              environ={})
+        build(
+            WritebackSettings,
+            {"priority": {"growth": "urgent"}},
+            "writeback",
+            base=tmp_path,
+            environ={},
+        )

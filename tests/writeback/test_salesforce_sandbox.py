@@ -71,7 +71,9 @@ class Org:
         return p, drain(self.db, self.conn, CRM, batch_size=200, max_attempts=5)
 
     def tasks(self) -> list[dict[str, Any]]:
-        return [t for t in self.sb.records("Task") if t.get("Crmsync_Key__c") and not t.get("IsDeleted")]
+        return [
+            t for t in self.sb.records("Task") if t.get("Crmsync_Key__c") and not t.get("IsDeleted")
+        ]
 
 
 @pytest.fixture

@@ -9,8 +9,16 @@ from sync import tasks as T
 
 from .fakes import departed, single_threaded
 
-ACME = T.AccountFacts(crm="salesforce", id="001A", name="Acme", tier=Tier.GROWTH,
-                      owner_id="005A", stakeholders=2, engaged=1, roles_covered=())
+ACME = T.AccountFacts(
+    crm="salesforce",
+    id="001A",
+    name="Acme",
+    tier=Tier.GROWTH,
+    owner_id="005A",
+    stakeholders=2,
+    engaged=1,
+    roles_covered=(),
+)
 
 
 def test_departed_task_adds_where_they_went_when_the_explanation_does_not():
@@ -31,8 +39,9 @@ def test_task_text_is_the_same_every_day_for_the_same_facts():
 
 
 def test_subject_fits_salesforce_255_characters():
-    long_name = T.AccountFacts(crm="salesforce", id="001A", name="A" * 400, tier=Tier.NONE,
-                               owner_id=None)
+    long_name = T.AccountFacts(
+        crm="salesforce", id="001A", name="A" * 400, tier=Tier.NONE, owner_id=None
+    )
     task = T.hygiene_task(long_name, [(T.Person("003", "Pat Doe"), "Quiet.")], [])
     assert len(task.subject) == 255 and task.subject.endswith("\u2026")
 

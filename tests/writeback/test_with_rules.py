@@ -26,23 +26,54 @@ def _seed(fake: Any) -> None:
         ("003A3", "Grace", "Hopper", "grace@acme-corp.com", RECENT, True),  # bouncing champion
     ]
     for cid, first, last, email, last_activity, bounced in people:
-        fake.add_contact(cid, "001A", first, last, "Engineer", email=email,
-                         last_activity_at=last_activity, created_at=OLD,
-                         email_bounced=bounced, bounce_reason="550 5.1.1 user unknown" if bounced else None,
-                         bounced_at=RECENT if bounced else None)
-    fake.opportunities.append(CrmRecord(
-        ObjectType.OPPORTUNITY, "006A", OLD,
-        values={"account_id": "001A", "name": "Acme renewal", "stage": "Negotiation",
-                "is_closed": False, "is_won": False, "close_date": date(2027, 1, 15)}))
-    fake.contact_roles.append(CrmRecord(
-        ObjectType.CONTACT_ROLE, "00KA", OLD,
-        values={"opportunity_id": "006A", "contact_id": "003A3", "role": "Champion",
-                "is_primary": True}))
+        fake.add_contact(
+            cid,
+            "001A",
+            first,
+            last,
+            "Engineer",
+            email=email,
+            last_activity_at=last_activity,
+            created_at=OLD,
+            email_bounced=bounced,
+            bounce_reason="550 5.1.1 user unknown" if bounced else None,
+            bounced_at=RECENT if bounced else None,
+        )
+    fake.opportunities.append(
+        CrmRecord(
+            ObjectType.OPPORTUNITY,
+            "006A",
+            OLD,
+            values={
+                "account_id": "001A",
+                "name": "Acme renewal",
+                "stage": "Negotiation",
+                "is_closed": False,
+                "is_won": False,
+                "close_date": date(2027, 1, 15),
+            },
+        )
+    )
+    fake.contact_roles.append(
+        CrmRecord(
+            ObjectType.CONTACT_ROLE,
+            "00KA",
+            OLD,
+            values={
+                "opportunity_id": "006A",
+                "contact_id": "003A3",
+                "role": "Champion",
+                "is_primary": True,
+            },
+        )
+    )
 
 
 def _results(db: Any) -> dict[str, Any]:
-    return {v.id: rules.evaluate_account(v, rules.RuleSettings(), AS_OF)
-            for v in views.iter_account_views(db, CRM)}
+    return {
+        v.id: rules.evaluate_account(v, rules.RuleSettings(), AS_OF)
+        for v in views.iter_account_views(db, CRM)
+    }
 
 
 def test_real_rules_plan_fields_statuses_and_tasks_then_nothing(runner, fake, db, connector):
