@@ -200,10 +200,11 @@ def main() -> None:
     ap.add_argument("--contacts", type=int, default=100_000)
     ap.add_argument("--memory-contacts", type=int, default=1_000_000)
     ap.add_argument("--skip-1m", action="store_true")
+    ap.add_argument("--skip-list", action="store_true")
     ap.add_argument("--generator", action="store_true", help="use sandbox.generate for the list bench")
     args = ap.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
-    results = {"list": bench_list(args.contacts, args.generator)}
+    results = {} if args.skip_list else {"list": bench_list(args.contacts, args.generator)}
     if not args.skip_1m:
         import gc
 

@@ -80,6 +80,12 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
             echo(f"    rejected: {err}")
         if rep.rejected:
             echo("  some rows were rejected; they stay in the outbox: see `crmsync status`")
+    if rep.drifts:
+        from .drain import format_drifts
+
+        echo(f"  {len(rep.drifts)} value(s) crmsync wrote are no longer in the CRM (a workflow or a person changed them); left alone:")
+        for line in format_drifts(rep.drifts)[:10]:
+            echo(f"    {line}")
     if rep.error:
         echo(f"  error: {rep.error}")
 

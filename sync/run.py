@@ -63,6 +63,7 @@ class RunReport:
     quota: tuple[int | None, int | None] | None = None
     error: str | None = None
     seconds: float = 0.0
+    drifts: list[Any] = field(default_factory=list)  # written values the CRM no longer holds (W9)
 
     @property
     def rejected(self) -> int:
@@ -170,6 +171,13 @@ def _steps(
             reconcile(db, connector, seen_at=started)
     if opts.pull_only:
         return
+    from . import drain as drain_mod
+
+    if not opts.skip_pull:
+        # Read-after-write: the pull just re-read what earlier runs wrote.
+        report.drifts = drain_mod.verify_landed(db, crm)
+        for line in drain_mod.format_drifts(report.drifts):
+            log.warning("written value not held by the CRM", extra={"crm": crm, "detail": line})
     as_of = opts.as_of or started
     report.evaluation = evaluate_mod.evaluate(db, crm, cfg.rules, as_of=as_of, seen_at=started)
     the_plan = plan_mod.plan(db, crm, report.evaluation.results, cfg.writeback, as_of=as_of)
@@ -182,14 +190,14 @@ def _steps(
     if should_stop():
         report.outcome = "interrupted"
         return
-    from . import drain as drain_mod
-
     report.drain = drain_mod.drain(
         db, connector, crm,
         batch_size=200 if crm == "salesforce" else 100,
         max_attempts=cfg.writeback.max_attempts,
         should_stop=should_stop,
     )
+    if report.drain.aborted is not None:
+        raise report.drain.aborted  # CRM unreachable mid-drain: rows stay pending; exit 3
     if report.rejected:
         report.outcome = "partial"
 

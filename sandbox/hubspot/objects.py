@@ -85,6 +85,7 @@ class Crm:
         self.assoc = Associations()
         self.owners: dict[str, dict[str, Any]] = {}
         self.validate_owners = True
+        self._type_cache: dict[tuple[str, str, str | None], list[int]] = {}
 
     # ------------------------------------------------------------ loading
     def load(self, data: Mapping[str, Any] | None, copy: bool = True) -> None:
@@ -92,6 +93,7 @@ class Crm:
         if not data:
             return
         hs = data.get("hubspot", data if "salesforce" not in data else {})
+        self._type_cache.clear()  # labels may have changed since the last load
         gc_was_on = gc.isenabled()
         gc.disable()  # millions of new dicts: generational GC passes would make loading quadratic
         try:
@@ -107,7 +109,8 @@ class Crm:
         now = st.now_ms()
         for o in hs.get("owners", []) or []:
             self.add_owner(o, now)
-        pending: list[tuple[str, int, str, list[dict[str, Any]]]] = []
+        pending: list[tuple[str, int, str, list[Any]]] = []
+        loaded: set[str] = set()
         max_id = st.next_id - 1
         max_ms = st.last_ms
         for obj in OBJECT_TYPES:
@@ -121,27 +124,41 @@ class Crm:
                 if raw.get("archived"):
                     rec.archived_at = to_ms(raw.get("archivedAt")) or rec.modified
                     table.archived[rec.id] = rec
-                else:
-                    table.live[rec.id] = rec
-                    if obj == "contacts":
-                        st.index_email(rec)
+                    continue
+                table.live[rec.id] = rec
+                if obj == "contacts":
+                    st.index_email(rec)
                 assoc = raw.get("associations")
                 if assoc:
                     for to, items in assoc.items():
                         to_obj = object_type(to)
-                        if to_obj and items:
+                        if not to_obj or not items:
+                            continue
+                        if to_obj in loaded:  # target already here: link now, hold nothing
+                            self._link(obj, rec.id, to_obj, items)
+                        else:
                             pending.append((obj, rec.id, to_obj, list(items)))
             table.rebuild()
+            loaded.add(obj)
         for obj, rid, to_obj, items in pending:
-            for it in items:
-                tid = int(it["id"]) if isinstance(it, Mapping) else int(it)
-                label = it.get("label") if isinstance(it, Mapping) else None
-                if st.tables[to_obj].live.get(tid) is None:
-                    continue
-                self.assoc.add(obj, rid, to_obj, tid, self.assoc.type_for(obj, to_obj, label))
+            self._link(obj, rid, to_obj, items)
         st.next_id = max(st.next_id, max_id + 1)
         st.last_ms = max(st.last_ms, max_ms)
         st.version += 1
+
+    def _link(self, obj: str, rid: int, to_obj: str, items: Iterable[Any]) -> None:
+        """Dataset associations of one record: [{"id", "label"}] (label null/"primary"/user)."""
+        targets = self.store.tables[to_obj].live
+        for it in items:
+            m = isinstance(it, Mapping)
+            target = targets.get(int(it["id"] if m else it))
+            if target is None:
+                continue  # dangling reference in the dataset: HubSpot would not hold it either
+            key = (obj, to_obj, it.get("label") if m else None)
+            types = self._type_cache.get(key)
+            if types is None:
+                types = self._type_cache[key] = self.assoc.type_for(*key)
+            self.assoc.add(obj, rid, to_obj, target.id, types)
 
     def _load_record(self, obj: str, raw: Mapping[str, Any], known: Mapping[str, Any],
                      schema: Schema, now: int, copy: bool) -> Rec:

@@ -36,6 +36,12 @@ Control routes (not counted): GET /_sandbox/requests, POST /_sandbox/reset,
 GET /_sandbox/records/{Obj}, GET|POST /_sandbox/faults (POST replaces the
 spec), POST /_sandbox/limits {"used": n, "max": m}.
 
+In-process API (tests, demo, benchmarks): see server.py. `create/update` there
+are admin writes (no permission checks; SystemModstamp may be given to backdate,
+P5), `delete` soft-deletes (cascading to contacts/opportunities/roles as
+Salesforce does), `purge` hard-deletes, `merge` deletes losers with
+MasterRecordId and re-points children, `add_field/remove_field` change the schema.
+
 Fault kinds (spec format in sandbox/common.py), as Salesforce renders them:
 
     status          status (default 500), errorCode, message, headers -> [{"message","errorCode"}]
@@ -48,6 +54,12 @@ Fault kinds (spec format in sandbox/common.py), as Salesforce renders them:
     query_timeout   [window_days]: 400 QUERY_TIMEOUT (only if the SystemModstamp window is wider)
     drop_connection bytes (default 0: no response at all), apply (process the request first)
     bulk_job_state  state (Failed/Aborted/InProgress), message: forces a Bulk job's state on poll
+    bulk_charset    charset (omit for none): the Content-Type charset of Bulk CSV results lies
+    expire_locators drops every open query cursor: the next query_more gets 400 INVALID_QUERY_LOCATOR
+    mutate          object, id (update; omit to create), fields, delete: changes the org when it
+                    fires, as another user would mid-pull
+    post_write      match {object, id, <field>: value}, set {field: value}: a workflow rewrites a
+                    record right after an API write (W9)
     reject_write    match {object, id, op (create/update/upsert/delete), <field>: value}, code,
                     message, fields -> a per-record error (collections) or a 400 (single record)
 """

@@ -866,12 +866,12 @@ class SalesforceApp:
         j = self.sb.bulk.get(job)
         max_records = req.args.get("maxRecords")
         text, n, locator = self.sb.bulk.results(j, req.args.get("locator"), int(max_records) if max_records and max_records.isdigit() else None)
-        return Resp(
-            200,
-            text,
-            {"Sforce-NumberOfRecords": str(n), "Sforce-Locator": locator},
-            content_type="text/csv;charset=UTF-8",
-        )
+        content_type = "text/csv;charset=UTF-8"
+        for rule in req.fired:
+            if rule.kind == "bulk_charset":  # X2: a lying or missing charset; the bytes stay UTF-8
+                charset = rule.get("charset")
+                content_type = f"text/csv;charset={charset}" if charset else "text/csv"
+        return Resp(200, text, {"Sforce-NumberOfRecords": str(n), "Sforce-Locator": locator}, content_type=content_type)
 
     # ------------------------------------------------------------ tooling
     def h_tooling(self, req: Req, v: str, obj: str) -> Resp:

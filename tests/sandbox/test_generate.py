@@ -8,6 +8,7 @@ so a rendering slip or a mis-planted case shows up as a set difference.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections import Counter
@@ -247,6 +248,7 @@ def test_same_seed_and_args_give_byte_identical_json() -> None:
     b = json.dumps(generate(seed=5, accounts=30), sort_keys=True)
     assert a == b
     assert a != json.dumps(generate(seed=6, accounts=30), sort_keys=True)
+    assert gc.isenabled()  # generate() pauses the cyclic GC and must restore it
 
 
 def test_one_crm_alone_is_the_same_org_as_both_together(org: dict[str, Any]) -> None:
