@@ -78,7 +78,7 @@ def bench_list(n: int, use_generator: bool) -> dict[str, Any]:
     if use_generator:
         from sandbox.generate import generate  # type: ignore[import-not-found]
 
-        dataset = generate(seed=1, accounts=max(1, n // 5))
+        dataset = generate(seed=1, accounts=max(1, n // 10))  # ~10 contacts per account
     else:
         dataset = {"hubspot": synth_dataset(n)}
     hs = HubSpotSandbox()

@@ -87,7 +87,7 @@ def peak_rss_mb() -> float:
 def load(contacts: int, synthetic: bool) -> tuple[SalesforceSandbox, float]:
     sb = SalesforceSandbox()
     t0 = time.perf_counter()
-    sb.store.load_stream(stream(contacts, synthetic))
+    sb.load_stream(stream(contacts, synthetic))
     return sb, time.perf_counter() - t0
 
 

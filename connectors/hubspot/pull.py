@@ -47,7 +47,11 @@ and contact pulls of the same run already read both, so they keep compact
 role rows (`_stash`) that the contact_roles pull then emits without calls;
 when that pull runs alone (a resumed run) it walks deals and contacts itself.
 Incremental role pulls also yield deletions for the labels / buying-role
-values a changed pair no longer has (ids are deterministic).
+values a changed pair no longer has (ids are deterministic; the connector
+cannot see the old value, so it names every defined label / hs_buying_role
+option the pair lacks: at most one tombstone row per option and changed
+contact, written once). Label changes that do not touch the deal's modified
+date are only seen by the next full pull.
 
 Cursors (JSON, stored by state/cursors.py):
     {"modified_ms": N}                               finished; next pull is incremental
@@ -98,6 +102,7 @@ class _Stash:
     started_at: datetime  # identifies the run that made it
     run_start_ms: int
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    merges: list[tuple[str, str]] = field(default_factory=list)  # (survivor, loser)
     complete: bool = False
 
 
@@ -109,7 +114,7 @@ class _Run:
     since_ms: int | None
     run_start_ms: int | None
     started_at: datetime
-    server_start: datetime | None
+    clock_start: float  # HubSpotApi.clock() when the pull began
     losers: set[str] = field(default_factory=set)
 
 
@@ -156,16 +161,18 @@ class Puller:
             since_ms=c.get("since_ms"),
             run_start_ms=c.get("run_start_ms"),
             started_at=started_at if started_at.tzinfo else started_at.replace(tzinfo=UTC),
-            server_start=self.api.server_now(),
+            clock_start=self.api.clock(),
         )
         return run, c
 
     def _run_start(self, run: _Run) -> int:
         """The cursor cap: run start by HubSpot's clock and the caller's, minus SKEW."""
         if run.run_start_ms is None:
-            server = run.server_start or self.api.server_now()
+            server = self.api.server_now()
             if server is not None:
-                server -= timedelta(seconds=1)  # Date headers are truncated to the second
+                # HubSpot's clock when the pull began: the last Date header, less the time
+                # since the pull began, less a second (Date is truncated to the second)
+                server -= timedelta(seconds=max(0.0, self.api.clock() - run.clock_start) + 1)
             start = min(t for t in (server, run.started_at) if t is not None)
             run.run_start_ms = f.to_ms(start - SKEW)
         return run.run_start_ms
@@ -421,7 +428,7 @@ class Puller:
             edges = {to: self.read_edges(spec.hs_type, to, ids) for to in spec.associations}
             records = self._map(spec, run, chunk, edges)
             self._stash_add(spec, run, stash, chunk, edges)
-            yield Page(spec.object, records, self._cursor(run, after_id=ids[-1]))
+            yield Page(spec.object, records, self._cursor(run, after_id=_last_id(chunk)))
         if stash is not None:
             stash.complete = True
 
@@ -511,10 +518,16 @@ class Puller:
         """Records archived since cursor - lookback, as deletions (D3)."""
         low = self._low(run)
         props = [f.ID_PROPERTY, spec.modified_property]
+        if spec.required_filter:
+            props.append(spec.required_filter)
         for page, nxt in self._list(spec, props, archived=True, after=after):
             records = []
             for raw in page:
                 rid = str(raw.get("id"))
+                if spec.required_filter and not (raw.get("properties") or {}).get(
+                    spec.required_filter
+                ):
+                    continue  # e.g. a task crmsync did not create
                 try:
                     at = f.parse_datetime(raw.get("archivedAt"))
                 except ValueError:
@@ -602,6 +615,8 @@ class Puller:
             stash.rows.extend(self._label_rows(chunk, edges.get(f.CONTACTS, {}), run.mode))
         else:
             stash.rows.extend(self._buyer_rows(chunk, run.mode))
+            if run.mode == "incremental":
+                stash.merges.extend(_merges(chunk))
 
     def _label_rows(
         self, deals: Sequence[Mapping[str, Any]], edges: Mapping[str, Sequence[Edge]], mode: str
@@ -611,12 +626,16 @@ class Puller:
         for raw in deals:
             deal = str(raw.get("id"))
             mod = f.modified_at("hs_lastmodifieddate", raw)
+            losers = f.merged_losers(raw) if known else []
             for e in edges.get(deal, ()):
                 for label in e.labels:
                     yield (deal, e.to_id, label, mod, False)
                 for label in known:
                     if label not in e.labels:
                         yield (deal, e.to_id, label, mod, True)
+                    # D4: a merged-away deal's rows now live under the survivor's id
+                    for loser in losers:
+                        yield (loser, e.to_id, label, mod, True)
 
     def _buyer_rows(
         self, contacts: Sequence[Mapping[str, Any]], mode: str
@@ -659,13 +678,45 @@ class Puller:
             else:
                 yield from self._walk_labels(run, after_id)
             after_id = None
+        merges: list[tuple[str, str]] = []
         stash = self._take_stash("buyers", run) if after_id is None else None
         if stash is not None:
             run.run_start_ms = min(stash.run_start_ms, self._run_start(run))
+            merges = stash.merges
             yield from self._emit(run, stash.rows, f.buying_role, "buyers")
         else:
-            yield from self._walk_buyers(run, after_id)
+            yield from self._walk_buyers(run, after_id, merges)
+        if merges:
+            yield from self._merged_contacts(run, merges)
         yield self._done(obj, run)
+
+    def _merged_contacts(self, run: _Run, merges: Sequence[tuple[str, str]]) -> Iterator[Page]:
+        """D4 for roles: a contact merge moves the losers' deal associations to the survivor
+        without touching the deals, so re-read those deals' labels and retire the losers' rows."""
+        options = self._buying_role_options()
+        losers: dict[str, list[str]] = defaultdict(list)
+        for survivor, loser in merges:
+            losers[survivor].append(loser)
+        survivors = sorted(losers)
+        deals_of = self.read_edges(f.CONTACTS, f.DEALS, survivors)
+        deal_ids = sorted({e.to_id for es in deals_of.values() for e in es})
+        pairs = self.read_edges(f.DEALS, f.CONTACTS, deal_ids) if deal_ids else {}
+        known = self._label_names() if deal_ids else []
+        modified = self._modified_dates(self.specs[ObjectType.OPPORTUNITY], deal_ids)
+        records: list[CrmRecord] = []
+        for deal in deal_ids:
+            for e in pairs.get(deal, ()):
+                records.extend(
+                    f.label_role(deal, e.to_id, label, modified.get(deal)) for label in e.labels
+                )
+        for survivor in survivors:
+            for loser in losers[survivor]:
+                records.extend(f.buying_role(loser, o, None, deleted=True) for o in options)
+                for e in deals_of.get(survivor, ()):
+                    records.extend(
+                        f.label_role(e.to_id, loser, label, None, deleted=True) for label in known
+                    )
+        yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase="merges"))
 
     def _emit(
         self, run: _Run, rows: list[tuple[Any, ...]], make: Any, phase: str
@@ -674,6 +725,23 @@ class Puller:
             records = [make(*row) for row in rows[start : start + CHUNK]]
             yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase=phase))
         rows.clear()
+
+    def _modified_dates(self, spec: ObjectSpec, ids: Sequence[str]) -> dict[str, datetime | None]:
+        """Modified dates of records by id (batch read, 100 per call)."""
+        out: dict[str, datetime | None] = {}
+        for start in range(0, len(ids), LIST_LIMIT):
+            resp = self.api.call(
+                "batch_read",
+                API[spec.hs_type] + ".batch_api",
+                "read",
+                batch_read_input_simple_public_object_id={
+                    "properties": [spec.modified_property],
+                    "inputs": [{"id": i} for i in ids[start : start + LIST_LIMIT]],
+                },
+            )
+            for raw in (resp.body or {}).get("results") or []:
+                out[str(raw.get("id"))] = f.modified_at(spec.modified_property, raw)
+        return out
 
     def _walk_labels(self, run: _Run, after_id: str | None) -> Iterator[Page]:
         spec = self.specs[ObjectType.OPPORTUNITY]
@@ -685,23 +753,26 @@ class Puller:
             yield Page(
                 ObjectType.CONTACT_ROLE,
                 records,
-                self._cursor(run, phase="labels", after_id=ids[-1]),
+                self._cursor(run, phase="labels", after_id=_last_id(chunk)),
             )
 
-    def _walk_buyers(self, run: _Run, after_id: str | None) -> Iterator[Page]:
+    def _walk_buyers(
+        self, run: _Run, after_id: str | None, merges: list[tuple[str, str]]
+    ) -> Iterator[Page]:
         spec = self.specs[ObjectType.CONTACT]
-        props = [f.ID_PROPERTY, spec.modified_property, f.BUYING_ROLE]
+        props = [f.ID_PROPERTY, spec.modified_property, f.BUYING_ROLE, f.MERGED_IDS]
         if run.mode == "full":
             filters = [{"propertyName": f.BUYING_ROLE, "operator": "HAS_PROPERTY"}]
         else:
             filters = self._filters(spec, run)
         for chunk in self._chunks(spec, props, filters, after_id):
             records = [f.buying_role(*row) for row in self._buyer_rows(chunk, run.mode)]
-            ids = [str(r.get("id")) for r in chunk]
+            if run.mode == "incremental":
+                merges.extend(_merges(chunk))
             yield Page(
                 ObjectType.CONTACT_ROLE,
                 records,
-                self._cursor(run, phase="buyers", after_id=ids[-1]),
+                self._cursor(run, phase="buyers", after_id=_last_id(chunk)),
             )
 
 
@@ -710,3 +781,13 @@ def _int_id(raw: Mapping[str, Any]) -> int:
         return int(str(raw.get("id")))
     except (TypeError, ValueError):
         return -1
+
+
+def _last_id(chunk: Sequence[Mapping[str, Any]]) -> str | None:
+    """The highest numeric id of a chunk: where a resumed walk continues."""
+    last = max((_int_id(r) for r in chunk), default=-1)
+    return str(last) if last >= 0 else None
+
+
+def _merges(raws: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    return [(str(r.get("id")), loser) for r in raws for loser in f.merged_losers(r)]

@@ -28,6 +28,7 @@ raise: the writer leaves the batch in the outbox.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,22 @@ class Pusher:
         except CrmError as e:
             if e.status not in (400, 409, 422):
                 raise
+            unknown = _unknown_properties(e.detail)
+            doomed = [i for i in inputs if unknown & set(i.body.get("properties") or {})]
+            if doomed:
+                # A missing property fails every row that writes it: no point bisecting.
+                names = ", ".join(sorted(unknown))
+                out = [
+                    _reject(
+                        i.item,
+                        "PROPERTY_DOESNT_EXIST",
+                        f"HubSpot {route.noun} has no property {names}. Run `crmsync setup "
+                        "--crm hubspot` to create it.",
+                    )
+                    for i in doomed
+                ]
+                rest = [i for i in inputs if i not in doomed]
+                return out + (self._send(route, rest) if rest else [])
             if len(inputs) == 1:
                 item = inputs[0].item
                 log.warning(
@@ -128,7 +145,10 @@ class Pusher:
                     e.code,
                     extra={"crm": "hubspot", "item": item.id, "code": e.code},
                 )
-                return [_reject(item, e.code or str(e.status), e.detail or str(e))]
+                code, detail = _validation_detail(e.detail)
+                return [
+                    _reject(item, code or e.code or str(e.status), detail or e.detail or str(e))
+                ]
             mid = len(inputs) // 2
             log.warning(
                 "HubSpot rejected a batch of %d %s writes (%s); splitting to isolate the bad rows",
@@ -263,6 +283,37 @@ def _results(
         else:
             out.append(WriteResult(inp.item.id, True, crm_id=inp.item.target_id))
     return out
+
+
+def _property_errors(message: str | None) -> list[dict[str, Any]]:
+    """HubSpot's whole-batch 400 embeds the per-property errors as JSON in its message:
+    'Property values were not valid: [{"isValid":false,"message":"...","error":"INVALID_EMAIL",
+    "name":"email"}]'."""
+    if not message or "[" not in message:
+        return []
+    try:
+        items = json.loads(message[message.index("[") :])
+    except ValueError:
+        return []
+    return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
+
+
+def _unknown_properties(message: str | None) -> set[str]:
+    return {
+        str(x["name"])
+        for x in _property_errors(message)
+        if x.get("error") == "PROPERTY_DOESNT_EXIST" and x.get("name")
+    }
+
+
+def _validation_detail(message: str | None) -> tuple[str | None, str | None]:
+    """(error code, "property: message") of the first property error in a 400's message."""
+    errors = _property_errors(message)
+    first = errors[0] if errors else None
+    if first is None:
+        return None, None
+    name, text = first.get("name"), first.get("message")
+    return first.get("error"), (f"{name}: {text}" if name and text else text)
 
 
 def _reject(item: OutboxItem, code: str, detail: str, retryable: bool = False) -> WriteResult:

@@ -6,12 +6,27 @@
 people and situations, each with its own ids and field shapes; the emulators
 load it and ignore "manifest".
 
-The manifest says, per CRM, which records are the cases crmsync must find
-(stale_contact, single_threaded_account, bouncing_contact, departed_champion,
-moved_champion_pairs, role_address, ...), computed with DESIGN.md's rule
-definitions and defaults (see `world.py`), plus counts per object. With
-`bad_records=True` one extra account holds malformed records (a bad date
-string: in a custom text field on Salesforce, whose date fields cannot hold
+The manifest is computed with DESIGN.md's rule definitions and defaults (see
+`cases.py`; the planting is in `world.py`). Top level: seed, accounts,
+contacts_per_account, as_of, bad_records, proportions, rule_defaults. Per CRM
+(manifest["salesforce"], manifest["hubspot"]), lists of that CRM's ids:
+
+  contacts  stale_contact, bouncing_contact (= hard_bounced_contact +
+            malformed_email + missing_email), departed_champion,
+            soft_bounced_contact (not bouncing), role_address, personal_email,
+            opted_out, unicode_name, lapsed_role_contact (a bouncing ex-champion
+            whose role is only on a lost or >365-day-old won deal: NOT departed)
+  accounts  single_threaded_account (= single_threaded_few_engaged |
+            single_threaded_missing_role), renewal_soon_account,
+            inactive_owner_account, unicode_name_account,
+            tier{strategic,growth,maintenance,none}, account_situation{...}
+  other     departed_champion_by_signal{bouncing,title,email_domain},
+            moved_champion_pairs [{contact_id, account_id, new_contact_id,
+            new_account_id}], inactive_owner [owner id], counts {object: n},
+            bad_records [{object, id, kind, field}]
+
+With `bad_records=True` one extra account holds malformed records (a bad date
+string, in a custom text field on Salesforce, whose date fields cannot hold
 one, and in notes_last_contacted on HubSpot; a year-4000 activity date;
 unknown picklist values; a 100 KB text field), listed under "bad_records" and
 left out of every other case list.
@@ -30,22 +45,18 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from .clock import epoch_ms
-from .hubspot import HubSpotRenderer
-from .salesforce import SalesforceRenderer
-from .world import (
+from .cases import (
     CHAMPION_ROLES,
     ENGAGED_DAYS,
-    FILLER_BLOCK,
-    INACTIVE_OWNER_BLOCK,
     RENEWAL_SOON_DAYS,
     REQUIRED_ROLES,
     ROLE_WON_DAYS,
-    SITUATION_BLOCK,
-    TIER_BLOCK,
     TIER_WINDOW_DAYS,
-    World,
 )
+from .clock import epoch_ms
+from .hubspot import HubSpotRenderer
+from .salesforce import SalesforceRenderer
+from .world import FILLER_BLOCK, INACTIVE_OWNER_BLOCK, SITUATION_BLOCK, TIER_BLOCK, World
 
 __all__ = [
     "CRMS",
@@ -232,7 +243,13 @@ def _manifest(
 
 def _crm_manifest(world: World, r: Any, counts: Counter[str]) -> dict[str, Any]:
     cases = world.cases
-    cid, aid = (lambda n: r.id("contact", n)), (lambda i: r.id("account", i + 1))
+
+    def cid(n: int) -> str:
+        return str(r.id("contact", n))
+
+    def aid(i: int) -> str:
+        return str(r.id("account", i + 1))
+
     m: dict[str, Any] = {"counts": {obj: counts.get(obj, 0) for obj in OBJECTS[r.crm]}}
     for key, ns in sorted(cases.contact.items()):
         m[key] = [cid(n) for n in ns]

@@ -15,7 +15,8 @@ from typing import Any
 
 from . import words as W
 from .clock import day_str, hs_datetime, hs_midnight
-from .world import TIER_HS, Account, Owner, World
+from .model import Account, Owner
+from .world import TIER_HS, World
 
 BASE = {
     "owner": 50_000_000,

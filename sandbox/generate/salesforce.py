@@ -15,7 +15,8 @@ from sandbox.common import sf_id
 
 from . import words as W
 from .clock import date_of, day_str, sf_datetime
-from .world import TIER_SF, Account, Owner, World
+from .model import Account, Owner
+from .world import TIER_SF, World
 
 PREFIX = {
     "account": "001",

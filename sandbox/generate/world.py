@@ -15,31 +15,22 @@ windows 60/120/180/365, renewal 120, won-role age 365) is kept at least 3 days
 away from it (`snap`), so the expected results in the manifest do not depend
 on time-of-day, date-vs-datetime or `<` vs `<=` choices of the rules.
 
-The manifest (`Cases`) is computed by applying DESIGN.md's definitions to the
-drawn model, not copied from the plan, so it lists every matching record,
-planted or incidental (a departed champion also leaves its account without a
-Champion: that account is single-threaded too).
+The manifest (`cases.Cases`) is computed from what was drawn, not copied from
+the plan (see cases.py).
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import words as W
+from .cases import ENGAGED_DAYS, REQUIRED_ROLES, ROLE_WON_DAYS, Cases, evaluate
 from .clock import DAY_MS, day_str
+from .model import Account, Opportunity, Owner, Person, Role, Task
 
 EDGES_DAYS = (60, 90, 120, 180, 365)
-TIER_WINDOW_DAYS = {"strategic": 60, "growth": 120, "maintenance": 365, "none": 180}
-ENGAGED_DAYS = 90
-RENEWAL_SOON_DAYS = 120
-ROLE_WON_DAYS = 365
-CHAMPION_ROLES = frozenset({"Champion", "Economic Buyer", "Executive Sponsor", "Decision Maker"})
-REQUIRED_ROLES = ("Economic Buyer", "Champion")
-LEFT_PATTERN = re.compile(r"\b(former|no longer|left)\b|\bex-", re.IGNORECASE)
 OTHER_CORE_ROLES = (
     "Executive Sponsor",
     "Decision Maker",
@@ -113,113 +104,6 @@ class Schedule:
             self._left = self._block[:]
             self._rng.shuffle(self._left)
         return self._left.pop()
-
-
-@dataclass(slots=True)
-class Owner:
-    k: int  # 0-based
-    first: str
-    last: str
-    email: str
-    active: bool
-    created_ms: int
-
-
-@dataclass(slots=True)
-class Person:
-    n: int  # 1-based contact number, across the org
-    account: int
-    first: str | None
-    last: str
-    title: str
-    dept: str
-    email: str | None
-    owner: int
-    created_days: int
-    created_ms: int
-    act_days: int | None
-    act_ms: int | None
-    modified_ms: int = 0
-    defect: str = "clean"  # a FILLER_BLOCK key, or the planted departure kind
-    bounce: str | None = None  # "hard" | "soft"
-    bounce_reason: str | None = None
-    bounce_enum: str | None = None
-    bounce_ms: int | None = None
-    opted_out: bool = False
-    buying_role: str | None = None  # HubSpot hs_buying_role value
-    lead_status: str = "OPEN"
-    text: str | None = None  # a huge text field (bad_records)
-    bad_date: str | None = None  # "string" (unparseable) or "extreme" (year 4000) (bad_records)
-
-
-@dataclass(slots=True)
-class Role:
-    person: Person
-    role: str | None
-    primary: bool
-    n: int = 0  # 1-based contact-role number
-
-
-@dataclass(slots=True)
-class Opportunity:
-    n: int
-    account: int
-    name: str
-    stage: tuple[str, str]  # (Salesforce StageName, HubSpot dealstage)
-    is_closed: bool
-    is_won: bool
-    close_day: int  # epoch day
-    amount: int
-    owner: int
-    created_ms: int
-    modified_ms: int
-    roles: list[Role] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Task:
-    n: int
-    account: int
-    person: Person
-    owner: int
-    at_ms: int
-
-
-@dataclass(slots=True)
-class Account:
-    i: int  # 0-based account index; numbers are i + 1
-    name: str
-    domain: str
-    website: str
-    owner: int
-    tier: str
-    situation: str
-    renewal_day: int | None
-    industry: int
-    employees: int
-    created_ms: int
-    modified_ms: int
-    people: list[Person] = field(default_factory=list)
-    opps: list[Opportunity] = field(default_factory=list)
-    tasks: list[Task] = field(default_factory=list)
-    bad_tier: str | None = None  # unknown picklist value (bad_records)
-
-
-@dataclass
-class Cases:
-    """The manifest in CRM-neutral numbers: contact n, account i, opportunity n."""
-
-    contact: dict[str, list[int]] = field(default_factory=dict)
-    account: dict[str, list[int]] = field(default_factory=dict)
-    departed_by_signal: dict[str, list[int]] = field(default_factory=dict)
-    moved_pairs: list[tuple[int, int, int, int]] = field(default_factory=list)
-    lapsed_role: list[int] = field(default_factory=list)
-    bad: list[dict[str, Any]] = field(default_factory=list)  # {object, n, kind, field, ...}
-    tiers: dict[str, list[int]] = field(default_factory=dict)
-    situations: dict[str, list[int]] = field(default_factory=dict)
-
-    def add(self, group: dict[str, list[int]], key: str, value: int) -> None:
-        group.setdefault(key, []).append(value)
 
 
 class World:
@@ -324,8 +208,7 @@ class World:
         name, domain, odd = self.company(i)
         inactive = self.inactive.next() == "inactive"
         owner = self.owners[-1].k if inactive else self._pick(self.active_owners)
-        created_days = self._between(200, 2500)
-        created = self._at(created_days)
+        created = self._at(self._between(1900, 3200))  # before any of its people and deals
         renewal = None
         if tier != "none" or rng.random() < 0.5:
             renewal = self.today + snap(self._between(5, 700))
@@ -356,7 +239,8 @@ class World:
             self.cases.add(self.cases.account, "inactive_owner_account", i)
         if odd:
             self.cases.add(self.cases.account, "unicode_name_account", i)
-        self._evaluate(acc)
+        self.finish_people(acc)
+        evaluate(self.cases, acc, self.today)
         return acc
 
     def _website(self, domain: str) -> str:
@@ -728,88 +612,3 @@ class World:
         )
         self.finish_people(acc)
         return acc
-
-    # ------------------------------------------------------------------ the manifest
-
-    def _evaluate(self, acc: Account) -> None:
-        """Apply DESIGN.md's rule definitions to the drawn account (see module docstring)."""
-        self.finish_people(acc)
-        c = self.cases
-        c.add(c.tiers, acc.tier, acc.i)
-        c.add(c.situations, acc.situation, acc.i)
-        counted: dict[int, set[str]] = {}
-        for o in acc.opps:
-            if not o.is_closed or (o.is_won and self.today - o.close_day <= ROLE_WON_DAYS):
-                for r in o.roles:
-                    if r.role:
-                        counted.setdefault(r.person.n, set()).add(r.role)
-        window = TIER_WINDOW_DAYS[acc.tier]
-        engaged, held = 0, set()
-        for p in acc.people:
-            bouncing = self._contact_cases(p, acc)
-            signals = []
-            if counted.get(p.n, set()) & CHAMPION_ROLES:
-                if bouncing:
-                    signals.append("bouncing")
-                if LEFT_PATTERN.search(p.title or ""):
-                    signals.append("title")
-                if (
-                    p.email
-                    and "@" in p.email
-                    and p.email.rpartition("@")[2] != acc.domain
-                    and not bouncing
-                ):
-                    signals.append("email_domain")
-            if signals:
-                c.add(c.contact, "departed_champion", p.n)
-                for s in signals:
-                    c.add(c.departed_by_signal, s, p.n)
-                continue
-            if bouncing:
-                continue
-            held |= counted.get(p.n, set())
-            if p.act_days is not None and p.act_days <= ENGAGED_DAYS:
-                engaged += 1
-            if p.created_days > window and (p.act_days is None or p.act_days > window):
-                c.add(c.contact, "stale_contact", p.n)
-        missing = [r for r in REQUIRED_ROLES if r not in held]
-        if engaged < 3:
-            c.add(c.account, "single_threaded_few_engaged", acc.i)
-        if missing:
-            c.add(c.account, "single_threaded_missing_role", acc.i)
-        if engaged < 3 or missing:
-            c.add(c.account, "single_threaded_account", acc.i)
-        soon = [
-            d
-            for d in [acc.renewal_day] + [o.close_day for o in acc.opps if not o.is_closed]
-            if d is not None and 0 <= d - self.today <= RENEWAL_SOON_DAYS
-        ]
-        if soon:
-            c.add(c.account, "renewal_soon_account", acc.i)
-
-    def _contact_cases(self, p: Person, acc: Account) -> bool:
-        """Record the contact-level cases; answer whether the contact is bouncing."""
-        c = self.cases
-        bouncing = False
-        if p.email is None:
-            c.add(c.contact, "missing_email", p.n)
-            bouncing = True
-        elif p.defect == "malformed_email":
-            c.add(c.contact, "malformed_email", p.n)
-            bouncing = True
-        if p.bounce == "hard":
-            c.add(c.contact, "hard_bounced_contact", p.n)
-            bouncing = True
-        elif p.bounce == "soft":
-            c.add(c.contact, "soft_bounced_contact", p.n)
-        if p.defect == "role_address":
-            c.add(c.contact, "role_address", p.n)
-        elif p.defect == "personal_email":
-            c.add(c.contact, "personal_email", p.n)
-        elif p.defect == "unicode_name":
-            c.add(c.contact, "unicode_name", p.n)
-        elif p.defect == "opted_out":
-            c.add(c.contact, "opted_out", p.n)
-        if bouncing:
-            c.add(c.contact, "bouncing_contact", p.n)
-        return bouncing

@@ -9,8 +9,20 @@
 
 Plain HTTP on 127.0.0.1 (port 0 picks a free port). Routes, fault kinds and
 wire details are documented in app.py; data rules in objects.py; search in
-search.py; associations in associations.py. `serve_forever` is what
-`crmsync sandbox hubspot` runs.
+search.py; associations in associations.py; limits in limits.py; tokens in
+auth.py. `serve_forever` is what `crmsync sandbox hubspot` runs.
+
+In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
+  HubSpotSandbox(dataset=None, faults=None, clock=None, rate_limits=False, port=0, sleep=time.sleep)
+  start() / stop() / with ...; url; requests; object_requests; faults; limits
+  reset(data=False, faults=False); set_faults(spec); set_rate_limits(False | True | dict)
+  load(dataset); records(type, archived=False); record(type, id)
+  create(type, properties, associations=[(to_type, to_id, label)]) -> id
+  update(type, id, properties); archive(type, id); merge(type, primary_id, other_id) -> new id
+  associate(from_type, from_id, to_type, to_id, label=None); add_owner(owner) -> id
+  add_property(type, name, type_="string"); remove_property(type, name)
+  write_config(path) -> path   ([hubspot] table + hubspot-token.txt beside it)
+rate_limits dict keys: per_10s (100), search_per_second (5), daily (250000), daily_used (0).
 """
 
 from __future__ import annotations

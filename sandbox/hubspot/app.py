@@ -40,14 +40,18 @@ Fault kinds understood (spec format in sandbox/common.py):
   underfilled_pages {"size": k}: list/search pages serve only k results, paging continues
   mutate          {"object": "contacts", "id": "12", "action": "update"|"archive"|"create",
                    "properties": {...}}: changes data just before the fired request is answered
+  drop_connection {"bytes": N (default 0: no response at all), "apply": bool}: the TCP
+                  connection closes after N body bytes; with apply the request is processed
+                  first (a create lands although the client sees a failure: W4, R7)
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -56,15 +60,16 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.common import FaultEngine, FaultRule, RequestLog
 
+from .api_associations import AssociationsApi
+from .api_base import Reply, _body, _bool, _int, _multi, _std_error
+from .api_properties import PropertiesApi
 from .auth import Auth, expired
 from .limits import POLICY_MESSAGES, RateLimits
 from .objects import Crm, HsError, decode_after, encode_after, not_found, validation_error
-from .properties import DEFAULT_FIELD, FIELD_TYPES, Prop, options_from
 from .search import MAX_RESULTS, Searcher
-from .store import SINGULAR, TYPE_ID_OF, Rec, Store, iso, object_type
+from .store import SINGULAR, Rec, Store, iso, object_type
 
 log = logging.getLogger(__name__)
-Reply = tuple[int, Any]  # (status, JSON body or None)
 
 _O = "/crm/v3/objects/<obj>"
 _P = "/crm/v3/properties/<obj>"
@@ -128,15 +133,16 @@ ROUTES = [
     ("/_sandbox/faults", "POST", "_sandbox_faults"),
 ]
 URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
-REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate"}
-MAX_BATCH = 100
-MAX_ASSOC_READ = 1000
-MAX_ASSOC_WRITE = 2000
-ASSOC_PAGE = 500
+REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection"}
+_DROP = "hubspot_sandbox.drop"
 
 
-class HubSpotApp:
-    """The emulator's HTTP face over a `Crm` (see the module docstring for routes and faults)."""
+class HubSpotApp(AssociationsApi, PropertiesApi):
+    """The emulator's HTTP face over a `Crm` (see the module docstring for routes and faults).
+
+    Object, owner and sandbox-control handlers live here; association and
+    property handlers come from the mixins, shared helpers from ApiBase.
+    """
 
     def __init__(self, crm: Crm, faults: FaultEngine, limits: RateLimits, auth: Auth,
                  sleep: Callable[[float], None] = time.sleep,
@@ -156,7 +162,16 @@ class HubSpotApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         req = Request(environ)
         resp = self.dispatch(req)
-        return resp(environ, start_response)
+        drop: FaultRule | None = environ.get(_DROP)
+        if drop is None:
+            return resp(environ, start_response)
+        sock = environ.get("werkzeug.socket")
+        cut = int(drop.get("bytes", 0) or 0)
+        if cut <= 0:
+            _hang_up(sock)
+            raise ConnectionResetError("sandbox fault: drop_connection")
+        start_response(resp.status, list(resp.headers.items()))
+        return _truncated(resp.get_data(), cut, sock)
 
     def dispatch(self, req: Request) -> Response:
         adapter = URLS.bind_to_environ(req.environ)
@@ -172,7 +187,7 @@ class HubSpotApp:
         if endpoint.startswith("_sandbox"):
             status, body = getattr(self, "h" + endpoint)(req, **args)
             return _json(status, body)
-        return self._api(req, endpoint, args)
+        return self._api(req, endpoint, dict(args))
 
     def _api(self, req: Request, endpoint: str, args: dict[str, Any]) -> Response:
         self.log.record(req.method, endpoint)
@@ -186,6 +201,10 @@ class HubSpotApp:
         for r in fired:
             if r.kind == "latency":
                 self.sleep(float(r.get("ms", 0)) / 1000.0)
+            elif r.kind == "drop_connection":
+                req.environ[_DROP] = r
+                if not r.get("apply") and int(r.get("bytes", 0) or 0) <= 0:
+                    return Response(status=500)  # hung up before the request is processed
         now = self.store.clock()
         is_search = endpoint == "search"
         oauth = False
@@ -236,38 +255,6 @@ class HubSpotApp:
         return _json(200, body)
 
     # ------------------------------------------------------------ helpers
-    def _obj(self, name: str) -> str:
-        obj = object_type(name)
-        if obj is None:
-            raise HsError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}")
-        return obj
-
-    def _base(self, req: Request) -> str:
-        return req.host_url.rstrip("/")
-
-    def _now_iso(self) -> str:
-        return iso(self.store.now_ms())
-
-    def _batch(self, results: list[Any], errors: list[dict[str, Any]], ok: int,
-               started: str) -> Reply:
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "requestedAt": started,
-                                "startedAt": started, "completedAt": self._now_iso(), "links": {}}
-        if errors:
-            body["numErrors"] = len(errors)
-            body["errors"] = errors
-            return 207, body
-        return ok, body
-
-    def _inputs(self, body: dict[str, Any], cap: int = MAX_BATCH) -> list[dict[str, Any]]:
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list):
-            raise HsError(400, "VALIDATION_ERROR", "Invalid input JSON: inputs is required")
-        if len(inputs) > cap:
-            raise HsError(400, "VALIDATION_ERROR",
-                          f"Batch input is limited to {cap} inputs; got {len(inputs)}",
-                          context={"limit": [str(cap)]})
-        return inputs
-
     def _reject(self, obj: str, rid: Any, props: dict[str, Any], default_mode: str
                 ) -> tuple[str, dict[str, Any]] | None:
         """A reject_write rule matching this write: (mode, error info) or None."""
@@ -285,25 +272,12 @@ class HubSpotApp:
                                                     "error": code, "name": name,
                                                     "localizedErrorMessage": message}
 
-    def _find(self, obj: str, rid: str, id_property: str | None = None, archived: bool = False
-              ) -> Rec | None:
-        if id_property and id_property != "hs_object_id":
-            if id_property == "email" and obj == "contacts":
-                found = self.store.find_email(rid)
-                return None if found is None else self.store.get(obj, found)
-            for rec in self.store.tables[obj].live.values():
-                if rec.props.get(id_property) == rid:
-                    return rec
-            return None
-        if not str(rid).isdigit():
-            return None
-        return self.store.get(obj, int(rid), archived=archived)
-
     # ------------------------------------------------------------ objects: reads
     def h_list(self, req: Request, obj: str) -> Reply:
         obj = self._obj(obj)
         q = req.args
-        limit = min(max(_int(q.get("limit"), 10), 1), 100)
+        history = _multi(q, "propertiesWithHistory")
+        limit = min(max(_int(q.get("limit"), 10), 1), 50 if history else 100)
         after = decode_after(q.get("after"))
         archived = _bool(q.get("archived"))
         names = self.crm.names(obj, _multi(q, "properties"))
@@ -315,7 +289,7 @@ class HubSpotApp:
             nxt, ids = ids[size], ids[:size]
         src = table.archived if archived else table.live
         base = self._base(req)
-        results = [self.crm.wire(obj, src[i], names, assoc, base) for i in ids]
+        results = [self.crm.wire(obj, src[i], names, assoc, base, history) for i in ids]
         body: dict[str, Any] = {"results": results}
         if nxt is not None:
             token = encode_after(nxt)
@@ -331,7 +305,8 @@ class HubSpotApp:
             raise not_found(rid)
         names = self.crm.names(obj, _multi(q, "properties"))
         assoc = [a for a in (object_type(x) for x in _multi(q, "associations")) if a]
-        return 200, self.crm.wire(obj, rec, names, assoc, self._base(req))
+        return 200, self.crm.wire(obj, rec, names, assoc, self._base(req),
+                                  _multi(q, "propertiesWithHistory"))
 
     def h_assoc_v3_list(self, req: Request, obj: str, rid: str, to: str) -> Reply:
         obj, to = self._obj(obj), self._obj(to)
@@ -360,7 +335,8 @@ class HubSpotApp:
             if rec is None:
                 missing.append(str(it.get("id", "")))
             else:
-                results.append(self.crm.wire(obj, rec, names))
+                results.append(self.crm.wire(obj, rec, names,
+                                             history=body.get("propertiesWithHistory") or None))
         errors = [_std_error("OBJECT_NOT_FOUND", f"Could not get some {SINGULAR[obj].upper()} objects, "
                              "they may be deleted or not exist. Check that ids are valid.",
                              {"ids": missing})] if missing else []
@@ -592,242 +568,6 @@ class HubSpotApp:
                 self.crm.archive(obj, rec)
         return 204, None
 
-    # ------------------------------------------------------------ associations v4
-    def _pair(self, a: str, b: str) -> tuple[str, str]:
-        a, b = self._obj(a), self._obj(b)
-        if (a, b) not in self.crm.assoc.defaults:
-            raise HsError(400, "VALIDATION_ERROR", f"No association definitions between {a} and {b}")
-        return a, b
-
-    def _multi_to(self, a: str, a_id: int, b: str) -> list[dict[str, Any]]:
-        types = self.crm.assoc.types
-        return [{"toObjectId": tid, "associationTypes": [types[t].spec() for t in tys]}
-                for tid, tys in self.crm.assoc.targets(a, a_id, b)]
-
-    def h_assoc_batch_read(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        started = self._now_iso()
-        results, errors = [], []
-        for it in self._inputs(_body(req), MAX_ASSOC_READ):
-            rid = str(it.get("id", ""))
-            rec = self._find(a, rid)
-            to = self._multi_to(a, rec.id, b) if rec else []
-            if not to:
-                errors.append(_std_error(
-                    "OBJECT_NOT_FOUND", f"No {SINGULAR[b]} is associated with {SINGULAR[a]} {rid}.",
-                    {"fromObjectId": [rid]}, sub="crm.associations.NO_ASSOCIATIONS_FOUND"))
-                continue
-            start = decode_after(it.get("after"))
-            item: dict[str, Any] = {"from": {"id": rid}, "to": to[start:start + ASSOC_PAGE]}
-            if start + ASSOC_PAGE < len(to):
-                item["paging"] = {"next": {"after": encode_after(start + ASSOC_PAGE), "link": None}}
-            results.append(item)
-        return self._batch(results, errors, 200, started)
-
-    def _check_types(self, a: str, b: str, specs: list[dict[str, Any]]) -> list[int]:
-        out = []
-        for s in specs or []:
-            tid = int(s.get("associationTypeId", 0))
-            at = self.crm.assoc.types.get(tid)
-            if at is None or (at.from_obj, at.to_obj) != (a, b):
-                raise HsError(400, "VALIDATION_ERROR",
-                              f"{tid} is not a valid association type between {a} and {b}",
-                              subCategory="crm.associations.INVALID_ASSOCIATION_TYPE")
-            out.append(tid)
-        return out
-
-    def _labels_pair(self, a: str, a_id: int, b: str, b_id: int, tids: list[int]) -> dict[str, Any]:
-        types = self.crm.assoc.types
-        return {"fromObjectTypeId": TYPE_ID_OF[a], "fromObjectId": a_id, "toObjectTypeId": TYPE_ID_OF[b],
-                "toObjectId": b_id, "labels": [types[t].label for t in tids if types[t].label]}
-
-    def h_assoc_batch_create(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        started = self._now_iso()
-        results, errors = [], []
-        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
-            fid, tid = str((it.get("from") or {}).get("id", "")), str((it.get("to") or {}).get("id", ""))
-            tids = self._check_types(a, b, it.get("types") or [])
-            x, y = self._find(a, fid), self._find(b, tid)
-            if x is None or y is None:
-                errors.append(_std_error("VALIDATION_ERROR", f"{SINGULAR[a]} {fid} or {SINGULAR[b]} "
-                                         f"{tid} does not exist", {"fromObjectId": [fid], "toObjectId": [tid]},
-                                         sub="crm.associations.INVALID_OBJECT_IDS"))
-                continue
-            self.crm.assoc.add(a, x.id, b, y.id, tids)
-            results.append(self._labels_pair(a, x.id, b, y.id, tids))
-        return self._batch(results, errors, 201, started)
-
-    def _default_spec(self, a: str, b: str, x: int, y: int) -> list[dict[str, Any]]:
-        d = self.crm.assoc.defaults
-        return [{"from": {"id": str(x)}, "to": {"id": str(y)},
-                 "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": d[(a, b)]}},
-                {"from": {"id": str(y)}, "to": {"id": str(x)},
-                 "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": d[(b, a)]}}]
-
-    def h_assoc_batch_default(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        started = self._now_iso()
-        results, errors = [], []
-        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
-            fid, tid = str((it.get("from") or {}).get("id", "")), str((it.get("to") or {}).get("id", ""))
-            x, y = self._find(a, fid), self._find(b, tid)
-            if x is None or y is None:
-                errors.append(_std_error("VALIDATION_ERROR", f"{SINGULAR[a]} {fid} or {SINGULAR[b]} "
-                                         f"{tid} does not exist", {"fromObjectId": [fid], "toObjectId": [tid]},
-                                         sub="crm.associations.INVALID_OBJECT_IDS"))
-                continue
-            self.crm.assoc.add(a, x.id, b, y.id, [])
-            results.extend(self._default_spec(a, b, x.id, y.id))
-        started_body = self._batch(results, [], 200, started)[1]
-        if errors:
-            started_body["numErrors"] = len(errors)
-            started_body["errors"] = errors
-        return 200, started_body
-
-    def h_assoc_batch_archive(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
-            x = self._find(a, str((it.get("from") or {}).get("id", "")))
-            for to in it.get("to") or []:
-                y = self._find(b, str(to.get("id", "")))
-                if x is not None and y is not None:
-                    self.crm.assoc.remove(a, x.id, b, y.id)
-        return 204, None
-
-    def h_assoc_batch_labels_archive(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        for it in self._inputs(_body(req), MAX_ASSOC_WRITE):
-            tids = self._check_types(a, b, it.get("types") or [])
-            x = self._find(a, str((it.get("from") or {}).get("id", "")))
-            y = self._find(b, str((it.get("to") or {}).get("id", "")))
-            if x is not None and y is not None:
-                self.crm.assoc.remove(a, x.id, b, y.id, tids)
-        return 204, None
-
-    def h_assoc_labels(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        return 200, {"results": [t.spec() for t in self.crm.assoc.labels(a, b)]}
-
-    def h_assoc_labels_create(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        body = _body(req)
-        label, name = body.get("label"), body.get("name")
-        if not label or not name:
-            raise HsError(400, "VALIDATION_ERROR", "label and name are required")
-        if self.crm.assoc.find_label(a, b, str(name)) or self.crm.assoc.find_label(a, b, str(label)):
-            raise HsError(409, "OBJECT_ALREADY_EXISTS",
-                          f"An association label named {name} already exists between {a} and {b}")
-        fwd, inv = self.crm.assoc.create_label(a, b, str(label), str(name), body.get("inverseLabel"))
-        return 200, {"results": [fwd.spec(), inv.spec()]}
-
-    def h_assoc_labels_update(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        body = _body(req)
-        tid = int(body.get("associationTypeId", 0))
-        at = self.crm.assoc.types.get(tid)
-        if at is None or at.category != "USER_DEFINED" or (at.from_obj, at.to_obj) != (a, b):
-            raise HsError(400, "VALIDATION_ERROR", f"{tid} is not a label between {a} and {b}")
-        from dataclasses import replace
-
-        types = self.crm.assoc.types
-        types[tid] = replace(at, label=body.get("label") or at.label)
-        if body.get("inverseLabel"):
-            types[at.inverse] = replace(types[at.inverse], label=body["inverseLabel"])
-        return 204, None
-
-    def h_assoc_labels_remove(self, req: Request, a: str, b: str, type_id: int) -> Reply:
-        a, b = self._pair(a, b)
-        at = self.crm.assoc.types.get(type_id)
-        if at is None or at.category != "USER_DEFINED":
-            raise HsError(400, "VALIDATION_ERROR", f"{type_id} is not a user-defined label")
-        self.crm.assoc.types.pop(at.inverse, None)
-        self.crm.assoc.types.pop(type_id, None)
-        return 204, None
-
-    def h_assoc_list(self, req: Request, obj: str, rid: str, to: str) -> Reply:
-        a, b = self._pair(obj, to)
-        rec = self._find(a, rid)
-        if rec is None:
-            raise not_found(rid)
-        limit = min(max(_int(req.args.get("limit"), 500), 1), 500)
-        start = decode_after(req.args.get("after"))
-        items = self._multi_to(a, rec.id, b)
-        body: dict[str, Any] = {"results": items[start:start + limit]}
-        if start + limit < len(items):
-            token = encode_after(start + limit)
-            body["paging"] = {"next": {"after": token, "link": (
-                f"{self._base(req)}/crm/v4/objects/{a}/{rec.id}/associations/{b}?after={token}")}}
-        return 200, body
-
-    def _two(self, obj: str, rid: str, to: str, to_id: str) -> tuple[str, Rec, str, Rec]:
-        a, b = self._pair(obj, to)
-        x, y = self._find(a, rid), self._find(b, to_id)
-        if x is None:
-            raise not_found(rid)
-        if y is None:
-            raise not_found(to_id)
-        return a, x, b, y
-
-    def h_assoc_create(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
-        a, x, b, y = self._two(obj, rid, to, to_id)
-        specs = _json_body(req)
-        tids = self._check_types(a, b, specs if isinstance(specs, list) else [])
-        self.crm.assoc.add(a, x.id, b, y.id, tids)
-        return 201, self._labels_pair(a, x.id, b, y.id, tids)
-
-    def h_assoc_create_default(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
-        a, x, b, y = self._two(obj, rid, to, to_id)
-        self.crm.assoc.add(a, x.id, b, y.id, [])
-        return self._batch(self._default_spec(a, b, x.id, y.id), [], 200, self._now_iso())
-
-    def h_assoc_archive(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
-        a, x, b, y = self._two(obj, rid, to, to_id)
-        self.crm.assoc.remove(a, x.id, b, y.id)
-        return 204, None
-
-    def _config(self, t: Any) -> dict[str, Any]:
-        d = {"category": t.category, "typeId": t.type_id, "label": t.label}
-        limit = self.crm.assoc.limits.get(t.type_id)
-        if limit is not None:
-            d["userEnforcedMaxToObjectIds"] = limit
-        return d
-
-    def h_assoc_config_all(self, req: Request) -> Reply:
-        types = sorted(self.crm.assoc.types.values(), key=lambda t: t.type_id)
-        return 200, {"results": [self._config(t) for t in types]}
-
-    def h_assoc_config(self, req: Request, a: str, b: str) -> Reply:
-        a, b = self._pair(a, b)
-        return 200, {"results": [self._config(t) for t in self.crm.assoc.labels(a, b)]}
-
-    def _set_limits(self, req: Request, a: str, b: str) -> list[Any]:
-        """Record maxToObjectIds per type (stored and reported; not enforced on writes)."""
-        a, b = self._pair(a, b)
-        out = []
-        for it in self._inputs(_body(req), MAX_BATCH):
-            tid = self._check_types(a, b, [{"associationTypeId": it.get("typeId", 0)}])[0]
-            self.crm.assoc.limits[tid] = int(it.get("maxToObjectIds", 0))
-            out.append(self.crm.assoc.types[tid])
-        return out
-
-    def h_assoc_config_create(self, req: Request, a: str, b: str) -> Reply:
-        started = self._now_iso()
-        return self._batch([self._config(t) for t in self._set_limits(req, a, b)], [], 201, started)
-
-    def h_assoc_config_update(self, req: Request, a: str, b: str) -> Reply:
-        started = self._now_iso()
-        results = [{"category": t.category, "typeId": t.type_id,
-                    "userEnforcedMaxToObjectIds": self.crm.assoc.limits[t.type_id]}
-                   for t in self._set_limits(req, a, b)]
-        return self._batch(results, [], 200, started)
-
-    def h_assoc_config_purge(self, req: Request, a: str, b: str) -> Reply:
-        self._pair(a, b)
-        for it in self._inputs(_body(req), MAX_BATCH):
-            self.crm.assoc.limits.pop(int(it.get("typeId", 0)), None)
-        return 204, None
-
     # ------------------------------------------------------------ owners
     def h_owners(self, req: Request) -> Reply:
         q = req.args
@@ -852,152 +592,6 @@ class HubSpotApp:
             if str(o.get("userId" if by == "userId" else "id")) == oid and o["archived"] == archived:
                 return 200, o
         raise HsError(404, "OBJECT_NOT_FOUND", f"Owner {oid} not found")
-
-    # ------------------------------------------------------------ properties
-    def h_properties(self, req: Request, obj: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        src = schema.archived if _bool(req.args.get("archived")) else schema.props
-        return 200, {"results": [p.wire() for p in src.values()]}
-
-    def h_property(self, req: Request, obj: str, name: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        src = schema.archived if _bool(req.args.get("archived")) else schema.props
-        if name not in src:
-            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name} for object type "
-                          f"{self._obj(obj)}")
-        return 200, src[name].wire()
-
-    def _new_property(self, obj: str, body: dict[str, Any]) -> Prop:
-        schema = self.crm.schemas[obj]
-        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
-        if missing:
-            raise HsError(400, "VALIDATION_ERROR", f"Missing required fields: {missing}")
-        name, type_, field_type = str(body["name"]), str(body["type"]), str(body["fieldType"])
-        if name in schema.props:
-            raise HsError(409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.",
-                          subCategory="PropertyValidationError.PROPERTY_ALREADY_EXISTS")
-        if type_ not in FIELD_TYPES:
-            raise HsError(400, "VALIDATION_ERROR", f"{type_} is not a valid property type")
-        if field_type not in FIELD_TYPES[type_]:
-            raise HsError(400, "VALIDATION_ERROR", f"Invalid fieldType {field_type} for type {type_}; "
-                          f"use one of {sorted(FIELD_TYPES[type_])}")
-        if body["groupName"] not in schema.groups:
-            raise HsError(400, "VALIDATION_ERROR", f"Property group {body['groupName']} does not exist")
-        options = [_option(o, i) for i, o in enumerate(body.get("options") or [])]
-        if type_ == "bool" and not options:
-            options = options_from(["true", "false"])
-        p = schema.add_custom(name, type_, self.store.now_ms(), field_type=field_type or DEFAULT_FIELD[type_],
-                              group=str(body["groupName"]), label=str(body["label"]))
-        p.options = options
-        p.description = str(body.get("description") or "")
-        p.display_order = int(body.get("displayOrder", -1))
-        p.has_unique_value = bool(body.get("hasUniqueValue", False))
-        p.hidden = bool(body.get("hidden", False))
-        p.form_field = bool(body.get("formField", False))
-        p.calculation_formula = body.get("calculationFormula")
-        return p
-
-    def h_property_create(self, req: Request, obj: str) -> Reply:
-        return 201, self._new_property(self._obj(obj), _body(req)).wire()
-
-    def h_property_update(self, req: Request, obj: str, name: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        p = schema.props.get(name)
-        if p is None:
-            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name}")
-        body = _body(req)
-        if p.hubspot_defined and set(body) - {"options", "label", "description", "displayOrder",
-                                              "groupName", "hidden", "formField"}:
-            raise HsError(400, "VALIDATION_ERROR", f"{name} is a HubSpot defined property; its "
-                          "type can't be changed")
-        for key, attr in (("label", "label"), ("description", "description"), ("groupName", "group"),
-                          ("displayOrder", "display_order"), ("hidden", "hidden"),
-                          ("formField", "form_field"), ("type", "type"), ("fieldType", "field_type")):
-            if key in body and body[key] is not None:
-                setattr(p, attr, body[key])
-        if body.get("options") is not None:
-            p.options = [_option(o, i) for i, o in enumerate(body["options"])]
-        p.updated_ms = self.store.now_ms()
-        return 200, p.wire()
-
-    def h_property_archive(self, req: Request, obj: str, name: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        p = schema.props.get(name)
-        if p is not None and p.hubspot_defined:
-            raise HsError(400, "VALIDATION_ERROR", f"{name} is a HubSpot defined property and can't "
-                          "be archived")
-        if p is not None:
-            schema.props.pop(name)
-            p.archived_ms = self.store.now_ms()
-            schema.archived[name] = p
-        return 204, None
-
-    def h_properties_batch_read(self, req: Request, obj: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        body = _body(req)
-        src = schema.archived if body.get("archived") else schema.props
-        results, missing = [], []
-        for it in self._inputs(body, 1000):
-            n = str(it.get("name", ""))
-            (results.append(src[n].wire()) if n in src else missing.append(n))
-        errors = [_std_error("OBJECT_NOT_FOUND", f"Unable to find properties {missing}",
-                             {"properties": missing})] if missing else []
-        return self._batch(results, errors, 200, self._now_iso())
-
-    def h_properties_batch_create(self, req: Request, obj: str) -> Reply:
-        obj = self._obj(obj)
-        started = self._now_iso()
-        results, errors = [], []
-        for it in self._inputs(_body(req), 1000):
-            try:
-                results.append(self._new_property(obj, it).wire())
-            except HsError as e:
-                errors.append(_std_error(e.category, e.message, {"name": [str(it.get("name"))]}))
-        return self._batch(results, errors, 201, started)
-
-    def h_properties_batch_archive(self, req: Request, obj: str) -> Reply:
-        for it in self._inputs(_body(req), 1000):
-            self.h_property_archive(req, obj, str(it.get("name", "")))
-        return 204, None
-
-    def h_groups(self, req: Request, obj: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        return 200, {"results": [dict(g) for g in schema.groups.values()]}
-
-    def h_group(self, req: Request, obj: str, name: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        if name not in schema.groups:
-            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property group {name}")
-        return 200, dict(schema.groups[name])
-
-    def h_group_create(self, req: Request, obj: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        body = _body(req)
-        name, label = body.get("name"), body.get("label")
-        if not name or not label:
-            raise HsError(400, "VALIDATION_ERROR", "name and label are required")
-        if name in schema.groups:
-            raise HsError(409, "OBJECT_ALREADY_EXISTS", f"A property group named '{name}' already exists.")
-        g = {"name": str(name), "label": str(label), "displayOrder": int(body.get("displayOrder", -1)),
-             "archived": False}
-        schema.groups[str(name)] = g
-        return 201, dict(g)
-
-    def h_group_update(self, req: Request, obj: str, name: str) -> Reply:
-        schema = self.crm.schemas[self._obj(obj)]
-        if name not in schema.groups:
-            raise HsError(404, "OBJECT_NOT_FOUND", f"Unable to find property group {name}")
-        body = _body(req)
-        g = schema.groups[name]
-        if body.get("label"):
-            g["label"] = str(body["label"])
-        if body.get("displayOrder") is not None:
-            g["displayOrder"] = int(body["displayOrder"])
-        return 200, dict(g)
-
-    def h_group_archive(self, req: Request, obj: str, name: str) -> Reply:
-        self.crm.schemas[self._obj(obj)].groups.pop(name, None)
-        return 204, None
 
     # ------------------------------------------------------------ sandbox control
     def h_sandbox_requests(self, req: Request) -> Reply:
@@ -1052,9 +646,9 @@ def dump_records(crm: Crm, obj: str, archived: bool = False) -> list[dict[str, A
             for to in ("companies", "contacts", "deals", "tasks"):
                 if to == obj:
                     continue
-                items = []
+                items: list[dict[str, Any]] = []
                 for tid, tys in crm.assoc.targets(obj, rid, to):
-                    labels = ["primary" if lb == "Primary" and types[t].category == "HUBSPOT_DEFINED"
+                    labels: list[str | None] = ["primary" if lb == "Primary" and types[t].category == "HUBSPOT_DEFINED"
                               else lb for t, lb in ((t, types[t].label) for t in tys) if lb]
                     items.extend({"id": str(tid), "label": lb} for lb in labels or [None])
                 if items:
@@ -1068,6 +662,22 @@ def dump_records(crm: Crm, obj: str, archived: bool = False) -> list[dict[str, A
     return out
 
 
+def _truncated(payload: bytes, cut: int, sock: Any) -> Iterator[bytes]:
+    yield payload[:cut]
+    _hang_up(sock)
+    raise ConnectionResetError("sandbox fault: drop_connection")
+
+
+def _hang_up(sock: Any) -> None:
+    """Close the TCP connection under the request (the client sees a reset or a short body)."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     if status == 204 or body is None:
         return Response(status=status, headers=headers)
@@ -1075,49 +685,16 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return Response(data, status=status, headers=headers, content_type="application/json;charset=utf-8")
 
 
-def _json_body(req: Request) -> Any:
-    raw = req.get_data(as_text=True)
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as e:
-        raise HsError(400, "VALIDATION_ERROR", f"Invalid input JSON on line 1: {e}") from e
 
 
-def _body(req: Request) -> dict[str, Any]:
-    data = _json_body(req)
-    if not isinstance(data, dict):
-        raise HsError(400, "VALIDATION_ERROR", "Invalid input JSON: expected an object")
-    return data
 
 
-def _multi(q: Any, name: str) -> list[str]:
-    """A list query param sent repeated (the client) or comma-separated (curl users)."""
-    out: list[str] = []
-    for v in q.getlist(name):
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
 
 
-def _bool(v: str | None) -> bool:
-    return str(v or "").strip().lower() == "true"
 
 
-def _int(v: str | None, default: int) -> int:
-    try:
-        return int(v) if v not in (None, "") else default
-    except ValueError as e:
-        raise HsError(400, "VALIDATION_ERROR", f"Expected an integer, got {v!r}") from e
 
 
-def _std_error(category: str, message: str, context: dict[str, list[str]], sub: str | None = None
-               ) -> dict[str, Any]:
-    err: dict[str, Any] = {"status": "error", "category": category, "message": message,
-                           "context": context, "errors": [], "links": {}}
-    if sub:
-        err["subCategory"] = sub
-    return err
 
 
 def _input_error(info: dict[str, Any], rid: str | None, trace: Any) -> dict[str, Any]:
@@ -1134,10 +711,6 @@ def _input_error(info: dict[str, Any], rid: str | None, trace: Any) -> dict[str,
     return err
 
 
-def _option(o: dict[str, Any], i: int) -> dict[str, Any]:
-    return {"label": str(o.get("label", o.get("value", ""))), "value": str(o.get("value", "")),
-            "displayOrder": int(o.get("displayOrder", i)), "hidden": bool(o.get("hidden", False)),
-            "description": str(o.get("description") or "")}
 
 
 def _rate_limited(policy: str, retry_after: int | None) -> HsError:

@@ -215,7 +215,7 @@ class Crm:
         return list(dict.fromkeys([*requested, *always]))
 
     def wire(self, obj: str, rec: Rec, names: list[str], assoc_to: list[str] | None = None,
-             base_url: str = "") -> dict[str, Any]:
+             base_url: str = "", history: list[str] | None = None) -> dict[str, Any]:
         props = rec.props
         known = self.schemas[obj].props
         out: dict[str, Any] = {}
@@ -230,6 +230,11 @@ class Crm:
                              "updatedAt": iso(rec.modified), "archived": rec.archived_at is not None}
         if rec.archived_at is not None:
             d["archivedAt"] = iso(rec.archived_at)
+        if history:  # the emulator keeps no history: the current value, stamped with updatedAt
+            d["propertiesWithHistory"] = {
+                n: [{"value": str(props[n]), "timestamp": d["updatedAt"], "sourceType": "API",
+                     "sourceId": None, "sourceLabel": None, "updatedByUserId": None}]
+                if props.get(n) is not None else [] for n in history if n in props or n in known}
         if assoc_to:
             a: dict[str, Any] = {}
             for to in assoc_to:

@@ -333,7 +333,7 @@ def _pure(table: Table, schema: Schema, filters: list[dict[str, Any]]
         if k is None or (kind is not None and k != kind):
             return None
         kind = k
-        b = _exact(str(f.get("operator") or "EQ").upper(), f, _converter(schema, name))
+        b = _exact(str(f.get("operator") or "EQ").upper(), f, _converter(schema, str(name)))
         if b is None:
             return None
         lo = _max(lo, b[0])

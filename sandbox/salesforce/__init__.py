@@ -3,10 +3,12 @@
     from sandbox.salesforce import SalesforceSandbox
     sb = SalesforceSandbox(dataset).start()      # TLS on 127.0.0.1, sb.url, sb.ca_file
 
-Modules: server.py (SalesforceSandbox, serve_forever), app.py (WSGI routes,
-auth/limits/faults), store.py (records and indexes), soql.py (SOQL parser and
-evaluator), bulk.py (Bulk API 2.0 query jobs), auth.py (logins, sessions,
-the dummy credentials), schema.py (objects, fields, describe).
+Modules: server.py (SalesforceSandbox, serve_forever), app.py (WSGI, routes,
+auth/limits/faults), rest.py and writes.py (the handlers), wire.py (their
+request/response values), store.py (records and indexes), soql.py (SOQL parser,
+evaluator and JSON rendering), bulk.py (Bulk API 2.0 query jobs), ingest.py
+(Bulk API 2.0 ingest jobs), auth.py
+(logins, sessions, the dummy credentials), schema.py (objects, fields, describe).
 
 Route names (what `GET /_sandbox/requests` counts and fault rules' `route` matches):
 
@@ -30,6 +32,10 @@ Route names (what `GET /_sandbox/requests` counts and fault rules' `route` match
     bulk2_query_create, bulk2_query_list   POST, GET .../jobs/query
     bulk2_query_poll, bulk2_query_abort, bulk2_query_delete   GET, PATCH, DELETE .../jobs/query/{id}
     bulk2_query_results            GET  .../jobs/query/{id}/results?maxRecords=&locator=
+    bulk2_ingest_create, bulk2_ingest_list   POST, GET .../jobs/ingest
+    bulk2_ingest_upload            PUT  .../jobs/ingest/{id}/batches
+    bulk2_ingest_job               GET PATCH DELETE .../jobs/ingest/{id}   (poll, close/abort, delete)
+    bulk2_ingest_results           GET  .../jobs/ingest/{id}/successfulResults|failedResults|unprocessedrecords
     tooling                        POST .../tooling/sobjects/CustomField
 
 Control routes (not counted): GET /_sandbox/requests, POST /_sandbox/reset,

@@ -123,9 +123,12 @@ def _system(deletable: bool = True) -> list[Field]:
     return out
 
 
+# A fresh org's defaults, plus "Champion": not a default value, but the sandbox org
+# stands for one whose admin added it, as most sales orgs using crmsync have
+# (crm-api-notes §1.11). An unknown value still gets the connector's warning.
 ROLE_VALUES = (
     "Business User", "Decision Maker", "Economic Buyer", "Economic Decision Maker",
-    "Evaluator", "Executive Sponsor", "Influencer", "Technical Buyer", "Other",
+    "Evaluator", "Executive Sponsor", "Influencer", "Technical Buyer", "Other", "Champion",
 )
 STAGE_VALUES = (
     "Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
@@ -296,6 +299,7 @@ def canonical_date(value: Any) -> str:
 def infer_field(name: str, values: Iterable[Any]) -> Field:
     """A custom field for an unknown dataset field, typed from its first non-null value."""
     sample = next((v for v in values if v is not None), None)
+    kw: dict[str, Any]
     if isinstance(sample, bool):
         type_, kw = "boolean", {"nillable": False, "default": False}
     elif isinstance(sample, int | float):

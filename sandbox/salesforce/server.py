@@ -33,6 +33,7 @@ from . import auth
 from .app import SalesforceApp
 from .auth import Auth
 from .bulk import BulkJobs
+from .ingest import IngestJobs
 from .schema import METADATA_TYPES, Field
 from .store import Store, WriteError
 
@@ -99,6 +100,7 @@ class SalesforceSandbox:
         self.usage = ApiUsage(daily_limit)
         self.bulk_job_seconds = bulk_job_seconds
         self.bulk = BulkJobs(self.store, lambda: self.bulk_job_seconds)
+        self.ingest = IngestJobs(self.store, lambda: self.bulk_job_seconds)
         self.auth = Auth(self._dir / "salesforce-jwt-key.pem")
         self.jwt_key_file = str(self.auth.key_file)
         self.ca_file: str | None = None
@@ -144,6 +146,15 @@ class SalesforceSandbox:
         self.store.load(dataset)
         self.app.locators.clear()
         self.bulk.jobs.clear()
+        self.ingest.jobs.clear()
+
+    def load_stream(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Replace all records from (object, record) pairs, e.g. sandbox.generate.iter_records
+        mapped to (obj, rec): a million contacts without holding a dataset dict."""
+        self.store.load_stream(records)
+        self.app.locators.clear()
+        self.bulk.jobs.clear()
+        self.ingest.jobs.clear()
 
     def reset(self, dataset: Mapping[str, Any] | None = None) -> None:
         """Between tests: reload data, clear faults, request counts, API usage and jobs."""

@@ -410,6 +410,7 @@ class CompiledQuery:
     predicate: Pred | None
     stamp_low: tuple[str, bool] | None
     stamp_high: tuple[str, bool] | None
+    id_low: tuple[str, bool] | None
     id_list: list[str] | None
     order: list[tuple[Getter, bool, bool, bool]]  # getter, desc, nulls first, case-fold
     order_kind: str  # "" | "stamp" | "id" | "sort"
@@ -434,7 +435,7 @@ class CompiledQuery:
             source = t.iter_by_stamp(low, inclusive, self.stamp_high)
             ordered = "stamp"
         else:
-            source = t.iter_by_id()
+            source = t.iter_by_id(self.id_low)
             ordered = "id"
         pred, c_del = self.predicate, t.c_deleted
         skip_deleted = not include_deleted and c_del is not None
@@ -545,6 +546,25 @@ def _json_node(node: Node, version: str, store: Store) -> Callable[[Table, Row],
             items.append((key, fk_col, name, _json_node(child, version, store), child.table))
     heads: dict[str, str] = {}
     encoders = _ENCODERS
+    if node.table is not None and all(child is None and col is not None for _, col, _, child, _ in items):
+        flat = [(key, col) for key, col, _, _, _ in items if col is not None]
+        head = (
+            '{"attributes":{"type":' + _esc(node.table.name) + ',"url":"/services/data/v'
+            + version + "/sobjects/" + node.table.name + "/"
+        )
+
+        def render_flat(t: Table, row: Row) -> str:  # the common case: no parent fields
+            parts = [head, row[0], '"}']
+            n = len(row)
+            for key, col in flat:
+                v = row[col] if col < n else None
+                enc = encoders.get(v.__class__)
+                parts.append(key)
+                parts.append(enc(v) if enc is not None else json.dumps(v))
+            parts.append("}")
+            return "".join(parts)
+
+        return render_flat
 
     def render(t: Table, row: Row) -> str:
         head = heads.get(t.name)
@@ -566,7 +586,7 @@ def _json_node(node: Node, version: str, store: Store) -> Callable[[Table, Row],
                 enc = encoders.get(v.__class__)
                 parts.append(enc(v) if enc is not None else json.dumps(v))
                 continue
-            fk = row[col] if col < n else None  # type: ignore[operator]
+            fk = row[col] if col is not None and col < n else None
             parent_t, parent = (None, None) if fk is None else store.row_for_id(fk)
             if parent is None or parent_t is None or (child_t is not None and parent_t is not child_t):
                 parts.append("null")
@@ -594,6 +614,8 @@ class _Compiler:
                 parsed.obj_pos,
             ) from None
         self.now = store.now()
+        self.id_low: tuple[str, bool] | None = None
+        self._poly: list[Table] = []
 
     # -- paths
     def path(self, text: str, pos: int) -> Path:
@@ -896,6 +918,10 @@ class _Compiler:
                         high = (v, c.cmp == "<=")
                 elif name == "id" and c.cmp == "=" and c.value.kind == "str":
                     ids = [id18(c.value.value)]
+                elif name == "id" and c.cmp in (">", ">=") and c.value.kind == "str":
+                    v = id18(c.value.value)  # keyset paging: start the Id scan with a bisect
+                    if self.id_low is None or v > self.id_low[0]:
+                        self.id_low = (v, c.cmp == ">=")
             elif c.op == "in" and not c.negated and c.path.lower() == "id":
                 ids = [id18(v.value) for v in c.value if v.kind == "str"]
         return low, high, ids
@@ -934,14 +960,13 @@ class _Compiler:
             predicate=predicate,
             stamp_low=low,
             stamp_high=high,
+            id_low=self.id_low,
             id_list=ids,
             order=order,
             order_kind=order_kind,
             limit=self.p.limit,
             offset=self.p.offset,
         )
-
-    _poly: list[Table] = []
 
 
 def _hop(fk_col: int, target: Table, inner: Getter) -> Getter:

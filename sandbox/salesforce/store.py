@@ -26,7 +26,7 @@ import bisect
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -250,10 +250,14 @@ class Table:
             if row is not None and row[c] == stamps[i]:
                 yield row
 
-    def iter_by_id(self) -> Iterator[Row]:
-        rows = self.rows
-        for id_ in self.id_order:
-            yield rows[id_]
+    def iter_by_id(self, low: tuple[str, bool] | None = None) -> Iterator[Row]:
+        """Rows in Id order, from `low` (value, inclusive) on."""
+        rows, order = self.rows, self.id_order
+        start = 0
+        if low is not None:
+            start = (bisect.bisect_left if low[1] else bisect.bisect_right)(order, low[0])
+        for i in range(start, len(order)):
+            yield rows[order[i]]
 
     def ext_lookup(self, col: int, value: Any) -> set[str]:
         index = self.ext_index.get(col)
@@ -766,12 +770,12 @@ class Store:
                 Table.put(row, col, f.default)
         if creating:
             for name in ("ownerid", "createdbyid", "lastmodifiedbyid"):
-                col = t.cols.get(name)
-                if col is not None and Table.get(row, col) is None:
-                    Table.put(row, col, self.running_user_id)
+                user_col = t.cols.get(name)
+                if user_col is not None and Table.get(row, user_col) is None:
+                    Table.put(row, user_col, self.running_user_id)
 
     def _derive(
-        self, t: Table, row: Row, *, changed: set[int] | None, stamp: str | None, given: set[int] = frozenset()  # noqa: B006
+        self, t: Table, row: Row, *, changed: set[int] | None, stamp: str | None, given: Set[int] = frozenset()
     ) -> None:
         """Fields Salesforce computes: Name, Task.IsClosed/AccountId, Opportunity.IsClosed/IsWon.
 

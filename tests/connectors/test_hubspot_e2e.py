@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_hubspot_support import (
@@ -319,14 +319,18 @@ def test_x7_deal_with_more_than_500_contacts_follows_association_paging(clock):
 def test_x6_property_gone_from_schema_is_tolerated_and_kept_in_raw(small, clock, caplog):
     small.add_property("contacts", "hs_lead_status")
     small.update("contacts", "4", {"hs_lead_status": "NEW"})
-    small.remove_property("contacts", "hs_lead_status")
     c = connect(small, clock, extra_properties={"contacts": ("hs_lead_status",)})
+    pull_all(c, C, full=True)  # the schema is read here, once
+    small.remove_property("contacts", "hs_lead_status")
+    records, _, _ = pull_all(c, C, full=True)  # still on the records: tolerated, kept in raw
+    assert records["4"].raw["properties"]["hs_lead_status"] == "NEW"
+    fresh = connect(small, clock, extra_properties={"contacts": ("hs_lead_status",)})
     with caplog.at_level(logging.WARNING):
-        records, _, _ = pull_all(c, C, full=True)
-        pull_all(c, C, full=True)
+        again, _, _ = pull_all(fresh, C, full=True)
+        pull_all(fresh, C, full=True)
     warnings = [r for r in caplog.records if "hs_lead_status" in r.getMessage()]
     assert len(warnings) == 1  # one warning, not one per run or page
-    assert records["4"].values["email"] == "p0@c.test"
+    assert again["4"].values["email"] == "p0@c.test"
 
 
 # ---------------------------------------------------------------- rate limits and failures
@@ -492,5 +496,17 @@ def test_x7_list_path_follows_inline_association_paging(clock):
         assert len(first.raw["associations"]["companies"]) == 150
         assert first.values["account_id"] == "77"
         assert hs.requests.count("assoc_list") >= 1
+    finally:
+        hs.stop()
+
+
+def test_p4_thousands_of_identical_modified_dates_across_pages(clock):
+    hs = sandbox(clock, dataset(contacts=2_500, companies=3, deals=0))  # all modified at OLD
+    try:
+        c = connect(hs, clock)
+        old_ms = int(datetime(2025, 1, 15, 10, tzinfo=UTC).timestamp() * 1000)
+        pages = list(c.pull(C, {"modified_ms": old_ms}, full=False, started_at=clock.now()))
+        ids = [r.id for p in pages for r in p.records]
+        assert len(ids) == len(set(ids)) == 2_500  # none skipped, none twice
     finally:
         hs.stop()

@@ -130,7 +130,8 @@ def test_w3_whole_batch_rejection_is_bisected_so_good_rows_land(conn, hs):
     )
     items = [task(i) for i in range(100)]
     results = conn.write(items)
-    assert [r.item_id for r in results if not r.ok] == [37]
+    assert [(r.item_id, r.code) for r in results if not r.ok] == [(37, "INVALID_OWNER")]
+    assert "owner is inactive" in (results[37].detail or "")
     assert sum(r.ok for r in results) == 99
     tasks = hs.records("tasks")
     assert len(tasks) == 99
@@ -216,3 +217,39 @@ def test_setup_twice_changes_nothing(hs, clock):
     second = c.ensure_fields(dry_run=False)
     assert {x.status for x in second} == {"exists"} and all(x.detail is None for x in second)
     assert hs.requests.writes() == 0
+
+
+def test_tasks_pull_only_crmsync_tasks_with_their_associations(conn, hs, clock):
+    from datetime import UTC, datetime
+
+    from test_hubspot_support import pull_all
+
+    from state.model import ObjectType
+
+    created = conn.write([task(1), task(2, contact=None)])
+    hs.create("tasks", {"hs_task_subject": "a person's own task", "hs_timestamp": "1777638896000"})
+    run = datetime.now(UTC)
+    tasks, cursor, _ = pull_all(conn, ObjectType.TASK, full=True, started_at=run)
+    assert set(tasks) == {r.crm_id for r in created}
+    t1 = tasks[created[0].crm_id]
+    assert t1.values["key"] == "single_threaded:hubspot:1:1" and t1.owned == {
+        "key": t1.values["key"]
+    }
+    assert (t1.values["contact_id"], t1.values["account_id"]) == ("121", "1")
+    assert t1.values["status"] == "NOT_STARTED" and t1.values["is_closed"] is False
+    clock.sleep(3600)
+    hs.archive("tasks", created[1].crm_id)
+    conn.write([item(5, K.COMPLETE_TASK, created[0].crm_id, body="done")])
+    later, _, _ = pull_all(conn, ObjectType.TASK, cursor, full=False, started_at=clock.now())
+    assert later[created[0].crm_id].values["is_closed"] is True
+    assert later[created[1].crm_id].deleted
+    assert len(later) == 2  # the person's own task is not ours, live or archived
+
+
+def test_writes_before_setup_are_rejected_in_one_call_with_the_fix(hs, clock):
+    c = connect(hs, clock)  # no ensure_fields: crmsync's properties do not exist yet
+    hs.reset()
+    results = c.write([item(i, K.UPDATE_CONTACT, str(130 + i), status="stale") for i in range(40)])
+    assert {r.code for r in results} == {"PROPERTY_DOESNT_EXIST"}
+    assert "crmsync setup --crm hubspot" in (results[0].detail or "")
+    assert hs.requests.count("batch_update") == 1  # not bisected row by row

@@ -446,6 +446,13 @@ def test_malformed_missing_role_and_soft_bounced_emails_look_as_listed(org: dict
             assert _valid(c["Email"]), c["Id"]
 
 
+def test_emails_are_unique_across_the_org_as_hubspot_requires(org: dict[str, Any]) -> None:
+    emails = [c["properties"].get("email") for c in org["hubspot"]["contacts"]]
+    present = [e.lower() for e in emails if e]
+    assert len(present) == len(set(present))
+    assert [c["Email"] for c in org["salesforce"]["Contact"]] == emails
+
+
 def test_unicode_names_are_present_and_survive_json(org: dict[str, Any]) -> None:
     sf = {c["Id"]: c for c in org["salesforce"]["Contact"]}
     names = [
@@ -525,7 +532,9 @@ def test_salesforce_ids_and_timestamps_are_well_formed(org: dict[str, Any]) -> N
             for f in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
                 assert SF_DT.match(r[f]) and _sf_dt(r[f]) < as_of, (obj, f)
             assert _sf_dt(r["CreatedDate"]) <= _sf_dt(r["LastModifiedDate"])
+    account_created = {a["Id"]: a["CreatedDate"] for a in org["salesforce"]["Account"]}
     for c in org["salesforce"]["Contact"]:
+        assert account_created[c["AccountId"]] < c["CreatedDate"]
         assert c["LastActivityDate"] is None or DATE.match(c["LastActivityDate"])
         if c["LastActivityDate"]:
             assert c["LastActivityDate"] >= c["CreatedDate"][:10]

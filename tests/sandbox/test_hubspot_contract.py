@@ -143,7 +143,8 @@ def _object_scenarios() -> dict[str, dict[str, Any]]:
             s = {
                 f"{pre}.basic_api.get_page": {"query": {"limit": "2", "properties": ["email", "name"],
                                                         "associations": ["companies", "contacts"]}},
-                f"{pre}.basic_api.get_by_id": {"params": {idn: a}, "query": {"associations": ["deals"]}},
+                f"{pre}.basic_api.get_by_id": {"params": {idn: a}, "query": {
+                    "associations": ["deals"], "propertiesWithHistory": ["hs_object_id", "createdate"]}},
                 f"{pre}.basic_api.create": {"body": {"properties": _NEW[obj]}},
                 f"{pre}.basic_api.update": {"params": {idn: a}, "body": {"properties": {"hs_lead_status": "NEW"}
                                                                           if obj == "contacts" else {}}},

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from hubspot import HubSpot
 from hubspot.crm.contacts.exceptions import (
     NotFoundException,
@@ -532,6 +533,18 @@ def test_a1_access_token_expires_after_n_calls_with_expired_authentication(hs):
     assert hs.requests.count("oauth_token") == 2
 
 
+def test_a1_expire_token_calls_n_expires_each_access_token_after_n_calls(hs):
+    hs.set_faults("expire_token:calls=2")
+    client, _ = _oauth_client(hs)
+    client.crm.contacts.basic_api.get_page(limit=1)
+    with pytest.raises(UnauthorizedException):
+        client.crm.contacts.basic_api.get_page(limit=1)
+    fresh, _ = _oauth_client(hs)
+    fresh.crm.contacts.basic_api.get_page(limit=1)
+    with pytest.raises(UnauthorizedException):
+        fresh.crm.contacts.basic_api.get_page(limit=1)
+
+
 def test_a1_access_token_expires_with_the_clock(hs, hs_clock):
     client, _ = _oauth_client(hs)
     hs_clock.advance(1801)
@@ -629,6 +642,25 @@ def test_oauth_calls_omit_the_daily_rate_limit_headers(hs):
     page = client.crm.contacts.basic_api.get_page_with_http_info(limit=1)
     headers = page[2]
     assert "X-HubSpot-RateLimit-Max" in headers and "X-HubSpot-RateLimit-Daily" not in headers
+
+
+def test_r7_w4_drop_connection_mid_body_and_after_applying_a_create(hs, hs_client):
+    hs.set_faults({"rules": [{"kind": "drop_connection", "route": "list", "nth": 1, "bytes": 50}]})
+    with pytest.raises(urllib3.exceptions.MaxRetryError):  # body cut short (ProtocolError)
+        hs_client.crm.contacts.basic_api.get_page()
+    assert hs_client.crm.contacts.basic_api.get_page().results
+    hs.set_faults({"rules": [{"kind": "drop_connection", "route": "create", "apply": True}]})
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # no response at all
+        hs_client.crm.objects.tasks.basic_api.create(simple_public_object_input_for_create={
+            "properties": {"hs_timestamp": "1767225600000", "hs_task_subject": "once"}})
+    assert [t["properties"]["hs_task_subject"] for t in hs.records("tasks")] == ["Call Acme", "once"]
+
+
+def test_latency_fault_uses_the_injected_sleep():
+    slept: list[float] = []
+    with HubSpotSandbox(faults="latency:ms=250,route=list", sleep=slept.append) as hs:
+        HubSpot(access_token=TOKEN, host=hs.url, retry=Retry(0)).crm.contacts.basic_api.get_page()
+    assert slept == [0.25]
 
 
 def test_r7_status_fault_503_raises_service_exception(hs, hs_client):

@@ -493,3 +493,23 @@ def test_writes_with_inactive_owner_are_rejected(sf, sf_client):
     with pytest.raises(SalesforceMalformedRequest) as e:
         sf_client.Task.create({"Subject": "Call", "OwnerId": sf_id("005", 2), "WhatId": sf_id("001", 3)})
     assert e.value.content[0]["errorCode"] == "INACTIVE_OWNER_OR_USER"
+
+
+def test_w6_bulk2_ingest_rejects_bad_rows_alone(sf, sf_client):
+    ids = [sf_id("003", i) for i in (1, 2, 3)]
+    records = [
+        {"Id": ids[0], "Title": 'Says "hi",\nnew line', "Department": "#N/A"},
+        {"Id": ids[1], "Title": "x" * 200},  # Title is 128 characters at most
+        {"Id": ids[2], "Title": "", "Department": "Sales"},  # empty = leave Title alone
+    ]
+    sf.update("Contact", ids[0], {"Department": "Ops"})
+    res = sf_client.bulk2.Contact.update(records=records, wait=0)
+    assert res[0]["numberRecordsProcessed"] == 3 and res[0]["numberRecordsFailed"] == 1
+    first, third = sf.record("Contact", ids[0]), sf.record("Contact", ids[2])
+    assert first["Title"] == 'Says "hi",\nnew line' and first["Department"] is None
+    assert third["Title"] == "Engineer" and third["Department"] == "Sales"
+    failed = sf_client.bulk2.Contact.get_failed_records(res[0]["job_id"])
+    rows = list(csv.DictReader(io.StringIO(failed)))
+    assert rows[0]["Id"] == ids[1] and rows[0]["sf__Error"].startswith("STRING_TOO_LONG:")
+    created = sf_client.bulk2.Task.insert(records=[{"Subject": "Call", "WhoId": ids[2]}], wait=0)
+    assert created[0]["numberRecordsFailed"] == 0 and len(sf.records("Task")) == 2

@@ -315,3 +315,24 @@ def test_state_transaction_helper_commits_and_nests(db) -> None:
     assert not db.conn.in_transaction
     ids = [r[0] for r in db.execute("SELECT id FROM contacts").fetchall()]
     assert ids == ["C1"]
+
+
+@pytest.mark.parametrize("generation", [0, 7])
+def test_a_page_costs_one_read_and_batched_writes(db, generation: int) -> None:
+    """One SELECT for the page's ids, executemany writes, one touch: never a query per record."""
+    n = 200
+    load(db, *[contact(f"C{i}") for i in range(n)])  # generation 0
+    changed = [contact(f"C{i}", title=f"T{i}", minute=1) for i in range(0, n, 2)]
+    same = [contact(f"C{i}") for i in range(1, n, 2)]
+    seen: list[str] = []
+    db.conn.set_trace_callback(seen.append)  # executemany traces each row it binds
+    try:
+        with db.conn:
+            mirror.apply_page(db, CRM, page(*changed, *same), generation=generation, seen_at=at())
+    finally:
+        db.conn.set_trace_callback(None)
+    selects = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    touches = [s for s in seen if s.lstrip().upper().startswith("UPDATE")]
+    assert len(selects) == 1
+    assert len(touches) == (1 if generation else 0)
+    assert len({s.split("(")[0] for s in seen if s.startswith("INSERT")}) == 2  # rows, history
