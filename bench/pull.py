@@ -15,7 +15,7 @@ sandbox's request log (what the server saw); the floor is BUDGETS.md's:
   Bulk 2.0: per object 1 create + polls + ceil(n / 50,000) result pages + 1 delete.
 - HubSpot (search path): ceil(n / 200) per object, plus ceil(n / 1000) v4
   association batch reads per association type (contacts: 1, deals: 2), plus
-  the owners listing (active and archived).
+  the owners listing (active ones 500 per page, plus one archived listing).
 
 Schema look-ups (describe, properties), login and the limits check are shown
 separately from the data calls the floor bounds.
@@ -159,7 +159,7 @@ def floor(crm: str, sizes: dict[str, int], bulk: str, polls_per_job: float) -> d
     for obj, table in HS_OBJECTS.items():
         n = sizes[obj]
         if obj == "owners":
-            out[table] = 2  # active and archived listings, 500 per page
+            out[table] = math.ceil(n / 500) + 1  # active owners 500 per page + the archived listing
             continue
         out[table] = max(1, math.ceil(n / 200)) + HS_ASSOC_TYPES[obj] * math.ceil(n / 1000)
     out["contact_roles"] = 0  # built from the deal and contact pulls' associations

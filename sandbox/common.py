@@ -33,10 +33,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import random
+import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,7 +321,13 @@ def sf_id(prefix: str, n: int, pod: str = "5g") -> str:
     for _ in range(10):
         body = _B62[x % 62] + body
         x //= 62
-    id15 = (prefix + pod + body)[:15]
+    return id18((prefix + pod + body)[:15])
+
+
+def id18(id15: str) -> str:
+    """The 18-character, case-insensitive form of a 15-character Salesforce id."""
+    if len(id15) != 15:
+        return id15
     suffix = ""
     for block in range(3):
         bits = 0
@@ -329,3 +336,23 @@ def sf_id(prefix: str, n: int, pod: str = "5g") -> str:
                 bits |= 1 << i
         suffix += _SUFFIX[bits]
     return id15 + suffix
+
+
+# ------------------------------------------------------------------ connection faults
+
+
+def truncated_body(payload: bytes, cut: int, sock: Any) -> Iterator[bytes]:
+    """Serve the first `cut` bytes, then hang up (fault `drop_connection`)."""
+    yield payload[:cut]
+    hang_up(sock)
+    raise ConnectionResetError("sandbox fault: drop_connection")
+
+
+def hang_up(sock: Any) -> None:
+    """Close the TCP connection under the request (the client sees a reset or a short body)."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -49,16 +49,15 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.common import FaultEngine, FaultRule, RequestLog
+from sandbox.common import FaultEngine, FaultRule, RequestLog, hang_up, truncated_body
 
 from .api_associations import AssociationsApi
 from .api_base import Reply, _body, _bool, _int, _multi, _std_error
@@ -168,10 +167,10 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         sock = environ.get("werkzeug.socket")
         cut = int(drop.get("bytes", 0) or 0)
         if cut <= 0:
-            _hang_up(sock)
+            hang_up(sock)
             raise ConnectionResetError("sandbox fault: drop_connection")
         start_response(resp.status, list(resp.headers.items()))
-        return _truncated(resp.get_data(), cut, sock)
+        return truncated_body(resp.get_data(), cut, sock)
 
     def dispatch(self, req: Request) -> Response:
         adapter = URLS.bind_to_environ(req.environ)
@@ -662,20 +661,6 @@ def dump_records(crm: Crm, obj: str, archived: bool = False) -> list[dict[str, A
     return out
 
 
-def _truncated(payload: bytes, cut: int, sock: Any) -> Iterator[bytes]:
-    yield payload[:cut]
-    _hang_up(sock)
-    raise ConnectionResetError("sandbox fault: drop_connection")
-
-
-def _hang_up(sock: Any) -> None:
-    """Close the TCP connection under the request (the client sees a reset or a short body)."""
-    if sock is None:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.common import FaultRule
+from sandbox.common import FaultRule, hang_up, truncated_body
 
 from .auth import soap_fault_xml
 from .rest import ReadHandlers
@@ -152,7 +151,7 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
         payload = resp.payload()
         sock = environ.get("werkzeug.socket")
         if drop is not None and int(drop.get("bytes", 0) or 0) <= 0:
-            _hang_up(sock)
+            hang_up(sock)
             raise ConnectionResetError("sandbox fault: drop_connection")
         response = Response(payload, status=resp.status, content_type=resp.content_type)
         for k, v in resp.headers.items():
@@ -161,7 +160,7 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
             return response(environ, start_response)
         cut = int(drop.get("bytes", 0))
         start_response(response.status, list(response.headers.items()))
-        return _truncated(payload, cut, sock)
+        return truncated_body(payload, cut, sock)
 
     def _guarded(
         self, req: Req, route: str, kind: str, handler: Handler, params: dict[str, str]
@@ -271,17 +270,3 @@ _STATUS_MESSAGES = {
 }
 
 
-def _truncated(payload: bytes, cut: int, sock: Any) -> Iterator[bytes]:
-    yield payload[:cut]
-    _hang_up(sock)
-    raise ConnectionResetError("sandbox fault: drop_connection")
-
-
-def _hang_up(sock: Any) -> None:
-    """Close the TCP connection under the request (the client sees a reset/EOF)."""
-    if sock is None:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.common import sf_id
+from sandbox.common import id18, sf_id
 
 from .schema import (
     CLOSED_TASK_STATUSES,
@@ -51,7 +51,6 @@ Clock = Callable[[], datetime]
 
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 INTEGRATION_USER_ID = sf_id("005", 999_999_999)
 ORG_ID = sf_id("00D", 1)
 _ID_COUNTER_START = 1_000_000_000
@@ -80,20 +79,6 @@ class WriteError(Exception):
 
 class UnknownObject(KeyError):
     pass
-
-
-def id18(id15: str) -> str:
-    """The 18-character form of a 15-character id."""
-    if len(id15) != 15:
-        return id15
-    suffix = ""
-    for block in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[block * 5 : block * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        suffix += _SUFFIX[bits]
-    return id15 + suffix
 
 
 class Table:
