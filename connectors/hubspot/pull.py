@@ -50,8 +50,11 @@ Incremental role pulls also yield deletions for the labels / buying-role
 values a changed pair no longer has (ids are deterministic; the connector
 cannot see the old value, so it names every defined label / hs_buying_role
 option the pair lacks: at most one tombstone row per option and changed
-contact, written once). Label changes that do not touch the deal's modified
-date are only seen by the next full pull.
+contact, written once). A contact merge moves the losers' deal associations
+to the survivor without touching the deals: the incremental role pull re-reads
+those deals' labels (v4 contacts->deals, deals->contacts, deals batch read for
+their modified dates) and retires the losers' rows (D4). Other label changes
+that do not touch the deal's modified date are only seen by the next full pull.
 
 Cursors (JSON, stored by state/cursors.py):
     {"modified_ms": N}                               finished; next pull is incremental

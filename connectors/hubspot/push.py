@@ -210,9 +210,12 @@ def _input(item: OutboxItem, route: _Route) -> _Input:
     kind = WriteKind(item.kind)
     payload = dict(item.payload)
     if kind is WriteKind.CREATE_TASK:
-        props = f.task_properties(payload, item.key, create=True)
+        # The task's own key (payload) is what the CRM stores; the outbox key is the
+        # write's idempotency key. The planner makes them equal; prefer the payload's.
+        key = str(payload.get("key") or item.key)
+        props = f.task_properties(payload, key, create=True)
         body: dict[str, Any] = {"properties": props, "associations": f.task_associations(payload)}
-        return _Input(item, body, item.key)
+        return _Input(item, body, key)
     if not item.target_id:
         raise ValueError(f"{kind} needs the CRM id of the record (target_id)")
     if kind is WriteKind.UPDATE_ACCOUNT:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,3 @@ def write_sync_toml(path: Path, sandbox: Any, mirror: str = "crmsync.db", extra:
     path.write_text(f'[mirror]\npath = "{mirror}"\n\n{text}\n', encoding="utf-8")
     return path
 
-
-def by_key(records: Iterable[Mapping[str, Any]], key: str) -> dict[str, Mapping[str, Any]]:
-    return {str(r[key]): r for r in records}
