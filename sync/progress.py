@@ -5,6 +5,8 @@ Only used when stderr is a terminal; otherwise pull() logs one line per page.
 
 from __future__ import annotations
 
+import logging
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -33,6 +35,11 @@ class RichProgress(PullProgress):
             transient=False,
         )
         self._tasks: dict[tuple[str, str], TaskID] = {}
+        # The bars say what the per-page log lines would; keep the terminal readable.
+        self._quiet = {n: logging.getLogger(n) for n in ("sync.pull", "state", "connectors")}
+        self._levels = {n: lg.level for n, lg in self._quiet.items()}
+        for lg in self._quiet.values():
+            lg.setLevel(logging.WARNING)
         self._progress.start()
 
     def start(self, crm: str, obj: str, mode: str) -> None:
@@ -54,3 +61,5 @@ class RichProgress(PullProgress):
 
     def close(self) -> None:
         self._progress.stop()
+        for n, lg in self._quiet.items():
+            lg.setLevel(self._levels[n])
