@@ -107,6 +107,7 @@ def apply_page(
     touch: list[str] = []
     history: list[tuple[Any, ...]] = []
     merges: list[tuple[str, str]] = []
+    deletions: list[str] = []
     for record in records:
         row = _encode(obj, crm, record, generation)
         old = existing.get(record.id)
@@ -124,6 +125,8 @@ def apply_page(
             row = _tombstone(row, old, seen, columns)
             if record.merged_into:
                 merges.append((record.id, record.merged_into))
+            else:
+                deletions.append(record.id)
         elif outcome == "inserted":
             result.inserted += 1
         else:
@@ -142,6 +145,8 @@ def apply_page(
         result.history_rows = len(history)
     for loser, survivor in merges:
         repoint(db, crm, obj, loser, survivor)
+    if deletions:
+        cascade_delete(db, crm, obj, deletions, seen)
     log.debug("applied page", extra={"crm": crm, "object": obj.value, **result.counts})
     return result
 
@@ -350,6 +355,38 @@ _REFERENCES: dict[ObjectType, tuple[tuple[str, str], ...]] = {
     ),
     ObjectType.OPPORTUNITY: (("contact_roles", "opportunity_id"),),
 }
+
+
+# What a deletion (not a merge) takes with it. A contact's or an opportunity's buying
+# roles go with it (HubSpot drops the associations without touching the surviving
+# side's modified date, so no later pull would remove them); an account's
+# opportunities lose the link (HubSpot keeps deals, unassociated; Salesforce deletes
+# them too and they arrive as deletions of their own). Contacts keep theirs: HubSpot
+# keeps a contact's associatedcompanyid after the company is archived.
+_CASCADE: dict[ObjectType, tuple[tuple[str, str, str], ...]] = {
+    ObjectType.CONTACT: (("contact_roles", "contact_id", "tombstone"),),
+    ObjectType.OPPORTUNITY: (("contact_roles", "opportunity_id", "tombstone"),),
+    ObjectType.ACCOUNT: (("opportunities", "account_id", "detach"),),
+}
+
+
+def cascade_delete(
+    db: sqlite_utils.Database, crm: str, obj: ObjectType, ids: Sequence[str], seen: str
+) -> None:
+    """Apply what deleting `ids` of `obj` implies for rows that point at them."""
+    for table, column, how in _CASCADE.get(obj, ()):
+        if how == "tombstone":
+            db.conn.execute(
+                f"UPDATE {table} SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
+                f" AND {column} IN (SELECT value FROM json_each(?))",
+                [seen, crm, dumps(list(ids))],
+            )
+        else:
+            db.conn.execute(
+                f"UPDATE {table} SET {column} = NULL WHERE crm = ? AND deleted_at IS NULL"
+                f" AND {column} IN (SELECT value FROM json_each(?))",
+                [crm, dumps(list(ids))],
+            )
 
 
 def repoint(

@@ -409,27 +409,9 @@ def _move_contact(sb: HubSpotSandbox) -> None:
 
 
 @pytest.mark.parametrize("change", [
-    pytest.param(_archive_deal, marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: an archived HubSpot deal leaves its contact_roles rows live. "
-        "connectors/hubspot/pull.py (incremental contact_roles from the deal/contact stash) yields "
-        "no deletions for the roles of a deal that the archived=true listing reported, and "
-        "state/mirror.py apply_page does not tombstone an opportunity's roles when the "
-        "opportunity is deleted (repoint() only handles merges); a fresh full pull has none")),
-        id="d3_archived_deal_roles"),
-    pytest.param(_archive_role_holder, marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: an archived HubSpot contact leaves its contact_roles rows (deal labels "
-        "and buying_role rows) live, and the deals' raw associations stale: HubSpot drops the "
-        "contact's associations without bumping the deals' hs_lastmodifieddate, and neither "
-        "connectors/hubspot/pull.py (roles) nor state/mirror.py apply_page tombstones the roles "
-        "of a deleted contact; a fresh full pull has none")),
-        id="d3_archived_contact_roles"),
-    pytest.param(_archive_company, marks=pytest.mark.xfail(strict=True, reason=(
-        "product bug: after a HubSpot company is archived, its deals keep account_id = the "
-        "archived company in an incrementally synced mirror (HubSpot drops the association "
-        "without bumping the deal's hs_lastmodifieddate), while a fresh full pull has "
-        "account_id None; nothing in connectors/hubspot/pull.py or state/mirror.py clears "
-        "references to an archived (not merged) account")),
-        id="d3_archived_company_references"),
+    pytest.param(_archive_deal, id="d3_archived_deal_roles"),
+    pytest.param(_archive_role_holder, id="d3_archived_contact_roles"),
+    pytest.param(_archive_company, id="d3_archived_company_references"),
     pytest.param(_move_contact, marks=pytest.mark.xfail(strict=True, reason=(
         "gap: a contact moved to another company by changing only its primary association "
         "is never seen by incremental pulls (search on lastmodifieddate): the sandbox does "
