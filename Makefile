@@ -32,8 +32,10 @@ fmt: $(STAMP) ## format the code
 golden: $(STAMP) ## regenerate golden expectations (review the diff like code)
 	CRMSYNC_REGEN_GOLDEN=1 $(BIN)/python -m pytest tests/golden -q
 
-bench: $(STAMP) ## pull benchmarks against the sandboxes
-	$(BIN)/python bench/run.py
+bench: $(STAMP) ## full-pull benchmarks against the sandboxes (100k contacts / 20k accounts each)
+	$(BIN)/python bench/pull.py --crm salesforce --contacts 100000 --accounts 20000 --bulk never
+	$(BIN)/python bench/pull.py --crm salesforce --contacts 100000 --accounts 20000 --bulk always --bulk-job-seconds 10
+	$(BIN)/python bench/pull.py --crm hubspot --contacts 100000 --accounts 20000
 
 clean: ## remove the virtualenv and demo output
 	rm -rf $(VENV) demo-out
