@@ -62,6 +62,7 @@ def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         from connectors.errors import AuthFailed, CrmUnavailable, QuotaExhausted
+        from state.mirror import EmptyFullPull
 
         from .config import ConfigError
 
@@ -70,6 +71,12 @@ def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
         except ConfigError as e:
             click.echo(f"crmsync: configuration error: {e}", err=True)
             code = EXIT_USAGE
+        except EmptyFullPull as e:
+            click.echo(
+                f"crmsync: {e} If the CRM really is empty, run again with `--full --allow-empty`.",
+                err=True,
+            )
+            code = EXIT_UNREACHABLE
         except AuthFailed as e:
             click.echo(f"crmsync: {e.crm or 'CRM'} authentication failed: {e}", err=True)
             code = EXIT_UNREACHABLE
@@ -145,6 +152,7 @@ def demo(accounts: int, seed: int, out: Path) -> int:
 @click.option("--pull-only", is_flag=True, help="Update the mirror only: no rules, no writes.")
 @click.option("--dry-run", is_flag=True, help="Plan the writes and print them; write nothing.")
 @click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO), for reproducible runs.")
+@click.option("--allow-empty", is_flag=True, help="With --full: accept an object the CRM returns empty (its mirror rows are marked deleted).")
 @click.option("--wait/--no-wait", "wait", default=None, help="If another run holds the mirror: wait (default from [daemon] lock) or exit.")
 @click.option("-v", "--verbose", is_flag=True)
 @handles_errors
@@ -156,6 +164,7 @@ def sync_cmd(
     pull_only: bool,
     dry_run: bool,
     as_of: str | None,
+    allow_empty: bool,
     wait: bool | None,
     verbose: bool,
 ) -> int:
@@ -172,6 +181,7 @@ def sync_cmd(
         as_of=_parse_time(as_of),
         wait=(cfg.daemon.lock == "wait") if wait is None else wait,
         progress=sys.stderr.isatty(),
+        allow_empty=allow_empty,
     )
     return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
 

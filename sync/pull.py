@@ -100,6 +100,7 @@ def pull(
     objects: Iterable[ObjectType] = PULL_ORDER,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
+    allow_empty: bool = False,
 ) -> PullReport:
     crm = connector.crm
     report = PullReport(crm)
@@ -135,7 +136,9 @@ def pull(
                     mode="full" if full_mode and not page.done else "incremental",
                 )
                 if full_mode and page.done:
-                    rep.deleted += mirror.finish_full(db, crm, obj, generation, seen_at=started_at)
+                    rep.deleted += mirror.finish_full(
+                        db, crm, obj, generation, seen_at=started_at, allow_empty=allow_empty
+                    )
                     rep.done = True
             rep.pages += 1
             rep.records += len(page.records)

@@ -46,6 +46,7 @@ class RunOptions:
     as_of: datetime | None = None
     wait: bool = True
     progress: bool = False
+    allow_empty: bool = False  # accept a full pull that finds an object empty (deletes its mirror rows)
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _steps(
         connector.check()
         report.pull = pull_mod.pull(
             db, connector, full=opts.full, started_at=started,
-            should_stop=should_stop, progress=progress,
+            should_stop=should_stop, progress=progress, allow_empty=opts.allow_empty,
         )
         if report.pull.interrupted:
             report.outcome = "interrupted"

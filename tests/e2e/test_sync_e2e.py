@@ -84,3 +84,14 @@ def test_status_shows_runs_cursors_and_outbox(env: Env) -> None:
     data = json.loads(env.cli("status", "--format", "json").output)
     assert {r["crm"] for r in data["runs"]} == {"salesforce", "hubspot"}
     assert all(r["outcome"] == "ok" for r in data["runs"])
+
+
+def test_a_full_pull_that_finds_an_object_empty_deletes_nothing_unless_allowed(env: Env) -> None:
+    assert env.sync("--full", "--pull-only", "--crm", "salesforce").exit_code == 0
+    for opp in env.sf.records("Opportunity"):
+        env.sf.purge("Opportunity", opp["Id"])  # as if the integration user lost access
+    refused = env.sync("--full", "--pull-only", "--crm", "salesforce")
+    assert refused.exit_code == 3
+    assert "returned no records" in refused.output and "--allow-empty" in refused.output
+    allowed = env.sync("--full", "--pull-only", "--crm", "salesforce", "--allow-empty")
+    assert allowed.exit_code == 0, allowed.output
