@@ -55,6 +55,7 @@ import sqlite_utils
 
 from state.model import (
     Coverage,
+    Severity,
     Flag,
     HygieneStatus,
     ObjectType,
@@ -412,7 +413,9 @@ class _Planner:
                 "roles_covered": "; ".join(cov.roles_covered),
                 "coverage_score": cov.score,
                 "coverage_status": _value(cov.status),
-                "hygiene_summary": _one_line_or_text(cov.summary),
+                "hygiene_summary": _one_line_or_text(
+                    getattr(result, "hygiene_summary", None) or cov.summary
+                ),
             }
             self._fields(
                 ObjectType.ACCOUNT, WriteKind.UPDATE_ACCOUNT, row.id, row.owned, intended,
@@ -528,7 +531,12 @@ class _Planner:
         people: Mapping[str, T.Person],
     ) -> None:
         self.exempted.update(f.key for f in result.flags or () if f.suppressed)
-        flags = [f for f in result.flags or () if not f.suppressed]
+        # Notes (severity info: a role address, a single soft bounce) inform; they are not
+        # problems for an owner's queue, and the contact's own status stays ok.
+        flags = [
+            f for f in result.flags or ()
+            if not f.suppressed and _value(f.severity) != Severity.INFO.value
+        ]
         statuses = result.contact_status or {}
         departed = {
             f.contact_id or f.subject_id for f in flags if T.rule_kind(f.rule) == T.DEPARTED

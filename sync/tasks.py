@@ -137,7 +137,9 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
     """One departed champion: who, what we saw, what to do, where they went."""
     name = person.name if person else f"contact {flag.subject_id}"
     moved_to = moved_to_account(flag)
-    subject = f"{name} may have left {account.name}"
+    confidence = str(getattr(flag.confidence, "value", flag.confidence))
+    verb = {"high": "has left", "medium": "appears to have left"}.get(confidence, "may have left")
+    subject = f"{name} {verb} {account.name}"
     if moved_to:
         subject += f" (now at {moved_to})"
     explanation = _one_paragraph(flag.explanation)

@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CRM = "salesforce"
+# Login faults that say "try again", not "wrong credentials" (SOAP exceptionCode / OAuth error).
+_TRANSIENT_LOGIN_CODES = frozenset(
+    {"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+)
 AUTH_MODES = ("password", "oauth_password", "jwt", "client_credentials", "session")
 BULK_MODES = ("auto", "never", "always")
 
@@ -278,7 +282,8 @@ def translate(
         return exc
     if isinstance(exc, SalesforceAuthenticationFailed):
         code = exc.code
-        if isinstance(code, int) and (code >= 500 or code == 429):
+        transient = isinstance(code, str) and code.upper() in _TRANSIENT_LOGIN_CODES
+        if transient or isinstance(code, int) and (code >= 500 or code == 429):
             return CrmUnavailable(
                 f"Salesforce login endpoint unavailable (HTTP {code}); will retry",
                 status=code,

@@ -31,12 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
 
 from sandbox.generate import generate
+from sandbox.hubspot import HubSpotSandbox
 from sandbox.salesforce import SalesforceSandbox
 from state.lock import acquire_writer_lock, lock_path_for
 from sync import config as config_mod
@@ -63,7 +69,9 @@ class SfEnv:
     dataset: dict[str, Any]
 
     def cli(self, *args: str, config: Path | None = None) -> Any:
-        return CliRunner().invoke(cli, [*args, "--config", str(config or self.config)], catch_exceptions=False)
+        return CliRunner().invoke(
+            cli, [*args, "--config", str(config or self.config)], catch_exceptions=False
+        )
 
     @property
     def mirror(self) -> Path:
@@ -73,7 +81,8 @@ class SfEnv:
 def _write_config(path: Path, body: str, *, mirror: str = "crmsync.db", schedule: str = "") -> None:
     schedule = schedule or 'incremental = "every 1 hours"\nfull = "off"\nreconcile = "off"\n'
     path.write_text(
-        f'[mirror]\npath = "{mirror}"\n\n[schedule]\n{schedule}\n[daemon]\nhealth_port = 0\n\n' + body,
+        f'[mirror]\npath = "{mirror}"\n\n[schedule]\n{schedule}\n[daemon]\nhealth_port = 0\n\n'
+        + body,
         encoding="utf-8",
     )
 
@@ -97,7 +106,9 @@ def _spawn(env: SfEnv, *args: str, name: str) -> tuple[subprocess.Popen[bytes], 
     out = env.dir / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sync.cli", *args, "--config", str(env.config)],
-        stdout=out.open("wb"), stderr=subprocess.STDOUT, cwd=env.dir,
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=env.dir,
     )
     return proc, out
 
@@ -123,7 +134,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def fresh_full_pull(env: SfEnv) -> Path:
     """Pull everything into a separate mirror (the FFP oracle); return its path."""
     fresh = env.dir / "fresh.toml"
-    text = env.config.read_text(encoding="utf-8").replace('path = "crmsync.db"', 'path = "fresh.db"', 1)
+    text = env.config.read_text(encoding="utf-8").replace(
+        'path = "crmsync.db"', 'path = "fresh.db"', 1
+    )
     fresh.write_text(text, encoding="utf-8")
     result = env.cli("sync", "--full", "--pull-only", config=fresh)
     assert result.exit_code == 0, result.output
@@ -135,8 +148,11 @@ def assert_mirror_equals_fresh_full_pull(env: SfEnv) -> None:
     catch_up = env.cli("sync")
     assert catch_up.exit_code == 0, catch_up.output
     fresh = fresh_full_pull(env)
-    helpers.assert_same(helpers.snapshot(env.mirror, "salesforce"), helpers.snapshot(fresh, "salesforce"),
-                        names=("mirror", "fresh full pull"))
+    helpers.assert_same(
+        helpers.snapshot(env.mirror, "salesforce"),
+        helpers.snapshot(fresh, "salesforce"),
+        names=("mirror", "fresh full pull"),
+    )
 
 
 def integrity(db_path: Path) -> str:
@@ -168,7 +184,9 @@ def assert_no_overlap(run_rows: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_o7_signal_mid_pull_exits_0_within_10s_and_next_sync_resumes(sf_env: SfEnv, sig: signal.Signals) -> None:
+def test_o7_signal_mid_pull_exits_0_within_10s_and_next_sync_resumes(
+    sf_env: SfEnv, sig: signal.Signals
+) -> None:
     sf_env.sf.faults.add(kind="latency", ms=250)
     daemon, log = _spawn(sf_env, "daemon", name="daemon")
     try:
@@ -196,11 +214,15 @@ def test_o7_signal_mid_pull_exits_0_within_10s_and_next_sync_resumes(sf_env: SfE
     assert_mirror_equals_fresh_full_pull(sf_env)
 
 
-def test_o7_sigterm_during_write_back_finishes_the_batch_and_never_duplicates_a_task(sf_env: SfEnv) -> None:
+def test_o7_sigterm_during_write_back_finishes_the_batch_and_never_duplicates_a_task(
+    sf_env: SfEnv,
+) -> None:
     sf_env.sf.faults.add(kind="latency", ms=250, route="composite*")
     daemon, log = _spawn(sf_env, "daemon", name="daemon")
     try:
-        _wait_for(lambda: sf_env.sf.requests.count("composite*") >= 1, 60, "the first write-back batch")
+        _wait_for(
+            lambda: sf_env.sf.requests.count("composite*") >= 1, 60, "the first write-back batch"
+        )
         t0 = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=EXIT_WITHIN_SECONDS + 5)
@@ -213,33 +235,42 @@ def test_o7_sigterm_during_write_back_finishes_the_batch_and_never_duplicates_a_
     sf_env.sf.faults.clear()
     assert sf_env.cli("sync").exit_code == 0
     assert sf_env.cli("sync").exit_code == 0
-    keys = [t.get("Crmsync_Key__c") for t in sf_env.sf.records("Task")
-            if t.get("Crmsync_Key__c") and not t.get("IsDeleted")]
+    keys = [
+        t.get("Crmsync_Key__c")
+        for t in sf_env.sf.records("Task")
+        if t.get("Crmsync_Key__c") and not t.get("IsDeleted")
+    ]
     assert keys, "write-back must have created tasks"
     assert len(keys) == len(set(keys)), "a task key appears twice in the CRM"
     assert integrity(sf_env.mirror) == "ok"
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "retry backoff sleeps with time.sleep and never looks at the daemon's stop event: "
-    "SIGTERM during a 5xx/429 retry waits out the whole retry budget (O7 wants <= 10 s)"))
-def test_o7_sigterm_during_retry_backoff_exits_within_10s(sf_env: SfEnv) -> None:
-    # Every Account query fails with 503: the connector backs off 1, 2, 4, 8, 16 s (jittered).
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "retry backoff (connectors/retry.py call_with_retry, tenacity with time.sleep) never "
+        "looks at the daemon's stop event: after SIGTERM the run keeps retrying a failing call, "
+        "waiting 1, 2, 4, 8, 16 s (jittered) up to 120 s, so the exit takes far more than 10 s"
+    ),
+)
+def test_o7_sigterm_during_retry_backoff_stops_retrying_and_exits(sf_env: SfEnv) -> None:
+    # Every query fails with 503: the connector backs off and retries.
     sf_env.sf.faults.add(kind="status", status=503, route="query*")
     daemon, log = _spawn(sf_env, "daemon", name="daemon")
     try:
-        _wait_for(lambda: sf_env.sf.requests.count("query*") >= 3, 30, "the third failing query")
-        t0 = time.monotonic()
+        _wait_for(lambda: "retrying" in _text(log), 30, "the first retry")
         daemon.send_signal(signal.SIGTERM)
-        try:
-            code: int | None = daemon.wait(timeout=EXIT_WITHIN_SECONDS)
-        except subprocess.TimeoutExpired:
-            code = None
-        took = time.monotonic() - t0
+        # Done when the daemon exits, or when it starts another retry after being told to stop
+        # (the next backoff alone can be longer than the 10 s O7 allows).
+        _wait_for(
+            lambda: daemon.poll() is not None or "retrying" in _text(log).partition("stopping:")[2],
+            EXIT_WITHIN_SECONDS,
+            "the exit or a retry after SIGTERM",
+        )
+        code = daemon.poll()
     finally:
         _stop(daemon)
-    assert code == 0 and took <= EXIT_WITHIN_SECONDS, f"exit code {code} after {took:.1f}s\n{_text(log)[-2000:]}"
+    assert code == 0, f"still retrying after SIGTERM:\n{_text(log)[-2000:]}"
 
 
 # ---------------------------------------------------------------- O2: one writer per mirror
@@ -287,7 +318,11 @@ def test_o2_second_full_sync_with_wait_runs_after_the_first_without_overlap(sf_e
     try:
         _wait_for(lambda: sf_env.sf.requests.count() >= 1, 30, "the first sync to start")
         second, second_log = _spawn(sf_env, "sync", "--full", "--wait", name="second")
-        _wait_for(lambda: _waits_on_lock(second, lock_path_for(sf_env.mirror)), 30, "the second sync at the lock")
+        _wait_for(
+            lambda: _waits_on_lock(second, lock_path_for(sf_env.mirror)),
+            30,
+            "the second sync at the lock",
+        )
         assert first.poll() is None, "the first sync should still hold the lock"
         sf_env.sf.faults.clear()
         assert first.wait(timeout=60) == 0, _text(first_log)
@@ -303,16 +338,22 @@ def test_o2_second_full_sync_with_wait_runs_after_the_first_without_overlap(sf_e
     assert_mirror_equals_fresh_full_pull(sf_env)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 7: 'the second one waits with a message'; with --wait a second sync blocks on "
-    "the lock silently (state/lock.py _lock and sync/run.py run_once log nothing)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 7: 'the second one waits with a message'; with --wait a second sync blocks on "
+        "the lock silently (state/lock.py _lock and sync/run.py run_once log nothing)"
+    ),
+)
 def test_o2_waiting_sync_says_whom_it_waits_for(sf_env: SfEnv) -> None:
     # This test process holds the writer lock, as a running sync would.
     waiting: subprocess.Popen[bytes] | None = None
     try:
         with acquire_writer_lock(sf_env.mirror, wait=False):
             waiting, log = _spawn(sf_env, "sync", "--wait", name="waiting")
-            _wait_for(lambda: str(os.getpid()) in _text(log), 4, "a message naming the lock holder's pid")
+            _wait_for(
+                lambda: str(os.getpid()) in _text(log), 4, "a message naming the lock holder's pid"
+            )
             assert waiting.poll() is None, _text(log)
         assert waiting.wait(timeout=60) == 0, _text(log)
     finally:
@@ -338,19 +379,40 @@ def test_o2_manual_sync_while_the_daemon_runs_exits_with_a_clear_message(sf_env:
 # ---------------------------------------------------------------- O3: late triggers
 
 
-def _daemon_for(env: Env, **schedule: Any) -> Daemon:
-    cfg = config_mod.load(env.config)
+@pytest.fixture(scope="module")
+def two_crm_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sync.toml naming both CRMs; the scheduler tests never call them, so the sandboxes stop."""
+    path = tmp_path_factory.mktemp("o3") / "sync.toml"
+    dataset = generate(seed=1, accounts=2)
+    with SalesforceSandbox(dataset=dataset) as sf, HubSpotSandbox(dataset=dataset) as hs:
+        sf.write_config(path)
+        hs.write_config(path)
+    path.write_text('[mirror]\npath = "crmsync.db"\n\n' + path.read_text(encoding="utf-8"))
+    return path
+
+
+def _daemon_for(config: Path, **schedule: Any) -> Daemon:
+    cfg = config_mod.load(config)
     cfg = replace(cfg, schedule=replace(cfg.schedule, **schedule))
-    return Daemon(env.config, cfg)
+    return Daemon(config, cfg)
 
 
-def test_o3_jobs_have_misfire_grace_coalesce_and_one_instance(env: Env) -> None:
-    daemon = _daemon_for(env, incremental="every 15 minutes", full="cron: 0 3 * * sun",
-                         reconcile="cron: 0 4 * * sat", misfire_grace_seconds=321)
+def test_o3_jobs_have_misfire_grace_coalesce_and_one_instance(two_crm_config: Path) -> None:
+    daemon = _daemon_for(
+        two_crm_config,
+        incremental="every 15 minutes",
+        full="cron: 0 3 * * sun",
+        reconcile="cron: 0 4 * * sat",
+        misfire_grace_seconds=321,
+    )
     scheduler = BackgroundScheduler(timezone=UTC)
     daemon.schedule(scheduler)
     jobs = {j.id: j for j in scheduler.get_jobs()}
-    expected = {f"{crm}:{kind}" for crm in ("salesforce", "hubspot") for kind in ("incremental", "full", "reconcile")}
+    expected = {
+        f"{crm}:{kind}"
+        for crm in ("salesforce", "hubspot")
+        for kind in ("incremental", "full", "reconcile")
+    }
     assert expected <= set(jobs)
     for job_id in expected:
         job = jobs[job_id]
@@ -359,11 +421,15 @@ def test_o3_jobs_have_misfire_grace_coalesce_and_one_instance(env: Env) -> None:
         assert job.max_instances == 1, job_id
 
 
-def test_o3_off_turns_a_job_off(env: Env) -> None:
-    daemon = _daemon_for(env, full="off", reconcile="off")
+def test_o3_off_turns_a_job_off(two_crm_config: Path) -> None:
+    daemon = _daemon_for(two_crm_config, full="off", reconcile="off")
     scheduler = BackgroundScheduler(timezone=UTC)
     daemon.schedule(scheduler)
-    assert {j.id for j in scheduler.get_jobs()} == {"salesforce:incremental", "hubspot:incremental", "config-watch"}
+    assert {j.id for j in scheduler.get_jobs()} == {
+        "salesforce:incremental",
+        "hubspot:incremental",
+        "config-watch",
+    }
 
 
 class _Recorder:
@@ -392,7 +458,9 @@ def _run_scheduler(daemon: Daemon, recorder: _Recorder, seconds: float) -> list[
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC)
     daemon.run_job = recorder  # type: ignore[method-assign]  # schedule() binds self.run_job
     daemon.schedule(scheduler)
-    scheduler.add_listener(events.append, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    scheduler.add_listener(
+        events.append, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+    )
     scheduler.start()
     try:
         threading.Event().wait(seconds)
@@ -401,32 +469,44 @@ def _run_scheduler(daemon: Daemon, recorder: _Recorder, seconds: float) -> list[
     return events
 
 
-def test_o3_job_queued_behind_a_busy_executor_runs_late_instead_of_being_dropped(env: Env) -> None:
+def test_o3_late_run_behind_a_busy_executor_runs_and_an_overlapping_trigger_is_skipped(
+    two_crm_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # Both incrementals fire at t=1 s; salesforce's run occupies the only worker for 2 s,
-    # so hubspot's starts ~2 s late: more than APScheduler's default grace of 1 s.
-    daemon = _daemon_for(env, incremental="every 1 seconds", full="off", reconcile="off")
+    # so hubspot's starts ~2 s late: more than APScheduler's default grace of 1 s (O3).
+    # Salesforce's own trigger at t=2 s finds it still running: skipped and logged, not
+    # run twice at once (O2); its schedule goes on afterwards.
+    daemon = _daemon_for(two_crm_config, incremental="every 1 seconds", full="off", reconcile="off")
     recorder = _Recorder(block_crm="salesforce", block_seconds=2.0)
-    events = _run_scheduler(daemon, recorder, 3.6)
-    missed = [e.job_id for e in events if e.code == EVENT_JOB_MISSED]
-    assert missed == []
-    assert recorder.count("hubspot") >= 1, recorder.calls
-    late = [e for e in events if isinstance(e, JobExecutionEvent) and e.code == EVENT_JOB_EXECUTED
-            and e.job_id == "hubspot:incremental"]
-    assert late
+    with caplog.at_level("WARNING", logger="apscheduler"):
+        events = _run_scheduler(daemon, recorder, 4.2)
+    assert [e.job_id for e in events if e.code == EVENT_JOB_MISSED] == []
+    ran = [e for e in events if isinstance(e, JobExecutionEvent) and e.code == EVENT_JOB_EXECUTED]
+    assert "hubspot:incremental" in [e.job_id for e in ran], recorder.calls
+    skipped = [e.job_id for e in events if e.code == EVENT_JOB_MAX_INSTANCES]
+    assert "salesforce:incremental" in skipped
+    assert "maximum number of running instances reached" in caplog.text
+    assert recorder.count("salesforce") >= 2, recorder.calls
 
 
-def test_o3_control_default_grace_would_drop_the_late_run(env: Env) -> None:
+def test_o3_control_default_grace_would_drop_the_late_run(two_crm_config: Path) -> None:
     """The same scenario with APScheduler's default grace (1 s) loses hubspot's run: the test above has teeth."""
-    daemon = _daemon_for(env, incremental="every 1 seconds", full="off", reconcile="off", misfire_grace_seconds=1)
+    daemon = _daemon_for(
+        two_crm_config,
+        incremental="every 1 seconds",
+        full="off",
+        reconcile="off",
+        misfire_grace_seconds=1,
+    )
     recorder = _Recorder(block_crm="salesforce", block_seconds=2.0)
     events = _run_scheduler(daemon, recorder, 2.6)
     assert "hubspot:incremental" in [e.job_id for e in events if e.code == EVENT_JOB_MISSED]
 
 
-def test_o3_triggers_missed_while_suspended_coalesce_into_one_run(env: Env) -> None:
+def test_o3_triggers_missed_while_suspended_coalesce_into_one_run(two_crm_config: Path) -> None:
     # A paused scheduler stands in for a suspended process: on resume, the due
     # run times of each job collapse into one run (coalesce), none is dropped.
-    daemon = _daemon_for(env, incremental="every 1 seconds", full="off", reconcile="off")
+    daemon = _daemon_for(two_crm_config, incremental="every 1 seconds", full="off", reconcile="off")
     recorder = _Recorder()
     scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC)
     daemon.run_job = recorder  # type: ignore[method-assign]
@@ -435,24 +515,15 @@ def test_o3_triggers_missed_while_suspended_coalesce_into_one_run(env: Env) -> N
     try:
         threading.Event().wait(2.4)  # two trigger times pass while nothing runs
         scheduler.resume()
-        _wait_for(lambda: recorder.count("salesforce") and recorder.count("hubspot"), 3, "the resumed runs")
+        _wait_for(
+            lambda: recorder.count("salesforce") and recorder.count("hubspot"),
+            3,
+            "the resumed runs",
+        )
         counts = {crm: recorder.count(crm) for crm in ("salesforce", "hubspot")}
     finally:
         scheduler.shutdown(wait=True)
     assert counts == {"salesforce": 1, "hubspot": 1}, recorder.calls
-
-
-def test_o3_trigger_during_the_same_jobs_run_is_skipped_and_logged(env: Env, caplog: pytest.LogCaptureFixture) -> None:
-    """O2: an incremental still running when its next trigger fires is skipped (not run twice at once), and logged."""
-    daemon = _daemon_for(env, incremental="every 1 seconds", full="off", reconcile="off")
-    recorder = _Recorder(block_crm="salesforce", block_seconds=1.6)
-    with caplog.at_level("WARNING", logger="apscheduler"):
-        events = _run_scheduler(daemon, recorder, 3.4)
-    skipped = [e.job_id for e in events if e.code == EVENT_JOB_MAX_INSTANCES]
-    assert "salesforce:incremental" in skipped
-    assert "maximum number of running instances reached" in caplog.text
-    # ... and the schedule goes on once the long run ends.
-    assert recorder.count("salesforce") >= 2, recorder.calls
 
 
 # ---------------------------------------------------------------- /healthz and /metrics
@@ -478,16 +549,15 @@ def health(env: Env) -> Iterator[tuple[Daemon, str]]:
         server.stop()
 
 
-def test_healthz_is_503_before_any_run_and_200_after_each_crm_succeeded(health: tuple[Daemon, str]) -> None:
+def test_healthz_and_metrics_follow_the_daemons_runs(health: tuple[Daemon, str]) -> None:
     daemon, url = health
     status, body = _get(url + "/healthz")
-    assert status == 503
+    assert status == 503, "no run yet"
     data = json.loads(body)
     assert data["ok"] is False and data["crms"]["salesforce"]["last_success"] is None
 
-    assert daemon.run_job("salesforce", "incremental").outcome == "ok"
-    status, body = _get(url + "/healthz")
-    assert status == 503, "hubspot has not synced yet"
+    assert daemon.run_job("salesforce", "full").outcome == "ok"
+    assert _get(url + "/healthz")[0] == 503, "hubspot has not synced yet"
 
     assert daemon.run_job("hubspot", "incremental").outcome == "ok"
     status, body = _get(url + "/healthz")
@@ -496,18 +566,36 @@ def test_healthz_is_503_before_any_run_and_200_after_each_crm_succeeded(health: 
     assert data["ok"] is True
     for crm in ("salesforce", "hubspot"):
         assert data["crms"][crm]["last_success"] is not None
-        assert data["crms"][crm]["age_seconds"] is not None and data["crms"][crm]["age_seconds"] < 60
+        assert 0 <= data["crms"][crm]["age_seconds"] < 60
         assert data["crms"][crm]["last_outcome"] == "ok"
     assert set(data["outbox"]) >= {"pending", "dead"}
     assert all(isinstance(n, int) for n in data["outbox"].values())
 
+    status, text = _get(url + "/metrics")
+    assert status == 200
+    for name in (
+        "crmsync_runs_total",
+        "crmsync_api_calls_total",
+        "crmsync_flags",
+        "crmsync_outbox_rows",
+        "crmsync_records_pulled_total",
+    ):
+        assert name in text, name
+    lines = text.splitlines()
+    runs_line = next(
+        line
+        for line in lines
+        if line.startswith("crmsync_runs_total{") and 'crm="salesforce"' in line
+    )
+    assert 'kind="full"' in runs_line and 'outcome="ok"' in runs_line
+    assert float(runs_line.rsplit(" ", 1)[1]) == 1.0
+    calls = next(
+        line for line in lines if line.startswith('crmsync_api_calls_total{crm="salesforce"}')
+    )
+    assert float(calls.rsplit(" ", 1)[1]) > 0
+    assert 'crmsync_flags{crm="salesforce"' in text and 'crmsync_flags{crm="hubspot"' in text
 
-def test_healthz_turns_503_when_the_last_success_is_stale(health: tuple[Daemon, str]) -> None:
-    daemon, url = health
-    daemon.run_job("salesforce", "incremental")
-    daemon.run_job("hubspot", "incremental")
-    assert _get(url + "/healthz")[0] == 200
-    # Default schedule: every 15 minutes, so 3 intervals = 45 minutes without success is stale.
+    # Default schedule: every 15 minutes; 3 intervals (45 minutes) without success is stale.
     later = datetime.now(UTC) + timedelta(minutes=46)
     daemon.clock = lambda: later
     status, body = _get(url + "/healthz")
@@ -515,20 +603,23 @@ def test_healthz_turns_503_when_the_last_success_is_stale(health: tuple[Daemon, 
     assert json.loads(body)["crms"]["salesforce"]["age_seconds"] >= 46 * 60
 
 
-def test_metrics_expose_runs_api_calls_flags_and_outbox(health: tuple[Daemon, str]) -> None:
-    daemon, url = health
-    daemon.run_job("salesforce", "full")
-    status, text = _get(url + "/metrics")
-    assert status == 200
-    for name in ("crmsync_runs_total", "crmsync_api_calls_total", "crmsync_flags", "crmsync_outbox_rows",
-                 "crmsync_records_pulled_total"):
-        assert name in text, name
-    runs_line = next(line for line in text.splitlines()
-                     if line.startswith("crmsync_runs_total{") and 'crm="salesforce"' in line)
-    assert 'kind="full"' in runs_line and float(runs_line.rsplit(" ", 1)[1]) == 1.0
-    calls = next(line for line in text.splitlines() if line.startswith('crmsync_api_calls_total{crm="salesforce"}'))
-    assert float(calls.rsplit(" ", 1)[1]) > 0
-    assert 'crmsync_flags{crm="salesforce"' in text
+# ---------------------------------------------------------------- a scheduled run meets a transient login error
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "translate() in connectors/salesforce/client.py makes a login failure CrmUnavailable only "
+        "when exc.code is an int >= 500; simple-salesforce's SOAP login puts the fault code string "
+        "('SERVER_UNAVAILABLE') in .code, so a transient 503 at login fails the run as AuthFailed "
+        "('check the [salesforce] auth settings') instead of being retried"
+    ),
+)
+def test_a_5xx_at_salesforce_login_is_retried(sf_env: SfEnv) -> None:
+    sf_env.sf.faults.add(kind="status", status=503, route="login", nth=1)
+    daemon = Daemon(sf_env.config, config_mod.load(sf_env.config))
+    result = daemon.run_job("salesforce", "incremental")
+    assert result.outcome == "ok", result.error
 
 
 # ---------------------------------------------------------------- SIGHUP
@@ -539,7 +630,9 @@ def test_sighup_reloads_the_config_and_a_bad_one_is_refused(sf_env: SfEnv) -> No
     try:
         _wait_for(lambda: "run finished" in _text(log), 60, "the startup run to finish")
         original = sf_env.config.read_text(encoding="utf-8")
-        sf_env.config.write_text(original.replace("every 1 hours", "every 2 hours"), encoding="utf-8")
+        sf_env.config.write_text(
+            original.replace("every 1 hours", "every 2 hours"), encoding="utf-8"
+        )
         daemon.send_signal(signal.SIGHUP)
         _wait_for(lambda: "config reloaded" in _text(log), 10, "'config reloaded'")
 
@@ -554,18 +647,28 @@ def test_sighup_reloads_the_config_and_a_bad_one_is_refused(sf_env: SfEnv) -> No
         _stop(daemon)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Daemon.reload (sync/daemon.py) assigns the new config and removes the jobs before "
-    "schedule() parses the triggers: a bad [schedule] value raises ConfigError inside the "
-    "SIGHUP handler, which ends the daemon (exit 2) instead of keeping the running config"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Daemon.reload (sync/daemon.py) assigns the new config and removes the jobs before "
+        "schedule() parses the triggers: a bad [schedule] value raises ConfigError inside the "
+        "SIGHUP handler, which ends the daemon (exit 2) instead of keeping the running config"
+    ),
+)
 def test_sighup_with_an_invalid_schedule_keeps_the_daemon_running(sf_env: SfEnv) -> None:
     daemon, log = _spawn(sf_env, "daemon", name="daemon")
     try:
         _wait_for(lambda: "run finished" in _text(log), 60, "the startup run to finish")
         original = sf_env.config.read_text(encoding="utf-8")
-        sf_env.config.write_text(original.replace("every 1 hours", "every banana"), encoding="utf-8")
+        sf_env.config.write_text(
+            original.replace("every 1 hours", "every banana"), encoding="utf-8"
+        )
         daemon.send_signal(signal.SIGHUP)
-        _wait_for(lambda: "reload" in _text(log) or daemon.poll() is not None, 10, "the reload to be handled")
+        _wait_for(
+            lambda: "reload" in _text(log) or daemon.poll() is not None,
+            10,
+            "the reload to be handled",
+        )
         assert daemon.poll() is None, _text(log)[-2000:]
         assert "config reload failed" in _text(log)
         daemon.send_signal(signal.SIGTERM)

@@ -58,7 +58,8 @@ def noisy_env(env: Env) -> Iterator[tuple[Env, list[str]]]:
     text = env.config.read_text(encoding="utf-8")
     head, _, _ = text.partition("[hubspot]")
     env.config.write_text(
-        head + HS_OAUTH_TABLE.format(url=env.hs.url)
+        head
+        + HS_OAUTH_TABLE.format(url=env.hs.url)
         + '\n[schedule]\nincremental = "every 1 hours"\nfull = "off"\nreconcile = "off"\n'
         + "\n[daemon]\nhealth_port = 0\n",
         encoding="utf-8",
@@ -75,19 +76,37 @@ def noisy_env(env: Env) -> Iterator[tuple[Env, list[str]]]:
     assert env.cli("setup").exit_code == 0
     contact = env.dataset["salesforce"]["Contact"][0]["Id"]
     company = env.dataset["hubspot"]["companies"][0]["id"]
-    env.sf.faults.load({"seed": 5, "rules": [
-        {"kind": "expire_session", "every": 9},
-        {"kind": "status", "status": 503, "route": "query*", "nth": 2},
-        {"kind": "reject_write", "match": {"object": "Contact", "id": contact},
-         "code": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Hygiene status is locked for this contact"},
-    ]})
-    env.hs.set_faults({"seed": 5, "rules": [
-        {"kind": "expire_token", "every": 7},
-        {"kind": "status", "status": 502, "nth": 4},
-        {"kind": "rate_limit", "route": "search", "nth": 2, "retry_after": 1},
-        {"kind": "reject_write", "match": {"object": "companies", "id": company},
-         "code": "VALIDATION_ERROR", "message": "Property values were not valid"},
-    ]})
+    env.sf.faults.load(
+        {
+            "seed": 5,
+            "rules": [
+                {"kind": "expire_session", "every": 9},
+                {"kind": "status", "status": 503, "route": "query*", "nth": 2},
+                {
+                    "kind": "reject_write",
+                    "match": {"object": "Contact", "id": contact},
+                    "code": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                    "message": "Hygiene status is locked for this contact",
+                },
+            ],
+        }
+    )
+    env.hs.set_faults(
+        {
+            "seed": 5,
+            "rules": [
+                {"kind": "expire_token", "every": 7},
+                {"kind": "status", "status": 502, "nth": 4},
+                {"kind": "rate_limit", "route": "search", "nth": 2, "retry_after": 1},
+                {
+                    "kind": "reject_write",
+                    "match": {"object": "companies", "id": company},
+                    "code": "VALIDATION_ERROR",
+                    "message": "Property values were not valid",
+                },
+            ],
+        }
+    )
     yield env, issued
 
 
@@ -97,9 +116,14 @@ def _personal_data(dataset: dict[str, Any]) -> tuple[set[str], set[str]]:
     emails = {r.get("Email") for r in sf["Contact"] + sf["User"]}
     emails |= {(r.get("properties") or {}).get("email") for r in hs["contacts"]}
     emails |= {r.get("email") for r in hs["owners"]}
-    names = {f"{r.get('FirstName')} {r.get('LastName')}" for r in sf["Contact"] if r.get("FirstName")}
-    names |= {f"{p.get('firstname')} {p.get('lastname')}" for p in (r.get("properties") or {} for r in hs["contacts"])
-              if p.get("firstname")}
+    names = {
+        f"{r.get('FirstName')} {r.get('LastName')}" for r in sf["Contact"] if r.get("FirstName")
+    }
+    names |= {
+        f"{p.get('firstname')} {p.get('lastname')}"
+        for p in (r.get("properties") or {} for r in hs["contacts"])
+        if p.get("firstname")
+    }
     return {e for e in emails if e and "@" in e}, {n for n in names if len(n) > 5}
 
 
@@ -112,7 +136,10 @@ def _secrets(env: Env, issued: list[str]) -> set[str]:
 def _crmsync(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sync.cli", *args, "--config", str(env.config)],
-        capture_output=True, text=True, timeout=timeout, cwd=env.dir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=env.dir,
     )
 
 
@@ -127,7 +154,9 @@ def _assert_clean(env: Env, issued: list[str], stdout: str, stderr: str) -> None
     assert not named, f"{len(named)} contact names in the log, e.g. {named[:3]}"
 
 
-def test_verbose_sync_through_faults_logs_no_secret_email_or_name(noisy_env: tuple[Env, list[str]]) -> None:
+def test_verbose_sync_through_faults_logs_no_secret_email_or_name(
+    noisy_env: tuple[Env, list[str]],
+) -> None:
     env, issued = noisy_env
     full = _crmsync(env, "sync", "--full", "-v", "--as-of", AS_OF)
     again = _crmsync(env, "sync", "-v", "--as-of", AS_OF)
@@ -139,13 +168,26 @@ def test_verbose_sync_through_faults_logs_no_secret_email_or_name(noisy_env: tup
     _assert_clean(env, issued, full.stdout + again.stdout, full.stderr + again.stderr)
 
 
-def test_daemon_json_lines_parse_and_run_finished_carries_counts(noisy_env: tuple[Env, list[str]]) -> None:
+def test_daemon_json_lines_parse_and_run_finished_carries_counts(
+    noisy_env: tuple[Env, list[str]],
+) -> None:
     env, issued = noisy_env
     log = env.dir / "daemon.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sync.cli", "daemon", "--config", str(env.config), "--log-format", "json"],
-            stdout=out, stderr=out, cwd=env.dir,
+            [
+                sys.executable,
+                "-m",
+                "sync.cli",
+                "daemon",
+                "--config",
+                str(env.config),
+                "--log-format",
+                "json",
+            ],
+            stdout=out,
+            stderr=out,
+            cwd=env.dir,
         )
         try:
             deadline = time.monotonic() + 90
@@ -164,7 +206,7 @@ def test_daemon_json_lines_parse_and_run_finished_carries_counts(noisy_env: tupl
     assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
     finished = {line["crm"]: line for line in lines if line["msg"] == "run finished"}
     assert set(finished) == {"salesforce", "hubspot"}
-    for crm, line in finished.items():
+    for line in finished.values():
         assert line["outcome"] in ("ok", "partial"), line
         assert line["records"] > 0 and line["api_calls"] > 0, line
         assert {"run_id", "mode", "rejected", "seconds"} <= set(line), line

@@ -155,7 +155,7 @@ def test_departed_champion_task_names_the_account_they_moved_to(db, fake, settin
     result = Result(flags=(departed("001A", "003A1", moved_to="Globex"),))
     p = plan(db, CRM, {"001A": result}, settings, as_of=AS_OF)
     task = _item(p, WriteKind.CREATE_TASK)
-    assert task.payload["subject"] == "Ada Lovelace may have left Acme (now at Globex)"
+    assert task.payload["subject"] == "Ada Lovelace has left Acme (now at Globex)"
     assert "Globex" in task.payload["body"]
     assert task.payload["key"] == f"departed_champion:{CRM}:001A:003A1"
     # the outbox key of a create is the task's own key: both connectors stamp it on the task

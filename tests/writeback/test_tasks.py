@@ -24,7 +24,7 @@ ACME = T.AccountFacts(
 def test_departed_task_adds_where_they_went_when_the_explanation_does_not():
     flag = departed("001A", "003A1", moved_to="Globex")
     task = T.departed_task(flag, ACME, T.Person("003A1", "Ada Lovelace", "CTO"))
-    assert task.subject == "Ada Lovelace may have left Acme (now at Globex)"
+    assert task.subject == "Ada Lovelace has left Acme (now at Globex)"
     assert "Ada Lovelace now appears at Globex" in task.body
     assert task.body.endswith(T.FOOTER)
 
