@@ -31,17 +31,19 @@ def reconcile(db: sqlite_utils.Database, connector: Any, *, seen_at: datetime) -
     out: dict[str, int] = {}
     for obj in OBJECTS:
         table = obj.value
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
-        db.execute("DELETE FROM _live")
-        batch: list[tuple[str]] = []
-        for rid in connector.reconcile_ids(obj):
-            batch.append((rid,))
-            if len(batch) >= 5000:
-                db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
-                batch.clear()
-        if batch:
-            db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
+        # One transaction per object: the id list and the soft deletes it implies land
+        # together (the writer lock is held for the whole run anyway).
         with transaction(db):
+            db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
+            db.conn.execute("DELETE FROM _live")
+            batch: list[tuple[str]] = []
+            for rid in connector.reconcile_ids(obj):
+                batch.append((rid,))
+                if len(batch) >= 5000:
+                    db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
+                    batch.clear()
+            if batch:
+                db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
             cur = db.conn.execute(
                 f"UPDATE [{table}] SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
                 " AND id NOT IN (SELECT id FROM _live)",
@@ -50,5 +52,5 @@ def reconcile(db: sqlite_utils.Database, connector: Any, *, seen_at: datetime) -
         out[table] = cur.rowcount
         if cur.rowcount:
             log.info("reconcile found deletions", extra={"crm": connector.crm, "object": table, "deleted": cur.rowcount})
-    db.execute("DROP TABLE IF EXISTS _live")
+    db.conn.execute("DROP TABLE IF EXISTS _live")
     return out
