@@ -108,7 +108,7 @@ class Daemon:
 
     def _refresh_state_metrics(self) -> None:
         try:
-            from state import flags, outbox
+            from state import outbox
             from state.db import open_db
 
             db = open_db(self.cfg.mirror.path)

@@ -55,10 +55,10 @@ import sqlite_utils
 
 from state.model import (
     Coverage,
-    Severity,
     Flag,
     HygieneStatus,
     ObjectType,
+    Severity,
     Tier,
     WriteKind,
 )

@@ -142,8 +142,8 @@ def test_d2_reconcile_catches_a_hard_delete_incremental_pulls_cannot_see(tmp_pat
         gone = sorted(c["Id"] for c in sb.records("Contact"))[3]
         sb.purge("Contact", gone)  # past the recycle bin: invisible to queryAll
         assert invoke(cfg, "sync", "--pull-only").exit_code == 0
-        from sync import config
         from state.db import open_db
+        from sync import config
 
         def live() -> Any:
             db = open_db(config.load(cfg).mirror.path)
