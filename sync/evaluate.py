@@ -7,6 +7,7 @@ statuses) are kept for the planner, which needs them per account.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,13 @@ from state import flags as flag_store
 from state import views
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlimFacts:
+    """The part of rules' Facts the planner reads (the account's tier)."""
+
+    tier: Any
 
 
 @dataclass
@@ -44,7 +52,11 @@ def evaluate(
     all_flags = []
     for view in views.iter_account_views(db, crm):
         result = rules.evaluate_account(view, settings, as_of)
-        ev.results[view.id] = result
+        # Keep what the planner reads; `facts` holds the whole view (every contact,
+        # role and change) and would keep the mirror in memory account by account.
+        ev.results[view.id] = dataclasses.replace(
+            result, facts=SlimFacts(tier=getattr(result.facts, "tier", None))
+        )
         ev.accounts += 1
         for f in result.flags:
             all_flags.append(f)

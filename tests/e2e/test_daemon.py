@@ -205,6 +205,9 @@ def test_o7_signal_mid_pull_exits_0_within_10s_and_next_sync_resumes(
     assert "daemon stopped" in out
     interrupted = runs(sf_env.mirror)
     assert [r["outcome"] for r in interrupted] == ["interrupted"], interrupted
+    assert "stopping: finishing the current page or batch" in out
+    # What was pulled before the signal was committed, not thrown away.
+    assert helpers.snapshot(sf_env.mirror, "salesforce")["owners"], "no page was committed"
 
     sf_env.sf.faults.clear()
     result = sf_env.cli("sync")
@@ -479,7 +482,7 @@ def test_o3_late_run_behind_a_busy_executor_runs_and_an_overlapping_trigger_is_s
     daemon = _daemon_for(two_crm_config, incremental="every 1 seconds", full="off", reconcile="off")
     recorder = _Recorder(block_crm="salesforce", block_seconds=2.0)
     with caplog.at_level("WARNING", logger="apscheduler"):
-        events = _run_scheduler(daemon, recorder, 4.2)
+        events = _run_scheduler(daemon, recorder, 4.6)
     assert [e.job_id for e in events if e.code == EVENT_JOB_MISSED] == []
     ran = [e for e in events if isinstance(e, JobExecutionEvent) and e.code == EVENT_JOB_EXECUTED]
     assert "hubspot:incremental" in [e.job_id for e in ran], recorder.calls
@@ -513,7 +516,7 @@ def test_o3_triggers_missed_while_suspended_coalesce_into_one_run(two_crm_config
     daemon.schedule(scheduler)
     scheduler.start(paused=True)
     try:
-        threading.Event().wait(2.4)  # two trigger times pass while nothing runs
+        threading.Event().wait(2.2)  # two trigger times pass while nothing runs
         scheduler.resume()
         _wait_for(
             lambda: recorder.count("salesforce") and recorder.count("hubspot"),
@@ -667,3 +670,39 @@ def test_sighup_with_an_invalid_schedule_keeps_the_daemon_running(sf_env: SfEnv)
         assert daemon.wait(timeout=EXIT_WITHIN_SECONDS) == 0, _text(log)
     finally:
         _stop(daemon)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "state/lock.py acquire_writer_lock polls the flock (sleep 0.2 s) until lock_timeout_seconds "
+        "(default 3600) without any stop check, and run_once does not pass should_stop to it: a "
+        "SIGTERM while the daemon's run waits for a manual sync's lock is ignored until the other "
+        "writer finishes or the hour is up"
+    ),
+)
+def test_o7_sigterm_while_the_daemon_waits_for_the_writer_lock_exits_at_once(
+    sf_env: SfEnv,
+) -> None:
+    # A manual `crmsync sync --full` (here: this test process) holds the mirror; the
+    # daemon's startup run waits for the lock ([daemon] lock = "wait", up to an hour).
+    # A lock wait has no page or batch to finish, so 3 s (inside O7's 10 s) is plenty.
+    with acquire_writer_lock(sf_env.mirror, wait=False):
+        daemon, log = _spawn(sf_env, "daemon", name="daemon")
+        try:
+            _wait_for(
+                lambda: _waits_on_lock(daemon, lock_path_for(sf_env.mirror)),
+                30,
+                "the daemon's run at the lock",
+            )
+            t0 = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                code: int | None = daemon.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                code = None
+            took = time.monotonic() - t0
+        finally:
+            _stop(daemon)
+    assert code == 0, f"exit code {code} after {took:.1f}s\n{_text(log)[-2000:]}"
+    assert sf_env.sf.requests.count() == 0, "the daemon must not have touched the CRM"
