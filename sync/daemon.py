@@ -20,6 +20,7 @@ import logging
 import re
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,7 +83,7 @@ class Daemon:
         self.health_server: HealthServer | None = None
         self._mtime = _mtime(config_path)
         self._last: dict[str, dict[str, Any]] = {}
-        self.history: list[JobResult] = []
+        self.history: deque[JobResult] = deque(maxlen=100)  # recent jobs, for tests and debugging
 
     # ------------------------------------------------------------ one job
 
@@ -183,6 +184,8 @@ class Daemon:
     def reload(self) -> None:
         try:
             cfg = config_mod.load(self.config_path)
+            for kind in KINDS:  # validate before swapping anything
+                parse_trigger(getattr(cfg.schedule, kind), f"[schedule] {kind}")
         except ConfigError as e:
             log.error("config reload failed; keeping the running config", extra={"error": str(e)})
             return

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from connectors.errors import QuotaExhausted
 from state import runs
 from state.db import open_db
 from state.lock import MirrorBusy, acquire_writer_lock
@@ -77,6 +78,26 @@ class RunReport:
         return EXIT_REJECTED if self.rejected else EXIT_OK
 
 
+class Interrupted(Exception):
+    """A stop was requested (SIGTERM/SIGINT) while the run waited: for the lock or a retry."""
+
+
+def stop_aware_sleep(should_stop: Callable[[], bool]) -> Callable[[float], None]:
+    """A sleep for retry backoff and lock polling that gives up as soon as a stop is asked."""
+
+    def sleep(seconds: float) -> None:
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            if should_stop():
+                raise Interrupted("stop requested")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+    return sleep
+
+
 def make_connector(crm: str, settings: Any, **kw: Any) -> Any:
     from connectors import CONNECTORS
 
@@ -104,24 +125,29 @@ def run_once(
         mode = "reconcile"
     report = RunReport(crm, mode=mode)
     t0 = time.monotonic()
+    sleep = stop_aware_sleep(should_stop)
     db = open_db(cfg.mirror.path)
     try:
-        with acquire_writer_lock(
-            cfg.mirror.path,
-            wait=opts.wait,
-            timeout=cfg.daemon.lock_timeout_seconds if opts.wait else None,
-        ):
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(acquire_writer_lock(cfg.mirror.path, wait=False))
+            except MirrorBusy as busy:
+                if not opts.wait:
+                    raise
+                log.warning(f"{busy}; waiting for it to finish", extra={"crm": crm})
+                stack.enter_context(acquire_writer_lock(
+                    cfg.mirror.path, wait=True, timeout=cfg.daemon.lock_timeout_seconds, sleep=sleep,
+                ))
             started = clock()
             runs.close_interrupted(db, started)
             report.run_id = runs.start(db, crm, mode, started)
-            connector = connector or make_connector(crm, settings)
+            connector = connector or make_connector(crm, settings, sleep=sleep)
             try:
                 _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
+            except Interrupted:
+                report.outcome = "interrupted"
             except QuotaExhausted as e:
                 report.outcome, report.error = "quota_exhausted", str(e)
-                raise
-            except (AuthFailed, CrmUnavailable, CrmError) as e:
-                report.outcome, report.error = "failed", f"{type(e).__name__}: {e}"
                 raise
             except BaseException as e:
                 report.outcome, report.error = "failed", f"{type(e).__name__}: {e}"
@@ -139,6 +165,8 @@ def run_once(
                     error=report.error,
                 )
                 _log_run(report)
+    except Interrupted:
+        report.outcome = "interrupted"  # stopped while waiting for the lock: nothing ran
     except MirrorBusy as e:
         raise ConfigError(f"{e} (use --wait to wait for it, or set [daemon] lock = \"wait\")") from None
     finally:

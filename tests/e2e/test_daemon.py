@@ -248,14 +248,6 @@ def test_o7_sigterm_during_write_back_finishes_the_batch_and_never_duplicates_a_
     assert integrity(sf_env.mirror) == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "retry backoff (connectors/retry.py call_with_retry, tenacity with time.sleep) never "
-        "looks at the daemon's stop event: after SIGTERM the run keeps retrying a failing call, "
-        "waiting 1, 2, 4, 8, 16 s (jittered) up to 120 s, so the exit takes far more than 10 s"
-    ),
-)
 def test_o7_sigterm_during_retry_backoff_stops_retrying_and_exits(sf_env: SfEnv) -> None:
     # Every query fails with 503: the connector backs off and retries.
     sf_env.sf.faults.add(kind="status", status=503, route="query*")
@@ -341,13 +333,6 @@ def test_o2_second_full_sync_with_wait_runs_after_the_first_without_overlap(sf_e
     assert_mirror_equals_fresh_full_pull(sf_env)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 7: 'the second one waits with a message'; with --wait a second sync blocks on "
-        "the lock silently (state/lock.py _lock and sync/run.py run_once log nothing)"
-    ),
-)
 def test_o2_waiting_sync_says_whom_it_waits_for(sf_env: SfEnv) -> None:
     # This test process holds the writer lock, as a running sync would.
     waiting: subprocess.Popen[bytes] | None = None
@@ -642,14 +627,6 @@ def test_sighup_reloads_the_config_and_a_bad_one_is_refused(sf_env: SfEnv) -> No
         _stop(daemon)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Daemon.reload (sync/daemon.py) assigns the new config and removes the jobs before "
-        "schedule() parses the triggers: a bad [schedule] value raises ConfigError inside the "
-        "SIGHUP handler, which ends the daemon (exit 2) instead of keeping the running config"
-    ),
-)
 def test_sighup_with_an_invalid_schedule_keeps_the_daemon_running(sf_env: SfEnv) -> None:
     daemon, log = _spawn(sf_env, "daemon", name="daemon")
     try:
@@ -672,15 +649,6 @@ def test_sighup_with_an_invalid_schedule_keeps_the_daemon_running(sf_env: SfEnv)
         _stop(daemon)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "state/lock.py acquire_writer_lock polls the flock (sleep 0.2 s) until lock_timeout_seconds "
-        "(default 3600) without any stop check, and run_once does not pass should_stop to it: a "
-        "SIGTERM while the daemon's run waits for a manual sync's lock is ignored until the other "
-        "writer finishes or the hour is up"
-    ),
-)
 def test_o7_sigterm_while_the_daemon_waits_for_the_writer_lock_exits_at_once(
     sf_env: SfEnv,
 ) -> None:
