@@ -60,9 +60,12 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         con.rule("1. setup: crmsync's own fields")
         lines: list[str] = []
         setup_fields(cfg, crm=None, dry_run=False, echo=lines.append)
-        for line in lines[-2:] if len(lines) > 2 else lines:
+        summaries = [line for line in lines if " created, " in line]
+        for line in summaries:
             con.print("  " + line)
-        con.print(f"  ({len(lines) - 2} field checks; `crmsync setup` again would change nothing)")
+        con.print(
+            f"  ({len(lines) - len(summaries)} field checks; `crmsync setup` again would change nothing)"
+        )
 
         con.rule("2. full sync: pull, rules, write-back")
         reports: dict[str, RunReport] = {}
@@ -191,7 +194,7 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
         for owner, group in rep.plan.by_owner().items():
             tasks = sum(1 for i in group.items if i.kind.value == "create_task")
             fields = sum(1 for i in group.items if i.kind.value.startswith("update_") and i.kind.value != "update_task")
-            table.add_row(crm, group.owner_name or owner or "(no owner)", str(tasks), str(fields))
+            table.add_row(crm, group.owner_name or owner or "(no active owner: integration user)", str(tasks), str(fields))
     con.print(table)
 
 
