@@ -6,53 +6,34 @@ outbox, drain. What landed is read back from the sandbox's records.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-import rules
 from connectors.base import Secret
 from connectors.hubspot import HubSpotConnector, Settings
 from connectors.retry import RetryPolicy
 from sandbox.generate import generate
 from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
 from state import outbox
-from state.db import open_db
 from state.model import WriteKind
-from sync import evaluate as evaluate_mod
-from sync import pull as pull_mod
-from sync.drain import drain, verify_landed
-from sync.plan import WritebackSettings, enqueue, format_plan, plan
+from sync.drain import drain
+from sync.plan import enqueue, format_plan
+
+from .harness import Harness
 
 DATA = generate(seed=11, accounts=25, crms=("hubspot",))
-AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 CRM = "hubspot"
-SETTINGS = WritebackSettings(max_new_tasks_per_owner=1000)
 
 
-class Portal:
+class Portal(Harness):
     def __init__(self, hs: HubSpotSandbox, tmp_path: Any) -> None:
         self.hs = hs
         self.conn = HubSpotConnector(
             Settings(host=hs.url, token=Secret(PRIVATE_APP_TOKEN, "test")),
             sleep=lambda s: None, policy=RetryPolicy(max_attempts=3, max_elapsed_seconds=5),
         )  # fmt: skip
-        self.conn.ensure_fields(dry_run=False)
-        self.db = open_db(tmp_path / "mirror.db")
-        self.drifts: list[Any] = []
-
-    def plan(self) -> Any:
-        pull_mod.pull(self.db, self.conn, full=False, started_at=datetime.now(UTC))
-        self.drifts = verify_landed(self.db, CRM)
-        ev = evaluate_mod.evaluate(self.db, CRM, rules.RuleSettings(), as_of=AS_OF,
-                                   seen_at=datetime.now(UTC))  # fmt: skip
-        return plan(self.db, CRM, ev.results, SETTINGS, as_of=AS_OF)
-
-    def run(self) -> tuple[Any, Any]:
-        p = self.plan()
-        enqueue(self.db, p)
-        return p, drain(self.db, self.conn, CRM, batch_size=100, max_attempts=5)
+        super().__init__(self.conn, tmp_path)
 
     def tasks(self) -> list[dict[str, Any]]:
         return [t for t in self.hs.records("tasks") if t["properties"].get("crmsync_key")]
