@@ -371,7 +371,7 @@ _CASCADE: dict[ObjectType, tuple[tuple[str, str, str], ...]] = {
 
 
 def cascade_delete(
-    db: sqlite_utils.Database, crm: str, obj: ObjectType, ids: Sequence[str], seen: str
+    db: sqlite_utils.Database, crm: str, obj: ObjectType, ids: Sequence[str], seen: str | None
 ) -> None:
     """Apply what deleting `ids` of `obj` implies for rows that point at them."""
     for table, column, how in _CASCADE.get(obj, ()):

@@ -165,7 +165,7 @@ def _print_findings(con: Console, cfg: Any) -> None:
         table.add_row(crm, rule, *[str(counts.get((crm, rule, s), "")) for s in sev_order])
     con.print(table)
     con.print("Three explanations, as the account manager reads them in the CRM:")
-    shown = set()
+    shown: set[str] = set()
     for rule in ("departed_champion", "single_threaded_account", "stale_contact", "bouncing_contact"):
         for f in flags:
             if f["rule"] == rule and rule not in shown and len(shown) < 3:

@@ -55,7 +55,8 @@ def evaluate(
         # Keep what the planner reads; `facts` holds the whole view (every contact,
         # role and change) and would keep the mirror in memory account by account.
         ev.results[view.id] = dataclasses.replace(
-            result, facts=SlimFacts(tier=getattr(result.facts, "tier", None))
+            result,
+            facts=SlimFacts(tier=getattr(result.facts, "tier", None)),  # type: ignore[arg-type]
         )
         ev.accounts += 1
         for f in result.flags:

@@ -285,8 +285,9 @@ def translate(
         transient = isinstance(code, str) and code.upper() in _TRANSIENT_LOGIN_CODES
         if transient or isinstance(code, int) and (code >= 500 or code == 429):
             return CrmUnavailable(
-                f"Salesforce login endpoint unavailable (HTTP {code}); will retry",
-                status=code,
+                f"Salesforce login endpoint unavailable ({code}); will retry",
+                status=code if isinstance(code, int) else None,
+                code=None if isinstance(code, int) else code,
                 **kw,
             )
         return AuthFailed(
