@@ -30,11 +30,11 @@ from state.lock import MirrorBusy, acquire_writer_lock
 from . import evaluate as evaluate_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
+from .cli import EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE  # the one exit-code table
 from .config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
