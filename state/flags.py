@@ -166,11 +166,13 @@ def list_flags(
     return out
 
 
-def status_counts(db: sqlite_utils.Database) -> dict[str, dict[str, int]]:
-    """{rule: {status: n}} for `crmsync status`."""
+def status_counts(db: sqlite_utils.Database, crm: str | None = None) -> dict[str, dict[str, int]]:
+    """{rule: {status: n}} (of one CRM when `crm` is given) for `crmsync status` and /metrics."""
     out: dict[str, dict[str, int]] = {}
+    where, params = ("WHERE crm = ? ", [crm]) if crm is not None else ("", [])
     for rule, status, n in db.conn.execute(
-        "SELECT rule, status, count(*) FROM flags GROUP BY rule, status ORDER BY rule, status"
+        f"SELECT rule, status, count(*) FROM flags {where}GROUP BY rule, status ORDER BY rule, status",
+        params,
     ):
         out.setdefault(rule, {})[status] = n
     return out

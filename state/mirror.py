@@ -389,6 +389,35 @@ def cascade_delete(
             )
 
 
+def delete_missing(
+    db: sqlite_utils.Database, crm: str, obj: ObjectType, live_ids: Iterable[str], seen_at: datetime
+) -> int:
+    """Soft-delete `crm`'s live rows of `obj` whose id is not in `live_ids`; return how many.
+
+    For reconciliation against the CRM's full id list. Ids are staged in a temp
+    table, so a million of them cost no Python memory. Joins the caller's
+    transaction (the ids and the deletes they imply land together).
+    """
+    join_transaction(db)
+    db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
+    db.conn.execute("DELETE FROM _live")
+    batch: list[tuple[str]] = []
+    for rid in live_ids:
+        batch.append((rid,))
+        if len(batch) >= 5000:
+            db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
+            batch.clear()
+    if batch:
+        db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
+    cur = db.conn.execute(
+        f"UPDATE {obj.value} SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
+        " AND id NOT IN (SELECT id FROM _live)",
+        [encode_datetime(seen_at), crm],
+    )
+    db.conn.execute("DELETE FROM _live")
+    return int(cur.rowcount)
+
+
 def repoint(
     db: sqlite_utils.Database, crm: str, obj: ObjectType, loser: str, survivor: str
 ) -> None:

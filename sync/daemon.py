@@ -82,7 +82,6 @@ class Daemon:
         self.scheduler: BlockingScheduler | None = None
         self.health_server: HealthServer | None = None
         self._mtime = _mtime(config_path)
-        self._last: dict[str, dict[str, Any]] = {}
         self.history: deque[JobResult] = deque(maxlen=100)  # recent jobs, for tests and debugging
 
     # ------------------------------------------------------------ one job
@@ -100,22 +99,20 @@ class Daemon:
             log.exception("run failed", extra={"crm": crm, "kind": kind})
             self.metrics.runs.labels(crm, kind, "failed").inc()
             result = JobResult(crm, kind, "failed", f"{type(e).__name__}: {e}")
-        self._last.setdefault(crm, {})[kind] = {"at": self.clock(), **result.__dict__}
-        if result.outcome in ("ok", "partial"):
-            self._last[crm]["success_at"] = self.clock()
         self.history.append(result)
         self._refresh_state_metrics()
         return result
 
     def _refresh_state_metrics(self) -> None:
         try:
-            from state import outbox
+            from state import flags, outbox
             from state.db import open_db
 
             db = open_db(self.cfg.mirror.path)
             try:
                 rejected = {crm: sum(outbox.depth(db, crm).get(s, 0) for s in ("failed", "dead")) for crm in self.cfg.connectors}
-                self.metrics.observe_state(_flag_counts(db), outbox.depth(db), rejected)
+                counts = {crm: flags.status_counts(db, crm) for crm in self.cfg.connectors}
+                self.metrics.observe_state(counts, outbox.depth(db), rejected)
             finally:
                 db.close()
         except Exception:  # metrics must never take the daemon down
@@ -237,15 +234,6 @@ class Daemon:
                 self.health_server.stop()
         log.info("daemon stopped")
         return 0
-
-
-def _flag_counts(db: Any) -> dict[str, dict[str, dict[str, int]]]:
-    out: dict[str, dict[str, dict[str, int]]] = {}
-    for crm, rule, status, n in db.execute(
-        "SELECT crm, rule, status, count(*) FROM flags GROUP BY crm, rule, status"
-    ).fetchall():
-        out.setdefault(crm, {}).setdefault(rule, {})[status] = n
-    return out
 
 
 def _mtime(path: Path) -> float:

@@ -202,32 +202,27 @@ def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
     from simple_salesforce import Salesforce
 
     from connectors.salesforce.transport import build_session
+    from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
     if rep is None or rep.plan is None:
         return True
     sf = Salesforce(
-        username="crmsync@sandbox.test", password="sandbox-password", security_token="sandbox-token",
+        username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN,
         session=build_session(login_url=box.url, instance_url=box.url, ca_file=str(box.ca_file)),
     )
     tasks = sf.query("SELECT COUNT() FROM Task WHERE Crmsync_Key__c != null AND IsClosed = false")["totalSize"]
     scored = sf.query("SELECT COUNT() FROM Account WHERE Crmsync_Coverage_Status__c != null")["totalSize"]
-    expected_tasks = rep.plan.counts()["create_task"]
-    expected_scored = rep.evaluation.accounts if rep.evaluation else 0
-    ok = tasks == expected_tasks and scored == expected_scored
-    con.print(
-        f"  Salesforce (simple-salesforce): {tasks} open crmsync tasks (expected {expected_tasks}), "
-        f"{scored} accounts with a coverage status (expected {expected_scored}) "
-        + ("[green]ok[/green]" if ok else "[red]MISMATCH[/red]")
-    )
-    return ok
+    return _compare(con, "Salesforce (simple-salesforce)", "open crmsync tasks", "accounts", tasks, scored, rep)
 
 
 def _check_hubspot(con: Console, box: Any, rep: RunReport | None) -> bool:
     from hubspot import HubSpot
 
+    from sandbox.hubspot import PRIVATE_APP_TOKEN
+
     if rep is None or rep.plan is None:
         return True
-    client = HubSpot(access_token="pat-sandbox-0000", host=box.url)
+    client = HubSpot(access_token=PRIVATE_APP_TOKEN, host=box.url)
 
     def total(api: Any, prop: str) -> int:
         res = api.do_search(public_object_search_request={
@@ -237,12 +232,19 @@ def _check_hubspot(con: Console, box: Any, rep: RunReport | None) -> bool:
 
     tasks = total(client.crm.objects.tasks.search_api, "crmsync_key")
     scored = total(client.crm.companies.search_api, "crmsync_coverage_status")
-    expected_tasks = rep.plan.counts()["create_task"]
+    return _compare(con, "HubSpot (hubspot-api-client)", "crmsync tasks", "companies", tasks, scored, rep)
+
+
+def _compare(
+    con: Console, who: str, task_noun: str, account_noun: str, tasks: int, scored: int, rep: RunReport
+) -> bool:
+    """Print what the CRM holds against what the run says it created; True when equal."""
+    expected_tasks = rep.plan.counts()["create_task"] if rep.plan is not None else 0
     expected_scored = rep.evaluation.accounts if rep.evaluation else 0
     ok = tasks == expected_tasks and scored == expected_scored
     con.print(
-        f"  HubSpot (hubspot-api-client): {tasks} crmsync tasks (expected {expected_tasks}), "
-        f"{scored} companies with a coverage status (expected {expected_scored}) "
+        f"  {who}: {tasks} {task_noun} (expected {expected_tasks}), "
+        f"{scored} {account_noun} with a coverage status (expected {expected_scored}) "
         + ("[green]ok[/green]" if ok else "[red]MISMATCH[/red]")
     )
     return ok

@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlite_utils
 
-from state.db import encode_datetime, transaction
+from state import mirror
+from state.db import transaction
 from state.model import ObjectType
 
 log = logging.getLogger(__name__)
@@ -30,27 +31,9 @@ def reconcile(db: sqlite_utils.Database, connector: Any, *, seen_at: datetime) -
         return {}
     out: dict[str, int] = {}
     for obj in OBJECTS:
-        table = obj.value
-        # One transaction per object: the id list and the soft deletes it implies land
-        # together (the writer lock is held for the whole run anyway).
         with transaction(db):
-            db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
-            db.conn.execute("DELETE FROM _live")
-            batch: list[tuple[str]] = []
-            for rid in connector.reconcile_ids(obj):
-                batch.append((rid,))
-                if len(batch) >= 5000:
-                    db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
-                    batch.clear()
-            if batch:
-                db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
-            cur = db.conn.execute(
-                f"UPDATE [{table}] SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
-                " AND id NOT IN (SELECT id FROM _live)",
-                [encode_datetime(seen_at), connector.crm],
-            )
-        out[table] = cur.rowcount
-        if cur.rowcount:
-            log.info("reconcile found deletions", extra={"crm": connector.crm, "object": table, "deleted": cur.rowcount})
-    db.conn.execute("DROP TABLE IF EXISTS _live")
+            n = mirror.delete_missing(db, connector.crm, obj, connector.reconcile_ids(obj), seen_at)
+        out[obj.value] = n
+        if n:
+            log.info("reconcile found deletions", extra={"crm": connector.crm, "object": obj.value, "deleted": n})
     return out

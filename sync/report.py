@@ -145,9 +145,13 @@ def status_data(cfg: Config) -> dict[str, Any]:
         "cursors": cursors.all_states(db),
         "outbox": outbox.depth(db),
         "outbox_problems": outbox.list_items(db, status="dead") + outbox.list_items(db, status="failed"),
-        "flags": flag_store.status_counts(db),
+        "flags": {crm: flag_store.status_counts(db, crm) for crm in _crms_in(db)},
     }
     return data
+
+
+def _crms_in(db: Any) -> list[str]:
+    return [r[0] for r in db.conn.execute("SELECT DISTINCT crm FROM flags ORDER BY crm")]
 
 
 def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
@@ -181,8 +185,9 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
             f" after {item.get('attempts')} attempts: {item.get('last_error_code') or ''} {item.get('last_error') or ''}"
         )
     flags = data["flags"]
-    for crm, counts in sorted(flags.items()):
-        echo(f"open flags ({crm}): " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    for crm, by_rule in sorted(flags.items()):
+        open_by_rule = {rule: n.get("open", 0) for rule, n in by_rule.items() if n.get("open")}
+        echo(f"open flags ({crm}): " + (", ".join(f"{k} {v}" for k, v in sorted(open_by_rule.items())) or "none"))
     return 0
 
 

@@ -13,13 +13,15 @@ from hubspot import HubSpot
 from simple_salesforce import Salesforce
 
 from connectors.salesforce.transport import build_session
+from sandbox.hubspot import PRIVATE_APP_TOKEN
+from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
 from .conftest import Env
 
 
 def _sf(env: Env) -> Salesforce:
     return Salesforce(
-        username="crmsync@sandbox.test", password="sandbox-password", security_token="sandbox-token",
+        username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN,
         session=build_session(login_url=env.sf.url, instance_url=env.sf.url, ca_file=env.sf.ca_file),
     )
 
@@ -43,7 +45,7 @@ def test_setup_then_full_sync_lands_fields_and_tasks_in_both_crms(env: Env) -> N
     keys = [t["Crmsync_Key__c"] for t in sf_tasks]
     assert len(keys) == len(set(keys))  # one task per key
 
-    hs = HubSpot(access_token="pat-sandbox-0000", host=env.hs.url)
+    hs = HubSpot(access_token=PRIVATE_APP_TOKEN, host=env.hs.url)
     found = hs.crm.objects.tasks.search_api.do_search(public_object_search_request={
         "filterGroups": [{"filters": [{"propertyName": "crmsync_key", "operator": "HAS_PROPERTY"}]}],
         "properties": ["crmsync_key"], "limit": 200,
