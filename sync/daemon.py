@@ -73,12 +73,22 @@ class JobResult:
 
 
 class Daemon:
-    def __init__(self, config_path: Path, cfg: Config, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        cfg: Config,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        as_of: Callable[[], datetime] | None = None,
+    ) -> None:
+        """`clock` reads the time for health; `as_of`, when given, fixes the time the
+        rules evaluate at for each job (tests inject both; in service both are now)."""
         self.config_path = config_path
         self.cfg = cfg
         self.stop_event = threading.Event()
         self.metrics = Metrics()
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.as_of = as_of
         self.scheduler: BlockingScheduler | None = None
         self.health_server: HealthServer | None = None
         self._mtime = _mtime(config_path)
@@ -90,7 +100,12 @@ class Daemon:
         """Run one scheduled job now (the scheduler calls this; so can tests)."""
         if self.stop_event.is_set():
             return JobResult(crm, kind, "skipped")
-        opts = RunOptions(full=kind == "full", reconcile=kind == "reconcile", wait=True)
+        opts = RunOptions(
+            full=kind == "full",
+            reconcile=kind == "reconcile",
+            wait=True,
+            as_of=self.as_of() if self.as_of is not None else None,
+        )
         try:
             rep = run_once(self.cfg, crm, opts, should_stop=self.stop_event.is_set)
             self.metrics.observe_run(kind, rep)

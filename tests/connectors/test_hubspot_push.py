@@ -10,6 +10,7 @@ from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
 
 from sandbox.hubspot import HubSpotSandbox
 from state.model import OutboxItem, WriteKind
+from tests.clock import crm_now
 
 K = WriteKind
 
@@ -220,7 +221,6 @@ def test_setup_twice_changes_nothing(hs, clock):
 
 
 def test_tasks_pull_only_crmsync_tasks_with_their_associations(conn, hs, clock):
-    from datetime import UTC, datetime
 
     from test_hubspot_support import pull_all
 
@@ -228,7 +228,7 @@ def test_tasks_pull_only_crmsync_tasks_with_their_associations(conn, hs, clock):
 
     created = conn.write([task(1), task(2, contact=None)])
     hs.create("tasks", {"hs_task_subject": "a person's own task", "hs_timestamp": "1777638896000"})
-    run = datetime.now(UTC)
+    run = crm_now()
     tasks, cursor, _ = pull_all(conn, ObjectType.TASK, full=True, started_at=run)
     assert set(tasks) == {r.crm_id for r in created}
     t1 = tasks[created[0].crm_id]

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from connectors.hubspot import HubSpotConnector, Settings
 from connectors.retry import RetryPolicy
 from sandbox.hubspot import HubSpotSandbox
 from state.model import CrmRecord, ObjectType, Page
+from tests.clock import crm_now, crm_time
 
 OLD = "2025-01-15T10:00:00.000Z"  # dataset records' created/modified time, long before "now"
 TOKEN = "pat-sandbox-0000"
@@ -44,7 +44,7 @@ class FakeTime:
     """One clock for the emulator and the connector; sleeping advances it, never really sleeps."""
 
     def __init__(self, start: float | None = None) -> None:
-        self.t = time.time() if start is None else start
+        self.t = crm_time() if start is None else start
         self.sleeps: list[float] = []
 
     def time(self) -> float:
@@ -215,7 +215,7 @@ def pull_all(
     """Records by id (later pages win, as the mirror's upsert does), the last cursor, the pages."""
     out: dict[str, CrmRecord] = {}
     pages: list[Page] = []
-    started = started_at or datetime.now(UTC)
+    started = started_at or crm_now()
     for page in connector.pull(obj, cursor, full=full, started_at=started):
         pages.append(page)
         for r in page.records:

@@ -24,6 +24,7 @@ from connectors.salesforce import SalesforceConnector, Settings
 from sandbox.generate import generate
 from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
 from state.model import PULL_ORDER, CrmRecord, ObjectType, OutboxItem, WriteKind
+from tests.clock import crm_now
 
 DATA = generate(seed=7, accounts=300, crms=("salesforce",))
 SF = DATA["salesforce"]
@@ -80,7 +81,8 @@ def make(sb, **kw) -> SalesforceConnector:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The sandbox's server clock (tests/clock.py)."""
+    return crm_now()
 
 
 def collect(conn, obj, cursor=None, *, full=True, mirror=None):

@@ -584,7 +584,8 @@ def test_healthz_and_metrics_follow_the_daemons_runs(health: tuple[Daemon, str])
     assert 'crmsync_flags{crm="salesforce"' in text and 'crmsync_flags{crm="hubspot"' in text
 
     # Default schedule: every 15 minutes; 3 intervals (45 minutes) without success is stale.
-    later = datetime.now(UTC) + timedelta(minutes=46)
+    finished = max(json.loads(_get(url + "/healthz")[1])["crms"][c]["last_success"] for c in ("salesforce", "hubspot"))
+    later = datetime.fromisoformat(finished) + timedelta(minutes=46)
     daemon.clock = lambda: later
     status, body = _get(url + "/healthz")
     assert status == 503

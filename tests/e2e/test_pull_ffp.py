@@ -21,7 +21,6 @@ Snapshots and diffs: tests/e2e/helpers.py.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from sandbox.hubspot import HubSpotSandbox
 from sandbox.salesforce import SalesforceSandbox
 from sync import config
 from sync.run import RunOptions, RunReport, run_once
+from tests.clock import crm_time
 
 from .helpers import assert_same, cursor, snapshot, tombstones, write_sync_toml
 
@@ -270,7 +270,7 @@ class Clock:
         self.offset = 0.0
 
     def __call__(self) -> float:
-        return time.time() + self.offset
+        return crm_time() + self.offset
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from sync import evaluate as evaluate_mod
 from sync import pull as pull_mod
 from sync.drain import BATCH_SIZE, drain, verify_landed
 from sync.plan import WritebackSettings, enqueue, plan
+from tests.clock import crm_now
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 SETTINGS = WritebackSettings(max_new_tasks_per_owner=1000)
@@ -32,10 +33,10 @@ class Harness:
         self.drifts: list[Any] = []
 
     def plan(self) -> Any:
-        pull_mod.pull(self.db, self.conn, full=False, started_at=datetime.now(UTC))
+        pull_mod.pull(self.db, self.conn, full=False, started_at=crm_now())
         self.drifts = verify_landed(self.db, self.crm)
         ev = evaluate_mod.evaluate(self.db, self.crm, rules.RuleSettings(), as_of=AS_OF,
-                                   seen_at=datetime.now(UTC))  # fmt: skip
+                                   seen_at=crm_now())  # fmt: skip
         return plan(self.db, self.crm, ev.results, SETTINGS, as_of=AS_OF)
 
     def run(self) -> tuple[Any, Any]:
