@@ -49,10 +49,6 @@ REAL_COLUMNS = frozenset({"amount"})
 TRUE_BY_DEFAULT = frozenset({"active"})
 
 
-class MirrorTooNew(RuntimeError):
-    """The mirror was migrated by a newer crmsync than this one."""
-
-
 def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     """Open (creating if needed) the mirror at `path`, 0600, WAL, migrated."""
     from state.migrations import apply_migrations  # migrations imports this module

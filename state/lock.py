@@ -24,27 +24,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from state.errors import MirrorBusy
+
 POLL_SECONDS = 0.2
-
-
-class MirrorBusy(RuntimeError):
-    """Another process holds the writer lock of this mirror."""
-
-    def __init__(self, lock_path: Path, holder: dict[str, object] | None) -> None:
-        self.lock_path = lock_path
-        self.holder = holder or {}
-        pid = self.holder.get("pid")
-        who = f"crmsync process {pid}" if pid else "another crmsync process"
-        host = self.holder.get("host")
-        if host and host != socket.gethostname():
-            who += f" on {host}"
-        since = self.holder.get("since")
-        if since:
-            who += f" (since {since})"
-        super().__init__(
-            f"The mirror is busy: {who} is writing to it (lock {lock_path}). "
-            "Wait for it to finish, or run with --wait."
-        )
 
 
 def lock_path_for(db_path: str | os.PathLike[str]) -> Path:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from state.db import MirrorTooNew, transaction
+from state.db import transaction
+from state.errors import MirrorTooNew
 
 MIGRATIONS = sqlite_utils.Migrations("crmsync")
 MIGRATIONS.migrations_table = "_migrations"
@@ -226,6 +227,6 @@ def _refuse_newer(db: sqlite_utils.Database) -> None:
     unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in set(known_names())]
     if unknown:
         raise MirrorTooNew(
-            f"The mirror was upgraded by a newer crmsync (migration {unknown[-1]}); "
-            "upgrade crmsync, or point [mirror] path at a new file."
+            f"The mirror was upgraded by a newer crmsync (migration {unknown[-1]})",
+            fix="Upgrade crmsync, or point [mirror] path at a new file.",
         )

@@ -45,6 +45,7 @@ from state.db import (
     encode_datetime,
     join_transaction,
 )
+from state.errors import EmptyFullPull
 from state.model import COLUMNS, CrmRecord, ObjectType, Page
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,6 @@ HISTORY_FIELDS: tuple[str, ...] = ("account_id", "email", "title")
 # A full pull that sees nothing may not wipe this many live rows (see finish_full).
 EMPTY_GUARD_ROWS = 20
 _TAIL = ("raw", "owned", "modified_at", "deleted_at", "merged_into", "synced_at")
-
-
-class EmptyFullPull(RuntimeError):
-    """A full pull saw no record of an object the mirror holds live rows of."""
 
 
 @dataclass
@@ -486,7 +483,10 @@ def finish_full(
         if seen_any is None and live >= EMPTY_GUARD_ROWS:
             raise EmptyFullPull(
                 f"The full pull of {crm} {table} returned no records but the mirror holds "
-                "live ones; check the integration user's permissions. Nothing was deleted."
+                "live ones; check the integration user's permissions. Nothing was deleted",
+                crm=crm,
+                operation=f"full pull of {table}",
+                fix="If the CRM really is empty, run again with `--full --allow-empty`.",
             )
     cursor = db.conn.execute(
         f"UPDATE {table} SET deleted_at = ? "

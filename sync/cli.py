@@ -1,11 +1,8 @@
 """The `crmsync` command line. Commands are thin: load settings, call one
 function in sync/, render, return an exit code.
 
-Exit codes (the one table):
-    0  done
-    1  the run finished, but the CRM rejected some rows (see `crmsync status`)
-    2  bad configuration or usage
-    3  CRM unreachable, auth failed, or API quota exhausted (the message says when to retry)
+Exit codes: the one table is in state/errors.py (and the README):
+0 done, 1 rejected rows, 2 a local problem, 3 a CRM problem, 70 a bug, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,10 +18,12 @@ from typing import Any
 
 import click
 
-EXIT_OK = 0
-EXIT_REJECTED = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
+from state.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CrmsyncError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +56,54 @@ def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
-    """Map the error tree to exit codes and one clear message on stderr."""
+    """End every command with one exit code from the one table (state/errors.py).
+
+    A crmsync error prints one line naming the thing and the fix; Ctrl-C prints
+    one line and exits 130; anything else is a bug: one line, exit 70. `-v`
+    (before or after the command) adds the traceback.
+    """
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from connectors.errors import AuthFailed, CrmUnavailable, QuotaExhausted
-        from state.mirror import EmptyFullPull
-
-        from .config import ConfigError
-
         try:
             code = f(*args, **kwargs)
-        except ConfigError as e:
-            click.echo(f"crmsync: configuration error: {e}", err=True)
-            code = EXIT_USAGE
-        except EmptyFullPull as e:
-            click.echo(
-                f"crmsync: {e} If the CRM really is empty, run again with `--full --allow-empty`.",
-                err=True,
+        except CrmsyncError as e:
+            _fail(e, e.line())
+            code = e.exit_code
+        except KeyboardInterrupt as e:
+            _fail(e, "interrupted; nothing half-written was kept (the next run picks up where this one stopped).")
+            code = EXIT_INTERRUPTED
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as e:  # a bug: say so in one line, keep the traceback for -v
+            _fail(
+                e,
+                f"internal error ({type(e).__name__}). This is a bug in crmsync: please report it "
+                "with the output of the same command run with -v.",
             )
-            code = EXIT_UNREACHABLE
-        except AuthFailed as e:
-            click.echo(f"crmsync: {e.crm or 'CRM'} authentication failed: {e}", err=True)
-            code = EXIT_UNREACHABLE
-        except QuotaExhausted as e:
-            when = f" Retry after {e.retry_at:%Y-%m-%d %H:%M} UTC." if e.retry_at else ""
-            click.echo(f"crmsync: {e.crm or 'CRM'} API quota: {e}.{when}", err=True)
-            code = EXIT_UNREACHABLE
-        except CrmUnavailable as e:
-            click.echo(f"crmsync: {e.crm or 'CRM'} unreachable: {e}", err=True)
-            code = EXIT_UNREACHABLE
+            code = EXIT_INTERNAL
         sys.exit(code or 0)
 
     return wrapper
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("verbose") or (isinstance(ctx.obj, dict) and ctx.obj.get("verbose")):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def _fail(error: BaseException, line: str) -> None:
+    if _verbose():
+        import traceback
+
+        click.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
+    click.echo(f"crmsync: {line}", err=True)
 
 
 def _load_config(path: Path) -> Any:
@@ -117,11 +131,19 @@ def _parse_time(value: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=(
+    "Exit codes: 0 done; 1 the run finished but the CRM rejected some rows; "
+    "2 a local problem to fix (configuration, files, the mirror, usage); "
+    "3 a CRM problem (unreachable, authentication, API quota, a refused request); "
+    "70 an internal error (a bug: please report it); 130 interrupted."
+))
 @click.version_option(package_name="crmsync")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """crmsync keeps CRM people data honest: it mirrors Salesforce and HubSpot
     into SQLite, runs hygiene rules, and writes what it found back to the CRM."""
+    ctx.obj = {"verbose": verbose}
 
 
 @cli.command()

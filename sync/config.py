@@ -22,13 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Secret
+from state.errors import ConfigError as ConfigError  # raised here; callers may import it from here
 
 from . import logs
-
-
-class ConfigError(Exception):
-    """A bad setting; the message names the key and the fix."""
-
 
 # ---------------------------------------------------------------- small tables
 

@@ -25,12 +25,12 @@ from typing import Any
 from connectors.errors import QuotaExhausted
 from state import runs
 from state.db import open_db
-from state.lock import MirrorBusy, acquire_writer_lock
+from state.errors import EXIT_CRM, EXIT_OK, EXIT_REJECTED, Interrupted, MirrorBusy
+from state.lock import acquire_writer_lock
 
 from . import evaluate as evaluate_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
-from .cli import EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE  # the one exit-code table
 from .config import Config, ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,8 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         if self.outcome in ("failed", "quota_exhausted"):
-            return EXIT_UNREACHABLE
+            return EXIT_CRM
         return EXIT_REJECTED if self.rejected else EXIT_OK
-
-
-class Interrupted(Exception):
-    """A stop was requested (SIGTERM/SIGINT) while the run waited: for the lock or a retry."""
 
 
 def stop_aware_sleep(should_stop: Callable[[], bool]) -> Callable[[float], None]:
@@ -167,8 +163,6 @@ def run_once(
                 _log_run(report)
     except Interrupted:
         report.outcome = "interrupted"  # stopped while waiting for the lock: nothing ran
-    except MirrorBusy as e:
-        raise ConfigError(f"{e} (use --wait to wait for it, or set [daemon] lock = \"wait\")") from None
     finally:
         db.close()
     return report

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from state import migrations
-from state.db import MirrorTooNew, open_db
+from state.db import open_db
+from state.errors import MirrorTooNew
 from state.model import COLUMNS
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from state.lock import MirrorBusy, acquire_writer_lock, lock_path_for
+from state.errors import MirrorBusy
+from state.lock import acquire_writer_lock, lock_path_for
 
 
 def test_o2_second_writer_without_wait_is_refused_with_holder_pid(db_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from state import cursors, mirror
 from state.db import open_db
+from state.errors import EmptyFullPull
 from state.model import ObjectType
 from tests.state.conftest import load
 from tests.state.records import CRM, account, at, contact, opportunity, page, role
@@ -250,7 +251,7 @@ def test_full_pull_that_saw_nothing_refuses_to_delete_everything(db) -> None:
     load(db, *[contact(f"C{i}") for i in range(mirror.EMPTY_GUARD_ROWS)])
     with db.conn:
         gen = cursors.begin_full(db, CRM, ObjectType.CONTACT)
-    with pytest.raises(mirror.EmptyFullPull), db.conn:
+    with pytest.raises(EmptyFullPull), db.conn:
         mirror.finish_full(db, CRM, ObjectType.CONTACT, gen, at())
     assert _row(db, "contacts", "C1")["deleted_at"] is None
     with db.conn:
