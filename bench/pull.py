@@ -9,7 +9,7 @@ measurement is crmsync's alone: `python -m sync.cli sync --full --pull-only
 --crm CRM --config DIR/sync.toml` is started as a child and reaped with
 os.wait4, whose rusage gives the child's own peak RSS. API calls come from the
 run's row in the mirror's `runs` table (what crmsync counted) and from the
-sandbox's request log (what the server saw); the floor is BUDGETS.md's:
+sandbox's request log (what the server saw); the floor is docs/budgets.md's:
 
 - Salesforce REST: sum over objects of ceil(n / 2000) query pages;
   Bulk 2.0: per object 1 create + polls + ceil(n / 50,000) result pages + 1 delete.
@@ -141,7 +141,7 @@ def last_run(db: Path) -> dict[str, Any]:
 
 
 def floor(crm: str, sizes: dict[str, int], bulk: str, polls_per_job: float) -> dict[str, int]:
-    """BUDGETS.md's minimum data calls per canonical table, for the path(s) `bulk` allows.
+    """docs/budgets.md's minimum data calls per canonical table, for the path(s) `bulk` allows.
 
     Salesforce: REST ceil(n / 2000); Bulk 2.0 1 create + polls + ceil(n / 50,000) + 1 delete,
     with the polls a job took in this run (the sandbox's modelled job latency). `auto`

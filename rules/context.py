@@ -40,7 +40,7 @@ from . import tiers
 from .settings import CommonSettings
 
 # HubSpot's hs_buying_role internal values, mapped to the Salesforce-style names
-# the role settings use (DESIGN.md "Rules"; crm-api-notes.md §2.6).
+# the role settings use (docs/design.md "Rules"; crm-api-notes.md §2.6).
 HUBSPOT_BUYING_ROLES = {
     "CHAMPION": "Champion",
     "BUDGET_HOLDER": "Economic Buyer",

@@ -1,7 +1,7 @@
 """Settings shared by the rules, and the strict reader of `[rules.*]` tables.
 
 Every rule declares a frozen `Settings` dataclass whose defaults equal
-DESIGN.md. `from_table` fills one from a sync.toml table: unknown keys and
+docs/design.md. `from_table` fills one from a sync.toml table: unknown keys and
 wrong types raise `ValueError` naming the key and the fix; each dataclass's
 `__post_init__` checks ranges. sync/config.py turns the ValueError into exit 2.
 

@@ -356,3 +356,15 @@ def hang_up(sock: Any) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def write_standalone_config(path: str | Path, write_table: Callable[[Path], Path]) -> Path:
+    """`crmsync sandbox ... --write-config FILE`: the CRM's table, plus a [mirror] table when
+    the file has none, so FILE is a working sync.toml at once and the command can be run again
+    (or for the other CRM into the same file) without breaking it."""
+    path = write_table(Path(path))
+    text = path.read_text(encoding="utf-8")
+    if not any(line.strip() == "[mirror]" for line in text.splitlines()):
+        text = '[mirror]\npath = "crmsync.db"\n\n' + text
+        path.write_text(text, encoding="utf-8")
+    return path

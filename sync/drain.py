@@ -28,7 +28,7 @@ How a run writes back (the exact call sequence; `write_back` below does steps
 Dry run: steps 1 to 5 only; `drain(..., dry_run=True)` returns an empty report
 and makes no call at all.
 
-What `drain` does (DESIGN.md "Write-back", RELIABILITY W1, W4, W5):
+What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
 
 1. Recovery. Rows left inflight by a run that died between the CRM call and
    the outbox commit have an unknown outcome. Task creates among them are

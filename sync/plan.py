@@ -3,7 +3,7 @@
 For each evaluated account `plan()` works out what the CRM *should* hold in the
 fields crmsync owns, compares it with what the CRM *does* hold (the mirror's
 `owned` values, refreshed by every pull) and keeps only the differences
-(DESIGN.md "Write-back"; a run over unchanged data plans nothing, RELIABILITY
+(docs/design.md "Write-back"; a run over unchanged data plans nothing, RELIABILITY
 W10):
 
 - account fields: stakeholders, engaged, roles_covered, coverage_score,
@@ -961,7 +961,7 @@ def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     from state import outbox
 
     # Same kinds side by side: batches are claimed in id order, and a batch of one
-    # kind is one CRM call (a mixed batch costs a call per kind in it; BUDGETS.md).
+    # kind is one CRM call (a mixed batch costs a call per kind in it; docs/budgets.md).
     ordered = sorted(plan.items, key=lambda i: _ENQUEUE_ORDER[i.kind])
     intents = [
         outbox.Intent(plan.crm, item.kind, item.key, item.target_id, dict(item.payload))

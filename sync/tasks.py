@@ -1,6 +1,6 @@
 """What a crmsync task says: subject, body, due date and priority, for an account manager.
 
-Three kinds of task land in the account owner's queue (DESIGN.md "Write-back"):
+Three kinds of task land in the account owner's queue (docs/design.md "Write-back"):
 
 - departed champion: one per open departed_champion flag. Who, what we saw,
   what to do, and where the person now appears (a warm lead for a new logo).

@@ -53,7 +53,7 @@ TASK_TO_COMPANY = 192
 USER_DEFINED = "USER_DEFINED"
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 
-# hs_buying_role internal values -> the role names rules know (DESIGN.md)
+# hs_buying_role internal values -> the role names rules know (docs/design.md)
 BUYING_ROLES = {
     "CHAMPION": "Champion",
     "BUDGET_HOLDER": "Economic Buyer",

@@ -87,7 +87,7 @@ class Settings:
     reconciliations); `bulk_max_wait_seconds` bounds a Bulk 2.0 job before
     falling back to REST; `bulk_max_records` is the Bulk results page size;
     `composite_pages` (1-5, default 1 = off) fetches up to that many query pages
-    per API call by chaining them in one /composite request (BUDGETS.md: derived,
+    per API call by chaining them in one /composite request (docs/budgets.md: derived,
     not yet verified against a real org, hence opt-in).
     """
 

@@ -8,7 +8,7 @@ page's totalSize sizes the object (no COUNT() call); with `bulk = "auto"` the
 rest of the object moves to a Bulk 2.0 query job when that costs fewer calls
 (1 create + expected polls + ceil(n / bulk_max_records) results + 1 delete vs
 ceil(n / 2000) - 1 more REST pages). The job is polled on our own schedule
-(2, 4, 8, 16, 30, 30 ... s; BUDGETS.md), its CSV results are streamed,
+(2, 4, 8, 16, 30, 30 ... s; docs/budgets.md), its CSV results are streamed,
 converted to REST types by describe and cut into Pages of 2,000 with the same
 cursor. A job that fails, is aborted or outlives `bulk_max_wait_seconds` is
 aborted and deleted and the pull carries on over REST from the last Id (P9).

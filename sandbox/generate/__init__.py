@@ -6,7 +6,7 @@
 people and situations, each with its own ids and field shapes; the emulators
 load it and ignore "manifest".
 
-The manifest is computed with DESIGN.md's rule definitions and defaults (see
+The manifest is computed with docs/design.md's rule definitions and defaults (see
 `cases.py`; the planting is in `world.py`). Top level: seed, accounts,
 contacts_per_account, as_of, bad_records, proportions, rule_defaults. Per CRM
 (manifest["salesforce"], manifest["hubspot"]), lists of that CRM's ids:

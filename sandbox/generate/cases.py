@@ -1,4 +1,4 @@
-"""The manifest's truth: DESIGN.md's rule definitions applied to the drawn org.
+"""The manifest's truth: docs/design.md's rule definitions applied to the drawn org.
 
 The generator plans situations, but the manifest is not the plan: `evaluate`
 reads each drawn account the way crmsync's rules will (with their defaults,
@@ -6,7 +6,7 @@ below) and records every record that matches, planted or incidental. A
 departed champion, for instance, also leaves the account without an active
 Champion, so that account is single-threaded too.
 
-Definitions (DESIGN.md "Rules"): bouncing = no email, malformed email, or a
+Definitions (docs/design.md "Rules"): bouncing = no email, malformed email, or a
 hard bounce (a single soft bounce is not); departed champion = holds a
 champion-type role on an open deal or one won within 365 days, and is
 bouncing, or has a "left the company" title, or an email outside the
@@ -52,7 +52,7 @@ class Cases:
 
 
 def evaluate(c: Cases, acc: Account, today: int) -> None:
-    """Record the account's cases in `c`, as DESIGN.md's rules would find them `today`."""
+    """Record the account's cases in `c`, as docs/design.md's rules would find them `today`."""
     c.add(c.tiers, acc.tier, acc.i)
     c.add(c.situations, acc.situation, acc.i)
     counted: dict[int, set[str]] = {}

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sandbox.common import FaultEngine, RequestLog, ServerThread
+from sandbox.common import FaultEngine, RequestLog, ServerThread, write_standalone_config
 
 from .app import HubSpotApp, dump_records, load_faults
 from .auth import CLIENT_ID, CLIENT_SECRET, PRIVATE_APP_TOKEN, REFRESH_TOKEN, Auth
@@ -260,7 +260,8 @@ def serve_forever(port: int = 0, dataset: Mapping[str, Any] | None = None, fault
           + f", owners {len(hs.crm.owners)}", flush=True)
     print(f"  token: {PRIVATE_APP_TOKEN} (private app); OAuth client {CLIENT_ID}", flush=True)
     if write_config:
-        print(f"  wrote {hs.write_config(write_config)}", flush=True)
+        print(f"  wrote {write_standalone_config(write_config, hs.write_config)}", flush=True)
+    print("  stop it with Ctrl-C (or `kill` its process id)", flush=True)
     stop = threading.Event()
     try:
         while not stop.wait(3600):

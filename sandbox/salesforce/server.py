@@ -27,7 +27,7 @@ from typing import Any
 
 import trustme
 
-from sandbox.common import FaultEngine, RequestLog, ServerThread, sleep_ms
+from sandbox.common import FaultEngine, RequestLog, ServerThread, sleep_ms, write_standalone_config
 
 from . import auth
 from .app import SalesforceApp
@@ -288,8 +288,8 @@ def serve_forever(
         )
         print("  records: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
         if write_config:
-            print(f"  wrote {sb.write_config(write_config)}", flush=True)
-        print("  Ctrl-C to stop.", flush=True)
+            print(f"  wrote {write_standalone_config(write_config, sb.write_config)}", flush=True)
+        print("  stop it with Ctrl-C (or `kill` its process id)", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

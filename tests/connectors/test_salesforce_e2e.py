@@ -5,7 +5,7 @@ incrementally; pages are collected into a dict "mirror" (a stand-in for
 state/, which dedupes by id) and compared with the sandbox's own records and
 with a fresh full pull (FFP). Faults are injected by the sandbox; API calls
 are counted by the connector and checked against the sandbox's request log
-and against the minimum the page and batch sizes allow (BUDGETS.md).
+and against the minimum the page and batch sizes allow (docs/budgets.md).
 """
 
 from __future__ import annotations

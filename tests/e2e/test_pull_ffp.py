@@ -12,7 +12,7 @@ HubSpot (hubspot-api-client):
    late-visible commit older than the saved cursor (P5);
 3. incremental pulls of A ("captured this run or next": two);
 4. a fresh full pull into mirror B; snapshot(A) == snapshot(B) (O6), and
-   the incremental's calls are in proportion to the changes (BUDGETS.md).
+   the incremental's calls are in proportion to the changes (docs/budgets.md).
 
 The fresh mirror is also spot-checked against the sandbox's own records.
 Snapshots and diffs: tests/e2e/helpers.py.
@@ -158,7 +158,7 @@ def test_o6_salesforce_incrementals_after_changes_equal_a_fresh_full_pull(sf) ->
     sb.requests.reset()
     inc1 = pull(cfg_a, "salesforce", full=False)
     sb.faults.clear()
-    # the incremental's calls are in proportion to the changes (BUDGETS.md: 1 query per
+    # the incremental's calls are in proportion to the changes (docs/budgets.md: 1 query per
     # object per 2,000 changed rows), far below a full pull's
     print("salesforce incremental calls", inc1.api_by_operation, "data", data_calls(inc1))
     objects = len(inc1.pull.objects)
@@ -363,7 +363,7 @@ def test_o6_hubspot_incrementals_after_changes_equal_a_fresh_full_pull(hs) -> No
     sb.faults.clear()
     print("hubspot incremental calls", inc1.api_by_operation, "data", data_calls(inc1))
     objects = len(inc1.pull.objects)
-    # BUDGETS.md: search per object + association batch reads + archived listings
+    # docs/budgets.md: search per object + association batch reads + archived listings
     assert data_calls(inc1) <= 3 * objects + math.ceil(changes / 200), inc1.api_by_operation
 
     saved = cursor(db_a, "hubspot", "contacts")["modified_ms"]

@@ -1,7 +1,7 @@
 """Golden dataset: a hand-built org gives exactly the reviewed flags and writes, in both CRMs.
 
 `edge_cases/seed.json` describes the same people in Salesforce and in HubSpot
-(every case of DESIGN.md "Rules" and issue 5's edge cases; the people and what
+(every case of docs/design.md "Rules" and issue 5's edge cases; the people and what
 each one stands for are listed in `edge_cases/README.md`). For each CRM the
 test loads the seed into that CRM's sandbox and drives the product as an admin
 would, through the CLI:
@@ -22,7 +22,7 @@ must come out identically from Salesforce and HubSpot; the only entries allowed
 to differ are the `KNOWN_CRM_GAPS` below (a fact one CRM does not expose).
 
 `CRMSYNC_REGEN_GOLDEN=1` (`make golden`) rewrites the expected files instead of
-asserting; review the diff like code, case by case against DESIGN.md and the
+asserting; review the diff like code, case by case against docs/design.md and the
 rule docstrings.
 """
 

@@ -199,7 +199,7 @@ def hubspot(v: AccountView) -> AccountView:
 
 
 def zoo() -> list[AccountView]:
-    """A small org with every case of DESIGN.md and issue 5, for whole-pipeline tests."""
+    """A small org with every case of docs/design.md and issue 5, for whole-pipeline tests."""
     acme = view(
         [
             # healthy, Economic Buyer

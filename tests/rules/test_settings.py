@@ -1,4 +1,4 @@
-"""[rules] settings: defaults equal DESIGN.md; bad values name the key and the fix."""
+"""[rules] settings: defaults equal docs/design.md; bad values name the key and the fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stale contacts: tier windows and their edges (DESIGN.md "stale_contact")."""
+"""Stale contacts: tier windows and their edges (docs/design.md "stale_contact")."""
 
 from __future__ import annotations
 

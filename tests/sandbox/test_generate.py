@@ -1,7 +1,7 @@
 """The org generator: deterministic, well-formed, and its manifest tells the truth.
 
 The strongest check here re-derives every case list of the manifest from the
-*rendered* records of each CRM with an independent reading of DESIGN.md's rule
+*rendered* records of each CRM with an independent reading of docs/design.md's rule
 definitions (dates parsed with datetime, syntax checked with email-validator),
 so a rendering slip or a mis-planted case shows up as a set difference.
 """
@@ -91,7 +91,7 @@ def _derive(
     opps: list[dict[str, Any]],
     roles: list[tuple[str, str, str | None]],
 ) -> dict[str, set[str]]:
-    """Cases from canonical-ish rows (see _sf_rows / _hs_rows); DESIGN.md definitions."""
+    """Cases from canonical-ish rows (see _sf_rows / _hs_rows); docs/design.md definitions."""
     today = AS_OF.date()
     opp_by_id = {o["id"]: o for o in opps}
     counted: dict[str, set[str]] = {}

@@ -3,7 +3,7 @@
 Each test asserts what a client (crmsync's HubSpot connector) would notice:
 the model the client deserialises, the exception class, status and HubSpot
 error body it raises, and the records the emulator holds afterwards. Tests
-named r*/a*/p*/d*/w*/x* cover the RELIABILITY.md row with that id.
+named r*/a*/p*/d*/w*/x* cover the docs/reliability.md row with that id.
 """
 
 from __future__ import annotations
