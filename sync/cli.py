@@ -304,18 +304,38 @@ def report(config_path: Path, html_path: Path) -> int:
 
 @cli.command()
 @click.argument("crm", type=click.Choice(["salesforce", "hubspot"]))
-@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
-@click.option("--seed", default=1, show_default=True)
-@click.option("--accounts", default=50, show_default=True)
-@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Dataset JSON file instead of generated data.")
-@click.option("--faults", help="Fault spec: JSON, a .json file, or kind:key=val,...;...")
+@click.option("--port", default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the generated org (same seed, same org).")
+@click.option("--accounts", default=50, show_default=True, help="Accounts in the generated org (about 10 contacts each).")
+@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Dataset JSON file instead of generated data (format below).")
+@click.option("--faults", help="Injected faults: JSON, a .json file, or kind:key=val,...;... (documented in sandbox/common.py), e.g. 'status:status=503,probability=0.05'.")
 @click.option("--write-config", "write_config", type=click.Path(dir_okay=False, path_type=Path), help="Write the sync.toml table that connects crmsync to this sandbox.")
 @handles_errors
 def sandbox(
     crm: str, port: int, seed: int, accounts: int, data_file: Path | None,
     faults: str | None, write_config: Path | None,
 ) -> int:
-    """Run one emulator as a standalone server in the foreground."""
+    """Run one emulator (Salesforce or HubSpot) as a standalone loopback server.
+
+    It serves the official client libraries over real HTTP (Salesforce over
+    TLS with a throwaway CA) until Ctrl-C or SIGTERM, and holds its data in
+    memory only.
+
+    \b
+    Data: generated with --seed and --accounts, or --data FILE, a JSON object
+    with one key per CRM, each holding its records as the CRM's API returns
+    them (tests/golden/edge_cases/seed.json is a small example):
+      {"salesforce": {"User": [...], "Account": [...], "Contact": [...],
+                      "Opportunity": [...], "OpportunityContactRole": [...]},
+       "hubspot": {"owners": [...], "companies": [...], "contacts": [...],
+                   "deals": [...]}}
+    A HubSpot record is {"id", "properties": {...}, "associations": {...}}.
+
+    \b
+    --write-config FILE writes the sync.toml table for this sandbox (plus a
+    [mirror] table when FILE has none) and its dummy credential files beside
+    FILE, so `crmsync setup --config FILE` works at once.
+    """
     _setup_logs(fmt="text")
     if data_file is not None:
         dataset = json.loads(data_file.read_text(encoding="utf-8"))
