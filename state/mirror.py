@@ -112,6 +112,9 @@ def apply_page(
         if outcome == "skipped":
             result.skipped += 1
             continue
+        if outcome == "absent":
+            deletions.append(record.id)  # its dependants (if any) still go
+            continue
         if outcome == "unchanged":
             result.unchanged += 1
             if old is not None and old[-1] != generation:
@@ -241,6 +244,11 @@ def _decide(
         if row[modified] < old[modified]:
             return "skipped"
     if record.deleted or record.merged_into:
+        if old is None and not record.merged_into:
+            # Nothing to delete: a record created and deleted between runs, or (HubSpot
+            # contact roles) a role the connector retires without knowing it was ever held.
+            # No tombstone row is written and nothing is counted as deleted.
+            return "absent"
         if old is not None and old[-3] is not None and (old[-2] == (record.merged_into or old[-2])):
             return "unchanged"
         return "deleted"

@@ -106,10 +106,13 @@ def test_d1_delete_is_soft_and_keeps_the_row(db) -> None:
     assert _row(db, "contacts", "C1")["deleted_at"] == "2026-05-01T13:00:00.000000Z"
 
 
-def test_deleted_record_never_seen_becomes_a_tombstone(db) -> None:
+def test_deleting_a_record_the_mirror_never_held_writes_and_counts_nothing(db) -> None:
+    # A record created and deleted between two runs, or a HubSpot buying role the connector
+    # retires without knowing whether the contact held it: no tombstone row, no "deleted"
+    # count (an unchanged CRM reported thousands of deleted contact roles; issue 10).
     result = load(db, contact("C9", deleted=True))
-    assert result.deleted == 1
-    assert _row(db, "contacts", "C9")["deleted_at"] is not None
+    assert (result.deleted, result.inserted, result.updated) == (0, 0, 0)
+    assert db.conn.execute("SELECT count(*) FROM contacts WHERE id = 'C9'").fetchone()[0] == 0
 
 
 def test_restored_record_is_undeleted(db) -> None:
