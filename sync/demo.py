@@ -38,7 +38,7 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
     from sandbox.hubspot import HubSpotSandbox
     from sandbox.salesforce import SalesforceSandbox
 
-    con = console or Console()
+    con = console or _console()
     t0 = time.monotonic()
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -86,9 +86,15 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         writes_before = sf_box.requests.writes() + hs_box.requests.writes()
         for crm in cfg.crms():
             rep = run_once(cfg, crm, RunOptions(as_of=as_of, wait=False))
+            changed = ", ".join(
+                f"{o.object} {o.inserted + o.updated + o.deleted}"
+                for o in (rep.pull.objects if rep.pull else [])
+                if o.inserted + o.updated + o.deleted
+            )
             con.print(
-                f"  {crm:<10} incremental: {rep.pull.records if rep.pull else 0} records re-read (crmsync's own writes), "
-                f"{rep.api_calls} API calls, planned writes: {sum(rep.plan.counts()[k] for k in _KINDS) if rep.plan else 0}"
+                f"  {crm:<10} incremental: changed in the mirror: {changed or 'nothing'} "
+                f"(crmsync's own writes, read back); {rep.api_calls} API calls; "
+                f"planned writes: {sum(rep.plan.counts()[k] for k in _KINDS) if rep.plan else 0}"
             )
         writes_after = sf_box.requests.writes() + hs_box.requests.writes()
         con.print(f"  write calls made by the second run: [bold]{writes_after - writes_before}[/bold]")
@@ -96,17 +102,31 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
 
     con.rule("explore")
     db_path = cfg.mirror.path
+    con.print(f"The mirror is left at {db_path} (owner-only: it holds personal data). Try:")
+    for command in (
+        f".venv/bin/sqlite-utils tables {db_path} --counts",
+        f".venv/bin/crmsync flags --config {cfg_path} --rule departed_champion",
+        f".venv/bin/crmsync status --config {cfg_path}",
+        f".venv/bin/crmsync report --config {cfg_path} --html {out / 'report.html'}",
+    ):
+        # One line each, never wrapped mid-argument, so it can be copied from a log too.
+        con.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
     con.print(
-        f"The mirror is left at {db_path} (owner-only: it holds personal data).\n"
-        f"  .venv/bin/sqlite-utils tables {db_path} --counts\n"
-        f"  .venv/bin/crmsync flags --config {cfg_path} --rule departed_champion\n"
-        f"  .venv/bin/crmsync status --config {cfg_path}\n"
-        f"  .venv/bin/crmsync report --config {cfg_path} --html {out / 'report.html'}\n"
-        "To point crmsync at a real CRM, copy sync.toml from the repository, enable \\[salesforce] or\n"
-        "\\[hubspot], name your credentials' environment variables, then `crmsync setup` and `crmsync sync --full`."
+        "To point crmsync at a real CRM, copy sync.toml from the repository, enable "
+        "\\[salesforce] or \\[hubspot], name your credentials' environment variables, "
+        "then `crmsync setup` and `crmsync sync --full`."
     )
     con.print(f"\nDemo {'passed its checks' if ok else 'FAILED a check'} in {time.monotonic() - t0:.0f} s.")
     return 0 if ok else 1
+
+
+def _console() -> Console:
+    """A terminal's own width; off a terminal (CI, `| tee`) a fixed 100 columns and no
+    soft line breaks inside a printed line, so commands and explanations stay whole."""
+    probe = Console()
+    if probe.is_terminal:
+        return probe
+    return Console(width=100, soft_wrap=True)
 
 
 _KINDS = ("update_account", "update_contact", "create_task", "update_task", "complete_task")
