@@ -221,7 +221,7 @@ def sync_cmd(
     return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
 
 
-@cli.command()
+@cli.command(short_help="Preview the next run's writes from the mirror; stores nothing.")
 @config_option
 @crm_option
 @click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO).")
@@ -256,7 +256,8 @@ def daemon(config_path: Path, log_format: str | None) -> int:
 @click.option("--dry-run", is_flag=True, help="Only check; create nothing.")
 @handles_errors
 def setup(config_path: Path, crm: str | None, dry_run: bool) -> int:
-    """Check, and where the API allows create, the fields crmsync writes to."""
+    """Check, and where the API allows create, the fields crmsync writes to; then
+    requeue the writes the CRM refused because one of them was missing."""
     from .run import setup_fields
 
     cfg = _load_config(config_path)
@@ -302,7 +303,11 @@ def status(config_path: Path, fmt: str) -> int:
     return print_status(cfg, fmt=fmt, echo=click.echo)
 
 
-@cli.group("outbox", invoke_without_command=True)
+@cli.group(
+    "outbox",
+    invoke_without_command=True,
+    short_help="Writes the CRM refused, with its code and message; requeue them.",
+)
 @config_option
 @crm_option
 @click.option(
