@@ -321,6 +321,8 @@ def _counts(report: RunReport) -> dict[str, Any]:
         out["plan"] = report.plan.counts()
     if report.drain is not None and hasattr(report.drain, "counts"):
         out["writes"] = report.drain.counts()
+    if report.queued or report.held:
+        out["outbox"] = {"queued": report.queued, "held_by_dead_rows": report.held}
     return out
 
 
@@ -416,16 +418,17 @@ def setup_fields(
         refused = _refused_for_fields(cfg, name, connector, requeue=ready and not dry_run)
         if not refused:
             continue
+        writes = f"{refused:,} write" + ("" if refused == 1 else "s")
         if dry_run:
-            echo(f"{name}: {refused} write(s) the CRM refused for want of these fields would be requeued.")
+            echo(f"{name}: {writes} the CRM refused for want of these fields would be requeued.")
         elif ready:
             echo(
-                f"{name}: requeued {refused} write(s) the CRM had refused for want of these fields; "
+                f"{name}: requeued {writes} the CRM had refused for want of these fields; "
                 "the next `crmsync sync` sends them."
             )
         else:
             echo(
-                f"{name}: {refused} write(s) the CRM refused for want of a field stay in the outbox "
+                f"{name}: {writes} the CRM refused for want of a field stay in the outbox "
                 "until every field exists (`crmsync outbox`)."
             )
     return code

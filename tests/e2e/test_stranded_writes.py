@@ -127,7 +127,7 @@ def test_setup_requeues_the_writes_a_crm_refused_for_want_of_its_fields(
     setup = env.cli("setup", "--crm", crm)
 
     assert setup.exit_code == 0, setup.output
-    assert f"requeued {len(dead)} write(s) the CRM had refused for want of these fields" in setup.output
+    assert f"requeued {len(dead)} writes the CRM had refused for want of these fields" in setup.output
     result = env.sync("--crm", crm)
     assert result.exit_code == 0, result.output
     assert f"written: {len(dead)} rows, rejected: 0" in result.output
