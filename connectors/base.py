@@ -74,6 +74,15 @@ class Connector(Protocol):
     def quota(self) -> Quota:
         """The last known API usage from the CRM's limit headers."""
 
+    def owned_fields_missing(self) -> list[FieldCheck]:
+        """crmsync's own fields (those write-back writes and `ensure_fields` creates) the
+        CRM lacks, as the schema the pull already read shows them: after a pull this
+        costs no API call. Empty when write-back can go ahead."""
+
+    def is_missing_field_error(self, code: str | None, detail: str | None) -> bool:
+        """True when a refused write names a field that does not exist (or that the
+        integration user cannot see): rows `crmsync setup` makes writable again."""
+
 
 class Secret:
     """A credential loaded by sync/config.py from an environment variable or file.

@@ -125,6 +125,30 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
             raise
 
 
+@contextmanager
+def rolled_back(db: sqlite_utils.Database, *, write: bool = False) -> Iterator[sqlite_utils.Database]:
+    """Run the block in one transaction that is always rolled back: a preview stores nothing.
+
+    Everything inside sees its own changes (`transaction` nests as savepoints,
+    `join_transaction` joins), and the mirror is left exactly as it was. `write`
+    takes the write lock up front (BEGIN IMMEDIATE) for a block that writes, so
+    the first write never fails on lock upgrade; a read-only block takes none.
+    A block that ends the transaction itself would have committed: that is a
+    bug, and it is raised as one.
+    """
+    if db.conn.in_transaction:
+        raise RuntimeError("rolled_back() needs a connection with no open transaction")
+    db.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    if not db.conn.in_transaction:
+        raise RuntimeError("a preview committed to the mirror (a bug: it must roll back)")
+    db.rollback()
+
+
 # ---------------------------------------------------------------- value codec
 
 

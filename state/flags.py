@@ -12,6 +12,10 @@ subject; never a timestamp), in one transaction:
   resolved (resolved_at = seen_at). Rules that did not run (failed, disabled)
   keep their flags as they are.
 
+`preview_flags` answers the same question without writing anything: what
+`crmsync plan` and `sync --dry-run` show (a preview must leave the flags that
+`status`, `flags` and `report` read exactly as they were).
+
 Explanations and evidence are personal data shown to account managers; they
 are stored, never logged.
 """
@@ -64,28 +68,13 @@ def sync_flags(
 ) -> FlagChanges:
     """Reconcile one run's flags for `crm` with the stored ones; commits unless nested."""
     seen = encode_datetime(seen_at)
-    incoming: dict[str, Flag] = {}
-    for flag in flags:
-        if flag.crm != crm:
-            raise ValueError(f"flag {flag.key} is for {flag.crm}, not {crm}")
-        if flag.rule not in rules_run:
-            raise ValueError(f"flag {flag.key} comes from rule {flag.rule!r}, not in rules_run")
-        incoming[flag.key] = flag
-    changes = FlagChanges()
+    incoming = _incoming(crm, flags, rules_run)
     with transaction(db):
-        stored = _stored_status(db, crm, rules_run)
-        rows = []
-        for key in sorted(incoming):
-            flag = incoming[key]
-            before = stored.get(key)
-            status = FlagStatus.SUPPRESSED if flag.suppressed else FlagStatus.OPEN
-            if status is FlagStatus.SUPPRESSED:
-                changes.suppressed.append(key)
-            elif before == FlagStatus.OPEN:
-                changes.kept.append(key)
-            else:
-                changes.opened.append(key)
-            rows.append(_row(flag, status, seen))
+        changes = _changes(_stored_status(db, crm, rules_run), incoming)
+        rows = [
+            _row(flag, FlagStatus.SUPPRESSED if flag.suppressed else FlagStatus.OPEN, seen)
+            for _, flag in sorted(incoming.items())
+        ]
         db.conn.executemany(
             f"INSERT INTO flags ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
             " ON CONFLICT (key) DO UPDATE SET severity = excluded.severity,"
@@ -94,17 +83,48 @@ def sync_flags(
             " status = excluded.status, last_seen = excluded.last_seen, resolved_at = NULL",
             rows,
         )
-        gone = sorted(
-            key
-            for key, status in stored.items()
-            if key not in incoming and status in (FlagStatus.OPEN, FlagStatus.SUPPRESSED)
-        )
         db.conn.executemany(
             "UPDATE flags SET status = 'resolved', resolved_at = ? WHERE key = ?",
-            [(seen, key) for key in gone],
+            [(seen, key) for key in changes.resolved],
         )
-        changes.resolved = gone
     log.info("flags synced", extra={"crm": crm, **changes.counts})
+    return changes
+
+
+def preview_flags(
+    db: sqlite_utils.Database, crm: str, flags: Iterable[Flag], *, rules_run: set[str]
+) -> FlagChanges:
+    """What `sync_flags` would change, without changing anything (`plan`, `sync --dry-run`)."""
+    incoming = _incoming(crm, flags, rules_run)
+    return _changes(_stored_status(db, crm, rules_run), incoming)
+
+
+def _incoming(crm: str, flags: Iterable[Flag], rules_run: set[str]) -> dict[str, Flag]:
+    incoming: dict[str, Flag] = {}
+    for flag in flags:
+        if flag.crm != crm:
+            raise ValueError(f"flag {flag.key} is for {flag.crm}, not {crm}")
+        if flag.rule not in rules_run:
+            raise ValueError(f"flag {flag.key} comes from rule {flag.rule!r}, not in rules_run")
+        incoming[flag.key] = flag
+    return incoming
+
+
+def _changes(stored: dict[str, str], incoming: dict[str, Flag]) -> FlagChanges:
+    """Opened, kept, suppressed and resolved keys of one run against the stored statuses."""
+    changes = FlagChanges()
+    for key in sorted(incoming):
+        if incoming[key].suppressed:
+            changes.suppressed.append(key)
+        elif stored.get(key) == FlagStatus.OPEN:
+            changes.kept.append(key)
+        else:
+            changes.opened.append(key)
+    changes.resolved = sorted(
+        key
+        for key, status in stored.items()
+        if key not in incoming and status in (FlagStatus.OPEN, FlagStatus.SUPPRESSED)
+    )
     return changes
 
 

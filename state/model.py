@@ -402,6 +402,7 @@ class WriteResult:
     code: str | None = None
     detail: str | None = None
     retryable: bool = False
+    sent: bool = True  # False: refused before it reached the CRM (not counted as an attempt)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,27 @@ Life of a row (status):
        ^                  |
        |                  +--mark failed, retryable, attempts < max--> failed --claim--> inflight
        |                  +--mark failed, not retryable or attempts >= max--> dead
-       +--release (outcome checked after a crash) / requeue_dead (admin fixed the cause)
+       +--release (outcome checked after a crash) / requeue (admin fixed the cause)
 
 - `enqueue` keys each write with a stable idempotency key (derived from the
   flag or the record, never a time). A unique index keeps at most one
   not-done row per (crm, key): queueing the same write twice is a no-op, and
   a changed payload updates the queued row instead of adding one.
-- `claim` marks a batch inflight (attempts + 1) and commits before the writer
-  calls the CRM, so a crash leaves evidence: `inflight_unknown` lists rows
-  whose outcome nobody recorded; the writer looks their keys up in the CRM
-  (did the task get created?) and then marks them done or releases them.
+- `claim` marks a batch inflight and commits before the writer calls the
+  CRM, so a crash leaves evidence: `inflight_unknown` lists rows whose
+  outcome nobody recorded; the writer looks their keys up in the CRM (did the
+  task get created?) and then marks them done or releases them.
 - `mark` records the CRM's answer per row, in one transaction, together with
   the values crmsync wrote (`written`, for the ownership guard: a CRM value
   that differs from what we last wrote was edited by a human).
+- `attempts` counts real sends only: `mark` adds one for each answer the CRM
+  gave; a row released after a transport failure, or refused by crmsync
+  before it reached the CRM (`WriteResult.sent` false), keeps its count.
+- Dead and failed rows stay until someone acts: `rejected_summary` groups
+  them by the CRM's error code for `crmsync status`, `requeue` gives them
+  another chance (`crmsync outbox requeue`, and `crmsync setup` for rows that
+  died for want of a field it created), `dead_keys` tells the planner which
+  of its writes a dead row holds back.
 
 Payload values must be JSON-serialisable; dates and datetimes are stored as
 ISO text and come back as strings. Payloads and errors are never logged.
@@ -28,8 +36,9 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -177,8 +186,10 @@ def claim(
 ) -> list[OutboxItem]:
     """Take up to `limit` pending (and, if `retry_failed`, failed) rows, oldest first.
 
-    They become inflight with attempts + 1; commits (unless nested) so a crash
-    after the CRM call is detectable through `inflight_unknown`.
+    They become inflight (each item's `attempts` is the number this send would
+    be; the stored count grows only when the CRM answers, see `mark`); commits
+    (unless nested) so a crash after the CRM call is detectable through
+    `inflight_unknown`.
     """
     statuses = ("pending", "failed") if retry_failed else ("pending",)
     with transaction(db):
@@ -190,7 +201,7 @@ def claim(
         ).fetchall()
         if rows:
             db.conn.execute(
-                "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ?"
+                "UPDATE outbox SET status = 'inflight', updated_at = ?"
                 " WHERE id IN (SELECT value FROM json_each(?))",
                 [encode_datetime(now or now_utc()), dumps([r[0] for r in rows])],
             )
@@ -222,6 +233,7 @@ def mark(
     ok -> done (crm_id kept; payload recorded in `written`); failed and
     retryable with attempts < max_attempts -> failed (claimed again later);
     otherwise -> dead. Code and detail are kept on the row for `crmsync status`.
+    Each answer that was sent counts one attempt (`status_after`).
     """
     stamp = encode_datetime(now or now_utc())
     tally = {"done": 0, "failed": 0, "dead": 0, "unknown": 0}
@@ -241,8 +253,8 @@ def mark(
             if result.ok:
                 db.conn.execute(
                     "UPDATE outbox SET status = 'done', crm_id = coalesce(?, crm_id, target_id),"
-                    " last_error_code = NULL, last_error = NULL, updated_at = ?, done_at = ?"
-                    " WHERE id = ?",
+                    " attempts = attempts + 1, last_error_code = NULL, last_error = NULL,"
+                    " updated_at = ?, done_at = ? WHERE id = ?",
                     [result.crm_id, stamp, stamp, result.item_id],
                 )
                 record_id = result.crm_id or target_id
@@ -250,20 +262,30 @@ def mark(
                     _record(db, crm, KIND_OBJECT[WriteKind(kind)], record_id, loads(payload), stamp)
                 tally["done"] += 1
                 continue
-            status = "failed" if result.retryable and attempts < max_attempts else "dead"
+            status = status_after(result, attempts, max_attempts)
             db.conn.execute(
-                "UPDATE outbox SET status = ?, last_error_code = ?, last_error = ?,"
-                " updated_at = ? WHERE id = ?",
-                [status, result.code, result.detail, stamp, result.item_id],
+                "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error_code = ?,"
+                " last_error = ?, updated_at = ? WHERE id = ?",
+                [status, int(result.sent), result.code, result.detail, stamp, result.item_id],
             )
             tally[status] += 1
             if status == "dead":
                 log.warning(
                     "write given up",
                     extra={"crm": crm, "item_id": result.item_id, "code": result.code,
-                           "attempts": attempts},
+                           "attempts": attempts + int(result.sent)},
                 )  # fmt: skip
     return tally
+
+
+def status_after(result: WriteResult, attempts: int, max_attempts: int) -> str:
+    """The status a refused row takes: "failed" (retried later) or "dead".
+
+    `attempts` is the row's count before this answer; a sent answer adds one.
+    """
+    if result.retryable and attempts + int(result.sent) < max_attempts:
+        return "failed"
+    return "dead"
 
 
 def inflight_unknown(db: sqlite_utils.Database, crm: str) -> list[OutboxItem]:
@@ -292,18 +314,59 @@ def release(
     return cursor.rowcount
 
 
+def requeue(
+    db: sqlite_utils.Database,
+    *,
+    crm: str | None = None,
+    statuses: Sequence[str] = ("dead", "failed"),
+    codes: Iterable[str] | None = None,
+    ids: Iterable[int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Give refused rows another chance (the cause was fixed); return how many.
+
+    Rows of `statuses` (dead and failed by default), narrowed to a CRM, to the
+    CRM's error `codes` and/or to row `ids`, go back to pending with their
+    attempts and error cleared; the next run sends them.
+    """
+    unknown = sorted(set(statuses) - {"dead", "failed"})
+    if unknown:
+        raise ValueError(f"only dead and failed rows can be requeued, not {', '.join(unknown)}")
+    where = ["status IN (SELECT value FROM json_each(?))"]
+    params: list[Any] = [encode_datetime(now or now_utc()), dumps(builtins.list(statuses))]
+    if crm is not None:
+        where.append("crm = ?")
+        params.append(crm)
+    if codes is not None:
+        where.append("coalesce(last_error_code, '') IN (SELECT value FROM json_each(?))")
+        params.append(dumps(sorted(set(codes))))
+    if ids is not None:
+        where.append("id IN (SELECT value FROM json_each(?))")
+        params.append(dumps(sorted(set(ids))))
+    with transaction(db):
+        cursor = db.conn.execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, last_error_code = NULL,"
+            " last_error = NULL, updated_at = ? WHERE " + " AND ".join(where),
+            params,
+        )
+    return cursor.rowcount
+
+
 def requeue_dead(
     db: sqlite_utils.Database, crm: str | None = None, *, now: datetime | None = None
 ) -> int:
     """Give dead rows another chance (after the admin fixed the cause); return how many."""
-    sql = "UPDATE outbox SET status = 'pending', attempts = 0, updated_at = ? WHERE status = 'dead'"
-    params: list[Any] = [encode_datetime(now or now_utc())]
-    if crm is not None:
-        sql += " AND crm = ?"
-        params.append(crm)
-    with transaction(db):
-        cursor = db.conn.execute(sql, params)
-    return cursor.rowcount
+    return requeue(db, crm=crm, statuses=("dead",), now=now)
+
+
+def dead_keys(db: sqlite_utils.Database, crm: str, keys: Iterable[str]) -> set[str]:
+    """Those of `keys` whose row is dead: a plan's writes that stay held back until requeued."""
+    rows = db.conn.execute(
+        "SELECT key FROM outbox WHERE crm = ? AND status = 'dead'"
+        " AND key IN (SELECT value FROM json_each(?))",
+        [crm, dumps(sorted(set(keys)))],
+    )
+    return {r[0] for r in rows}
 
 
 # ---------------------------------------------------------------- reporting
@@ -323,19 +386,27 @@ def depth(db: sqlite_utils.Database, crm: str | None = None) -> dict[str, int]:
 
 def list_items(
     db: sqlite_utils.Database,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
     *,
     crm: str | None = None,
+    code: str | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox rows as dicts (payload parsed), oldest first, for `crmsync status`."""
-    where, params = [], []
+    """Outbox rows as dicts (payload parsed), oldest first, for `crmsync outbox` and `status`.
+
+    `status` is one status or several; `code` the CRM's error code on the row.
+    """
+    where: list[str] = []
+    params: list[Any] = []
     if status is not None:
-        where.append("status = ?")
-        params.append(status)
+        where.append("status IN (SELECT value FROM json_each(?))")
+        params.append(dumps([status] if isinstance(status, str) else builtins.list(status)))
     if crm is not None:
         where.append("crm = ?")
         params.append(crm)
+    if code is not None:
+        where.append("last_error_code = ?")
+        params.append(code)
     sql = (
         "SELECT id, crm, kind, key, target_id, payload, status, attempts, last_error_code,"
         " last_error, crm_id, created_at, updated_at, done_at FROM outbox"
@@ -355,6 +426,51 @@ def list_items(
             item[column] = decode_datetime(item[column])
         out.append(item)
     return out
+
+
+@dataclass
+class Rejected:
+    """Refused rows of one CRM, status and error code, for `crmsync status`."""
+
+    crm: str
+    status: str  # "dead" | "failed"
+    code: str | None
+    rows: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    attempts: tuple[int, int] = (0, 0)  # fewest, most
+    message: str | None = None  # the most common of the CRM's messages
+    messages: int = 0  # how many different messages
+
+
+def rejected_summary(db: sqlite_utils.Database, crm: str | None = None) -> list[Rejected]:
+    """Dead and failed rows grouped by CRM, status and the CRM's error code; most rows first."""
+    sql = (
+        "SELECT crm, status, last_error_code, kind, attempts, last_error FROM outbox"
+        " WHERE status IN ('dead', 'failed')"
+    )
+    params: list[Any] = []
+    if crm is not None:
+        sql += " AND crm = ?"
+        params.append(crm)
+    groups: dict[tuple[str, str, str | None], Rejected] = {}
+    texts: dict[tuple[str, str, str | None], Counter[str]] = {}
+    for crm_, status, code, kind, attempts, error in db.conn.execute(sql, params):
+        key = (crm_, status, code)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Rejected(crm_, status, code, attempts=(attempts, attempts))
+            texts[key] = Counter()
+        group.rows += 1
+        group.kinds[kind] = group.kinds.get(kind, 0) + 1
+        group.attempts = (min(group.attempts[0], attempts), max(group.attempts[1], attempts))
+        if error:
+            texts[key][error] += 1
+    for key, group in groups.items():
+        common = texts[key].most_common(1)
+        group.message = common[0][0] if common else None
+        group.messages = len(texts[key])
+    order = {"dead": 0, "failed": 1}
+    return sorted(groups.values(), key=lambda g: (order[g.status], -g.rows, g.crm, g.code or ""))
 
 
 # ---------------------------------------------------------------- what crmsync wrote

@@ -6,7 +6,11 @@ power loss); the next run calls `close_interrupted` under the writer lock to
 record it as "interrupted". `crmsync status` reads `last_runs` and
 `api_calls_since`.
 
-Outcomes: ok; partial (finished, but the CRM rejected rows: exit 1); failed;
+A preview (`crmsync plan`, `sync --dry-run`) records nothing here: /healthz,
+/metrics and `crmsync status` count real runs only.
+
+Outcomes: ok; partial (finished, but the CRM rejected rows, or dead rows held
+planned writes back: exit 1); failed (also: crmsync's fields missing, exit 3);
 quota_exhausted (stopped cleanly at the API budget, resumable); interrupted.
 """
 

@@ -172,7 +172,14 @@ def demo(accounts: int, seed: int, out: Path) -> int:
 @click.option("--full", is_flag=True, help="Pull everything, not only what changed.")
 @click.option("--reconcile", is_flag=True, help="Compare id sets to catch old hard deletes.")
 @click.option("--pull-only", is_flag=True, help="Update the mirror only: no rules, no writes.")
-@click.option("--dry-run", is_flag=True, help="Plan the writes and print them; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Preview: pull, run the rules and print the writes a sync would make, then roll "
+    "everything back. Nothing is written to the CRM and nothing is stored in the mirror (no "
+    "records, cursors, flags, outbox rows or run history); the pull's API calls are spent. "
+    "To update the mirror without writing back, use --pull-only.",
+)
 @click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO), for reproducible runs.")
 @click.option("--allow-empty", is_flag=True, help="With --full: accept an object the CRM returns empty (its mirror rows are marked deleted).")
 @click.option("--wait/--no-wait", "wait", default=None, help="If another run holds the mirror: wait (default from [daemon] lock) or exit.")
@@ -190,7 +197,13 @@ def sync_cmd(
     wait: bool | None,
     verbose: bool,
 ) -> int:
-    """One run: pull (incremental unless --full), rules, write-back."""
+    """One run: pull (incremental unless --full), rules, write-back.
+
+    Write-back needs crmsync's fields in the CRM: if any is missing the run
+    stores what it pulled and found, queues no write, names the fields and
+    exits 3 (run `crmsync setup`). Writes the CRM refused stay in the outbox
+    (exit 1): see `crmsync outbox`.
+    """
     from .run import RunOptions, run_all
 
     cfg = _load_config(config_path)
@@ -199,7 +212,7 @@ def sync_cmd(
         full=full,
         reconcile=reconcile,
         pull_only=pull_only,
-        dry_run=dry_run or bool(getattr(cfg.writeback, "dry_run", False)),
+        dry_run=dry_run,  # [writeback] dry_run = true is a real run that writes nothing back
         as_of=_parse_time(as_of),
         wait=(cfg.daemon.lock == "wait") if wait is None else wait,
         progress=sys.stderr.isatty(),
@@ -208,13 +221,14 @@ def sync_cmd(
     return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
 
 
-@cli.command()
+@cli.command(short_help="Preview the next run's writes from the mirror; stores nothing.")
 @config_option
 @crm_option
 @click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO).")
 @handles_errors
 def plan(config_path: Path, crm: str | None, as_of: str | None) -> int:
-    """Print the writes the next run would make (same as sync --dry-run, without pulling)."""
+    """Print the writes the next run would make, from the mirror as it is (sync --dry-run
+    without the pull). Reads only: no flag, run, outbox row or CRM write is stored or made."""
     from .run import RunOptions, run_all
 
     cfg = _load_config(config_path)
@@ -242,7 +256,8 @@ def daemon(config_path: Path, log_format: str | None) -> int:
 @click.option("--dry-run", is_flag=True, help="Only check; create nothing.")
 @handles_errors
 def setup(config_path: Path, crm: str | None, dry_run: bool) -> int:
-    """Check, and where the API allows create, the fields crmsync writes to."""
+    """Check, and where the API allows create, the fields crmsync writes to; then
+    requeue the writes the CRM refused because one of them was missing."""
     from .run import setup_fields
 
     cfg = _load_config(config_path)
@@ -286,6 +301,107 @@ def status(config_path: Path, fmt: str) -> int:
 
     cfg = _load_config(config_path)
     return print_status(cfg, fmt=fmt, echo=click.echo)
+
+
+@cli.group(
+    "outbox",
+    invoke_without_command=True,
+    short_help="Writes the CRM refused, with its code and message; requeue them.",
+)
+@config_option
+@crm_option
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["dead", "failed", "pending", "inflight", "done"]),
+    help="Only rows in this state; repeat for several. dead: the CRM refused it and crmsync "
+    "gave up; failed: refused, retried by the next run; pending: queued; inflight: being sent; "
+    "done: landed. Default: dead and failed.",
+)
+@click.option("--code", help="Only rows the CRM refused with this error code, e.g. INVALID_FIELD.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows shown in the table (--format json lists every row).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table to read, json for scripts.",
+)
+@click.pass_context
+def outbox_cmd(
+    ctx: click.Context,
+    config_path: Path,
+    crm: str | None,
+    statuses: tuple[str, ...],
+    code: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """The writes crmsync queued for the CRM: list the rows the CRM refused (with its
+    error code and message), or requeue them with `crmsync outbox requeue`."""
+    if ctx.invoked_subcommand is not None:
+        if statuses or code or crm or fmt != "table" or config_path != Path("sync.toml"):
+            raise click.UsageError(
+                f"put the options after `{ctx.invoked_subcommand}` "
+                f"(see `crmsync outbox {ctx.invoked_subcommand} --help`)."
+            )
+        return
+    _outbox_list(config_path, crm, statuses or ("dead", "failed"), code, limit, fmt)
+
+
+@handles_errors
+def _outbox_list(
+    config_path: Path, crm: str | None, statuses: tuple[str, ...], code: str | None,
+    limit: int, fmt: str,
+) -> int:
+    from .report import print_outbox
+
+    cfg = _load_config(config_path)
+    return print_outbox(
+        cfg, statuses=statuses, code=code, crm=crm, fmt=fmt, limit=limit, echo=click.echo
+    )
+
+
+@outbox_cmd.command("requeue", short_help="Put refused rows back in the queue: --code CODE or --all.")
+@config_option
+@crm_option
+@click.option("--code", help="Requeue the rows the CRM refused with this error code.")
+@click.option("--all", "all_rows", is_flag=True, help="Requeue every refused row.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["dead", "failed"]),
+    help="Only rows in this state; repeat for both. Default: dead and failed.",
+)
+@handles_errors
+def outbox_requeue(
+    config_path: Path, crm: str | None, code: str | None, all_rows: bool, statuses: tuple[str, ...]
+) -> int:
+    """Give refused rows another chance once their cause is fixed: they go back to
+    pending with their attempts reset, and the next `crmsync sync` sends them.
+    Say which: --code CODE (from `crmsync outbox`) or --all."""
+    from state.errors import UsageError
+
+    from .run import requeue_outbox
+
+    if bool(code) == all_rows:
+        raise UsageError(
+            "say which rows to requeue: --code CODE or --all",
+            fix="`crmsync outbox` lists the refused rows and their codes.",
+        )
+    cfg = _load_config(config_path)
+    return requeue_outbox(
+        cfg, code=code, crm=crm, statuses=statuses or ("dead", "failed"), echo=click.echo
+    )
 
 
 @cli.command()

@@ -292,7 +292,8 @@ def _apply(
                 report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
                 _reflect(db, crm, item, result.crm_id)
             else:
-                retry = result.retryable and item.attempts < max_attempts
+                # item.attempts is this send's number; the row held one fewer before it
+                status = outbox.status_after(result, item.attempts - 1, max_attempts)
                 refused.append(
                     Rejection(
                         item.id,
@@ -301,7 +302,7 @@ def _apply(
                         item.target_id,
                         result.code,
                         result.detail,
-                        "failed" if retry else "dead",
+                        status,
                     )  # fmt: skip
                 )
     report.rejections.extend(refused)

@@ -45,9 +45,19 @@ class Evaluation:
 
 
 def evaluate(
-    db: sqlite_utils.Database, crm: str, settings: Any, *, as_of: datetime, seen_at: datetime
+    db: sqlite_utils.Database,
+    crm: str,
+    settings: Any,
+    *,
+    as_of: datetime,
+    seen_at: datetime,
+    store: bool = True,
 ) -> Evaluation:
-    """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits)."""
+    """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
+
+    With `store=False` (a plan or dry run) nothing is written: `changes` then
+    says what storing would have changed.
+    """
     ev = Evaluation(crm)
     all_flags = []
     for view in views.iter_account_views(db, crm):
@@ -63,9 +73,11 @@ def evaluate(
             all_flags.append(f)
             if not f.suppressed:
                 ev.by_rule[f.rule] += 1
-    ev.changes = flag_store.sync_flags(
-        db, crm, all_flags, seen_at=seen_at, rules_run=set(rules.RULE_NAMES)
-    )
+    rules_run = set(rules.RULE_NAMES)
+    if store:
+        ev.changes = flag_store.sync_flags(db, crm, all_flags, seen_at=seen_at, rules_run=rules_run)
+    else:
+        ev.changes = flag_store.preview_flags(db, crm, all_flags, rules_run=rules_run)
     log.info(
         "rules evaluated",
         extra={"crm": crm, "accounts": ev.accounts, **{f"flags_{k}": v for k, v in ev.by_rule.items()}},

@@ -975,6 +975,20 @@ def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     return queued
 
 
+def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[PlannedWrite]:
+    """The plan's writes that a dead outbox row with the same key holds back.
+
+    The CRM refused the same write before and nothing changed since, so
+    `enqueue` leaves the row dead rather than retry it every run (no retry
+    storm); it stays planned, and unwritten, until someone requeues it
+    (`crmsync outbox requeue`, or `crmsync setup` for a missing field).
+    """
+    from state import outbox
+
+    dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
+    return [i for i in plan.items if i.key in dead]
+
+
 # ---------------------------------------------------------------- rendering
 
 

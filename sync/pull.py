@@ -101,9 +101,12 @@ def pull(
     should_stop: Callable[[], bool] = lambda: False,
     progress: Progress | None = None,
     allow_empty: bool = False,
+    report: PullReport | None = None,
 ) -> PullReport:
+    """Pull `objects` into the mirror. Pass `report` to keep the counts of the pages
+    committed before an error (the run history then says what the run did)."""
     crm = connector.crm
-    report = PullReport(crm)
+    report = report if report is not None else PullReport(crm)
     progress = progress or Progress()
     for obj in objects:
         if should_stop():

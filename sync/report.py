@@ -6,6 +6,7 @@ Results go to stdout (tables via rich, or JSON/CSV for scripts); logs go to stde
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 import json
@@ -17,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from state import cursors, outbox, runs
 from state import flags as flag_store
@@ -46,14 +48,21 @@ def _open(cfg: Config) -> Any:
 
 
 def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
-    head = f"{rep.crm}: {rep.mode} run {rep.run_id} {rep.outcome}"
-    echo(f"{head} in {rep.seconds:.1f} s, {rep.api_calls} API calls")
+    """A run's summary. Every number says what it counts: a preview says it stored
+    nothing, planned writes that were not queued say why."""
+    preview = bool(getattr(rep, "preview", False) or dry_run)
+    calls = _plural(rep.api_calls, "API call")
+    if preview:
+        what = "plan from the mirror" if rep.mode == "plan" else f"dry run ({rep.mode} pull)"
+        echo(f"{rep.crm}: {what} {rep.outcome} in {rep.seconds:.1f} s, {calls}; nothing stored")
+    else:
+        echo(f"{rep.crm}: {rep.mode} run {rep.run_id} {rep.outcome} in {rep.seconds:.1f} s, {calls}")
     if rep.pull is not None:
         for o in rep.pull.objects:
             echo(
                 f"  pulled {o.object:<14} {o.records:>8,} records ({o.mode}; "
                 f"{o.inserted} new, {o.updated} changed, {o.deleted} deleted, "
-                f"{o.skipped} skipped) {o.api_calls} calls"
+                f"{o.skipped} skipped) {_plural(o.api_calls, 'call')}"
             )
     ev = rep.evaluation
     if ev is not None:
@@ -61,33 +70,78 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
         echo(f"  rules: {ev.accounts} accounts; open flags by rule: {by_rule}")
         if ev.changes is not None:
             c = ev.changes.counts
-            echo(f"  flags: {c['opened']} new, {c['kept']} still open, {c['resolved']} resolved, {c['suppressed']} suppressed")
+            if preview:
+                echo(
+                    f"  flags (not stored): {c['opened']} would open, {c['kept']} still open, "
+                    f"{c['resolved']} would resolve, {c['suppressed']} suppressed"
+                )
+            else:
+                echo(
+                    f"  flags: {c['opened']} new, {c['kept']} still open, {c['resolved']} resolved, "
+                    f"{c['suppressed']} suppressed"
+                )
         cov = ev.coverage_counts()
         echo("  coverage: " + ", ".join(f"{k} {cov.get(k, 0)}" for k in ("green", "amber", "red")))
+    missing = list(getattr(rep, "fields_missing", None) or [])
+    held = int(getattr(rep, "held", 0) or 0)
     if rep.plan is not None:
-        if dry_run:
+        if preview:
             from .plan import format_plan
 
             echo(format_plan(rep.plan))
-            echo("  dry run: nothing was written")
         else:
-            counts = rep.plan.counts()
-            echo("  planned: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v) if any(counts.values()) else "  planned: nothing to write")
+            counts = {_PLAN_WORDS.get(k, k): v for k, v in rep.plan.counts().items() if v}
+            echo(
+                "  planned: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                if counts
+                else "  planned: nothing to write"
+            )
+        planned = len(rep.plan.items)
+        if missing and planned:
+            verb = "would queue" if preview else "queued"
+            echo(
+                f"  not {verb}: {_plural(planned, 'planned write')}; crmsync's fields are missing "
+                f"in the CRM: {', '.join(f'{c.object}.{c.field}' for c in missing)}"
+            )
+        elif getattr(rep, "writeback_off", False) and planned:
+            echo(
+                f"  not queued: {_plural(planned, 'planned write')}; write-back is off in sync.toml "
+                "([writeback] enabled = false or dry_run = true)"
+            )
+        if held:
+            are = "is" if held == 1 else "are"
+            echo(
+                f"  {_plural(held, 'planned write')} {are} held by earlier failures "
+                "(the CRM refused the same write before): see `crmsync outbox`"
+            )
+        if preview:
+            echo("  dry run: nothing was written to the CRM and nothing was stored in the mirror")
     if rep.drain is not None:
         d = rep.drain
-        echo(f"  written: {getattr(d, 'written', 0)} rows, rejected: {getattr(d, 'rejected', 0)}")
+        echo(
+            f"  written: {_plural(int(getattr(d, 'written', 0)), 'row')}, "
+            f"rejected: {getattr(d, 'rejected', 0)}"
+        )
         for err in list(getattr(d, "errors", []) or [])[:10]:
             echo(f"    rejected: {err}")
         if rep.rejected:
-            echo("  some rows were rejected; they stay in the outbox: see `crmsync status`")
+            echo("  some rows were rejected; they stay in the outbox: see `crmsync outbox`")
     if rep.drifts:
         from .drain import format_drifts
 
         echo(f"  {len(rep.drifts)} value(s) crmsync wrote are no longer in the CRM (a workflow or a person changed them); left alone:")
         for line in format_drifts(rep.drifts)[:10]:
             echo(f"    {line}")
-    if rep.error:
+    if rep.error and not missing:
         echo(f"  error: {rep.error}")
+
+
+# Plan.counts() keys as the summary says them ("held" there is the per-owner task cap).
+_PLAN_WORDS = {"held": "tasks over the per-owner cap (next run)"}
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 # ---------------------------------------------------------------- flags
@@ -139,12 +193,16 @@ def print_flags(
 def status_data(cfg: Config) -> dict[str, Any]:
     db = _open(cfg)
     last = runs.last_runs(db, 10)
+    cursor_states = cursors.all_states(db)
+    for state in cursor_states:
+        state["position"] = describe_cursor(state)
     data = {
         "mirror": str(cfg.mirror.path),
         "runs": last,
-        "cursors": cursors.all_states(db),
+        "cursors": cursor_states,
         "outbox": outbox.depth(db),
         "outbox_problems": outbox.list_items(db, status="dead") + outbox.list_items(db, status="failed"),
+        "outbox_rejected": [dataclasses.asdict(g) for g in outbox.rejected_summary(db)],
         "flags": {crm: flag_store.status_counts(db, crm) for crm in _crms_in(db)},
     }
     return data
@@ -163,27 +221,25 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     for col in ("id", "crm", "mode", "started", "outcome", "records", "API calls", "quota", "error"):
         t.add_column(col, overflow="fold")
     for r in data["runs"]:
+        # records committed to the mirror, also by a run that failed half-way
         pulled = sum(v.get("records", 0) for v in (r["counts"].get("pull") or {}).values())
         quota = f"{r['quota_used']}/{r['quota_limit']}" if r.get("quota_limit") else "-"
         t.add_row(
             str(r["id"]), r["crm"] or "-", r["mode"], _ts(r["started_at"]),
             r["outcome"] or "running", f"{pulled:,}", str(r["api_calls"] or 0), quota,
-            (r["error"] or "")[:120],
+            Text(_one_line(r["error"] or "", 120)),
         )
     _render(t, echo)
     c = Table(title="cursors", title_justify="left")
-    for col in ("crm", "object", "mode", "position", "updated"):
+    for col in ("crm", "object", "where the next pull starts", "updated"):
         c.add_column(col, overflow="fold")
-    for s in data["cursors"]:
-        c.add_row(s["crm"], s["object"], s["mode"] or "-", json.dumps(s["cursor"], default=str)[:70], _ts(s["updated_at"]))
+    for state in data["cursors"]:
+        c.add_row(state["crm"], state["object"], state["position"], _ts(state["updated_at"]))
     _render(c, echo)
     depth = data["outbox"]
     echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(depth.items()) if v) or "empty"))
-    for item in data["outbox_problems"][:20]:
-        echo(
-            f"  {item.get('status')}: {item.get('crm')} {item.get('kind')} {item.get('target_id') or item.get('key')}"
-            f" after {item.get('attempts')} attempts: {item.get('last_error_code') or ''} {item.get('last_error') or ''}"
-        )
+    for line in rejected_lines([outbox.Rejected(**g) for g in data["outbox_rejected"]]):
+        echo(line)
     flags = data["flags"]
     for crm, by_rule in sorted(flags.items()):
         open_by_rule = {rule: n.get("open", 0) for rule, n in by_rule.items() if n.get("open")}
@@ -191,8 +247,135 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     return 0
 
 
+def describe_cursor(state: dict[str, Any]) -> str:
+    """Where the next pull of one object starts, in words (the cursor is the connector's
+    JSON; the keys read here are the ones both connectors write)."""
+    cur = state.get("cursor") or {}
+    inner = cur.get("mode")
+    if not cur and state.get("mode") != "full":
+        return "nothing pulled yet: the next pull is a full pull"
+    if state.get("mode") == "full" or inner == "full":
+        text = "full pull in progress"
+        if cur.get("after_id"):
+            text += f", resumes after record {cur['after_id']}"
+        elif cur.get("after") or cur.get("phase"):
+            text += ", resumes where it stopped"
+        return text + " (`crmsync sync` continues it)"
+    up_to = _when(cur.get("watermark")) or _when(cur.get("modified_ms"))
+    if up_to:
+        return f"incremental, changes since {up_to}"
+    since = _when(cur.get("since_ms"))
+    if inner == "archived":
+        return "incremental pull in progress: checking deletions" + (f" since {since}" if since else "")
+    if inner in ("incremental", "owners") or cur.get("phase"):
+        return "incremental pull in progress" + (f": changes since {since}" if since else "")
+    return "incremental"
+
+
+def _when(value: Any) -> str | None:
+    """An ISO time or epoch milliseconds as "2026-11-01 09:00 UTC"; None if neither."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            t = datetime.fromtimestamp(value / 1000, UTC)
+        else:
+            t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    return f"{t.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def rejected_lines(groups: list[Any]) -> list[str]:
+    """Dead and failed rows grouped by CRM and the CRM's error code: counts, the CRM's
+    message, and the command to requeue them once the cause is fixed."""
+    if not groups:
+        return []
+    from connectors import CONNECTORS
+
+    lines = ["rows the CRM refused, by its error code (each row: `crmsync outbox`):"]
+    for g in groups:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(g.kinds.items(), key=lambda kv: -kv[1]))
+        status = "dead (given up)" if g.status == "dead" else "failed (retried by the next run)"
+        lines.append(
+            f"  {g.crm} {g.code or 'no code'}: {g.rows:,} {status}: {kinds}; {_attempts(g.attempts)}"
+        )
+        if g.message:
+            others = g.messages - 1
+            more = f" (and {_plural(others, 'other message')})" if others > 0 else ""
+            lines.append(f"      the CRM said: {_one_line(g.message, 200)}{more}")
+        if g.status != "dead":
+            continue
+        which = f"--code {g.code}" if g.code else "--all"
+        requeue = f"crmsync outbox requeue {which} --crm {g.crm}"
+        cls = CONNECTORS[g.crm] if g.crm in CONNECTORS else None
+        if cls is not None and cls.is_missing_field_error(g.code, g.message):
+            lines.append(f"      fix: `crmsync setup --crm {g.crm}` creates the fields and requeues these")
+        else:
+            lines.append(f"      once the cause is fixed: `{requeue}`")
+    return lines
+
+
+def _attempts(span: tuple[int, int]) -> str:
+    lo, hi = span
+    if hi == 0:
+        return "never sent (refused before reaching the CRM)"
+    if lo == hi:
+        return f"after {_plural(hi, 'attempt')}"
+    return f"after {lo}-{hi} attempts"
+
+
+def _one_line(text: str, limit: int) -> str:
+    """CRM text on one line, without control characters, at most `limit` characters."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
 def _ts(t: datetime | None) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+# ---------------------------------------------------------------- outbox
+
+
+def print_outbox(
+    cfg: Config,
+    *,
+    statuses: tuple[str, ...],
+    code: str | None,
+    crm: str | None,
+    fmt: str,
+    limit: int | None,
+    echo: Echo,
+) -> int:
+    """`crmsync outbox`: the rows of these statuses, oldest first, with the CRM's answer."""
+    db = _open(cfg)
+    rows = outbox.list_items(db, statuses, crm=crm, code=code)
+    if fmt == "json":
+        echo(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
+        return 0
+    shown = rows if limit is None else rows[:limit]
+    title = f"{_plural(len(rows), 'row')} ({', '.join(statuses)})"
+    if len(shown) < len(rows):
+        title += f", first {len(shown)} shown (--limit)"
+    t = Table(title=title, title_justify="left")
+    for col in ("id", "crm", "write", "record", "status", "attempts", "code", "the CRM said"):
+        t.add_column(col, overflow="fold")
+    for r in shown:
+        t.add_row(
+            str(r["id"]), r["crm"], r["kind"], Text(str(r["target_id"] or r["key"])),
+            r["status"], str(r["attempts"]), Text(r["last_error_code"] or ""),
+            Text(_one_line(r["last_error"] or "", 160)),
+        )
+    _render(t, echo)
+    groups = [g for g in outbox.rejected_summary(db, crm) if g.status in statuses]
+    if code is not None:
+        groups = [g for g in groups if g.code == code]
+    for line in rejected_lines(groups)[1:]:
+        echo(line)
+    return 0
 
 
 # ---------------------------------------------------------------- HTML report

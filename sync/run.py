@@ -10,6 +10,20 @@
 Every run is recorded in `runs` with its counts, API calls and outcome, also
 when it fails; the exception then goes up to the CLI, which maps it to an exit
 code.
+
+Previews store nothing. `crmsync plan` (the mirror as it is) and `crmsync sync
+--dry-run` (pull first) run the same steps inside one transaction that is
+always rolled back, evaluate the flags without storing them, stop before the
+outbox and record no run: the flags, runs, outbox, written values and mirror
+rows that `status`, `flags`, `report` and /healthz read are left exactly as
+they were (a dry run spends the pull's API calls and keeps nothing of it).
+
+Write-back needs crmsync's own fields in the CRM. A run reads which are
+missing from the schema its pull already read (`owned_fields_missing`, no
+extra call); if any is, it queues nothing (every write would be refused),
+records the run as failed and ends with FieldsMissing (exit 3): run `crmsync
+setup`, which creates them and requeues the rows a CRM refused for want of
+them.
 """
 
 from __future__ import annotations
@@ -23,10 +37,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.errors import QuotaExhausted
-from state import runs
-from state.db import open_db
-from state.errors import EXIT_CRM, EXIT_OK, EXIT_REJECTED, Interrupted, MirrorBusy
+from state import outbox, runs
+from state.db import open_db, rolled_back
+from state.errors import (
+    EXIT_CRM,
+    EXIT_OK,
+    EXIT_REJECTED,
+    FieldsMissing,
+    Interrupted,
+    MirrorBusy,
+    UsageError,
+)
 from state.lock import acquire_writer_lock
+from state.model import FieldCheck
 
 from . import evaluate as evaluate_mod
 from . import plan as plan_mod
@@ -49,6 +72,11 @@ class RunOptions:
     progress: bool = False
     allow_empty: bool = False  # accept a full pull that finds an object empty (deletes its mirror rows)
 
+    @property
+    def preview(self) -> bool:
+        """A plan or dry run: runs every step but stores nothing and writes nothing."""
+        return self.dry_run or self.skip_pull
+
 
 @dataclass
 class RunReport:
@@ -66,6 +94,11 @@ class RunReport:
     error: str | None = None
     seconds: float = 0.0
     drifts: list[Any] = field(default_factory=list)  # written values the CRM no longer holds (W9)
+    preview: bool = False  # a plan or dry run: nothing stored, no run recorded
+    fields_missing: list[FieldCheck] = field(default_factory=list)  # write-back not possible
+    queued: int = 0  # planned writes put into the outbox (new or changed rows)
+    held: int = 0  # planned writes a dead outbox row holds back (`crmsync outbox`)
+    writeback_off: bool = False  # [writeback] enabled = false or dry_run = true
 
     @property
     def rejected(self) -> int:
@@ -73,9 +106,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        if self.outcome in ("failed", "quota_exhausted"):
+        if self.outcome in ("failed", "quota_exhausted") or self.fields_missing:
             return EXIT_CRM
-        return EXIT_REJECTED if self.rejected else EXIT_OK
+        return EXIT_REJECTED if self.rejected or self.held else EXIT_OK
 
 
 def stop_aware_sleep(should_stop: Callable[[], bool]) -> Callable[[float], None]:
@@ -119,7 +152,7 @@ def run_once(
     mode = "plan" if opts.skip_pull else ("full" if opts.full else "incremental")
     if opts.reconcile:
         mode = "reconcile"
-    report = RunReport(crm, mode=mode)
+    report = RunReport(crm, mode=mode, preview=opts.preview)
     t0 = time.monotonic()
     sleep = stop_aware_sleep(should_stop)
     db = open_db(cfg.mirror.path)
@@ -135,11 +168,17 @@ def run_once(
                     cfg.mirror.path, wait=True, timeout=cfg.daemon.lock_timeout_seconds, sleep=sleep,
                 ))
             started = clock()
-            runs.close_interrupted(db, started)
-            report.run_id = runs.start(db, crm, mode, started)
+            if not opts.preview:
+                runs.close_interrupted(db, started)
+                report.run_id = runs.start(db, crm, mode, started)
             connector = connector or make_connector(crm, settings, sleep=sleep)
             try:
-                _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
+                if opts.preview:
+                    # A dry run's pull writes, so it takes the write lock up front; a plan only reads.
+                    with rolled_back(db, write=not opts.skip_pull):
+                        _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
+                else:
+                    _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
             except Interrupted:
                 report.outcome = "interrupted"
             except QuotaExhausted as e:
@@ -154,12 +193,13 @@ def run_once(
                 q = connector.quota() if hasattr(connector, "quota") else None
                 report.quota = (q.used, q.limit) if q is not None else None
                 report.seconds = time.monotonic() - t0
-                runs.finish(
-                    db, report.run_id, report.outcome, clock(),
-                    counts=_counts(report), api_calls=report.api_calls,
-                    api_by_operation=report.api_by_operation, quota=report.quota,
-                    error=report.error,
-                )
+                if not opts.preview:
+                    runs.finish(
+                        db, report.run_id, report.outcome, clock(),
+                        counts=_counts(report), api_calls=report.api_calls,
+                        api_by_operation=report.api_by_operation, quota=report.quota,
+                        error=report.error,
+                    )
                 _log_run(report)
     except Interrupted:
         report.outcome = "interrupted"  # stopped while waiting for the lock: nothing ran
@@ -181,9 +221,11 @@ def _steps(
 ) -> None:
     if not opts.skip_pull:
         connector.check()
-        report.pull = pull_mod.pull(
+        report.pull = pull_mod.PullReport(crm)  # filled page by page: kept if the pull fails
+        pull_mod.pull(
             db, connector, full=opts.full, started_at=started,
             should_stop=should_stop, progress=progress, allow_empty=opts.allow_empty,
+            report=report.pull,
         )
         if report.pull.interrupted:
             report.outcome = "interrupted"
@@ -202,14 +244,31 @@ def _steps(
         for line in drain_mod.format_drifts(report.drifts):
             log.warning("written value not held by the CRM", extra={"crm": crm, "detail": line})
     as_of = opts.as_of or started
-    report.evaluation = evaluate_mod.evaluate(db, crm, cfg.rules, as_of=as_of, seen_at=started)
+    report.evaluation = evaluate_mod.evaluate(
+        db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
+    )
     the_plan = plan_mod.plan(db, crm, report.evaluation.results, cfg.writeback, as_of=as_of)
     report.plan = the_plan
-    if opts.dry_run:
+    writeback = getattr(cfg.writeback, "enabled", True)
+    if writeback and not opts.skip_pull:
+        report.fields_missing = _fields_missing(connector, cfg.writeback)
+        if report.fields_missing:
+            log.warning(
+                "crmsync's fields are missing in the CRM; no write queued (run `crmsync setup`)",
+                extra={"crm": crm, "fields": [f"{c.object}.{c.field}" for c in report.fields_missing]},
+            )
+            if not opts.preview:
+                report.outcome = "failed"
+                report.error = fields_missing_error(crm, report.fields_missing).line()
+            return
+    if opts.preview:
+        report.held = len(plan_mod.held_by_failures(db, the_plan))
         return
-    if not getattr(cfg.writeback, "enabled", True):
+    if not writeback or getattr(cfg.writeback, "dry_run", False):
+        report.writeback_off = True  # [writeback] enabled = false / dry_run = true: plan only
         return
-    plan_mod.enqueue(db, the_plan)
+    report.queued = plan_mod.enqueue(db, the_plan)
+    report.held = len(plan_mod.held_by_failures(db, the_plan))
     if should_stop():
         report.outcome = "interrupted"
         return
@@ -221,8 +280,32 @@ def _steps(
     )
     if report.drain.aborted is not None:
         raise report.drain.aborted  # CRM unreachable mid-drain: rows stay pending; exit 3
-    if report.rejected:
+    if report.rejected or report.held:
         report.outcome = "partial"
+
+
+def _fields_missing(connector: Any, writeback: Any) -> list[FieldCheck]:
+    """crmsync's fields the CRM lacks, as the pull saw them (the task key only matters
+    when write-back creates tasks)."""
+    check = getattr(connector, "owned_fields_missing", None)
+    missing: list[FieldCheck] = list(check()) if check is not None else []
+    if not getattr(writeback, "tasks", True):
+        missing = [c for c in missing if not c.object.lower().startswith("task")]
+    return missing
+
+
+def fields_missing_error(crm: str, missing: list[FieldCheck]) -> FieldsMissing:
+    """The one line a run ends with when crmsync's fields are missing in `crm`."""
+    names = [f"{c.object}.{c.field}" for c in missing]
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    noun = "field is" if len(names) == 1 else "fields are"
+    return FieldsMissing(
+        f"{len(names)} of crmsync's {noun} missing: {shown}; no write was queued",
+        crm=crm,
+        operation="write-back",
+        fields=tuple(names),
+        fix=f"Run `crmsync setup --crm {crm}` to create them, then `crmsync sync` again.",
+    )
 
 
 def _counts(report: RunReport) -> dict[str, Any]:
@@ -238,12 +321,14 @@ def _counts(report: RunReport) -> dict[str, Any]:
         out["plan"] = report.plan.counts()
     if report.drain is not None and hasattr(report.drain, "counts"):
         out["writes"] = report.drain.counts()
+    if report.queued or report.held:
+        out["outbox"] = {"queued": report.queued, "held_by_dead_rows": report.held}
     return out
 
 
 def _log_run(report: RunReport) -> None:
     log.info(
-        "run finished",
+        "preview finished (nothing stored)" if report.preview else "run finished",
         extra={
             "crm": report.crm,
             "run_id": report.run_id,
@@ -270,6 +355,7 @@ def run_all(
             "(or run `crmsync sandbox hubspot --write-config FILE` to get one)."
         )
     code = EXIT_OK
+    missing: list[FieldsMissing] = []
     for name in crms:
         progress = None
         if opts.progress and not opts.skip_pull:
@@ -281,15 +367,36 @@ def run_all(
         finally:
             if progress is not None:
                 progress.close()
-        print_run(rep, echo=echo, dry_run=opts.dry_run)
+        print_run(rep, echo=echo, dry_run=opts.preview)
         code = max(code, rep.exit_code)
+        if rep.fields_missing:
+            missing.append(fields_missing_error(name, rep.fields_missing))
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        raise FieldsMissing(
+            "crmsync's fields are missing in "
+            + " and in ".join(f"{_CRM_NAMES.get(e.crm, e.crm)} ({len(e.fields)})" for e in missing)
+            + "; no write was queued",
+            fields=tuple(f for e in missing for f in e.fields),
+            fix="Run `crmsync setup` to create them, then `crmsync sync` again.",
+        )
     return code
+
+
+_CRM_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 
 
 def setup_fields(
     cfg: Config, *, crm: str | None, dry_run: bool, echo: Callable[[str], None] = print
 ) -> int:
-    """`crmsync setup`: check, and unless dry_run create, each CRM's owned fields."""
+    """`crmsync setup`: check, and unless dry_run create, each CRM's owned fields.
+
+    One line per field, one summary per CRM. Once every field exists, the
+    outbox rows the CRM refused for want of a field (its missing-field error
+    codes, `connector.is_missing_field_error`) go back to pending, and the
+    next `crmsync sync` sends them.
+    """
     code = EXIT_OK
     for name in cfg.crms(crm):
         connector = make_connector(name, cfg.connectors[name])
@@ -301,5 +408,86 @@ def setup_fields(
             code = EXIT_REJECTED
         missing = sum(c.status == "missing" for c in checks)
         created = sum(c.status == "created" for c in checks)
-        echo(f"{name}: {created} created, {missing} missing, {len(checks) - created - missing} already there")
+        failed = sum(c.status == "failed" for c in checks)
+        there = len(checks) - created - missing - failed
+        echo(
+            f"{name}: {created} created, {missing} missing, {there} already there"
+            + (f", {failed} failed" if failed else "")
+        )
+        ready = not missing and not failed
+        refused = _refused_for_fields(cfg, name, connector, requeue=ready and not dry_run)
+        if not refused:
+            continue
+        writes = f"{refused:,} write" + ("" if refused == 1 else "s")
+        if dry_run:
+            echo(f"{name}: {writes} the CRM refused for want of these fields would be requeued.")
+        elif ready:
+            echo(
+                f"{name}: requeued {writes} the CRM had refused for want of these fields; "
+                "the next `crmsync sync` sends them."
+            )
+        else:
+            echo(
+                f"{name}: {writes} the CRM refused for want of a field stay in the outbox "
+                "until every field exists (`crmsync outbox`)."
+            )
     return code
+
+
+def _refused_for_fields(cfg: Config, crm: str, connector: Any, *, requeue: bool) -> int:
+    """Dead and failed rows of `crm` refused for a missing field; requeued when `requeue`."""
+    if not cfg.mirror.path.exists():
+        return 0  # no mirror yet, so no outbox: nothing was ever refused
+    db = open_db(cfg.mirror.path)
+    try:
+        ids = [
+            row["id"]
+            for row in outbox.list_items(db, ("dead", "failed"), crm=crm)
+            if connector.is_missing_field_error(row["last_error_code"], row["last_error"])
+        ]
+        if requeue and ids:
+            return outbox.requeue(db, crm=crm, ids=ids)
+        return len(ids)
+    finally:
+        db.close()
+
+
+def requeue_outbox(
+    cfg: Config,
+    *,
+    code: str | None,
+    crm: str | None,
+    statuses: tuple[str, ...] = ("dead", "failed"),
+    echo: Callable[[str], None] = print,
+) -> int:
+    """`crmsync outbox requeue`: refused rows (of one error code, or all) back to pending.
+
+    A code no refused row carries is a usage error naming the codes there are
+    (a typo must not look like "nothing to do").
+    """
+    from .report import _open
+
+    db = _open(cfg)
+    try:
+        if code is not None:
+            codes = {
+                g.code for g in outbox.rejected_summary(db, crm) if g.status in statuses and g.code
+            }
+            if code not in codes:
+                there = ", ".join(sorted(codes)) or "none"
+                raise UsageError(
+                    f"no {' or '.join(statuses)} row{f' of {crm}' if crm else ''} has the code "
+                    f"{code!r}; the codes now: {there}",
+                    fix="See `crmsync outbox` or `crmsync status`.",
+                )
+        n = outbox.requeue(db, crm=crm, statuses=statuses, codes=None if code is None else [code])
+    finally:
+        db.close()
+    scope = ", ".join(p for p in (f"code {code}" if code else "", crm or "") if p)
+    scope = f" ({scope})" if scope else ""
+    if n:
+        rows = "row" if n == 1 else "rows"
+        echo(f"requeued {n:,} {rows}{scope}; the next `crmsync sync` sends them.")
+    else:
+        echo(f"nothing to requeue: no {' or '.join(statuses)} row{scope}.")
+    return EXIT_OK

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from sync.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ("demo", "sync", "plan", "daemon", "setup", "flags", "status", "report", "sandbox")
+COMMANDS = (
+    "demo", "sync", "plan", "daemon", "setup", "flags", "status", "outbox", "report", "sandbox",
+)  # fmt: skip
 
 
 def test_help_lists_every_command_of_the_design() -> None:

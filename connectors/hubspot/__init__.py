@@ -19,6 +19,7 @@ from connectors.base import ApiCalls, Quota
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
 from state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
 
+from . import fields as f
 from . import setup
 from .auth import TokenSource
 from .client import HubSpotApi, Settings
@@ -78,6 +79,35 @@ class HubSpotConnector:
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
         return self.pusher.write(batch)
+
+    def owned_fields_missing(self) -> list[FieldCheck]:
+        """crmsync's properties (written back, created by `setup`) the portal lacks.
+
+        Read from the property lists the pull already read (an object not read
+        yet costs one call).
+        """
+        missing: list[FieldCheck] = []
+        for hs_type, names in (
+            (f.COMPANIES, f.OWNED_ACCOUNT.values()),
+            (f.CONTACTS, f.OWNED_CONTACT.values()),
+            (f.TASKS, f.OWNED_TASK.values()),
+        ):
+            schema = self.puller.schema(hs_type)
+            missing.extend(FieldCheck(hs_type, n, "missing") for n in names if n not in schema)
+        return missing
+
+    @staticmethod
+    def is_missing_field_error(code: str | None, detail: str | None) -> bool:
+        """A write refused because a property it sets does not exist (setup fixes it).
+
+        HubSpot answers a batch that sets an unknown property with a 400
+        VALIDATION_ERROR whose message embeds one entry per property,
+        `Property values were not valid: [{"error":"PROPERTY_DOESNT_EXIST",
+        "name":"crmsync_status",...}]` (CRM API error responses; the sandbox
+        answers the same, sandbox/hubspot/properties.py `check_value`);
+        push.py keeps that code on each row it rejects.
+        """
+        return code == "PROPERTY_DOESNT_EXIST"
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, str]:
         """crmsync_key -> task id of tasks that already exist in HubSpot (W4)."""

@@ -92,12 +92,16 @@ class Pusher:
         for item in batch:
             route = ROUTES.get(WriteKind(item.kind))
             if route is None:
-                results[item.id] = _reject(item, "UNSUPPORTED", f"unknown write kind {item.kind}")
+                results[item.id] = _reject(
+                    item, "UNSUPPORTED", f"unknown write kind {item.kind}", sent=False
+                )
                 continue
             try:
                 inp = _input(item, route)
             except (KeyError, ValueError, TypeError) as e:
-                results[item.id] = _reject(item, "INVALID_PAYLOAD", f"cannot map payload: {e}")
+                results[item.id] = _reject(
+                    item, "INVALID_PAYLOAD", f"cannot map payload: {e}", sent=False
+                )
                 continue
             groups.setdefault(route, []).append(inp)
         for route, inputs in groups.items():
@@ -319,7 +323,15 @@ def _validation_detail(message: str | None) -> tuple[str | None, str | None]:
     return first.get("error"), (f"{name}: {text}" if name and text else text)
 
 
-def _reject(item: OutboxItem, code: str, detail: str, retryable: bool = False) -> WriteResult:
+def _reject(
+    item: OutboxItem, code: str, detail: str, retryable: bool = False, *, sent: bool = True
+) -> WriteResult:
     return WriteResult(
-        item.id, False, crm_id=item.target_id, code=code, detail=detail, retryable=retryable
+        item.id,
+        False,
+        crm_id=item.target_id,
+        code=code,
+        detail=detail,
+        retryable=retryable,
+        sent=sent,
     )

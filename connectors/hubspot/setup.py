@@ -178,7 +178,7 @@ def _create(
     except CrmError as e:
         if e.status == 409:
             return FieldCheck(hs_type, name, "exists")
-        log.warning(
+        log.debug(  # the setup table shows it with HubSpot's code
             "could not create HubSpot %s %s: %s",
             hs_type,
             name,
@@ -186,7 +186,8 @@ def _create(
             extra={"crm": "hubspot", "object": hs_type, "field": name},
         )
         return FieldCheck(hs_type, name, "failed", f"{e.status} {e.code or ''}: {e.detail or e}")
-    log.info(
+    # `crmsync setup` prints one line per property; a log line would say it twice.
+    log.debug(
         "created HubSpot %s %s",
         hs_type,
         name,

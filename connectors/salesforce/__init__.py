@@ -22,7 +22,7 @@ from datetime import datetime
 from connectors.base import ApiCalls, Quota
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
 from connectors.salesforce.client import SalesforceClient, Settings
-from connectors.salesforce.fields import object_maps
+from connectors.salesforce.fields import object_maps, owned_names
 from connectors.salesforce.pull import Puller, PullStats
 from connectors.salesforce.push import Writer
 from connectors.salesforce.setup import ensure_fields
@@ -83,6 +83,45 @@ class SalesforceConnector:
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
         return self.writer.write(batch)
+
+    def owned_fields_missing(self) -> list[FieldCheck]:
+        """crmsync's fields (written back, created by `setup`) that describe does not list.
+
+        Read from the describes the pull already made (an object not described
+        yet costs one call). A field created over the API but not granted to the
+        integration user by field-level security is absent too: writes to it fail.
+        """
+        missing: list[FieldCheck] = []
+        for obj in (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.TASK):
+            res = self.puller.resolved(obj)
+            for name in owned_names(self.settings, res.sobject).values():
+                if res.actual(name) is None:
+                    missing.append(FieldCheck(res.sobject, name, "missing"))
+        return missing
+
+    @staticmethod
+    def is_missing_field_error(code: str | None, detail: str | None) -> bool:
+        """A write refused because a field it names does not exist or is hidden (setup fixes it).
+
+        What Salesforce answers, and the sandbox with it (sandbox/salesforce/
+        store.py `prepare`, writes.py `h_collection_upsert`):
+        - INVALID_FIELD, "No such column 'X' on sobject of type Contact": a field
+          the org lacks or hides by field-level security (REST API Developer
+          Guide, "Status Codes and Error Responses"); also an upsert by a field
+          that is not an External ID;
+        - INVALID_FIELD_FOR_INSERT_UPDATE: the field exists but the integration
+          user may not write it;
+        - NOT_FOUND, "The requested resource does not exist": an upsert by an
+          external ID field that does not exist (REST API Developer Guide,
+          "Upsert Records Using sObject Rows by External ID", error responses).
+          NOT_FOUND alone also means a missing record, so the text must match.
+        """
+        if code in ("INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"):
+            return True
+        text = (detail or "").lower()
+        return code == "NOT_FOUND" and (
+            "external id" in text or "requested resource does not exist" in text
+        )
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, CrmRecord]:
         return self.writer.find_tasks_by_keys(keys)

@@ -98,6 +98,7 @@ class Writer:
                     ok=False,
                     code="UNKNOWN_KIND",
                     detail=f"crmsync cannot write {item.kind!r}",
+                    sent=False,
                 )
         return [results[i.id] for i in batch]
 
@@ -123,10 +124,15 @@ class Writer:
                     ok=False,
                     code="UNMAPPED_FIELD",
                     detail=f"crmsync does not write {exc.args[0]!r} on Salesforce {item.kind}",
+                    sent=False,
                 )
             except MissingTarget:
                 results[item.id] = WriteResult(
-                    item.id, ok=False, code="MISSING_TARGET", detail="update without a record id"
+                    item.id,
+                    ok=False,
+                    code="MISSING_TARGET",
+                    detail="update without a record id",
+                    sent=False,
                 )
         return out
 

@@ -93,12 +93,13 @@ def _create(client: SalesforceClient, sobject: str, key: str, name: str) -> Fiel
                 "exists",
                 "exists but the integration user cannot see it: grant it field-level security",
             )
-        log.warning(
+        log.debug(  # the setup table shows it with Salesforce's code
             "could not create salesforce field",
             extra={"crm": "salesforce", "object": sobject, "field": name, "code": exc.code},
         )
         return FieldCheck(sobject, name, "failed", f"{exc.code}: {exc.detail}")
-    log.info(
+    # `crmsync setup` prints one line per field; a log line would say it twice.
+    log.debug(
         "created salesforce field", extra={"crm": "salesforce", "object": sobject, "field": name}
     )
     return FieldCheck(sobject, name, "created")

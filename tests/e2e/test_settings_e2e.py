@@ -2,9 +2,10 @@
 
 Through the CLI against the Salesforce sandbox loaded with the hand-built golden
 org (tests/golden/edge_cases: who is who is in its README). Each run is
-`crmsync sync --full --dry-run --as-of 2026-11-01`: the rules run and the flags
-land in the mirror, nothing is written to the CRM, so one sandbox serves every
-test. The default run is the baseline each setting is compared with.
+`crmsync sync --full --as-of 2026-11-01` with `[writeback] enabled = false`: the
+rules run and the flags land in the mirror, nothing is written to the CRM, so
+one sandbox serves every test. (A `--dry-run` stores no flags: a preview
+writes nothing, issue 10.) The default run is the baseline each setting is compared with.
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ def _config(tmp_path: Path, sb: SalesforceSandbox, rules: str = "") -> Path:
 
 
 def _open_flags(tmp_path: Path, sb: SalesforceSandbox, rules: str = "") -> Found:
-    """Open flags of one dry run with these `[rules.*]` tables, by neutral names."""
-    config = _config(tmp_path, sb, rules)
+    """Open flags of one run without write-back with these `[rules.*]` tables, by neutral names."""
+    config = _config(tmp_path, sb, f"{rules}\n\n[writeback]\nenabled = false")
     writes = sb.requests.writes()
-    result = _cli(config, "sync", "--full", "--dry-run", "--as-of", AS_OF)
+    result = _cli(config, "sync", "--full", "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
-    assert sb.requests.writes() == writes  # a dry run writes nothing
+    assert sb.requests.writes() == writes  # write-back off: nothing written
     flags = json.loads(_cli(config, "flags", "--format", "json").output)
     return {
         (f["rule"], ACCOUNTS[f["account_id"]], PEOPLE.get(f["contact_id"] or "", ""))

@@ -102,3 +102,23 @@ def test_missing_parent_directory_is_created(tmp_path: Path) -> None:
     path = tmp_path / "data" / "crmsync.db"
     open_db(path).close()
     assert _mode(path) == 0o600
+
+
+def test_rolled_back_keeps_nothing_of_what_the_block_wrote(tmp_path) -> None:
+    from state.db import open_db, rolled_back, transaction
+
+    db = open_db(tmp_path / "m.db")
+    try:
+        with transaction(db):
+            db.conn.execute("INSERT INTO runs (crm, mode, started_at) VALUES ('hubspot', 'full', 'x')")
+        with rolled_back(db, write=True):
+            with transaction(db):  # nested: a savepoint, not a commit
+                db.conn.execute("INSERT INTO runs (crm, mode, started_at) VALUES ('hubspot', 'x', 'y')")
+            db.conn.execute("DELETE FROM runs WHERE mode = 'full'")
+            assert [r[0] for r in db.conn.execute("SELECT mode FROM runs")] == ["x"]  # sees itself
+        assert [r[0] for r in db.conn.execute("SELECT mode FROM runs")] == ["full"]
+        with pytest.raises(RuntimeError, match="committed"):
+            with rolled_back(db):
+                db.conn.execute("COMMIT")
+    finally:
+        db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from state.flags import list_flags, status_counts, sync_flags
+from state.flags import list_flags, preview_flags, status_counts, sync_flags
 from state.model import Flag, Severity
 from tests.state.records import at
 
@@ -119,3 +119,18 @@ def test_list_flags_filters_and_parses_evidence(db) -> None:
 def test_flag_of_another_crm_is_a_bug(db) -> None:
     with pytest.raises(ValueError, match="hubspot"):
         sync_flags(db, "salesforce", [flag("C1", crm="hubspot")], seen_at=at(), rules_run=RULES)
+
+
+def test_preview_says_what_sync_would_change_and_changes_nothing(db) -> None:
+    sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(0), rules_run=RULES)
+    before = list_flags(db)
+    incoming = [flag("C1"), flag("C3")]
+
+    preview = preview_flags(db, "salesforce", incoming, rules_run=RULES)
+
+    assert list_flags(db) == before
+    stored = sync_flags(db, "salesforce", incoming, seen_at=at(60), rules_run=RULES)
+    assert preview.counts == stored.counts == {"opened": 1, "kept": 1, "resolved": 1, "suppressed": 0}
+    assert (preview.opened, preview.kept, preview.resolved) == (
+        stored.opened, stored.kept, stored.resolved
+    )

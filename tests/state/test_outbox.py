@@ -168,3 +168,45 @@ def test_enqueue_many_in_one_call(db) -> None:
     ids = outbox.enqueue_many(db, intents + intents[:1])
     assert len({i for i in ids if i}) == 5 and ids[-1] is None
     assert outbox.depth(db, SF)["pending"] == 5
+
+
+def test_attempts_count_only_what_reached_the_crm(db) -> None:
+    sent, unsent, released = _enqueue(db, "k:sent"), _enqueue(db, "k:unsent"), _enqueue(db, "k:rel")
+    claimed = outbox.claim(db, SF, 10)
+    assert [i.attempts for i in claimed] == [1, 1, 1]  # the number this send would be
+    outbox.mark(
+        db,
+        [
+            WriteResult(sent, ok=False, code="UNABLE_TO_LOCK_ROW", retryable=True),
+            WriteResult(unsent, ok=False, code="UNMAPPED_FIELD", sent=False),
+        ],
+        max_attempts=3,
+    )
+    outbox.release(db, [released])  # the CRM was unreachable: never sent
+    rows = {r["key"]: (r["status"], r["attempts"]) for r in outbox.list_items(db)}
+    assert rows == {"k:sent": ("failed", 1), "k:unsent": ("dead", 0), "k:rel": ("pending", 0)}
+
+
+def test_requeue_by_code_clears_the_error_and_the_attempts(db) -> None:
+    a, b, c = _enqueue(db, "k:a"), _enqueue(db, "k:b"), _enqueue(db, "k:c")
+    outbox.claim(db, SF, 10)
+    outbox.mark(
+        db,
+        [
+            WriteResult(a, ok=False, code="INVALID_FIELD", detail="No such column 'X__c'"),
+            WriteResult(b, ok=False, code="INVALID_FIELD", detail="No such column 'Y__c'"),
+            WriteResult(c, ok=False, code="FIELD_CUSTOM_VALIDATION_EXCEPTION", detail="locked"),
+        ],
+        max_attempts=3,
+    )
+    (invalid, locked) = outbox.rejected_summary(db)
+    assert (invalid.code, invalid.rows, invalid.messages, invalid.attempts) == ("INVALID_FIELD", 2, 2, (1, 1))
+    assert (locked.code, locked.rows, locked.message) == ("FIELD_CUSTOM_VALIDATION_EXCEPTION", 1, "locked")
+    assert outbox.dead_keys(db, SF, ["k:a", "k:c", "k:other"]) == {"k:a", "k:c"}
+
+    assert outbox.requeue(db, crm=SF, codes=["INVALID_FIELD"]) == 2
+    rows = {r["key"]: r for r in outbox.list_items(db)}
+    assert rows["k:a"]["status"] == "pending" and rows["k:a"]["attempts"] == 0
+    assert rows["k:a"]["last_error_code"] is None and rows["k:c"]["status"] == "dead"
+    assert [r["key"] for r in outbox.list_items(db, ("dead", "failed"))] == ["k:c"]
+    assert outbox.requeue(db, crm="hubspot") == 0  # another CRM's rows only
