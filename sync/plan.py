@@ -62,6 +62,7 @@ from state.model import (
     Tier,
     WriteKind,
 )
+from state.text import fit
 
 from . import tasks as T
 
@@ -410,11 +411,12 @@ class _Planner:
             intended = {
                 "stakeholders": cov.stakeholders,
                 "engaged": cov.engaged,
-                "roles_covered": "; ".join(cov.roles_covered),
+                "roles_covered": _within("; ".join(cov.roles_covered), T.ROLES_MAX),
                 "coverage_score": cov.score,
                 "coverage_status": _value(cov.status),
-                "hygiene_summary": _one_line_or_text(
-                    getattr(result, "hygiene_summary", None) or cov.summary
+                "hygiene_summary": _within(
+                    _one_line_or_text(getattr(result, "hygiene_summary", None) or cov.summary),
+                    T.SUMMARY_MAX,
                 ),
             }
             self._fields(
@@ -441,7 +443,9 @@ class _Planner:
         status_value = _value(status)
         intended: dict[str, Any] = {
             "status": status_value,
-            "reason": None if status_value == HygieneStatus.OK.value else _one_line(reason),
+            "reason": None
+            if status_value == HygieneStatus.OK.value
+            else _within(_one_line(reason), T.REASON_MAX),
         }
         current = contact.owned
         if status_value == HygieneStatus.OK.value and norm("status", current.get("status")) in (
@@ -692,8 +696,7 @@ class _Planner:
             note = T.completion_note_exempted(self.as_of)
         else:
             note = T.completion_note(_kind_of_key(task.key), self.as_of)
-        body = f"{task.body.rstrip()}\n\n{note}" if task.body else note
-        payload = {"key": task.key, "status": T.STATUS_COMPLETED, "body": body}
+        payload = {"key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note)}
         key = f"complete_task:{task.key}" + (f":{task.id}" if duplicate else "")
         self.items.append(
             PlannedWrite(
@@ -811,6 +814,11 @@ def _one_line(text: str | None) -> str | None:
 
 def _one_line_or_text(text: str | None) -> str | None:
     return (text or "").strip() or None
+
+
+def _within(text: str | None, limit: int) -> str | None:
+    """A text field bounded to what every CRM's field holds (sync/tasks.py limits)."""
+    return fit(text, limit) if text else text
 
 
 # ---------------------------------------------------------------- mirror reads
