@@ -12,6 +12,7 @@ Every layer imports these helpers (a leaf module: standard library only):
     clip(text, limit)      a CRM value quoted inside crmsync's sentences, one line, bounded
     fit(text, limit)       a whole field crmsync writes, bounded to the target's length
     csv_cell(value)        a CSV cell that no spreadsheet runs as a formula (OWASP)
+    json_safe(text)        JSON text with C1 and bidi characters as \\u escapes (lossless)
 
 Rich markup is not handled here: sync/ builds rich `Text` objects from
 `printable()` text, never markup strings.
@@ -143,3 +144,13 @@ def csv_cell(value: Any) -> Any:
         return value
     text = value.translate(_CSV)
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+_JSON_ESCAPES = {cp: f"\\u{cp:04x}" for cp in [0x7F, *range(0x80, 0xA0), *BIDI, 0x2028, 0x2029]}
+
+
+def json_safe(text: str) -> str:
+    """JSON text (from json.dumps) whose strings keep every character, with the controls
+    json.dumps leaves raw (DEL, C1, bidi, line separators) written as \\u escapes: a
+    JSON reader gets the same data, a terminal shows no control sequence."""
+    return text.translate(_JSON_ESCAPES)
