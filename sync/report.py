@@ -232,10 +232,11 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     depth = data["outbox"]
     echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(depth.items()) if v) or "empty"))
     for item in data["outbox_problems"][:20]:
-        echo(printable(  # the CRM's own message: shown here, never logged
+        line = (
             f"  {item.get('status')}: {item.get('crm')} {item.get('kind')} {item.get('target_id') or item.get('key')}"
             f" after {item.get('attempts')} attempts: {item.get('last_error_code') or ''} {item.get('last_error') or ''}"
-        ))
+        )
+        echo(printable(line))  # the CRM's own message, as text: shown here, never logged
     flags = data["flags"]
     for crm, by_rule in sorted(flags.items()):
         open_by_rule = {rule: n.get("open", 0) for rule, n in by_rule.items() if n.get("open")}
