@@ -319,9 +319,10 @@ def _explain(
     contact: Contact, bounce: Bounce, roles: tuple[str, ...], settings: Settings
 ) -> tuple[str, str]:
     """(summary sentence, whole paragraph)."""
-    who = contact.name
-    email = bounce.email or ""
-    status = f" (the mail server answered {bounce.detail})" if bounce.detail else ""
+    who = explain.person(contact.name)
+    email = explain.email(bounce.email)
+    detail = explain.detail(bounce.detail)
+    status = f" (the mail server answered {detail})" if detail else ""
     when = f" on {explain.day(bounce.bounced_at)}" if bounce.bounced_at else ""
     role_note = (
         f" {who} holds the {explain.listing(roles)} role, so keep a working address on file."
@@ -341,10 +342,10 @@ def _explain(
         )
     elif k is BounceKind.INVALID:
         summary = f"The email address of {who} ({email}) is not a valid address."
-        body = f"{bounce.detail}"
+        body = detail
         fix = f"Correct the address so that email reaches {who}."
     elif k is BounceKind.UNDELIVERABLE:
-        summary = f"The email domain of {who} ({bounce.detail}) does not accept email."
+        summary = f"The email domain of {who} ({detail}) does not accept email."
         body = ""
     elif k is BounceKind.NO_EMAIL:
         summary = f"{who} has no email address on file."

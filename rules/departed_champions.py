@@ -152,8 +152,9 @@ def reason(view: AccountView, d: Departure, facts: Facts, settings: Settings) ->
         Confidence.LOW: "may have left",
     }[confidence_of(d)]
     roles = tuple(dict.fromkeys(r.role for r in _champion_roles(d.contact.id, settings, facts)))
-    who = f"{d.contact.name} ({explain.listing(roles)})" if roles else d.contact.name
-    return f"{who} {verb} {view.account.name or 'the company'}."
+    name = explain.person(d.contact.name)
+    who = f"{name} ({explain.listing(roles)})" if roles else name
+    return f"{who} {verb} {explain.company(view.account.name) or 'the company'}."
 
 
 # ---------------------------------------------------------------- signals
@@ -273,15 +274,16 @@ def _severity(confidence: Confidence, facts: Facts) -> Severity:
 
 def _sign(s: Signal, d: Departure) -> str:
     noticed = f" (noticed {explain.day(s.seen_at)})" if s.seen_at else ""
-    other = d.elsewhere.other_account_name if d.elsewhere else None
+    other = explain.company(d.elsewhere.other_account_name) if d.elsewhere else None
     if s.kind is SignalKind.MOVED:
         return f"the record moved to {other or 'another account'}{noticed}"
     if s.kind is SignalKind.LEFT_COMPANY:
         return "the record is marked as no longer at the company"
     if s.kind is SignalKind.EMAIL_DOMAIN:
-        return f"the email address changed from @{s.old} to @{s.new}{noticed}"
+        old, new = explain.email(s.old), explain.email(s.new)
+        return f"the email address changed from @{old} to @{new}{noticed}"
     if s.kind is SignalKind.TITLE:
-        return f"the job title reads {explain.quoted(s.new or '')}"
+        return f"the job title reads {explain.title(s.new)}"
     if s.kind is SignalKind.BOUNCE:
         since = f" (since {explain.day(s.seen_at)})" if s.seen_at else ""
         return f"email to the person bounces{since}"
@@ -292,7 +294,7 @@ def _held_phrase(r: HeldRole) -> str:
     o = r.opportunity
     if o is None:
         return f"the {r.role} on the contact record"
-    name = explain.quoted(o.name or o.id)
+    name = explain.quoted(explain.company(o.name) or o.id)
     if o.is_won:
         won = f" won on {explain.day(o.close_date)}" if o.close_date else " (won)"
         return f"the {r.role} on the opportunity {name}{won}"
@@ -308,13 +310,14 @@ def _explain(
     facts: Facts,
     summary: str,
 ) -> str:
-    who = d.contact.name
-    company = view.account.name or "the account"
+    who = explain.person(d.contact.name)
+    company = explain.company(view.account.name) or "the account"
     roles = f"{who} is {explain.listing([_held_phrase(r) for r in held[:3]])}."
     signs = "Signs: " + "; ".join(_sign(s, d) for s in d.signals) + "."
     lead = ""
     if d.elsewhere is not None and d.elsewhere.other_account_name:
-        lead = f"Now at {d.elsewhere.other_account_name} \u2014 a warm lead for a new logo."
+        other = explain.company(d.elsewhere.other_account_name)
+        lead = f"Now at {other} \u2014 a warm lead for a new logo."
     before = f" before {explain.renewal_phrase(facts.renewal)}" if facts.renewal else ""
     check = (
         ""

@@ -4,6 +4,12 @@ An explanation is what an account manager reads in the CRM. It must be stable
 from one day to the next for unchanged data (a changed text is a CRM write), so
 dates are absolute ("3 March 2026"), never relative ("73 days ago"), and the
 month names are spelled here rather than taken from the process locale.
+
+CRM values (names, titles, e-mail addresses, account and opportunity names)
+enter an explanation only through `person`, `company`, `title`, `email` and
+`detail`: one line, control characters removed, at a bounded length with an
+ellipsis (state/text.py). A 10,000-character job title must not become a
+10,000-character task.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from state.model import Tier
+from state.text import ACCOUNT_MAX, DETAIL_MAX, EMAIL_MAX, NAME_MAX, TITLE_MAX, clip
 
 if TYPE_CHECKING:
     from .context import Renewal
@@ -84,6 +91,30 @@ def quoted(text: str) -> str:
     return f"\u201c{text}\u201d"
 
 
+def person(name: str | None) -> str:
+    """A person's name as an explanation quotes it (at most NAME_MAX characters)."""
+    return clip(name, NAME_MAX)
+
+
+def company(name: str | None) -> str:
+    """An account or opportunity name as quoted (at most ACCOUNT_MAX characters)."""
+    return clip(name, ACCOUNT_MAX)
+
+
+def title(text: str | None) -> str:
+    """A job title in quotes (at most TITLE_MAX characters inside them)."""
+    return quoted(clip(text, TITLE_MAX))
+
+
+def email(address: str | None) -> str:
+    return clip(address, EMAIL_MAX)
+
+
+def detail(text: str | None) -> str:
+    """Free text from the CRM, such as a mail server's bounce answer."""
+    return clip(text, DETAIL_MAX)
+
+
 def paragraph(*sentences: str) -> str:
     """Join sentences into one paragraph, skipping empty ones."""
     return " ".join(s.strip() for s in sentences if s and s.strip())
@@ -94,4 +125,4 @@ def renewal_phrase(renewal: Renewal) -> str:
     o = renewal.opportunity
     if o is None:
         return f"the renewal on {day(renewal.on)}"
-    return f"the opportunity {quoted(o.name or o.id)} closes on {day(renewal.on)}"
+    return f"the opportunity {quoted(company(o.name) or o.id)} closes on {day(renewal.on)}"

@@ -124,17 +124,18 @@ def _summary(view: AccountView, n: int, target: int, missing: tuple[str, ...]) -
     if missing:
         reasons.append(f"nobody active holds the {explain.listing(missing, 'or')} role")
     return (
-        f"{view.account.name or 'This account'} relies on too few people: {' and '.join(reasons)}."
+        f"{explain.company(view.account.name) or 'This account'} relies on too few people: "
+        f"{' and '.join(reasons)}."
     )
 
 
 def _explain(
     view: AccountView, summary: str, target: int, missing: tuple[str, ...], facts: Facts
 ) -> str:
-    company = view.account.name or "this account"
+    company = explain.company(view.account.name) or "this account"
     engaged = facts.engaged
     if engaged:
-        names = [f"{c.name} (last activity {_day(c)})" for c in engaged[:SHOWN]]
+        names = [f"{explain.person(c.name)} (last activity {_day(c)})" for c in engaged[:SHOWN]]
         if len(engaged) > SHOWN:
             names.append(f"{len(engaged) - SHOWN} more")
         who = f"Engaged in the last {facts.engaged_days} days: {explain.listing(names)}."

@@ -91,16 +91,19 @@ def evaluate(
 
 def _summary(contact: Contact, last: date | None, created: date | None) -> str:
     if last is not None:
-        return f"{contact.name} has no logged activity since {explain.day(last)}."
+        return f"{explain.person(contact.name)} has no logged activity since {explain.day(last)}."
     if created is not None:
-        return f"{contact.name} has no logged activity since being added on {explain.day(created)}."
-    return f"{contact.name} has no logged activity on record."
+        return (
+            f"{explain.person(contact.name)} has no logged activity since being added on "
+            f"{explain.day(created)}."
+        )
+    return f"{explain.person(contact.name)} has no logged activity on record."
 
 
 def _explain(
     contact: Contact, summary: str, days: int, roles: tuple[str, ...], facts: Facts
 ) -> str:
-    who = contact.name
+    who = explain.person(contact.name)
     expect = f"For {explain.tier_phrase(facts.tier)} we expect contact at least every {days} days."
     role = f"{who} holds the {explain.listing(roles)} role." if roles else ""
     renewal = f"Time matters: {explain.renewal_phrase(facts.renewal)}." if facts.renewal else ""

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import random
 import socket
 import threading
@@ -368,3 +369,12 @@ def write_standalone_config(path: str | Path, write_table: Callable[[Path], Path
         text = '[mirror]\npath = "crmsync.db"\n\n' + text
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def write_secret_file(path: Path, data: str | bytes) -> None:
+    """Write a (dummy) credential file readable by its owner only, as a real one should
+    be: crmsync warns about secret files others can read."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -106,6 +106,14 @@ def _fail(error: BaseException, line: str) -> None:
     click.echo(f"crmsync: {line}", err=True)
 
 
+def _echo_text(text: str) -> None:
+    """Print a run's summary or a plan: the CRM text in it (names, subjects, the CRM's
+    messages) as text, without control or bidi characters (state/text.py)."""
+    from state.text import printable
+
+    click.echo(printable(text, newlines=True))
+
+
 def _load_config(path: Path) -> Any:
     from . import config
 
@@ -117,6 +125,10 @@ def _setup_logs(cfg: Any = None, fmt: str | None = None, verbose: bool = False) 
 
     level = "DEBUG" if verbose else (cfg.daemon.log_level if cfg else "INFO")
     logs.setup(fmt or (cfg.daemon.log_format if cfg else "text"), level)
+    if cfg is not None:
+        from .config import warn_exposed_secret_files
+
+        warn_exposed_secret_files(cfg)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -218,7 +230,7 @@ def sync_cmd(
         progress=sys.stderr.isatty(),
         allow_empty=allow_empty,
     )
-    return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
+    return run_all(cfg, crm=crm, opts=opts, echo=_echo_text)
 
 
 @cli.command(short_help="Preview the next run's writes from the mirror; stores nothing.")
@@ -234,7 +246,7 @@ def plan(config_path: Path, crm: str | None, as_of: str | None) -> int:
     cfg = _load_config(config_path)
     _setup_logs(cfg)
     opts = RunOptions(dry_run=True, skip_pull=True, as_of=_parse_time(as_of), wait=False)
-    return run_all(cfg, crm=crm, opts=opts, echo=click.echo)
+    return run_all(cfg, crm=crm, opts=opts, echo=_echo_text)
 
 
 @cli.command()
@@ -262,7 +274,7 @@ def setup(config_path: Path, crm: str | None, dry_run: bool) -> int:
 
     cfg = _load_config(config_path)
     _setup_logs(cfg)
-    return setup_fields(cfg, crm=crm, dry_run=dry_run, echo=click.echo)
+    return setup_fields(cfg, crm=crm, dry_run=dry_run, echo=_echo_text)
 
 
 @cli.command()

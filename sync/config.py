@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import tomllib
 import types
@@ -25,6 +26,8 @@ from connectors.base import Secret
 from state.errors import ConfigError as ConfigError  # raised here; callers may import it from here
 
 from . import logs
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- small tables
 
@@ -324,3 +327,41 @@ def _coerce(value: Any, hint: Any, key: str, base: Path) -> Any:
         vt = args[1] if len(args) == 2 else Any
         return {k: _coerce(v, vt, f"{key}.{k}", base) for k, v in value.items()}
     return value
+
+
+# ---------------------------------------------------------------- secret files
+
+_warned_files: set[Path] = set()
+
+
+def exposed_secret_files(cfg: Config) -> list[tuple[str, Path, int]]:
+    """(setting, file, mode) of each secret file sync.toml names (`<secret>_file`, a
+    private key) that its group or others may read."""
+    found = []
+    for crm in cfg.connectors:
+        table = cfg.raw.get(crm) or {}
+        for key, value in table.items():
+            if not key.endswith("_file") or key == "ca_file" or not isinstance(value, str):
+                continue
+            path = Path(value).expanduser()
+            path = path if path.is_absolute() else cfg.base_dir / path
+            try:
+                mode = path.stat().st_mode & 0o777
+            except OSError:
+                continue  # a missing file is reported where it is read
+            if mode & 0o077:
+                found.append((f"[{crm}] {key}", path, mode))
+    return found
+
+
+def warn_exposed_secret_files(cfg: Config) -> None:
+    """Log a WARNING, once per file and process, for each secret file others may read."""
+    for setting, path, mode in exposed_secret_files(cfg):
+        if path in _warned_files:
+            continue
+        _warned_files.add(path)
+        log.warning(
+            f"{setting} names {path}, which its group or others can read (mode {mode:04o}): "
+            f"it holds a secret. Fix: chmod 600 {path}",
+            extra={"setting": setting, "file": str(path), "mode": f"{mode:04o}"},
+        )

@@ -19,9 +19,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from state import flags as flag_store
 from state.db import open_db
+from state.text import printable
 
 from . import config as config_mod
 from .run import RunOptions, RunReport, run_once, setup_fields
@@ -62,7 +64,7 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         setup_fields(cfg, crm=None, dry_run=False, echo=lines.append)
         summaries = [line for line in lines if " created, " in line]
         for line in summaries:
-            con.print("  " + line)
+            con.print(Text("  " + printable(line)))
         con.print(
             f"  ({len(lines) - len(summaries)} field checks; `crmsync setup` again would change nothing)"
         )
@@ -190,7 +192,13 @@ def _print_findings(con: Console, cfg: Any) -> None:
         for f in flags:
             if f["rule"] == rule and rule not in shown and len(shown) < 3:
                 shown.add(rule)
-                con.print(f"  [bold]{rule}[/bold] ({f['crm']}, {f['severity']}): {f['explanation']}")
+                # CRM text as text: never parsed as markup (state/text.py)
+                con.print(
+                    Text.assemble(
+                        "  ", (rule, "bold"), f" ({f['crm']}, {f['severity']}): ",
+                        printable(f["explanation"]),
+                    )
+                )
     db.close()
 
 
@@ -214,7 +222,8 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
         for owner, group in rep.plan.by_owner().items():
             tasks = sum(1 for i in group.items if i.kind.value == "create_task")
             fields = sum(1 for i in group.items if i.kind.value.startswith("update_") and i.kind.value != "update_task")
-            table.add_row(crm, group.owner_name or owner or "(no active owner: integration user)", str(tasks), str(fields))
+            who = group.owner_name or owner or "(no active owner: integration user)"
+            table.add_row(crm, Text(printable(who)), str(tasks), str(fields))
     con.print(table)
 
 

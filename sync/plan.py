@@ -62,6 +62,7 @@ from state.model import (
     Tier,
     WriteKind,
 )
+from state.text import fit, printable
 
 from . import tasks as T
 
@@ -410,11 +411,12 @@ class _Planner:
             intended = {
                 "stakeholders": cov.stakeholders,
                 "engaged": cov.engaged,
-                "roles_covered": "; ".join(cov.roles_covered),
+                "roles_covered": _within("; ".join(cov.roles_covered), T.ROLES_MAX),
                 "coverage_score": cov.score,
                 "coverage_status": _value(cov.status),
-                "hygiene_summary": _one_line_or_text(
-                    getattr(result, "hygiene_summary", None) or cov.summary
+                "hygiene_summary": _within(
+                    _one_line_or_text(getattr(result, "hygiene_summary", None) or cov.summary),
+                    T.SUMMARY_MAX,
                 ),
             }
             self._fields(
@@ -441,7 +443,9 @@ class _Planner:
         status_value = _value(status)
         intended: dict[str, Any] = {
             "status": status_value,
-            "reason": None if status_value == HygieneStatus.OK.value else _one_line(reason),
+            "reason": None
+            if status_value == HygieneStatus.OK.value
+            else _within(_one_line(reason), T.REASON_MAX),
         }
         current = contact.owned
         if status_value == HygieneStatus.OK.value and norm("status", current.get("status")) in (
@@ -692,8 +696,7 @@ class _Planner:
             note = T.completion_note_exempted(self.as_of)
         else:
             note = T.completion_note(_kind_of_key(task.key), self.as_of)
-        body = f"{task.body.rstrip()}\n\n{note}" if task.body else note
-        payload = {"key": task.key, "status": T.STATUS_COMPLETED, "body": body}
+        payload = {"key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note)}
         key = f"complete_task:{task.key}" + (f":{task.id}" if duplicate else "")
         self.items.append(
             PlannedWrite(
@@ -811,6 +814,11 @@ def _one_line(text: str | None) -> str | None:
 
 def _one_line_or_text(text: str | None) -> str | None:
     return (text or "").strip() or None
+
+
+def _within(text: str | None, limit: int) -> str | None:
+    """A text field bounded to what every CRM's field holds (sync/tasks.py limits)."""
+    return fit(text, limit) if text else text
 
 
 # ---------------------------------------------------------------- mirror reads
@@ -1008,6 +1016,9 @@ _ORDER = {
 }
 
 
+LABEL_MAX = 120  # a record's name or a task's subject as the preview shows it
+
+
 def _show(value: Any, limit: int = 60) -> str:
     if value is None or value == "":
         return "(empty)"
@@ -1016,7 +1027,14 @@ def _show(value: Any, limit: int = 60) -> str:
 
 
 def plan_lines(plan: Plan) -> list[str]:
-    """The plan as plain text lines, per owner: tasks first, then field changes old -> new."""
+    """The plan as plain text lines, per owner: tasks first, then field changes old -> new.
+
+    Names, subjects and values come from the CRM: each line is printable text only
+    (state/text.py), so no control sequence reaches the terminal."""
+    return [printable(line) for line in _plan_lines(plan)]
+
+
+def _plan_lines(plan: Plan) -> list[str]:
     c = plan.counts()
     lines = [
         f"{plan.crm}: {c['create_task']} task(s) to create, {c['update_task']} to update, "
@@ -1033,10 +1051,10 @@ def plan_lines(plan: Plan) -> list[str]:
         for item in sorted(group.items, key=lambda i: (_ORDER[i.kind], i.label, i.key)):
             lines.extend(_item_lines(item))
         for h in group.held:
-            lines.append(f"  held (cap reached): {h.label}")
+            lines.append(f"  held (cap reached): {_show(h.label, LABEL_MAX)}")
         for cf in group.conflicts:
             lines.append(
-                f"  conflict: {cf.object[:-1]} {cf.label} [{cf.record_id}] {cf.field}: "
+                f"  conflict: {cf.object[:-1]} {_show(cf.label, LABEL_MAX)} [{cf.record_id}] {cf.field}: "
                 f"CRM has {_show(cf.crm_value)}, crmsync last wrote {_show(cf.last_written)}; "
                 f"left as is (wanted {_show(cf.intended)})"
             )
@@ -1048,10 +1066,10 @@ def _item_lines(item: PlannedWrite) -> list[str]:
     if item.kind is WriteKind.CREATE_TASK:
         due = item.payload.get("due_date")
         prio = item.payload.get("priority")
-        return [f"  {verb}: {item.label} (due {due}, priority {prio})"]
+        return [f"  {verb}: {_show(item.label, LABEL_MAX)} (due {due}, priority {prio})"]
     if item.kind is WriteKind.COMPLETE_TASK:
-        return [f"  {verb}: {item.label} [{item.target_id}]"]
-    head = f"  {verb} {item.label} [{item.target_id}]:"
+        return [f"  {verb}: {_show(item.label, LABEL_MAX)} [{item.target_id}]"]
+    head = f"  {verb} {_show(item.label, LABEL_MAX)} [{item.target_id}]:"
     out = [head]
     for name, new in item.payload.items():
         if name == "key":
@@ -1070,23 +1088,26 @@ def render_plan(plan: Plan) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    parts: list[Any] = [Text(plan_lines(plan)[0], style="bold")]
+    def text(value: str, style: str = "") -> Text:  # CRM text: never markup, printable only
+        return Text(printable(value, newlines=True), style=style)
+
+    parts: list[Any] = [text(plan_lines(plan)[0], style="bold")]
     for owner, group in plan.by_owner().items():
         who = f"{group.owner_name} ({owner})" if group.owner_name else (owner or "no owner")
-        table = Table(title=Text(f"owner {who}"), title_justify="left", show_lines=False)
+        table = Table(title=text(f"owner {who}"), title_justify="left", show_lines=False)
         table.add_column("what")
         table.add_column("record")
         table.add_column("change")
         for item in sorted(group.items, key=lambda i: (_ORDER[i.kind], i.label, i.key)):
-            record = f"{item.label} [{item.target_id or 'new'}]"
-            table.add_row(Text(_VERBS[item.kind]), Text(record), Text(_change_text(item)))
+            record = f"{_show(item.label, LABEL_MAX)} [{item.target_id or 'new'}]"
+            table.add_row(text(_VERBS[item.kind]), text(record), text(_change_text(item)))
         for h in group.held:
-            table.add_row(Text("held"), Text(h.label), Text("over the per-owner cap; next run"))
+            table.add_row(text("held"), text(_show(h.label, LABEL_MAX)), text("over the per-owner cap; next run"))
         for cf in group.conflicts:
             table.add_row(
-                Text("conflict"),
-                Text(f"{cf.label} [{cf.record_id}]"),
-                Text(
+                text("conflict"),
+                text(f"{_show(cf.label, LABEL_MAX)} [{cf.record_id}]"),
+                text(
                     f"{cf.field}: CRM {_show(cf.crm_value)} / last written {_show(cf.last_written)}"
                 ),
             )

@@ -1,6 +1,13 @@
 """What the CLI prints: a run's summary, flags, status, and the HTML report.
 
 Results go to stdout (tables via rich, or JSON/CSV for scripts); logs go to stderr.
+
+CRM text is hostile input (state/text.py). Table cells are rich `Text` built
+from `printable()` text, never markup strings: a contact named `[/]` or
+`[link=http://evil.example]` prints as those characters, and escape sequences
+never reach the terminal. CSV cells go through `csv_cell` (no spreadsheet
+formulas); JSON escapes control and bidi characters. The HTML report holds
+personal data and is written readable by its owner only (0600).
 """
 
 from __future__ import annotations
@@ -10,8 +17,10 @@ import dataclasses
 import html
 import io
 import json
+import os
+import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +32,7 @@ from rich.text import Text
 from state import cursors, outbox, runs
 from state import flags as flag_store
 from state.db import open_db
+from state.text import csv_cell, json_safe, printable
 
 from .config import Config, ConfigError
 
@@ -31,8 +41,31 @@ Echo = Callable[[str], None]
 
 def _render(renderable: Any, echo: Echo) -> None:
     buf = io.StringIO()
-    Console(file=buf, width=120, force_terminal=False, color_system=None).print(renderable)
+    console = Console(
+        file=buf, width=120, force_terminal=False, color_system=None, markup=False, highlight=False
+    )
+    console.print(renderable)
     echo(buf.getvalue().rstrip("\n"))
+
+
+def cell(value: Any) -> Text:
+    """A table cell from CRM text: literal (never rich markup), printable characters only."""
+    return Text(printable(value))
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV text whose cells no spreadsheet runs as formulas (every CSV crmsync writes)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for row in rows:
+        w.writerow([csv_cell(v) for v in row])
+    return buf.getvalue().rstrip("\n")
+
+
+def to_json(data: Any) -> str:
+    """JSON for stdout: CRM text kept whole, control and bidi characters as \\u escapes."""
+    return json_safe(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 def _open(cfg: Config) -> Any:
@@ -166,22 +199,40 @@ def print_flags(
     db = _open(cfg)
     rows = flag_store.list_flags(db, rule=rule, account_id=account_id, status=status, crm=crm)
     if fmt == "json":
-        echo(json.dumps([{k: r.get(k) for k in FLAG_FIELDS} for r in rows], indent=2, default=str, ensure_ascii=False))
+        echo(to_json([{k: r.get(k) for k in FLAG_FIELDS} for r in rows]))
     elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(FLAG_FIELDS)
-        for r in rows:
-            w.writerow([json.dumps(r.get(k), default=str) if k == "evidence" else r.get(k) for k in FLAG_FIELDS])
-        echo(buf.getvalue().rstrip("\n"))
+        echo(
+            to_csv(
+                FLAG_FIELDS,
+                (
+                    [
+                        json.dumps(r.get(k), default=str, ensure_ascii=False)
+                        if k == "evidence"
+                        else r.get(k)
+                        for k in FLAG_FIELDS
+                    ]
+                    for r in rows
+                ),
+            )
+        )
     else:
         t = Table(title=f"{len(rows)} flags", title_justify="left")
         for col in ("crm", "rule", "account", "contact", "severity", "status", "explanation"):
             t.add_column(col, overflow="fold")
         for r in rows:
             t.add_row(
-                r["crm"], r["rule"], r["account_id"], r.get("contact_id") or "",
-                r["severity"], r["status"], r["explanation"],
+                *(
+                    cell(v)
+                    for v in (
+                        r["crm"],
+                        r["rule"],
+                        r["account_id"],
+                        r.get("contact_id") or "",
+                        r["severity"],
+                        r["status"],
+                        r["explanation"],
+                    )
+                )
             )
         _render(t, echo)
     return 0
@@ -215,7 +266,7 @@ def _crms_in(db: Any) -> list[str]:
 def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     data = status_data(cfg)
     if fmt == "json":
-        echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+        echo(to_json(data))
         return 0
     t = Table(title="last runs", title_justify="left")
     for col in ("id", "crm", "mode", "started", "outcome", "records", "API calls", "quota", "error"):
@@ -227,7 +278,7 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
         t.add_row(
             str(r["id"]), r["crm"] or "-", r["mode"], _ts(r["started_at"]),
             r["outcome"] or "running", f"{pulled:,}", str(r["api_calls"] or 0), quota,
-            Text(_one_line(r["error"] or "", 120)),
+            cell(_one_line(r["error"] or "", 120)),
         )
     _render(t, echo)
     c = Table(title="cursors", title_justify="left")
@@ -239,7 +290,7 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     depth = data["outbox"]
     echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(depth.items()) if v) or "empty"))
     for line in rejected_lines([outbox.Rejected(**g) for g in data["outbox_rejected"]]):
-        echo(line)
+        echo(printable(line))  # the CRM's own message, as text: shown here, never logged
     flags = data["flags"]
     for crm, by_rule in sorted(flags.items()):
         open_by_rule = {rule: n.get("open", 0) for rule, n in by_rule.items() if n.get("open")}
@@ -381,8 +432,13 @@ def print_outbox(
 # ---------------------------------------------------------------- HTML report
 
 
+REPORT_MODE = 0o600  # names, e-mail addresses and titles: the owner's eyes only
+
+
 def write_html(cfg: Config, path: Path) -> None:
-    """One page per mirror: per account coverage, open flags and crmsync tasks."""
+    """One page per mirror: per account coverage, open flags and crmsync tasks.
+
+    Written readable by its owner only (0600), also over an existing file."""
     db = _open(cfg)
     flags = flag_store.list_flags(db, status="open")
     by_account: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -397,7 +453,9 @@ def write_html(cfg: Config, path: Path) -> None:
         for t in db.query("SELECT crm, account_id, subject, status FROM tasks WHERE deleted_at IS NULL"):
             tasks.setdefault((t["crm"], t["account_id"] or ""), []).append(t)
     sev = Counter(f["severity"] for f in flags)
-    e = html.escape
+
+    def e(value: Any) -> str:
+        return html.escape(printable(value))
     out = [
         "<!doctype html><meta charset=utf-8><title>crmsync report</title>",
         "<style>body{font:14px system-ui;margin:2em;max-width:70em}td,th{padding:.3em .6em;"
@@ -428,4 +486,21 @@ def write_html(cfg: Config, path: Path) -> None:
             out.append("</table>")
         for t in tasks.get(key, []):
             out.append(f"<p>Task: {e(t['subject'] or '')} — {e(t['status'] or '')}</p>")
-    path.write_text("\n".join(out), encoding="utf-8")
+    write_private(path, "\n".join(out))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600).
+
+    The file is created 0600 before a byte is written (a temporary file beside it,
+    then renamed over `path`), so no moment exists where another user could read it,
+    and an existing, wider file at `path` is replaced rather than reused."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, REPORT_MODE)  # mkstemp's mode already; explicit, before writing
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

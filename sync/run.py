@@ -241,8 +241,11 @@ def _steps(
     if not opts.skip_pull:
         # Read-after-write: the pull just re-read what earlier runs wrote.
         report.drifts = drain_mod.verify_landed(db, crm)
-        for line in drain_mod.format_drifts(report.drifts):
-            log.warning("written value not held by the CRM", extra={"crm": crm, "detail": line})
+        for d in report.drifts:  # ids and the field only: the values can be names (DESIGN "Logs")
+            log.warning(
+                "written value not held by the CRM",
+                extra={"crm": crm, "object": d.object, "record_id": d.record_id, "field": d.field},
+            )
     as_of = opts.as_of or started
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview

@@ -13,8 +13,16 @@ an unchanged account yields byte-identical text and the planner writes nothing
 `as_of` when a task is created and never rewritten afterwards.
 
 The words follow rules/explain.py: absolute dates, no internal jargon (no
-"flag", "rule", API field names). Subjects stay under Salesforce's 255
-characters.
+"flag", "rule", API field names).
+
+CRM values are hostile input (state/text.py): names, titles and account names
+are quoted on one line at a bounded length with an ellipsis (a 10,000-character
+job title stays a hundred characters here), and every field crmsync writes
+stays within the shorter of the two CRMs' documented lengths: subject 255
+(Salesforce Task.Subject), body 32,000 (Salesforce Task.Description; HubSpot
+takes 65,536), a contact's reason and an account's hygiene summary 2,000 (far
+below Salesforce's Crmsync_Reason__c / Crmsync_Hygiene_Summary__c, 32,768, and
+HubSpot's 65,536). A longer value would get the whole record rejected.
 """
 
 from __future__ import annotations
@@ -25,8 +33,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from state.model import Flag, Tier
+from state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
 
-SUBJECT_MAX = 255
+SUBJECT_MAX = 255  # Salesforce Task.Subject
+BODY_MAX = 32_000  # Salesforce Task.Description (HubSpot hs_task_body: 65,536)
+REASON_MAX = 2_000  # a contact's hygiene reason (one line)
+SUMMARY_MAX = 2_000  # an account's hygiene summary
+ROLES_MAX = 255  # an account's roles covered (Salesforce Crmsync_Roles_Covered__c)
 LIST_MAX = 40  # contacts listed by name in one grouped task
 
 # Rule names (rules/<rule>.py NAME); matched loosely so a rename is noticed in tests,
@@ -74,8 +87,14 @@ class Person:
     title: str | None = None
 
     @property
+    def quoted_name(self) -> str:
+        """The name as crmsync's text quotes it (one line, at most NAME_MAX characters)."""
+        return clip(self.name, NAME_MAX)
+
+    @property
     def label(self) -> str:
-        return f"{self.name} ({self.title})" if self.title else self.name
+        title = clip(self.title, TITLE_MAX)
+        return f"{self.quoted_name} ({title})" if title else self.quoted_name
 
 
 @dataclass(frozen=True)
@@ -135,15 +154,16 @@ def priority(tier: Tier, priorities: Mapping[str, str]) -> str:
 
 def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> TaskContent:
     """One departed champion: who, what we saw, what to do, where they went."""
-    name = person.name if person else f"contact {flag.subject_id}"
+    name = person.quoted_name if person else f"contact {flag.subject_id}"
+    company = _company(account.name)
     moved_to = moved_to_account(flag)
     confidence = str(getattr(flag.confidence, "value", flag.confidence))
     verb = {"high": "has left", "medium": "appears to have left"}.get(confidence, "may have left")
-    subject = f"{name} {verb} {account.name}"
+    subject = f"{name} {verb} {company}"
     if moved_to:
         subject += f" (now at {moved_to})"
     explanation = _one_paragraph(flag.explanation)
-    lines = [explanation or f"{name} shows signs of having left {account.name}."]
+    lines = [explanation or f"{name} shows signs of having left {company}."]
     if moved_to and moved_to not in explanation:
         lines += [
             "",
@@ -158,14 +178,14 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
         account_id=account.id,
         contact_id=flag.contact_id or flag.subject_id,
         subject=_cap(subject),
-        body="\n".join(lines),
+        body=_body(lines),
         rank=rank,
     )
 
 
 def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
     """One single-threaded account: how thin it is and how to widen it."""
-    subject = f"Broaden the relationship at {account.name}"
+    subject = f"Broaden the relationship at {_company(account.name)}"
     ev = flag.evidence or {}
     engaged = ev.get("engaged_count", account.engaged)
     target = ev.get("min_engaged")
@@ -192,7 +212,7 @@ def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
         account_id=account.id,
         contact_id=None,
         subject=_cap(subject),
-        body="\n".join(lines),
+        body=_body(lines),
         rank=2 if account.tier is not Tier.STRATEGIC else 1,
     )
 
@@ -209,8 +229,9 @@ def hygiene_task(
         parts.append(f"{len(bouncing)} bouncing")
     if stale:
         parts.append(f"{len(stale)} without recent activity")
-    subject = f"Tidy up {_count(n, 'contact')} at {account.name}: {' and '.join(parts)}"
-    lines = [f"Some contacts at {account.name} need attention before they mislead the team."]
+    company = _company(account.name)
+    subject = f"Tidy up {_count(n, 'contact')} at {company}: {' and '.join(parts)}"
+    lines = [f"Some contacts at {company} need attention before they mislead the team."]
     if bouncing:
         lines += ["", "Email bouncing:", *_people_lines(bouncing)]
     if stale:
@@ -227,7 +248,7 @@ def hygiene_task(
         account_id=account.id,
         contact_id=None,
         subject=_cap(subject),
-        body="\n".join(lines),
+        body=_body(lines),
         rank=3,
     )
 
@@ -241,6 +262,13 @@ def completion_note(kind: str | None, as_of: datetime) -> str:
         HYGIENE: "none of the account's contacts are bouncing or inactive any more",
     }.get(kind or "", "the records no longer show the problem")
     return f"Closed automatically on {when}: {why}."
+
+
+def with_note(body: str | None, note: str) -> str:
+    """A task body with a closing line added; an old body cut so the note fits BODY_MAX."""
+    if not body or not body.strip():
+        return note
+    return f"{fit(body.rstrip(), BODY_MAX - len(note) - 2)}\n\n{note}"
 
 
 def completion_note_exempted(as_of: datetime) -> str:
@@ -282,11 +310,11 @@ def moved_to_account(flag: Flag) -> str | None:
 
 def _account_name(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return _company(value) or None
     if isinstance(value, Mapping):
         for k in ("other_account_name", "account_name", "name"):
             if isinstance(value.get(k), str) and value[k].strip():
-                return str(value[k]).strip()
+                return _company(value[k]) or None
     if isinstance(value, list | tuple) and value:
         return _account_name(value[0])
     return None
@@ -295,7 +323,8 @@ def _account_name(value: Any) -> str | None:
 def _people_lines(people: Sequence[tuple[Person, str]]) -> list[str]:
     """One line per contact, at most LIST_MAX (a task body has a size limit: SF 32,000)."""
     lines = [
-        f"- {p.label}: {_cap(_without_name(why, p.name), 300)}" for p, why in people[:LIST_MAX]
+        f"- {p.label}: {_cap(_without_name(why, p.quoted_name), 300)}"
+        for p, why in people[:LIST_MAX]
     ]
     if len(people) > LIST_MAX:
         lines.append(
@@ -314,6 +343,15 @@ def _without_name(reason: str, name: str) -> str:
 
 def _one_paragraph(text: str | None) -> str:
     return " ".join((text or "").split())
+
+
+def _company(name: str | None) -> str:
+    """An account name as a task quotes it (one line, at most ACCOUNT_MAX characters)."""
+    return clip(name, ACCOUNT_MAX)
+
+
+def _body(lines: Sequence[str]) -> str:
+    return fit("\n".join(lines), BODY_MAX)
 
 
 def _cap(text: str, limit: int = SUBJECT_MAX) -> str:

@@ -26,6 +26,12 @@ Error translation (HTTP status -> error):
     429 other      RateLimited(retry_after = Retry-After header or None -> backoff)
     5xx, 0, I/O    CrmUnavailable
     other 4xx      CrmError with .status, .code (HubSpot category) and .detail (message)
+
+A HubSpot error message can quote the values it refused ("Property values were
+not valid: ... alan@example.com ..."), so it goes into `.detail` only: the
+message of every error raised here names the operation, the HTTP status and
+HubSpot's category, never HubSpot's words, and no error carries the client's
+exception (whose text holds the whole response body) as its context.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import urllib3
@@ -272,6 +278,7 @@ class HubSpotApi:
         self.calls.add(operation)
         if token is not None:
             api.api_client.configuration.access_token = token
+        refused: Any = None
         try:
             raw = getattr(api, method)(
                 *args,
@@ -294,13 +301,17 @@ class HubSpotApi:
         except Exception as e:
             if not _is_api_exception(e):
                 raise
-            self._api_error(operation, kind, e)
+            refused = e
+        if refused is not None:
+            # Raised outside the `except`: the ApiException (its text is the whole response
+            # body, personal data included) must not ride along as the error's context.
+            self._api_error(operation, kind, refused)
         self.last_headers = headers
         self._note_date(headers)
         self.limiter.observe(headers, kind)
         return Response(status, headers, _parse(data, operation))
 
-    def _api_error(self, operation: str, kind: str, e: Any) -> None:
+    def _api_error(self, operation: str, kind: str, e: Any) -> NoReturn:
         status = int(e.status or 0)
         headers = e.headers or {}
         if headers:
@@ -351,7 +362,7 @@ class HubSpotApi:
                 **common,
             )
         raise CrmError(
-            f"HubSpot rejected {operation} ({status} {category or ''}): {message or ''}".strip(),
+            f"HubSpot refused {operation} (HTTP {status}" + (f" {category})" if category else ")"),
             code=category,
             detail=message,
             **common,
@@ -378,13 +389,14 @@ class HubSpotApi:
             if isinstance(e, RateLimited):
                 raise
             raise AuthFailed(
-                f"HubSpot refused the OAuth refresh token ({e.status} {e.code or ''}: "
-                f"{e.detail or ''}). Re-authorize the app and update [hubspot] refresh_token_file "
-                "/ refresh_token_env.",
+                f"HubSpot refused the OAuth refresh token (HTTP {e.status} "
+                f"{e.code or 'invalid_grant'}). Re-authorize the app and update [hubspot] "
+                "refresh_token_file / refresh_token_env.",
                 crm=CRM,
                 operation="auth",
                 status=e.status,
                 code=e.code or "invalid_grant",
+                detail=e.detail,
             ) from None
         if resp is None or not isinstance(resp.body, dict):
             raise AuthFailed(

@@ -14,7 +14,8 @@ per object; a missing name is left out with one warning). A property that
 vanished from the schema but still comes back on records is kept in `raw`
 (X6).
 
-`to_record(spec, raw, edges)` maps one wire record (`{"id", "properties",
+`clean_record(raw)` first removes NULs and lone surrogates from the values
+(logged by property and record id). `to_record(spec, raw, edges)` maps one wire record (`{"id", "properties",
 "createdAt", "updatedAt", "archived"}`) plus its association edges to a
 `CrmRecord`. A value that does not convert (a malformed date, X8) becomes None
 and is named in the returned problem list; a record without an id raises
@@ -36,6 +37,7 @@ from typing import Any
 
 from connectors.errors import MalformedRecord
 from state.model import CrmRecord, ObjectType
+from state.text import clean_fields, for_crm
 
 # ---------------------------------------------------------------- HubSpot names
 
@@ -101,6 +103,11 @@ TASK_PRIORITY = {
 }
 TASK_TYPE_TODO = "TODO"
 TASK_COMPLETED = "COMPLETED"
+
+# The longest value a HubSpot text property holds (string / textarea: 65,536
+# characters). crmsync's text stays far below (sync/tasks.py); `for_crm` cuts
+# anything longer rather than have HubSpot reject the whole write, and removes NULs.
+TEXT_MAX = 65_536
 
 
 # ---------------------------------------------------------------- converters
@@ -442,6 +449,30 @@ def modified_at(spec_modified: str, raw: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def clean_record(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[tuple[str, str]]]:
+    """The wire record with NULs removed and lone surrogates replaced in its property
+    values, as the Salesforce connector does (state.text.clean_fields): they would not
+    store, and crmsync must never write them back. Returns (record, [(property, problem)])
+    for the caller to log by record id; the values are never named."""
+    props = raw.get("properties") if isinstance(raw, Mapping) else None
+    if not isinstance(props, Mapping):
+        return raw, []
+    cleaned = dict(props)
+    fixes = clean_fields(cleaned)
+    if not fixes:
+        return raw, []
+    return {**raw, "properties": cleaned}, fixes
+
+
+def clean_owner(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[tuple[str, str]]]:
+    """An owner (its values are top level) cleaned as `clean_record` cleans a record."""
+    if not isinstance(raw, Mapping):
+        return raw, []
+    cleaned = dict(raw)
+    fixes = clean_fields(cleaned)
+    return (cleaned, fixes) if fixes else (raw, [])
+
+
 def to_record(
     spec: ObjectSpec,
     raw: Mapping[str, Any],
@@ -621,10 +652,10 @@ def _owned_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, list | tuple):
-        return "; ".join(str(x) for x in v)
+        return str(for_crm("; ".join(str(x) for x in v), TEXT_MAX))
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v)
+    return str(for_crm(str(v), TEXT_MAX))
 
 
 def owned_properties(mapping: Mapping[str, str], payload: Mapping[str, Any]) -> dict[str, str]:
@@ -661,7 +692,7 @@ def task_properties(
         elif k == "priority":
             props[prop] = TASK_PRIORITY.get(str(v).lower(), str(v).upper())
         else:
-            props[prop] = str(v)
+            props[prop] = str(for_crm(str(v), TEXT_MAX))
     if create:
         props.setdefault("hs_task_type", TASK_TYPE_TODO)
         props.setdefault("hs_task_status", "NOT_STARTED")

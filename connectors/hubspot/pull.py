@@ -129,6 +129,7 @@ class Puller:
         self.lookback_ms = settings.lookback_minutes * 60_000
         self._schema: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._warned_fixes: set[tuple[str, str, str]] = set()
         self._labels: list[str] | None = None
         self._stash: dict[str, _Stash] = {}
         self.malformed = 0
@@ -470,9 +471,13 @@ class Puller:
     ) -> list[CrmRecord]:
         out: list[CrmRecord] = []
         live: set[str] = set()
+        fixed: dict[tuple[str, str], list[str]] = defaultdict(list)
         for raw in raws:
             try:
                 rid = f.record_id(raw)
+                raw, fixes = f.clean_record(raw)
+                for fix in fixes:
+                    fixed[fix].append(rid)
                 rec, problems = f.to_record(
                     spec, raw, {to: e.get(rid, []) for to, e in edges.items()}
                 )
@@ -515,7 +520,31 @@ class Puller:
                         merged_into=rid,
                     )
                 )
+        self._log_fixes(spec.hs_type, fixed)
         return out
+
+    def _log_fixes(self, hs_type: str, fixed: Mapping[tuple[str, str], list[str]]) -> None:
+        """Values cleaned on the way in (NUL, lone surrogate): by property and record id,
+        never the value; a warning the first time in a run, then debug."""
+        for (prop, what), ids in fixed.items():
+            first = (hs_type, prop, what) not in self._warned_fixes
+            self._warned_fixes.add((hs_type, prop, what))
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "hubspot %s.%s: %s in %d record(s)",
+                hs_type,
+                prop,
+                what,
+                len(ids),
+                extra={
+                    "crm": "hubspot",
+                    "object": hs_type,
+                    "field": prop,
+                    "problem": what,
+                    "records": len(ids),
+                    "record_ids": ids[:5],
+                },
+            )
 
     def _archived(self, spec: ObjectSpec, run: _Run, after: str | None) -> Iterator[Page]:
         """Records archived since cursor - lookback, as deletions (D3)."""
@@ -569,12 +598,19 @@ class Puller:
                 resp = self.api.call("owners", "crm.owners.owners_api", "get_page", **kw)
                 data = resp.body or {}
                 records = []
+                fixed: dict[tuple[str, str], list[str]] = defaultdict(list)
                 for raw in data.get("results") or []:
+                    raw, fixes = f.clean_owner(raw)
                     try:
-                        records.append(f.owner_record(raw))
+                        record = f.owner_record(raw)
                     except MalformedRecord:
                         self.malformed += 1
                         log.warning("skipping HubSpot owner without id", extra={"crm": "hubspot"})
+                        continue
+                    for fix in fixes:
+                        fixed[fix].append(record.id)
+                    records.append(record)
+                self._log_fixes("owners", fixed)
                 after = ((data.get("paging") or {}).get("next") or {}).get("after")
                 yield Page(
                     ObjectType.OWNER,

@@ -22,7 +22,11 @@ honoured (crm-api-notes §1.1-1.2).
 - retries through connectors.retry (5xx, resets, timeouts, truncated JSON,
   ConcurrentRequests limit);
 - translation of every simple-salesforce / requests exception into the
-  connectors.errors tree (`translate`).
+  connectors.errors tree (`translate`). Salesforce's error messages can quote
+  the value they refused (`INVALID_EMAIL_ADDRESS: Email: invalid email address:
+  alan@...`): they go into `.detail` only; an error's message names the
+  operation, the HTTP status and Salesforce's errorCode, and simple-salesforce's
+  exception (whose text is the whole response body) is never chained to it.
 
 Session expiry (INVALID_SESSION_ID) is renewed by simple-salesforce itself for
 the login modes on every call that goes through `Salesforce._call_salesforce`
@@ -269,6 +273,10 @@ def _error_body(content: Any) -> tuple[str | None, str]:
     return None, str(content)[:500]
 
 
+# Library exceptions whose text quotes the CRM's answer (kept in CrmError.detail instead).
+_QUOTES_BODY = (SalesforceError, SalesforceAuthenticationFailed, SalesforceOperationError)
+
+
 def translate(
     exc: BaseException,
     operation: str,
@@ -291,7 +299,7 @@ def translate(
                 **kw,
             )
         return AuthFailed(
-            f"Salesforce login failed ({code}): {exc.auth_message}. Check the [salesforce] "
+            f"Salesforce login failed ({code}). Check the [salesforce] "
             "auth settings and the secrets they name.",
             status=401,
             code=str(code) if code is not None else None,
@@ -301,7 +309,12 @@ def translate(
     if isinstance(exc, SalesforceError):
         return _translate_status(exc, retry_after, now, kw)
     if isinstance(exc, SalesforceOperationError):
-        return CrmError(f"Salesforce Bulk API job failed: {exc}", code="BULK_JOB_FAILED", **kw)
+        return CrmError(
+            "Salesforce Bulk API job failed (BULK_JOB_FAILED)",
+            code="BULK_JOB_FAILED",
+            detail=str(exc),
+            **kw,
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return CrmUnavailable(
             f"TLS verification failed talking to Salesforce ({type(exc).__name__}); if a proxy "
@@ -342,24 +355,29 @@ def _translate_status(
     if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
         if "concurrent" in message.lower():
             return RateLimited(
-                f"Salesforce concurrent request limit hit: {message}", retry_after=retry_after, **kw
+                f"Salesforce concurrent request limit hit ({code})", retry_after=retry_after, **kw
             )
         retry_at = (now or datetime.now(UTC)) + timedelta(hours=1)
         return QuotaExhausted(
-            f"Salesforce daily API allocation exhausted ({message}). The allocation is a rolling "
+            f"Salesforce daily API allocation exhausted ({code}). The allocation is a rolling "
             "24 hours: retry in about an hour; the cursor is kept.",
             retry_at=retry_at,
             **kw,
         )
     if status == 429:
         return RateLimited(
-            f"Salesforce rate limit (HTTP 429): {message}", retry_after=retry_after, **kw
+            "Salesforce rate limit (HTTP 429" + (f" {code})" if code else ")"),
+            retry_after=retry_after,
+            **kw,
         )
     if status >= 500:
         err = CrmUnavailable(f"Salesforce unavailable (HTTP {status})", **kw)
         err.retry_after = retry_after  # type: ignore[attr-defined]
         return err
-    return CrmError(f"Salesforce refused {kw['operation']} (HTTP {status} {code}): {message}", **kw)
+    return CrmError(
+        f"Salesforce refused {kw['operation']} (HTTP {status}" + (f" {code})" if code else ")"),
+        **kw,
+    )
 
 
 # ------------------------------------------------------------------ the client
@@ -479,7 +497,9 @@ class SalesforceClient:
                 self._exhausted = err  # no further call this run (R5)
             if err is None or err is exc:
                 raise
-            raise err from exc
+            # simple-salesforce's exceptions quote the whole response body, which can echo
+            # personal data (INVALID_EMAIL_ADDRESS: ...): never chain one into a traceback.
+            raise err from (None if isinstance(exc, _QUOTES_BODY) else exc)
 
     def restful(self, path: str, *, operation: str, **kwargs: Any) -> Any:
         return self.call(operation, lambda sf: sf.restful(path, **kwargs))

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from connectors.errors import MalformedRecord
 from state.model import COLUMNS, CrmRecord, ObjectType
+from state.text import clean_fields, for_crm
 
 if TYPE_CHECKING:
     from connectors.salesforce.client import Settings
@@ -103,6 +104,12 @@ FIELD_SPECS: Mapping[str, Mapping[str, Any]] = {
     },
     "exemption": {"label": "Crmsync Exempt", "type": "Text", "length": 255},
 }
+
+# What a written text field holds at most: FIELD_SPECS' lengths for crmsync's own
+# fields, Salesforce's documented ones for Task. crmsync's text stays within them
+# (sync/tasks.py); `for_crm` cuts anything longer rather than have the CRM reject the
+# whole record (STRING_TOO_LONG), and removes NULs.
+TASK_LENGTHS: Mapping[str, int] = {"subject": 255, "body": 32_000}
 
 # Task payload keys (canonical) -> SF Task fields; the key field comes from settings.
 TASK_FIELDS: Mapping[str, str] = {
@@ -229,25 +236,6 @@ def to_domain(website: Any) -> str | None:
     if not host or " " in host:
         raise ValueError("not a web address")
     return host
-
-
-def clean_text(text: str) -> tuple[str, str | None]:
-    """Strip NULs and replace lone surrogates (RELIABILITY X1). Returns (text, problem)."""
-    problem = None
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-        problem = "NUL removed"
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = _clean_surrogates(text)
-            problem = "invalid surrogate replaced"
-    return text, problem
-
-
-def _clean_surrogates(text: str) -> str:
-    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 # ------------------------------------------------------------------ describe
@@ -378,7 +366,8 @@ class Resolved:
                 operation="pull",
                 record_id="",
             )
-        problems = _sanitize(raw)
+        # NULs and lone surrogates: cleaned so they store and never go back (state/text.py)
+        problems: list[Problem] = clean_fields(raw)
         values: dict[str, Any] = {}
         for col in self.map.columns:
             sf = self.actual(col.sf)
@@ -430,18 +419,6 @@ class Resolved:
             if info.picklist and str(value) not in info.picklist:
                 problems.append((sf, "unknown picklist value"))  # stored as is (X8)
         return out
-
-
-def _sanitize(raw: dict[str, Any]) -> list[Problem]:
-    """Clean text values in place (NUL, lone surrogates) so they store losslessly."""
-    problems: list[Problem] = []
-    for key, value in raw.items():
-        if isinstance(value, str) and ("\x00" in value or not value.isascii()):
-            cleaned, problem = clean_text(value)
-            if problem:
-                raw[key] = cleaned
-                problems.append((key, problem))
-    return problems
 
 
 def owned_names(settings: Settings, sobject: str) -> dict[str, str]:
@@ -620,7 +597,7 @@ def owned_payload(payload: Mapping[str, Any], owned: Mapping[str, str]) -> dict[
         sf = owned.get(key)
         if sf is None:
             raise UnmappedField(key)
-        out[sf] = _wire(value)
+        out[sf] = for_crm(_wire(value), (FIELD_SPECS.get(key) or {}).get("length"))
     return out
 
 
@@ -656,7 +633,7 @@ def task_payload(payload: Mapping[str, Any], key_field: str, key: str) -> dict[s
         sf = TASK_FIELDS.get(name)
         if sf is None:
             raise UnmappedField(name)
-        value = _wire(value)
+        value = for_crm(_wire(value), TASK_LENGTHS.get(name))
         if name == "priority" and isinstance(value, str):
             value = _PRIORITY.get(value.lower(), value)
         elif name == "status" and isinstance(value, str):

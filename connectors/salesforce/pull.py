@@ -155,8 +155,10 @@ def _sub_error(status: int, body: Any) -> CrmError:
             f"Salesforce unavailable in a composite subrequest (HTTP {status})", **kw
         )
     if status == 403 and code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" not in message.lower():
-        return QuotaExhausted(f"Salesforce daily API allocation exhausted ({message})", **kw)
-    return CrmError(f"Salesforce refused a query page (HTTP {status} {code}): {message}", **kw)
+        return QuotaExhausted(f"Salesforce daily API allocation exhausted ({code})", **kw)
+    return CrmError(
+        f"Salesforce refused a query page (HTTP {status}" + (f" {code})" if code else ")"), **kw
+    )
 
 
 def _iso(dt: datetime | None) -> str | None:

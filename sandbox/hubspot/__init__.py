@@ -34,7 +34,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sandbox.common import FaultEngine, RequestLog, ServerThread, write_standalone_config
+from sandbox.common import (
+    FaultEngine,
+    RequestLog,
+    ServerThread,
+    write_secret_file,
+    write_standalone_config,
+)
 
 from .app import HubSpotApp, dump_records, load_faults
 from .auth import CLIENT_ID, CLIENT_SECRET, PRIVATE_APP_TOKEN, REFRESH_TOKEN, Auth
@@ -230,7 +236,7 @@ class HubSpotSandbox:
         """Write the [hubspot] sync.toml table for this sandbox, and hubspot-token.txt beside it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        (path.parent / "hubspot-token.txt").write_text(PRIVATE_APP_TOKEN + "\n", encoding="utf-8")
+        write_secret_file(path.parent / "hubspot-token.txt", PRIVATE_APP_TOKEN + "\n")
         table = (
             "[hubspot]\n"
             "# HubSpot sandbox (crmsync sandbox hubspot); dummy credentials, not secret\n"

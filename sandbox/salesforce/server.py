@@ -27,7 +27,14 @@ from typing import Any
 
 import trustme
 
-from sandbox.common import FaultEngine, RequestLog, ServerThread, sleep_ms, write_standalone_config
+from sandbox.common import (
+    FaultEngine,
+    RequestLog,
+    ServerThread,
+    sleep_ms,
+    write_secret_file,
+    write_standalone_config,
+)
 
 from . import auth
 from .app import SalesforceApp
@@ -216,10 +223,10 @@ class SalesforceSandbox:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         base = path.parent
-        (base / "salesforce-password.txt").write_text(auth.PASSWORD + "\n", encoding="utf-8")
-        (base / "salesforce-token.txt").write_text(auth.SECURITY_TOKEN + "\n", encoding="utf-8")
-        (base / "salesforce-consumer-secret.txt").write_text(auth.CONSUMER_SECRET + "\n", encoding="utf-8")
-        (base / "salesforce-jwt-key.pem").write_bytes(self.auth.private_pem)
+        write_secret_file(base / "salesforce-password.txt", auth.PASSWORD + "\n")
+        write_secret_file(base / "salesforce-token.txt", auth.SECURITY_TOKEN + "\n")
+        write_secret_file(base / "salesforce-consumer-secret.txt", auth.CONSUMER_SECRET + "\n")
+        write_secret_file(base / "salesforce-jwt-key.pem", self.auth.private_pem)
         ca_name = ""
         if self.ca_file:
             shutil.copyfile(self.ca_file, base / "salesforce-ca.pem")
