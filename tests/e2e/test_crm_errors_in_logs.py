@@ -134,13 +134,17 @@ def _run_errors(env: Env) -> list[str]:
 
 
 def _status_shows_the_crms_message(env: Env, sf_id: str, hs_id: str) -> None:
+    """`crmsync status` groups refused rows by the CRM's code with its message;
+    `crmsync outbox` lists each row by record id with the message."""
     status = env.cli("status")
     assert status.exit_code == 0, status.output
-    lines = status.stdout.splitlines()
-    sf_line = next(line for line in lines if sf_id in line)
-    hs_line = next(line for line in lines if hs_id in line)
-    assert "INVALID_EMAIL_ADDRESS" in sf_line and SF_MESSAGE in sf_line, sf_line
-    assert "INVALID_EMAIL" in hs_line and LEAK_EMAIL in hs_line, hs_line
+    assert "INVALID_EMAIL_ADDRESS" in status.stdout and SF_MESSAGE in status.stdout, status.stdout
+    assert LEAK_EMAIL in status.stdout, status.stdout
+    rows = env.cli("outbox", "--format", "json")
+    assert rows.exit_code == 0, rows.output
+    by_target = {r["target_id"]: r for r in json.loads(rows.stdout)}
+    assert SF_MESSAGE in by_target[sf_id]["last_error"], by_target[sf_id]
+    assert LEAK_EMAIL in by_target[hs_id]["last_error"], by_target[hs_id]
 
 
 def test_sync_text_log_and_traceback_hold_no_email_or_name_the_crm_echoed(env: Env) -> None:

@@ -166,6 +166,9 @@ def test_plan_dry_run_and_status_print_crm_names_as_text(tmp_path: Path) -> None
         # Nothing written yet: the preview plans every flagged contact's status write,
         # one line naming each contact.
         dry = env.sync("--crm", "hubspot", "--full", "--dry-run")
+        # A preview stores nothing, so `plan` (which reads the mirror) needs a pull first.
+        pulled = env.sync("--crm", "hubspot", "--full", "--pull-only")
+        assert pulled.exit_code == 0, pulled.output
         plan = env.cli("plan", "--crm", "hubspot", "--as-of", AS_OF)
         status = env.cli("status")
     for result in (dry, plan, status):
