@@ -21,8 +21,9 @@ from rich.table import Table
 from state import cursors, outbox, runs
 from state import flags as flag_store
 from state.db import open_db
+from state.errors import MirrorError, OutputError
 
-from .config import Config, ConfigError
+from .config import Config
 
 Echo = Callable[[str], None]
 
@@ -35,9 +36,9 @@ def _render(renderable: Any, echo: Echo) -> None:
 
 def _open(cfg: Config) -> Any:
     if not cfg.mirror.path.exists():
-        raise ConfigError(
-            f"no mirror at {cfg.mirror.path} yet: run `crmsync sync --full` first "
-            "(or check [mirror] path)."
+        raise MirrorError(
+            f"no mirror at {cfg.mirror.path} yet",
+            fix="Run `crmsync sync --full` first (or check [mirror] path in sync.toml).",
         )
     return open_db(cfg.mirror.path)
 
@@ -245,4 +246,10 @@ def write_html(cfg: Config, path: Path) -> None:
             out.append("</table>")
         for t in tasks.get(key, []):
             out.append(f"<p>Task: {e(t['subject'] or '')} — {e(t['status'] or '')}</p>")
-    path.write_text("\n".join(out), encoding="utf-8")
+    try:
+        path.write_text("\n".join(out), encoding="utf-8")
+    except OSError as e:
+        raise OutputError(
+            f"--html {path}: cannot write the report ({e.strerror or e})",
+            fix="Choose a path in a writable folder with free space.",
+        ) from e

@@ -25,7 +25,8 @@ Error translation (HTTP status -> error):
     429 DAILY      QuotaExhausted(retry_at = next midnight, account time zone); no call after it
     429 other      RateLimited(retry_after = Retry-After header or None -> backoff)
     5xx, 0, I/O    CrmUnavailable
-    other 4xx      CrmError with .status, .code (HubSpot category) and .detail (message)
+    other 4xx      CrmRefused with .status, .code (HubSpot category) and .detail (message;
+                   never in the line: it can echo personal data)
 """
 
 from __future__ import annotations
@@ -46,7 +47,15 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from connectors.base import ApiCalls, Secret
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted, RateLimited
+from connectors.errors import (
+    AuthFailed,
+    CrmError,
+    CrmRefused,
+    CrmUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    network_reason,
+)
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
@@ -110,6 +119,8 @@ class Settings:
             raise ValueError("requests_per_10s and searches_per_second must be at least 1.")
         if self.lookback_minutes < 0:
             raise ValueError("lookback_minutes must be 0 or more.")
+        if self.timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds = {self.timeout_seconds}: use more than 0.")
         if self.full_pull not in ("search", "list"):
             raise ValueError(f'full_pull must be "search" or "list", not {self.full_pull!r}.')
         try:
@@ -286,10 +297,12 @@ class HubSpotApi:
             status, headers = raw.status, raw.headers
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise CrmUnavailable(
-                f"HubSpot unreachable during {operation}: {type(e).__name__}. Check [hubspot] host "
-                "and the network.",
+                f"HubSpot unreachable at {self.settings.host} during {operation}: "
+                f"{network_reason(e)}",
                 crm=CRM,
                 operation=operation,
+                code="CONNECTION",
+                fix="Check [hubspot] host and the network.",
             ) from None
         except Exception as e:
             if not _is_api_exception(e):
@@ -350,10 +363,13 @@ class HubSpotApi:
                 detail=message,
                 **common,
             )
-        raise CrmError(
-            f"HubSpot rejected {operation} ({status} {category or ''}): {message or ''}".strip(),
+        # Only the category goes in the line: HubSpot's message can echo the values it
+        # refused (personal data); it stays in .detail.
+        raise CrmRefused(
+            f"HubSpot refused {operation} (HTTP {status} {category or 'no category'})",
             code=category,
             detail=message,
+            fix="Run the same command with -v and report it if it persists.",
             **common,
         )
 
