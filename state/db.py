@@ -173,6 +173,7 @@ def mirror_errors(path: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def _damaged(path: Path, what: str) -> MirrorError:
+    what = " ".join(what.replace("*** in database main ***", "").split())  # one line
     return MirrorError(
         f"the mirror {path} is damaged (SQLite quick_check: {what[:200]}); crmsync will not "
         "read or change it",

@@ -230,6 +230,10 @@ INTERRUPTED_LINE = (
     "interrupted: stopped at a safe point; what was committed is kept and the next run "
     "picks up where this one stopped."
 )
+STOPPED_AT_ONCE_LINE = (  # a second Ctrl-C / SIGTERM, or one before the command set up its own
+    "interrupted: stopped at once; the page or batch in flight was rolled back, what was "
+    "committed is kept and the next run picks up where this one stopped."
+)
 
 
 def error_line(error: BaseException) -> str:
@@ -238,7 +242,7 @@ def error_line(error: BaseException) -> str:
     if isinstance(error, CrmsyncError):
         return error.line()
     if isinstance(error, KeyboardInterrupt):
-        return INTERRUPTED_LINE
+        return STOPPED_AT_ONCE_LINE
     return (
         f"internal error ({type(error).__name__}). This is a bug in crmsync: please report it "
         "with the output of the same command run with -v."

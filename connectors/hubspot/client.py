@@ -364,14 +364,15 @@ class HubSpotApi:
                 **common,
             )
         # Only the category goes in the line: HubSpot's message can echo the values it
-        # refused (personal data); it stays in .detail.
+        # refused (personal data); it stays in .detail, and the client's exception (whose
+        # text holds the body) is not chained into tracebacks.
         raise CrmRefused(
             f"HubSpot refused {operation} (HTTP {status} {category or 'no category'})",
             code=category,
             detail=message,
             fix="Run the same command with -v and report it if it persists.",
             **common,
-        )
+        ) from None
 
     def _next_midnight(self) -> datetime:
         tz = ZoneInfo(self.settings.account_timezone)
