@@ -8,9 +8,10 @@ reader holding a lock makes the writer wait instead of failing, and applies
 pending migrations (state/migrations.py).
 
 A mirror that cannot be used is refused, never repaired: before it writes a
-byte, `open_db` runs `PRAGMA quick_check` (a few hundred milliseconds on a
-100,000-contact mirror: it reads every page but skips the index-to-table
-cross-checks of `integrity_check`), and a path that is a directory, a file
+byte, `open_db` runs `PRAGMA quick_check`. It reads every page but skips
+`integrity_check`'s index-to-table cross-checks: on a 100,000-contact mirror
+(127 MB) about 0.15 s from the page cache and 1-3 s from a cold disk, against
+about 0.7 s warm for `integrity_check` (issue 10). A path that is a directory, a file
 that is not SQLite, a damaged file or a read-only place raises `MirrorError`
 naming the file and the fix. `mirror_error()` gives the same translation for
 SQLite errors met later (a full disk mid-pull): the caller's transaction has

@@ -386,7 +386,13 @@ def sandbox(
     """Run one emulator as a standalone server in the foreground."""
     _setup_logs(fmt="text")
     if data_file is not None:
-        dataset = json.loads(data_file.read_text(encoding="utf-8"))
+        try:
+            dataset = json.loads(data_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as e:
+            raise UsageError(
+                f"--data {data_file}: not a readable JSON dataset ({e})",
+                fix="Pass a file written by `python -m sandbox.generate`, or drop --data.",
+            ) from None
     else:
         from sandbox.generate import generate
 

@@ -122,6 +122,12 @@ def load(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Confi
             f"config file {path} not found. Copy the example sync.toml from the crmsync "
             "repository, or pass --config PATH."
         ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the config file {path} ({e.strerror or e}). Check its permissions."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save sync.toml as UTF-8.") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -151,6 +157,13 @@ def from_dict(
         if enabled:
             connectors[crm] = build(
                 _connector_settings_class(crm), table, crm, base=base, environ=env
+            )
+    for crm, settings in connectors.items():
+        ca_file = getattr(settings, "ca_file", None)
+        if ca_file and not Path(ca_file).is_file():
+            raise ConfigError(
+                f"[{crm}] ca_file: {ca_file} is not a file. Point ca_file at the PEM bundle of "
+                "the CA that signs the CRM's (or your proxy's) certificates, or remove it."
             )
     sf = connectors.get("salesforce")
     if sf is not None and sf.auth == "jwt" and sf.private_key_file:
@@ -305,6 +318,8 @@ def _load_secret(
             raise ConfigError(
                 f"[{where}] {file_key}: cannot read {p} ({e.strerror}). Check the path and its permissions."
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"[{where}] {file_key}: {p} is not UTF-8 text.") from None
         if not value:
             raise ConfigError(f"[{where}] {file_key}: {p} is empty.")
         secret = Secret(value, f"file {p}")

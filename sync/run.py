@@ -158,12 +158,11 @@ def run_once(
             except BaseException as e:
                 failing = True
                 err = mirror_error(e, path) or e
-                if isinstance(e, KeyboardInterrupt):
+                if isinstance(e, KeyboardInterrupt):  # a second Ctrl-C / SIGTERM
                     report.outcome = "interrupted"
-                    report.error = "stopped at once by a second signal; the page or batch in flight was rolled back"
                 else:
                     report.outcome = "quota_exhausted" if isinstance(e, QuotaExhausted) else "failed"
-                    report.error = error_line(err)
+                report.error = error_line(err)  # the line the CLI prints, never a CRM body
                 if err is not e:
                     raise err from e
                 raise

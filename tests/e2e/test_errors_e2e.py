@@ -698,6 +698,28 @@ def test_a_relative_config_from_another_folder_uses_the_mirror_beside_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
 
 
+# ---------------------------------------------------------------- 13. more files a user gets wrong
+
+
+def test_files_named_in_the_config_that_cannot_be_used_are_named_with_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "sync.toml"
+    cfg.write_bytes('[hubspot]\ntoken_env = "T"\n# caf\xe9\n'.encode("latin-1"))
+    result = invoke("status", "--config", str(cfg), env={"T": "x"})
+    assert result.exit_code == 2, result.output
+    assert_one_error_line(result.stderr, f"{cfg} is not UTF-8 text")
+
+    cfg.write_text('[hubspot]\ntoken_env = "T"\nca_file = "corporate-ca.pem"\n', encoding="utf-8")
+    result = invoke("status", "--config", str(cfg), env={"T": "x"})
+    assert result.exit_code == 2, result.output
+    assert_one_error_line(result.stderr, f"[hubspot] ca_file: {tmp_path / 'corporate-ca.pem'} is not a file")
+
+    data = tmp_path / "org.json"
+    data.write_text("{not json", encoding="utf-8")
+    result = invoke("sandbox", "hubspot", "--data", str(data))
+    assert result.exit_code == 2, result.output
+    assert_one_error_line(result.stderr, f"--data {data}: not a readable JSON dataset")
+
+
 def test_an_unknown_exception_is_a_bug_with_exit_70_and_one_line(
     synced: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
