@@ -240,6 +240,7 @@ class HubSpotApi:
         """Send one API call (limited, counted, authenticated, translated, retried)."""
         kind = SEARCH if operation == "search" else GENERAL
         api = self.api(api_path)
+        target = _object_of(api_path)
 
         def attempt() -> Response:
             if self.quota_stop is not None:
@@ -247,12 +248,14 @@ class HubSpotApi:
             self.limiter.acquire(kind)
             token = self.auth.token()
             try:
-                return self._send(operation, kind, api, method, token, args, kwargs)
+                return self._send(operation, kind, api, method, token, args, kwargs, target=target)
             except _Unauthorized:
                 fresh = self.auth.on_unauthorized(token)  # AuthFailed for private apps
                 self.limiter.acquire(kind)
                 try:
-                    return self._send(operation, kind, api, method, fresh, args, kwargs)
+                    return self._send(
+                        operation, kind, api, method, fresh, args, kwargs, target=target
+                    )
                 except _Unauthorized:
                     raise AuthFailed(
                         "HubSpot rejected a freshly refreshed access token (401). Check the app's "
@@ -279,6 +282,8 @@ class HubSpotApi:
         token: str | None,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        *,
+        target: str = "",
     ) -> Response:
         self.calls.add(operation)
         if token is not None:
@@ -307,13 +312,13 @@ class HubSpotApi:
         except Exception as e:
             if not _is_api_exception(e):
                 raise
-            self._api_error(operation, kind, e)
+            self._api_error(operation, kind, e, target=target)
         self.last_headers = headers
         self._note_date(headers)
         self.limiter.observe(headers, kind)
         return Response(status, headers, _parse(data, operation))
 
-    def _api_error(self, operation: str, kind: str, e: Any) -> None:
+    def _api_error(self, operation: str, kind: str, e: Any, *, target: str = "") -> None:
         status = int(e.status or 0)
         headers = e.headers or {}
         if headers:
@@ -366,8 +371,9 @@ class HubSpotApi:
         # Only the category goes in the line: HubSpot's message can echo the values it
         # refused (personal data); it stays in .detail, and the client's exception (whose
         # text holds the body) is not chained into tracebacks.
+        on = f" on {target}" if target else ""
         raise CrmRefused(
-            f"HubSpot refused {operation} (HTTP {status} {category or 'no category'})",
+            f"HubSpot refused {operation}{on} (HTTP {status} {category or 'no category'})",
             code=category,
             detail=message,
             fix="Run the same command with -v and report it if it persists.",
@@ -412,6 +418,12 @@ class HubSpotApi:
                 status=401,
             )
         return resp.body
+
+
+def _object_of(api_path: str) -> str:
+    """The CRM object an API path works on, for messages: "crm.contacts.search_api" -> contacts."""
+    parts = [p for p in api_path.split(".") if p not in ("crm", "objects")]
+    return parts[0] if parts and not parts[0].endswith("_api") else ""
 
 
 def _parse(data: bytes | None, operation: str) -> Any:

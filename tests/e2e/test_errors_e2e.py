@@ -350,7 +350,9 @@ def test_a_hubspot_400_names_the_request_and_its_category_not_the_body(
                   message=f"Property values were not valid: {PERSONAL}")
     done = crmsync("sync", "--crm", "hubspot", "--config", str(cfg))
     assert done.returncode == 3, done.stderr[-3000:]
-    line = assert_one_error_line(done.stderr, "HubSpot refused search (HTTP 400 VALIDATION_ERROR)")
+    line = assert_one_error_line(
+        done.stderr, "HubSpot refused search on companies (HTTP 400 VALIDATION_ERROR)"
+    )
     assert PERSONAL not in done.stderr + done.stdout
     last = runs(db)[-1]
     assert last["outcome"] == "failed"
@@ -368,7 +370,7 @@ def test_the_daemon_logs_the_traceback_but_records_the_same_one_line(
     daemon = Daemon(cfg, config.load(cfg))
     result = daemon.run_job("hubspot", "incremental")
     assert result.outcome == "failed"
-    assert result.error == "HubSpot refused search (HTTP 400 VALIDATION_ERROR). " \
+    assert result.error == "HubSpot refused search on companies (HTTP 400 VALIDATION_ERROR). " \
         "Run the same command with -v and report it if it persists."
     _, body = daemon.health()
     assert body["crms"]["hubspot"]["last_error"] == result.error
