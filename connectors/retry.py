@@ -10,8 +10,10 @@ exponential backoff with full jitter, capped (R2, R7).
 
 When to give up (R8): after `max_attempts` attempts, or when the next wait
 would take the total time spent on this call past `max_elapsed_seconds`,
-whichever comes first; the last error is re-raised unchanged so the caller
-sees a named `CrmError`. Elapsed time is the larger of the real time since the
+whichever comes first; the last error is re-raised, its line saying how many
+attempts over how long ("gave up after 6 attempts over 24 s"), so the caller
+sees a named `CrmError`. One budget per operation: nothing inside `fn` may
+retry on its own (a login inside a query is part of the query's attempt). Elapsed time is the larger of the real time since the
 first attempt and the sum of the waits, so an injected fake `sleep` (tests)
 still hits the time cap.
 
@@ -139,4 +141,18 @@ def call_with_retry(
             before_attempt()
         return fn()
 
-    return retrying(attempt)
+    try:
+        return retrying(attempt)
+    except CrmUnavailable as e:
+        _note_gave_up(e, retrying.statistics)
+        raise
+
+
+def _note_gave_up(error: CrmUnavailable, stats: Mapping[str, Any]) -> None:
+    """Say in the error's one line how long this budget was spent on it."""
+    attempts = int(stats.get("attempt_number") or 1)
+    if attempts < 2 or "gave up after" in error.message:
+        return
+    spent = max(float(stats.get("idle_for") or 0.0), float(stats.get("delay_since_first_attempt") or 0.0))
+    note = f"gave up after {attempts} attempts over {spent:.0f} s"
+    error.args = (f"{error.message.rstrip('.')} ({note})", *error.args[1:])

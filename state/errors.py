@@ -226,6 +226,29 @@ class Interrupted(CrmsyncError):
     exit_code = EXIT_INTERRUPTED
 
 
+INTERRUPTED_LINE = (
+    "interrupted: stopped at a safe point; what was committed is kept and the next run "
+    "picks up where this one stopped."
+)
+STOPPED_AT_ONCE_LINE = (  # a second Ctrl-C / SIGTERM, or one before the command set up its own
+    "interrupted: stopped at once; the page or batch in flight was rolled back, what was "
+    "committed is kept and the next run picks up where this one stopped."
+)
+
+
+def error_line(error: BaseException) -> str:
+    """The one line that reports `error`: the CLI prints it, the run history and the
+    daemon's /healthz keep it. Never a CRM payload (those stay in CrmError.detail)."""
+    if isinstance(error, CrmsyncError):
+        return error.line()
+    if isinstance(error, KeyboardInterrupt):
+        return STOPPED_AT_ONCE_LINE
+    return (
+        f"internal error ({type(error).__name__}). This is a bug in crmsync: please report it "
+        "with the output of the same command run with -v."
+    )
+
+
 def exit_code_for(error: BaseException) -> int:
     """The exit code for an error that ended a command (the one table)."""
     if isinstance(error, CrmsyncError):

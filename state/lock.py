@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from state.errors import MirrorBusy
+from state.errors import MirrorBusy, MirrorError
 
 POLL_SECONDS = 0.2
 
@@ -59,11 +59,18 @@ def acquire_writer_lock(
     waits forever.
     """
     path = lock_path_for(db_path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise _lock_file_error(path, e, "create") from e
     try:
         _lock(fd, path, wait=wait, timeout=timeout, sleep=sleep, clock=clock)
         try:
-            _write_holder(fd)
+            try:
+                _write_holder(fd)
+            except OSError as e:
+                raise _lock_file_error(path, e, "write") from e
             yield path
         finally:
             os.ftruncate(fd, 0)
@@ -105,3 +112,22 @@ def _write_holder(fd: int) -> None:
     }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
+
+
+def _lock_file_error(path: Path, e: OSError, doing: str) -> MirrorError:
+    """The lock file beside the mirror cannot be created or written."""
+    if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return MirrorError(
+            f"could not {doing} the mirror's lock file {path}: {e.strerror}",
+            fix="Free space and run again; nothing half-written was kept.",
+        )
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return MirrorError(
+            f"could not {doing} the mirror's lock file {path}: {e.strerror} (the mirror's folder "
+            "must be writable)",
+            fix="Make the folder writable by this user, or set [mirror] path to a writable place.",
+        )
+    return MirrorError(
+        f"could not {doing} the mirror's lock file {path}: {e.strerror or e}",
+        fix="Check [mirror] path in sync.toml and the folder's permissions.",
+    )

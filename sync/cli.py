@@ -7,22 +7,29 @@ Exit codes: the one table is in state/errors.py (and the README):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from state.db import mirror_errors
 from state.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     CrmsyncError,
+    OutputError,
+    UsageError,
+    error_line,
 )
 
 log = logging.getLogger(__name__)
@@ -68,21 +75,17 @@ def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
         try:
             code = f(*args, **kwargs)
         except CrmsyncError as e:
-            _fail(e, e.line())
+            _fail(e, error_line(e))
             code = e.exit_code
         except KeyboardInterrupt as e:
-            _fail(e, "interrupted; nothing half-written was kept (the next run picks up where this one stopped).")
+            _fail(e, error_line(e))
             code = EXIT_INTERRUPTED
         except click.exceptions.Exit:
             raise
         except click.ClickException:
             raise
         except Exception as e:  # a bug: say so in one line, keep the traceback for -v
-            _fail(
-                e,
-                f"internal error ({type(e).__name__}). This is a bug in crmsync: please report it "
-                "with the output of the same command run with -v.",
-            )
+            _fail(e, error_line(e))
             code = EXIT_INTERNAL
         sys.exit(code or 0)
 
@@ -112,6 +115,37 @@ def _echo_text(text: str) -> None:
     from state.text import printable
 
     click.echo(printable(text, newlines=True))
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) or SIGTERM asks a one-shot run to stop at its next safe point.
+
+    The run finishes the page or write batch in flight, commits it, records
+    itself as interrupted and the command exits 130 (as the daemon stops, O7).
+    A second signal stops at once (KeyboardInterrupt): the open transaction
+    rolls back. Yields `should_stop`.
+    """
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set  # signals reach the main thread only
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        log.warning(
+            "%s received: stopping after the current page or batch (again to stop at once)",
+            signal.Signals(signum).name,
+        )
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _load_config(path: Path) -> Any:
@@ -230,7 +264,8 @@ def sync_cmd(
         progress=sys.stderr.isatty(),
         allow_empty=allow_empty,
     )
-    return run_all(cfg, crm=crm, opts=opts, echo=_echo_text)
+    with stop_on_signals() as should_stop:
+        return run_all(cfg, crm=crm, opts=opts, echo=_echo_text, should_stop=should_stop)
 
 
 @cli.command(short_help="Preview the next run's writes from the mirror; stores nothing.")
@@ -246,7 +281,8 @@ def plan(config_path: Path, crm: str | None, as_of: str | None) -> int:
     cfg = _load_config(config_path)
     _setup_logs(cfg)
     opts = RunOptions(dry_run=True, skip_pull=True, as_of=_parse_time(as_of), wait=False)
-    return run_all(cfg, crm=crm, opts=opts, echo=_echo_text)
+    with stop_on_signals() as should_stop:
+        return run_all(cfg, crm=crm, opts=opts, echo=_echo_text, should_stop=should_stop)
 
 
 @cli.command()
@@ -296,23 +332,48 @@ def flags(
     """Flags from the mirror."""
     from .report import print_flags
 
+    if rule is not None:
+        _check_rule(rule)
     cfg = _load_config(config_path)
-    return print_flags(
-        cfg, crm=crm, rule=rule, account_id=account_id,
-        status=None if status == "all" else status, fmt=fmt, echo=click.echo,
+    with mirror_errors(cfg.mirror.path):
+        return print_flags(
+            cfg, crm=crm, rule=rule, account_id=account_id,
+            status=None if status == "all" else status, fmt=fmt, echo=click.echo,
+        )
+
+
+def _check_rule(rule: str) -> None:
+    """A --rule value must name a rule: a typo would otherwise print "0 flags"."""
+    import difflib
+
+    from rules import RULE_NAMES
+
+    if rule in RULE_NAMES:
+        return
+    close = difflib.get_close_matches(rule, RULE_NAMES, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UsageError(
+        f"--rule {rule}: there is no such rule; {hint}Rules: {', '.join(RULE_NAMES)}."
     )
 
 
 @cli.command()
 @config_option
-@format_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
 @handles_errors
 def status(config_path: Path, fmt: str) -> int:
     """Last runs, cursors, outbox depth and errors, API calls used, open flags."""
     from .report import print_status
 
     cfg = _load_config(config_path)
-    return print_status(cfg, fmt=fmt, echo=click.echo)
+    with mirror_errors(cfg.mirror.path):
+        return print_status(cfg, fmt=fmt, echo=click.echo)
 
 
 @cli.group(
@@ -425,7 +486,14 @@ def report(config_path: Path, html_path: Path) -> int:
     from .report import write_html
 
     cfg = _load_config(config_path)
-    write_html(cfg, html_path)
+    folder = html_path.parent
+    if not folder.is_dir():
+        raise OutputError(
+            f"--html {html_path}: the folder {folder} does not exist",
+            fix="Create it first or choose another path.",
+        )
+    with mirror_errors(cfg.mirror.path):
+        write_html(cfg, html_path)
     click.echo(f"wrote {html_path}")
     return EXIT_OK
 
@@ -466,7 +534,13 @@ def sandbox(
     """
     _setup_logs(fmt="text")
     if data_file is not None:
-        dataset = json.loads(data_file.read_text(encoding="utf-8"))
+        try:
+            dataset = json.loads(data_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as e:
+            raise UsageError(
+                f"--data {data_file}: not a readable JSON dataset ({e})",
+                fix="Pass a file written by `python -m sandbox.generate`, or drop --data.",
+            ) from None
     else:
         from sandbox.generate import generate
 

@@ -48,6 +48,9 @@ class ScheduleSettings:
     reconcile: str = "cron: 0 4 * * sat"
     misfire_grace_seconds: int = 600
 
+    def validate(self) -> None:
+        _in_range("misfire_grace_seconds", self.misfire_grace_seconds, 1, None, "seconds")
+
 
 @dataclass(frozen=True)
 class DaemonSettings:
@@ -60,6 +63,23 @@ class DaemonSettings:
     lock: str = "wait"  # wait | fail: what a second writer does
     lock_timeout_seconds: int = 3600
     stop_timeout_seconds: int = 10
+
+    def validate(self) -> None:
+        _in_range("health_port", self.health_port, 0, 65535, "a TCP port (0 disables)")
+        _in_range("lock_timeout_seconds", self.lock_timeout_seconds, 0, None, "seconds")
+        _in_range("stop_timeout_seconds", self.stop_timeout_seconds, 0, None, "seconds")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level = {self.log_level!r}: use one of {', '.join(LOG_LEVELS)}.")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _in_range(name: str, value: float, low: float, high: float | None, what: str) -> None:
+    """ValueError naming the key unless low <= value <= high (build() adds the table)."""
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise ValueError(f"{name} = {value}: use {what}, {bound}.")
 
 
 # ---------------------------------------------------------------- whole config
@@ -105,6 +125,12 @@ def load(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Confi
             f"config file {path} not found. Copy the example sync.toml from the crmsync "
             "repository, or pass --config PATH."
         ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the config file {path} ({e.strerror or e}). Check its permissions."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save sync.toml as UTF-8.") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -116,11 +142,11 @@ def from_dict(
     data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str] | None = None
 ) -> Config:
     env = os.environ if environ is None else environ
-    base = path.parent
+    # Relative paths in sync.toml are relative to its folder, resolved once here (build ->
+    # _coerce / _path); absolute, so a later change of working directory cannot move them.
+    base = path.absolute().parent
     _check_keys(data, KNOWN_TABLES, "the top level")
     mirror = build(MirrorSettings, data.get("mirror", {}), "mirror", base=base, environ=env)
-    if not mirror.path.is_absolute():
-        mirror = dataclasses.replace(mirror, path=base / mirror.path)
 
     connectors: dict[str, Any] = {}
     for crm in ("salesforce", "hubspot"):
@@ -135,6 +161,18 @@ def from_dict(
             connectors[crm] = build(
                 _connector_settings_class(crm), table, crm, base=base, environ=env
             )
+    for crm, settings in connectors.items():
+        ca_file = getattr(settings, "ca_file", None)
+        if ca_file and not Path(ca_file).is_file():
+            raise ConfigError(
+                f"[{crm}] ca_file: {ca_file} is not a file. Point ca_file at the PEM bundle of "
+                "the CA that signs the CRM's (or your proxy's) certificates, or remove it."
+            )
+    sf = connectors.get("salesforce")
+    if sf is not None and sf.auth == "jwt" and sf.private_key_file:
+        from connectors.salesforce.client import check_private_key
+
+        check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
 
     rules = _rule_settings(data.get("rules", {}))
     writeback = _writeback_settings(data.get("writeback", {}), base, env)
@@ -215,14 +253,19 @@ def build(
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"[{where}]: {e}") from None
+        raise ConfigError(_in_table(where, e)) from None
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
             validate()
         except ValueError as e:
-            raise ConfigError(f"[{where}] {e}") from None
+            raise ConfigError(_in_table(where, e)) from None
     return obj
+
+
+def _in_table(where: str, e: Exception) -> str:
+    text = str(e)
+    return text if text.startswith(f"[{where}]") else f"[{where}] {text}"
 
 
 def _check_keys(table: Mapping[str, Any], allowed: typing.Iterable[str], where: str) -> None:
@@ -259,10 +302,15 @@ def _load_secret(
         if not isinstance(var, str) or not var:
             raise ConfigError(f"[{where}] {env_key} must name an environment variable.")
         value = environ.get(var)
-        if value is None or value == "":
+        if value is None:
             raise ConfigError(
                 f"[{where}] {env_key} names the environment variable {var}, which is not set. "
                 f"Export {var} (or use `{file_key}` instead)."
+            )
+        if not value.strip():
+            raise ConfigError(
+                f"[{where}] {env_key} names the environment variable {var}, which is set but "
+                f"empty. Put the {name.replace('_', ' ')} in {var} (or use `{file_key}` instead)."
             )
         secret = Secret(value.strip(), f"env {var}")
     elif file_key in table:
@@ -273,6 +321,8 @@ def _load_secret(
             raise ConfigError(
                 f"[{where}] {file_key}: cannot read {p} ({e.strerror}). Check the path and its permissions."
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"[{where}] {file_key}: {p} is not UTF-8 text.") from None
         if not value:
             raise ConfigError(f"[{where}] {file_key}: {p} is empty.")
         secret = Secret(value, f"file {p}")

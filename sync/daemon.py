@@ -32,6 +32,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from state.errors import error_line
+
 from . import config as config_mod
 from .config import Config, ConfigError
 from .health import HealthServer, Metrics
@@ -111,9 +113,11 @@ class Daemon:
             self.metrics.observe_run(kind, rep)
             result = JobResult(crm, kind, rep.outcome, rep.error)
         except Exception as e:  # the job boundary: log, record, keep the schedule
+            # The traceback goes to the log; the one line (as the CLI prints it) is what
+            # the job's result and /healthz carry.
             log.exception("run failed", extra={"crm": crm, "kind": kind})
             self.metrics.runs.labels(crm, kind, "failed").inc()
-            result = JobResult(crm, kind, "failed", f"{type(e).__name__}: {e}")
+            result = JobResult(crm, kind, "failed", error_line(e))
         self.history.append(result)
         self._refresh_state_metrics()
         return result
@@ -149,7 +153,7 @@ class Daemon:
         try:
             db = open_db(self.cfg.mirror.path)
         except Exception as e:
-            return False, {"ok": False, "error": f"mirror unreadable: {e}"}
+            return False, {"ok": False, "error": error_line(e)}
         try:
             for crm in self.cfg.connectors:
                 recent = runs.last_runs(db, 50, crm=crm)

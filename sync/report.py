@@ -32,9 +32,10 @@ from rich.text import Text
 from state import cursors, outbox, runs
 from state import flags as flag_store
 from state.db import open_db
+from state.errors import MirrorError, OutputError
 from state.text import csv_cell, json_safe, printable
 
-from .config import Config, ConfigError
+from .config import Config
 
 Echo = Callable[[str], None]
 
@@ -70,9 +71,9 @@ def to_json(data: Any) -> str:
 
 def _open(cfg: Config) -> Any:
     if not cfg.mirror.path.exists():
-        raise ConfigError(
-            f"no mirror at {cfg.mirror.path} yet: run `crmsync sync --full` first "
-            "(or check [mirror] path)."
+        raise MirrorError(
+            f"no mirror at {cfg.mirror.path} yet",
+            fix="Run `crmsync sync --full` first (or check [mirror] path in sync.toml).",
         )
     return open_db(cfg.mirror.path)
 
@@ -486,7 +487,13 @@ def write_html(cfg: Config, path: Path) -> None:
             out.append("</table>")
         for t in tasks.get(key, []):
             out.append(f"<p>Task: {e(t['subject'] or '')} — {e(t['status'] or '')}</p>")
-    write_private(path, "\n".join(out))
+    try:
+        write_private(path, "\n".join(out))
+    except OSError as err:
+        raise OutputError(
+            f"--html {path}: cannot write the report ({err.strerror or err})",
+            fix="Choose a path in a writable folder with free space.",
+        ) from err
 
 
 def write_private(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ them.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -38,15 +39,17 @@ from typing import Any
 
 from connectors.errors import QuotaExhausted
 from state import outbox, runs
-from state.db import open_db, rolled_back
+from state.db import mirror_error, mirror_errors, open_db, rolled_back
 from state.errors import (
     EXIT_CRM,
     EXIT_OK,
     EXIT_REJECTED,
+    INTERRUPTED_LINE,
     FieldsMissing,
     Interrupted,
     MirrorBusy,
     UsageError,
+    error_line,
 )
 from state.lock import acquire_writer_lock
 from state.model import FieldCheck
@@ -155,24 +158,28 @@ def run_once(
     report = RunReport(crm, mode=mode, preview=opts.preview)
     t0 = time.monotonic()
     sleep = stop_aware_sleep(should_stop)
-    db = open_db(cfg.mirror.path)
+    path = cfg.mirror.path
+    db = None
     try:
-        with ExitStack() as stack:
+        # The writer lock first: opening the mirror may migrate it, which is a write.
+        with ExitStack() as stack, mirror_errors(path):
             try:
-                stack.enter_context(acquire_writer_lock(cfg.mirror.path, wait=False))
+                stack.enter_context(acquire_writer_lock(path, wait=False))
             except MirrorBusy as busy:
                 if not opts.wait:
                     raise
                 log.warning(f"{busy}; waiting for it to finish", extra={"crm": crm})
                 stack.enter_context(acquire_writer_lock(
-                    cfg.mirror.path, wait=True, timeout=cfg.daemon.lock_timeout_seconds, sleep=sleep,
+                    path, wait=True, timeout=cfg.daemon.lock_timeout_seconds, sleep=sleep,
                 ))
+            db = open_db(path)
             started = clock()
             if not opts.preview:
                 runs.close_interrupted(db, started)
                 report.run_id = runs.start(db, crm, mode, started)
-            connector = connector or make_connector(crm, settings, sleep=sleep)
+            failing = False
             try:
+                connector = connector or make_connector(crm, settings, sleep=sleep)
                 if opts.preview:
                     # A dry run's pull writes, so it takes the write lock up front; a plan only reads.
                     with rolled_back(db, write=not opts.skip_pull):
@@ -181,30 +188,47 @@ def run_once(
                     _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
             except Interrupted:
                 report.outcome = "interrupted"
-            except QuotaExhausted as e:
-                report.outcome, report.error = "quota_exhausted", str(e)
-                raise
             except BaseException as e:
-                report.outcome, report.error = "failed", f"{type(e).__name__}: {e}"
+                failing = True
+                err = mirror_error(e, path) or e
+                if isinstance(e, KeyboardInterrupt):  # a second Ctrl-C / SIGTERM
+                    report.outcome = "interrupted"
+                else:
+                    report.outcome = "quota_exhausted" if isinstance(e, QuotaExhausted) else "failed"
+                report.error = error_line(err)  # the line the CLI prints, never a CRM body
+                if err is not e:
+                    raise err from e
                 raise
             finally:
-                report.api_calls = connector.calls.total
-                report.api_by_operation = dict(connector.calls.by_operation)
-                q = connector.quota() if hasattr(connector, "quota") else None
-                report.quota = (q.used, q.limit) if q is not None else None
+                if connector is not None:
+                    report.api_calls = connector.calls.total
+                    report.api_by_operation = dict(connector.calls.by_operation)
+                    q = connector.quota() if hasattr(connector, "quota") else None
+                    report.quota = (q.used, q.limit) if q is not None else None
                 report.seconds = time.monotonic() - t0
-                if not opts.preview:
-                    runs.finish(
-                        db, report.run_id, report.outcome, clock(),
-                        counts=_counts(report), api_calls=report.api_calls,
-                        api_by_operation=report.api_by_operation, quota=report.quota,
-                        error=report.error,
+                try:
+                    if not opts.preview:
+                        runs.finish(
+                            db, report.run_id, report.outcome, clock(),
+                            counts=_counts(report), api_calls=report.api_calls,
+                            api_by_operation=report.api_by_operation, quota=report.quota,
+                            error=report.error,
+                        )
+                except sqlite3.Error as e:
+                    if not failing:
+                        raise
+                    # Keep the error that ended the run; the next run records this one as
+                    # interrupted (runs.close_interrupted).
+                    log.warning(
+                        "could not record the run's outcome in the mirror",
+                        extra={"crm": crm, "run_id": report.run_id, "error": str(e)},
                     )
                 _log_run(report)
     except Interrupted:
         report.outcome = "interrupted"  # stopped while waiting for the lock: nothing ran
     finally:
-        db.close()
+        if db is not None:
+            db.close()
     return report
 
 
@@ -346,9 +370,19 @@ def _log_run(report: RunReport) -> None:
 
 
 def run_all(
-    cfg: Config, *, crm: str | None, opts: RunOptions, echo: Callable[[str], None] = print
+    cfg: Config,
+    *,
+    crm: str | None,
+    opts: RunOptions,
+    echo: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """The CLI's sync/plan: each enabled CRM in turn; the worst exit code wins."""
+    """The CLI's sync/plan: each enabled CRM in turn; the worst exit code wins.
+
+    When `should_stop` turns true (Ctrl-C, SIGTERM) the current run stops at its
+    next safe point and is recorded as interrupted, the CRMs after it are not
+    started, and Interrupted is raised (exit 130).
+    """
     from .report import print_run
 
     crms = cfg.crms(crm)
@@ -366,14 +400,20 @@ def run_all(
 
             progress = RichProgress()
         try:
-            rep = run_once(cfg, name, opts, progress=progress)
+            rep = run_once(cfg, name, opts, progress=progress, should_stop=should_stop)
         finally:
             if progress is not None:
                 progress.close()
+        if rep.outcome == "interrupted":
+            if rep.run_id:
+                print_run(rep, echo=echo, dry_run=opts.preview)
+            raise Interrupted(INTERRUPTED_LINE)
         print_run(rep, echo=echo, dry_run=opts.preview)
         code = max(code, rep.exit_code)
         if rep.fields_missing:
             missing.append(fields_missing_error(name, rep.fields_missing))
+        if should_stop() and name != crms[-1]:
+            raise Interrupted(INTERRUPTED_LINE)  # the next CRM's run is not started
     if len(missing) == 1:
         raise missing[0]
     if missing:

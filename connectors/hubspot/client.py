@@ -25,7 +25,7 @@ Error translation (HTTP status -> error):
     429 DAILY      QuotaExhausted(retry_at = next midnight, account time zone); no call after it
     429 other      RateLimited(retry_after = Retry-After header or None -> backoff)
     5xx, 0, I/O    CrmUnavailable
-    other 4xx      CrmError with .status, .code (HubSpot category) and .detail (message)
+    other 4xx      CrmRefused with .status, .code (HubSpot category) and .detail (message)
 
 A HubSpot error message can quote the values it refused ("Property values were
 not valid: ... alan@example.com ..."), so it goes into `.detail` only: the
@@ -52,7 +52,15 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from connectors.base import ApiCalls, Secret
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted, RateLimited
+from connectors.errors import (
+    AuthFailed,
+    CrmError,
+    CrmRefused,
+    CrmUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    network_reason,
+)
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
@@ -116,6 +124,8 @@ class Settings:
             raise ValueError("requests_per_10s and searches_per_second must be at least 1.")
         if self.lookback_minutes < 0:
             raise ValueError("lookback_minutes must be 0 or more.")
+        if self.timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds = {self.timeout_seconds}: use more than 0.")
         if self.full_pull not in ("search", "list"):
             raise ValueError(f'full_pull must be "search" or "list", not {self.full_pull!r}.')
         try:
@@ -235,6 +245,7 @@ class HubSpotApi:
         """Send one API call (limited, counted, authenticated, translated, retried)."""
         kind = SEARCH if operation == "search" else GENERAL
         api = self.api(api_path)
+        target = _object_of(api_path)
 
         def attempt() -> Response:
             if self.quota_stop is not None:
@@ -242,12 +253,14 @@ class HubSpotApi:
             self.limiter.acquire(kind)
             token = self.auth.token()
             try:
-                return self._send(operation, kind, api, method, token, args, kwargs)
+                return self._send(operation, kind, api, method, token, args, kwargs, target=target)
             except _Unauthorized:
                 fresh = self.auth.on_unauthorized(token)  # AuthFailed for private apps
                 self.limiter.acquire(kind)
                 try:
-                    return self._send(operation, kind, api, method, fresh, args, kwargs)
+                    return self._send(
+                        operation, kind, api, method, fresh, args, kwargs, target=target
+                    )
                 except _Unauthorized:
                     raise AuthFailed(
                         "HubSpot rejected a freshly refreshed access token (401). Check the app's "
@@ -274,6 +287,8 @@ class HubSpotApi:
         token: str | None,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        *,
+        target: str = "",
     ) -> Response:
         self.calls.add(operation)
         if token is not None:
@@ -293,10 +308,12 @@ class HubSpotApi:
             status, headers = raw.status, raw.headers
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise CrmUnavailable(
-                f"HubSpot unreachable during {operation}: {type(e).__name__}. Check [hubspot] host "
-                "and the network.",
+                f"HubSpot unreachable at {self.settings.host} during {operation}: "
+                f"{network_reason(e)}",
                 crm=CRM,
                 operation=operation,
+                code="CONNECTION",
+                fix="Check [hubspot] host and the network.",
             ) from None
         except Exception as e:
             if not _is_api_exception(e):
@@ -305,13 +322,13 @@ class HubSpotApi:
         if refused is not None:
             # Raised outside the `except`: the ApiException (its text is the whole response
             # body, personal data included) must not ride along as the error's context.
-            self._api_error(operation, kind, refused)
+            self._api_error(operation, kind, refused, target=target)
         self.last_headers = headers
         self._note_date(headers)
         self.limiter.observe(headers, kind)
         return Response(status, headers, _parse(data, operation))
 
-    def _api_error(self, operation: str, kind: str, e: Any) -> NoReturn:
+    def _api_error(self, operation: str, kind: str, e: Any, *, target: str = "") -> NoReturn:
         status = int(e.status or 0)
         headers = e.headers or {}
         if headers:
@@ -361,12 +378,14 @@ class HubSpotApi:
                 detail=message,
                 **common,
             )
-        raise CrmError(
-            f"HubSpot refused {operation} (HTTP {status}" + (f" {category})" if category else ")"),
+        on = f" on {target}" if target else ""
+        raise CrmRefused(
+            f"HubSpot refused {operation}{on} (HTTP {status} {category or 'no category'})",
             code=category,
             detail=message,
+            fix="Run the same command with -v and report it if it persists.",
             **common,
-        )
+        ) from None
 
     def _next_midnight(self) -> datetime:
         tz = ZoneInfo(self.settings.account_timezone)
@@ -407,6 +426,12 @@ class HubSpotApi:
                 status=401,
             )
         return resp.body
+
+
+def _object_of(api_path: str) -> str:
+    """The CRM object an API path works on, for messages: "crm.contacts.search_api" -> contacts."""
+    parts = [p for p in api_path.split(".") if p not in ("crm", "objects")]
+    return parts[0] if parts and not parts[0].endswith("_api") else ""
 
 
 def _parse(data: bytes | None, operation: str) -> Any:

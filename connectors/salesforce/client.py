@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,10 +60,13 @@ from simple_salesforce.exceptions import (
 from connectors.base import ApiCalls, Quota, Secret
 from connectors.errors import (
     AuthFailed,
+    ConfigError,
     CrmError,
+    CrmRefused,
     CrmUnavailable,
     QuotaExhausted,
     RateLimited,
+    network_reason,
 )
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
 from connectors.salesforce.transport import build_session
@@ -141,6 +145,17 @@ class Settings:
             raise ValueError(
                 f"[salesforce] composite_pages = {self.composite_pages}: use 1 (off) to 5"
             )
+        for name, low, exclusive in (
+            ("timeout_seconds", 0, True),
+            ("skew_seconds", 0, False),
+            ("lookback_minutes", 0, False),
+            ("bulk_max_wait_seconds", 0, False),
+            ("bulk_max_records", 1, False),
+        ):
+            value = getattr(self, name)
+            if value < low or (exclusive and value == low):
+                bound = f"more than {low}" if exclusive else f"{low} or more"
+                raise ValueError(f"[salesforce] {name} = {value}: use {bound}.")
         if self.api_version.startswith("v"):
             raise ValueError(
                 f"[salesforce] api_version = {self.api_version!r}: drop the leading 'v'"
@@ -183,12 +198,40 @@ def _require(settings: Settings, *names: str) -> None:
     missing = [n for n in names if not getattr(settings, n)]
     if missing:
         hints = [f"{n}_env or {n}_file" if n in _SECRETS else n for n in missing]
-        raise AuthFailed(
+        raise ConfigError(
             f"[salesforce] auth = {settings.auth!r} needs {', '.join(hints)} in sync.toml",
-            crm=CRM,
-            operation="auth",
-            code="CONFIG",
+            fix="Add the missing settings to the [salesforce] table.",
         )
+
+
+def check_private_key(path: str) -> bytes:
+    """The PEM-encoded RSA private key at `path` (auth = "jwt"), or ConfigError naming
+    `[salesforce] private_key_file` and the fix. The config loader calls this at start;
+    the login calls it again, as the file may have changed since."""
+    key = "[salesforce] private_key_file"
+    fix = (
+        "Put the connected app's private key there (PEM, unencrypted: -----BEGIN PRIVATE KEY-----), "
+        "or point private_key_file at it."
+    )
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {path} ({e.strerror or e})", fix=fix) from None
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        loaded = load_pem_private_key(data, password=None)
+    except TypeError:
+        raise ConfigError(f"{key}: {path} is an encrypted private key", fix=fix) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"{key}: {path} is not a PEM private key", fix=fix) from None
+    if not isinstance(loaded, RSAPrivateKey):
+        raise ConfigError(
+            f"{key}: {path} is not an RSA key (Salesforce signs JWTs with RS256)", fix=fix
+        )
+    return data
 
 
 _SECRETS = ("password", "security_token", "consumer_secret", "session_id")
@@ -241,7 +284,7 @@ def build_salesforce(settings: Settings, session: requests.Session) -> Salesforc
         return Salesforce(
             username=settings.username,
             consumer_key=settings.consumer_key,
-            privatekey_file=settings.private_key_file,
+            privatekey=check_private_key(settings.private_key_file).decode("ascii"),
             **common,
         )
     _require(settings, "consumer_key", "consumer_secret")
@@ -293,7 +336,7 @@ def translate(
         transient = isinstance(code, str) and code.upper() in _TRANSIENT_LOGIN_CODES
         if transient or isinstance(code, int) and (code >= 500 or code == 429):
             return CrmUnavailable(
-                f"Salesforce login endpoint unavailable ({code}); will retry",
+                f"Salesforce login endpoint unavailable ({code})",
                 status=code if isinstance(code, int) else None,
                 code=None if isinstance(code, int) else code,
                 **kw,
@@ -333,8 +376,14 @@ def translate(
         | requests.exceptions.ChunkedEncodingError
         | requests.exceptions.ContentDecodingError,
     ):
+        request = getattr(exc, "request", None)
+        url = urlsplit(getattr(request, "url", None) or "")
+        where = f" at {url.scheme}://{url.netloc}" if url.netloc else ""
         return CrmUnavailable(
-            f"Salesforce unreachable ({type(exc).__name__})", code="CONNECTION", **kw
+            f"Salesforce unreachable{where} during {operation}: {network_reason(exc)}",
+            code="CONNECTION",
+            fix="Check [salesforce] login_url / instance_url and the network.",
+            **kw,
         )
     return None
 
@@ -374,7 +423,8 @@ def _translate_status(
         err = CrmUnavailable(f"Salesforce unavailable (HTTP {status})", **kw)
         err.retry_after = retry_after  # type: ignore[attr-defined]
         return err
-    return CrmError(
+    # The message stays in .detail: Salesforce echoes the values it refused.
+    return CrmRefused(
         f"Salesforce refused {kw['operation']} (HTTP {status}" + (f" {code})" if code else ")"),
         **kw,
     )
@@ -459,17 +509,12 @@ class SalesforceClient:
 
     @property
     def sf(self) -> Salesforce:
-        """The logged-in client (login happens on first use, retried if the endpoint is down)."""
+        """The logged-in client. The login happens on first use, inside the calling
+        operation's attempt: its retries are that operation's, never a budget of their own
+        (nested budgets multiplied into 30 attempts over two minutes for a dead host)."""
         if self._sf is None:
-            self._sf = call_with_retry(
-                lambda: self._translated(
-                    "auth", lambda: build_salesforce(self.settings, self.session)
-                ),
-                operation="auth",
-                policy=self.retry,
-                sleep=self.sleep,
-                rng=self.rng,
-                log_extra={"crm": CRM},
+            self._sf = self._translated(
+                "auth", lambda: build_salesforce(self.settings, self.session)
             )
         return self._sf
 

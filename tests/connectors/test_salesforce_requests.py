@@ -18,7 +18,14 @@ import requests
 import responses
 
 from connectors.base import Secret
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted, RateLimited
+from connectors.errors import (
+    AuthFailed,
+    ConfigError,
+    CrmRefused,
+    CrmUnavailable,
+    QuotaExhausted,
+    RateLimited,
+)
 from connectors.retry import RetryPolicy
 from connectors.salesforce import SalesforceConnector, Settings
 from connectors.salesforce.client import login_domain, operation_of
@@ -274,8 +281,9 @@ def test_login_endpoint_503_is_unavailable_and_retried():
 
 
 def test_missing_secret_names_the_setting():
+    # A setting missing from sync.toml is a local problem (exit 2), not the CRM's.
     conn = connector(auth="jwt", username="u", consumer_key="", session_id=None)
-    with pytest.raises(AuthFailed, match="consumer_key"):
+    with pytest.raises(ConfigError, match="consumer_key"):
         conn.check()
 
 
@@ -567,9 +575,9 @@ def _pull_contacts(conn):
             RateLimited,
             4,
         ),
-        (403, [{"errorCode": "INSUFFICIENT_ACCESS", "message": "no"}], CrmError, 1),
-        (400, [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token"}], CrmError, 1),
-        (404, [{"errorCode": "NOT_FOUND", "message": "gone"}], CrmError, 1),
+        (403, [{"errorCode": "INSUFFICIENT_ACCESS", "message": "no"}], CrmRefused, 1),
+        (400, [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token"}], CrmRefused, 1),
+        (404, [{"errorCode": "NOT_FOUND", "message": "gone"}], CrmRefused, 1),
         (500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": "boom"}], CrmUnavailable, 4),
         (503, "<html>Service Unavailable</html>", CrmUnavailable, 4),
     ],

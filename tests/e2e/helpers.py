@@ -20,9 +20,15 @@ truncated); `assert_same()` fails with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +178,123 @@ def write_sync_toml(path: Path, sandbox: Any, mirror: str = "crmsync.db", extra:
     path.write_text(f'[mirror]\npath = "{mirror}"\n\n{text}\n', encoding="utf-8")
     return path
 
+
+
+# ---------------------------------------------------------------- crmsync as a user runs it
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs crmsync with RLIMIT_FSIZE and SIGXFSZ ignored, so a write past the limit fails with
+# EFBIG/SQLITE_FULL as a full disk does, instead of killing the process.
+_LIMITED = (
+    "import resource, signal, sys\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    "limit = int(sys.argv.pop(1))\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+    "from sync.cli import main\n"
+    "main()\n"
+)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a crmsync subprocess: no proxies (loopback stays local), this tree."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def crmsync_argv(*args: str, max_file_bytes: int | None = None) -> list[str]:
+    """argv that runs `crmsync ARGS` (with a file-size limit when `max_file_bytes` is set)."""
+    if max_file_bytes is None:
+        return [sys.executable, "-m", "sync.cli", *args]
+    return [sys.executable, "-c", _LIMITED, str(max_file_bytes), *args]
+
+
+def crmsync(
+    *args: str,
+    cwd: Path = ROOT,
+    max_file_bytes: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """Run `crmsync ARGS` as a subprocess to the end; stdout and stderr captured."""
+    return subprocess.run(
+        crmsync_argv(*args, max_file_bytes=max_file_bytes), cwd=cwd, env=env or cli_env(),
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+class Spawned:
+    """`crmsync ARGS` running in the background; its stderr is collected line by line."""
+
+    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+        self.proc = subprocess.Popen(
+            crmsync_argv(*args), cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: list[str] = []
+        self.stdout = ""
+        self._err = threading.Thread(target=self._read_stderr, daemon=True)
+        self._out = threading.Thread(target=self._read_stdout, daemon=True)
+        self._err.start()
+        self._out.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout.read()
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_stderr(self, text: str, timeout: float = 60) -> None:
+        wait_until(lambda: any(text in line for line in self.lines) or self.proc.poll() is not None,
+                   timeout, f"{text!r} on stderr")
+        assert any(text in line for line in self.lines), self.stderr[-3000:]
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._err.join(timeout=10)
+        self._out.join(timeout=10)
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until true; fail naming `what` after `timeout` seconds (a bound, not a margin)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def error_lines(output: str) -> list[str]:
+    """The `crmsync: ...` lines of a command's stderr (what handles_errors prints)."""
+    return [line for line in output.splitlines() if line.startswith("crmsync: ")]
+
+
+def assert_one_error_line(output: str, *needles: str) -> str:
+    """Exactly one `crmsync:` line, holding every needle, and no traceback; returns the line."""
+    assert "Traceback" not in output, output[-3000:]
+    lines = error_lines(output)
+    assert len(lines) == 1, f"expected one error line, got {lines!r}\n{output[-3000:]}"
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes: "nothing was changed" is the same digest after."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
