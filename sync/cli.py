@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -80,6 +81,11 @@ def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
         except KeyboardInterrupt as e:
             _fail(e, error_line(e))
             code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`crmsync status | head`): nothing is wrong with crmsync.
+            # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = EXIT_OK
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -106,7 +112,9 @@ def _fail(error: BaseException, line: str) -> None:
         import traceback
 
         click.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
-    click.echo(f"crmsync: {line}", err=True)
+    from state.text import printable
+
+    click.echo(f"crmsync: {printable(line)}", err=True)
 
 
 def _echo_text(text: str) -> None:
