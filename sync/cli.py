@@ -60,6 +60,7 @@ def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(["table", "json", "csv"]),
         default="table",
         show_default=True,
+        help="table to read; json or csv for scripts and spreadsheets.",
     )(f)
 
 
@@ -202,7 +203,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.option("--accounts", default=60, show_default=True, help="Accounts to seed in each CRM.")
-@click.option("--seed", default=7, show_default=True)
+@click.option("--seed", default=7, show_default=True, help="Seed of the generated org (same seed, same org).")
 @click.option(
     "--out",
     default="demo-out",
@@ -237,7 +238,7 @@ def demo(accounts: int, seed: int, out: Path) -> int:
 @click.option("--as-of", "as_of", help="Evaluate rules as of this time (ISO), for reproducible runs.")
 @click.option("--allow-empty", is_flag=True, help="With --full: accept an object the CRM returns empty (its mirror rows are marked deleted).")
 @click.option("--wait/--no-wait", "wait", default=None, help="If another run holds the mirror: wait (default from [daemon] lock) or exit.")
-@click.option("-v", "--verbose", is_flag=True)
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
 @handles_errors
 def sync_cmd(
     config_path: Path,
@@ -331,6 +332,8 @@ def setup(config_path: Path, crm: str | None, dry_run: bool) -> int:
     type=click.Choice(["open", "resolved", "suppressed", "all"]),
     default="open",
     show_default=True,
+    help="open: problems found by the last run; resolved: gone since; suppressed: "
+    "exempted or snoozed by the account team; all.",
 )
 @format_option
 @handles_errors
@@ -373,6 +376,7 @@ def _check_rule(rule: str) -> None:
     type=click.Choice(["table", "json"]),
     default="table",
     show_default=True,
+    help="table to read, json for scripts.",
 )
 @handles_errors
 def status(config_path: Path, fmt: str) -> int:
@@ -487,7 +491,7 @@ def outbox_requeue(
 
 @cli.command()
 @config_option
-@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the page (written owner-only: it holds personal data).")
 @handles_errors
 def report(config_path: Path, html_path: Path) -> int:
     """Write an HTML report of coverage, flags and tasks per account."""
