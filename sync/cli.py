@@ -53,15 +53,18 @@ def crm_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def format_option(
+    *formats: str, help: str = "table to read; json or csv for scripts and spreadsheets."
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--format` with the formats a command really prints (default: table, json, csv)."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "json", "csv"]),
+        type=click.Choice(list(formats or ("table", "json", "csv"))),
         default="table",
         show_default=True,
-        help="table to read; json or csv for scripts and spreadsheets.",
-    )(f)
+        help=help,
+    )
 
 
 def handles_errors(f: Callable[..., int]) -> Callable[..., None]:
@@ -335,7 +338,7 @@ def setup(config_path: Path, crm: str | None, dry_run: bool) -> int:
     help="open: problems found by the last run; resolved: gone since; suppressed: "
     "exempted or snoozed by the account team; all.",
 )
-@format_option
+@format_option()
 @handles_errors
 def flags(
     config_path: Path, crm: str | None, rule: str | None, account_id: str | None, status: str, fmt: str
@@ -370,14 +373,7 @@ def _check_rule(rule: str) -> None:
 
 @cli.command()
 @config_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table to read, json for scripts.",
-)
+@format_option("table", "json", help="table to read, json for scripts.")
 @handles_errors
 def status(config_path: Path, fmt: str) -> int:
     """Last runs, cursors, outbox depth and errors, API calls used, open flags."""
@@ -412,14 +408,7 @@ def status(config_path: Path, fmt: str) -> int:
     type=click.IntRange(min=1),
     help="Rows shown in the table (--format json lists every row).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table to read, json for scripts.",
-)
+@format_option("table", "json", help="table to read, json for scripts.")
 @click.pass_context
 def outbox_cmd(
     ctx: click.Context,

@@ -298,3 +298,21 @@ def assert_one_error_line(output: str, *needles: str) -> str:
 def file_digest(path: Path) -> str:
     """sha256 of a file's bytes: "nothing was changed" is the same digest after."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Gate:
+    """A sandbox's sleep hook: a latency fault parks its request here until the test releases
+    it, so a test can act (signal, kill) while a request is known to be in flight."""
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.timeout = timeout
+
+    def arm(self) -> None:
+        self.entered.clear()
+        self.released.clear()
+
+    def __call__(self, _duration: float) -> None:
+        self.entered.set()
+        self.released.wait(timeout=self.timeout)

@@ -22,7 +22,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from sync.run import RunOptions, run_once
 from .conftest import AS_OF
 from .helpers import (
     ROOT,
+    Gate,
     Spawned,
     assert_one_error_line,
     assert_same,
@@ -66,21 +66,6 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     """`crmsync ARGS` through click's runner; stderr is kept apart from stdout."""
     return CliRunner().invoke(cli, list(args), env=env)
 
-
-class Gate:
-    """The HubSpot sandbox's sleep hook: a latency fault parks its request here until released."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.released = threading.Event()
-
-    def arm(self) -> None:
-        self.entered.clear()
-        self.released.clear()
-
-    def __call__(self, _duration: float) -> None:
-        self.entered.set()
-        self.released.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")

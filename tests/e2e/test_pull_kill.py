@@ -25,7 +25,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +38,7 @@ from sandbox.salesforce import SalesforceSandbox
 from sync import config
 from sync.run import RunOptions, run_once
 
-from .helpers import TABLES, assert_same, counts, runs, snapshot, write_sync_toml
+from .helpers import TABLES, Gate, assert_same, counts, runs, snapshot, write_sync_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 SF_DATA = generate(seed=21, accounts=600, crms=("salesforce",))  # ~6,000 contacts: 3+ pages of 2,000
@@ -52,21 +51,6 @@ def spread(rng: random.Random, seed: int, seeds: int, low: int, high: int) -> in
     """A random request number in the seed's slice of [low, high]: seeds cover the whole run."""
     return low + int((high - low) * (seed + rng.random()) / seeds)
 
-
-class Gate:
-    """The sandbox's sleep hook: a latency fault parks its request here until released."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.released = threading.Event()
-
-    def arm(self) -> None:
-        self.entered.clear()
-        self.released.clear()
-
-    def __call__(self, _duration: float) -> None:
-        self.entered.set()
-        self.released.wait(timeout=30)
 
 
 def cli(cfg: Path, crm: str, *, full: bool) -> list[str]:
@@ -154,7 +138,7 @@ def live_rows(db: Path, crm: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def sf_org() -> Iterator[tuple[SalesforceSandbox, Gate]]:
-    gate = Gate()
+    gate = Gate(timeout=30)
     with SalesforceSandbox(SF_DATA, sleep_ms=gate) as sb:
         yield sb, gate
 
@@ -185,7 +169,7 @@ def test_o1_salesforce_full_pull_killed_and_rerun_equals_uninterrupted(sf_org, s
 @pytest.mark.parametrize("seed", range(2))
 def test_o1_salesforce_incremental_killed_and_rerun_equals_a_fresh_full_pull(tmp_path, seed):
     rng = random.Random(100 + seed)
-    gate = Gate()
+    gate = Gate(timeout=30)
     with SalesforceSandbox(SF_DATA, sleep_ms=gate) as sb:
         cfg = write_sync_toml(tmp_path / "sync.toml", sb)
         db = tmp_path / "crmsync.db"
@@ -215,7 +199,7 @@ def test_o1_salesforce_incremental_killed_and_rerun_equals_a_fresh_full_pull(tmp
 
 @pytest.fixture(scope="module")
 def hs_portal() -> Iterator[tuple[HubSpotSandbox, Gate]]:
-    gate = Gate()
+    gate = Gate(timeout=30)
     with HubSpotSandbox(dataset=HS_DATA, sleep=gate) as hs:
         yield hs, gate
 
@@ -246,7 +230,7 @@ def test_o1_hubspot_full_pull_killed_and_rerun_equals_uninterrupted(hs_portal, h
 @pytest.mark.parametrize("seed", range(2))
 def test_o1_hubspot_incremental_killed_and_rerun_equals_a_fresh_full_pull(tmp_path, seed):
     rng = random.Random(300 + seed)
-    gate = Gate()
+    gate = Gate(timeout=30)
     with HubSpotSandbox(dataset=HS_DATA, sleep=gate) as hs:
         cfg = write_sync_toml(tmp_path / "sync.toml", hs, extra=HS_EXTRA)
         db = tmp_path / "crmsync.db"
