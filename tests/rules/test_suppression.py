@@ -70,7 +70,12 @@ def by_rule(result):
             {"stale": False, "single": True},
         ),
         ("account snoozed", None, "Snooze until 2026-06-30", {"stale": True, "single": True}),
-        ("account snoozed, day first", None, "snooze until 30/06/2026", {"stale": True, "single": True}),
+        (
+            "account snoozed, day first",
+            None,
+            "snooze until 30/06/2026",
+            {"stale": True, "single": True},
+        ),
         ("several entries", "not a champion; stale", None, {"stale": True, "single": False}),
     ],
 )
@@ -98,7 +103,7 @@ def test_not_a_champion_suppresses_departed_champion_only():
 
 
 def test_not_a_champion_does_not_lower_coverage():
-    """"not a champion" corrects a fact: that person is no departed champion."""
+    """ "not a champion" corrects a fact: that person is no departed champion."""
     c = contact("003A", left_company=True, exemption="not a champion")
     v = view([c], opportunities=[opp()], roles=[role("003A", "Champion")])
     plain = view(
@@ -148,6 +153,7 @@ def test_suppression_words_are_settings():
 
 
 # ---------------------------------------------------------------- what the account manager reads
+
 
 # A growth account with one departed champion (003D), two stale contacts (003S1,
 # 003S2) and one engaged Economic Buyer (003T0): single-threaded too.
