@@ -141,16 +141,14 @@ def read(value: str | None, settings: SuppressionSettings, today: date) -> Entri
                 unreadable.append(_SPACES.sub(" ", raw.strip()))
             elif today < until:
                 out.setdefault(ALL_RULES, Exemption(Kind.SNOOZE, ALL_RULES, until))
-        elif entry.split(" ", 1)[0] == first_word:
-            unreadable.append(_SPACES.sub(" ", raw.strip()))  # "snooze 31/01/2027"
         elif entry in not_champion:
             out.setdefault("departed_champion", Exemption(Kind.NOT_CHAMPION, "departed_champion"))
         elif entry in exempt_all:
             out[ALL_RULES] = Exemption(Kind.EXEMPT, ALL_RULES)
-        else:
-            rule = RULE_ALIASES.get(entry, entry.replace(" ", "_"))
-            if rule in RULE_NAMES:
-                out.setdefault(rule, Exemption(Kind.EXEMPT, rule))
+        elif (rule := RULE_ALIASES.get(entry, entry.replace(" ", "_"))) in RULE_NAMES:
+            out.setdefault(rule, Exemption(Kind.EXEMPT, rule))
+        elif entry.split(" ", 1)[0] == first_word:
+            unreadable.append(_SPACES.sub(" ", raw.strip()))  # "snooze 31/01/2027"
     return Entries(out, tuple(unreadable))
 
 
