@@ -7,8 +7,14 @@
 2. asks `bouncing_contacts` who is bouncing and `departed_champions` who has
    left, so every later rule sees the same active and engaged contacts;
 3. runs each rule in `RULES` (`evaluate(view, settings, as_of, facts)`);
-4. marks findings the account manager exempted as suppressed
-   (`[rules.suppression]`), computes coverage and each contact's hygiene status.
+4. marks findings the account manager snoozed or exempted as suppressed
+   (`rules/suppression.py`), computes coverage and each contact's hygiene status,
+   and writes the account's hygiene summary.
+
+Suppression decides what is followed up, not what is true: coverage counts
+snoozed and exempt problems as if they were open, contacts keep their status
+with the reason saying they are snoozed or exempt, and the hygiene summary names
+the snooze or exemption and what it holds back (rules/suppression.py).
 
 No I/O, no clock, no logging: `as_of` is the time, settings come from
 `RuleSettings.from_tables` (the `[rules]` part of sync.toml), and the same inputs
@@ -34,6 +40,7 @@ from . import (
     explain,
     single_threaded,
     stale_contacts,
+    suppression,
     tiers,
 )
 from .bouncing_contacts import DomainCheck
@@ -42,10 +49,10 @@ from .settings import (
     ALL_RULES,
     CommonSettings,
     SuppressionSettings,
-    exemptions,
     from_table,
     unknown_key_error,
 )
+from .suppression import Entries, Suppression
 
 # The rules, in the order they run and report. Bouncing and departed come first:
 # the others need to know who is no longer active.
@@ -128,24 +135,10 @@ class AccountResult:
     coverage: Coverage
     contact_status: Mapping[str, ContactStatus]  # every current contact, by id (sorted)
     facts: Facts = field(repr=False, compare=False)
-
-    @property
-    def hygiene_summary(self) -> str:
-        """One stable line for the account's hygiene summary field (open findings only).
-
-        e.g. "1 departed champion, 2 stale contacts; relies on too few people."
-        """
-        open_ = [f for f in self.flags if not f.suppressed and f.severity is not Severity.INFO]
-        n = Counter(f.rule for f in open_)
-        parts = [
-            explain.count(n[departed_champions.NAME], "departed champion"),
-            explain.count(n[bouncing_contacts.NAME], "bouncing contact"),
-            explain.count(n[stale_contacts.NAME], "stale contact"),
-        ]
-        listed = ", ".join(p for p in parts if not p.startswith("0 "))
-        single = "relies on too few people" if n[single_threaded.NAME] else ""
-        text = "; ".join(p for p in (listed, single) if p)
-        return f"{text[0].upper()}{text[1:]}." if text else "No open hygiene issues."
+    # One stable text for the account's hygiene summary field: the open findings,
+    # then what a snooze or an exemption holds back, then snoozes that could not
+    # be read, e.g. "1 departed champion, 2 stale contacts; relies on too few people."
+    hygiene_summary: str = "No open hygiene issues."
 
 
 def evaluate_account(
@@ -175,10 +168,19 @@ def evaluate_account(
     if view.account.deleted_at is None:
         for rule in RULES:
             flags.extend(rule.evaluate(view, s.for_rule(rule.NAME), as_of, facts))
-    flags = _suppress(flags, view, facts, s.suppression)
+    entries = _Entries.read(view, facts, s.suppression)
+    flags, why = _suppress(flags, entries)
     order = {name: i for i, name in enumerate(RULE_NAMES)}
     flags.sort(key=lambda f: (order.get(f.rule, len(order)), f.subject_id))
 
+    # Coverage tells the truth: a snoozed or exempt problem still counts; only
+    # "not a champion" (a correction of the facts) takes a departed champion out.
+    departed = sum(
+        1
+        for f in flags
+        if f.rule == departed_champions.NAME and not (f.key in why and why[f.key].corrects_facts)
+    )
+    account_ex = entries.account.rules
     cov = coverage.evaluate(
         view,
         s.coverage,
@@ -187,8 +189,10 @@ def evaluate_account(
         target_engaged=single_threaded.min_engaged_for(s.single_threaded_account, facts.tier),
         required_roles=s.single_threaded_account.required_roles,
         stale_window_days=stale_contacts.window_days(s.stale_contact, facts.tier),
-        departed_champions=sum(
-            1 for f in flags if f.rule == departed_champions.NAME and not f.suppressed
+        departed_champions=departed,
+        note=suppression.coverage_note(
+            account_ex.get(ALL_RULES),
+            [account_ex[r] for r in RULE_NAMES if r in account_ex],
         ),
     )
     return AccountResult(
@@ -196,8 +200,9 @@ def evaluate_account(
         crm=view.crm,
         flags=tuple(flags),
         coverage=cov,
-        contact_status=_contact_status(view, flags, facts, s),
+        contact_status=_contact_status(view, flags, why, entries, facts, s),
         facts=facts,
+        hygiene_summary=_hygiene_summary(flags, why, entries, facts, s.suppression),
     )
 
 
@@ -216,41 +221,151 @@ def evaluate_accounts(
 # ---------------------------------------------------------------- suppression
 
 
-def _suppress(
-    flags: list[Flag], view: AccountView, facts: Facts, settings: SuppressionSettings
-) -> list[Flag]:
-    account_ex = exemptions(view.account.exemption, settings, facts.today)
+@dataclass(frozen=True)
+class _Entries:
+    """The exemption fields of one account and its contacts, read as of the run date."""
+
+    account: Entries
+    contacts: Mapping[str, Entries]  # current and moved-away contacts with a value set
+    settings: SuppressionSettings
+
+    @classmethod
+    def read(cls, view: AccountView, facts: Facts, settings: SuppressionSettings) -> _Entries:
+        people = {**facts.former, **facts.contacts}
+        return cls(
+            account=suppression.read(view.account.exemption, settings, facts.today),
+            contacts={
+                cid: suppression.read(c.exemption, settings, facts.today)
+                for cid, c in sorted(people.items())
+                if c.exemption
+            },
+            settings=settings,
+        )
+
+
+def _suppress(flags: list[Flag], entries: _Entries) -> tuple[list[Flag], dict[str, Suppression]]:
+    """Mark the findings an entry covers; {flag key: why} for each one marked.
+
+    "not a champion" wins (it says the finding is wrong), then the account's
+    entries (they cover every contact), then the contact's own.
+    """
     out: list[Flag] = []
+    why: dict[str, Suppression] = {}
     for f in flags:
-        why = _why(f.rule, account_ex, "account")
-        if why is None and f.contact_id is not None:
-            contact = facts.contacts.get(f.contact_id) or facts.former.get(f.contact_id)
-            if contact is not None and contact.exemption:
-                why = _why(f.rule, exemptions(contact.exemption, settings, facts.today), "contact")
-        if why is not None:
+        mine = entries.contacts.get(f.contact_id or "", suppression.NOTHING)
+        s = _not_champion(f.rule, entries.account, "account") or _not_champion(
+            f.rule, mine, "contact"
+        )
+        if s is None:
+            ex = entries.account.covering(f.rule)
+            s = Suppression(ex, "account") if ex else None
+        if s is None and f.contact_id is not None:
+            ex = mine.covering(f.rule)
+            s = Suppression(ex, "contact") if ex else None
+        if s is not None:
             f = dataclasses.replace(
-                f, suppressed=True, evidence={**f.evidence, "suppressed_because": why}
+                f, suppressed=True, evidence={**f.evidence, "suppressed_because": s.why()}
             )
+            why[f.key] = s
         out.append(f)
-    return out
+    return out, why
 
 
-def _why(rule: str, ex: Mapping[str, str], where: str) -> str | None:
-    reason = ex.get(rule) or ex.get(ALL_RULES)
-    return f"{where} {reason}" if reason else None
+def _not_champion(rule: str, entries: Entries, where: str) -> Suppression | None:
+    ex = entries.rules.get(rule)
+    if ex is not None and ex.kind is suppression.Kind.NOT_CHAMPION:
+        return Suppression(ex, where)
+    return None
+
+
+def _hygiene_summary(
+    flags: list[Flag],
+    why: Mapping[str, Suppression],
+    entries: _Entries,
+    facts: Facts,
+    settings: SuppressionSettings,
+) -> str:
+    """The account's hygiene summary: what is open, what a snooze or exemption holds back,
+    and any snooze that could not be read. Stable for unchanged data (absolute dates)."""
+    problems = [f for f in flags if f.severity is not Severity.INFO]
+    open_ = Counter(f.rule for f in problems if not f.suppressed)
+    on_account: dict[suppression.Exemption, Counter[str]] = {}
+    on_contacts: Counter[str] = Counter()
+    contact_kinds: set[suppression.Kind] = set()
+    contact_ids: set[str] = set()
+    for f in problems:
+        s = why.get(f.key)
+        if s is None or s.corrects_facts:
+            continue
+        if s.where == "account":
+            on_account.setdefault(s.exemption, Counter())[f.rule] += 1
+        else:
+            on_contacts[f.rule] += 1
+            contact_kinds.add(s.exemption.kind)
+            contact_ids.add(f.contact_id or f.subject_id)
+    for ex in entries.account.rules.values():  # in force, even with nothing to hold back
+        if ex.kind is not suppression.Kind.NOT_CHAMPION:
+            on_account.setdefault(ex, Counter())
+
+    sentences: list[str] = []
+    everything = entries.account.rules.get(ALL_RULES)
+    if everything is not None:
+        sentences.append(suppression.account_sentence(everything, on_account.pop(everything)))
+    if open_:
+        sentences.append(_open_findings(open_))
+    elif everything is None:
+        sentences.append("No open hygiene issues.")
+    order = {name: i for i, name in enumerate(RULE_NAMES)}
+    for ex in sorted(on_account, key=lambda e: order.get(e.rule, len(order))):
+        sentences.append(suppression.account_sentence(ex, on_account[ex]))
+    if on_contacts:
+        sentences.append(
+            suppression.contacts_sentence(contact_kinds, len(contact_ids), on_contacts)
+        )
+    if entries.account.unreadable:
+        sentences.append(suppression.unreadable_account(entries.account.unreadable, settings))
+    unread = [
+        facts.contacts[cid].name
+        for cid, e in entries.contacts.items()
+        if e.unreadable and cid in facts.contacts
+    ]
+    if unread:
+        sentences.append(suppression.unreadable_contacts(unread, settings))
+    return " ".join(sentences)
+
+
+def _open_findings(n: Counter[str]) -> str:
+    """`1 departed champion, 2 stale contacts; relies on too few people.`"""
+    parts = [
+        explain.count(n[departed_champions.NAME], "departed champion"),
+        explain.count(n[bouncing_contacts.NAME], "bouncing contact"),
+        explain.count(n[stale_contacts.NAME], "stale contact"),
+    ]
+    listed = ", ".join(p for p in parts if not p.startswith("0 "))
+    single = "relies on too few people" if n[single_threaded.NAME] else ""
+    text = "; ".join(p for p in (listed, single) if p)
+    return f"{text[0].upper()}{text[1:]}."
 
 
 # ---------------------------------------------------------------- contact status
 
 
 def _contact_status(
-    view: AccountView, flags: list[Flag], facts: Facts, s: RuleSettings
+    view: AccountView,
+    flags: list[Flag],
+    why: Mapping[str, Suppression],
+    entries: _Entries,
+    facts: Facts,
+    s: RuleSettings,
 ) -> dict[str, ContactStatus]:
     """Most severe of ok < stale < bouncing < departed, per current contact.
 
     The status states facts, so suppressed findings still set it (suppression
-    only keeps tasks away); notes (severity info) leave it ok. A departed contact
-    who holds no champion role has no finding but is still "departed".
+    only keeps tasks away), and the reason then says why it is not followed up
+    ("Snoozed until 31 January 2027 by the account team: not followed up until
+    then."). Notes (severity info) leave it ok. A departed contact who holds no
+    champion role has no finding but is still "departed". A contact whose own
+    snooze could not be read and who has a status is told so in the reason.
     """
     best: dict[str, ContactStatus] = {
         cid: ContactStatus(HygieneStatus.OK, "") for cid in facts.contacts
@@ -259,13 +374,20 @@ def _contact_status(
         status = _STATUS_BY_RULE.get(f.rule)
         if status is None or f.contact_id not in best or not _counts_for_status(f):
             continue
-        _keep_worse(best, f.contact_id, ContactStatus(status, str(f.evidence.get("summary", ""))))
+        reason = str(f.evidence.get("summary", ""))
+        if f.key in why:
+            reason = explain.paragraph(reason, suppression.contact_note(why[f.key]))
+        _keep_worse(best, f.contact_id, ContactStatus(status, reason))
     for cid in facts.departed:
         if cid in best and best[cid].status is not HygieneStatus.DEPARTED:
             reason = departed_champions.reason(
                 view, facts.departures[cid], facts, s.departed_champion
             )
             _keep_worse(best, cid, ContactStatus(HygieneStatus.DEPARTED, reason))
+    for cid, e in entries.contacts.items():
+        if e.unreadable and cid in best and best[cid].status is not HygieneStatus.OK:
+            note = suppression.unreadable_contact(e.unreadable, s.suppression)
+            best[cid] = best[cid]._replace(reason=explain.paragraph(best[cid].reason, note))
     return dict(sorted(best.items()))
 
 

@@ -15,12 +15,20 @@ Per account:
     the engaged window (90 days), falling evenly to 0 at the tier's stale
     window (60/120/365/180 days) and after; 0 with no activity;
   - champions (10): 1 when no champion appears to have left, else 0
-    (a suppressed departed-champion finding does not count);
+    (a contact marked "not a champion" does not count; a snoozed or exempt
+    departed champion does);
   rounded half up;
 - status: green at `green_min_score` (70) and above, amber at
   `amber_min_score` (40) and above, red below; but never green while a
   required role is uncovered, engaged contacts are below the target, or a
   champion has left (at most amber then).
+
+A snooze or an exemption does not change coverage: the numbers, the score and
+the status count the snoozed and exempt problems as if they were open (they
+are still true; suppression only decides what is followed up, see
+rules/suppression.py). The summary then says so: "... score 45 (amber).
+Snoozed until 31 January 2027 by the account team; the score still counts
+what is snoozed."
 """
 
 from __future__ import annotations
@@ -92,7 +100,9 @@ def evaluate(
     required_roles: Sequence[str],
     stale_window_days: int,
     departed_champions: int,
+    note: str = "",
 ) -> Coverage:
+    """The account's coverage; `note` (a snooze or an exemption) ends the summary."""
     active = facts.active
     engaged = facts.engaged
     covered = facts.covered_roles()
@@ -122,13 +132,17 @@ def evaluate(
         status = CoverageStatus.AMBER
     else:
         status = CoverageStatus.RED
-    if status is CoverageStatus.GREEN and (missing or len(engaged) < target_engaged or departed_champions):
+    if status is CoverageStatus.GREEN and (
+        missing or len(engaged) < target_engaged or departed_champions
+    ):
         # A high score must not hide the very problem an account manager acts on:
         # a single-threaded account or a departed champion is never green.
         status = CoverageStatus.AMBER
     summary = _summary(
         len(active), len(engaged), facts.engaged_days, covered, missing, score, status
     )
+    if note:
+        summary = f"{summary} {note}"
     return Coverage(
         crm=view.crm,
         account_id=view.id,

@@ -9,20 +9,18 @@ This module also holds the two settings every rule reads:
 
 - `CommonSettings` (keys directly under `[rules]`): what "engaged", "a role
   that counts" and "renewal soon" mean, so every rule agrees.
-- `SuppressionSettings` (`[rules.suppression]`) and `exemptions()`, which read
-  the value an account manager typed into the configured exemption field.
+- `SuppressionSettings` (`[rules.suppression]`): the words an account manager
+  types into the configured exemption field (read by rules/suppression.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, TypeVar
 
 S = TypeVar("S")
@@ -148,32 +146,32 @@ ALL_RULES = "*"
 
 @dataclass(frozen=True)
 class SuppressionSettings:
-    """`[rules.suppression]`: what the account manager can type into the exemption field.
+    """`[rules.suppression]`: the words an account manager types into the exemption field.
 
-    The field (named per CRM by `exempt_field` in `[salesforce]` / `[hubspot]`)
-    holds one or more entries separated by `;`, `,` or new lines, any case:
-
-    - `snooze until 2026-09-30`: everything on the record is quiet until that
-      day (inclusive of the day before; it wakes up on the date itself);
-    - `not a champion`: the contact is never reported as a departed champion;
-    - `exempt`, `all`, `true`, `yes`: everything on the record, for good;
-    - a check's name (`stale_contact`, `bouncing_contact`, `departed_champion`,
-      `single_threaded_account`) or a short alias (`stale`, `bouncing`,
-      `departed`, `single threaded`): that check only.
-
-    On an account an entry covers the account and all its contacts. A
-    suppressed finding is still produced, marked suppressed: it opens no task.
+    What the entries mean and do is in rules/suppression.py: `snooze until <date>`
+    (`snooze_prefix`), `not a champion` (`not_champion_values`), `exempt`
+    (`exempt_all_values`), or a check's name. `date_order` says how a numeric
+    date that reads either way (01/02/2027) is read: "day_first" (1 February
+    2027) or "month_first" (2 January 2027); 31/01/2027 and 01/31/2027 are
+    read the only way they can be, and 2027-01-02 is always year-month-day.
     """
 
     snooze_prefix: str = "snooze until"
     not_champion_values: tuple[str, ...] = ("not a champion",)
     exempt_all_values: tuple[str, ...] = ("exempt", "all", "true", "yes")
+    date_order: str = "day_first"
 
     def __post_init__(self) -> None:
         where = "[rules.suppression]"
         require(bool(self.snooze_prefix.strip()), where, "snooze_prefix", "must not be empty.")
         require_names(where, "not_champion_values", self.not_champion_values)
         require_names(where, "exempt_all_values", self.exempt_all_values)
+        require(
+            self.date_order in ("day_first", "month_first"),
+            where,
+            "date_order",
+            f'must be "day_first" or "month_first"; got {self.date_order!r}.',
+        )
 
 
 RULE_ALIASES = {
@@ -186,52 +184,3 @@ RULE_ALIASES = {
     "single_threaded": "single_threaded_account",
 }
 RULE_NAMES = ("stale_contact", "bouncing_contact", "departed_champion", "single_threaded_account")
-
-_SPLIT = re.compile(r"[;,\n]")
-_SPACES = re.compile(r"\s+")
-_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-
-
-def exemptions(value: str | None, settings: SuppressionSettings, today: date) -> dict[str, str]:
-    """The rules an exemption field's value suppresses today: {rule name or "*": why}.
-
-    Unreadable entries (a snooze without a valid date, an unknown word) are
-    ignored: a typo must not silence anything.
-    """
-    if not value:
-        return {}
-    out: dict[str, str] = {}
-    prefix = _norm(settings.snooze_prefix)
-    not_champion = {_norm(v) for v in settings.not_champion_values}
-    exempt_all = {_norm(v) for v in settings.exempt_all_values}
-    for raw in _SPLIT.split(value):
-        entry = _norm(raw)
-        if not entry:
-            continue
-        if entry.startswith(prefix):
-            until = _parse_date(entry[len(prefix) :])
-            if until is not None and today < until:
-                out.setdefault(ALL_RULES, f"snoozed until {until.isoformat()}")
-        elif entry in not_champion:
-            out.setdefault("departed_champion", "marked not a champion")
-        elif entry in exempt_all:
-            out[ALL_RULES] = "exempt"
-        else:
-            rule = RULE_ALIASES.get(entry, entry.replace(" ", "_"))
-            if rule in RULE_NAMES:
-                out.setdefault(rule, f"exempt from {rule}")
-    return out
-
-
-def _norm(text: str) -> str:
-    return _SPACES.sub(" ", text.strip().lower())
-
-
-def _parse_date(text: str) -> date | None:
-    m = _DATE.search(text)
-    if not m:
-        return None
-    try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None

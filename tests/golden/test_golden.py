@@ -401,6 +401,18 @@ def test_account_hygiene_summary_field_names_the_open_findings(
         return str(row["payload"].get("hygiene_summary"))
 
     assert summary("Healthy Co") == "No open hygiene issues."
-    assert summary("Departures Corp") == "6 departed champions, 1 bouncing contact."
-    assert summary("Bounce House") == "4 bouncing contacts."
+    # Sue Snoozed (snoozed) and Mal Formed (exempt) are set aside on their own records: the
+    # summary says so; Nina Notchamp ("not a champion") is no problem set aside (issue 11).
+    assert summary("Departures Corp") == (
+        "6 departed champions, 1 bouncing contact. "
+        "Snoozed on the contact record: 1 departed champion is not followed up."
+    )
+    assert summary("Bounce House") == (
+        "4 bouncing contacts. Exempt on the contact record: 1 bouncing contact is not followed up."
+    )
+    # An exempt account says so instead of reading as healthy.
+    assert summary("Exempt Account") == (
+        "Exempt from hygiene checks: 1 stale contact and reliance on too few people are not "
+        "followed up."
+    )
     assert summary("Thin Threads") == "Relies on too few people."

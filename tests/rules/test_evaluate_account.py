@@ -176,11 +176,17 @@ def test_domain_check_is_passed_through_evaluate_accounts():
     ]
 
 
-def test_hygiene_summary_counts_open_findings():
+def test_hygiene_summary_counts_open_findings_and_names_what_is_set_aside():
     acme, globex, quiet = evaluate_zoo()
-    # 003B3 (no email) is snoozed and the two notes are info: not counted
+    # The two notes are info: not counted. 003B3 (no email) is snoozed on its own
+    # record: not counted as open, but the summary says it is set aside.
     assert acme.hygiene_summary == (
-        "2 departed champions, 2 bouncing contacts, 2 stale contacts; relies on too few people."
+        "2 departed champions, 2 bouncing contacts, 2 stale contacts; relies on too few people. "
+        "Snoozed on the contact record: 1 bouncing contact is not followed up."
     )
     assert globex.hygiene_summary == "Relies on too few people."
-    assert quiet.hygiene_summary == "No open hygiene issues."
+    # Exempt from the single-threaded check: it says so rather than reading as healthy.
+    assert quiet.hygiene_summary == (
+        "No open hygiene issues. Exempt from the check for enough people and roles: "
+        "reliance on too few people is not followed up."
+    )

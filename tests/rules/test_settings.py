@@ -176,6 +176,10 @@ def test_from_tables_fills_every_table():
             {"suppression": {"snooze_prefix": "  "}},
             "[rules.suppression] snooze_prefix must not be empty.",
         ),
+        (
+            {"suppression": {"date_order": "mm/dd"}},
+            '[rules.suppression] date_order must be "day_first" or "month_first"',
+        ),
     ],
 )
 def test_invalid_settings_name_the_key(tables, message):
@@ -190,55 +194,12 @@ def test_settings_are_frozen():
         s.stale_contact.growth_days = 5  # type: ignore[misc]
 
 
-EXAMPLE = """\
-[rules]
-engaged_days = 90             # engaged = activity within this many days
-role_won_window_days = 365    # a role on a won opportunity counts this long
-renewal_window_days = 120     # renewal date / open opportunity close within this -> more urgent
-
-[rules.tiers]                 # values of the [salesforce]/[hubspot] tier_field, any case
-strategic = ["Strategic", "tier_1"]
-growth = ["Growth", "tier_2"]
-maintenance = ["Maintenance", "tier_3"]
-
-[rules.stale_contact]
-strategic_days = 60
-growth_days = 120
-maintenance_days = 365
-none_days = 180
-
-[rules.bouncing_contact]
-soft_bounce_threshold = 3
-role_addresses = ["accounts", "admin", "billing", "contact", "enquiries", "hello", "help", "info", "inquiries", "marketing", "no-reply", "noreply", "office", "sales", "support", "team"]
-check_deliverability = false
-allow_test_domains = false
-
-[rules.departed_champion]
-champion_roles = ["Champion", "Economic Buyer", "Executive Sponsor", "Decision Maker"]
-left_company_words = ["former", "ex-", "no longer", "left"]
-
-[rules.single_threaded_account]
-min_engaged = 3
-min_engaged_by_tier = {}      # e.g. { strategic = 4, maintenance = 2 }
-required_roles = ["Economic Buyer", "Champion"]
-
-[rules.coverage]
-engaged_weight = 40
-roles_weight = 30
-recency_weight = 20
-champions_weight = 10
-green_min_score = 70
-amber_min_score = 40
-
-[rules.suppression]
-snooze_prefix = "snooze until"
-not_champion_values = ["not a champion"]
-exempt_all_values = ["exempt", "all", "true", "yes"]
-"""
-
-
 def test_documented_example_block_equals_the_defaults():
-    """The [rules] block for the example sync.toml: every key, at its default."""
+    """The [rules] block of the example sync.toml: every key (tests/test_example_sync_toml.py),
+    at its default."""
     import tomllib
+    from pathlib import Path
 
-    assert RuleSettings.from_tables(tomllib.loads(EXAMPLE)["rules"]) == RuleSettings()
+    example = Path(__file__).resolve().parents[2] / "sync.toml"
+    rules_table = tomllib.loads(example.read_text(encoding="utf-8"))["rules"]
+    assert RuleSettings.from_tables(rules_table) == RuleSettings()
