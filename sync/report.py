@@ -375,8 +375,14 @@ def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
     from .plan import _show
 
     t = Table(title=title, title_justify="left")
-    for col in ("crm", "record", "field", "crmsync wants", "the CRM holds", "since", "who"):
-        t.add_column(col, overflow="fold")
+    t.add_column("crm", no_wrap=True)
+    t.add_column("record", no_wrap=True)
+    t.add_column("name", overflow="fold")
+    t.add_column("field", no_wrap=True)
+    t.add_column("crmsync wants", overflow="fold")
+    t.add_column("CRM holds", overflow="fold")
+    t.add_column("since", no_wrap=True)
+    t.add_column("who", overflow="fold")
     for r in rows:
         who = WHO_TEXT.get(r.get("who") or "unknown", r.get("who") or "unknown")
         if r.get("who") == "person" and r.get("who_name"):
@@ -385,10 +391,11 @@ def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
             who += "; changed after crmsync wrote it"
         if r.get("handed_back_at"):
             who += "; handed back"
-        record = f"{r['object'][:-1]} {_show(r.get('label') or '', 40)} [{r['record_id']}]"
+        since = r.get("since")
         t.add_row(
-            r["crm"], cell(record), r["field"], cell(_show(r.get("wanted"))),
-            cell(_show(r.get("held"))), _ts(r.get("since")), cell(who),
+            r["crm"], cell(r["record_id"]), cell(f"{r['object'][:-1]} {_show(r.get('label') or '', 40)}"),
+            r["field"], cell(_show(r.get("wanted"), 40)), cell(_show(r.get("held"), 40)),
+            since.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if since else "-", cell(who),
         )  # fmt: skip
     return t
 
