@@ -187,6 +187,15 @@ def test_a_persons_status_and_reason_survive_on_a_contact_crmsync_never_flagged(
     assert {c["who"] for c in conflicts} == {who}
     assert f"[{cid}] status: CRM has ok" in out
 
+    # handing back the status hands back the reason with it: the next run writes both
+    result = crm.cli("conflicts", "handback", "--crm", crm.name, "--record", cid, "--field", "status")
+    assert "handed back 2 values" in result.output
+    crm.sync()
+    held = crm.records("contacts")[cid]
+    assert held["status"] == "departed" and held["reason"] not in (None, KEY_SPONSOR)
+    assert set(ownership.parse(held["signature"])) == {"status", "reason"}
+    assert crm.conflicts() == []
+
 
 # ---------------------------------------------------------------- a rebuilt mirror
 

@@ -223,15 +223,28 @@ def test_task_owner_falls_back_to_default_owner(db, fake):
     assert _item(p, WriteKind.CREATE_TASK).payload["owner_id"] == "005Z"
 
 
-def test_task_of_a_deactivated_owner_goes_to_the_default_owner(db, fake):
+def test_task_of_a_deactivated_owner_goes_to_the_default_owner_else_the_busiest_owner(
+    db, fake, caplog
+):
+    import logging
+
     fake.inactive.add("005A")  # Salesforce refuses tasks for them (INACTIVE_OWNER_OR_USER)
+    fake.add_account("001B", "Bee", owner="005B")
+    fake.add_account("001C", "Sea", owner="005Z9")  # an owner id the CRM does not know
     pull(db, fake)
-    flags = (single_threaded("001A"),)
-    p = plan(db, CRM, {"001A": Result(flags=flags)}, WritebackSettings(), as_of=AS_OF)
-    assert "owner_id" not in _item(p, WriteKind.CREATE_TASK).payload  # the integration user
+    results = {a: Result(flags=(single_threaded(a),)) for a in ("001A", "001B", "001C")}
     settings = WritebackSettings(default_owner={"salesforce": "005Z"})
-    p = plan(db, CRM, {"001A": Result(flags=flags)}, settings, as_of=AS_OF)
-    assert _item(p, WriteKind.CREATE_TASK).payload["owner_id"] == "005Z"
+    p = plan(db, CRM, results, settings, as_of=AS_OF)
+    owners = {i.account_id: i.payload["owner_id"] for i in p.items if i.kind is WriteKind.CREATE_TASK}
+    assert owners == {"001A": "005Z", "001B": "005B", "001C": "005Z"}
+    # without default_owner: the active owner who owns the most accounts, and one warning
+    # naming the accounts (issue 11: it was the integration user, without a word)
+    with caplog.at_level(logging.WARNING, logger="sync.plan"):
+        p = plan(db, CRM, results, WritebackSettings(), as_of=AS_OF)
+    owners = {i.account_id: i.payload["owner_id"] for i in p.items if i.kind is WriteKind.CREATE_TASK}
+    assert owners == {"001A": "005B", "001B": "005B", "001C": "005B"}
+    [warning] = [r for r in caplog.records if "default_owner" in r.getMessage()]
+    assert warning.account_ids == ["001A", "001C"] and warning.owner_id == "005B"
 
 
 def test_new_tasks_are_capped_per_owner_and_the_rest_held(db, fake):
