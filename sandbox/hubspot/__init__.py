@@ -10,7 +10,10 @@
 Plain HTTP on 127.0.0.1 (port 0 picks a free port). Routes, fault kinds and
 wire details are documented in app.py; data rules in objects.py; search in
 search.py; associations in associations.py; limits in limits.py; tokens in
-auth.py. `serve_forever` is what `crmsync sandbox hubspot` runs.
+auth.py; property history (who set each value) in history.py, and the
+workflow_revert fault (a workflow rewrites a record after an API write, like
+the Salesforce sandbox's post_write) with the other fault kinds in app.py.
+`serve_forever` is what `crmsync sandbox hubspot` runs.
 
 In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
   HubSpotSandbox(dataset=None, faults=None, clock=None, rate_limits=False, port=0, sleep=time.sleep)
