@@ -487,7 +487,10 @@ class _Planner:
             key = f"{kind.value}:{self.crm}:{record_id}"
             self._add(kind, key, record_id, payload, old, facts, label)
 
-    def _record(self, obj: str, record_id: str, written: Mapping[str, Any], current: Mapping[str, Any]) -> ownership.Record:
+    def _record(
+        self, obj: str, record_id: str, written: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> ownership.Record:
+        """What shows which of this record's values are crmsync's (sync/ownership.py)."""
         return ownership.Record.of(
             current, written, self.handed_back.get((obj, record_id), ()),
             guard=self.settings.ownership_guard,

@@ -78,6 +78,10 @@ def test_the_next_signature_keeps_only_what_crmsync_can_still_show() -> None:
     assert parse(after) == {
         "stakeholders": digest("stakeholders", 5), "coverage_score": digest("coverage_score", 40),
     }  # fmt: skip
+    # an install from before signatures: the first write signs what the mirror says crmsync wrote
+    bridge = Record.of({}, written={"engaged": "7", "coverage_status": "amber"})
+    after = bridge.after("accounts", {"engaged": 7.0, "coverage_status": "red"}, {"stakeholders": 5})
+    assert parse(after) == {"stakeholders": digest("stakeholders", 5), "engaged": digest("engaged", 7)}
 
 
 def test_an_account_signature_fits_salesforces_text_255() -> None:
