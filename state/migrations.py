@@ -201,6 +201,40 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             db.execute(statement)
 
 
+_M002_CONFLICTS = """
+CREATE TABLE conflicts (
+    crm TEXT NOT NULL,
+    object TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    account_id TEXT,
+    label TEXT,
+    wanted TEXT,
+    held TEXT,
+    last_written TEXT,
+    after_write INTEGER NOT NULL DEFAULT 0,
+    who TEXT,
+    who_user TEXT,
+    who_name TEXT,
+    changed_at TEXT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    resolved_at TEXT,
+    handed_back_at TEXT,
+    PRIMARY KEY (crm, object, record_id, field)
+);
+CREATE INDEX conflicts_open ON conflicts (crm, resolved_at);
+"""
+
+
+@MIGRATIONS()
+def m002_conflicts(db: sqlite_utils.Database) -> None:
+    """Conflicts: values in crmsync's fields that are not crmsync's (state/conflicts.py)."""
+    for statement in _M002_CONFLICTS.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

@@ -191,6 +191,7 @@ COLUMNS: Mapping[ObjectType, tuple[str, ...]] = {
 }
 
 # Owned (written-back) fields, by canonical key. Connectors map these to CRM names.
+# "signature" says which of the values crmsync wrote (sync/ownership.py, docs/ownership.md).
 OWNED_FIELDS: Mapping[ObjectType, tuple[str, ...]] = {
     ObjectType.ACCOUNT: (
         "stakeholders",
@@ -199,9 +200,10 @@ OWNED_FIELDS: Mapping[ObjectType, tuple[str, ...]] = {
         "coverage_score",
         "coverage_status",
         "hygiene_summary",
+        "signature",
     ),
-    ObjectType.CONTACT: ("status", "reason"),
-    ObjectType.TASK: ("key",),
+    ObjectType.CONTACT: ("status", "reason", "signature"),
+    ObjectType.TASK: ("key", "signature"),
 }
 
 
@@ -403,6 +405,28 @@ class WriteResult:
     detail: str | None = None
     retryable: bool = False
     sent: bool = True  # False: refused before it reached the CRM (not counted as an attempt)
+
+
+class ChangeKind(StrEnum):
+    """Who set the value a conflict holds, as far as the CRM can tell."""
+
+    PERSON = "person"
+    WORKFLOW = "workflow"
+    INTEGRATION = "integration"  # another integration (not crmsync)
+    IMPORT = "import"
+    CRMSYNC = "crmsync"  # crmsync itself, before it signed its writes
+    PERSON_OR_WORKFLOW = "person or workflow"  # Salesforce: no field history to ask
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """The latest change of one field, from the CRM's property history (HubSpot)."""
+
+    kind: ChangeKind
+    at: datetime | None = None
+    user_id: str | None = None  # the CRM user who made it (a person's change)
+    source: str | None = None  # the CRM's own word for the source, e.g. "CRM_UI"
 
 
 @dataclass(frozen=True)

@@ -318,3 +318,51 @@ def counts(db: sqlite_utils.Database) -> dict[str, dict[str, dict[str, int]]]:
         ):
             out.setdefault(crm, {})[table] = {"live": int(live), "deleted": int(deleted)}
     return out
+
+
+# ---------------------------------------------------------------- owners, for task owners
+
+
+def owner_with_most_accounts(db: sqlite_utils.Database, crm: str) -> str | None:
+    """The active owner who owns the most live accounts (ties: the lowest id), or None:
+    who gets the tasks of accounts without an active owner when no default_owner is set."""
+    row = db.conn.execute(
+        "SELECT a.owner_id FROM accounts a JOIN owners o ON o.crm = a.crm AND o.id = a.owner_id"
+        " WHERE a.crm = ? AND a.deleted_at IS NULL AND o.deleted_at IS NULL"
+        " AND coalesce(o.active, 1) = 1"
+        " GROUP BY a.owner_id ORDER BY count(*) DESC, a.owner_id LIMIT 1",
+        [crm],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def owner_names_by_user(
+    db: sqlite_utils.Database, crm: str, user_ids: Iterable[str]
+) -> dict[str, str]:
+    """CRM user id -> the owner's name, for the owners whose raw record carries a userId
+    (HubSpot owners: property history names users, not owners)."""
+    ids = sorted({str(u) for u in user_ids if u})
+    if not ids:
+        return {}
+    rows = db.conn.execute(
+        "SELECT CAST(json_extract(raw, '$.userId') AS TEXT), name FROM owners"
+        " WHERE crm = ? AND name IS NOT NULL"
+        " AND CAST(json_extract(raw, '$.userId') AS TEXT) IN (SELECT value FROM json_each(?))",
+        [crm, dumps(ids)],
+    )
+    return {str(u): n for u, n in rows}
+
+
+def tasks_without_account_owner(db: sqlite_utils.Database) -> dict[str, int]:
+    """Per CRM: crmsync's open tasks whose account has no active owner (so the task went
+    to `default_owner`, or to the owner with the most accounts)."""
+    rows = db.conn.execute(
+        "SELECT t.crm, count(*) FROM tasks t"
+        " JOIN accounts a ON a.crm = t.crm AND a.id = t.account_id AND a.deleted_at IS NULL"
+        " LEFT JOIN owners o ON o.crm = a.crm AND o.id = a.owner_id AND o.deleted_at IS NULL"
+        " WHERE t.key IS NOT NULL AND t.deleted_at IS NULL AND coalesce(t.is_closed, 0) = 0"
+        " AND (a.owner_id IS NULL OR o.active = 0"
+        "      OR (o.id IS NULL AND EXISTS (SELECT 1 FROM owners x WHERE x.crm = t.crm)))"
+        " GROUP BY t.crm"
+    )
+    return {crm: n for crm, n in rows}

@@ -478,6 +478,89 @@ def outbox_requeue(
     )
 
 
+@cli.group(
+    "conflicts",
+    invoke_without_command=True,
+    short_help="Values crmsync left alone because they are not its own; hand them back.",
+)
+@config_option
+@crm_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table to read, json for scripts.",
+)
+@click.pass_context
+def conflicts_cmd(ctx: click.Context, config_path: Path, crm: str | None, fmt: str) -> None:
+    """Values in the fields crmsync writes that a person, a workflow or another integration
+    set: crmsync leaves them as they are. Lists each (what crmsync wants, what the CRM
+    holds, since when, who), or hands fields back with `crmsync conflicts handback`.
+    Blanking the field in the CRM hands it back too (docs/ownership.md)."""
+    if ctx.invoked_subcommand is not None:
+        if crm or fmt != "table" or config_path != Path("sync.toml"):
+            raise click.UsageError(
+                f"put the options after `{ctx.invoked_subcommand}` "
+                f"(see `crmsync conflicts {ctx.invoked_subcommand} --help`)."
+            )
+        return
+    _conflicts_list(config_path, crm, fmt)
+
+
+@handles_errors
+def _conflicts_list(config_path: Path, crm: str | None, fmt: str) -> int:
+    from .report import print_conflicts
+
+    cfg = _load_config(config_path)
+    with mirror_errors(cfg.mirror.path):
+        return print_conflicts(cfg, crm=crm, fmt=fmt, echo=click.echo)
+
+
+@conflicts_cmd.command("handback", short_help="Let crmsync write its value again: --record ID [--field F] or --all.")
+@config_option
+@click.option(
+    "--crm", type=click.Choice(["salesforce", "hubspot"]), required=True, help="The CRM."
+)
+@click.option("--record", "record_id", help="The record's CRM id (from `crmsync conflicts`).")
+@click.option("--field", "field_name", help="Only this field of the record (default: all of its conflicts).")
+@click.option("--all", "all_rows", is_flag=True, help="Every open conflict of the CRM.")
+@handles_errors
+def conflicts_handback(
+    config_path: Path, crm: str, record_id: str | None, field_name: str | None, all_rows: bool
+) -> int:
+    """Hand values back to crmsync: the next `crmsync sync` writes crmsync's value (and its
+    signature) there, and the conflict is resolved once it lands. A contact's status and
+    reason go back together. Say which: --record ID [--field FIELD], or --all."""
+    from .conflicts import hand_back
+    from .report import _open
+
+    if bool(record_id) == all_rows:
+        raise UsageError(
+            "say which values to hand back: --record ID [--field FIELD], or --all",
+            fix="`crmsync conflicts` lists the open conflicts.",
+        )
+    if field_name and not record_id:
+        raise UsageError("--field needs --record", fix="`crmsync conflicts` lists the open conflicts.")
+    cfg = _load_config(config_path)
+    with mirror_errors(cfg.mirror.path):
+        db = _open(cfg)
+        try:
+            rows = hand_back(db, crm, record_id=record_id, field_name=field_name)
+        finally:
+            db.close()
+    if not rows:
+        click.echo(f"nothing to hand back: no open conflict ({crm}).")
+        return EXIT_OK
+    n = len(rows)
+    click.echo(
+        f"handed back {n:,} value{'' if n == 1 else 's'} ({crm}): the next `crmsync sync` "
+        "writes crmsync's value there."
+    )
+    return EXIT_OK
+
+
 @cli.command()
 @config_option
 @click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the page (written owner-only: it holds personal data).")

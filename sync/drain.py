@@ -50,11 +50,12 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    creates stay inflight for step 1 of the next run (the CRM may have applied
    them). The report carries the error in `aborted`.
 
-`verify_landed(db, crm)`, run after the next pull, compares the mirror's owned
-values with what crmsync last wrote and reports each field that differs: a
+`verify_landed(db, crm)`, run after a pull, compares the mirror's owned
+values with what crmsync last wrote and lists each field that differs: a
 CRM workflow reverted it, or a person edited it (W8/W9). The planner never
-rewrites such a field (ownership guard), so a revert cannot cause a write
-loop; it stays in this report each run until someone resolves it.
+rewrites such a field (ownership guard, sync/ownership.py), so a revert
+cannot cause a write loop. A run reports it once, as a conflict
+(sync/conflicts.py), not through this list.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from state import outbox
 from state.db import dumps, encode_date, transaction
 from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
 
+from .ownership import SIGNATURE
 from .plan import Plan, WritebackSettings, enqueue, plan, same
 
 log = logging.getLogger(__name__)
@@ -390,6 +392,8 @@ def _reflect(
         _insert_task(db, crm, crm_id or item.target_id, payload, record)
     else:
         _update_task(db, crm, crm_id or item.target_id, item.kind, payload)
+    if item.kind in (WriteKind.UPDATE_TASK, WriteKind.COMPLETE_TASK) and SIGNATURE in payload:
+        _merge_owned(db, "tasks", crm, crm_id or item.target_id, {SIGNATURE: payload[SIGNATURE]})
 
 
 def _merge_owned(
@@ -439,7 +443,7 @@ def _insert_task(
             crm, task_id, payload.get("key"), values["account_id"], values["contact_id"],
             values["owner_id"], values["subject"], values["body"], values["status"],
             values["priority"], values["due_date"], int(closed),
-            dumps({"key": payload.get("key")}), generation,
+            dumps({"key": payload.get("key"), SIGNATURE: payload.get(SIGNATURE)}), generation,
         ],
     )  # fmt: skip
 
@@ -506,12 +510,14 @@ def verify_landed(db: sqlite_utils.Database, crm: str) -> list[Drift]:
             [crm, table],
         )
         for record_id, name, value, written_at, owned in rows:
+            if name in (SIGNATURE, "key"):
+                continue  # bookkeeping: the values it vouches for are checked themselves
             wrote = json.loads(value) if value is not None else None
             current = (json.loads(owned) if owned else {}).get(name)
             if not same(name, wrote, current):
                 drifts.append(Drift(table, record_id, name, wrote, current, written_at))
-    if drifts:
-        log.warning(
+    if drifts:  # a run reports these once, as conflicts (sync/conflicts.py)
+        log.debug(
             "written values changed in the CRM since crmsync wrote them",
             extra={"crm": crm, "fields": len(drifts),
                    "record_ids": sorted({d.record_id for d in drifts})[:20]},

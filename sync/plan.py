@@ -12,8 +12,9 @@ W10):
   reason. A contact that was never flagged is left blank rather than written
   "ok" (that would be one write per contact of the org on the first run); a
   contact whose earlier status cleared is written "ok";
-- tasks, owned by the account owner (else, or if that user is deactivated,
-  `default_owner`, else the CRM's integration user): one per departed
+- tasks, owned by the account owner (else, if the account has none or that
+  user is deactivated or unknown, `default_owner`, else the active owner who
+  owns the most accounts, with one warning per run naming the accounts): one per departed
   champion, one per single-threaded account, one per account grouping its
   stale and bouncing contacts (text: sync/tasks.py). An open task with the
   same key is updated when its content changed, never duplicated; the task
@@ -22,12 +23,17 @@ W10):
   closed is left closed. At most `max_new_tasks_per_owner` tasks are created
   per owner per run; the rest are held for the next run.
 
-Ownership guard (W8). `state.outbox` records what crmsync last wrote per field
-when a write lands. If the CRM's current value differs from that, someone (a
-person or a CRM workflow) changed it after us: the field is not overwritten and
-the plan reports a `Conflict`. A reverted value is therefore never rewritten
-in a loop (W9); `drain.verify_landed` reports reverts after the next pull.
+Ownership guard (W8, docs/ownership.md, the rule in sync/ownership.py). crmsync
+overwrites a value only when the CRM itself shows it is crmsync's: the
+record's signature field (written in the same record write as the values)
+holds a hash of exactly that value; for installs from before signatures, the
+mirror's record of crmsync's writes (`written`) says so. A blank field is
+free; a field handed back (`crmsync conflicts handback`) is crmsync's again.
+Any other value is a person's (or a workflow's, or another integration's):
+left alone and reported as a `Conflict`. So a rebuilt mirror overwrites
+nothing a person set, and a reverted value is never rewritten in a loop (W9).
 Contact status and reason move together: a conflict on either holds both.
+Every write of owned fields carries the record's new signature.
 
 `enqueue(db, plan)` puts the items into the outbox with stable idempotency
 keys built from account/contact ids and flag keys (never timestamps):
@@ -43,7 +49,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +58,8 @@ from typing import Any, Protocol
 
 import sqlite_utils
 
+from state import conflicts as conflict_store
+from state import views
 from state.model import (
     Coverage,
     Flag,
@@ -64,7 +71,11 @@ from state.model import (
 )
 from state.text import fit, printable
 
+from . import ownership
 from . import tasks as T
+from .ownership import SIGNATURE
+from .ownership import norm as norm  # re-exported: callers compare as the planner does
+from .ownership import same as same
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +187,15 @@ class TaskRow:
     priority: str | None
     is_closed: bool
     deleted: bool
+    owned: Mapping[str, Any] = field(default_factory=dict)  # key, signature
+
+    def current(self) -> dict[str, Any]:
+        """The task's signed fields and its signature, as the CRM holds them."""
+        return {
+            "subject": self.subject, "body": self.body, "priority": self.priority,
+            "owner_id": self.owner_id, "status": self.status,
+            SIGNATURE: self.owned.get(SIGNATURE),
+        }  # fmt: skip
 
 
 # ---------------------------------------------------------------- the plan
@@ -197,7 +217,12 @@ class PlannedWrite:
 
 @dataclass(frozen=True)
 class Conflict:
-    """A field someone changed after crmsync wrote it: left alone and reported (W8)."""
+    """A value in a field crmsync writes that is not crmsync's: left alone and reported (W8).
+
+    `last_written` is what crmsync last wrote there if the mirror knows it;
+    `after_write` says crmsync had written the field (so this value replaced
+    crmsync's: a revert or an edit). `who`, `since` and `handed_back` come from the
+    conflicts table (sync/conflicts.py) for display."""
 
     object: str  # "accounts" | "contacts" | "tasks"
     record_id: str
@@ -208,6 +233,14 @@ class Conflict:
     owner_id: str | None
     account_id: str
     label: str
+    after_write: bool = False
+    who: str | None = None  # state.model.ChangeKind value
+    who_name: str | None = None
+    since: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.object, self.record_id, self.field)
 
 
 @dataclass(frozen=True)
@@ -261,56 +294,8 @@ class OwnerPlan:
 
 # ---------------------------------------------------------------- value comparison
 
-_NUMERIC = frozenset({"stakeholders", "engaged", "coverage_score"})
-_LOWER = frozenset({"status", "coverage_status", "priority"})
-_PRIORITY_ALIASES = {"medium": "normal"}
-_STATUS_ALIASES = {
-    "not started": "open",
-    "not_started": "open",
-    "in progress": "open",
-    "in_progress": "open",
-    "waiting": "open",
-    "completed": "completed",
-    "complete": "completed",
-}
-
-
-def norm(name: str, value: Any) -> Any:
-    """A value as compared: what the CRM gives back equals what crmsync wrote.
-
-    Salesforce returns numbers as 3.0, HubSpot as "3"; multi-value fields come
-    back with ";" or "; "; text may gain CRLF line ends; empty means None.
-    """
-    if isinstance(value, Enum):
-        value = value.value
-    if value is None:
-        return None
-    if isinstance(value, list | tuple | set | frozenset):
-        value = ";".join(str(norm("", v)) for v in value)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return int(value) if float(value).is_integer() else float(value)
-    text = str(value).replace("\r\n", "\n").strip()
-    if text == "":
-        return None
-    if name in _NUMERIC:
-        try:
-            return norm("", float(text))
-        except ValueError:
-            return text
-    if name == "roles_covered":
-        return tuple(sorted(p.strip() for p in re.split(r"[;,]", text) if p.strip()))
-    if name in _LOWER:
-        low = text.lower()
-        if name == "priority":
-            return _PRIORITY_ALIASES.get(low, low)
-        return low
-    return text
-
-
-def same(name: str, a: Any, b: Any) -> bool:
-    return bool(norm(name, a) == norm(name, b))
+# `norm` and `same` live in sync/ownership.py (the signature hashes the same
+# normal form); they are imported above and stay importable from here.
 
 
 # ---------------------------------------------------------------- plan()
@@ -332,7 +317,15 @@ def plan(
     Reads the mirror; writes nothing.
     """
     store = MirrorReader(db, crm)
-    planner = _Planner(crm, settings, as_of, inactive_owners=store.inactive_owners())
+    planner = _Planner(
+        crm,
+        settings,
+        as_of,
+        inactive_owners=store.inactive_owners(),
+        handed_back=conflict_store.handed_back(db, crm),
+        owners=store.owner_states(),
+        fallback_owner=views.owner_with_most_accounts(db, crm),
+    )
     ids = sorted(results_by_account)
     for chunk in _chunks(ids, CHUNK):
         accounts = store.accounts(chunk)
@@ -383,9 +376,16 @@ class _Planner:
         settings: WritebackSettings,
         as_of: datetime,
         inactive_owners: frozenset[str] = frozenset(),
+        handed_back: Mapping[tuple[str, str], set[str]] | None = None,
+        owners: Mapping[str, bool] | None = None,
+        fallback_owner: str | None = None,
     ) -> None:
         self.crm = crm
         self.inactive = inactive_owners
+        self.owner_active = dict(owners or {})  # owner id -> active, as the mirror knows them
+        self.fallback_owner = fallback_owner  # the active owner with the most accounts
+        self.fallback_accounts: set[str] = set()  # accounts whose tasks went to it
+        self.handed_back = dict(handed_back or {})
         self.settings = settings
         self.as_of = as_of
         self.items: list[PlannedWrite] = []
@@ -487,6 +487,15 @@ class _Planner:
             key = f"{kind.value}:{self.crm}:{record_id}"
             self._add(kind, key, record_id, payload, old, facts, label)
 
+    def _record(
+        self, obj: str, record_id: str, written: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> ownership.Record:
+        """What shows which of this record's values are crmsync's (sync/ownership.py)."""
+        return ownership.Record.of(
+            current, written, self.handed_back.get((obj, record_id), ()),
+            guard=self.settings.ownership_guard,
+        )  # fmt: skip
+
     def _guard(
         self,
         obj: str,
@@ -498,32 +507,37 @@ class _Planner:
         label: str,
         owner_id: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any], list[Conflict]]:
-        """Diff intended against the CRM's values; hold fields a person changed after us."""
+        """Diff intended against the CRM's values; hold values that are not crmsync's
+        (sync/ownership.py). A payload carries the record's new signature."""
+        own = self._record(obj, record_id, written, current)
         payload: dict[str, Any] = {}
         old: dict[str, Any] = {}
         conflicts: list[Conflict] = []
         for name, value in intended.items():
             crm_value = current.get(name)
-            if same(name, value, crm_value):
-                continue
-            guarded = self.settings.ownership_guard and name in written
-            if guarded and not same(name, crm_value, written[name]):
+            decision = own.decide(name, value, crm_value)
+            if decision is ownership.Decision.CONFLICT:
                 conflicts.append(
                     Conflict(
                         object=obj,
                         record_id=record_id,
                         field=name,
                         crm_value=crm_value,
-                        last_written=written[name],
+                        last_written=written.get(name),
                         intended=value,
                         owner_id=owner_id or self._owner(facts),
                         account_id=facts.id,
                         label=label,
+                        after_write=own.wrote_before(name),
                     )  # fmt: skip
                 )
-                continue
-            payload[name] = value
-            old[name] = crm_value
+            elif decision is ownership.Decision.WRITE:
+                payload[name] = value
+                old[name] = crm_value
+        if payload:
+            signature = own.after(obj, current, payload)
+            if signature != current.get(SIGNATURE):
+                payload[SIGNATURE] = signature
         return payload, old, conflicts
 
     # -------------------------------------------------------- tasks
@@ -595,7 +609,8 @@ class _Planner:
             account_id = T.account_of_key(key) or (open_[0].account_id if open_ else None)
             if account_id in evaluated or account_id in gone_accounts:
                 for task in open_:
-                    self._complete(task, account_id or "", gone=account_id in gone_accounts)
+                    self._complete(task, account_id or "", gone=account_id in gone_accounts,
+                                   written=written.get(task.id, {}))  # fmt: skip
 
     def _task_wanted(
         self,
@@ -605,19 +620,25 @@ class _Planner:
         written: Mapping[str, Mapping[str, Any]],
     ) -> None:
         content, facts = want
-        owner = self._owner(facts)
+        owner = self._owner(facts, task=True)
         prio = T.priority(facts.tier, self.settings.priority)
         if open_:
             self._update(content, facts, open_[0], owner, prio, written.get(open_[0].id, {}))
             for dup in open_[1:]:  # a duplicate from an older crash: close it
-                self._complete(dup, facts.id, duplicate=True)
+                self._complete(dup, facts.id, duplicate=True, written=written.get(dup.id, {}))
             return
+        # crmsync completed it (the signature, or the mirror's record of crmsync's writes,
+        # says crmsync wrote "completed") and the problem is back: reopen. A task a
+        # person closed stays closed.
         ours = [
             t
             for t in existing
-            if not t.deleted and norm("status", written.get(t.id, {}).get("status")) == "completed"
+            if not t.deleted
+            and ownership.canon("status", t.status) == "completed"
+            and self._record(ObjectType.TASK.value, t.id, written.get(t.id, {}), t.current())
+            .wrote("status", t.status)
         ]
-        if ours:  # crmsync completed it and the problem is back: reopen
+        if ours:
             task = sorted(ours, key=lambda t: t.id)[0]
             payload = {
                 "key": content.key, "status": T.STATUS_OPEN, "subject": content.subject,
@@ -626,6 +647,9 @@ class _Planner:
             }  # fmt: skip
             if owner:
                 payload["owner_id"] = owner
+            own = self._record(ObjectType.TASK.value, task.id, written.get(task.id, {}),
+                               task.current())  # fmt: skip
+            payload[SIGNATURE] = own.after(ObjectType.TASK.value, task.current(), payload)
             old = {"status": task.status, "subject": task.subject}
             self._add(WriteKind.UPDATE_TASK, f"update_task:{content.key}", task.id, payload, old,
                       facts, content.subject, owner)  # fmt: skip
@@ -645,6 +669,7 @@ class _Planner:
             payload["contact_id"] = content.contact_id
         if owner:
             payload["owner_id"] = owner
+        payload[SIGNATURE] = ownership.sign(ObjectType.TASK.value, payload)
         item = PlannedWrite(
             WriteKind.CREATE_TASK, content.key, None, payload, {}, owner,
             facts.id, content.subject,
@@ -667,12 +692,7 @@ class _Planner:
         }
         if owner:
             intended["owner_id"] = owner
-        current = {
-            "subject": task.subject,
-            "body": task.body,
-            "priority": task.priority,
-            "owner_id": task.owner_id,
-        }
+        current = task.current()
         payload, old, conflicts = self._guard(
             ObjectType.TASK.value, task.id, intended, current, written, facts, content.subject,
             owner_id=task.owner_id or owner,
@@ -684,7 +704,13 @@ class _Planner:
                       facts, content.subject, task.owner_id or owner)  # fmt: skip
 
     def _complete(
-        self, task: TaskRow, account_id: str, *, gone: bool = False, duplicate: bool = False
+        self,
+        task: TaskRow,
+        account_id: str,
+        *,
+        gone: bool = False,
+        duplicate: bool = False,
+        written: Mapping[str, Any] | None = None,
     ) -> None:
         if duplicate:
             note = (
@@ -696,7 +722,11 @@ class _Planner:
             note = T.completion_note_exempted(self.as_of)
         else:
             note = T.completion_note(_kind_of_key(task.key), self.as_of)
-        payload = {"key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note)}
+        payload: dict[str, Any] = {
+            "key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note),
+        }  # fmt: skip
+        own = self._record(ObjectType.TASK.value, task.id, written or {}, task.current())
+        payload[SIGNATURE] = own.after(ObjectType.TASK.value, task.current(), payload)
         key = f"complete_task:{task.key}" + (f":{task.id}" if duplicate else "")
         self.items.append(
             PlannedWrite(
@@ -726,13 +756,27 @@ class _Planner:
             roles_covered=tuple(cov.roles_covered) if cov else (),
         )
 
-    def _owner(self, facts: T.AccountFacts) -> str | None:
-        """The account owner; a deactivated one (the CRM refuses tasks for them, e.g.
-        Salesforce INACTIVE_OWNER_OR_USER) or none gives `default_owner`, else None
-        (the CRM assigns the task to the integration user)."""
-        if facts.owner_id and facts.owner_id not in self.inactive:
+    def _owner(self, facts: T.AccountFacts, *, task: bool = False) -> str | None:
+        """Who the account's tasks belong to: the account owner; if the account has
+        none, or that user is deactivated (the CRM refuses tasks for them, e.g.
+        Salesforce INACTIVE_OWNER_OR_USER; HubSpot lists them as archived owners) or
+        unknown to the mirror's owners, `default_owner`; if that is unset, the active
+        owner with the most accounts (`task=True` notes the account for the warning)."""
+        if facts.owner_id and self._active(facts.owner_id):
             return facts.owner_id
-        return self.settings.default_owner.get(self.crm) or None
+        default = self.settings.default_owner.get(self.crm)
+        if default:
+            return default
+        if self.fallback_owner and task:
+            self.fallback_accounts.add(facts.id)
+        return self.fallback_owner
+
+    def _active(self, owner_id: str) -> bool:
+        if owner_id in self.inactive:
+            return False
+        if owner_id in self.owner_active:
+            return self.owner_active[owner_id]
+        return not self.owner_active  # the mirror knows no owners at all: trust the account
 
     def _add(
         self,
@@ -771,6 +815,14 @@ class _Planner:
             log.info(
                 "new tasks held by the per-owner cap", extra={"crm": self.crm, "held": len(held)}
             )
+        if self.fallback_accounts:
+            accounts = sorted(self.fallback_accounts)
+            log.warning(
+                "accounts without an active owner: their tasks go to the owner with the most "
+                "accounts; set [writeback] default_owner to choose who gets them",
+                extra={"crm": self.crm, "owner_id": self.fallback_owner,
+                       "accounts": len(accounts), "account_ids": accounts[:50]},
+            )  # fmt: skip
         return Plan(
             crm=self.crm,
             as_of=self.as_of,
@@ -893,7 +945,8 @@ class MirrorReader:
         out: dict[str, list[TaskRow]] = defaultdict(list)
         sql = (
             "select id, key, account_id, contact_id, owner_id, subject, body, status, priority, "
-            "is_closed, deleted_at from tasks where crm = ? and key is not null order by key, id"
+            "is_closed, deleted_at, owned from tasks where crm = ? and key is not null "
+            "order by key, id"
         )
         for r in self.db.query(sql, [self.crm]):
             status = (r["status"] or "").strip().lower()
@@ -915,6 +968,7 @@ class MirrorReader:
                     priority=r["priority"],
                     is_closed=closed,
                     deleted=r["deleted_at"] is not None,
+                    owned=_json(r["owned"]) or {},
                 )  # fmt: skip
             )
         return out
@@ -940,6 +994,13 @@ class MirrorReader:
         if not ids:
             return {}
         return outbox.written(self.db, self.crm, obj, ids)
+
+    def owner_states(self) -> dict[str, bool]:
+        """Owner id -> active, for every owner the mirror knows."""
+        rows = self.db.query(
+            "select id, active from owners where crm = ? and deleted_at is null", [self.crm]
+        )
+        return {r["id"]: r["active"] != 0 for r in rows}
 
     def inactive_owners(self) -> frozenset[str]:
         rows = self.db.query(
@@ -1017,6 +1078,7 @@ _ORDER = {
 
 
 LABEL_MAX = 120  # a record's name or a task's subject as the preview shows it
+_HIDDEN = frozenset({"key", SIGNATURE})  # bookkeeping fields the preview does not show
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -1055,10 +1117,36 @@ def _plan_lines(plan: Plan) -> list[str]:
         for cf in group.conflicts:
             lines.append(
                 f"  conflict: {cf.object[:-1]} {_show(cf.label, LABEL_MAX)} [{cf.record_id}] {cf.field}: "
-                f"CRM has {_show(cf.crm_value)}, crmsync last wrote {_show(cf.last_written)}; "
-                f"left as is (wanted {_show(cf.intended)})"
+                f"CRM has {_show(cf.crm_value)} ({conflict_source(cf)}); "
+                f"left as is (crmsync wants {_show(cf.intended)})"
             )
     return lines
+
+
+WHO_WORDS = {
+    "person": "a person's value",
+    "workflow": "set by a workflow",
+    "integration": "set by another integration",
+    "import": "set by an import",
+    "crmsync": "written by crmsync before it signed its writes",
+    "person or workflow": "set by a person or a workflow",
+    "unknown": "set by someone else",
+}
+
+
+def conflict_source(cf: Any) -> str:
+    """Who set a conflicting value and how it relates to crmsync's writes, in words."""
+    who = getattr(cf, "who", None)
+    words = WHO_WORDS.get(who or "", "not crmsync's")
+    name = getattr(cf, "who_name", None)
+    if who == "person" and name:
+        words = f"set by {name}"
+    if getattr(cf, "after_write", False):
+        wrote = getattr(cf, "last_written", None)
+        words += (
+            f", replacing crmsync's {_show(wrote)}" if wrote is not None else ", replacing crmsync's value"
+        )
+    return words
 
 
 def _item_lines(item: PlannedWrite) -> list[str]:
@@ -1072,7 +1160,7 @@ def _item_lines(item: PlannedWrite) -> list[str]:
     head = f"  {verb} {_show(item.label, LABEL_MAX)} [{item.target_id}]:"
     out = [head]
     for name, new in item.payload.items():
-        if name == "key":
+        if name in _HIDDEN:
             continue
         out.append(f"      {name}: {_show(item.old.get(name))} -> {_show(new)}")
     return out
@@ -1107,9 +1195,7 @@ def render_plan(plan: Plan) -> Any:
             table.add_row(
                 text("conflict"),
                 text(f"{_show(cf.label, LABEL_MAX)} [{cf.record_id}]"),
-                text(
-                    f"{cf.field}: CRM {_show(cf.crm_value)} / last written {_show(cf.last_written)}"
-                ),
+                text(f"{cf.field}: CRM {_show(cf.crm_value)} ({conflict_source(cf)})"),
             )
         parts.append(table)
     return Group(*parts)
@@ -1123,5 +1209,5 @@ def _change_text(item: PlannedWrite) -> str:
     return "\n".join(
         f"{k}: {_show(item.old.get(k), 30)} -> {_show(v, 30)}"
         for k, v in item.payload.items()
-        if k != "key"
+        if k not in _HIDDEN
     )

@@ -29,7 +29,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from state import cursors, outbox, runs
+from state import conflicts as conflict_store
+from state import cursors, outbox, runs, views
 from state import flags as flag_store
 from state.db import open_db
 from state.errors import MirrorError, OutputError
@@ -124,7 +125,11 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
 
             echo(format_plan(rep.plan))
         else:
-            counts = {_PLAN_WORDS.get(k, k): v for k, v in rep.plan.counts().items() if v}
+            counts = {
+                _PLAN_WORDS.get(k, k): v
+                for k, v in rep.plan.counts().items()
+                if v and k != "conflicts"  # the conflicts line below says them, once
+            }
             echo(
                 "  planned: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                 if counts
@@ -160,14 +165,40 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
             echo(f"    rejected: {err}")
         if rep.rejected:
             echo("  some rows were rejected; they stay in the outbox: see `crmsync outbox`")
-    if rep.drifts:
-        from .drain import format_drifts
-
-        echo(f"  {len(rep.drifts)} value(s) crmsync wrote are no longer in the CRM (a workflow or a person changed them); left alone:")
-        for line in format_drifts(rep.drifts)[:10]:
-            echo(f"    {line}")
+    tracked = getattr(rep, "conflicts", None)
+    if tracked is not None and not preview:
+        for line in conflict_run_lines(tracked):
+            echo(line)
     if rep.error and not missing:
         echo(f"  error: {rep.error}")
+
+
+def conflict_run_lines(tracked: Any) -> list[str]:
+    """A run's conflicts: the count, and each new one once (later runs only count it)."""
+    if not (tracked.open or tracked.resolved):
+        return []
+    from .plan import _show, conflict_source
+
+    parts = [f"{tracked.open:,} open", f"{len(tracked.new):,} new this run"]
+    if tracked.resolved:
+        parts.append(f"{tracked.resolved:,} resolved")
+    if tracked.handed_back:
+        parts.append(f"{tracked.handed_back:,} handed back, written by this run")
+    if tracked.history_calls:
+        parts.append(f"{_plural(tracked.history_calls, 'history call')}")
+    lines = [f"  conflicts (values that are not crmsync's, left as is): {', '.join(parts)}"]
+    for c in tracked.new[:10]:
+        lines.append(printable(
+            f"    new: {c.object[:-1]} {_show(c.label, 60)} [{c.record_id}] {c.field}: CRM has "
+            f"{_show(c.crm_value)} ({conflict_source(c)}); crmsync wants {_show(c.intended)}"
+        ))  # fmt: skip
+    if len(tracked.new) > 10:
+        lines.append(f"    and {len(tracked.new) - 10:,} more")
+    if tracked.open:
+        lines.append(
+            "  see `crmsync conflicts`; hand a field back with `crmsync conflicts handback`"
+        )
+    return lines
 
 
 # Plan.counts() keys as the summary says them ("held" there is the per-owner task cap).
@@ -256,6 +287,9 @@ def status_data(cfg: Config) -> dict[str, Any]:
         "outbox_problems": outbox.list_items(db, status="dead") + outbox.list_items(db, status="failed"),
         "outbox_rejected": [dataclasses.asdict(g) for g in outbox.rejected_summary(db)],
         "flags": {crm: flag_store.status_counts(db, crm) for crm in _crms_in(db)},
+        "conflict_counts": conflict_store.counts(db),
+        "conflicts": [dict(conflict_store.as_dict(r)) for r in conflict_store.open_conflicts(db)],
+        "tasks_without_account_owner": views.tasks_without_account_owner(db),
     }
     return data
 
@@ -296,6 +330,97 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     for crm, by_rule in sorted(flags.items()):
         open_by_rule = {rule: n.get("open", 0) for rule, n in by_rule.items() if n.get("open")}
         echo(f"open flags ({crm}): " + (", ".join(f"{k} {v}" for k, v in sorted(open_by_rule.items())) or "none"))
+    for line in conflict_status_lines(data["conflict_counts"], data["conflicts"]):
+        echo(line)
+    for crm, n in sorted(data["tasks_without_account_owner"].items()):
+        default = (getattr(cfg.writeback, "default_owner", {}) or {}).get(crm)
+        to = (
+            f"default_owner {default}"
+            if default
+            else "the owner with the most accounts (set [writeback] default_owner to choose)"
+        )
+        echo(f"tasks of accounts without an active owner ({crm}): {n:,} open, assigned to {to}")
+    return 0
+
+
+STATUS_CONFLICTS = 20  # conflicts listed by `crmsync status`; `crmsync conflicts` lists all
+
+
+def conflict_status_lines(counts: dict[str, dict[str, int]], rows: list[dict[str, Any]]) -> list[str]:
+    """Open conflicts per CRM (counts by who) and the oldest few, for `crmsync status`."""
+    lines: list[str] = []
+    for crm, c in sorted(counts.items()):
+        who = ", ".join(
+            f"{k[3:]} {n}" for k, n in sorted(c.items()) if k.startswith("by_") and n
+        )
+        back = f"; {c['handed_back']} handed back (the next run writes them)" if c["handed_back"] else ""
+        lines.append(f"open conflicts ({crm}): {c['open']:,} ({who}){back}")
+    if not rows:
+        return lines
+    t = conflict_table(rows[:STATUS_CONFLICTS], title="values crmsync left as they are")
+    buf: list[str] = []
+    _render(t, buf.append)
+    lines.extend(buf)
+    if len(rows) > STATUS_CONFLICTS:
+        lines.append(f"  and {len(rows) - STATUS_CONFLICTS:,} more: `crmsync conflicts`")
+    lines.append(
+        "hand a value back to crmsync: `crmsync conflicts handback --crm CRM --record ID "
+        "[--field FIELD]` (or blank the field in the CRM)"
+    )
+    return lines
+
+
+def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
+    from .conflicts import WHO_TEXT
+    from .plan import _show
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("crm", no_wrap=True)
+    t.add_column("record", no_wrap=True)
+    t.add_column("name", overflow="fold")
+    t.add_column("field", no_wrap=True)
+    t.add_column("crmsync wants", overflow="fold")
+    t.add_column("CRM holds", overflow="fold")
+    t.add_column("since", no_wrap=True)
+    t.add_column("who", overflow="fold")
+    for r in rows:
+        who = WHO_TEXT.get(r.get("who") or "unknown", r.get("who") or "unknown")
+        if r.get("who") == "person" and r.get("who_name"):
+            who = f"{r['who_name']} (a person)"
+        if r.get("after_write"):
+            who += "; changed after crmsync wrote it"
+        if r.get("handed_back_at"):
+            who += "; handed back"
+        since = r.get("since")
+        t.add_row(
+            r["crm"], cell(r["record_id"]), cell(f"{r['object'][:-1]} {_show(r.get('label') or '', 40)}"),
+            r["field"], cell(_show(r.get("wanted"), 40)), cell(_show(r.get("held"), 40)),
+            since.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if since else "-", cell(who),
+        )  # fmt: skip
+    return t
+
+
+def print_conflicts(cfg: Config, *, crm: str | None, fmt: str, echo: Echo) -> int:
+    """`crmsync conflicts`: every open conflict, oldest first."""
+    db = _open(cfg)
+    rows = [dict(conflict_store.as_dict(r)) for r in conflict_store.open_conflicts(db, crm)]
+    if fmt == "json":
+        echo(to_json(rows))
+        return 0
+    counts = conflict_store.counts(db)
+    if crm is not None:
+        counts = {k: v for k, v in counts.items() if k == crm}
+    if not rows:
+        echo("no open conflicts" + (f" ({crm})" if crm else "") + ": every value crmsync "
+             "would write is crmsync's or already what crmsync wants")
+        return 0
+    for line in conflict_status_lines(counts, rows)[: len(counts)]:
+        echo(line)
+    _render(conflict_table(rows, title=f"{_plural(len(rows), 'open conflict')}"), echo)
+    echo(
+        "hand a value back to crmsync: `crmsync conflicts handback --crm CRM --record ID "
+        "[--field FIELD]`, or `--all`; blanking the field in the CRM hands it back too"
+    )
     return 0
 
 

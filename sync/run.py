@@ -5,6 +5,7 @@
         pull.pull(...)                    connector pages -> mirror, page + cursor per commit
         evaluate.evaluate(...)            mirror -> rules -> flags (state)
         plan.plan(...) / plan.enqueue     flags + coverage -> outbox (diffed, guarded)
+        conflicts.track(...)              values that are not crmsync's: recorded, logged once
         drain.drain(...)                  outbox -> connector.write -> outbox marks
 
 Every run is recorded in `runs` with its counts, API calls and outcome, also
@@ -96,7 +97,8 @@ class RunReport:
     quota: tuple[int | None, int | None] | None = None
     error: str | None = None
     seconds: float = 0.0
-    drifts: list[Any] = field(default_factory=list)  # written values the CRM no longer holds (W9)
+    drifts: list[Any] = field(default_factory=list)  # unused: reverts are conflicts now
+    conflicts: Any = None  # sync.conflicts.Tracked: open, new this run, resolved
     preview: bool = False  # a plan or dry run: nothing stored, no run recorded
     fields_missing: list[FieldCheck] = field(default_factory=list)  # write-back not possible
     queued: int = 0  # planned writes put into the outbox (new or changed rows)
@@ -260,21 +262,21 @@ def _steps(
             reconcile(db, connector, seen_at=started)
     if opts.pull_only:
         return
+    from . import conflicts as conflicts_mod
     from . import drain as drain_mod
 
-    if not opts.skip_pull:
-        # Read-after-write: the pull just re-read what earlier runs wrote.
-        report.drifts = drain_mod.verify_landed(db, crm)
-        for d in report.drifts:  # ids and the field only: the values can be names (DESIGN "Logs")
-            log.warning(
-                "written value not held by the CRM",
-                extra={"crm": crm, "object": d.object, "record_id": d.record_id, "field": d.field},
-            )
     as_of = opts.as_of or started
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
     )
     the_plan = plan_mod.plan(db, crm, report.evaluation.results, cfg.writeback, as_of=as_of)
+    # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
+    # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
+    the_plan, report.conflicts = conflicts_mod.track(
+        db, crm, the_plan, now=started,
+        explain=getattr(connector, "latest_changes", None),
+        calls=lambda: int(connector.calls.total), store_rows=not opts.preview,
+    )  # fmt: skip
     report.plan = the_plan
     writeback = getattr(cfg.writeback, "enabled", True)
     if writeback and not opts.skip_pull:
@@ -305,6 +307,7 @@ def _steps(
         max_attempts=cfg.writeback.max_attempts,
         should_stop=should_stop,
     )
+    conflicts_mod.settle(db, crm, now=started)  # handed-back fields crmsync wrote
     if report.drain.aborted is not None:
         raise report.drain.aborted  # CRM unreachable mid-drain: rows stay pending; exit 3
     if report.rejected or report.held:
@@ -350,6 +353,10 @@ def _counts(report: RunReport) -> dict[str, Any]:
         out["writes"] = report.drain.counts()
     if report.queued or report.held:
         out["outbox"] = {"queued": report.queued, "held_by_dead_rows": report.held}
+    c = report.conflicts
+    if c is not None and not report.preview:
+        out["conflicts"] = {"open": c.open, "new": len(c.new), "resolved": c.resolved,
+                            "history_calls": c.history_calls}  # fmt: skip
     return out
 
 

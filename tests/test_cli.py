@@ -11,7 +11,8 @@ from sync.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = (
-    "demo", "sync", "plan", "daemon", "setup", "flags", "status", "outbox", "report", "sandbox",
+    "demo", "sync", "plan", "daemon", "setup", "flags", "status", "outbox", "conflicts",
+    "report", "sandbox",
 )  # fmt: skip
 
 

@@ -7,20 +7,29 @@ fields.py   every HubSpot property name and converter
 pull.py     full, incremental, archived, merged; contact roles
 push.py     batch writes with 207 mapping and bisection; task lookup by key
 setup.py    crmsync's property group and properties
+history.py  who changed a property last (property history), to explain conflicts
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from connectors.base import ApiCalls, Quota
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
-from state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
+from state.model import (
+    Cursor,
+    FieldChange,
+    FieldCheck,
+    ObjectType,
+    OutboxItem,
+    Page,
+    WriteResult,
+)
 
 from . import fields as f
-from . import setup
+from . import history, setup
 from .auth import TokenSource
 from .client import HubSpotApi, Settings
 from .limiter import Limiter
@@ -109,6 +118,19 @@ class HubSpotConnector:
         """
         return code == "PROPERTY_DOESNT_EXIST"
 
+    def latest_changes(
+        self, obj: ObjectType, fields_by_id: Mapping[str, Sequence[str]]
+    ) -> dict[tuple[str, str], FieldChange]:
+        """{(record id, canonical field): who changed it last}, from property history
+        (history.py; one call per 50 records)."""
+        hs_type, names = _HISTORY_NAMES[obj]
+        wanted = {
+            rid: [names[n] for n in fields if n in names] for rid, fields in fields_by_id.items()
+        }
+        back = {v: k for k, v in names.items()}
+        found = history.latest_changes(self.api, hs_type, {k: v for k, v in wanted.items() if v})
+        return {(rid, back[prop]): change for (rid, prop), change in found.items()}
+
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, str]:
         """crmsync_key -> task id of tasks that already exist in HubSpot (W4)."""
         return self.pusher.find_tasks_by_keys(keys)
@@ -125,6 +147,13 @@ class HubSpotConnector:
     def malformed(self) -> int:
         """Records skipped as malformed since this connector was built."""
         return self.puller.malformed
+
+
+_HISTORY_NAMES: Mapping[ObjectType, tuple[str, Mapping[str, str]]] = {
+    ObjectType.ACCOUNT: (f.COMPANIES, f.OWNED_ACCOUNT),
+    ObjectType.CONTACT: (f.CONTACTS, f.OWNED_CONTACT),
+    ObjectType.TASK: (f.TASKS, f.TASK_PROPERTIES),
+}
 
 
 def _int(v: object) -> int | None:

@@ -46,6 +46,7 @@ ID_PROPERTY = "hs_object_id"
 MERGED_IDS = "hs_merged_object_ids"
 BUYING_ROLE = "hs_buying_role"
 TASK_KEY = "crmsync_key"
+SIGNATURE = "crmsync_signature"  # which values crmsync wrote (sync/ownership.py)
 GROUP = "crmsync"
 
 # HUBSPOT_DEFINED association type ids (crm-api-notes §2.6)
@@ -71,9 +72,10 @@ OWNED_ACCOUNT = {
     "coverage_score": "crmsync_coverage_score",
     "coverage_status": "crmsync_coverage_status",
     "hygiene_summary": "crmsync_hygiene_summary",
+    "signature": SIGNATURE,
 }
-OWNED_CONTACT = {"status": "crmsync_status", "reason": "crmsync_reason"}
-OWNED_TASK = {"key": TASK_KEY}
+OWNED_CONTACT = {"status": "crmsync_status", "reason": "crmsync_reason", "signature": SIGNATURE}
+OWNED_TASK = {"key": TASK_KEY, "signature": SIGNATURE}
 
 # task payload (canonical, from sync/plan.py) -> HubSpot task property
 TASK_PROPERTIES = {
@@ -84,6 +86,7 @@ TASK_PROPERTIES = {
     "due_date": "hs_timestamp",
     "owner_id": "hubspot_owner_id",
     "key": TASK_KEY,
+    "signature": SIGNATURE,
     "type": "hs_task_type",
 }
 TASK_STATUS = {

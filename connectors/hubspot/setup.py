@@ -1,5 +1,8 @@
 """`crmsync setup --crm hubspot`: the property group and properties crmsync writes to.
 
+The signature property `crmsync_signature` (string) goes on all three objects: it
+says which values crmsync wrote (docs/ownership.md).
+
 Per object (companies, contacts, tasks) it reads the property groups and the
 property list once (2 calls), creates the `crmsync` group and each missing
 property (unless dry_run), and reports one FieldCheck per group/property:
@@ -107,6 +110,15 @@ def definitions(settings: Settings) -> dict[str, list[PropertyDef]]:
         _text(c["reason"], "Contact hygiene reason", "Why crmsync set the status.", True),
     ]
     tasks = [_text(f.TASK_KEY, "crmsync key", "crmsync's idempotency key for this task.")]
+    signature = _text(
+        f.SIGNATURE,
+        "crmsync signature",
+        "Which values on this record crmsync wrote (a hash per field); a value it did not "
+        "write is never overwritten. Do not edit.",
+    )
+    companies.append(signature)
+    contacts.append(signature)
+    tasks.append(signature)
     exempt = settings.exempt_field
     if exempt and exempt.startswith("crmsync_"):
         desc = "Set to exclude this record from crmsync's hygiene checks (any value; the reason)."

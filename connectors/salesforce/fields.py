@@ -64,9 +64,14 @@ DEFAULT_OWNED: Mapping[str, Mapping[str, str]] = {
         "coverage_score": "Crmsync_Coverage_Score__c",
         "coverage_status": "Crmsync_Coverage_Status__c",
         "hygiene_summary": "Crmsync_Hygiene_Summary__c",
+        "signature": "Crmsync_Signature__c",
     },
-    "Contact": {"status": "Crmsync_Status__c", "reason": "Crmsync_Reason__c"},
-    "Task": {"key": "Crmsync_Key__c"},
+    "Contact": {
+        "status": "Crmsync_Status__c",
+        "reason": "Crmsync_Reason__c",
+        "signature": "Crmsync_Signature__c",
+    },
+    "Task": {"key": "Crmsync_Key__c", "signature": "Crmsync_Signature__c"},
 }
 
 # Tooling API CustomField metadata per owned key ("exemption" = the exempt field).
@@ -103,6 +108,8 @@ FIELD_SPECS: Mapping[str, Mapping[str, Any]] = {
         "caseSensitive": True,
     },
     "exemption": {"label": "Crmsync Exempt", "type": "Text", "length": 255},
+    # Which values crmsync wrote (sync/ownership.py): "v1 field=hash ...", at most ~150 chars.
+    "signature": {"label": "Crmsync Signature", "type": "Text", "length": 255},
 }
 
 # What a written text field holds at most: FIELD_SPECS' lengths for crmsync's own
@@ -537,7 +544,7 @@ def object_maps(settings: Settings) -> dict[ObjectType, ObjectMap]:
                 Column("due_date", "ActivityDate", to_date),
                 Column("is_closed", "IsClosed", to_bool),
             ),
-            owned={"key": key_field},
+            owned=owned_names(settings, "Task"),
             filter_field=key_field,
         ),
     ]
@@ -624,11 +631,21 @@ _STATUS = {
 }
 
 
-def task_payload(payload: Mapping[str, Any], key_field: str, key: str) -> dict[str, Any]:
-    """Canonical task payload -> SF Task fields, with crmsync's key for the upsert."""
+def task_payload(
+    payload: Mapping[str, Any],
+    key_field: str,
+    key: str,
+    owned: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Canonical task payload -> SF Task fields, with crmsync's key for the upsert.
+
+    `owned` maps the Task's other owned keys (the signature) to their SF fields."""
     out: dict[str, Any] = {}
     for name, value in payload.items():
         if name == "key":
+            continue
+        if owned and name in owned:
+            out[owned[name]] = for_crm(_wire(value), (FIELD_SPECS.get(name) or {}).get("length"))
             continue
         sf = TASK_FIELDS.get(name)
         if sf is None:

@@ -35,6 +35,7 @@ from connectors.salesforce.fields import (
     ObjectMap,
     Resolved,
     UnmappedField,
+    owned_names,
     owned_payload,
     task_key_field,
     task_payload,
@@ -72,6 +73,9 @@ class Writer:
         self.maps = maps
         self.resolve = resolve
         self.key_field = task_key_field(settings)
+        self.task_owned = {
+            k: v for k, v in owned_names(settings, "Task").items() if k != "key"
+        }  # the signature
 
     # -------------------------------------------------------------- write
 
@@ -106,7 +110,8 @@ class Writer:
         payload = dict(item.payload)
         if item.kind == WriteKind.COMPLETE_TASK:
             payload.setdefault("status", "completed")
-        return {"attributes": {"type": "Task"}, **task_payload(payload, self.key_field, item.key)}
+        record = task_payload(payload, self.key_field, item.key, self.task_owned)
+        return {"attributes": {"type": "Task"}, **record}
 
     def _prepare(
         self,

@@ -3,7 +3,9 @@
 Wanted fields (names from fields.owned_names, defaults from issue 6): the
 Account coverage fields, the Contact status and reason, the Task key
 (created on Activity, Text(80), External ID, unique: the upsert key that keeps
-task writes idempotent) and, when `exempt_field` is a custom field, the
+task writes idempotent), `Crmsync_Signature__c` (Text(255)) on Account,
+Contact and Task (Activity), which says which values crmsync wrote
+(docs/ownership.md), and, when `exempt_field` is a custom field, the
 exemption field on Account and Contact. Each object is described afresh; a
 field that describe lists is "exists"; otherwise it is created through the
 Tooling API (`POST tooling/sobjects/CustomField`) and reported "created", or

@@ -10,15 +10,24 @@
 Plain HTTP on 127.0.0.1 (port 0 picks a free port). Routes, fault kinds and
 wire details are documented in app.py; data rules in objects.py; search in
 search.py; associations in associations.py; limits in limits.py; tokens in
-auth.py. `serve_forever` is what `crmsync sandbox hubspot` runs.
+auth.py; property history (who set each value) in history.py, and the
+workflow_revert fault (a workflow rewrites a record after an API write, like
+the Salesforce sandbox's post_write) with the other fault kinds in app.py.
+`serve_forever` is what `crmsync sandbox hubspot` runs.
 
 In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
   HubSpotSandbox(dataset=None, faults=None, clock=None, rate_limits=False, port=0, sleep=time.sleep)
   start() / stop() / with ...; url; requests; object_requests; faults; limits
   reset(data=False, faults=False); set_faults(spec); set_rate_limits(False | True | dict)
   load(dataset); records(type, archived=False); record(type, id)
-  create(type, properties, associations=[(to_type, to_id, label)]) -> id
-  update(type, id, properties); archive(type, id); merge(type, primary_id, other_id) -> new id
+  create(type, properties, associations=[(to_type, to_id, label)], source="person") -> id
+  update(type, id, properties, source="person", user_id=None); archive(type, id)
+  merge(type, primary_id, other_id) -> new id
+  history(type, id, property) -> [entries, newest first]
+    source: who the write is, as property history records it (history.py): "person"
+    (CRM_UI, userId:N; N = user_id, else the first active owner's userId), "bulk",
+    "mobile", "workflow" (AUTOMATION_PLATFORM), "import", "integration" (another app),
+    "api" (the sandbox private app: as if crmsync wrote it)
   associate(from_type, from_id, to_type, to_id, label=None); add_owner(owner) -> id
   add_property(type, name, type_="string"); remove_property(type, name)
   write_config(path) -> path   ([hubspot] table + hubspot-token.txt beside it)
@@ -168,26 +177,48 @@ class HubSpotSandbox:
             return None if rec is None else dict(rec.props)
 
     def create(self, obj_type: str, properties: Mapping[str, Any],
-               associations: list[tuple[str, str | int, str | None]] | None = None) -> str:
+               associations: list[tuple[str, str | int, str | None]] | None = None,
+               source: str = "person", user_id: int | str | None = None) -> str:
         """Create a record as a user would (validated); associations: (to_type, to_id, label)."""
         obj = self._t(obj_type)
         with self.store.lock:
             props, errors = self.crm.check(obj, properties)
             if errors:
                 raise ValueError(f"invalid properties: {errors}")
-            rec = self.crm.create(obj, props)
+            rec = self.crm.create(obj, props, source=self._source(source, user_id))
             for to, to_id, label in associations or []:
                 self.associate(obj, rec.id, to, to_id, label)
             return str(rec.id)
 
-    def update(self, obj_type: str, id_: str | int, properties: Mapping[str, Any]) -> None:
+    def update(self, obj_type: str, id_: str | int, properties: Mapping[str, Any],
+               source: str = "person", user_id: int | str | None = None) -> None:
+        """Change a record as `source` would (default: a person in HubSpot's UI); the
+        change is in its property history (history.py)."""
         obj = self._t(obj_type)
         with self.store.lock:
             rec = self._rec(obj, id_)
             props, errors = self.crm.check(obj, properties)
             if errors:
                 raise ValueError(f"invalid properties: {errors}")
-            self.crm.update(obj, rec, props)
+            self.crm.update(obj, rec, props, source=self._source(source, user_id))
+
+    def history(self, obj_type: str, id_: str | int, name: str) -> list[dict[str, Any]]:
+        """One property's history as a read with propertiesWithHistory returns it."""
+        from .history import entries
+        from .store import iso
+
+        obj = self._t(obj_type)
+        with self.store.lock:
+            rec = self._rec(obj, id_)
+            return entries(rec.history, name, rec.props.get(name), iso(rec.created))
+
+    def _source(self, kind: str, user_id: int | str | None) -> dict[str, Any]:
+        from .history import source
+
+        if kind in ("person", "bulk", "mobile") and user_id is None:
+            active = [o for o in self.crm.owners.values() if not o.get("archived")]
+            user_id = active[0]["userId"] if active else 1
+        return source(kind, user_id)
 
     def archive(self, obj_type: str, id_: str | int) -> None:
         obj = self._t(obj_type)

@@ -43,6 +43,15 @@ Fault kinds understood (spec format in sandbox/common.py):
   drop_connection {"bytes": N (default 0: no response at all), "apply": bool}: the TCP
                   connection closes after N body bytes; with apply the request is processed
                   first (a create lands although the client sees a failure: W4, R7)
+  workflow_revert {"match": {"object": "companies", "id": "12", <property>: <value>},
+                   "set": {<property>: <value>}}: right after an API write lands on a
+                  matching record (the response already sent shows the write), a workflow
+                  rewrites it; property history says AUTOMATION_PLATFORM (W9; the Salesforce
+                  sandbox's post_write)
+
+Property history (history.py): every write records its source; reads serve it
+with `propertiesWithHistory` on GET by id, list (limit > 50 with history: 400
+VALIDATION_ERROR) and batch read (> 50 inputs with history: 400).
 """
 
 from __future__ import annotations
@@ -59,8 +68,9 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.common import FaultEngine, FaultRule, RequestLog, hang_up, truncated_body
 
+from . import history as hist
 from .api_associations import AssociationsApi
-from .api_base import Reply, _body, _bool, _int, _multi, _std_error
+from .api_base import MAX_BATCH, Reply, _body, _bool, _int, _multi, _std_error
 from .api_properties import PropertiesApi
 from .auth import Auth, expired
 from .limits import POLICY_MESSAGES, RateLimits
@@ -133,6 +143,7 @@ ROUTES = [
 ]
 URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
 REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection"}
+HISTORY_PAGE = 50  # records per read with propertiesWithHistory
 _DROP = "hubspot_sandbox.drop"
 
 
@@ -227,6 +238,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
                         self._mutate(r)
                 if not is_search:
                     headers.update(self.limits.headers(now, oauth))
+                self.crm.writer = hist.integration(oauth)  # whose writes these are (history)
                 status, body = getattr(self, "h_" + endpoint)(req, **args)
             return _json(status, body, headers)
         except HsError as e:
@@ -276,7 +288,13 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         obj = self._obj(obj)
         q = req.args
         history = _multi(q, "propertiesWithHistory")
-        limit = min(max(_int(q.get("limit"), 10), 1), 50 if history else 100)
+        asked = _int(q.get("limit"), 10)
+        if history and asked > HISTORY_PAGE:
+            # "API allows max 50 items per call with property history" (api-facts §1;
+            # hubspot-api-python#143: 400 Bad Request over it)
+            raise HsError(400, "VALIDATION_ERROR", f"limit must be at most {HISTORY_PAGE} when "
+                          f"propertiesWithHistory is requested; got {asked}")
+        limit = min(max(asked, 1), 100)
         after = decode_after(q.get("after"))
         archived = _bool(q.get("archived"))
         names = self.crm.names(obj, _multi(q, "properties"))
@@ -324,7 +342,10 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         obj = self._obj(obj)
         started = self._now_iso()
         body = _body(req)
-        inputs = self._inputs(body)
+        # With history, at most 50 inputs (undocumented for batch read: the harsher reading
+        # of the list endpoint's cap, api-facts §1).
+        inputs = self._inputs(body, cap=HISTORY_PAGE if body.get("propertiesWithHistory")
+                              else MAX_BATCH)
         names = self.crm.names(obj, body.get("properties") or None)
         id_prop = body.get("idProperty")
         archived = _bool(req.args.get("archived"))
@@ -365,8 +386,9 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         obj = self._obj(str(r.get("object", "contacts")))
         action = str(r.get("action", "update"))
         props = {str(k): str(v) for k, v in (r.get("properties") or {}).items()}
+        person = hist.source("person")  # another user, mid-request
         if action == "create":
-            self.crm.create(obj, props)
+            self.crm.create(obj, props, source=person)
             return
         rec = self._find(obj, str(r.get("id", "")))
         if rec is None:
@@ -374,7 +396,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         if action == "archive":
             self.crm.archive(obj, rec)
         else:
-            self.crm.update(obj, rec, props)
+            self.crm.update(obj, rec, props, source=person)
 
     def _index_lag(self) -> float | None:
         lags = [float(r.get("seconds", 0)) for r in self.faults.rules if r.kind == "index_lag"]
@@ -400,7 +422,9 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         self.crm.check_unique(obj, [(None, props)])
         assoc = self.crm.check_associations(obj, body.get("associations"))
         rec = self.crm.create(obj, props, assoc)
-        return 201, self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+        out = self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+        self._workflows(obj, rec)
+        return 201, out
 
     def h_update(self, req: Request, obj: str, rid: str) -> Reply:
         obj = self._obj(obj)
@@ -415,7 +439,9 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
             raise validation_error([rej[1]])
         self.crm.check_unique(obj, [(rec.id, props)])
         self.crm.update(obj, rec, props)
-        return 200, self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+        out = self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
+        self._workflows(obj, rec)
+        return 200, out
 
     def h_archive(self, req: Request, obj: str, rid: str) -> Reply:
         obj = self._obj(obj)
@@ -472,7 +498,20 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
                 continue
             rec = self.crm.create(obj, props, assoc)
             results.append(self._written(obj, rec, props, it))
+            self._workflows(obj, rec)
         return self._batch(results, rejected, 201, started)
+
+    def _workflows(self, obj: str, rec: Rec) -> None:
+        """Fault kind workflow_revert: a workflow rewrites the record after an API write."""
+        if not any(r.kind == "workflow_revert" for r in self.faults.rules):
+            return
+        record = {**rec.props, "object": obj, "type": obj, "id": str(rec.id)}
+        rule = self.faults.match_record("workflow_revert", record)
+        if rule is None:
+            return
+        values = {str(k): "" if v is None else str(v) for k, v in (rule.get("set") or {}).items()}
+        if values:
+            self.crm.update(obj, rec, values, source=hist.source("workflow", rule.get("workflow_id")))
 
     def _written(self, obj: str, rec: Rec, props: dict[str, Any], it: dict[str, Any]) -> dict[str, Any]:
         d = self.crm.wire(obj, rec, self.crm.names(obj, list(props) or None))
@@ -511,6 +550,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
                 continue
             self.crm.update(obj, rec, props)
             results.append(self._written(obj, rec, props, it))
+            self._workflows(obj, rec)
         errors = list(rejected)
         if missing:
             errors.insert(0, _std_error("OBJECT_NOT_FOUND", f"Could not get some {SINGULAR[obj].upper()} "
@@ -557,6 +597,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
             d = self._written(obj, rec, props, it)
             d["new"] = new
             results.append(d)
+            self._workflows(obj, rec)
         return self._batch(results, rejected, 200, started)
 
     def h_batch_archive(self, req: Request, obj: str) -> Reply:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import history as hist
 from .associations import Associations
 from .properties import DEFAULT_PROPERTIES, SYSTEM, Schema, check_value, infer_type
 from .store import OBJECT_TYPES, SINGULAR, Rec, Store, iso, object_type, to_ms
@@ -84,6 +85,9 @@ class Crm:
         self.schemas = {o: Schema(o, now) for o in OBJECT_TYPES}
         self.assoc = Associations()
         self.owners: dict[str, dict[str, Any]] = {}
+        # Who the HTTP request being answered writes as (app.py sets it per request);
+        # in-process writes pass their own source.
+        self.writer: hist.Source = hist.integration(False)
         self.validate_owners = True
         self._type_cache: dict[tuple[str, str, str | None], list[int]] = {}
 
@@ -230,11 +234,10 @@ class Crm:
                              "updatedAt": iso(rec.modified), "archived": rec.archived_at is not None}
         if rec.archived_at is not None:
             d["archivedAt"] = iso(rec.archived_at)
-        if history:  # the emulator keeps no history: the current value, stamped with updatedAt
+        if history:  # every write's source, newest first (history.py)
             d["propertiesWithHistory"] = {
-                n: [{"value": str(props[n]), "timestamp": d["updatedAt"], "sourceType": "API",
-                     "sourceId": None, "sourceLabel": None, "updatedByUserId": None}]
-                if props.get(n) is not None else [] for n in history if n in props or n in known}
+                n: hist.entries(rec.history, n, props.get(n), d["createdAt"])
+                for n in history if n in props or n in known}
         if assoc_to:
             a: dict[str, Any] = {}
             for to in assoc_to:
@@ -340,11 +343,13 @@ class Crm:
 
     # ------------------------------------------------------------ writes (validated input)
     def create(self, obj: str, props: dict[str, str], assoc: list[tuple[str, int, list[int]]] | None = None,
-               created_ms: int | None = None) -> Rec:
+               created_ms: int | None = None, source: hist.Source | None = None) -> Rec:
         st = self.store
         ms = st.tick()
         rec = Rec(st.new_id(), dict(props), created_ms or ms, ms)
         self._derive(obj, rec.props)
+        rec.history = {}
+        hist.record(rec.history, {}, props, iso(ms), source or self.writer, iso(rec.created))
         st.stamp(obj, rec, ms, created=True)
         st.tables[obj].add(rec)
         if obj == "contacts":
@@ -353,12 +358,18 @@ class Crm:
             self.assoc.add(obj, rec.id, to_obj, to_id, tids)
         return rec
 
-    def update(self, obj: str, rec: Rec, props: Mapping[str, str]) -> Rec:
+    def update(self, obj: str, rec: Rec, props: Mapping[str, str],
+               source: hist.Source | None = None) -> Rec:
         st = self.store
         old_email, old_ms = rec.props.get("email"), rec.modified
+        before = {k: rec.props.get(k) for k in props}
         rec.props.update(props)
         self._derive(obj, rec.props)
-        st.stamp(obj, rec, st.tick())
+        ms = st.tick()
+        if rec.history is None:
+            rec.history = {}
+        hist.record(rec.history, before, props, iso(ms), source or self.writer, iso(rec.created))
+        st.stamp(obj, rec, ms)
         st.tables[obj].touched(rec, old_ms)
         if obj == "contacts" and "email" in props:
             st.index_email(rec, old_email)

@@ -94,9 +94,9 @@ def to_ms(value: Any) -> int | None:
 
 
 class Rec:
-    """One CRM object: id, string properties, created/modified/archived epoch ms."""
+    """One CRM object: id, string properties, created/modified/archived epoch ms, history."""
 
-    __slots__ = ("id", "props", "created", "modified", "archived_at")
+    __slots__ = ("id", "props", "created", "modified", "archived_at", "history")
 
     def __init__(self, id: int, props: dict[str, Any], created: int, modified: int) -> None:
         self.id = id
@@ -104,6 +104,8 @@ class Rec:
         self.created = created
         self.modified = modified
         self.archived_at: int | None = None
+        # property -> entries, newest first (history.py); None until the first write
+        self.history: dict[str, list[dict[str, Any]]] | None = None
 
 
 class Table:

@@ -82,7 +82,7 @@ def test_contact_maps_canonical_columns_only():
     assert v["created_at"] == datetime(2025, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
     assert v["opted_out"] is True and v["left_company"] is True and v["exemption"] == "VIP"
     assert v["email_bounced"] is False and v["bounce_reason"] == "Mailbox full"
-    assert rec.owned == {"status": "stale", "reason": None}
+    assert rec.owned == {"status": "stale", "reason": None, "signature": None}
     assert rec.modified_at == T and rec.raw["properties"]["email"] == "a@b.test"
 
 
@@ -151,6 +151,7 @@ def test_deal_and_task_mapping():
             "id": "4",
             "properties": {
                 "crmsync_key": "k",
+                "crmsync_signature": "v1 status=0123abcd",
                 "hs_task_status": "COMPLETED",
                 "hs_timestamp": "1777638896000",
             },
@@ -161,7 +162,7 @@ def test_deal_and_task_mapping():
     assert (rec.values["contact_id"], rec.values["account_id"], rec.owned) == (
         "11",
         "12",
-        {"key": "k"},
+        {"key": "k", "signature": "v1 status=0123abcd"},
     )
 
 

@@ -90,6 +90,7 @@ CONTACT_FIELDS = (
     "HasOptedOutOfEmail:boolean",
     "Crmsync_Status__c",
     "Crmsync_Reason__c:textarea",
+    "Crmsync_Signature__c",
     "Crmsync_Exempt__c",
     "Department",
 )
@@ -109,12 +110,14 @@ ACCOUNT_FIELDS = (
     "Crmsync_Coverage_Score__c:double",
     "Crmsync_Coverage_Status__c",
     "Crmsync_Hygiene_Summary__c:textarea",
+    "Crmsync_Signature__c",
 )
 TASK_FIELDS = (
     "Id:id",
     "SystemModstamp:datetime",
     "IsDeleted:boolean",
     "Crmsync_Key__c",
+    "Crmsync_Signature__c",
     "WhatId:reference",
     "WhoId:reference",
     "OwnerId:reference",
@@ -317,7 +320,7 @@ def test_full_pull_request_shape_pages_and_cursors():
         "SELECT Id, SystemModstamp, IsDeleted, MasterRecordId, AccountId, FirstName, LastName, "
         "Email, Title, OwnerId, LastActivityDate, CreatedDate, IsEmailBounced, EmailBouncedReason, "
         "EmailBouncedDate, HasOptedOutOfEmail, Crmsync_Exempt__c, Crmsync_Status__c, "
-        "Crmsync_Reason__c, Department FROM Contact ORDER BY Id"
+        "Crmsync_Reason__c, Crmsync_Signature__c, Department FROM Contact ORDER BY Id"
     )
     assert "/query/?" in responses.calls[1].request.url  # live rows only on a full pull
     for call in responses.calls[1:]:
@@ -335,7 +338,7 @@ def test_full_pull_request_shape_pages_and_cursors():
     assert (
         rec.values["email"] == "p1@acme.test" and rec.values["left_company"] is None
     )  # not configured
-    assert rec.owned == {"status": "ok", "reason": None}
+    assert rec.owned == {"status": "ok", "reason": None, "signature": None}
     assert "attributes" not in rec.raw and rec.raw["Department"] == "R&D"
     assert conn.calls.by_operation == {"describe": 1, "query": 2}
     assert conn.stats[ObjectType.CONTACT].total_size == 3
@@ -1083,7 +1086,7 @@ def test_find_tasks_by_keys_queries_by_the_key_field():
 def test_setup_creates_missing_fields_via_tooling_and_a_dry_run_writes_nothing():
     add_describe("Account", [f for f in ACCOUNT_FIELDS if "Coverage_Score" not in f])
     add_describe("Contact", CONTACT_FIELDS)
-    add_describe("Task", [f for f in TASK_FIELDS if not f.startswith("Crmsync")])
+    add_describe("Task", [f for f in TASK_FIELDS if not f.startswith("Crmsync_Key")])
     dry = connector().ensure_fields(dry_run=True)
     assert {(c.object, c.field) for c in dry if c.status == "missing"} == {
         ("Account", "Crmsync_Coverage_Score__c"),

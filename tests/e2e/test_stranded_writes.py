@@ -75,7 +75,7 @@ def test_sync_of_one_crm_before_setup_names_its_fields_and_the_setup_to_run(env:
     result = env.sync("--full", "--crm", "hubspot")
     assert result.exit_code == 3, result.output
     last = result.output.splitlines()[-1]
-    assert last.startswith("crmsync: HubSpot: 9 of crmsync's fields are missing: companies.crmsync_")
+    assert last.startswith("crmsync: HubSpot: 12 of crmsync's fields are missing: companies.crmsync_")
     assert "Run `crmsync setup --crm hubspot` to create them" in last
 
 

@@ -91,6 +91,15 @@ class FakeCrm:
         table[rid]["owned"].update(owned)
         table[rid]["modified_at"] = self.stamp()
 
+    def wrote(self, obj: str, rid: str, **owned: Any) -> None:
+        """Values crmsync wrote in an earlier run: set with their signature, as a write does."""
+        from sync.ownership import SIGNATURE, Record
+
+        table = self.accounts if obj == "accounts" else self.contacts
+        current = table[rid]["owned"]
+        owned[SIGNATURE] = Record.of(current).after(obj, current, owned)
+        self.edit(obj, rid, **owned)
+
     def open_tasks(self, key: str | None = None) -> list[dict[str, Any]]:
         return [
             t
@@ -225,7 +234,7 @@ def pull(db: Any, fake: FakeCrm) -> None:
                 "due_date": t.get("due_date"),
                 "is_closed": t["status"] == "completed",
             },
-            owned={"key": t["key"]},
+            owned={"key": t["key"], "signature": t.get("signature")},
         )
         for tid, t in fake.tasks.items()
     ]

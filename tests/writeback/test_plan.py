@@ -8,6 +8,7 @@ import pytest
 
 from state import outbox
 from state.model import CoverageStatus, HygieneStatus, WriteKind
+from sync import ownership
 from sync.plan import WritebackSettings, enqueue, format_plan, norm, plan, render_plan
 
 from .fakes import (
@@ -34,19 +35,25 @@ def _item(p: Any, kind: WriteKind, target: str | None = None) -> Any:
 
 
 def test_account_fields_written_only_where_the_crm_differs(db, fake, settings):
-    fake.edit("accounts", "001A", crmsync_stakeholders=None)
-    fake.accounts["001A"]["owned"].update(
-        {"stakeholders": 4.0, "engaged": "2", "roles_covered": "Champion", "coverage_score": 40}
-    )
+    # crmsync wrote these earlier (signed); the CRM echoes numbers as 4.0 (Salesforce) and
+    # "2" (HubSpot): equal to 4 and 2, not rewritten, and still recognised as crmsync's
+    fake.wrote("accounts", "001A", stakeholders=4, engaged=2, roles_covered="Champion",
+               coverage_score=40)  # fmt: skip
+    fake.accounts["001A"]["owned"].update({"stakeholders": 4.0, "engaged": "2"})
     pull(db, fake)
     p = plan(db, CRM, {"001A": Result(coverage=coverage("001A"))}, settings, as_of=AS_OF)
     item = _item(p, WriteKind.UPDATE_ACCOUNT, "001A")
-    # 4.0 (Salesforce number) and "2" (HubSpot string) equal 4 and 2: not rewritten
-    assert dict(item.payload) == {
+    payload = dict(item.payload)
+    signature = payload.pop("signature")
+    assert payload == {
         "coverage_score": 55,
         "coverage_status": "amber",
         "hygiene_summary": "4 active contacts, 2 engaged.",
     }
+    # the new signature vouches for the values written now and those crmsync still holds
+    assert signature == ownership.sign("accounts", {
+        "stakeholders": 4, "engaged": 2, "roles_covered": "Champion", **payload,
+    })  # fmt: skip
     assert item.old["coverage_score"] == 40
     assert item.key == f"update_account:{CRM}:001A"
 
@@ -60,17 +67,20 @@ def test_never_flagged_contacts_are_left_blank_and_flagged_ones_get_status(db, f
     )
     p = plan(db, CRM, {"001A": result}, settings, as_of=AS_OF)
     contacts = [i for i in p.items if i.kind is WriteKind.UPDATE_CONTACT]
+    written = {"status": "stale", "reason": "No logged activity since 3 March 2026."}
     assert [(i.target_id, dict(i.payload)) for i in contacts] == [
-        ("003A2", {"status": "stale", "reason": "No logged activity since 3 March 2026."})
+        ("003A2", {**written, "signature": ownership.sign("contacts", written)})
     ]
 
 
 def test_cleared_contact_is_written_ok(db, fake, settings):
-    fake.edit("contacts", "003A1", status="bouncing", reason="Email bounced.")
+    fake.wrote("contacts", "003A1", status="bouncing", reason="Email bounced.")
     pull(db, fake)
     p = plan(db, CRM, {"001A": Result()}, settings, as_of=AS_OF)
     item = _item(p, WriteKind.UPDATE_CONTACT, "003A1")
-    assert dict(item.payload) == {"status": "ok", "reason": None}
+    assert dict(item.payload) == {
+        "status": "ok", "reason": None, "signature": ownership.sign("contacts", {"status": "ok"}),
+    }  # fmt: skip
 
 
 def test_w10_unchanged_data_plans_nothing(runner, connector):
@@ -213,15 +223,28 @@ def test_task_owner_falls_back_to_default_owner(db, fake):
     assert _item(p, WriteKind.CREATE_TASK).payload["owner_id"] == "005Z"
 
 
-def test_task_of_a_deactivated_owner_goes_to_the_default_owner(db, fake):
+def test_task_of_a_deactivated_owner_goes_to_the_default_owner_else_the_busiest_owner(
+    db, fake, caplog
+):
+    import logging
+
     fake.inactive.add("005A")  # Salesforce refuses tasks for them (INACTIVE_OWNER_OR_USER)
+    fake.add_account("001B", "Bee", owner="005B")
+    fake.add_account("001C", "Sea", owner="005Z9")  # an owner id the CRM does not know
     pull(db, fake)
-    flags = (single_threaded("001A"),)
-    p = plan(db, CRM, {"001A": Result(flags=flags)}, WritebackSettings(), as_of=AS_OF)
-    assert "owner_id" not in _item(p, WriteKind.CREATE_TASK).payload  # the integration user
+    results = {a: Result(flags=(single_threaded(a),)) for a in ("001A", "001B", "001C")}
     settings = WritebackSettings(default_owner={"salesforce": "005Z"})
-    p = plan(db, CRM, {"001A": Result(flags=flags)}, settings, as_of=AS_OF)
-    assert _item(p, WriteKind.CREATE_TASK).payload["owner_id"] == "005Z"
+    p = plan(db, CRM, results, settings, as_of=AS_OF)
+    owners = {i.account_id: i.payload["owner_id"] for i in p.items if i.kind is WriteKind.CREATE_TASK}
+    assert owners == {"001A": "005Z", "001B": "005B", "001C": "005Z"}
+    # without default_owner: the active owner who owns the most accounts, and one warning
+    # naming the accounts (issue 11: it was the integration user, without a word)
+    with caplog.at_level(logging.WARNING, logger="sync.plan"):
+        p = plan(db, CRM, results, WritebackSettings(), as_of=AS_OF)
+    owners = {i.account_id: i.payload["owner_id"] for i in p.items if i.kind is WriteKind.CREATE_TASK}
+    assert owners == {"001A": "005B", "001B": "005B", "001C": "005B"}
+    [warning] = [r for r in caplog.records if "default_owner" in r.getMessage()]
+    assert warning.account_ids == ["001A", "001C"] and warning.owner_id == "005B"
 
 
 def test_new_tasks_are_capped_per_owner_and_the_rest_held(db, fake):
@@ -341,7 +364,7 @@ def test_enqueue_is_idempotent_per_key(db, fake, settings):
 
 
 def test_render_plan_shows_old_and_new_values_per_owner(db, fake, settings):
-    fake.edit("accounts", "001A", coverage_status="green")
+    fake.wrote("accounts", "001A", coverage_status="green")
     pull(db, fake)
     p = plan(
         db,

@@ -1,0 +1,250 @@
+"""Who owns the value in a field crmsync writes: the rule, and the signature the CRM keeps.
+
+crmsync writes a signature beside the values it owns, in the same record write
+(Salesforce `Crmsync_Signature__c`, HubSpot `crmsync_signature`; on accounts,
+contacts and tasks). It lists, per field crmsync last wrote, a short hash of
+the normalised value it wrote:
+
+    v1 coverage_score=1a2b3c4d coverage_status=9f8e7d6c ...
+
+So the CRM itself says which values are crmsync's, and a rebuilt mirror (a
+fresh file, `crmsync sync --full`) knows it as well as the old one did.
+
+The rule, per field (`Record.decide`; docs/ownership.md says it for an admin):
+
+1. the CRM already holds what crmsync wants                -> nothing to do;
+2. the CRM's value is blank                                -> crmsync writes
+   (a blank field is free: blanking a field hands it back to crmsync);
+3. the signature shows crmsync wrote exactly this value    -> crmsync may overwrite;
+   bridge for installs from before signatures: no signature entry for the
+   field, but the mirror's record of crmsync's writes (`written`) says it
+   wrote exactly this value                                -> crmsync's;
+4. the field was handed back (`crmsync conflicts handback`) -> crmsync writes;
+5. otherwise the value is a person's (or a workflow's, or another
+   integration's): left alone and reported as a conflict. crmsync never
+   blanks a value it did not write: when all it wants is an empty field,
+   the value is left alone silently.
+
+Hashes are taken over `canon()`, the same normalisation the planner compares
+with (`norm`/`same`), so the CRM's echo of a number (3.0, "3"), a multi-value
+field ("a; b") or a task status ("Not Started", "NOT_STARTED") still matches
+what crmsync wrote. A hash is 8 hex digits (32 bits): a person's value matches
+crmsync's by chance about once in four billion.
+
+Pure: no I/O, no clock, no logging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Any
+
+VERSION = "v1"
+HASH_CHARS = 8
+_HASH = re.compile(f"[0-9a-f]{{{HASH_CHARS}}}")
+SIGNATURE = "signature"  # the canonical owned key of the signature field
+
+# The fields a signature covers, per mirror table (state.model.ObjectType values).
+SIGNED: Mapping[str, tuple[str, ...]] = {
+    "accounts": (
+        "stakeholders",
+        "engaged",
+        "roles_covered",
+        "coverage_score",
+        "coverage_status",
+        "hygiene_summary",
+    ),
+    "contacts": ("status", "reason"),
+    "tasks": ("subject", "body", "priority", "owner_id", "status"),
+}
+
+
+# ---------------------------------------------------------------- normalisation
+
+_NUMERIC = frozenset({"stakeholders", "engaged", "coverage_score"})
+_LOWER = frozenset({"status", "coverage_status", "priority"})
+_PRIORITY_ALIASES = {"medium": "normal"}
+# Task status as each CRM spells it -> crmsync's word (contact statuses never collide).
+_STATUS_ALIASES = {
+    "not started": "open",
+    "not_started": "open",
+    "in progress": "open",
+    "in_progress": "open",
+    "waiting": "open",
+    "waiting on someone else": "open",
+    "deferred": "open",
+    "complete": "completed",
+}
+
+
+def norm(name: str, value: Any) -> Any:
+    """A value as compared: what the CRM gives back equals what crmsync wrote.
+
+    Salesforce returns numbers as 3.0, HubSpot as "3"; multi-value fields come
+    back with ";" or "; "; text may gain CRLF line ends; empty means None.
+    """
+    if isinstance(value, Enum):
+        value = value.value
+    if value is None:
+        return None
+    if isinstance(value, list | tuple | set | frozenset):
+        value = ";".join(str(norm("", v)) for v in value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return int(value) if float(value).is_integer() else float(value)
+    text = str(value).replace("\r\n", "\n").strip()
+    if text == "":
+        return None
+    if name in _NUMERIC:
+        try:
+            return norm("", float(text))
+        except ValueError:
+            return text
+    if name == "roles_covered":
+        return tuple(sorted(p.strip() for p in re.split(r"[;,]", text) if p.strip()))
+    if name in _LOWER:
+        low = text.lower()
+        if name == "priority":
+            return _PRIORITY_ALIASES.get(low, low)
+        return low
+    return text
+
+
+def same(name: str, a: Any, b: Any) -> bool:
+    return bool(norm(name, a) == norm(name, b))
+
+
+def canon(name: str, value: Any) -> str | None:
+    """The text a value is hashed as (None for a blank value): `norm`, made one string."""
+    n = norm(name, value)
+    if n is None:
+        return None
+    if isinstance(n, tuple):
+        return ";".join(n)
+    if isinstance(n, bool):
+        return "true" if n else "false"
+    text = str(n)
+    if name == "status":
+        text = _STATUS_ALIASES.get(text, text)
+    return text
+
+
+def digest(name: str, value: Any) -> str | None:
+    """The signature's hash of `value` in field `name`; None for a blank value."""
+    text = canon(name, value)
+    if text is None:
+        return None
+    return hashlib.sha256(f"{name}={text}".encode()).hexdigest()[:HASH_CHARS]
+
+
+def matches(name: str, a: Any, b: Any) -> bool:
+    """Equal as the signature sees them (task statuses by crmsync's word)."""
+    return canon(name, a) == canon(name, b)
+
+
+# ---------------------------------------------------------------- the signature
+
+
+def parse(text: Any) -> dict[str, str]:
+    """A signature's {field: hash}; {} for a blank, unreadable or unknown-version one."""
+    if not isinstance(text, str):
+        return {}
+    parts = text.split()
+    if not parts or parts[0] != VERSION:
+        return {}
+    out: dict[str, str] = {}
+    for part in parts[1:]:
+        name, sep, value = part.partition("=")
+        if sep and name and _HASH.fullmatch(value):
+            out[name] = value
+    return out
+
+
+def render(entries: Mapping[str, str]) -> str:
+    """{field: hash} as the signature text, fields in name order (the same set, the same text)."""
+    return " ".join([VERSION, *(f"{k}={entries[k]}" for k in sorted(entries))])
+
+
+# ---------------------------------------------------------------- the rule
+
+
+class Decision(StrEnum):
+    SAME = "same"  # the CRM holds what crmsync wants
+    WRITE = "write"  # crmsync writes its value
+    CONFLICT = "conflict"  # someone else's value: left alone, reported
+    LEAVE = "leave"  # someone else's value and crmsync only wants it empty: left alone
+
+
+@dataclass(frozen=True)
+class Record:
+    """What is known about one record's owned fields: its signature (from the CRM),
+    what crmsync last wrote (`written`, the mirror's bridge) and the fields handed back."""
+
+    signature: Mapping[str, str] = field(default_factory=dict)
+    written: Mapping[str, Any] = field(default_factory=dict)
+    handed_back: frozenset[str] = frozenset()
+    guard: bool = True  # [writeback] ownership_guard
+
+    @classmethod
+    def of(
+        cls,
+        current: Mapping[str, Any],
+        written: Mapping[str, Any] | None = None,
+        handed_back: Iterable[str] = (),
+        *,
+        guard: bool = True,
+    ) -> Record:
+        return cls(parse(current.get(SIGNATURE)), dict(written or {}), frozenset(handed_back), guard)
+
+    def wrote(self, name: str, value: Any) -> bool:
+        """True when crmsync can show it wrote exactly `value` (blank is never claimed)."""
+        if canon(name, value) is None:
+            return False
+        if name in self.signature:
+            return self.signature[name] == digest(name, value)
+        return name in self.written and matches(name, self.written[name], value)
+
+    def wrote_before(self, name: str) -> bool:
+        """crmsync wrote this field at some time (so another value there replaced crmsync's)."""
+        return name in self.signature or name in self.written
+
+    def decide(self, name: str, wanted: Any, held: Any) -> Decision:
+        if same(name, wanted, held):
+            return Decision.SAME
+        if (
+            not self.guard
+            or canon(name, held) is None
+            or name in self.handed_back
+            or self.wrote(name, held)
+        ):
+            return Decision.WRITE
+        if canon(name, wanted) is None:
+            return Decision.LEAVE
+        return Decision.CONFLICT
+
+    def after(
+        self, obj: str, current: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> str:
+        """The signature to write with `payload`: the payload's values, plus every other
+        signed field whose current value crmsync can still show it wrote."""
+        entries: dict[str, str] = {}
+        for name in SIGNED.get(obj, ()):
+            if name in payload:
+                h = digest(name, payload[name])
+            elif self.wrote(name, current.get(name)):
+                h = digest(name, current.get(name))
+            else:
+                h = None
+            if h is not None:
+                entries[name] = h
+        return render(entries)
+
+
+def sign(obj: str, payload: Mapping[str, Any]) -> str:
+    """The signature of a record crmsync creates (a task): its payload's signed fields."""
+    return Record().after(obj, {}, payload)
