@@ -77,11 +77,13 @@ def test_full_pull_past_10000_contacts_mirrors_exactly_at_minimum_calls(big, clo
     records, cursor, pages = pull_all(c, C, full=True)
     assert_mirrors(big, records)
     n = 10_500
-    # search path minimum: ceil(n/200) searches + ceil(n/1000) contact->company reads + 1 schema call
+    # search path minimum: ceil(n/200) searches + ceil(n/1000) contact->company reads + 1 schema
+    # call, + the run's one read of the account's daily usage (max_daily_share, daily.py)
     assert big.requests.count("search") == math.ceil(n / 200) == c.calls.by_operation["search"]
     assert big.requests.count("assoc_batch_read") == math.ceil(n / 1000)
     assert big.requests.count("properties") == 1
-    assert big.requests.counts()["total"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1
+    assert big.requests.count("account_usage") == 1
+    assert big.requests.counts()["total"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1 + 1
     assert pages[-1].done and set(cursor) == {"modified_ms"}
 
 
@@ -97,8 +99,9 @@ def test_full_pull_search_path_is_cheaper_than_list(clock):
             records, _, _ = pull_all(c, C, full=True)
             assert_mirrors(hs, records)
             costs[path] = hs.requests.counts()["total"]
-        assert costs["list"] == math.ceil(n / 100) + 1
-        assert costs["search"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1
+        # + 1 schema call, + 1 read of the daily usage per run (connector)
+        assert costs["list"] == math.ceil(n / 100) + 1 + 1
+        assert costs["search"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1 + 1
         assert costs["search"] < costs["list"]
     finally:
         hs.stop()
@@ -437,7 +440,8 @@ def test_unreachable_host_is_crm_unavailable(clock):
     )
     with pytest.raises(CrmUnavailable):
         c.check()
-    assert c.calls.by_operation["check"] == 2
+    # Two attempts in one budget; each fails at the run's first request, the daily usage read.
+    assert c.calls.total == 2 and c.calls.by_operation["daily_usage"] == 2
 
 
 def test_p3_record_modified_behind_the_walk_is_caught_next_run(clock):
