@@ -15,9 +15,9 @@ traceback and recorded, and the daemon keeps its schedule.
 
 A quota stop is not a failure: the CRM's daily allocation, or crmsync's share
 of it (`max_daily_share`), is used up and the run stopped cleanly with a time
-to retry. It is logged once at WARNING without a traceback ("salesforce: API
-share used up; next run after 2026-12-08 00:00 UTC"), and that CRM's jobs are
-skipped until then (logged once at INFO), spending no login and no API call.
+to retry. It is logged once at WARNING without a traceback, and that CRM's jobs are
+skipped until then, logged once at INFO ("salesforce: API share used up; next
+run after 2026-12-08 00:00 UTC"), spending no login and no API call.
 The retry time is read from the mirror's run history (the stopped run's
 `quota_stop`), so a restarted daemon waits too, and a manual `crmsync sync`
 that succeeds meanwhile ends the wait.
@@ -146,12 +146,10 @@ class Daemon:
         except QuotaExhausted as e:  # a clean stop with a retry time, not a failure
             when = f"next run after {_utc(e.retry_at)}" if e.retry_at else "next run as scheduled"
             log.warning(
-                f"{crm}: {_quota_words(e.code)}; {when}",
+                f"{crm}: {_quota_words(e.code)}; the run stopped cleanly, {when}",
                 extra={"crm": crm, "kind": kind, "code": e.code,
                        "retry_at": e.retry_at.isoformat() if e.retry_at else None},
             )  # fmt: skip
-            if e.retry_at is not None:
-                self._told_waiting[crm] = e.retry_at
             self.metrics.runs.labels(crm, kind, "quota_exhausted").inc()
             result = JobResult(crm, kind, "quota_exhausted", error_line(e))
         except Exception as e:  # the job boundary: log, record, keep the schedule
@@ -209,6 +207,7 @@ class Daemon:
                 waiting = stop is not None and now < stop.until
                 excused = stop is not None and (now - stop.until).total_seconds() <= stale_after
                 body["crms"][crm] = {
+                    "healthy": fresh or excused,
                     "last_success": at,
                     "age_seconds": None if age is None else round(age),
                     "last_outcome": last["outcome"] if last else None,

@@ -533,7 +533,7 @@ def _say_once(key: tuple[str, str], message: str) -> None:
     if key in _TOLD:
         return
     _TOLD.add(key)
-    log.info(message, extra={"crm": CRM})
+    log.warning(message, extra={"crm": CRM})
 
 
 def _object_of(api_path: str) -> str:
