@@ -375,6 +375,8 @@ def test_healthz_does_not_count_a_plan_or_a_dry_run_as_a_sync(env: Env) -> None:
 
     assert not ok
     for crm in ("salesforce", "hubspot"):
-        assert body["crms"][crm]["last_success"] is None and body["crms"][crm]["last_outcome"] is None
+        assert (
+            body["crms"][crm]["last_success"] is None and body["crms"][crm]["last_outcome"] is None
+        )
     assert env.sync().exit_code == 0
     assert daemon.health()[0] is True
