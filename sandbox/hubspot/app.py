@@ -22,6 +22,8 @@ Route names (what fault rules' `route` matches and `GET /_sandbox/requests` coun
   groups, group, group_create, group_update, group_archive
 
 `GET /_sandbox/requests` also counts per route and object as "route:object".
+`GET /_sandbox/limits` shows the account's daily usage; `POST /_sandbox/limits`
+{"used": n, "limit": m, "resets_at": epoch seconds} sets it (the daily-usage knob).
 
 Fault kinds understood (spec format in sandbox/common.py):
 
@@ -135,6 +137,8 @@ ROUTES = [
     ("/_sandbox/records/<obj>", "GET", "_sandbox_records"),
     ("/_sandbox/faults", "GET", "_sandbox_faults_get"),
     ("/_sandbox/faults", "POST", "_sandbox_faults"),
+    ("/_sandbox/limits", "GET", "_sandbox_limits_get"),
+    ("/_sandbox/limits", "POST", "_sandbox_limits"),
 ]
 URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
 REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection",
@@ -624,6 +628,19 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         if self.on_reset is not None:
             self.on_reset(body)
         return 200, {"reset": True}
+
+    def h_sandbox_limits_get(self, req: Request) -> Reply:
+        """The account's daily usage now (what the account-info API would say)."""
+        with self.store.lock:
+            return 200, self.limits.usage_body(self.store.clock())["results"][0]
+
+    def h_sandbox_limits(self, req: Request) -> Reply:
+        """The daily-usage knob over HTTP: {"used": n, "limit": m, "resets_at": epoch seconds}."""
+        body = _body(req)
+        with self.store.lock:
+            self.limits.set_daily_usage(used=body.get("used"), limit=body.get("limit"),
+                                        resets_at=body.get("resets_at"))
+            return 200, self.limits.usage_body(self.store.clock())["results"][0]
 
     def h_sandbox_records(self, req: Request, obj: str) -> Reply:
         obj = self._obj(obj)

@@ -664,6 +664,12 @@ def test_r3_daily_usage_knob_reports_usage_and_answers_the_documented_daily_429(
         hs_client.crm.owners.owners_api.get_page(limit=1)
 
 
+def test_daily_usage_knob_over_http(hs):
+    r = requests.post(f"{hs.url}/_sandbox/limits", json={"used": 10, "limit": 20})
+    assert r.status_code == 200 and (r.json()["currentUsage"], r.json()["usageLimit"]) == (10, 20)
+    assert requests.get(f"{hs.url}/_sandbox/limits").json()["currentUsage"] == 10
+
+
 def test_daily_usage_fault_sets_the_usage_before_the_fired_request(hs, hs_client):
     hs.set_faults([{"kind": "daily_usage", "route": "list", "nth": 2, "used": 99, "limit": 100}])
     basic = hs_client.crm.contacts.basic_api
