@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -68,12 +68,33 @@ class _WaitRetryAfterOrBackoff(wait_base):
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None and retry_after >= 0:
             return float(retry_after)
-        n = retry_state.attempt_number  # 1 after the first failure
-        cap = min(
-            self.policy.max_backoff_seconds, self.policy.initial_backoff_seconds * 2 ** (n - 1)
-        )
-        # Full jitter (AWS architecture blog): uniform in [cap/2, cap] keeps a floor.
-        return cap / 2 + self.rng.uniform(0, cap / 2)
+        return backoff_seconds(self.policy, retry_state.attempt_number, self.rng)
+
+
+def backoff_seconds(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
+    """The wait after the `failures`-th failure: exponential, capped, with jitter."""
+    cap = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2 ** (failures - 1))
+    # Full jitter (AWS architecture blog): uniform in [cap/2, cap] keeps a floor.
+    return cap / 2 + rng.uniform(0, cap / 2)
+
+
+def retry_waits(
+    policy: RetryPolicy = DEFAULT_POLICY, rng: random.Random | None = None
+) -> Iterator[float]:
+    """The waits before each retry of a step that is not one call, under the same policy.
+
+    sync/drain.py retries the rows a CRM refused for a moment (UNABLE_TO_LOCK_ROW)
+    this way: at most `max_attempts - 1` retries, no wait longer than the
+    policy's backoff, all of them within `max_elapsed_seconds`.
+    """
+    rng = rng or random.Random()
+    spent = 0.0
+    for failures in range(1, policy.max_attempts):
+        wait = backoff_seconds(policy, failures, rng)
+        if spent + wait > policy.max_elapsed_seconds:
+            return
+        spent += wait
+        yield wait
 
 
 class _StopWhenBudgetSpent(stop_base):

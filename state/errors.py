@@ -41,6 +41,7 @@ with the outbox row and never logged.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -151,6 +152,9 @@ class CrmError(CrmsyncError):
         self.status = status
         self.code = code
         self.detail = detail
+        # The WriteResults a write batch got before this error stopped it part-way (a
+        # connector sends a batch in several requests): sync/drain.py records them.
+        self.answered: list[Any] = []
 
     def line(self) -> str:
         text = super().line()

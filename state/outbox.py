@@ -4,9 +4,10 @@ Life of a row (status):
 
     pending --claim--> inflight --mark ok--> done
        ^                  |
-       |                  +--mark failed, retryable, attempts < max--> failed --claim--> inflight
-       |                  +--mark failed, not retryable or attempts >= max--> dead
-       +--release (outcome checked after a crash) / requeue (admin fixed the cause)
+       |                  +--mark refused, transient--> failed --claim--> inflight
+       |                  |                               +--give_up (max_attempts runs)--> dead
+       |                  +--mark refused, permanent--> dead
+       +--release (a stop: not sent, or outcome checked after a crash) / requeue (admin)
 
 - `enqueue` keys each write with a stable idempotency key (derived from the
   flag or the record, never a time). A unique index keeps at most one
@@ -19,9 +20,16 @@ Life of a row (status):
 - `mark` records the CRM's answer per row, in one transaction, together with
   the values crmsync wrote (`written`, for the ownership guard: a CRM value
   that differs from what we last wrote was edited by a human).
-- `attempts` counts real sends only: `mark` adds one for each answer the CRM
-  gave; a row released after a transport failure, or refused by crmsync
-  before it reached the CRM (`WriteResult.sent` false), keeps its count.
+- `attempts` counts the runs that sent a row, never a stop: `mark` adds one
+  when the CRM answered for it (a retry of a transient refusal within the
+  same run is part of that run's attempt); a row released after a stop
+  (quota, transport failure), or refused by crmsync before it reached the
+  CRM (`WriteResult.sent` false), keeps its count.
+- Retry or dead is decided here only (`status_after`, `give_up`): a
+  permanent refusal is dead at once; a transient one (UNABLE_TO_LOCK_ROW,
+  the connector's `retryable`) is retried by the drain with backoff within
+  the run and becomes dead only when it is still refused after
+  `max_attempts` runs.
 - Dead and failed rows stay until someone acts: `rejected_summary` groups
   them by the CRM's error code for `crmsync status`, `requeue` gives them
   another chance (`crmsync outbox requeue`, and `crmsync setup` for rows that
@@ -37,7 +45,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -182,22 +190,28 @@ def claim(
     limit: int,
     *,
     retry_failed: bool = True,
+    ids: Iterable[int] | None = None,
     now: datetime | None = None,
 ) -> list[OutboxItem]:
     """Take up to `limit` pending (and, if `retry_failed`, failed) rows, oldest first.
 
-    They become inflight (each item's `attempts` is the number this send would
-    be; the stored count grows only when the CRM answers, see `mark`); commits
-    (unless nested) so a crash after the CRM call is detectable through
-    `inflight_unknown`.
+    With `ids`, only those rows (pending or failed): the drain's retry of the
+    rows a CRM refused for a moment. They become inflight (each item's
+    `attempts` is the count so far; it grows only when the CRM answers, see
+    `mark`); commits (unless nested) so a crash after the CRM call is
+    detectable through `inflight_unknown`.
     """
-    statuses = ("pending", "failed") if retry_failed else ("pending",)
+    statuses = ("pending", "failed") if retry_failed or ids is not None else ("pending",)
+    where = f"crm = ? AND status IN ({', '.join('?' * len(statuses))})"
+    params: list[Any] = [crm, *statuses]
+    if ids is not None:
+        where += " AND id IN (SELECT value FROM json_each(?))"
+        params.append(dumps(sorted(set(ids))))
     with transaction(db):
         rows = db.conn.execute(
             "SELECT id, crm, kind, key, target_id, payload, attempts FROM outbox"
-            f" WHERE crm = ? AND status IN ({', '.join('?' * len(statuses))})"
-            " ORDER BY id LIMIT ?",
-            [crm, *statuses, limit],
+            f" WHERE {where} ORDER BY id LIMIT ?",
+            [*params, limit],
         ).fetchall()
         if rows:
             db.conn.execute(
@@ -205,10 +219,19 @@ def claim(
                 " WHERE id IN (SELECT value FROM json_each(?))",
                 [encode_datetime(now or now_utc()), dumps([r[0] for r in rows])],
             )
-    return [_item(r, attempts_delta=1) for r in rows]
+    return [_item(r) for r in rows]
 
 
-def _item(row: Sequence[Any], attempts_delta: int = 0) -> OutboxItem:
+def ready_ids(db: sqlite_utils.Database, crm: str) -> list[int]:
+    """Ids of the rows a drain sends, oldest first: pending, and failed (refused for a moment)."""
+    rows = db.conn.execute(
+        "SELECT id FROM outbox WHERE crm = ? AND status IN ('pending', 'failed') ORDER BY id",
+        [crm],
+    )
+    return [int(r[0]) for r in rows]
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
     row_id, crm, kind, key, target_id, payload, attempts = row
     return OutboxItem(
         id=row_id,
@@ -217,7 +240,7 @@ def _item(row: Sequence[Any], attempts_delta: int = 0) -> OutboxItem:
         key=key,
         target_id=target_id,
         payload=loads(payload),
-        attempts=attempts + attempts_delta,
+        attempts=attempts,
     )
 
 
@@ -226,14 +249,20 @@ def mark(
     results: Iterable[WriteResult],
     *,
     max_attempts: int,
+    counted: Collection[int] = (),
     now: datetime | None = None,
 ) -> dict[str, int]:
     """Record the CRM's answer per row; return how many rows went to each status.
 
-    ok -> done (crm_id kept; payload recorded in `written`); failed and
-    retryable with attempts < max_attempts -> failed (claimed again later);
-    otherwise -> dead. Code and detail are kept on the row for `crmsync status`.
-    Each answer that was sent counts one attempt (`status_after`).
+    ok -> done (crm_id kept; payload recorded in `written`); refused -> the
+    status `status_after` decides (failed: sent again later; dead: given up).
+    Code and detail are kept on the row for `crmsync status`.
+
+    A row's `attempts` counts the runs that sent it: an answer the CRM gave
+    (`WriteResult.sent`) adds one, unless the row is in `counted` (the run
+    already counted its attempt: a retry of a transient refusal in the same
+    run). A row released after a stop, or refused by crmsync before it reached
+    the CRM, keeps its count.
     """
     stamp = encode_datetime(now or now_utc())
     tally = {"done": 0, "failed": 0, "dead": 0, "unknown": 0}
@@ -250,42 +279,74 @@ def mark(
                 log.warning("write result for no inflight row", extra={"item_id": result.item_id})
                 continue
             crm, kind, target_id, payload, attempts = row
+            add = int(result.sent and result.item_id not in counted)
             if result.ok:
                 db.conn.execute(
                     "UPDATE outbox SET status = 'done', crm_id = coalesce(?, crm_id, target_id),"
-                    " attempts = attempts + 1, last_error_code = NULL, last_error = NULL,"
+                    " attempts = attempts + ?, last_error_code = NULL, last_error = NULL,"
                     " updated_at = ?, done_at = ? WHERE id = ?",
-                    [result.crm_id, stamp, stamp, result.item_id],
+                    [result.crm_id, add, stamp, stamp, result.item_id],
                 )
                 record_id = result.crm_id or target_id
                 if record_id:
                     _record(db, crm, KIND_OBJECT[WriteKind(kind)], record_id, loads(payload), stamp)
                 tally["done"] += 1
                 continue
-            status = status_after(result, attempts, max_attempts)
+            status = status_after(result)
             db.conn.execute(
                 "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error_code = ?,"
                 " last_error = ?, updated_at = ? WHERE id = ?",
-                [status, int(result.sent), result.code, result.detail, stamp, result.item_id],
+                [status, add, result.code, result.detail, stamp, result.item_id],
             )
             tally[status] += 1
             if status == "dead":
                 log.warning(
                     "write given up",
                     extra={"crm": crm, "item_id": result.item_id, "code": result.code,
-                           "attempts": attempts + int(result.sent)},
+                           "attempts": attempts + add},
                 )  # fmt: skip
     return tally
 
 
-def status_after(result: WriteResult, attempts: int, max_attempts: int) -> str:
-    """The status a refused row takes: "failed" (retried later) or "dead".
+def status_after(result: WriteResult) -> str:
+    """The status a refused row takes: "failed" (sent again) or "dead" (given up).
 
-    `attempts` is the row's count before this answer; a sent answer adds one.
+    The one place that decides retry or dead, with `give_up`: a refusal the
+    CRM calls permanent (a validation error, a field the user cannot write)
+    is dead at once; a transient one (`retryable`: UNABLE_TO_LOCK_ROW and the
+    like) is never dead on its own: the drain retries it with backoff within
+    the run, and `give_up` ends it only after `max_attempts` runs.
     """
-    if result.retryable and attempts + int(result.sent) < max_attempts:
-        return "failed"
-    return "dead"
+    return "failed" if result.retryable else "dead"
+
+
+def give_up(
+    db: sqlite_utils.Database,
+    item_ids: Iterable[int],
+    *,
+    max_attempts: int,
+    now: datetime | None = None,
+) -> list[int]:
+    """After a run's retries: rows of `item_ids` still failed after `max_attempts` attempts
+    (runs that sent them) become dead; return their ids."""
+    with transaction(db):
+        rows = db.conn.execute(
+            "SELECT id, crm, last_error_code, attempts FROM outbox WHERE status = 'failed'"
+            " AND attempts >= ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            [max_attempts, dumps(sorted(set(item_ids)))],
+        ).fetchall()
+        if rows:
+            db.conn.execute(
+                "UPDATE outbox SET status = 'dead', updated_at = ?"
+                " WHERE id IN (SELECT value FROM json_each(?))",
+                [encode_datetime(now or now_utc()), dumps([r[0] for r in rows])],
+            )
+    for row_id, crm, code, attempts in rows:
+        log.warning(
+            "write given up",
+            extra={"crm": crm, "item_id": row_id, "code": code, "attempts": attempts},
+        )
+    return [int(r[0]) for r in rows]
 
 
 def inflight_unknown(db: sqlite_utils.Database, crm: str) -> list[OutboxItem]:

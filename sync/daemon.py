@@ -12,6 +12,23 @@ and returns; the daemon exits 0 (O7). SIGHUP, or a change of sync.toml's
 modification time, reloads the config and reschedules. A broad `except` sits
 here, at the job boundary, and nowhere else: a failed run is logged with its
 traceback and recorded, and the daemon keeps its schedule.
+
+A quota stop is not a failure: the CRM's daily allocation, or crmsync's share
+of it (`max_daily_share`), is used up and the run stopped cleanly with a time
+to retry. It is logged once at WARNING without a traceback, and that CRM's jobs are
+skipped until then, logged once at INFO ("salesforce: API share used up; next
+run after 2026-12-08 00:00 UTC"), spending no login and no API call.
+The retry time is read from the mirror's run history (the stopped run's
+`quota_stop`), so a restarted daemon waits too, and a manual `crmsync sync`
+that succeeds meanwhile ends the wait.
+
+Health (/healthz, `health`): a CRM is healthy when its last successful sync
+(incremental, full or reconcile; never a preview) is younger than the
+staleness limit (three incremental intervals, or a day for cron schedules).
+A CRM waiting for its quota is healthy until its retry time and for one
+staleness limit after it, and says `waiting_for_quota_until`: crmsync stopped
+on purpose, and restarting or paging someone would not bring the quota back.
+A CRM still without a successful sync by then is unhealthy.
 """
 
 from __future__ import annotations
@@ -32,7 +49,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from state.errors import error_line
+from state.errors import QuotaExhausted, error_line
 
 from . import config as config_mod
 from .config import Config, ConfigError
@@ -95,6 +112,7 @@ class Daemon:
         self.health_server: HealthServer | None = None
         self._mtime = _mtime(config_path)
         self.history: deque[JobResult] = deque(maxlen=100)  # recent jobs, for tests and debugging
+        self._told_waiting: dict[str, datetime] = {}  # crm -> the retry time already logged
 
     # ------------------------------------------------------------ one job
 
@@ -102,6 +120,19 @@ class Daemon:
         """Run one scheduled job now (the scheduler calls this; so can tests)."""
         if self.stop_event.is_set():
             return JobResult(crm, kind, "skipped")
+        wait = self._quota_wait(crm)
+        if wait is not None:
+            # The CRM's quota (or crmsync's share of it) is used up until wait.until: no
+            # run, so no login and no API call, until then.
+            if self._told_waiting.get(crm) != wait.until:
+                self._told_waiting[crm] = wait.until
+                log.info(
+                    f"{crm}: {wait.what}; next run after {_utc(wait.until)}",
+                    extra={"crm": crm, "kind": kind, "retry_at": wait.until.isoformat()},
+                )
+            result = JobResult(crm, kind, "waiting_for_quota", wait.error)
+            self.history.append(result)
+            return result
         opts = RunOptions(
             full=kind == "full",
             reconcile=kind == "reconcile",
@@ -112,6 +143,15 @@ class Daemon:
             rep = run_once(self.cfg, crm, opts, should_stop=self.stop_event.is_set)
             self.metrics.observe_run(kind, rep)
             result = JobResult(crm, kind, rep.outcome, rep.error)
+        except QuotaExhausted as e:  # a clean stop with a retry time, not a failure
+            when = f"next run after {_utc(e.retry_at)}" if e.retry_at else "next run as scheduled"
+            log.warning(
+                f"{crm}: {_quota_words(e.code)}; the run stopped cleanly, {when}",
+                extra={"crm": crm, "kind": kind, "code": e.code,
+                       "retry_at": e.retry_at.isoformat() if e.retry_at else None},
+            )  # fmt: skip
+            self.metrics.runs.labels(crm, kind, "quota_exhausted").inc()
+            result = JobResult(crm, kind, "quota_exhausted", error_line(e))
         except Exception as e:  # the job boundary: log, record, keep the schedule
             # The traceback goes to the log; the one line (as the CLI prints it) is what
             # the job's result and /healthz carry.
@@ -140,7 +180,8 @@ class Daemon:
     # ------------------------------------------------------------ health
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """ok when every enabled CRM has a successful run younger than `stale_after`.
+        """ok when every enabled CRM has a successful sync younger than `stale_after`, or
+        waits for its quota (module docstring).
 
         Read from the mirror's run history, so a restarted daemon reports truthfully.
         """
@@ -156,23 +197,46 @@ class Daemon:
             return False, {"ok": False, "error": error_line(e)}
         try:
             for crm in self.cfg.connectors:
-                recent = runs.last_runs(db, 50, crm=crm)
+                recent = _syncs(runs.last_runs(db, 50, crm=crm))
                 last = recent[0] if recent else None
                 success = next((r for r in recent if r["outcome"] in ("ok", "partial")), None)
                 at = success["finished_at"] if success else None
                 age = (now - at).total_seconds() if at else None
                 fresh = age is not None and age <= stale_after
+                stop = _quota_stop(last)
+                waiting = stop is not None and now < stop.until
+                excused = stop is not None and (now - stop.until).total_seconds() <= stale_after
                 body["crms"][crm] = {
+                    "healthy": fresh or excused,
                     "last_success": at,
                     "age_seconds": None if age is None else round(age),
                     "last_outcome": last["outcome"] if last else None,
                     "last_error": last["error"] if last else None,
+                    "waiting_for_quota_until": stop.until if stop and waiting else None,
                 }
-                body["ok"] = body["ok"] and fresh
+                body["ok"] = body["ok"] and (fresh or excused)
             body["outbox"] = outbox.depth(db)
         finally:
             db.close()
         return bool(body["ok"]), body
+
+    def _quota_wait(self, crm: str) -> _QuotaStop | None:
+        """The quota stop `crm` waits out now (its last sync stopped with a retry time ahead)."""
+        from state import runs
+        from state.db import open_db
+
+        if not self.cfg.mirror.path.exists():
+            return None
+        try:
+            db = open_db(self.cfg.mirror.path)
+        except Exception:  # the run itself will say what is wrong with the mirror
+            return None
+        try:
+            recent = _syncs(runs.last_runs(db, 10, crm=crm))
+        finally:
+            db.close()
+        stop = _quota_stop(recent[0] if recent else None)
+        return stop if stop is not None and self.clock() < stop.until else None
 
     def _stale_after_seconds(self) -> float:
         """Three incremental intervals (or a day for cron schedules) without success is unhealthy."""
@@ -253,6 +317,39 @@ class Daemon:
                 self.health_server.stop()
         log.info("daemon stopped")
         return 0
+
+
+@dataclass(frozen=True)
+class _QuotaStop:
+    until: datetime  # the retry time the CRM (or crmsync's share) gave
+    what: str  # "API share used up" | "daily API limit used up"
+    error: str | None  # the stopped run's one line
+
+
+def _syncs(recent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Syncs only (incremental, full, reconcile): never a preview an older crmsync recorded."""
+    return [r for r in recent if r["mode"] in KINDS]
+
+
+def _quota_stop(run: dict[str, Any] | None) -> _QuotaStop | None:
+    """The quota stop that ended `run`, if it did and said when to retry."""
+    if run is None or run["outcome"] != "quota_exhausted":
+        return None
+    stop = (run.get("counts") or {}).get("quota_stop") or {}
+    try:
+        until = datetime.fromisoformat(str(stop["retry_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    until = until if until.tzinfo else until.replace(tzinfo=UTC)
+    return _QuotaStop(until, _quota_words(stop.get("code")), run.get("error"))
+
+
+def _quota_words(code: str | None) -> str:
+    return "API share used up" if code == "MAX_DAILY_SHARE" else "daily API limit used up"
+
+
+def _utc(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _mtime(path: Path) -> float:

@@ -20,7 +20,7 @@ How a run writes back (the exact call sequence; `write_back` below does steps
     #        enqueue(db, p)
     #        report = drain(db, connector, crm, batch_size=BATCH_SIZE[crm],
     #                       max_attempts=cfg.writeback.max_attempts,
-    #                       should_stop=should_stop)
+    #                       should_stop=should_stop, sleep=sleep)
     #        echo(report.summary()); for line in report.errors: echo(line)
     # 7. exit code: 3 if report.aborted (re-raise it: a CrmError), 1 if
     #    report.rejected (rows refused, kept in the outbox), else 0.
@@ -36,19 +36,31 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    means it landed (marked done, task stored in the mirror), not found means
    it did not (back to pending). Updates are idempotent and simply go back to
    pending. No task is ever created twice for a key.
-2. Claim pending rows in batches (Salesforce 200, HubSpot 100), call
-   `connector.write`, mark each row by the CRM's answer: done; failed
-   (retryable, e.g. UNABLE_TO_LOCK_ROW: claimed again, at most `retry_rounds`
-   more times in this run and `max_attempts` in all); dead (not retryable, or
-   out of attempts) with the CRM's code and message kept on the row.
-3. A landed write is recorded for the ownership guard (state.outbox.mark) and
+2. Claim pending rows (and rows an earlier run saw refused for a moment) in
+   batches (Salesforce 200, HubSpot 100), call `connector.write`, mark each
+   row by the CRM's answer (state/outbox.py decides): done; dead at once for
+   a permanent refusal, with the CRM's code and message kept on the row;
+   failed for a transient one (UNABLE_TO_LOCK_ROW and the like).
+3. Transient refusals are sent again within the run after the waits of the
+   one retry policy (connectors/retry.py `retry_waits`: exponential backoff
+   with jitter, bounded in attempts and time). A row still refused then stays
+   failed for the next run; it becomes dead only after `max_attempts` runs
+   that sent it (`outbox.give_up`): a transient error alone never kills a row.
+   A row's attempts count the runs that sent it, never a stop.
+4. A landed write is recorded for the ownership guard (state.outbox.mark) and
    reflected in the mirror in the same transaction: owned values updated, a
    created task inserted with its new id, so the next plan updates it rather
    than creating another, even before the next pull.
-4. A transport failure (CrmUnavailable after the connector's retries,
-   AuthFailed, QuotaExhausted) stops the drain: updates go back to pending,
-   creates stay inflight for step 1 of the next run (the CRM may have applied
-   them). The report carries the error in `aborted`.
+5. A stop (CrmUnavailable after the connector's retries, AuthFailed,
+   QuotaExhausted: the daily limit or crmsync's share of it) ends the drain.
+   A connector sends one batch in several requests (one per object, per 100
+   or 200 rows); what the CRM answered before the stop rides on the error
+   (`CrmError.answered`) and is recorded first, as any answer: landed rows
+   are done with their written values, so the next run neither sends them
+   again nor reads its own values as a person's edit. The rest goes back to
+   pending with its attempts unchanged (creates stay inflight for step 1 of
+   the next run: the CRM may have applied them). The report carries the
+   error in `aborted`.
 
 `verify_landed(db, crm)`, run after a pull, compares the mirror's owned
 values with what crmsync last wrote and lists each field that differs: a
@@ -62,8 +74,10 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -71,6 +85,7 @@ import sqlite_utils
 
 from connectors.base import ApiCalls
 from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
 from state import outbox
 from state.db import dumps, encode_date, transaction
 from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
@@ -119,6 +134,11 @@ class DrainReport:
     by_kind: dict[str, int] = field(default_factory=dict)
     aborted: CrmError | None = None
     landed_ids: set[int] = field(default_factory=set, repr=False)
+    sent_ids: set[int] = field(default_factory=set, repr=False)  # rows this run sent (attempt counted)
+
+    def transient_ids(self) -> list[int]:
+        """Rows this run sent that the CRM refused for a moment and that have not landed."""
+        return sorted(r.item_id for r in self._final() if r.status == "failed")
 
     @property
     def rejected(self) -> int:
@@ -187,37 +207,48 @@ def drain(
     batch_size: int,
     max_attempts: int,
     dry_run: bool = False,
-    retry_rounds: int = 1,
     should_stop: Callable[[], bool] | None = None,
     now: datetime | None = None,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
 ) -> DrainReport:
     """Write the outbox's rows for `crm` through `connector`; see the module docstring.
 
     `should_stop` (SIGTERM/SIGINT) is checked between batches: the batch in
     flight finishes and is recorded, the rest stays pending for the next run.
+    Rows the CRM refused for a moment are sent again after the waits of
+    `policy` (connectors/retry.py `retry_waits`), slept with `sleep`.
     """
     report = DrainReport(crm=crm, dry_run=dry_run)
     if dry_run:
         return report
     before = connector.calls.total
+    stop = should_stop or (lambda: False)
     try:
-        stop = should_stop or (lambda: False)
         _recover(db, connector, crm, report, now)
-        _pass(db, connector, crm, report, batch_size, max_attempts, now, stop, retry_failed=False)
-        for _ in range(retry_rounds):
-            if stop() or not outbox.depth(db, crm)["failed"]:
+        # Pending rows, and rows refused for a moment in an earlier run.
+        ready = outbox.ready_ids(db, crm)
+        _pass(db, connector, crm, report, batch_size, max_attempts, now, stop, ready)
+        for wait in retry_waits(policy, rng):
+            again = report.transient_ids()
+            if not again or stop():
                 break
-            _pass(
-                db, connector, crm, report, batch_size, max_attempts, now, stop, retry_failed=True
+            log.info(
+                "sending again writes the CRM refused for a moment",
+                extra={"crm": crm, "rows": len(again), "wait_seconds": round(wait, 3)},
             )
+            sleep(wait)
+            _pass(db, connector, crm, report, batch_size, max_attempts, now, stop, again)
     except STOPS as exc:
         report.aborted = exc
         log.warning(
-            "write-back stopped: CRM unreachable",
+            "write-back stopped: the rest stays in the outbox for the next run",
             extra={"crm": crm, "error": type(exc).__name__, "code": exc.code},
         )
     finally:
         report.calls = connector.calls.total - before
+        _give_up(db, report, max_attempts, now)
     log.info(
         "write-back drained",
         extra={
@@ -241,27 +272,33 @@ def _pass(
     max_attempts: int,
     now: datetime | None,
     stop: Callable[[], bool],
-    *,
-    retry_failed: bool,
+    ids: Sequence[int],
 ) -> None:
-    """Claim and write batches until none is left (a retry pass takes each failed row once)."""
-    budget = outbox.depth(db, crm)["failed"] if retry_failed else None
-    while (budget is None or budget > 0) and not stop():
-        limit = batch_size if budget is None else min(batch_size, budget)
-        batch = outbox.claim(db, crm, limit, retry_failed=retry_failed, now=now)
-        if not batch:
+    """Claim and write the rows `ids` in batches, each row once."""
+    for start in range(0, len(ids), batch_size):
+        if stop():
             return
-        if budget is not None:
-            budget -= len(batch)
+        batch = outbox.claim(db, crm, batch_size, ids=ids[start : start + batch_size], now=now)
+        if not batch:
+            continue
         report.batches += 1
         try:
             results = connector.write(batch)
-        except STOPS:
-            # Updates are idempotent: queue them again. Creates may have landed
-            # (timeout after the server applied them, W4): leave them inflight
-            # for the key check at the start of the next drain.
+        except STOPS as exc:
+            # What the CRM answered before the stop (an earlier request of this batch) is
+            # recorded as any answer; the rest was not written, or its outcome is unknown.
+            answered = [r for r in exc.answered if isinstance(r, WriteResult)]
+            done = {r.item_id for r in answered}
+            if answered:
+                _apply(db, crm, [i for i in batch if i.id in done], answered, report,
+                       max_attempts, now)  # fmt: skip
+            # Updates are idempotent: queue them again. Creates may have landed (a timeout
+            # after the server applied them, W4): they stay inflight for the key check at
+            # the start of the next drain.
             report.released += outbox.release(
-                db, [i.id for i in batch if i.kind is not WriteKind.CREATE_TASK], now=now
+                db,
+                [i.id for i in batch if i.id not in done and i.kind is not WriteKind.CREATE_TASK],
+                now=now,
             )
             raise
         _apply(db, crm, batch, results, report, max_attempts, now)
@@ -285,17 +322,17 @@ def _apply(
         )
     refused: list[Rejection] = []
     with transaction(db):
-        outbox.mark(db, answered, max_attempts=max_attempts, now=now)
+        outbox.mark(db, answered, max_attempts=max_attempts, counted=report.sent_ids, now=now)
         for result in answered:
             item = by_id[result.item_id]
+            if result.sent:
+                report.sent_ids.add(item.id)
             if result.ok:
                 report.written += 1
                 report.landed_ids.add(item.id)
                 report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
                 _reflect(db, crm, item, result.crm_id)
             else:
-                # item.attempts is this send's number; the row held one fewer before it
-                status = outbox.status_after(result, item.attempts - 1, max_attempts)
                 refused.append(
                     Rejection(
                         item.id,
@@ -304,7 +341,7 @@ def _apply(
                         item.target_id,
                         result.code,
                         result.detail,
-                        status,
+                        outbox.status_after(result),
                     )  # fmt: skip
                 )
     report.rejections.extend(refused)
@@ -314,6 +351,18 @@ def _apply(
             extra={"crm": crm, "item_id": r.item_id, "kind": r.kind,
                    "record_id": r.target_id, "code": r.code},
         )  # fmt: skip
+
+
+def _give_up(
+    db: sqlite_utils.Database, report: DrainReport, max_attempts: int, now: datetime | None
+) -> None:
+    """Rows this run sent that are still refused after `max_attempts` runs become dead."""
+    refused = [r.item_id for r in report._final() if r.status == "failed"]
+    if not refused:
+        return
+    dead = set(outbox.give_up(db, refused, max_attempts=max_attempts, now=now))
+    last = {r.item_id: r for r in report._final()}
+    report.rejections.extend(replace(last[i], status="dead") for i in sorted(dead))
 
 
 # ---------------------------------------------------------------- crash recovery

@@ -1,9 +1,11 @@
 """/healthz and /metrics for the daemon, on a loopback port.
 
-/healthz answers JSON: ok (every enabled CRM's last successful run is younger
-than its staleness limit), per CRM the last successful run and its age, the
-last outcome, and the outbox depth. HTTP 200 when ok, 503 otherwise, so a
-container orchestrator can use it as is.
+/healthz answers JSON: ok (every enabled CRM's last successful sync is younger
+than its staleness limit, or the CRM waits for its API quota: sync/daemon.py),
+per CRM whether it is healthy, the last successful sync and its age, the last
+outcome and error, `waiting_for_quota_until`, and the outbox depth. Previews
+never count. HTTP 200 when ok, 503 otherwise, so a container orchestrator can
+use it as is.
 
 /metrics is Prometheus text from prometheus-client: runs, records pulled,
 flags by rule and status, writes and rejected rows, API calls and remaining

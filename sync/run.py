@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.errors import QuotaExhausted
+from connectors.errors import CrmError, QuotaExhausted
 from state import outbox, runs
 from state.db import mirror_error, mirror_errors, open_db, rolled_back
 from state.errors import (
@@ -104,6 +104,9 @@ class RunReport:
     queued: int = 0  # planned writes put into the outbox (new or changed rows)
     held: int = 0  # planned writes a dead outbox row holds back (`crmsync outbox`)
     writeback_off: bool = False  # [writeback] enabled = false or dry_run = true
+    stopped_by: CrmError | None = None  # the CRM error that ended the run (run_all, keep_crm_error)
+    retry_at: datetime | None = None  # a quota stop: when the CRM's allocation allows the next run
+    quota_code: str | None = None  # a quota stop: MAX_DAILY_SHARE (crmsync's share), DAILY, ...
 
     @property
     def rejected(self) -> int:
@@ -151,8 +154,14 @@ def run_once(
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], datetime] = now_utc,
     progress: pull_mod.Progress | None = None,
+    keep_crm_error: bool = False,
 ) -> RunReport:
-    """One run for one CRM, holding the mirror's writer lock throughout."""
+    """One run for one CRM, holding the mirror's writer lock throughout.
+
+    A CRM error that ends the run (exit 3: a quota stop, an outage, refused
+    credentials) is recorded and raised; with `keep_crm_error` it is kept on
+    `report.stopped_by` instead, so the caller can go on with the next CRM.
+    """
     settings = cfg.connectors[crm]
     mode = "plan" if opts.skip_pull else ("full" if opts.full else "incremental")
     if opts.reconcile:
@@ -185,9 +194,11 @@ def run_once(
                 if opts.preview:
                     # A dry run's pull writes, so it takes the write lock up front; a plan only reads.
                     with rolled_back(db, write=not opts.skip_pull):
-                        _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
+                        _steps(cfg, db, crm, opts, connector, report, started, should_stop,
+                               progress, sleep)  # fmt: skip
                 else:
-                    _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress)
+                    _steps(cfg, db, crm, opts, connector, report, started, should_stop, progress,
+                           sleep)  # fmt: skip
             except Interrupted:
                 report.outcome = "interrupted"
             except BaseException as e:
@@ -197,10 +208,15 @@ def run_once(
                     report.outcome = "interrupted"
                 else:
                     report.outcome = "quota_exhausted" if isinstance(e, QuotaExhausted) else "failed"
+                if isinstance(e, QuotaExhausted):
+                    report.retry_at, report.quota_code = e.retry_at, e.code
                 report.error = error_line(err)  # the line the CLI prints, never a CRM body
-                if err is not e:
+                if keep_crm_error and isinstance(err, CrmError):
+                    report.stopped_by = err
+                elif err is not e:
                     raise err from e
-                raise
+                else:
+                    raise
             finally:
                 if connector is not None:
                     report.api_calls = connector.calls.total
@@ -244,6 +260,7 @@ def _steps(
     started: datetime,
     should_stop: Callable[[], bool],
     progress: pull_mod.Progress | None,
+    sleep: Callable[[float], None],
 ) -> None:
     if not opts.skip_pull:
         connector.check()
@@ -306,6 +323,7 @@ def _steps(
         batch_size=200 if crm == "salesforce" else 100,
         max_attempts=cfg.writeback.max_attempts,
         should_stop=should_stop,
+        sleep=sleep,  # backoff before sending again what the CRM refused for a moment
     )
     conflicts_mod.settle(db, crm, now=started)  # handed-back fields crmsync wrote
     if report.drain.aborted is not None:
@@ -357,6 +375,11 @@ def _counts(report: RunReport) -> dict[str, Any]:
     if c is not None and not report.preview:
         out["conflicts"] = {"open": c.open, "new": len(c.new), "resolved": c.resolved,
                             "history_calls": c.history_calls}  # fmt: skip
+    if report.retry_at is not None:  # a quota stop: the daemon waits until then (sync/daemon.py)
+        out["quota_stop"] = {
+            "retry_at": report.retry_at.astimezone(UTC).isoformat(),
+            "code": report.quota_code,
+        }
     return out
 
 
@@ -386,9 +409,13 @@ def run_all(
 ) -> int:
     """The CLI's sync/plan: each enabled CRM in turn; the worst exit code wins.
 
-    When `should_stop` turns true (Ctrl-C, SIGTERM) the current run stops at its
-    next safe point and is recorded as interrupted, the CRMs after it are not
-    started, and Interrupted is raised (exit 130).
+    A CRM error that stops one CRM's run (its quota or crmsync's share of it,
+    an outage, refused credentials) does not stop the others: that run's
+    summary is printed with its line, the next CRM runs, and the error is
+    raised at the end (the CLI prints it and exits 3). When `should_stop`
+    turns true (Ctrl-C, SIGTERM) the current run stops at its next safe point
+    and is recorded as interrupted, the CRMs after it are not started, and
+    Interrupted is raised (exit 130).
     """
     from .report import print_run
 
@@ -400,6 +427,7 @@ def run_all(
         )
     code = EXIT_OK
     missing: list[FieldsMissing] = []
+    stops: list[CrmError] = []
     for name in crms:
         progress = None
         if opts.progress and not opts.skip_pull:
@@ -407,7 +435,9 @@ def run_all(
 
             progress = RichProgress()
         try:
-            rep = run_once(cfg, name, opts, progress=progress, should_stop=should_stop)
+            rep = run_once(
+                cfg, name, opts, progress=progress, should_stop=should_stop, keep_crm_error=True
+            )
         finally:
             if progress is not None:
                 progress.close()
@@ -417,10 +447,16 @@ def run_all(
             raise Interrupted(INTERRUPTED_LINE)
         print_run(rep, echo=echo, dry_run=opts.preview)
         code = max(code, rep.exit_code)
+        if rep.stopped_by is not None:
+            stops.append(rep.stopped_by)
         if rep.fields_missing:
             missing.append(fields_missing_error(name, rep.fields_missing))
         if should_stop() and name != crms[-1]:
             raise Interrupted(INTERRUPTED_LINE)  # the next CRM's run is not started
+    if stops:
+        # Every CRM had its run; the first stop is the line the CLI prints (exit 3), the
+        # others are in their runs' summaries above.
+        raise stops[0]
     if len(missing) == 1:
         raise missing[0]
     if missing:

@@ -76,3 +76,11 @@ def test_invalid_toml_says_where(tmp_path: Path) -> None:
     p = write(tmp_path, "[mirror\n")
     with pytest.raises(config.ConfigError, match="not valid TOML"):
         config.load(p)
+
+
+def test_hubspot_max_daily_share_is_a_setting_of_its_own(tmp_path: Path) -> None:
+    """Issue 11: `max_daily_share` under [hubspot] was an unknown key."""
+    p = write(tmp_path, '[hubspot]\ntoken_env = "T"\nmax_daily_share = 0.3\n')
+    assert config.load(p, environ={"T": "pat"}).connectors["hubspot"].max_daily_share == 0.3
+    p = write(tmp_path, '[hubspot]\ntoken_env = "T"\n')
+    assert config.load(p, environ={"T": "pat"}).connectors["hubspot"].max_daily_share == 0.5

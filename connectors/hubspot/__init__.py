@@ -3,6 +3,7 @@
 client.py   Settings ([hubspot] in sync.toml) and HubSpotApi, the one door for HTTP calls
 auth.py     private app token / OAuth refresh with rotation
 limiter.py  10-second and search-per-second sliding windows
+daily.py    crmsync's share of the account's daily API limit (max_daily_share)
 fields.py   every HubSpot property name and converter
 pull.py     full, incremental, archived, merged; contact roles
 push.py     batch writes with 207 mapping and bisection; task lookup by key
@@ -136,12 +137,9 @@ class HubSpotConnector:
         return self.pusher.find_tasks_by_keys(keys)
 
     def quota(self) -> Quota:
-        """Daily usage from the last X-HubSpot-RateLimit-Daily(-Remaining) headers."""
-        h = {str(k).lower(): v for k, v in (self.api.last_headers or {}).items()}
-        limit = _int(h.get("x-hubspot-ratelimit-daily"))
-        remaining = _int(h.get("x-hubspot-ratelimit-daily-remaining"))
-        used = limit - remaining if limit is not None and remaining is not None else None
-        return Quota(used=used, limit=limit)
+        """The account's daily API usage as last seen (daily.py): the account-info API, then
+        X-HubSpot-RateLimit-Daily(-Remaining), counting calls in between. None for OAuth apps."""
+        return Quota(used=self.api.daily.used, limit=self.api.daily.limit)
 
     @property
     def malformed(self) -> int:

@@ -19,10 +19,15 @@ GETs on 429 (crm-api-notes §0.8), hiding them from the limiter and from the
 call count. With `Retry(0)` a refused connection or timeout raises
 `urllib3.exceptions.MaxRetryError`, which becomes CrmUnavailable.
 
+- spends at most `max_daily_share` of the account's daily API limit (daily.py):
+  before each attempt it refuses the call that would pass the share, as
+  QuotaExhausted, without a request; the first call of a run asks the
+  account-info API for the usage first (private apps).
+
 Error translation (HTTP status -> error):
     401            refresh once (OAuth) and resend; private app or second 401: AuthFailed
     403            AuthFailed (missing scopes; retrying will not help)
-    429 DAILY      QuotaExhausted(retry_at = next midnight, account time zone); no call after it
+    429 DAILY      QuotaExhausted(retry_at = the daily reset, daily.py); no call after it
     429 other      RateLimited(retry_after = Retry-After header or None -> backoff)
     5xx, 0, I/O    CrmUnavailable
     other 4xx      CrmRefused with .status, .code (HubSpot category) and .detail (message)
@@ -64,6 +69,7 @@ from connectors.errors import (
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
+from .daily import USAGE_PATH, DailyUsage
 from .limiter import GENERAL, SEARCH, Limiter
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,7 @@ class Settings:
     ca_file: Path | None = None  # extra CA bundle for a TLS-intercepting proxy
     timeout_seconds: float = 60.0
     account_timezone: str = "UTC"  # the daily limit resets at midnight here (R3)
+    max_daily_share: float = 0.5  # of the account's daily API limit, reads and writes (daily.py)
     full_pull: str = "search"  # search | list (see pull.py for why search is the default)
 
     def validate(self) -> None:
@@ -126,6 +133,10 @@ class Settings:
             raise ValueError("lookback_minutes must be 0 or more.")
         if self.timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds = {self.timeout_seconds}: use more than 0.")
+        if not 0 < self.max_daily_share <= 1:
+            raise ValueError(
+                f"max_daily_share = {self.max_daily_share}: use a fraction in (0, 1], e.g. 0.5"
+            )
         if self.full_pull not in ("search", "list"):
             raise ValueError(f'full_pull must be "search" or "list", not {self.full_pull!r}.')
         try:
@@ -182,6 +193,8 @@ class HubSpotApi:
         self._apis: dict[str, Any] = {}
         self.auth = token_source or self._token_source()
         self.quota_stop: QuotaExhausted | None = None
+        self.daily = DailyUsage(settings.max_daily_share, settings.account_timezone)
+        self._usage_asked = False  # the account-info API was asked (or cannot be) this run
         self.last_headers: Mapping[str, str] = {}
         self._server_time: tuple[datetime, float] | None = None  # (Date header, clock() when seen)
 
@@ -250,6 +263,7 @@ class HubSpotApi:
         def attempt() -> Response:
             if self.quota_stop is not None:
                 raise self.quota_stop
+            self._check_daily_share(operation)
             self.limiter.acquire(kind)
             token = self.auth.token()
             try:
@@ -291,6 +305,7 @@ class HubSpotApi:
         target: str = "",
     ) -> Response:
         self.calls.add(operation)
+        self.daily.sent()
         if token is not None:
             api.api_client.configuration.access_token = token
         refused: Any = None
@@ -325,6 +340,7 @@ class HubSpotApi:
             self._api_error(operation, kind, refused, target=target)
         self.last_headers = headers
         self._note_date(headers)
+        self.daily.observe_headers(headers)
         self.limiter.observe(headers, kind)
         return Response(status, headers, _parse(data, operation))
 
@@ -334,6 +350,7 @@ class HubSpotApi:
         if headers:
             self.last_headers = headers
             self._note_date(headers)
+            self.daily.observe_headers(headers)
         body = _json_or_none(e.body)
         category = body.get("category") if isinstance(body, dict) else None
         message = body.get("message") if isinstance(body, dict) else None
@@ -348,7 +365,7 @@ class HubSpotApi:
                 self.quota_stop = QuotaExhausted(
                     "HubSpot's daily API limit is used up; crmsync stopped and keeps its "
                     "cursor. It can resume after midnight (account time).",
-                    retry_at=self._next_midnight(),
+                    retry_at=self.daily.next_reset(self._now()),
                     code="DAILY",
                     detail=message,
                     **common,  # type: ignore[arg-type]
@@ -387,11 +404,72 @@ class HubSpotApi:
             **common,
         ) from None
 
-    def _next_midnight(self) -> datetime:
-        tz = ZoneInfo(self.settings.account_timezone)
-        now = (self.server_now() or self.wall_clock()).astimezone(tz)
-        midnight = datetime(now.year, now.month, now.day, tzinfo=tz) + timedelta(days=1)
-        return midnight.astimezone(UTC)
+    def _now(self) -> datetime:
+        return self.server_now() or self.wall_clock()
+
+    # ------------------------------------------------------------ the daily share (daily.py)
+
+    def _check_daily_share(self, operation: str) -> None:
+        """Refuse the call that would pass crmsync's share of the daily limit (no request)."""
+        if not self._usage_asked:
+            self._ask_daily_usage()
+        if not self.daily.over_share():
+            return
+        d = self.daily
+        reset = d.next_reset(self._now())
+        self.quota_stop = QuotaExhausted(
+            f"HubSpot API usage {d.used:,}/{d.limit:,} reached crmsync's share "
+            f"({d.share:.0%}) of the account's daily limit; stopped before the next call "
+            f"({operation}). The limit resets at midnight in the account's time zone: the "
+            "next run resumes then, or raise [hubspot] max_daily_share.",
+            crm=CRM,
+            operation=operation,
+            code="MAX_DAILY_SHARE",
+            retry_at=reset,
+        )
+        log.warning(
+            "hubspot daily share reached",
+            extra={"crm": CRM, "used": d.used, "limit": d.limit, "share": d.share,
+                   "retry_at": reset.isoformat()},
+        )  # fmt: skip
+        raise self.quota_stop
+
+    def _ask_daily_usage(self) -> None:
+        """Read the account's daily usage once per run, before its first call (daily.py).
+
+        Inside the first call's attempt: an unreachable host fails (and is retried) as
+        that call, within its one budget. A 429 DAILY stops the run as any call would.
+        """
+        if self.settings.auth == "oauth":
+            self._usage_asked = True
+            _say_once(
+                ("oauth", self.settings.host),
+                "HubSpot: [hubspot] max_daily_share is not enforced for OAuth apps: HubSpot "
+                "documents no daily limit for them and their calls carry no daily usage",
+            )
+            return
+        if self.daily.known:  # headers already told it
+            self._usage_asked = True
+            return
+        self.limiter.acquire(GENERAL)
+        token = self.auth.token()
+        api = _Get(self.api("crm.owners.owners_api").api_client, USAGE_PATH)
+        try:
+            resp = self._send("daily_usage", GENERAL, api, "get", token, (), {})
+        except _Unauthorized:
+            self.auth.on_unauthorized(token)  # AuthFailed for a private app token
+            return
+        except (AuthFailed, CrmRefused) as e:
+            # A token that may not read the usage: the first answer's headers will say it.
+            self._usage_asked = True
+            _say_once(
+                ("usage", self.settings.host),
+                f"HubSpot: the app may not read the account's daily API usage (HTTP {e.status}); "
+                "crmsync counts it from the first answer's daily usage headers",
+            )
+            return
+        self._usage_asked = True
+        self.daily.observe_usage(resp.body)
 
     # ------------------------------------------------------------ OAuth token endpoint
 
@@ -426,6 +504,36 @@ class HubSpotApi:
                 status=401,
             )
         return resp.body
+
+
+class _Get:
+    """A GET on a path the generated API classes do not cover (the account-info API),
+    sent through one of hubspot-api-client's own ApiClients (same host, token, pool)."""
+
+    def __init__(self, api_client: Any, path: str) -> None:
+        self.api_client = api_client
+        self.path = path
+
+    def get(self, **kwargs: Any) -> Any:
+        return self.api_client.call_api(
+            self.path,
+            "GET",
+            header_params={"Accept": "application/json"},
+            auth_settings=["oauth2"],
+            response_types_map={},
+            **kwargs,
+        )
+
+
+_TOLD: set[tuple[str, str]] = set()
+
+
+def _say_once(key: tuple[str, str], message: str) -> None:
+    """Log `message` once per process (the daemon builds a connector per run)."""
+    if key in _TOLD:
+        return
+    _TOLD.add(key)
+    log.warning(message, extra={"crm": CRM})
 
 
 def _object_of(api_path: str) -> str:

@@ -23,7 +23,10 @@ in each result (batch create does not promise result order).
 already have created before creating again (W4).
 
 Transport failures (CrmUnavailable after retries, AuthFailed, QuotaExhausted)
-raise: the writer leaves the batch in the outbox.
+raise: the writer leaves the batch in the outbox. One batch can take several
+requests (one per route, 100 inputs each, more when bisecting): a stop between
+them raises with the answers of the requests before it on `error.answered`, so
+the drain records what landed.
 """
 
 from __future__ import annotations
@@ -104,14 +107,22 @@ class Pusher:
                 )
                 continue
             groups.setdefault(route, []).append(inp)
-        for route, inputs in groups.items():
-            for chunk in _chunks_unique(inputs, BATCH):
-                for r in self._send(route, chunk):
-                    results[r.item_id] = r
+        try:
+            for route, inputs in groups.items():
+                for chunk in _chunks_unique(inputs, BATCH):
+                    self._send(route, chunk, results)
+        except (CrmUnavailable, AuthFailed, QuotaExhausted) as exc:
+            # A stop between two requests of this batch (the daily 429, crmsync's share, an
+            # outage): what HubSpot answered before it is kept for the drain to record.
+            exc.answered = [results[i.id] for i in batch if i.id in results]
+            raise
         return [results[item.id] for item in batch]
 
-    def _send(self, route: _Route, inputs: Sequence[_Input]) -> list[WriteResult]:
-        """One batch call; a whole-batch rejection is bisected to isolate the bad inputs (W3)."""
+    def _send(
+        self, route: _Route, inputs: Sequence[_Input], results: dict[int, WriteResult]
+    ) -> None:
+        """One batch call, its answers into `results` as they come; a whole-batch rejection
+        is bisected to isolate the bad inputs (W3)."""
         try:
             resp = self.api.call(
                 route.operation,
@@ -129,17 +140,17 @@ class Pusher:
             if doomed:
                 # A missing property fails every row that writes it: no point bisecting.
                 names = ", ".join(sorted(unknown))
-                out = [
-                    _reject(
+                for i in doomed:
+                    results[i.item.id] = _reject(
                         i.item,
                         "PROPERTY_DOESNT_EXIST",
                         f"HubSpot {route.noun} has no property {names}. Run `crmsync setup "
                         "--crm hubspot` to create it.",
                     )
-                    for i in doomed
-                ]
                 rest = [i for i in inputs if i not in doomed]
-                return out + (self._send(route, rest) if rest else [])
+                if rest:
+                    self._send(route, rest, results)
+                return
             if len(inputs) == 1:
                 item = inputs[0].item
                 log.warning(
@@ -150,9 +161,10 @@ class Pusher:
                     extra={"crm": "hubspot", "item": item.id, "code": e.code},
                 )
                 code, detail = _validation_detail(e.detail)
-                return [
-                    _reject(item, code or e.code or str(e.status), detail or e.detail or str(e))
-                ]
+                results[item.id] = _reject(
+                    item, code or e.code or str(e.status), detail or e.detail or str(e)
+                )
+                return
             mid = len(inputs) // 2
             log.warning(
                 "HubSpot rejected a batch of %d %s writes (%s); splitting to isolate the bad rows",
@@ -161,8 +173,11 @@ class Pusher:
                 e.code,
                 extra={"crm": "hubspot", "size": len(inputs), "code": e.code},
             )
-            return self._send(route, inputs[:mid]) + self._send(route, inputs[mid:])
-        return _results(route, inputs, resp.status, resp.body or {})
+            self._send(route, inputs[:mid], results)
+            self._send(route, inputs[mid:], results)
+            return
+        for r in _results(route, inputs, resp.status, resp.body or {}):
+            results[r.item_id] = r
 
     # ------------------------------------------------------------ W4
 

@@ -16,7 +16,9 @@ errors as `detail`, and `retryable` for transient codes (UNABLE_TO_LOCK_ROW
 and friends, W1). A request Salesforce refuses as a whole (400) rejects every
 item of that call; transport failures (CrmUnavailable after retries,
 AuthFailed, QuotaExhausted) raise, and re-sending is safe because both calls
-are idempotent.
+are idempotent. One batch takes up to three requests (accounts, contacts,
+tasks): a stop between them (the quota guard) raises with the answers of the
+requests before it on `error.answered`, so the drain records what landed.
 """
 
 from __future__ import annotations
@@ -81,6 +83,26 @@ class Writer:
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
         results: dict[int, WriteResult] = {}
+        try:
+            self._write(batch, results)
+        except (CrmUnavailable, AuthFailed, QuotaExhausted) as exc:
+            # A stop between two requests of this batch (the quota guard, an outage): what
+            # Salesforce answered before it is kept on the error for the drain to record.
+            exc.answered = [results[i.id] for i in batch if i.id in results]
+            raise
+        for item in batch:
+            if item.id not in results:
+                results[item.id] = WriteResult(
+                    item.id,
+                    ok=False,
+                    code="UNKNOWN_KIND",
+                    detail=f"crmsync cannot write {item.kind!r}",
+                    sent=False,
+                )
+        return [results[i.id] for i in batch]
+
+    def _write(self, batch: Sequence[OutboxItem], results: dict[int, WriteResult]) -> None:
+        """Accounts, contacts, then tasks: one collections request per kind and 200 rows."""
         for kind, sobject in UPDATE_KINDS.items():
             items = [i for i in batch if i.kind == kind]
             owned = self.maps[
@@ -95,16 +117,6 @@ class Writer:
         self._send(
             prepared, f"composite/sobjects/Task/{self.key_field}", results, key=self.key_field
         )
-        for item in batch:
-            if item.id not in results:
-                results[item.id] = WriteResult(
-                    item.id,
-                    ok=False,
-                    code="UNKNOWN_KIND",
-                    detail=f"crmsync cannot write {item.kind!r}",
-                    sent=False,
-                )
-        return [results[i.id] for i in batch]
 
     def _task_record(self, item: OutboxItem) -> dict[str, Any]:
         payload = dict(item.payload)

@@ -16,9 +16,11 @@ the Salesforce sandbox's post_write) with the other fault kinds in app.py.
 `serve_forever` is what `crmsync sandbox hubspot` runs.
 
 In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
-  HubSpotSandbox(dataset=None, faults=None, clock=None, rate_limits=False, port=0, sleep=time.sleep)
+  HubSpotSandbox(dataset=None, faults=None, clock=None, rate_limits=False, port=0, sleep=time.sleep,
+                 daily_usage=None)
   start() / stop() / with ...; url; requests; object_requests; faults; limits
   reset(data=False, faults=False); set_faults(spec); set_rate_limits(False | True | dict)
+  set_daily_usage(used=None, limit=None, resets_at=None)   the daily-usage knob (below)
   load(dataset); records(type, archived=False); record(type, id)
   create(type, properties, associations=[(to_type, to_id, label)], source="person") -> id
   update(type, id, properties, source="person", user_id=None); archive(type, id)
@@ -32,6 +34,15 @@ In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
   add_property(type, name, type_="string"); remove_property(type, name)
   write_config(path) -> path   ([hubspot] table + hubspot-token.txt beside it)
 rate_limits dict keys: per_10s (100), search_per_second (5), daily (250000), daily_used (0).
+
+The daily-usage knob (`daily_usage={"used": n, "limit": m, "resets_at": t}` or
+`set_daily_usage(...)`; `resets_at` a datetime, ISO text or epoch seconds, by
+default the next midnight UTC): every API call counts one; private-app
+responses carry X-HubSpot-RateLimit-Daily / -Daily-Remaining,
+`GET /account-info/v3/api-usage/daily/private-apps` reports usageLimit,
+currentUsage and resetsAt, and once the usage reaches the limit every call is
+answered 429 with HubSpot's documented DAILY body until `resets_at`. The
+10-second and search windows stay off unless `rate_limits` turns them on.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +78,12 @@ class HubSpotSandbox:
 
     def __init__(self, dataset: Mapping[str, Any] | None = None, faults: Any = None,
                  clock: Callable[[], float] | None = None, rate_limits: bool | dict[str, Any] = False,
-                 port: int = 0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 port: int = 0, sleep: Callable[[float], None] = time.sleep,
+                 daily_usage: Mapping[str, Any] | None = None) -> None:
         self._dataset = dataset
         self._faults_spec = faults
         self._rate_cfg = rate_limits
+        self._daily_cfg = dict(daily_usage or {})
         self._clock = clock
         self._port = port
         self.faults = FaultEngine()
@@ -83,6 +97,8 @@ class HubSpotSandbox:
         self.crm = Crm(self.store)
         self.auth = Auth()
         self.limits = RateLimits.from_config(self._rate_cfg)
+        if self._daily_cfg:
+            self.set_daily_usage(**self._daily_cfg)
         self.app = HubSpotApp(self.crm, self.faults, self.limits, self.auth, self.sleep,
                               on_reset=self._on_reset)
         if self._dataset:
@@ -153,6 +169,13 @@ class HubSpotSandbox:
         """Replace the rate limit settings (False = headers only, True = defaults, or a dict)."""
         fresh = RateLimits.from_config(cfg)
         self.limits.__dict__.update(fresh.__dict__)
+
+    def set_daily_usage(self, used: int | None = None, limit: int | None = None,
+                        resets_at: Any = None) -> None:
+        """The daily-usage knob: today's usage, the account's daily limit and the next reset
+        (datetime, ISO text or epoch seconds); from now on the limit answers the DAILY 429."""
+        with self.store.lock:
+            self.limits.set_daily_usage(used=used, limit=limit, resets_at=_epoch(resets_at))
 
     # ------------------------------------------------------------ data, in process
     def _t(self, obj_type: str) -> str:
@@ -284,6 +307,21 @@ class HubSpotSandbox:
             text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + table
         path.write_text(text, encoding="utf-8")
         return path
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds from a datetime, ISO text or a number (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    raise ValueError(f"resets_at: a datetime, ISO text or epoch seconds, not {value!r}")
 
 
 def serve_forever(port: int = 0, dataset: Mapping[str, Any] | None = None, faults: Any = None,

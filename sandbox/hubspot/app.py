@@ -16,12 +16,14 @@ Route names (what fault rules' `route` matches and `GET /_sandbox/requests` coun
   assoc_batch_labels_archive, assoc_labels, assoc_labels_create, assoc_labels_update,
   assoc_labels_remove, assoc_list, assoc_create, assoc_create_default, assoc_archive,
   assoc_config_all, assoc_config, assoc_config_create, assoc_config_update, assoc_config_purge
-  owners, owner
+  owners, owner, account_usage (GET /account-info/v3/api-usage/daily/private-apps)
   properties, property, property_create, property_update, property_archive,
   properties_batch_read, properties_batch_create, properties_batch_archive,
   groups, group, group_create, group_update, group_archive
 
 `GET /_sandbox/requests` also counts per route and object as "route:object".
+`GET /_sandbox/limits` shows the account's daily usage; `POST /_sandbox/limits`
+{"used": n, "limit": m, "resets_at": epoch seconds} sets it (the daily-usage knob).
 
 Fault kinds understood (spec format in sandbox/common.py):
 
@@ -40,6 +42,9 @@ Fault kinds understood (spec format in sandbox/common.py):
   underfilled_pages {"size": k}: list/search pages serve only k results, paging continues
   mutate          {"object": "contacts", "id": "12", "action": "update"|"archive"|"create",
                    "properties": {...}}: changes data just before the fired request is answered
+  daily_usage     {"used": N, "limit"?: M}: sets the account's daily usage just before the fired
+                  request is counted (the daily-usage knob, limits.py), as other apps of the
+                  account would spend it
   drop_connection {"bytes": N (default 0: no response at all), "apply": bool}: the TCP
                   connection closes after N body bytes; with apply the request is processed
                   first (a create lands although the client sees a failure: W4, R7)
@@ -59,6 +64,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -120,6 +126,7 @@ ROUTES = [
     (_V4 + "/<to>/<to_id>", "PUT", "assoc_create"),
     (_V4 + "/<to>/<to_id>", "DELETE", "assoc_archive"),
     (_V4 + "/default/<to>/<to_id>", "PUT", "assoc_create_default"),
+    ("/account-info/v3/api-usage/daily/private-apps", "GET", "account_usage"),
     ("/crm/v3/owners/", "GET", "owners"),
     ("/crm/v3/owners/<oid>", "GET", "owner"),
     (_P, "GET", "properties"),
@@ -140,9 +147,12 @@ ROUTES = [
     ("/_sandbox/records/<obj>", "GET", "_sandbox_records"),
     ("/_sandbox/faults", "GET", "_sandbox_faults_get"),
     ("/_sandbox/faults", "POST", "_sandbox_faults"),
+    ("/_sandbox/limits", "GET", "_sandbox_limits_get"),
+    ("/_sandbox/limits", "POST", "_sandbox_limits"),
 ]
 URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
-REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection"}
+REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection",
+                 "daily_usage"}
 HISTORY_PAGE = 50  # records per read with propertiesWithHistory
 _DROP = "hubspot_sandbox.drop"
 
@@ -228,6 +238,14 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
                 if any(r.kind == "expire_token" for r in fired):
                     self.auth.expire(token, now)
                     raise expired(0)
+                if endpoint == "account_usage" and oauth:
+                    # Documented for private apps only; what HubSpot answers an OAuth token
+                    # here is not documented (UNCONFIRMED): a scope refusal is the harsher reading.
+                    raise HsError(403, "MISSING_SCOPES",
+                                  "This API is available to private apps only.")
+                for r in fired:
+                    if r.kind == "daily_usage":  # other apps spent the account's calls meanwhile
+                        self.limits.set_daily_usage(used=r.get("used"), limit=r.get("limit"))
                 limited = self.limits.admit(now, is_search)
                 if limited is not None:
                     raise _rate_limited(limited[0], limited[1])
@@ -608,6 +626,11 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
                 self.crm.archive(obj, rec)
         return 204, None
 
+    # ------------------------------------------------------------ account info
+    def h_account_usage(self, req: Request) -> Reply:
+        """The account's daily API usage (private apps), counted by the limits (limits.py)."""
+        return 200, self.limits.usage_body(self.store.clock())
+
     # ------------------------------------------------------------ owners
     def h_owners(self, req: Request) -> Reply:
         q = req.args
@@ -646,6 +669,19 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         if self.on_reset is not None:
             self.on_reset(body)
         return 200, {"reset": True}
+
+    def h_sandbox_limits_get(self, req: Request) -> Reply:
+        """The account's daily usage now (what the account-info API would say)."""
+        with self.store.lock:
+            return 200, self.limits.usage_body(self.store.clock())["results"][0]
+
+    def h_sandbox_limits(self, req: Request) -> Reply:
+        """The daily-usage knob over HTTP: {"used": n, "limit": m, "resets_at": epoch seconds}."""
+        body = _body(req)
+        with self.store.lock:
+            self.limits.set_daily_usage(used=body.get("used"), limit=body.get("limit"),
+                                        resets_at=body.get("resets_at"))
+            return 200, self.limits.usage_body(self.store.clock())["results"][0]
 
     def h_sandbox_records(self, req: Request, obj: str) -> Reply:
         obj = self._obj(obj)
@@ -741,8 +777,13 @@ def _input_error(info: dict[str, Any], rid: str | None, trace: Any) -> dict[str,
 
 def _rate_limited(policy: str, retry_after: int | None) -> HsError:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-    return HsError(429, "", POLICY_MESSAGES.get(policy, POLICY_MESSAGES["TEN_SECONDLY_ROLLING"]),
-                   headers=headers, errorType="RATE_LIMIT", policyName=policy,
+    message = POLICY_MESSAGES.get(policy, POLICY_MESSAGES["TEN_SECONDLY_ROLLING"])
+    if policy == "DAILY":
+        # The documented body (usage guidelines, api-facts §2): status, message, errorType,
+        # correlationId, policyName, requestId.
+        return HsError(429, "", message, headers=headers, errorType="RATE_LIMIT",
+                       policyName=policy, requestId=str(uuid.uuid4()))
+    return HsError(429, "", message, headers=headers, errorType="RATE_LIMIT", policyName=policy,
                    groupName="publicapi:private-app:sandbox")
 
 

@@ -77,11 +77,13 @@ def test_full_pull_past_10000_contacts_mirrors_exactly_at_minimum_calls(big, clo
     records, cursor, pages = pull_all(c, C, full=True)
     assert_mirrors(big, records)
     n = 10_500
-    # search path minimum: ceil(n/200) searches + ceil(n/1000) contact->company reads + 1 schema call
+    # search path minimum: ceil(n/200) searches + ceil(n/1000) contact->company reads + 1 schema
+    # call, + the run's one read of the account's daily usage (max_daily_share, daily.py)
     assert big.requests.count("search") == math.ceil(n / 200) == c.calls.by_operation["search"]
     assert big.requests.count("assoc_batch_read") == math.ceil(n / 1000)
     assert big.requests.count("properties") == 1
-    assert big.requests.counts()["total"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1
+    assert big.requests.count("account_usage") == 1
+    assert big.requests.counts()["total"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1 + 1
     assert pages[-1].done and set(cursor) == {"modified_ms"}
 
 
@@ -97,8 +99,9 @@ def test_full_pull_search_path_is_cheaper_than_list(clock):
             records, _, _ = pull_all(c, C, full=True)
             assert_mirrors(hs, records)
             costs[path] = hs.requests.counts()["total"]
-        assert costs["list"] == math.ceil(n / 100) + 1
-        assert costs["search"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1
+        # + 1 schema call, + 1 read of the daily usage per run (connector)
+        assert costs["list"] == math.ceil(n / 100) + 1 + 1
+        assert costs["search"] == math.ceil(n / 200) + math.ceil(n / 1000) + 1 + 1
         assert costs["search"] < costs["list"]
     finally:
         hs.stop()
@@ -371,6 +374,76 @@ def test_r3_daily_limit_stops_cleanly_until_midnight(small, clock):
     assert timedelta(0) < retry_at - clock.now() <= timedelta(days=1, minutes=1)
 
 
+def test_r3_hubspot_stops_at_its_daily_share_with_no_call_past_it_until_the_reset(small, clock):
+    """[hubspot] max_daily_share (0.5 of the account's 1,000 calls): the run reads the usage
+    once, counts each call, and refuses the call that would pass 500 (issue 11)."""
+    resets = clock.now() + timedelta(hours=7)
+    small.set_daily_usage(used=497, limit=1000, resets_at=resets)
+    c = connect(small, clock)
+    with pytest.raises(QuotaExhausted) as err:
+        pull_all(c, C, full=True)
+    assert small.limits.daily_used == 500, "every call up to the share, none past it"
+    assert small.requests.count("account_usage") == 1  # read once, at the run's start
+    assert err.value.code == "MAX_DAILY_SHARE"
+    retry_at = err.value.retry_at
+    assert retry_at is not None and abs(retry_at - resets) < timedelta(seconds=1)  # resetsAt
+    assert "500/1,000" in err.value.line() and "max_daily_share" in err.value.line()
+    assert (c.quota().used, c.quota().limit) == (500, 1000)
+    calls = small.requests.counts()["total"]
+    with pytest.raises(QuotaExhausted):
+        c.check()  # reads and writes alike: nothing more this run
+    assert small.requests.counts()["total"] == calls
+    clock.sleep(7 * 3600 + 1)  # past the reset: a new day for the account
+    records, _, _ = pull_all(connect(small, clock), C, full=True)
+    assert_mirrors(small, records)
+
+
+def test_r3_a_run_that_starts_over_its_share_spends_only_the_usage_read(small, clock):
+    small.set_daily_usage(used=700, limit=1000)
+    small.reset()
+    c = connect(small, clock, max_daily_share=0.6, account_timezone="America/New_York")
+    with pytest.raises(QuotaExhausted) as err:
+        c.check()
+    assert small.requests.counts()["by_route"] == {"GET account_usage": 1}
+    # resetsAt (the sandbox's next midnight UTC) wins over the configured time zone
+    assert err.value.retry_at is not None and err.value.retry_at.hour == 0
+
+
+def test_without_the_usage_api_the_share_counts_from_the_daily_headers(small, clock, caplog):
+    """A token that may not read the usage (403): the first answer's headers say it, once."""
+    small.set_faults([{"kind": "status", "route": "account_usage", "status": 403,
+                       "category": "MISSING_SCOPES"}])  # fmt: skip
+    small.set_daily_usage(used=497, limit=1000)
+    c = connect(small, clock)
+    c.check()  # the usage read is refused; the check's own answer carries the usage
+    with pytest.raises(QuotaExhausted):
+        pull_all(c, C, full=True)
+    assert small.limits.daily_used == 500
+    assert err_free(caplog) and "may not read the account's daily API usage" in caplog.text
+    # at midnight in [hubspot] account_timezone, as resetsAt is unknown
+    with pytest.raises(QuotaExhausted) as err:
+        c.check()
+    assert err.value.retry_at is not None and err.value.retry_at.minute == 0
+
+
+def test_the_share_is_not_enforced_for_oauth_apps_and_crmsync_says_so_once(small, clock, caplog):
+    from test_hubspot_auth import oauth_connector
+
+    small.set_daily_usage(used=900, limit=1000)  # OAuth calls have no daily limit (api-facts §2)
+    for _ in range(2):  # two runs
+        c = oauth_connector(small, clock)
+        records, _, _ = pull_all(c, C, full=True)
+        assert_mirrors(small, records)
+        assert c.quota().used is None
+    assert small.requests.count("account_usage") == 0
+    told = [r for r in caplog.records if "not enforced for OAuth apps" in r.getMessage()]
+    assert len(told) == 1
+
+
+def err_free(caplog) -> bool:
+    return not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_r4_limiter_keeps_zero_429s_against_enforced_windows(clock):
     hs = sandbox(
         clock,
@@ -437,7 +510,8 @@ def test_unreachable_host_is_crm_unavailable(clock):
     )
     with pytest.raises(CrmUnavailable):
         c.check()
-    assert c.calls.by_operation["check"] == 2
+    # Two attempts in one budget; each fails at the run's first request, the daily usage read.
+    assert c.calls.total == 2 and c.calls.by_operation["daily_usage"] == 2
 
 
 def test_p3_record_modified_behind_the_walk_is_caught_next_run(clock):

@@ -502,6 +502,8 @@ RANGES = {
     "salesforce-timeout": ('[salesforce]\nusername = "u"\npassword_env = "T"\ntimeout_seconds = -1',
                            "[salesforce] timeout_seconds = -1"),
     "max-attempts": ("[writeback]\nmax_attempts = 0", "[writeback] max_attempts"),
+    "hubspot-share": ('[hubspot]\ntoken_env = "T"\nmax_daily_share = 1.5',
+                      "[hubspot] max_daily_share = 1.5"),
     "rule-window": ("[rules.stale_contact]\nstrategic_days = -60", "[rules.stale_contact] strategic_days"),
 }
 

@@ -26,6 +26,7 @@ from hubspot.crm.contacts.exceptions import (
 from urllib3.util.retry import Retry
 
 from sandbox.hubspot import HubSpotSandbox
+from tests.sandbox.conftest import HS_EPOCH_S
 
 TOKEN = "pat-sandbox-0000"
 
@@ -624,6 +625,66 @@ def test_r3_daily_quota_429_daily(hs, hs_client):
     with pytest.raises(Exception) as e:
         hs_client.crm.contacts.basic_api.get_page(limit=1)
     assert _body(e.value)["policyName"] == "DAILY"
+
+
+USAGE_PATH = "/account-info/v3/api-usage/daily/private-apps"
+
+
+def test_r3_daily_usage_knob_reports_usage_and_answers_the_documented_daily_429(
+    hs, hs_client, hs_clock
+):
+    """The knob: usage and limit in the private-app headers and the account-info API, then
+    HubSpot's documented DAILY body (api-facts §2) until resetsAt; the windows stay off."""
+    resets = HS_EPOCH_S + 3600
+    hs.set_daily_usage(used=97, limit=100, resets_at=resets)
+    usage = hs_client.api_request({"method": "GET", "base_url": hs.url, "path": USAGE_PATH})
+    assert usage.status_code == 200
+    [day] = usage.json()["results"]
+    assert (day["name"], day["usageLimit"], day["currentUsage"]) == (
+        "private-apps-api-calls-daily", 100, 98,  # this call counts too
+    )
+    assert day["resetsAt"] == "2026-01-01T01:00:00.000Z" and day["fetchStatus"] == "SUCCESS"
+    assert usage.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "2"
+    page = hs_client.crm.contacts.basic_api.get_page_with_http_info(limit=1)
+    assert page[2]["X-HubSpot-RateLimit-Daily"] == "100"
+    assert page[2]["X-HubSpot-RateLimit-Daily-Remaining"] == "1"
+    hs_client.crm.contacts.basic_api.get_page(limit=1)  # the 100th call of the day
+    with pytest.raises(Exception) as e:
+        hs_client.crm.contacts.basic_api.get_page(limit=1)
+    body = _body(e.value)
+    assert e.value.status == 429
+    assert set(body) == {"status", "message", "errorType", "correlationId", "policyName",
+                         "requestId"}
+    assert (body["status"], body["message"], body["errorType"], body["policyName"]) == (
+        "error", "You have reached your daily limit.", "RATE_LIMIT", "DAILY")
+    hs_clock.advance(3600)  # midnight in the account's time zone: a new day
+    assert hs_client.crm.contacts.basic_api.get_page(limit=1).results
+    hs.set_daily_usage(limit=1000)
+    for _ in range(150):  # the knob leaves the 10-second window (100 calls) off
+        hs_client.crm.owners.owners_api.get_page(limit=1)
+
+
+def test_daily_usage_knob_over_http(hs):
+    r = requests.post(f"{hs.url}/_sandbox/limits", json={"used": 10, "limit": 20})
+    assert r.status_code == 200 and (r.json()["currentUsage"], r.json()["usageLimit"]) == (10, 20)
+    assert requests.get(f"{hs.url}/_sandbox/limits").json()["currentUsage"] == 10
+
+
+def test_daily_usage_fault_sets_the_usage_before_the_fired_request(hs, hs_client):
+    hs.set_faults([{"kind": "daily_usage", "route": "list", "nth": 2, "used": 99, "limit": 100}])
+    basic = hs_client.crm.contacts.basic_api
+    basic.get_page(limit=1)
+    page = basic.get_page_with_http_info(limit=1)  # counted as the 100th
+    assert page[2]["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+    with pytest.raises(Exception) as e:
+        basic.get_page(limit=1)
+    assert _body(e.value)["policyName"] == "DAILY"
+
+
+def test_account_usage_is_for_private_apps_only(hs):
+    client, _ = _oauth_client(hs)
+    r = client.api_request({"method": "GET", "base_url": hs.url, "path": USAGE_PATH})
+    assert r.status_code == 403
 
 
 def test_rate_limit_headers_on_non_search_responses_only(hs):

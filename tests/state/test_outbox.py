@@ -53,7 +53,7 @@ def test_claim_marks_inflight_and_mark_transitions(db) -> None:
     c = _enqueue(db, "k:c")
     claimed = outbox.claim(db, SF, 10, now=at(1))
     assert [i.id for i in claimed] == [a, b, c]
-    assert all(i.attempts == 1 for i in claimed)
+    assert all(i.attempts == 0 for i in claimed)  # the count so far: it grows when the CRM answers
     assert outbox.claim(db, SF, 10) == []  # inflight rows are not claimed twice
     tally = outbox.mark(
         db,
@@ -78,18 +78,28 @@ def test_claim_marks_inflight_and_mark_transitions(db) -> None:
     assert [i.key for i in outbox.claim(db, SF, 10)] == ["k:b"]
 
 
-def test_w1_retryable_failure_goes_dead_after_max_attempts(db) -> None:
+def test_w1_a_transient_refusal_is_never_dead_on_its_own_only_after_max_attempts_runs(db) -> None:
     item_id = _enqueue(db)
     lock_error = WriteResult(item_id, ok=False, code="UNABLE_TO_LOCK_ROW", retryable=True)
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):  # one run each: a send, the lock, the run's end
         (item,) = outbox.claim(db, SF, 5)
-        assert item.attempts == attempt
+        assert item.attempts == attempt - 1
         outbox.mark(db, [lock_error], max_attempts=3)
-        assert _statuses(db) == {"task:k1": "failed"}
-    outbox.claim(db, SF, 5)
-    outbox.mark(db, [lock_error], max_attempts=3)
+        assert _statuses(db) == {"task:k1": "failed"}, "mark never gives a transient refusal up"
+        assert outbox.give_up(db, [item_id], max_attempts=3) == ([item_id] if attempt == 3 else [])
     assert _statuses(db) == {"task:k1": "dead"}
     assert outbox.claim(db, SF, 5) == []
+
+
+def test_a_retry_within_the_same_run_adds_no_attempt(db) -> None:
+    item_id = _enqueue(db)
+    lock_error = WriteResult(item_id, ok=False, code="UNABLE_TO_LOCK_ROW", retryable=True)
+    outbox.claim(db, SF, 5)
+    outbox.mark(db, [lock_error], max_attempts=3)
+    outbox.claim(db, SF, 5, ids=[item_id])
+    outbox.mark(db, [WriteResult(item_id, ok=True)], max_attempts=3, counted={item_id})
+    [row] = outbox.list_items(db)
+    assert (row["status"], row["attempts"]) == ("done", 1)
 
 
 def test_dead_row_is_not_requeued_by_the_same_plan_but_by_a_new_payload(db) -> None:
@@ -173,7 +183,7 @@ def test_enqueue_many_in_one_call(db) -> None:
 def test_attempts_count_only_what_reached_the_crm(db) -> None:
     sent, unsent, released = _enqueue(db, "k:sent"), _enqueue(db, "k:unsent"), _enqueue(db, "k:rel")
     claimed = outbox.claim(db, SF, 10)
-    assert [i.attempts for i in claimed] == [1, 1, 1]  # the number this send would be
+    assert [i.attempts for i in claimed] == [0, 0, 0]
     outbox.mark(
         db,
         [

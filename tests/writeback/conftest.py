@@ -47,6 +47,7 @@ class Runner:
     ) -> None:
         self.db, self.fake, self.connector, self.settings = db, fake, connector, settings
         self.drifts: list[Any] = []
+        self.waits: list[float] = []  # the drain's backoff waits, recorded instead of slept
 
     def plan(self, results: dict[str, Any], *, pull_first: bool = True) -> Plan:
         if pull_first:
@@ -63,7 +64,7 @@ class Runner:
             CRM,
             batch_size=200,
             max_attempts=self.settings.max_attempts,
-            **kw,
+            **{"sleep": self.waits.append, **kw},
         )
         return p, report
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.retry import DEFAULT_POLICY
 from state import outbox
 from state.model import HygieneStatus, WriteKind
 from sync.drain import drain, format_drifts, verify_landed, write_back
@@ -71,15 +72,28 @@ def test_w1_rejected_row_is_not_retried_every_run(runner, fake, connector):
     assert report.calls == 0  # same payload as the dead row: no retry storm (W7)
 
 
-def test_retryable_rejection_goes_dead_after_max_attempts(runner, fake, connector, db):
+def test_w1_a_row_the_crm_keeps_locking_is_retried_with_backoff_and_dead_only_after_max_attempts_runs(
+    runner, fake, connector, db
+):
+    """A transient refusal is retried within the run under the one retry policy; each run
+    that sent the row counts one attempt; only max_attempts such runs make it dead (issue 11)."""
     ids = _many_contacts(fake, 1)
     runner.settings = WritebackSettings(max_attempts=3)
     connector.rejects["003M000"] = Reject("UNABLE_TO_LOCK_ROW", "locked", retryable=True)
-    _, first = runner.run(_contacts_results(ids))
-    assert [r.status for r in first.failed] == ["failed"] and first.calls == 2
-    _, second = runner.run(_contacts_results(ids))
-    assert [r.code for r in second.dead] == ["UNABLE_TO_LOCK_ROW"]
+    sends = DEFAULT_POLICY.max_attempts
+    for run, attempts in ((1, 1), (2, 2)):
+        _, report = runner.run(_contacts_results(ids))
+        assert [r.status for r in report.failed] == ["failed"], run
+        assert report.calls == sends, "the first send and the policy's retries"
+        [row] = outbox.list_items(db, "failed")
+        assert row["attempts"] == attempts
+    assert len(runner.waits) == 2 * (sends - 1) and all(w > 0 for w in runner.waits)
+    assert sum(runner.waits[: sends - 1]) <= DEFAULT_POLICY.max_elapsed_seconds
+    _, third = runner.run(_contacts_results(ids))
+    assert [r.code for r in third.dead] == ["UNABLE_TO_LOCK_ROW"] and not third.failed
     assert outbox.depth(db, CRM)["dead"] == 1
+    _, fourth = runner.run(_contacts_results(ids))
+    assert fourth.calls == 0  # given up: no retry storm
 
 
 def test_w4_w5_crash_after_crm_success_before_outbox_commit_creates_no_duplicate(
