@@ -34,6 +34,7 @@ A CRM still without a successful sync by then is unhealthy.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import threading
@@ -49,7 +50,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from state.errors import QuotaExhausted, error_line
+from state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
 
 from . import config as config_mod
 from .config import Config, ConfigError
@@ -290,6 +291,24 @@ class Daemon:
         self.stop_event.set()
         if self.scheduler is not None:
             threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+            timeout = self.cfg.daemon.stop_timeout_seconds
+            if timeout:
+                watchdog = threading.Timer(timeout, self._stop_now, args=(timeout,))
+                watchdog.daemon = True
+                watchdog.start()
+
+    def _stop_now(self, timeout: float) -> None:
+        """`[daemon] stop_timeout_seconds` passed and the job still runs (a CRM request that
+        does not answer): exit now. Safe by design: the open page or batch rolls back with
+        its transaction, and a write whose answer was not recorded is looked up by its key
+        on the next run (RELIABILITY W4, W5)."""
+        log.error(
+            "did not stop within %d s: stopping at once; the page or batch in flight is "
+            "rolled back and the next run picks up from the last commit",
+            timeout,
+        )
+        logging.shutdown()
+        os._exit(EXIT_INTERRUPTED)
 
     def serve(self, *, install_signals: bool = True) -> int:
         self.scheduler = BlockingScheduler(

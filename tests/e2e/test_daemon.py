@@ -248,6 +248,34 @@ def test_o7_sigterm_during_write_back_finishes_the_batch_and_never_duplicates_a_
     assert integrity(sf_env.mirror) == "ok"
 
 
+def test_o7_a_request_that_never_answers_cannot_hold_the_daemon_past_its_stop_timeout(
+    sf_env: SfEnv,
+) -> None:
+    # The CRM stops answering mid-pull: the page in flight can never finish, so the
+    # daemon gives up waiting after [daemon] stop_timeout_seconds and exits 130.
+    text = sf_env.config.read_text(encoding="utf-8")
+    sf_env.config.write_text(
+        text.replace("[daemon]\n", "[daemon]\nstop_timeout_seconds = 2\n", 1), encoding="utf-8"
+    )
+    sf_env.sf.faults.add(kind="latency", ms=30_000, route="query*", nth=2)
+    daemon, log = _spawn(sf_env, "daemon", name="daemon")
+    try:
+        _wait_for(lambda: sf_env.sf.requests.count("query*") >= 2, 60, "the held page request")
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=120)
+    finally:
+        _stop(daemon)
+    out = _text(log)
+    assert code == 130, out
+    assert "did not stop within 2 s: stopping at once" in out, out
+    assert "Traceback" not in out
+    sf_env.sf.faults.clear()
+    result = sf_env.cli("sync")
+    assert result.exit_code == 0, result.output
+    assert integrity(sf_env.mirror) == "ok"
+    assert_mirror_equals_fresh_full_pull(sf_env)
+
+
 def test_o7_sigterm_during_retry_backoff_stops_retrying_and_exits(sf_env: SfEnv) -> None:
     # Every query fails with 503: the connector backs off and retries.
     sf_env.sf.faults.add(kind="status", status=503, route="query*")
