@@ -38,6 +38,7 @@ from . import (
 )
 from .bouncing_contacts import DomainCheck
 from .context import Facts
+from .coverage import Breakdown as CoverageBreakdown
 from .settings import (
     ALL_RULES,
     CommonSettings,
@@ -128,6 +129,8 @@ class AccountResult:
     coverage: Coverage
     contact_status: Mapping[str, ContactStatus]  # every current contact, by id (sorted)
     facts: Facts = field(repr=False, compare=False)
+    # The parts of the coverage score and what capped its status (the leader report).
+    coverage_breakdown: CoverageBreakdown | None = field(default=None, repr=False, compare=False)
 
     @property
     def hygiene_summary(self) -> str:
@@ -179,7 +182,7 @@ def evaluate_account(
     order = {name: i for i, name in enumerate(RULE_NAMES)}
     flags.sort(key=lambda f: (order.get(f.rule, len(order)), f.subject_id))
 
-    cov = coverage.evaluate(
+    cov = coverage.breakdown(
         view,
         s.coverage,
         as_of,
@@ -195,9 +198,10 @@ def evaluate_account(
         account_id=view.id,
         crm=view.crm,
         flags=tuple(flags),
-        coverage=cov,
+        coverage=cov.coverage,
         contact_status=_contact_status(view, flags, facts, s),
         facts=facts,
+        coverage_breakdown=cov,
     )
 
 

@@ -102,6 +102,7 @@ class RunReport:
     queued: int = 0  # planned writes put into the outbox (new or changed rows)
     held: int = 0  # planned writes a dead outbox row holds back (`crmsync outbox`)
     writeback_off: bool = False  # [writeback] enabled = false or dry_run = true
+    as_of: datetime | None = None  # the time the rules were evaluated as of (runs.as_of)
 
     @property
     def rejected(self) -> int:
@@ -212,7 +213,7 @@ def run_once(
                             db, report.run_id, report.outcome, clock(),
                             counts=_counts(report), api_calls=report.api_calls,
                             api_by_operation=report.api_by_operation, quota=report.quota,
-                            error=report.error,
+                            error=report.error, as_of=report.as_of,
                         )
                 except sqlite3.Error as e:
                     if not failing:
@@ -271,6 +272,7 @@ def _steps(
                 extra={"crm": crm, "object": d.object, "record_id": d.record_id, "field": d.field},
             )
     as_of = opts.as_of or started
+    report.as_of = as_of
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
     )

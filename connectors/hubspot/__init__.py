@@ -12,15 +12,15 @@ setup.py    crmsync's property group and properties
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from connectors.base import ApiCalls, Quota
 from connectors.retry import DEFAULT_POLICY, RetryPolicy
 from state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
 
+from . import account, setup
 from . import fields as f
-from . import setup
 from .auth import TokenSource
 from .client import HubSpotApi, Settings
 from .limiter import Limiter
@@ -70,6 +70,11 @@ class HubSpotConnector:
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         return self.puller.pull(obj, cursor, full=full, started_at=started_at)
+
+    def crm_info(self, known: Mapping[str, str]) -> dict[str, str]:
+        """The portal id and UI domain links to records need (account.py): one call,
+        only while the mirror does not know them yet."""
+        return account.details(self.api, known)
 
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         checks = setup.ensure_fields(self.api, self.settings, dry_run=dry_run)
