@@ -275,7 +275,7 @@ def explain_parts(b: Breakdown) -> list[str]:
         recency = (
             f"latest activity {explain.count(b.last_activity_days, 'day')} before the as-of date"
         )
-        recency += f" (full points within {b.engaged_days} days, none after {b.stale_window_days})"
+        recency += f"; full points within {b.engaged_days} days, none after {b.stale_window_days}"
     lines.append(f"Recent activity: {recency} ({pts['recency'][0]} of {pts['recency'][1]} points)")
     champions = (
         "no champion has left"
