@@ -251,6 +251,8 @@ def _trend(b: Book) -> str:
     if not points:
         return head + '<p class="note">No run history yet.</p></figure>'
     labels = [short_day(p.at) for p in points]
+    if len(set(labels)) < len(labels):  # several runs a day: say when
+        labels = [f"{short_day(p.at)} {p.at:%H:%M} UTC" for p in points]
     findings = charts.line_chart(
         [
             ("Open findings", "#37474f", [p.findings for p in points]),
