@@ -75,7 +75,7 @@ a{color:#0b57d0}
 figure{margin:0}
 figcaption{font-weight:600;margin-bottom:.3rem}
 .note{color:var(--muted);font-size:.85rem;margin:.3rem 0 0}
-svg.chart{width:100%;height:auto;display:block}
+svg.chart{width:100%;max-width:42rem;height:auto;display:block}
 table{border-collapse:collapse;width:100%;margin:.3rem 0 .8rem}
 th,td{text-align:left;vertical-align:top;padding:.45rem .6rem;border-bottom:1px solid var(--line)}
 th{font-size:.8rem;text-transform:uppercase;letter-spacing:.03em;color:var(--muted);font-weight:600;
