@@ -1,4 +1,6 @@
-"""What the CLI prints: a run's summary, flags, status, and the HTML report.
+"""What the CLI prints: a run's summary, flags, status, the outbox; and where the leader
+report is written (its figures: sync/leader_report.py; HTML: leader_html.py; Markdown:
+leader_md.py).
 
 Results go to stdout (tables via rich, or JSON/CSV for scripts); logs go to stderr.
 
@@ -6,8 +8,8 @@ CRM text is hostile input (state/text.py). Table cells are rich `Text` built
 from `printable()` text, never markup strings: a contact named `[/]` or
 `[link=http://evil.example]` prints as those characters, and escape sequences
 never reach the terminal. CSV cells go through `csv_cell` (no spreadsheet
-formulas); JSON escapes control and bidi characters. The HTML report holds
-personal data and is written readable by its owner only (0600).
+formulas); JSON escapes control and bidi characters. The report holds personal
+data and is written readable by its owner only (0600, `write_private`).
 """
 
 from __future__ import annotations
