@@ -14,7 +14,7 @@ at any instant resumes from the last committed page, with nothing lost and
 nothing counted twice. `should_stop` is checked between pages, so SIGTERM
 finishes the current page, commits, and returns.
 
-Before the records, what the CRM says about itself that reports need offline
+After the records, what the CRM says about itself that reports need offline
 (the Salesforce instance URL, the HubSpot portal id: `connector.crm_info`) is
 stored in the mirror (state/crm_info.py); a connector asks the CRM for it only
 while the mirror does not know it.
@@ -113,9 +113,6 @@ def pull(
     crm = connector.crm
     report = report if report is not None else PullReport(crm)
     progress = progress or Progress()
-    learn = getattr(connector, "crm_info", None)
-    if learn is not None:
-        crm_info.remember(db, crm, learn(crm_info.known(db, crm)), at=started_at)
     for obj in objects:
         if should_stop():
             report.interrupted = True
@@ -173,4 +170,7 @@ def pull(
         progress.finish(crm, str(obj))
         if report.interrupted:
             break
+    learn = getattr(connector, "crm_info", None)
+    if learn is not None and not report.interrupted:
+        crm_info.remember(db, crm, learn(crm_info.known(db, crm)), at=started_at)
     return report
