@@ -45,6 +45,7 @@ from . import (
 )
 from .bouncing_contacts import DomainCheck
 from .context import Facts
+from .coverage import Breakdown as CoverageBreakdown
 from .settings import (
     ALL_RULES,
     CommonSettings,
@@ -139,6 +140,8 @@ class AccountResult:
     # then what a snooze or an exemption holds back, then snoozes that could not
     # be read, e.g. "1 departed champion, 2 stale contacts; relies on too few people."
     hygiene_summary: str = "No open hygiene issues."
+    # The parts of the coverage score and what capped its status (the leader report).
+    coverage_breakdown: CoverageBreakdown | None = field(default=None, repr=False, compare=False)
 
 
 def evaluate_account(
@@ -181,7 +184,7 @@ def evaluate_account(
         if f.rule == departed_champions.NAME and not (f.key in why and why[f.key].corrects_facts)
     )
     account_ex = entries.account.rules
-    cov = coverage.evaluate(
+    cov = coverage.breakdown(
         view,
         s.coverage,
         as_of,
@@ -199,10 +202,11 @@ def evaluate_account(
         account_id=view.id,
         crm=view.crm,
         flags=tuple(flags),
-        coverage=cov,
+        coverage=cov.coverage,
         contact_status=_contact_status(view, flags, why, entries, facts, s),
         facts=facts,
         hygiene_summary=_hygiene_summary(flags, why, entries, facts, s.suppression),
+        coverage_breakdown=cov,
     )
 
 

@@ -33,7 +33,7 @@ what is snoozed."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -90,6 +90,40 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """Why an account's coverage is what it is: the parts of its score and any cap.
+
+    `parts` are each between 0 and 1, `weights` the points each is worth (from
+    `[rules.coverage]`); `capped_by` names what held a green score at amber:
+    "roles" (a required role uncovered), "engaged" (engaged contacts below the
+    target), "champions" (a champion has left). The leader report says it in
+    words (`explain_parts`, `explain_status`)."""
+
+    coverage: Coverage
+    parts: Mapping[str, float]
+    weights: Mapping[str, float]
+    capped_by: tuple[str, ...]
+    engaged: int
+    target_engaged: int
+    required_roles: tuple[str, ...]
+    missing_roles: tuple[str, ...]
+    last_activity_days: int | None  # days from the latest activity to the as-of day
+    engaged_days: int
+    stale_window_days: int
+    departed_champions: int
+
+    def points(self, part: str) -> float:
+        """What `part` contributes to the score, in points out of 100."""
+        total = sum(self.weights.values())
+        return 100 * self.weights[part] * self.parts[part] / total if total else 0.0
+
+    def out_of(self, part: str) -> float:
+        """The most `part` can contribute, in points out of 100."""
+        total = sum(self.weights.values())
+        return 100 * self.weights[part] / total if total else 0.0
+
+
 def evaluate(
     view: AccountView,
     settings: Settings,
@@ -103,6 +137,33 @@ def evaluate(
     note: str = "",
 ) -> Coverage:
     """The account's coverage; `note` (a snooze or an exemption) ends the summary."""
+    return breakdown(
+        view,
+        settings,
+        as_of,
+        facts,
+        target_engaged=target_engaged,
+        required_roles=required_roles,
+        stale_window_days=stale_window_days,
+        departed_champions=departed_champions,
+        note=note,
+    ).coverage
+
+
+def breakdown(
+    view: AccountView,
+    settings: Settings,
+    as_of: datetime,
+    facts: Facts,
+    *,
+    target_engaged: int,
+    required_roles: Sequence[str],
+    stale_window_days: int,
+    departed_champions: int,
+    note: str = "",
+) -> Breakdown:
+    """The account's Coverage with the parts of its score and what capped its status;
+    `note` (a snooze or an exemption) ends the summary."""
     active = facts.active
     engaged = facts.engaged
     covered = facts.covered_roles()
@@ -132,27 +193,116 @@ def evaluate(
         status = CoverageStatus.AMBER
     else:
         status = CoverageStatus.RED
-    if status is CoverageStatus.GREEN and (
-        missing or len(engaged) < target_engaged or departed_champions
-    ):
+    capped_by = tuple(
+        name
+        for name, holds in (
+            ("roles", bool(missing)),
+            ("engaged", len(engaged) < target_engaged),
+            ("champions", bool(departed_champions)),
+        )
+        if holds
+    )
+    if status is CoverageStatus.GREEN and capped_by:
         # A high score must not hide the very problem an account manager acts on:
         # a single-threaded account or a departed champion is never green.
         status = CoverageStatus.AMBER
+    else:
+        capped_by = ()
     summary = _summary(
         len(active), len(engaged), facts.engaged_days, covered, missing, score, status
     )
     if note:
         summary = f"{summary} {note}"
-    return Coverage(
-        crm=view.crm,
-        account_id=view.id,
-        stakeholders=len(active),
+    days = [d for d in (activity_day(c) for c in active) if d is not None]
+    return Breakdown(
+        coverage=Coverage(
+            crm=view.crm,
+            account_id=view.id,
+            stakeholders=len(active),
+            engaged=len(engaged),
+            roles_covered=covered,
+            score=score,
+            status=status,
+            summary=summary,
+        ),
+        parts=parts,
+        weights=weights,
+        capped_by=capped_by,
         engaged=len(engaged),
-        roles_covered=covered,
-        score=score,
-        status=status,
-        summary=summary,
+        target_engaged=target_engaged,
+        required_roles=tuple(required),
+        missing_roles=tuple(missing),
+        last_activity_days=(facts.today - max(days)).days if days else None,
+        engaged_days=facts.engaged_days,
+        stale_window_days=stale_window_days,
+        departed_champions=departed_champions,
     )
+
+
+def explain_status(b: Breakdown) -> str:
+    """The status and what capped it, e.g. "Amber (score 85): capped at amber: single-threaded
+    (2 engaged contacts where 3 are expected)."."""
+    c = b.coverage
+    head = f"{c.status.value.capitalize()} (score {c.score} of 100)"
+    if not b.capped_by:
+        return f"{head}."
+    reasons = []
+    thin = []
+    if "engaged" in b.capped_by:
+        thin.append(
+            f"{explain.count(b.engaged, 'engaged contact')} where {b.target_engaged} "
+            f"{'is' if b.target_engaged == 1 else 'are'} expected"
+        )
+    if "roles" in b.capped_by:
+        thin.append(f"nobody active holds the {explain.listing(b.missing_roles, 'or')} role")
+    if thin:
+        reasons.append(f"single-threaded ({'; '.join(thin)})")
+    if "champions" in b.capped_by:
+        reasons.append(
+            "a champion has left"
+            if b.departed_champions == 1
+            else f"{b.departed_champions} champions have left"
+        )
+    return f"{head}: capped at amber: {explain.listing(reasons)}; the score alone would be green."
+
+
+def explain_parts(b: Breakdown) -> list[str]:
+    """One line per part of the score, with its points, e.g. "Engaged contacts: 2 of 3
+    (27 of 40 points)"."""
+    lines = []
+    pts = {k: (_round(b.points(k)), _round(b.out_of(k))) for k in b.parts}
+    if b.target_engaged > 0:
+        engaged = f"{b.engaged} of {b.target_engaged} expected in the last {b.engaged_days} days"
+    else:
+        engaged = f"{b.engaged} (no target for this tier)"
+    lines.append(f"Engaged contacts: {engaged} ({pts['engaged'][0]} of {pts['engaged'][1]} points)")
+    if b.required_roles:
+        have = len(b.required_roles) - len(b.missing_roles)
+        roles = f"{have} of {len(b.required_roles)} required roles held"
+        if b.missing_roles:
+            roles += f" (missing: {', '.join(b.missing_roles)})"
+    else:
+        roles = "no roles required"
+    lines.append(f"Buying roles: {roles} ({pts['roles'][0]} of {pts['roles'][1]} points)")
+    if b.last_activity_days is None:
+        recency = "no logged activity"
+    else:
+        recency = (
+            f"latest activity {explain.count(b.last_activity_days, 'day')} before the as-of date"
+        )
+        recency += f"; full points within {b.engaged_days} days, none after {b.stale_window_days}"
+    lines.append(f"Recent activity: {recency} ({pts['recency'][0]} of {pts['recency'][1]} points)")
+    champions = (
+        "no champion has left"
+        if not b.departed_champions
+        else explain.count(b.departed_champions, "champion") + " left"
+    )
+    lines.append(f"Champions: {champions} ({pts['champions'][0]} of {pts['champions'][1]} points)")
+    return lines
+
+
+def _round(x: float) -> int:
+    return int(x + 0.5)
 
 
 def _recency(facts: Facts, stale_window_days: int) -> float:

@@ -196,3 +196,27 @@ def status_counts(db: sqlite_utils.Database, crm: str | None = None) -> dict[str
     ):
         out.setdefault(rule, {})[status] = n
     return out
+
+
+def history(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every flag that is open or resolved (suppressed ones are left out), with when it was
+    first seen and resolved: what the report's trend counts open findings from.
+
+    A flag re-opened after a resolution keeps its first_seen and loses its resolved_at
+    (see `sync_flags`), so between those runs it counts as open: the trend is an
+    upper bound there."""
+    cursor = db.conn.execute(
+        "SELECT crm, account_id, rule, severity, first_seen, resolved_at FROM flags"
+        " WHERE status IN ('open', 'resolved') ORDER BY crm, account_id, key"
+    )
+    return [
+        {
+            "crm": crm,
+            "account_id": account_id,
+            "rule": rule,
+            "severity": severity,
+            "first_seen": decode_datetime(first_seen),
+            "resolved_at": decode_datetime(resolved_at),
+        }
+        for crm, account_id, rule, severity, first_seen, resolved_at in cursor
+    ]

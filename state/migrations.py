@@ -235,6 +235,27 @@ def m002_conflicts(db: sqlite_utils.Database) -> None:
             db.execute(statement)
 
 
+@MIGRATIONS()
+def m003_crm_info_and_run_as_of(db: sqlite_utils.Database) -> None:
+    """What each CRM says about itself (for record links); the as-of time of each run's rules.
+
+    crm_info: small facts a pull learns from the CRM and the offline report needs,
+    e.g. the Salesforce instance URL and the HubSpot portal id (state/crm_info.py).
+    runs.as_of: the time the run evaluated the rules as of (`--as-of`, else its start):
+    the date the leader report is dated by.
+    """
+    db.execute(
+        """CREATE TABLE crm_info (
+    crm TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,
+    updated_at TEXT,
+    PRIMARY KEY (crm, key)
+)"""
+    )
+    db.execute("ALTER TABLE runs ADD COLUMN as_of TEXT")
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

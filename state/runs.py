@@ -54,14 +54,16 @@ def finish(
     api_by_operation: Mapping[str, int] | None = None,
     quota: tuple[int | None, int | None] | None = None,
     error: str | None = None,
+    as_of: datetime | None = None,
 ) -> None:
-    """Complete a run. `quota` is (used, limit) as the CRM last reported it."""
+    """Complete a run. `quota` is (used, limit) as the CRM last reported it; `as_of` is the
+    time its rules were evaluated as of (None when the run evaluated nothing)."""
     outcome = RunOutcome(outcome)
     used, limit = quota if quota is not None else (None, None)
     with transaction(db):
         cursor = db.conn.execute(
             "UPDATE runs SET finished_at = ?, outcome = ?, error = ?, counts = ?, api_calls = ?,"
-            " api_by_operation = ?, quota_used = ?, quota_limit = ? WHERE id = ?",
+            " api_by_operation = ?, quota_used = ?, quota_limit = ?, as_of = ? WHERE id = ?",
             [
                 encode_datetime(finished_at),
                 outcome.value,
@@ -71,6 +73,7 @@ def finish(
                 dumps(dict(api_by_operation or {})),
                 used,
                 limit,
+                encode_datetime(as_of),
                 run_id,
             ],
         )
@@ -114,6 +117,7 @@ def last_runs(
         run["api_by_operation"] = loads(run["api_by_operation"]) or {}
         run["started_at"] = decode_datetime(run["started_at"])
         run["finished_at"] = decode_datetime(run["finished_at"])
+        run["as_of"] = decode_datetime(run.get("as_of"))
         out.append(run)
     return out
 
@@ -125,3 +129,45 @@ def api_calls_since(db: sqlite_utils.Database, crm: str, since: datetime) -> int
         [crm, encode_datetime(since)],
     ).fetchone()
     return int(row[0])
+
+
+# Runs whose rules were evaluated and stored: they recorded coverage counts. (A run
+# that failed after evaluating keeps its counts too: its flags were stored.)
+_EVALUATED = "json_extract(counts, '$.coverage') IS NOT NULL AND outcome IS NOT NULL"
+
+
+def evaluated(db: sqlite_utils.Database, limit: int = 60) -> list[dict[str, Any]]:
+    """The last `limit` runs that evaluated the rules, oldest first: id, crm, started_at,
+    as_of (None for runs recorded before crmsync kept it), coverage {status: n} and
+    flags {rule: open n}."""
+    cursor = db.conn.execute(
+        "SELECT id, crm, started_at, as_of, json_extract(counts, '$.coverage'),"
+        f" json_extract(counts, '$.flags') FROM runs WHERE {_EVALUATED}"
+        " ORDER BY started_at DESC, id DESC LIMIT ?",
+        [int(limit)],
+    )
+    out = [
+        {
+            "id": rid,
+            "crm": crm,
+            "started_at": decode_datetime(started),
+            "as_of": decode_datetime(as_of),
+            "coverage": loads(coverage) or {},
+            "flags": loads(flags) or {},
+        }
+        for rid, crm, started, as_of, coverage, flags in cursor
+    ]
+    return out[::-1]
+
+
+def last_evaluation(db: sqlite_utils.Database, crm: str) -> dict[str, Any] | None:
+    """The newest run of `crm` that evaluated the rules (see `evaluated`), or None."""
+    row = db.conn.execute(
+        f"SELECT id, started_at, as_of FROM runs WHERE crm = ? AND {_EVALUATED}"
+        " ORDER BY started_at DESC, id DESC LIMIT 1",
+        [crm],
+    ).fetchone()
+    if row is None:
+        return None
+    rid, started, as_of = row
+    return {"id": rid, "crm": crm, "started_at": decode_datetime(started), "as_of": decode_datetime(as_of)}

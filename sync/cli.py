@@ -485,14 +485,7 @@ def outbox_requeue(
 )
 @config_option
 @crm_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table to read, json for scripts.",
-)
+@format_option("table", "json", help="table to read, json for scripts.")
 @click.pass_context
 def conflicts_cmd(ctx: click.Context, config_path: Path, crm: str | None, fmt: str) -> None:
     """Values in the fields crmsync writes that a person, a workflow or another integration
@@ -561,24 +554,88 @@ def conflicts_handback(
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="The book for a sales leader: HTML page, or Markdown for a chat.")
 @config_option
-@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Where to write the page (written owner-only: it holds personal data).")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML page here (owner-only: it holds personal data).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page (needs --html FILE or --out FILE); md: Markdown "
+    "for a chat or an e-mail, printed (or written with --out).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report here instead (owner-only).",
+)
+@click.option("--owner", help="Only this owner's accounts (name, e-mail address or owner id).")
+@click.option(
+    "--tier",
+    type=click.Choice(["strategic", "growth", "maintenance", "none"]),
+    help="Only accounts of this tier (none: accounts without a tier).",
+)
 @handles_errors
-def report(config_path: Path, html_path: Path) -> int:
-    """Write an HTML report of coverage, flags and tasks per account."""
-    from .report import write_html
+def report(
+    config_path: Path,
+    html_path: Path | None,
+    fmt: str,
+    out_path: Path | None,
+    owner: str | None,
+    tier: str | None,
+) -> int:
+    """The book at a glance for a sales or CS leader: coverage overall and per tier,
+    open findings by rule and severity and their trend, one row per account owner, the
+    top risks first (departed champions and single-threaded accounts renewing soon, with
+    links into the CRM), then every account with why its coverage is what it is, its
+    findings and crmsync's tasks. Dated by the rules' as-of date; read from the mirror
+    only (no CRM call).
 
-    cfg = _load_config(config_path)
-    folder = html_path.parent
-    if not folder.is_dir():
-        raise OutputError(
-            f"--html {html_path}: the folder {folder} does not exist",
-            fix="Create it first or choose another path.",
+    \b
+    crmsync report --html report.html            the page (open it in a browser)
+    crmsync report --format md                   Markdown on stdout, for a chat
+    crmsync report --format md --out monday.md   the same, in a file
+    """
+    from .report import markdown, write_html, write_markdown
+
+    if html_path is not None and (fmt == "md" or out_path is not None):
+        raise UsageError(
+            "--html FILE writes the HTML page; use --format md [--out FILE] for Markdown, not both"
         )
+    target = html_path or out_path
+    if fmt == "html" and target is None:
+        raise UsageError(
+            "say where to write the page: --html FILE",
+            fix="Or print Markdown instead: crmsync report --format md",
+        )
+    if target is not None:
+        folder = target.parent
+        if not folder.is_dir():
+            option = "--html" if html_path is not None else "--out"
+            raise OutputError(
+                f"{option} {target}: the folder {folder} does not exist",
+                fix="Create it first or choose another path.",
+            )
+    cfg = _load_config(config_path)
     with mirror_errors(cfg.mirror.path):
-        write_html(cfg, html_path)
-    click.echo(f"wrote {html_path}")
+        if fmt == "md" and target is None:
+            click.echo(markdown(cfg, owner=owner, tier=tier), nl=False)
+            return EXIT_OK
+        if fmt == "md":
+            assert target is not None
+            write_markdown(cfg, target, owner=owner, tier=tier)
+        else:
+            assert target is not None
+            write_html(cfg, target, owner=owner, tier=tier)
+    click.echo(f"wrote {target}")
     return EXIT_OK
 
 

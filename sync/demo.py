@@ -4,8 +4,9 @@ Starts both sandbox CRMs in-process on loopback, seeds the same realistic org
 into each, writes a working sync.toml for them, runs `setup` and a full sync
 (pull, rules, write-back), prints what it found and wrote, checks through
 each CRM's official client that the fields and tasks landed, runs once more
-to show that unchanged data writes nothing, and leaves the mirror for
-inspection. This module (and the `sandbox` command) are the only product code
+to show that unchanged data writes nothing, writes the leader report
+(`report.html` in the output folder, its path printed) and leaves the mirror
+for inspection. This module (and the `sandbox` command) are the only product code
 that imports sandbox/.
 """
 
@@ -26,6 +27,7 @@ from state.db import open_db
 from state.text import printable
 
 from . import config as config_mod
+from .report import write_html
 from .run import RunOptions, RunReport, run_once, setup_fields
 
 PAGE_SIZE = {"salesforce": 2000, "hubspot": 100}
@@ -102,6 +104,16 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         con.print(f"  write calls made by the second run: [bold]{writes_after - writes_before}[/bold]")
         ok = ok and writes_after == writes_before
 
+    con.rule("6. the report for the sales leader")
+    report_path = out / "report.html"
+    write_html(cfg, report_path)
+    con.print(
+        "  The book at a glance, per owner, the top risks first, every account: "
+        "open it in a browser (it works offline and prints well)."
+    )
+    con.print(f"  Report: {report_path}", soft_wrap=True, markup=False, highlight=False)
+    con.print("  (owner-only: it holds personal data)")
+
     con.rule("explore")
     db_path = cfg.mirror.path
     con.print(f"The mirror is left at {db_path} (owner-only: it holds personal data). Try:")
@@ -109,7 +121,7 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         f".venv/bin/sqlite-utils tables {db_path} --counts",
         f".venv/bin/crmsync flags --config {cfg_path} --rule departed_champion",
         f".venv/bin/crmsync status --config {cfg_path}",
-        f".venv/bin/crmsync report --config {cfg_path} --html {out / 'report.html'}",
+        f".venv/bin/crmsync report --config {cfg_path} --format md",
     ):
         # One line each, never wrapped mid-argument, so it can be copied from a log too.
         con.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)

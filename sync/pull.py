@@ -13,6 +13,11 @@ A page and the cursor that follows it commit in one transaction: a run killed
 at any instant resumes from the last committed page, with nothing lost and
 nothing counted twice. `should_stop` is checked between pages, so SIGTERM
 finishes the current page, commits, and returns.
+
+After the records, what the CRM says about itself that reports need offline
+(the Salesforce instance URL, the HubSpot portal id: `connector.crm_info`) is
+stored in the mirror (state/crm_info.py); a connector asks the CRM for it only
+while the mirror does not know it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 import sqlite_utils
 
 from connectors.base import Connector
-from state import cursors, mirror
+from state import crm_info, cursors, mirror
 from state.db import transaction
 from state.model import PULL_ORDER, ObjectType
 
@@ -165,4 +170,7 @@ def pull(
         progress.finish(crm, str(obj))
         if report.interrupted:
             break
+    learn = getattr(connector, "crm_info", None)
+    if learn is not None and not report.interrupted:
+        crm_info.remember(db, crm, learn(crm_info.known(db, crm)), at=started_at)
     return report

@@ -1,4 +1,6 @@
-"""What the CLI prints: a run's summary, flags, status, and the HTML report.
+"""What the CLI prints: a run's summary, flags, status, the outbox; and where the leader
+report is written (its figures: sync/leader_report.py; HTML: leader_html.py; Markdown:
+leader_md.py).
 
 Results go to stdout (tables via rich, or JSON/CSV for scripts); logs go to stderr.
 
@@ -6,20 +8,18 @@ CRM text is hostile input (state/text.py). Table cells are rich `Text` built
 from `printable()` text, never markup strings: a contact named `[/]` or
 `[link=http://evil.example]` prints as those characters, and escape sequences
 never reach the terminal. CSV cells go through `csv_cell` (no spreadsheet
-formulas); JSON escapes control and bidi characters. The HTML report holds
-personal data and is written readable by its owner only (0600).
+formulas); JSON escapes control and bidi characters. The report holds personal
+data and is written readable by its owner only (0600, `write_private`).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import html
 import io
 import json
 import os
 import tempfile
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -561,62 +561,47 @@ def print_outbox(
 REPORT_MODE = 0o600  # names, e-mail addresses and titles: the owner's eyes only
 
 
-def write_html(cfg: Config, path: Path) -> None:
-    """One page per mirror: per account coverage, open flags and crmsync tasks.
+def write_html(
+    cfg: Config, path: Path, *, owner: str | None = None, tier: str | None = None
+) -> None:
+    """The leader report (sync/leader_report.py) as one self-contained HTML page at `path`.
 
     Written readable by its owner only (0600), also over an existing file."""
-    db = _open(cfg)
-    flags = flag_store.list_flags(db, status="open")
-    by_account: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for f in flags:
-        by_account.setdefault((f["crm"], f["account_id"]), []).append(f)
-    accounts = {
-        (r["crm"], r["id"]): r
-        for r in db.query("SELECT crm, id, name, owned FROM accounts WHERE deleted_at IS NULL")
-    }
-    tasks: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    if "tasks" in db.table_names():
-        for t in db.query("SELECT crm, account_id, subject, status FROM tasks WHERE deleted_at IS NULL"):
-            tasks.setdefault((t["crm"], t["account_id"] or ""), []).append(t)
-    sev = Counter(f["severity"] for f in flags)
+    from . import leader_html
 
-    def e(value: Any) -> str:
-        return html.escape(printable(value))
-    out = [
-        "<!doctype html><meta charset=utf-8><title>crmsync report</title>",
-        "<style>body{font:14px system-ui;margin:2em;max-width:70em}td,th{padding:.3em .6em;"
-        "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}.red{color:#b00}"
-        ".amber{color:#a60}.green{color:#070}h2{margin-top:2em}</style>",
-        f"<h1>Account hygiene — {datetime.now(UTC):%d %B %Y}</h1>",
-        f"<p>{len(flags)} open findings: " + ", ".join(f"{e(k)} {v}" for k, v in sev.items()) + "</p>",
-    ]
-    keys = sorted(accounts, key=lambda k: (-(len(by_account.get(k, []))), accounts[k]["name"] or ""))
-    for key in keys:
-        acc = accounts[key]
-        owned = json.loads(acc["owned"] or "{}") if acc.get("owned") else {}
-        status = owned.get("coverage_status") or ""
-        found = by_account.get(key, [])
-        if not found and not owned:
-            continue
-        out.append(f"<h2>{e(acc['name'] or key[1])} <small>({e(key[0])} {e(key[1])})</small></h2>")
-        if owned:
-            out.append(
-                f"<p>Coverage <b class='{e(str(status))}'>{e(str(status) or 'n/a')}</b>, score "
-                f"{e(str(owned.get('coverage_score', '')))}; stakeholders {e(str(owned.get('stakeholders', '')))}, "
-                f"engaged {e(str(owned.get('engaged', '')))}; roles: {e(str(owned.get('roles_covered', '')))}</p>"
-            )
-        if found:
-            out.append("<table><tr><th>finding</th><th>severity</th><th>what to do</th></tr>")
-            for f in found:
-                out.append(f"<tr><td>{e(f['rule'])}</td><td>{e(f['severity'])}</td><td>{e(f['explanation'])}</td></tr>")
-            out.append("</table>")
-        for t in tasks.get(key, []):
-            out.append(f"<p>Task: {e(t['subject'] or '')} — {e(t['status'] or '')}</p>")
+    _write_report(path, leader_html.render(_book(cfg, owner, tier)), "--html")
+
+
+def markdown(cfg: Config, *, owner: str | None = None, tier: str | None = None) -> str:
+    """The leader report's figures, top risks and owners as Markdown (sync/leader_md.py)."""
+    from . import leader_md
+
+    return leader_md.render(_book(cfg, owner, tier))
+
+
+def write_markdown(
+    cfg: Config, path: Path, *, owner: str | None = None, tier: str | None = None
+) -> None:
+    """`markdown()` written to `path`, readable by its owner only (0600)."""
+    _write_report(path, markdown(cfg, owner=owner, tier=tier), "--out")
+
+
+def _book(cfg: Config, owner: str | None, tier: str | None) -> Any:
+    from . import leader_report
+
+    db = _open(cfg)
     try:
-        write_private(path, "\n".join(out))
+        return leader_report.build(cfg, db, owner=owner, tier=tier)
+    finally:
+        db.close()
+
+
+def _write_report(path: Path, text: str, option: str) -> None:
+    try:
+        write_private(path, text)
     except OSError as err:
         raise OutputError(
-            f"--html {path}: cannot write the report ({err.strerror or err})",
+            f"{option} {path}: cannot write the report ({err.strerror or err})",
             fix="Choose a path in a writable folder with free space.",
         ) from err
 

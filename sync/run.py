@@ -107,6 +107,7 @@ class RunReport:
     stopped_by: CrmError | None = None  # the CRM error that ended the run (run_all, keep_crm_error)
     retry_at: datetime | None = None  # a quota stop: when the CRM's allocation allows the next run
     quota_code: str | None = None  # a quota stop: MAX_DAILY_SHARE (crmsync's share), DAILY, ...
+    as_of: datetime | None = None  # the time the rules were evaluated as of (runs.as_of)
 
     @property
     def rejected(self) -> int:
@@ -230,7 +231,7 @@ def run_once(
                             db, report.run_id, report.outcome, clock(),
                             counts=_counts(report), api_calls=report.api_calls,
                             api_by_operation=report.api_by_operation, quota=report.quota,
-                            error=report.error,
+                            error=report.error, as_of=report.as_of,
                         )
                 except sqlite3.Error as e:
                     if not failing:
@@ -283,6 +284,7 @@ def _steps(
     from . import drain as drain_mod
 
     as_of = opts.as_of or started
+    report.as_of = as_of
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
     )

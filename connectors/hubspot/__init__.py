@@ -29,8 +29,8 @@ from state.model import (
     WriteResult,
 )
 
+from . import account, history, setup
 from . import fields as f
-from . import history, setup
 from .auth import TokenSource
 from .client import HubSpotApi, Settings
 from .limiter import Limiter
@@ -80,6 +80,11 @@ class HubSpotConnector:
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         return self.puller.pull(obj, cursor, full=full, started_at=started_at)
+
+    def crm_info(self, known: Mapping[str, str]) -> dict[str, str]:
+        """The portal id and UI domain links to records need (account.py): one call,
+        only while the mirror does not know them yet."""
+        return account.details(self.api, known)
 
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         checks = setup.ensure_fields(self.api, self.settings, dry_run=dry_run)

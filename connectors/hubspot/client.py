@@ -229,6 +229,10 @@ class HubSpotApi:
             self._apis[path] = obj
         return obj
 
+    def add_api(self, path: str, obj: Any) -> None:
+        """Register an API object hubspot-api-client lacks (account.py) for `call(.., path, ..)`."""
+        self._apis[path] = obj
+
     # ------------------------------------------------------------ time
 
     def server_now(self) -> datetime | None:

@@ -16,7 +16,7 @@ push.py (collections) -> setup.py (custom fields).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from connectors.base import ApiCalls, Quota
@@ -71,6 +71,12 @@ class SalesforceConnector:
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         return self.puller.pull(obj, cursor, full=full, started_at=started_at)
+
+    def crm_info(self, known: Mapping[str, str]) -> dict[str, str]:
+        """The org's instance URL, which links to records need (no API call: the login
+        answered it; simple-salesforce keeps it as `sf_instance`, host[:port])."""
+        instance = getattr(self.client.sf, "sf_instance", None)
+        return {"instance_url": f"https://{instance}"} if instance else {}
 
     def reconcile_ids(self, obj: ObjectType) -> Iterator[str]:
         return self.puller.reconcile_ids(obj)

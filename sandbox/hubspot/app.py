@@ -17,6 +17,7 @@ Route names (what fault rules' `route` matches and `GET /_sandbox/requests` coun
   assoc_labels_remove, assoc_list, assoc_create, assoc_create_default, assoc_archive,
   assoc_config_all, assoc_config, assoc_config_create, assoc_config_update, assoc_config_purge
   owners, owner, account_usage (GET /account-info/v3/api-usage/daily/private-apps)
+  account_details
   properties, property, property_create, property_update, property_archive,
   properties_batch_read, properties_batch_create, properties_batch_archive,
   groups, group, group_create, group_update, group_archive
@@ -129,6 +130,7 @@ ROUTES = [
     ("/account-info/v3/api-usage/daily/private-apps", "GET", "account_usage"),
     ("/crm/v3/owners/", "GET", "owners"),
     ("/crm/v3/owners/<oid>", "GET", "owner"),
+    ("/account-info/v3/details", "GET", "account_details"),
     (_P, "GET", "properties"),
     (_P, "POST", "property_create"),
     (_P + "/batch/read", "POST", "properties_batch_read"),
@@ -155,6 +157,9 @@ REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "d
                  "daily_usage"}
 HISTORY_PAGE = 50  # records per read with propertiesWithHistory
 _DROP = "hubspot_sandbox.drop"
+# The emulated account's portal (hub) id and UI domain (GET /account-info/v3/details).
+PORTAL_ID = 24_681_357
+UI_DOMAIN = "app.hubspot.com"
 
 
 class HubSpotApp(AssociationsApi, PropertiesApi):
@@ -655,6 +660,23 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
             if str(o.get("userId" if by == "userId" else "id")) == oid and o["archived"] == archived:
                 return 200, o
         raise HsError(404, "OBJECT_NOT_FOUND", f"Owner {oid} not found")
+
+    # ------------------------------------------------------------ account
+    def h_account_details(self, req: Request) -> Reply:
+        """GET /account-info/v3/details: the account's own settings. The shape of HubSpot's
+        answer (https://developers.hubspot.com/docs/api-reference/latest/account/account-information/get-account-details):
+        portalId and uiDomain are what crmsync reads (links to records)."""
+        return 200, {
+            "portalId": PORTAL_ID,
+            "accountType": "SANDBOX",
+            "timeZone": "UTC",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+            "uiDomain": UI_DOMAIN,
+            "dataHostingLocation": "na1",
+        }
 
     # ------------------------------------------------------------ sandbox control
     def h_sandbox_requests(self, req: Request) -> Reply:

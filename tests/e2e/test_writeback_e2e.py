@@ -170,6 +170,8 @@ def test_html_report_shows_coverage_and_findings_per_account(tmp_path: Path) -> 
         html = out.read_text()
         name = sorted(a["Name"] for a in sb.records("Account"))[0]
         assert "Coverage" in html and name.split()[0] in html
-        assert "departed_champion" in html or "single_threaded_account" in html
+        # findings in words, never rule identifiers (issue 15)
+        assert "Departed champion" in html or "Single-threaded account" in html
+        assert "departed_champion" not in html and "single_threaded_account" not in html
     finally:
         sb.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rules import coverage
 from state.model import CoverageStatus
 
 from .builders import champions, contact, days_ago, healthy_team, opp, role, run, settings, view
@@ -110,3 +111,43 @@ def test_weights_and_thresholds_are_settings():
     # the engaged target follows the tier's minimum
     s = settings(single_threaded_account={"min_engaged": 2})
     assert run(v, s).coverage.score == 100
+
+
+# ---------------------------------------------------------------- why, in words (the leader report)
+
+
+def test_a_capped_score_says_it_is_held_at_amber_for_being_single_threaded():
+    # engaged 2/3 -> 27 of 40 points, roles 30, recency 20, champions 10: 87, green by score
+    b = run(view(healthy_team(2), opportunities=[opp()], roles=champions())).coverage_breakdown
+    assert b is not None and b.capped_by == ("engaged",)
+    assert coverage.explain_status(b) == (
+        "Amber (score 87 of 100): capped at amber: single-threaded (2 engaged contacts where 3 "
+        "are expected); the score alone would be green."
+    )
+    assert coverage.explain_parts(b) == [
+        "Engaged contacts: 2 of 3 expected in the last 90 days (27 of 40 points)",
+        "Buying roles: 2 of 2 required roles held (30 of 30 points)",
+        "Recent activity: latest activity 10 days before the as-of date; full points within 90 "
+        "days, none after 120 (20 of 20 points)",
+        "Champions: no champion has left (10 of 10 points)",
+    ]
+
+
+def test_a_missing_role_and_a_departed_champion_are_named_as_the_cap():
+    cs = [*healthy_team(3), contact("003X", left_company=True)]
+    roles = [role("003T0", "Economic Buyer"), role("003X", "Champion")]
+    b = run(view(cs, opportunities=[opp()], roles=roles)).coverage_breakdown
+    assert b is not None and b.coverage.status is CoverageStatus.AMBER
+    text = coverage.explain_status(b)
+    assert "capped at amber: single-threaded (nobody active holds the Champion role)" in text
+    assert "a champion has left" in text
+    assert "missing: Champion" in coverage.explain_parts(b)[1]
+
+
+def test_an_uncapped_status_is_just_the_status_and_score():
+    b = run(view(healthy_team(3), opportunities=[opp()], roles=champions())).coverage_breakdown
+    assert b is not None and b.capped_by == ()
+    assert coverage.explain_status(b) == "Green (score 100 of 100)."
+    b = run(view([])).coverage_breakdown
+    assert b is not None and coverage.explain_status(b) == "Red (score 10 of 100)."
+    assert coverage.explain_parts(b)[2].startswith("Recent activity: no logged activity")
