@@ -97,6 +97,7 @@ class RunReport:
     error: str | None = None
     seconds: float = 0.0
     drifts: list[Any] = field(default_factory=list)  # written values the CRM no longer holds (W9)
+    reconcile: dict[str, dict[str, int]] | None = None  # per object: deleted, listed, api_calls
     preview: bool = False  # a plan or dry run: nothing stored, no run recorded
     fields_missing: list[FieldCheck] = field(default_factory=list)  # write-back not possible
     queued: int = 0  # planned writes put into the outbox (new or changed rows)
@@ -257,7 +258,7 @@ def _steps(
         if opts.reconcile:
             from .reconcile import reconcile
 
-            reconcile(db, connector, seen_at=started)
+            report.reconcile = reconcile(db, connector, seen_at=started)
     if opts.pull_only:
         return
     from . import drain as drain_mod
@@ -339,6 +340,8 @@ def _counts(report: RunReport) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if report.pull is not None:
         out["pull"] = report.pull.counts()
+    if report.reconcile is not None:
+        out["reconcile"] = report.reconcile
     if report.evaluation is not None:
         out["flags"] = dict(report.evaluation.by_rule)
         if report.evaluation.changes is not None:

@@ -71,6 +71,26 @@ class HubSpotConnector:
     ) -> Iterator[Page]:
         return self.puller.pull(obj, cursor, full=full, started_at=started_at)
 
+    def company_contacts(
+        self, company_ids: Iterable[str]
+    ) -> Iterator[tuple[str, str, bool]] | None:
+        """(contact id, company id, primary) of the companies' contacts, for sync/pull.py's
+        `company_moves` (primary-company changes that moved no date); None when
+        `sweep_company_moves = false`."""
+        if not self.settings.sweep_company_moves:
+            return None
+        return self.puller.company_contacts(company_ids)
+
+    def reread(
+        self, obj: ObjectType, ids: Sequence[str], *, started_at: datetime
+    ) -> Iterator[Page]:
+        """Pages of `obj`'s records by id (no cursor)."""
+        return self.puller.reread(obj, ids, started_at)
+
+    def reconcile_ids(self, obj: ObjectType) -> Iterator[str] | None:
+        """Every id HubSpot holds of `obj` (sync/reconcile.py); None: cannot list it."""
+        return self.puller.reconcile_ids(obj)
+
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         checks = setup.ensure_fields(self.api, self.settings, dry_run=dry_run)
         if any(c.status == "created" for c in checks):

@@ -64,6 +64,7 @@ from connectors.errors import (
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
+from .fields import BUYING_ROLES
 from .limiter import GENERAL, SEARCH, Limiter
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,18 @@ class Settings:
     timeout_seconds: float = 60.0
     account_timezone: str = "UTC"  # the daily limit resets at midnight here (R3)
     full_pull: str = "search"  # search | list (see pull.py for why search is the default)
+    # hs_buying_role option -> role name; listed options override the defaults (BUYING_ROLES)
+    buying_roles: Mapping[str, str] = field(default_factory=lambda: dict(BUYING_ROLES))
+    # every incremental pull also reads the companies' contact associations (v4, 1,000
+    # companies per call) to see primary-company changes that moved no date (pull.py)
+    sweep_company_moves: bool = True
+
+    def role_names(self) -> dict[str, str]:
+        """hs_buying_role option -> role name: the defaults with [hubspot] buying_roles over them."""
+        return {
+            **BUYING_ROLES,
+            **{k.strip().upper(): v.strip() for k, v in self.buying_roles.items()},
+        }
 
     def validate(self) -> None:
         if self.auth not in ("private_app", "oauth"):
@@ -126,6 +139,12 @@ class Settings:
             raise ValueError("lookback_minutes must be 0 or more.")
         if self.timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds = {self.timeout_seconds}: use more than 0.")
+        for option, name in self.buying_roles.items():
+            if not isinstance(name, str) or not name.strip() or not str(option).strip():
+                raise ValueError(
+                    f"buying_roles.{option} must name the role, for example "
+                    'BUDGET_HOLDER = "Economic Buyer".'
+                )
         if self.full_pull not in ("search", "list"):
             raise ValueError(f'full_pull must be "search" or "list", not {self.full_pull!r}.')
         try:

@@ -214,7 +214,10 @@ def _hs_rows(hs: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], list[
                 "account": c["associations"]["companies"][0]["id"],
                 "email": p.get("email"),
                 "title": p.get("jobtitle"),
-                "hard_bounce": bool(p.get("hs_email_hard_bounce_reason_enum")),
+                # only these two make the contact bouncing: SPAM, POLICY and CONTENT are
+                # about the sender, MAILBOX_FULL is temporary (api-facts.md §4)
+                "hard_bounce": p.get("hs_email_hard_bounce_reason_enum")
+                in {"UNKNOWN_USER", "OTHER"},
                 "activity": last and _hs_dt(last),
                 "created": _hs_dt(p["createdate"]),
                 "buying_roles": {
@@ -390,7 +393,7 @@ def test_departed_champions_show_their_signal_in_both_crms(org: dict[str, Any]) 
         assert sf[cid]["Email"].rsplit("@", 1)[1] != sf_acc[sf[cid]["AccountId"]]
     hs = {c["id"]: c["properties"] for c in org["hubspot"]["contacts"]}
     for cid in org["manifest"]["hubspot"]["departed_champion_by_signal"]["bouncing"]:
-        assert hs[cid]["hs_email_hard_bounce_reason_enum"] in {"UNKNOWN_USER", "MAILBOX_DISABLED"}
+        assert hs[cid]["hs_email_hard_bounce_reason_enum"] == "UNKNOWN_USER"
         assert hs[cid]["hs_email_hard_bounce_reason"].startswith("550 5.")
 
 
