@@ -414,8 +414,6 @@ def _explain(
     if k is BounceKind.HARD:
         summary = f"Email to {who} at {email} bounced{when}{status}."
         body = "The address no longer receives mail."
-        if bounce.reason:  # the CRM said why: the address does not exist
-            body = "The mail server answered that the address does not exist."
     elif k is BounceKind.UNEXPLAINED:
         summary = (
             f"Email to {who} at {email} bounced{when}{status}, and the mail server did not say why."
@@ -446,8 +444,7 @@ def _explain(
         fix = f"Add a current work address for {who}."
     elif k is BounceKind.SOFT_ONCE:
         times = f" {bounce.bounce_count} times" if bounce.bounce_count else ""
-        full = " because the mailbox is full" if bounce.reason == "MAILBOX_FULL" else ""
-        summary = f"Email to {who} at {email} failed temporarily{full}{times}{when}{status}."
+        summary = f"Email to {who} at {email} failed temporarily{times}{when}{status}."
         body = (
             "A temporary failure (such as a full mailbox) usually clears by itself; the address "
             f"is treated as not working after {settings.soft_bounce_threshold} failures."

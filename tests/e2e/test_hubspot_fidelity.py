@@ -276,7 +276,7 @@ def test_hard_bounce_reasons_are_classified_by_what_they_mean(hs) -> None:
     spam = by_contact[made["SPAM"]]["explanation"]
     assert "was refused as spam" in spam and "Check your sending, not the contact" in spam
     assert "security policy" in by_contact[made["POLICY"]]["explanation"]
-    assert "mailbox is full" in by_contact[made["MAILBOX_FULL"]]["explanation"]
+    assert "failed temporarily" in by_contact[made["MAILBOX_FULL"]]["explanation"]
     assert "did not say why" in by_contact[made["OTHER"]]["explanation"]
 
 
