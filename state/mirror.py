@@ -449,6 +449,66 @@ def _account_moves(
     return [r[0] for r in rows]
 
 
+def role_changes(
+    db: sqlite_utils.Database, crm: str, roles: Iterable[tuple[str, str]]
+) -> list[str]:
+    """Live opportunities whose contact roles the CRM's current roles contradict.
+
+    `roles` are (opportunity id, role id) for every role the CRM holds on every live
+    opportunity (HubSpot's deal-contact labels: sync/pull.py `label_changes`). An
+    opportunity differs when the CRM holds a role the mirror does not have live, or the
+    mirror a live role the CRM no longer holds. Staged in a temp table.
+    """
+    with transaction(db):
+        db.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _roles (id TEXT PRIMARY KEY, opportunity_id TEXT)"
+        )
+        db.conn.execute("DELETE FROM _roles")
+        insert = "INSERT OR IGNORE INTO _roles (opportunity_id, id) VALUES (?, ?)"
+        batch: list[tuple[str, str]] = []
+        for pair in roles:
+            batch.append(pair)
+            if len(batch) >= 5000:
+                db.conn.executemany(insert, batch)
+                batch.clear()
+        if batch:
+            db.conn.executemany(insert, batch)
+        rows = db.conn.execute(
+            "SELECT s.opportunity_id FROM _roles s JOIN opportunities o"
+            "  ON o.crm = ? AND o.id = s.opportunity_id AND o.deleted_at IS NULL"
+            " WHERE NOT EXISTS (SELECT 1 FROM contact_roles r"
+            "  WHERE r.crm = ? AND r.id = s.id AND r.deleted_at IS NULL)"
+            " UNION"
+            " SELECT r.opportunity_id FROM contact_roles r JOIN opportunities o"
+            "  ON o.crm = r.crm AND o.id = r.opportunity_id AND o.deleted_at IS NULL"
+            " WHERE r.crm = ? AND r.deleted_at IS NULL"
+            "  AND NOT EXISTS (SELECT 1 FROM _roles s WHERE s.id = r.id)"
+            " ORDER BY 1",
+            [crm, crm, crm],
+        ).fetchall()
+        db.conn.execute("DELETE FROM _roles")
+    return [r[0] for r in rows]
+
+
+def retire_roles(
+    db: sqlite_utils.Database,
+    crm: str,
+    opportunity_ids: Sequence[str],
+    keep: Iterable[str],
+    seen_at: datetime,
+) -> int:
+    """Soft-delete the live roles of `opportunity_ids` whose id is not in `keep` (the roles
+    the CRM holds on them now); joins the caller's transaction. Returns how many."""
+    join_transaction(db)
+    cur = db.conn.execute(
+        "UPDATE contact_roles SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
+        " AND opportunity_id IN (SELECT value FROM json_each(?))"
+        " AND id NOT IN (SELECT value FROM json_each(?))",
+        [encode_datetime(seen_at), crm, dumps(list(opportunity_ids)), dumps(list(keep))],
+    )
+    return int(cur.rowcount)
+
+
 def delete_missing(
     db: sqlite_utils.Database,
     crm: str,

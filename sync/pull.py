@@ -9,11 +9,12 @@ For every object, in parent-before-child order:
   deleted in the CRM while crmsync was away does not linger;
 - otherwise an incremental pull from the saved cursor.
 
-A connector that can list its accounts' contact links (`company_contacts`:
-HubSpot, where changing a contact's primary company may move no date that a
-search could find) has them compared with the mirror after an incremental
-contact pull (`company_moves`); the contacts whose account the links
-contradict are read again by id and applied like any page.
+A connector that can list association facts no searchable date follows
+(HubSpot: a contact's primary company, which may move no date a search could
+find; a deal-contact label, which moves none) has them compared with the
+mirror after an incremental pull: `company_moves` after the contacts,
+`label_changes` after the contact roles. Only the records the mirror
+disagrees with are read again and applied like any page.
 
 A page and the cursor that follows it commit in one transaction: a run killed
 at any instant resumes from the last committed page, with nothing lost and
@@ -168,8 +169,9 @@ def pull(
             if should_stop() and not page.done:
                 report.interrupted = True
                 break
-        if obj is ObjectType.CONTACT and not full_mode and rep.done and not should_stop():
-            company_moves(db, connector, rep, generation=generation, started_at=started_at)
+        sweep = {ObjectType.CONTACT: company_moves, ObjectType.CONTACT_ROLE: label_changes}.get(obj)
+        if sweep is not None and not full_mode and rep.done and not should_stop():
+            sweep(db, connector, rep, generation=generation, started_at=started_at)
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
         progress.finish(crm, str(obj))
@@ -208,12 +210,64 @@ def company_moves(
         return 0
     log.info("contacts moved to another account found", extra={"crm": crm, "records": len(moved)})
     for page in connector.reread(ObjectType.CONTACT, moved, started_at=started_at):
-        with transaction(db):
-            res = mirror.apply_page(db, crm, page, generation=generation, seen_at=started_at)
-        rep.records += len(page.records)
-        rep.inserted += res.inserted
-        rep.updated += res.updated
-        rep.unchanged += res.unchanged
-        rep.deleted += res.deleted
-        rep.skipped += res.skipped
+        _apply(db, crm, page, rep, generation=generation, started_at=started_at)
     return len(moved)
+
+
+def label_changes(
+    db: sqlite_utils.Database,
+    connector: Any,
+    rep: ObjectReport,
+    *,
+    generation: int,
+    started_at: datetime,
+) -> int:
+    """Opportunities whose contact roles changed without a date an incremental pull could see.
+
+    A HubSpot deal-contact label added or removed changes no property of the deal or the
+    contact (airbytehq/airbyte#27199; docs/reliability.md D7). The connector lists every
+    live deal's labels (v4, 1,000 deals per call: 4 calls for 3,600 deals), the mirror
+    names the deals whose roles differ, and only those are read again (their modified
+    dates, 100 per call, and labels); their roles the CRM no longer holds are retired.
+    Returns how many deals.
+    """
+    sweep = getattr(connector, "deal_labels", None)
+    if sweep is None:
+        return 0
+    crm = connector.crm
+    roles = sweep(mirror.live_ids(db, crm, ObjectType.OPPORTUNITY))
+    if roles is None:
+        return 0
+    changed = mirror.role_changes(db, crm, roles)
+    if not changed:
+        return 0
+    log.info("contact roles changed on opportunities", extra={"crm": crm, "records": len(changed)})
+    for start in range(0, len(changed), 1000):
+        part = changed[start : start + 1000]
+        keep: list[str] = []
+        for page in connector.reread_labels(part, started_at=started_at):
+            keep.extend(r.id for r in page.records if not r.deleted)
+            _apply(db, crm, page, rep, generation=generation, started_at=started_at)
+        with transaction(db):
+            rep.deleted += mirror.retire_roles(db, crm, part, keep, started_at)
+    return len(changed)
+
+
+def _apply(
+    db: sqlite_utils.Database,
+    crm: str,
+    page: Any,
+    rep: ObjectReport,
+    *,
+    generation: int,
+    started_at: datetime,
+) -> None:
+    """Apply a page that carries no cursor (a re-read by id), counting it in `rep`."""
+    with transaction(db):
+        res = mirror.apply_page(db, crm, page, generation=generation, seen_at=started_at)
+    rep.records += len(page.records)
+    rep.inserted += res.inserted
+    rep.updated += res.updated
+    rep.unchanged += res.unchanged
+    rep.deleted += res.deleted
+    rep.skipped += res.skipped

@@ -76,10 +76,22 @@ class HubSpotConnector:
     ) -> Iterator[tuple[str, str, bool]] | None:
         """(contact id, company id, primary) of the companies' contacts, for sync/pull.py's
         `company_moves` (primary-company changes that moved no date); None when
-        `sweep_company_moves = false`."""
-        if not self.settings.sweep_company_moves:
+        `sweep_associations = false`."""
+        if not self.settings.sweep_associations:
             return None
         return self.puller.company_contacts(company_ids)
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> Iterator[tuple[str, str]] | None:
+        """(deal id, contact-role id) of the deals' labelled contacts, for sync/pull.py's
+        `label_changes` (labels changed with no date moving); None when
+        `sweep_associations = false`."""
+        if not self.settings.sweep_associations:
+            return None
+        return self.puller.deal_labels(deal_ids)
+
+    def reread_labels(self, deal_ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        """Contact-role pages of the deals' labels as they are now (no cursor)."""
+        return self.puller.reread_labels(deal_ids, started_at)
 
     def reread(
         self, obj: ObjectType, ids: Sequence[str], *, started_at: datetime

@@ -99,9 +99,10 @@ class Settings:
     full_pull: str = "search"  # search | list (see pull.py for why search is the default)
     # hs_buying_role option -> role name; listed options override the defaults (BUYING_ROLES)
     buying_roles: Mapping[str, str] = field(default_factory=lambda: dict(BUYING_ROLES))
-    # every incremental pull also reads the companies' contact associations (v4, 1,000
-    # companies per call) to see primary-company changes that moved no date (pull.py)
-    sweep_company_moves: bool = True
+    # every incremental pull also reads the companies' and the deals' contact associations
+    # (v4, 1,000 records per call) to see primary-company changes and deal-contact labels
+    # that moved no date (pull.py "association sweep")
+    sweep_associations: bool = True
 
     def role_names(self) -> dict[str, str]:
         """hs_buying_role option -> role name: the defaults with [hubspot] buying_roles over them."""

@@ -53,8 +53,16 @@ option the pair lacks: at most one tombstone row per option and changed
 contact, written once). A contact merge moves the losers' deal associations
 to the survivor without touching the deals: the incremental role pull re-reads
 those deals' labels (v4 contacts->deals, deals->contacts, deals batch read for
-their modified dates) and retires the losers' rows (D4). Other label changes
-that do not touch the deal's modified date are only seen by the next full pull.
+their modified dates) and retires the losers' rows (D4). Label changes that
+do not touch the deal's modified date (D7) are seen by the association sweep.
+
+Association sweep (`sweep_associations`, after an incremental pull; sync/pull.py
+compares with the mirror): a contact's primary company and a deal-contact label
+are association facts, and HubSpot moves no searchable date when only a label
+changes (and, unconfirmed, maybe not when the primary company changes). So
+each incremental also reads every live company's and deal's contact
+associations (v4, 1,000 records per call: `company_contacts`, `deal_labels`)
+and reads again only what the mirror disagrees with (`reread`, `reread_labels`).
 
 Cursors (JSON, stored by state/cursors.py):
     {"modified_ms": N}                               finished; next pull is incremental
@@ -602,6 +610,42 @@ class Puller:
             for company, edges in self.read_edges(f.COMPANIES, f.CONTACTS, chunk).items():
                 for e in edges:
                     yield e.to_id, company, e.primary
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(deal id, contact-role id) for every USER_DEFINED label on the deals' contact
+        associations: v4 batch reads deals -> contacts, 1,000 deals per call. A label added
+        to or removed from a pair changes no property of either record, so no search finds
+        it (airbytehq/airbyte#27199); sync/pull.py `label_changes` compares these with the
+        mirror and has the deals whose labels differ read again (`reread_labels`)."""
+        for chunk in _batched(deal_ids, ASSOC_BATCH):
+            for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
+                for e in edges:
+                    for label in e.labels:
+                        yield deal, f.label_role_id(deal, e.to_id, label)
+
+    def reread_labels(self, deal_ids: Sequence[str], started_at: datetime) -> Iterator[Page]:
+        """The label role rows of `deal_ids` as an incremental pull makes them (the deals'
+        modified dates by batch read, 100 per call, their labels by v4, 1,000 per call):
+        each label a pair holds, and a retired row for each defined label it lacks."""
+        spec = self.specs[ObjectType.OPPORTUNITY]
+        run, _ = self._begin(None, False, started_at)
+        props = [f.ID_PROPERTY, spec.modified_property, f.MERGED_IDS]
+        for chunk in _batched(deal_ids, CHUNK):
+            raws: list[Mapping[str, Any]] = []
+            for part in _batched(chunk, LIST_LIMIT):
+                resp = self.api.call(
+                    "batch_read",
+                    API[spec.hs_type] + ".batch_api",
+                    "read",
+                    batch_read_input_simple_public_object_id={
+                        "properties": props,
+                        "inputs": [{"id": i} for i in part],
+                    },
+                )
+                raws.extend((resp.body or {}).get("results") or [])
+            edges = self.read_edges(f.DEALS, f.CONTACTS, [str(r.get("id")) for r in raws])
+            records = [f.label_role(*row) for row in self._label_rows(raws, edges, run.mode)]
+            yield Page(ObjectType.CONTACT_ROLE, records, None)
 
     def reread(self, obj: ObjectType, ids: Sequence[str], started_at: datetime) -> Iterator[Page]:
         """Records of `obj` by id, mapped as the search path maps them: batch reads (100 per

@@ -3,9 +3,10 @@ hubspot-api-client against the sandbox and crmsync's CLI:
 
 - a contact moved to another primary company is seen by the next incremental
   pull, whether HubSpot moves its lastmodifieddate (as its property
-  definitions imply) or not (the harsher reading, a sandbox fault), at the
-  documented cost; a deal-contact label change alone is not (the blind spot
-  docs/reliability.md names), until a full pull or a reconcile;
+  definitions imply) or not (the harsher reading, a sandbox fault), and so is
+  a deal-contact label change alone (no date moves), at the documented cost;
+  with the sweep turned off they wait for a full pull (a removed label for a
+  reconcile);
 - hard-bounce reasons are classified by what they mean, and the sandbox
   refuses an option an enumeration does not have, as HubSpot does;
 - a contact with several buying roles counts every one;
@@ -154,7 +155,7 @@ def test_company_move_that_moves_no_date_is_seen_by_the_company_sweep(hs) -> Non
 
 def test_company_sweep_can_be_turned_off_and_then_a_dateless_move_waits_for_a_full_pull(hs, tmp_path) -> None:
     sb, _ = hs
-    cfg = write_sync_toml(tmp_path / "off" / "sync.toml", sb, extra=LIMITS + "\nsweep_company_moves = false")
+    cfg = write_sync_toml(tmp_path / "off" / "sync.toml", sb, extra=LIMITS + "\nsweep_associations = false")
     pull(cfg, full=True)
     sb.faults.add(kind="association_dates_frozen")
     contact, old, new = _move(sb)
@@ -166,32 +167,55 @@ def test_company_sweep_can_be_turned_off_and_then_a_dateless_move_waits_for_a_fu
     assert account_of(cfg, contact) == new
 
 
-def test_deal_contact_label_change_alone_is_not_seen_by_incremental_pulls(hs) -> None:
-    """The documented blind spot (docs/reliability.md): a label added to or removed from a
-    deal-contact pair changes no property of either record, so no search finds it
-    (airbytehq/airbyte#27199). A full pull sees an added label; a reconcile a removed one."""
-    sb, cfg = hs
-    pull(cfg, full=True)
+def _relabel(sb: HubSpotSandbox) -> tuple[str, str]:
+    """Move a deal's Champion label from one of its contacts to another; the deal and the
+    contacts keep their dates (sandbox test d7_*). Returns (added, removed) role ids."""
     deal = next(d for d in sb.records("deals") if any(a.get("label") == "Champion" for a in
                                                       d["associations"].get("contacts", [])))
     labelled = next(a["id"] for a in deal["associations"]["contacts"] if a.get("label") == "Champion")
-    plain = next((a["id"] for a in deal["associations"]["contacts"] if a.get("label") is None
-                  and a["id"] != labelled), None)
-    assert plain is not None
+    plain = next(a["id"] for a in deal["associations"]["contacts"]
+                 if a.get("label") is None and a["id"] != labelled)
     sb.associate("deals", deal["id"], "contacts", plain, "Champion")
     sb.dissociate("deals", deal["id"], "contacts", labelled, "Champion")
-    added, removed = f"{deal['id']}:{plain}:Champion", f"{deal['id']}:{labelled}:Champion"
+    return f"{deal['id']}:{plain}:Champion", f"{deal['id']}:{labelled}:Champion"
 
-    def live(role_id: str) -> bool:
-        rows = mirror_rows(cfg, "SELECT deleted_at FROM contact_roles WHERE id = ?", role_id)
-        return bool(rows) and rows[0][0] is None
 
-    pull(cfg)
-    assert not live(added) and live(removed)  # pinned: today's incremental misses both
-    assert cli_run(cfg, "sync", "--reconcile", "--pull-only").exit_code == 0
-    assert not live(removed)  # the reconcile retires the removed label
+def _live_role(cfg: Path, role_id: str) -> bool:
+    rows = mirror_rows(cfg, "SELECT deleted_at FROM contact_roles WHERE id = ?", role_id)
+    return bool(rows) and rows[0][0] is None
+
+
+def test_deal_contact_label_change_alone_is_seen_by_the_label_sweep(hs) -> None:
+    """A label added to or removed from a deal-contact pair changes no property of either
+    record, so no search finds it (airbytehq/airbyte#27199; docs/reliability.md D7). The
+    incremental pull's label sweep (v4 deals -> contacts, 1,000 deals per call) does."""
+    sb, cfg = hs
     pull(cfg, full=True)
-    assert live(added)
+    added, removed = _relabel(sb)
+    sb.reset()
+    report = pull(cfg)
+    assert _live_role(cfg, added) and not _live_role(cfg, removed)
+    deals = len(sb.records("deals"))
+    assert sb.object_requests.count("assoc_batch_read:deals") == math.ceil(deals / 1000) + 1  # + re-read
+    assert sb.object_requests.count("batch_read:deals") == 1  # the one deal's modified date
+    roles = {o.object: o for o in report.pull.objects}["contact_roles"]
+    assert roles.inserted == 1 and roles.deleted >= 1
+    sb.reset()
+    pull(cfg)  # and the next run finds nothing to read again
+    assert sb.object_requests.count("batch_read:deals") == 0
+
+
+def test_without_the_sweep_a_label_change_waits_for_a_reconcile_or_a_full_pull(hs, tmp_path) -> None:
+    sb, _ = hs
+    cfg = write_sync_toml(tmp_path / "off" / "sync.toml", sb, extra=LIMITS + "\nsweep_associations = false")
+    pull(cfg, full=True)
+    added, removed = _relabel(sb)
+    pull(cfg)
+    assert not _live_role(cfg, added) and _live_role(cfg, removed)  # the blind spot, pinned
+    assert cli_run(cfg, "sync", "--reconcile", "--pull-only").exit_code == 0
+    assert not _live_role(cfg, removed)  # the reconcile retires the removed label
+    pull(cfg, full=True)
+    assert _live_role(cfg, added)
 
 
 # ================================================================== 2. bounce reasons, enumerations
@@ -380,7 +404,10 @@ def test_reconcile_removes_a_purged_contact_resolves_its_flags_and_completes_its
     assert rec["contact_roles"]["api_calls"] == math.ceil(n["deals"] / 1000)
     assert rec["tasks"]["api_calls"] == 1
     assert rec["contacts"]["deleted"] == 1 and rec["contacts"]["listed"] == n["contacts"]
-    assert rec["contact_roles"]["deleted"] >= 1  # the champion's roles went with it
+    # the champion's roles went with it (its deal labels already with the incremental's
+    # label sweep, which saw the deals' labels change)
+    assert mirror_rows(cfg, "SELECT count(*) FROM contact_roles WHERE contact_id = ?"
+                       " AND deleted_at IS NULL", champion) == [(0,)]
 
 
 def test_archived_records_leave_the_archived_listing_after_90_days(tmp_path) -> None:

@@ -375,3 +375,20 @@ def test_account_moves_names_contacts_the_crm_links_contradict(db) -> None:
         ("C9", "A1", True),  # not in the mirror yet: the pulls bring it
     ]
     assert mirror.account_moves(db, CRM, links) == ["C2", "C3"]
+
+
+def test_role_changes_names_opportunities_whose_roles_the_crm_contradicts(db) -> None:
+    load(db, opportunity("O1"), opportunity("O2"), opportunity("O3"))
+    load(db, role("O1:C1:Champion", "C1", "O1"), role("O2:C1:Champion", "C1", "O2"),
+         role("O3:C1:Champion", "C1", "O3"), role("buying_role:C1:CHAMPION", "C1", None))
+    current = [
+        ("O1", "O1:C1:Champion"),  # unchanged
+        ("O2", "O2:C2:Champion"),  # moved to another contact
+        # O3: its only label was removed
+        ("O9", "O9:C1:Champion"),  # an opportunity the mirror does not hold yet: the pulls
+    ]
+    assert mirror.role_changes(db, CRM, current) == ["O2", "O3"]
+    with db.conn:
+        assert mirror.retire_roles(db, CRM, ["O2", "O3"], ["O2:C2:Champion"], at(5)) == 2
+    live = [r[0] for r in db.execute("SELECT id FROM contact_roles WHERE deleted_at IS NULL ORDER BY id")]
+    assert live == ["O1:C1:Champion", "buying_role:C1:CHAMPION"]
