@@ -219,19 +219,19 @@ def smtp_status(reason: str | None) -> tuple[str | None, str | None]:
 
 
 _CODE = re.compile(r"[A-Z][A-Z0-9_]*")
-_LEADING_CODE = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*(?::|$)")
+_LEADING_CODE = re.compile(r"\s*([A-Z][A-Z0-9_]*)\s*(?::|$)")
 
 
 def reason_code(reason: str | None, known: Mapping[str, str]) -> str | None:
     """The CRM's reason code a bounce reason starts with ("SPAM" in "SPAM: 550 5.7.1 ..."),
-    when it is one `known` names; None for free text ("550 5.1.1 User unknown")."""
+    when it is one `known` names; None for free text ("550 5.1.1 User unknown", "Spam
+    filter said no"). Codes are upper case, as HubSpot's option values are."""
     if not reason:
         return None
     m = _LEADING_CODE.match(reason)
     if not m:
         return None
-    code = m[1].upper()
-    return code if code in known else None
+    return m[1] if m[1] in known else None
 
 
 def bounce_count(reason: str | None) -> int | None:

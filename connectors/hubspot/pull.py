@@ -593,7 +593,7 @@ class Puller:
                 )
             yield Page(spec.object, records, {**self._cursor(run, after=nxt), "mode": "archived"})
 
-    # ------------------------------------------------------------ company moves
+    # ------------------------------------------------------------ association sweep
 
     def company_contacts(self, company_ids: Iterable[str]) -> Iterator[tuple[str, str, bool]]:
         """(contact id, company id, primary) for every contact of `company_ids`.
