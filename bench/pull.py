@@ -19,6 +19,15 @@ sandbox's request log (what the server saw); the floor is docs/budgets.md's:
 
 Schema look-ups (describe, properties), login and the limits check are shown
 separately from the data calls the floor bounds.
+
+`--reconcile` (HubSpot) then runs `crmsync sync --reconcile --pull-only`: an
+incremental pull (its company sweep included) followed by the id-set reconcile,
+and reports the reconcile's calls per object against its floor (list:
+ceil(n / 100) per object; crmsync's tasks by search, ceil(t / 200); contact roles
+ceil(deals / 1000) v4 reads) and, measured in this process over the same
+sandbox, what a search walk would have cost instead (ceil(n / 200)).
+
+    .venv/bin/python bench/pull.py --crm hubspot --contacts 20000 --accounts 2000 --reconcile
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ SF_OBJECTS = {"User": "owners", "Account": "accounts", "Contact": "contacts",
               "Opportunity": "opportunities", "OpportunityContactRole": "contact_roles"}
 HS_OBJECTS = {"owners": "owners", "companies": "accounts", "contacts": "contacts",
               "deals": "opportunities"}
+HS_SIZES = (*HS_OBJECTS, "tasks")
 HS_ASSOC_TYPES = {"companies": 0, "contacts": 1, "deals": 2}
 METADATA = {"describe", "properties", "limits", "quota", "auth", "login", "check"}
 
@@ -62,7 +72,7 @@ def serve(args: argparse.Namespace) -> None:
     data = generate(seed=args.seed, accounts=args.accounts, contacts_per_account=cpa,
                     crms=(args.crm,))
     part = data[args.crm]
-    sizes = {name: len(part[name]) for name in (SF_OBJECTS if args.crm == "salesforce" else HS_OBJECTS)}
+    sizes = {name: len(part.get(name) or ()) for name in (SF_OBJECTS if args.crm == "salesforce" else HS_SIZES)}
     config = Path(args.dir) / "sync.toml"
     if args.crm == "salesforce":
         from sandbox.salesforce import SalesforceSandbox
@@ -112,10 +122,10 @@ def configure(workdir: Path, args: argparse.Namespace) -> Path:
     return config
 
 
-def run_pull(config: Path, crm: str) -> tuple[float, int, int]:
+def run_pull(config: Path, crm: str, *flags: str) -> tuple[float, int, int]:
     """Run the CLI as a child; (seconds, exit code, peak RSS in KiB of that child)."""
-    cmd = [sys.executable, "-m", "sync.cli", "sync", "--full", "--pull-only", "--crm", crm,
-           "--config", str(config)]
+    cmd = [sys.executable, "-m", "sync.cli", "sync", *(flags or ("--full",)), "--pull-only",
+           "--crm", crm, "--config", str(config)]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["PYTHONPATH"] = str(ROOT)
     t0 = time.monotonic()
@@ -208,6 +218,48 @@ def report(args: argparse.Namespace, info: dict[str, Any], seconds: float, code:
     return result
 
 
+def reconcile_report(config: Path, info: dict[str, Any], seconds: float, code: int,
+                     run: dict[str, Any]) -> dict[str, Any]:
+    """The reconcile run's calls per object against the floor, and the search walk's cost."""
+    from connectors.hubspot import HubSpotConnector
+    from state.model import ObjectType
+    from sync import config as config_mod
+
+    sizes = info["sizes"]
+    rec = run["counts"].get("reconcile", {})
+    floor_ = {
+        "accounts": math.ceil(sizes["companies"] / 100),
+        "contacts": math.ceil(sizes["contacts"] / 100),
+        "opportunities": math.ceil(sizes["deals"] / 100),
+        "contact_roles": math.ceil(sizes["deals"] / 1000),
+    }
+    if "tasks" in rec:  # crmsync's own tasks (after `crmsync setup`): one search page here
+        floor_["tasks"] = 1
+    settings = config_mod.load(config).connectors["hubspot"]
+    search: dict[str, int] = {}
+    for obj in (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.OPPORTUNITY):
+        conn = HubSpotConnector(settings)
+        ids = conn.puller.reconcile_ids(obj, via="search")
+        listed = sum(1 for _ in ids or ())
+        search[obj.value] = conn.calls.total
+        assert listed == rec.get(obj.value, {}).get("listed", listed)
+    pulled = run["counts"].get("pull", {})
+    return {
+        "crm": "hubspot",
+        "sizes": sizes,
+        "exit_code": code,
+        "outcome": run["outcome"],
+        "seconds": round(seconds, 1),
+        "incremental_data_calls": {t: o.get("data_calls", 0) for t, o in pulled.items()},
+        "incremental_calls_by_operation": run["api_by_operation"],
+        "reconcile": rec,
+        "reconcile_calls": sum(o.get("api_calls", 0) for o in rec.values()),
+        "reconcile_floor": floor_,
+        "reconcile_floor_total": sum(floor_.values()),
+        "search_walk_calls": search,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--crm", choices=("salesforce", "hubspot"), required=True)
@@ -221,6 +273,8 @@ def main() -> None:
     p.add_argument("--requests-per-10s", type=int, default=100, help="[hubspot] client limit")
     p.add_argument("--searches-per-second", type=int, default=4, help="[hubspot] client limit")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
+    p.add_argument("--reconcile", action="store_true",
+                   help="[hubspot] after the full pull, measure `sync --reconcile --pull-only`")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -241,6 +295,11 @@ def main() -> None:
                 print(f"crmsync exited {code}:\n{tail}", file=sys.stderr)
             server = sandbox_requests(info)
             result = report(args, info, seconds, code, rss, last_run(workdir / "crmsync.db"), server)
+            if args.reconcile:
+                seconds, code, _ = run_pull(config, args.crm, "--reconcile")
+                result = {"full_pull": result,
+                          **reconcile_report(config, info, seconds, code,
+                                             last_run(workdir / "crmsync.db"))}
         finally:
             assert proc.stdin is not None
             proc.stdin.close()

@@ -46,7 +46,7 @@ def synth_contacts(n: int, companies: int) -> Iterator[dict[str, Any]]:
             "notes_last_contacted": _iso(base - (i % 400) * 86_400_000),
             "createdate": _iso(base - 500 * 86_400_000 + i),
             "lastmodifieddate": _iso(base + i * 7),
-            "hs_email_hard_bounce_reason_enum": "BAD_MAILBOX" if i % 50 == 0 else None,
+            "hs_email_hard_bounce_reason_enum": "UNKNOWN_USER" if i % 50 == 0 else None,
             "hs_email_optout": "false", "hs_buying_role": "CHAMPION" if i % 97 == 0 else None},
             "associations": {"companies": [{"id": str(cid), "label": "primary"}]}}
 

@@ -4,7 +4,7 @@ A contact is bouncing when any of these is true:
 
 - the CRM marked the address as bounced and the mail server's answer was a
   permanent failure (status 5.x.x, or no status given: the CRM only marks hard
-  bounces);
+  bounces), unless the CRM's reason code says otherwise (below);
 - the mail server's answer was a temporary failure (status 4.x.x, e.g. a full
   mailbox) and the CRM's note shows it happened at least
   `soft_bounce_threshold` times ("bounced 3 times"); a single temporary
@@ -17,6 +17,24 @@ A contact is bouncing when any of these is true:
 
 A shared mailbox such as info@ or sales@ (`role_addresses`) is a note (severity
 info), not bouncing: the address works, but it is not a person.
+
+When the CRM records why mail bounced as a code (HubSpot's hard-bounce reason:
+UNKNOWN_USER, MAILBOX_FULL, SPAM, POLICY, CONTENT, OTHER), `bounce_reasons`
+says what each code means, and the code decides over the status number:
+
+- "gone" (UNKNOWN_USER: the address does not exist): bouncing, and a sign
+  that the person has left;
+- "temporary" (MAILBOX_FULL): a temporary failure, as above (a note unless it
+  keeps happening);
+- "sender" (SPAM, POLICY, CONTENT): the receiving server refused the message
+  or the way it was sent, not the address: a note (severity info) that says
+  to check the sending, not the contact; the contact stays active;
+- "unknown" (OTHER): bouncing (the CRM stops mailing the address) but, with
+  no reason given, not a sign that the person has left.
+
+HubSpot counts all six codes as hard bounces; only an unknown user means the
+address is gone (HubSpot's property definition and its "Email bounce types"
+help article; api-facts.md §4).
 
 A bouncing contact is no longer "active": it does not count as engaged, and
 cannot be stale. When activity was logged after the bounce ("bounced but active
@@ -33,10 +51,11 @@ the account's grouped hygiene task.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -74,6 +93,19 @@ ROLE_ADDRESSES = (
 )
 
 
+# What a CRM's bounce reason code means (module docstring). Defaults: HubSpot's
+# hs_email_hard_bounce_reason_enum options.
+REASON_KINDS = ("gone", "temporary", "sender", "unknown")
+BOUNCE_REASONS = {
+    "UNKNOWN_USER": "gone",
+    "MAILBOX_FULL": "temporary",
+    "SPAM": "sender",
+    "POLICY": "sender",
+    "CONTENT": "sender",
+    "OTHER": "unknown",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """`[rules.bouncing_contact]`."""
@@ -82,6 +114,10 @@ class Settings:
     role_addresses: tuple[str, ...] = ROLE_ADDRESSES
     check_deliverability: bool = False
     allow_test_domains: bool = False  # accept @*.test and similar reserved names (sandboxes)
+    # reason code -> gone | temporary | sender | unknown; listed codes override the defaults
+    bounce_reasons: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType(dict(BOUNCE_REASONS))
+    )
 
     def __post_init__(self) -> None:
         require(
@@ -97,19 +133,33 @@ class Settings:
             "role_addresses",
             'lists the part before the @ only, for example ["info", "sales"].',
         )
+        for code, kind in self.bounce_reasons.items():
+            require(
+                kind in REASON_KINDS and bool(_CODE.fullmatch(str(code).strip().upper())),
+                WHERE,
+                f"bounce_reasons.{code}",
+                f"must map a reason code (letters, digits, _) to one of "
+                f"{', '.join(REASON_KINDS)}; got {kind!r}.",
+            )
+
+    def reason_kinds(self) -> dict[str, str]:
+        """Reason code -> kind: the defaults with `bounce_reasons` over them."""
+        return {**BOUNCE_REASONS, **{k.strip().upper(): v for k, v in self.bounce_reasons.items()}}
 
 
 # Precedence: the first kind found is the one reported; the rest go to `also`.
 ORDER = (
     BounceKind.HARD,
     BounceKind.SOFT_REPEATED,
+    BounceKind.UNEXPLAINED,
     BounceKind.INVALID,
     BounceKind.UNDELIVERABLE,
     BounceKind.NO_EMAIL,
     BounceKind.SOFT_ONCE,
+    BounceKind.REFUSED,
     BounceKind.ROLE_ADDRESS,
 )
-NOTES = frozenset({BounceKind.SOFT_ONCE, BounceKind.ROLE_ADDRESS})
+NOTES = frozenset({BounceKind.SOFT_ONCE, BounceKind.REFUSED, BounceKind.ROLE_ADDRESS})
 
 
 def find(
@@ -118,9 +168,10 @@ def find(
     """Bounce findings (bouncing or notes) for the account's current contacts."""
     check = domain_check if settings.check_deliverability else None
     roles = frozenset(r.casefold() for r in settings.role_addresses)
+    reasons = settings.reason_kinds()
     out: dict[str, Bounce] = {}
     for cid, contact in facts.contacts.items():
-        found = _inspect(contact, settings, roles, check)
+        found = _inspect(contact, settings, roles, check, reasons)
         if found is not None:
             out[cid] = found
     return out
@@ -167,6 +218,22 @@ def smtp_status(reason: str | None) -> tuple[str | None, str | None]:
     return m[0], cls
 
 
+_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+_LEADING_CODE = re.compile(r"\s*([A-Z][A-Z0-9_]*)\s*(?::|$)")
+
+
+def reason_code(reason: str | None, known: Mapping[str, str]) -> str | None:
+    """The CRM's reason code a bounce reason starts with ("SPAM" in "SPAM: 550 5.7.1 ..."),
+    when it is one `known` names; None for free text ("550 5.1.1 User unknown", "Spam
+    filter said no"). Codes are upper case, as HubSpot's option values are."""
+    if not reason:
+        return None
+    m = _LEADING_CODE.match(reason)
+    if not m:
+        return None
+    return m[1] if m[1] in known else None
+
+
 def bounce_count(reason: str | None) -> int | None:
     """How many times the reason text says the address bounced ("bounced 3 times")."""
     if not reason:
@@ -176,20 +243,31 @@ def bounce_count(reason: str | None) -> int | None:
 
 
 def _inspect(
-    contact: Contact, settings: Settings, roles: frozenset[str], check: DomainCheck | None
+    contact: Contact,
+    settings: Settings,
+    roles: frozenset[str],
+    check: DomainCheck | None,
+    reasons: Mapping[str, str],
 ) -> Bounce | None:
     email = (contact.email or "").strip()
     kinds: dict[BounceKind, str | None] = {}
     count = None
     status = None
+    code = None
     if not email:
         kinds[BounceKind.NO_EMAIL] = None
     if contact.email_bounced:
         status, cls = smtp_status(contact.bounce_reason)
-        if cls == "soft":
+        code = reason_code(contact.bounce_reason, reasons)
+        meaning = reasons[code] if code else ("temporary" if cls == "soft" else "gone")
+        if meaning == "temporary":
             count = bounce_count(contact.bounce_reason)
             repeated = count is not None and count >= settings.soft_bounce_threshold
             kinds[BounceKind.SOFT_REPEATED if repeated else BounceKind.SOFT_ONCE] = status
+        elif meaning == "sender":
+            kinds[BounceKind.REFUSED] = status
+        elif meaning == "unknown":
+            kinds[BounceKind.UNEXPLAINED] = status
         else:
             kinds[BounceKind.HARD] = status
     if email:
@@ -210,7 +288,8 @@ def _inspect(
     kind = ordered[0]
     bouncing = kind not in NOTES
     active_since = None
-    if bouncing and kind in (BounceKind.HARD, BounceKind.SOFT_REPEATED) and contact.bounced_at:
+    bounced = (BounceKind.HARD, BounceKind.SOFT_REPEATED, BounceKind.UNEXPLAINED)
+    if bouncing and kind in bounced and contact.bounced_at:
         last = activity_day(contact)
         if last is not None and last > contact.bounced_at.date():
             active_since = last
@@ -219,6 +298,7 @@ def _inspect(
         bouncing=bouncing,
         email=email or None,
         detail=kinds[kind],
+        reason=code,
         bounced_at=contact.bounced_at if contact.email_bounced else None,
         bounce_count=count,
         active_since=active_since,
@@ -334,6 +414,17 @@ def _explain(
     if k is BounceKind.HARD:
         summary = f"Email to {who} at {email} bounced{when}{status}."
         body = "The address no longer receives mail."
+    elif k is BounceKind.UNEXPLAINED:
+        summary = (
+            f"Email to {who} at {email} bounced{when}{status}, and the mail server did not say why."
+        )
+        body = "No more email is sent to the address until it is confirmed to work."
+        fix = f"Check the address with {who}, or find a current one."
+    elif k is BounceKind.REFUSED:
+        summary = f"Mail to {who} at {email} was {_REFUSED.get(bounce.reason or '', 'refused by the receiving server')}{when}{status}."
+        body = _REFUSED_WHY.get(bounce.reason or "", _REFUSED_WHY[""])
+        fix = "Check your sending, not the contact: the address itself may work."
+        role_note = ""
     elif k is BounceKind.SOFT_REPEATED:
         summary = f"Email to {who} at {email} keeps bouncing{status}."
         body = (
@@ -374,6 +465,25 @@ def _explain(
     return summary, explain.paragraph(summary, body, since, role_note.strip(), fix)
 
 
+# How a refusal about the sender reads, by the CRM's reason code (HubSpot's "Email bounce
+# types": Spam = classified as spam by the recipient's server; Policy = failed a security
+# policy such as DMARC, DKIM or SPF; Content = the message's content triggered a filter).
+_REFUSED = {
+    "SPAM": "refused as spam",
+    "POLICY": "refused by the receiving server's security policy",
+    "CONTENT": "refused because of what the message contained",
+}
+_REFUSED_WHY = {
+    "SPAM": "The receiving server judged the message to be spam; that says nothing about the address.",
+    "POLICY": (
+        "The receiving server did not accept how the mail was sent (sender checks such as "
+        "SPF, DKIM or DMARC); that says nothing about the address."
+    ),
+    "CONTENT": "Something in the message set off the receiving server's filter; that says nothing about the address.",
+    "": "The refusal was about the message or its sender, not the address.",
+}
+
+
 def _evidence(
     contact: Contact, bounce: Bounce, roles: tuple[str, ...], summary: str
 ) -> dict[str, object]:
@@ -391,6 +501,7 @@ def _evidence(
         "also": [k.value for k in bounce.also],
         "roles": list(roles),
         "summary": summary,
+        **({"reason_code": bounce.reason} if bounce.reason else {}),
     }
 
 

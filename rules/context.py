@@ -54,12 +54,14 @@ _CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 class BounceKind(StrEnum):
-    HARD = "hard_bounce"
+    HARD = "hard_bounce"  # the address is gone
     SOFT_REPEATED = "repeated_soft_bounce"
+    UNEXPLAINED = "unexplained_bounce"  # bounced, the server did not say why: not a departure sign
     INVALID = "invalid_address"
     NO_EMAIL = "no_email"
     UNDELIVERABLE = "undeliverable_domain"
     SOFT_ONCE = "soft_bounce"  # a note: not bouncing yet
+    REFUSED = "refused_by_recipient"  # a note: refused for the sender or the message (spam, policy)
     ROLE_ADDRESS = "role_address"  # a note: a shared mailbox, not a person
 
 
@@ -71,6 +73,7 @@ class Bounce:
     bouncing: bool
     email: str | None = None
     detail: str | None = None  # SMTP status, validator message, or domain
+    reason: str | None = None  # the CRM's bounce reason code (e.g. SPAM), when it gave one
     bounced_at: datetime | None = None
     bounce_count: int | None = None
     active_since: date | None = None  # activity logged after the bounce

@@ -15,7 +15,9 @@ Signs that someone has left, each recorded with its date and values:
 - weak: the job title reads like a departure (`left_company_words`: "former",
   "ex-", "no longer", "left", as whole words in any case: "Ex-CTO", "Former
   VP", "Left company", but not "Leftwich" or "Executive"); email to the person
-  bounces;
+  bounces (not when the bounce was a refusal of the sender or the message, a
+  full mailbox, or a bounce the mail server did not explain: see
+  bouncing_contacts);
 - supporting only: a person with the same name appears at another account
   with a different domain (never enough alone: names repeat).
 
@@ -56,6 +58,7 @@ from state.model import (
 
 from . import explain
 from .context import (
+    BounceKind,
     Departure,
     Facts,
     HeldRole,
@@ -198,7 +201,8 @@ def _departure(
     if contact.title and pattern is not None and pattern.search(contact.title):
         signals.append(Signal(SignalKind.TITLE, new=contact.title))
     bounce = facts.bounces.get(cid)
-    if bounce is not None and bounce.bouncing:
+    # a bounce the mail server did not explain stops mail, but says nothing of the person
+    if bounce is not None and bounce.bouncing and bounce.kind is not BounceKind.UNEXPLAINED:
         signals.append(Signal(SignalKind.BOUNCE, bounce.bounced_at, new=bounce.kind.value))
     elsewhere = _elsewhere(view, cid) if view.elsewhere else None
     if elsewhere is not None and elsewhere.how == "same_name":

@@ -44,6 +44,7 @@ from state.db import (
     dumps,
     encode_datetime,
     join_transaction,
+    transaction,
 )
 from state.errors import EmptyFullPull
 from state.model import COLUMNS, CrmRecord, ObjectType, Page
@@ -394,26 +395,160 @@ def cascade_delete(
             )
 
 
+def live_ids(db: sqlite_utils.Database, crm: str, obj: ObjectType) -> list[str]:
+    """Ids of `crm`'s live (not deleted) rows of `obj`, in id order."""
+    sql = f"SELECT id FROM {obj.value} WHERE crm = ? AND deleted_at IS NULL ORDER BY id"
+    return [row[0] for row in db.conn.execute(sql, [crm])]
+
+
+def account_moves(
+    db: sqlite_utils.Database, crm: str, edges: Iterable[tuple[str, str, bool]]
+) -> list[str]:
+    """Live contacts whose account the CRM's contact-account links contradict.
+
+    `edges` are (contact id, account id, primary) for every contact of every live account
+    (HubSpot: sync/pull.py `company_moves`). A contact moved when its primary account is
+    not the one the mirror holds, or when the mirror's account, a live one, no longer
+    lists it at all. Contacts the mirror does not hold yet, or holds against a deleted
+    account, are left to the pulls. The links are staged in a temp table (no Python
+    memory per link).
+    """
+    with transaction(db):
+        return _account_moves(db, crm, edges)
+
+
+def _account_moves(
+    db: sqlite_utils.Database, crm: str, edges: Iterable[tuple[str, str, bool]]
+) -> list[str]:
+    db.conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _links "
+        "(contact_id TEXT, account_id TEXT, is_primary INTEGER, PRIMARY KEY (contact_id, account_id))"
+    )
+    db.conn.execute("DELETE FROM _links")
+    batch: list[tuple[str, str, int]] = []
+    insert = "INSERT OR REPLACE INTO _links (contact_id, account_id, is_primary) VALUES (?, ?, ?)"
+    for contact_id, account_id, primary in edges:
+        batch.append((contact_id, account_id, 1 if primary else 0))
+        if len(batch) >= 5000:
+            db.conn.executemany(insert, batch)
+            batch.clear()
+    if batch:
+        db.conn.executemany(insert, batch)
+    rows = db.conn.execute(
+        "SELECT c.id FROM contacts c JOIN _links l ON l.contact_id = c.id AND l.is_primary = 1"
+        " WHERE c.crm = ? AND c.deleted_at IS NULL AND c.account_id IS NOT l.account_id"
+        " UNION"
+        " SELECT c.id FROM contacts c JOIN accounts a"
+        "  ON a.crm = c.crm AND a.id = c.account_id AND a.deleted_at IS NULL"
+        " WHERE c.crm = ? AND c.deleted_at IS NULL AND NOT EXISTS"
+        "  (SELECT 1 FROM _links l WHERE l.contact_id = c.id AND l.account_id = c.account_id)"
+        " ORDER BY 1",
+        [crm, crm],
+    ).fetchall()
+    db.conn.execute("DELETE FROM _links")
+    return [r[0] for r in rows]
+
+
+def role_changes(
+    db: sqlite_utils.Database, crm: str, roles: Iterable[tuple[str, str]]
+) -> list[str]:
+    """Live opportunities whose contact roles the CRM's current roles contradict.
+
+    `roles` are (opportunity id, role id) for every role the CRM holds on every live
+    opportunity (HubSpot's deal-contact labels: sync/pull.py `label_changes`). An
+    opportunity differs when the CRM holds a role the mirror does not have live, or the
+    mirror a live role the CRM no longer holds. Staged in a temp table.
+    """
+    with transaction(db):
+        db.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _roles (id TEXT PRIMARY KEY, opportunity_id TEXT)"
+        )
+        db.conn.execute("DELETE FROM _roles")
+        insert = "INSERT OR IGNORE INTO _roles (opportunity_id, id) VALUES (?, ?)"
+        batch: list[tuple[str, str]] = []
+        for pair in roles:
+            batch.append(pair)
+            if len(batch) >= 5000:
+                db.conn.executemany(insert, batch)
+                batch.clear()
+        if batch:
+            db.conn.executemany(insert, batch)
+        rows = db.conn.execute(
+            "SELECT s.opportunity_id FROM _roles s JOIN opportunities o"
+            "  ON o.crm = ? AND o.id = s.opportunity_id AND o.deleted_at IS NULL"
+            " WHERE NOT EXISTS (SELECT 1 FROM contact_roles r"
+            "  WHERE r.crm = ? AND r.id = s.id AND r.deleted_at IS NULL)"
+            " UNION"
+            " SELECT r.opportunity_id FROM contact_roles r JOIN opportunities o"
+            "  ON o.crm = r.crm AND o.id = r.opportunity_id AND o.deleted_at IS NULL"
+            " WHERE r.crm = ? AND r.deleted_at IS NULL"
+            "  AND NOT EXISTS (SELECT 1 FROM _roles s WHERE s.id = r.id)"
+            " ORDER BY 1",
+            [crm, crm, crm],
+        ).fetchall()
+        db.conn.execute("DELETE FROM _roles")
+    return [r[0] for r in rows]
+
+
+def retire_roles(
+    db: sqlite_utils.Database,
+    crm: str,
+    opportunity_ids: Sequence[str],
+    keep: Iterable[str],
+    seen_at: datetime,
+) -> int:
+    """Soft-delete the live roles of `opportunity_ids` whose id is not in `keep` (the roles
+    the CRM holds on them now); joins the caller's transaction. Returns how many."""
+    join_transaction(db)
+    cur = db.conn.execute(
+        "UPDATE contact_roles SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
+        " AND opportunity_id IN (SELECT value FROM json_each(?))"
+        " AND id NOT IN (SELECT value FROM json_each(?))",
+        [encode_datetime(seen_at), crm, dumps(list(opportunity_ids)), dumps(list(keep))],
+    )
+    return int(cur.rowcount)
+
+
 def delete_missing(
-    db: sqlite_utils.Database, crm: str, obj: ObjectType, live_ids: Iterable[str], seen_at: datetime
+    db: sqlite_utils.Database,
+    crm: str,
+    obj: ObjectType,
+    live_ids: Iterable[str],
+    seen_at: datetime,
+    *,
+    guard: int | None = None,
 ) -> int:
     """Soft-delete `crm`'s live rows of `obj` whose id is not in `live_ids`; return how many.
 
     For reconciliation against the CRM's full id list. Ids are staged in a temp
     table, so a million of them cost no Python memory. Joins the caller's
-    transaction (the ids and the deletes they imply land together).
+    transaction (the ids and the deletes they imply land together). With `guard`,
+    an empty `live_ids` deletes nothing when the mirror holds at least `guard`
+    live rows (logged): the same reasoning as `finish_full`'s.
     """
     join_transaction(db)
     db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
     db.conn.execute("DELETE FROM _live")
     batch: list[tuple[str]] = []
+    listed = 0
     for rid in live_ids:
         batch.append((rid,))
+        listed += 1
         if len(batch) >= 5000:
             db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
             batch.clear()
     if batch:
         db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
+    if guard is not None and listed == 0:
+        (held,) = db.conn.execute(
+            f"SELECT count(*) FROM {obj.value} WHERE crm = ? AND deleted_at IS NULL", [crm]
+        ).fetchone()
+        if held >= guard:
+            log.warning(
+                "the CRM listed no ids; reconcile deleted nothing",
+                extra={"crm": crm, "object": obj.value, "live_rows": held},
+            )
+            return 0
     cur = db.conn.execute(
         f"UPDATE {obj.value} SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
         " AND id NOT IN (SELECT id FROM _live)",

@@ -9,6 +9,13 @@ For every object, in parent-before-child order:
   deleted in the CRM while crmsync was away does not linger;
 - otherwise an incremental pull from the saved cursor.
 
+A connector that can list association facts no searchable date follows
+(HubSpot: a contact's primary company, which may move no date a search could
+find; a deal-contact label, which moves none) has them compared with the
+mirror after an incremental pull: `company_moves` after the contacts,
+`label_changes` after the contact roles. Only the records the mirror
+disagrees with are read again and applied like any page.
+
 A page and the cursor that follows it commit in one transaction: a run killed
 at any instant resumes from the last committed page, with nothing lost and
 nothing counted twice. `should_stop` is checked between pages, so SIGTERM
@@ -167,6 +174,11 @@ def pull(
             if should_stop() and not page.done:
                 report.interrupted = True
                 break
+        sweep = {ObjectType.CONTACT: company_moves, ObjectType.CONTACT_ROLE: label_changes}.get(obj)
+        if sweep is not None and not full_mode and rep.done and not should_stop():
+            sweep(db, connector, rep, generation=generation, started_at=started_at)
+            rep.api_calls = connector.calls.total - calls_before
+            rep.data_calls = _data_calls(connector) - data_before
         progress.finish(crm, str(obj))
         if report.interrupted:
             break
@@ -174,3 +186,96 @@ def pull(
     if learn is not None and not report.interrupted:
         crm_info.remember(db, crm, learn(crm_info.known(db, crm)), at=started_at)
     return report
+
+
+def company_moves(
+    db: sqlite_utils.Database,
+    connector: Any,
+    rep: ObjectReport,
+    *,
+    generation: int,
+    started_at: datetime,
+) -> int:
+    """Contacts moved to another account without a date an incremental pull could see.
+
+    HubSpot defines a contact's `lastmodifieddate` as the date any of its properties
+    changed, and the primary company is a property (`associatedcompanyid`), so a move
+    should reach the incremental search; whether it does on a real portal is unconfirmed
+    (api-facts.md §3). So the connector lists every live account's contact links (v4,
+    1,000 accounts per call: 2 calls for 2,000 accounts) and the mirror names the contacts
+    they contradict; those alone are read again (100 per call). Where the dates do move,
+    the search already applied the move and nothing is read again. Returns how many.
+    """
+    sweep = getattr(connector, "company_contacts", None)
+    if sweep is None:
+        return 0
+    crm = connector.crm
+    links = sweep(mirror.live_ids(db, crm, ObjectType.ACCOUNT))
+    if links is None:
+        return 0
+    moved = mirror.account_moves(db, crm, links)
+    if not moved:
+        return 0
+    log.info("contacts moved to another account found", extra={"crm": crm, "records": len(moved)})
+    for page in connector.reread(ObjectType.CONTACT, moved, started_at=started_at):
+        _apply(db, crm, page, rep, generation=generation, started_at=started_at)
+    return len(moved)
+
+
+def label_changes(
+    db: sqlite_utils.Database,
+    connector: Any,
+    rep: ObjectReport,
+    *,
+    generation: int,
+    started_at: datetime,
+) -> int:
+    """Opportunities whose contact roles changed without a date an incremental pull could see.
+
+    A HubSpot deal-contact label added or removed changes no property of the deal or the
+    contact (airbytehq/airbyte#27199; docs/reliability.md D7). The connector lists every
+    live deal's labels (v4, 1,000 deals per call: 4 calls for 3,600 deals), the mirror
+    names the deals whose roles differ, and only those are read again (their modified
+    dates, 100 per call, and labels); their roles the CRM no longer holds are retired.
+    Returns how many deals.
+    """
+    sweep = getattr(connector, "deal_labels", None)
+    if sweep is None:
+        return 0
+    crm = connector.crm
+    roles = sweep(mirror.live_ids(db, crm, ObjectType.OPPORTUNITY))
+    if roles is None:
+        return 0
+    changed = mirror.role_changes(db, crm, roles)
+    if not changed:
+        return 0
+    log.info("contact roles changed on opportunities", extra={"crm": crm, "records": len(changed)})
+    for start in range(0, len(changed), 1000):
+        part = changed[start : start + 1000]
+        keep: list[str] = []
+        for page in connector.reread_labels(part, started_at=started_at):
+            keep.extend(r.id for r in page.records if not r.deleted)
+            _apply(db, crm, page, rep, generation=generation, started_at=started_at)
+        with transaction(db):
+            rep.deleted += mirror.retire_roles(db, crm, part, keep, started_at)
+    return len(changed)
+
+
+def _apply(
+    db: sqlite_utils.Database,
+    crm: str,
+    page: Any,
+    rep: ObjectReport,
+    *,
+    generation: int,
+    started_at: datetime,
+) -> None:
+    """Apply a page that carries no cursor (a re-read by id), counting it in `rep`."""
+    with transaction(db):
+        res = mirror.apply_page(db, crm, page, generation=generation, seen_at=started_at)
+    rep.records += len(page.records)
+    rep.inserted += res.inserted
+    rep.updated += res.updated
+    rep.unchanged += res.unchanged
+    rep.deleted += res.deleted
+    rep.skipped += res.skipped

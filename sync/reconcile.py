@@ -1,15 +1,26 @@
 """Reconcile: compare the CRM's id sets with the mirror's, to catch deletions
 that incremental pulls cannot see (Salesforce records purged from the recycle
 bin or deleted while crmsync was away longer than the getDeleted window,
-RELIABILITY D2; HubSpot archives older than the archived listing, D3).
+RELIABILITY D2; HubSpot records deleted for good: past the archived listing's
+90 days, GDPR deletes, merged-away ids, D3).
 
-Costs one id-only query per object (ids page at 2,000 on Salesforce, 100 on
-HubSpot lists), so it runs on a slow schedule (`[schedule] reconcile`).
+A mirror row whose id the CRM no longer lists is soft-deleted: its flags
+resolve and its task is completed by the same run's plan, like any deletion.
+Each object costs one id listing (Salesforce: 2,000 ids per query page;
+HubSpot: 100 per list page, contact roles from v4 association reads; cost in
+bench/README.md "Reconcile"), so it runs on a slow schedule
+(`[schedule] reconcile`).
+
+A listing that comes back empty while the mirror holds at least
+`mirror.EMPTY_GUARD_ROWS` live rows of that object deletes nothing (the same
+guard as a full pull's): an empty answer is more likely a permission or
+configuration problem than a CRM emptied for good.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,19 +32,52 @@ from state.model import ObjectType
 
 log = logging.getLogger(__name__)
 
-OBJECTS = (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.OPPORTUNITY, ObjectType.CONTACT_ROLE)
+OBJECTS = (
+    ObjectType.ACCOUNT,
+    ObjectType.CONTACT,
+    ObjectType.OPPORTUNITY,
+    ObjectType.CONTACT_ROLE,
+    ObjectType.TASK,
+)
 
 
-def reconcile(db: sqlite_utils.Database, connector: Any, *, seen_at: datetime) -> dict[str, int]:
-    """Soft-delete mirror rows whose ids the CRM no longer has; return counts per object."""
+class _Counted:
+    """An id stream that counts what it yielded."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.ids = ids
+        self.n = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for rid in self.ids:
+            self.n += 1
+            yield rid
+
+
+def reconcile(
+    db: sqlite_utils.Database, connector: Any, *, seen_at: datetime
+) -> dict[str, dict[str, int]]:
+    """Soft-delete mirror rows whose ids the CRM no longer has.
+
+    Returns, per object reconciled, {"deleted": rows, "listed": ids, "api_calls": calls}.
+    """
     if not hasattr(connector, "reconcile_ids"):
         log.warning("connector cannot list ids; reconcile skipped", extra={"crm": connector.crm})
         return {}
-    out: dict[str, int] = {}
+    out: dict[str, dict[str, int]] = {}
     for obj in OBJECTS:
+        before = connector.calls.total
+        ids = connector.reconcile_ids(obj)
+        if ids is None:
+            log.info("reconcile skipped an object the CRM cannot list",
+                     extra={"crm": connector.crm, "object": obj.value})
+            continue
+        listed = _Counted(ids)
         with transaction(db):
-            n = mirror.delete_missing(db, connector.crm, obj, connector.reconcile_ids(obj), seen_at)
-        out[obj.value] = n
+            n = mirror.delete_missing(db, connector.crm, obj, listed, seen_at,
+                                      guard=mirror.EMPTY_GUARD_ROWS)
+        out[obj.value] = {"deleted": n, "listed": listed.n, "api_calls": connector.calls.total - before}
         if n:
-            log.info("reconcile found deletions", extra={"crm": connector.crm, "object": obj.value, "deleted": n})
+            log.info("reconcile found deletions",
+                     extra={"crm": connector.crm, "object": obj.value, "deleted": n})
     return out

@@ -99,6 +99,7 @@ class RunReport:
     seconds: float = 0.0
     drifts: list[Any] = field(default_factory=list)  # unused: reverts are conflicts now
     conflicts: Any = None  # sync.conflicts.Tracked: open, new this run, resolved
+    reconcile: dict[str, dict[str, int]] | None = None  # per object: deleted, listed, api_calls
     preview: bool = False  # a plan or dry run: nothing stored, no run recorded
     fields_missing: list[FieldCheck] = field(default_factory=list)  # write-back not possible
     queued: int = 0  # planned writes put into the outbox (new or changed rows)
@@ -277,7 +278,7 @@ def _steps(
         if opts.reconcile:
             from .reconcile import reconcile
 
-            reconcile(db, connector, seen_at=started)
+            report.reconcile = reconcile(db, connector, seen_at=started)
     if opts.pull_only:
         return
     from . import conflicts as conflicts_mod
@@ -362,6 +363,8 @@ def _counts(report: RunReport) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if report.pull is not None:
         out["pull"] = report.pull.counts()
+    if report.reconcile is not None:
+        out["reconcile"] = report.reconcile
     if report.evaluation is not None:
         out["flags"] = dict(report.evaluation.by_rule)
         if report.evaluation.changes is not None:

@@ -84,3 +84,19 @@ def test_hubspot_max_daily_share_is_a_setting_of_its_own(tmp_path: Path) -> None
     assert config.load(p, environ={"T": "pat"}).connectors["hubspot"].max_daily_share == 0.3
     p = write(tmp_path, '[hubspot]\ntoken_env = "T"\n')
     assert config.load(p, environ={"T": "pat"}).connectors["hubspot"].max_daily_share == 0.5
+
+
+def test_buying_role_names_are_read_from_a_hubspot_subtable(tmp_path: Path) -> None:
+    (tmp_path / "tok.txt").write_text("pat-x\n")
+    base = '[hubspot]\nhost = "http://127.0.0.1:9"\ntoken_file = "tok.txt"\n[hubspot.buying_roles]\n'
+    cfg = config.load(write(tmp_path, base + 'BUDGET_HOLDER = "Budget Holder"\n'))
+    names = cfg.connectors["hubspot"].role_names()
+    assert names["BUDGET_HOLDER"] == "Budget Holder" and names["LEGAL_AND_COMPLIANCE"] == "Legal & Compliance"
+    with pytest.raises(config.ConfigError, match=r"\[hubspot\] buying_roles.BLOCKER must name the role"):
+        config.load(write(tmp_path, base + 'BLOCKER = ""\n'))
+
+
+def test_a_bounce_reason_with_an_unknown_meaning_names_the_key_and_the_choices(tmp_path: Path) -> None:
+    p = write(tmp_path, '[rules.bouncing_contact]\nbounce_reasons = { SPAM = "ignore" }\n')
+    with pytest.raises(config.ConfigError, match=r"bounce_reasons.SPAM .*gone, temporary, sender, unknown"):
+        config.load(p)

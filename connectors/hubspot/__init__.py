@@ -86,6 +86,38 @@ class HubSpotConnector:
         only while the mirror does not know them yet."""
         return account.details(self.api, known)
 
+    def company_contacts(
+        self, company_ids: Iterable[str]
+    ) -> Iterator[tuple[str, str, bool]] | None:
+        """(contact id, company id, primary) of the companies' contacts, for sync/pull.py's
+        `company_moves` (primary-company changes that moved no date); None when
+        `sweep_associations = false`."""
+        if not self.settings.sweep_associations:
+            return None
+        return self.puller.company_contacts(company_ids)
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> Iterator[tuple[str, str]] | None:
+        """(deal id, contact-role id) of the deals' labelled contacts, for sync/pull.py's
+        `label_changes` (labels changed with no date moving); None when
+        `sweep_associations = false`."""
+        if not self.settings.sweep_associations:
+            return None
+        return self.puller.deal_labels(deal_ids)
+
+    def reread_labels(self, deal_ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        """Contact-role pages of the deals' labels as they are now (no cursor)."""
+        return self.puller.reread_labels(deal_ids, started_at)
+
+    def reread(
+        self, obj: ObjectType, ids: Sequence[str], *, started_at: datetime
+    ) -> Iterator[Page]:
+        """Pages of `obj`'s records by id (no cursor)."""
+        return self.puller.reread(obj, ids, started_at)
+
+    def reconcile_ids(self, obj: ObjectType) -> Iterator[str] | None:
+        """Every id HubSpot holds of `obj` (sync/reconcile.py); None: cannot list it."""
+        return self.puller.reconcile_ids(obj)
+
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         checks = setup.ensure_fields(self.api, self.settings, dry_run=dry_run)
         if any(c.status == "created" for c in checks):

@@ -70,6 +70,7 @@ from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
 from .daily import USAGE_PATH, DailyUsage
+from .fields import BUYING_ROLES
 from .limiter import GENERAL, SEARCH, Limiter
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,19 @@ class Settings:
     account_timezone: str = "UTC"  # the daily limit resets at midnight here (R3)
     max_daily_share: float = 0.5  # of the account's daily API limit, reads and writes (daily.py)
     full_pull: str = "search"  # search | list (see pull.py for why search is the default)
+    # hs_buying_role option -> role name; listed options override the defaults (BUYING_ROLES)
+    buying_roles: Mapping[str, str] = field(default_factory=lambda: dict(BUYING_ROLES))
+    # every incremental pull also reads the companies' and the deals' contact associations
+    # (v4, 1,000 records per call) to see primary-company changes and deal-contact labels
+    # that moved no date (pull.py "association sweep")
+    sweep_associations: bool = True
+
+    def role_names(self) -> dict[str, str]:
+        """hs_buying_role option -> role name: the defaults with [hubspot] buying_roles over them."""
+        return {
+            **BUYING_ROLES,
+            **{k.strip().upper(): v.strip() for k, v in self.buying_roles.items()},
+        }
 
     def validate(self) -> None:
         if self.auth not in ("private_app", "oauth"):
@@ -137,6 +151,12 @@ class Settings:
             raise ValueError(
                 f"max_daily_share = {self.max_daily_share}: use a fraction in (0, 1], e.g. 0.5"
             )
+        for option, name in self.buying_roles.items():
+            if not isinstance(name, str) or not name.strip() or not str(option).strip():
+                raise ValueError(
+                    f"buying_roles.{option} must name the role, for example "
+                    'BUDGET_HOLDER = "Economic Buyer".'
+                )
         if self.full_pull not in ("search", "list"):
             raise ValueError(f'full_pull must be "search" or "list", not {self.full_pull!r}.')
         try:

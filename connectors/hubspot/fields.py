@@ -49,20 +49,33 @@ TASK_KEY = "crmsync_key"
 SIGNATURE = "crmsync_signature"  # which values crmsync wrote (sync/ownership.py)
 GROUP = "crmsync"
 
-# HUBSPOT_DEFINED association type ids (crm-api-notes §2.6)
-PRIMARY_TYPE_IDS = {(CONTACTS, COMPANIES): 1, (DEALS, COMPANIES): 5}
+# HUBSPOT_DEFINED association type ids (crm-api-notes §2.6; HubSpot's Associations v4
+# guide, "Association type ID values": 1 "Contact to company (Primary)", 2 "Company to
+# contact (Primary)", 5 "Deal to company (Primary)"). Only type ids identify the primary:
+# "labels should not be relied on for integrations" (developers.hubspot.com changelog,
+# "Changes to primary labels for HubSpot-defined association labels", 2024).
+PRIMARY_TYPE_IDS = {(CONTACTS, COMPANIES): 1, (COMPANIES, CONTACTS): 2, (DEALS, COMPANIES): 5}
 TASK_TO_CONTACT = 204
 TASK_TO_COMPANY = 192
 USER_DEFINED = "USER_DEFINED"
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 
-# hs_buying_role internal values -> the role names rules know (docs/design.md)
+# hs_buying_role's nine options (a multi-select; api-facts.md §4) -> the role names the rules
+# know (docs/design.md "Rules": Champion, Economic Buyer, Executive Sponsor, Decision Maker),
+# the others in HubSpot's own labels. The default of [hubspot] buying_roles.
 BUYING_ROLES = {
-    "CHAMPION": "Champion",
+    "BLOCKER": "Blocker",
     "BUDGET_HOLDER": "Economic Buyer",
-    "EXECUTIVE_SPONSOR": "Executive Sponsor",
+    "CHAMPION": "Champion",
     "DECISION_MAKER": "Decision Maker",
+    "END_USER": "End User",
+    "EXECUTIVE_SPONSOR": "Executive Sponsor",
+    "INFLUENCER": "Influencer",
+    "LEGAL_AND_COMPLIANCE": "Legal & Compliance",
+    "OTHER": "Other",
 }
+BOUNCE_ENUM = "hs_email_hard_bounce_reason_enum"
+BOUNCE_TEXT = "hs_email_hard_bounce_reason"
 
 # canonical owned key -> HubSpot property (issue 6 defaults)
 OWNED_ACCOUNT = {
@@ -285,9 +298,6 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
                 parse_datetime,
             ),
             Column("created_at", ("createdate",), parse_datetime),
-            Column(
-                "bounce_reason", ("hs_email_hard_bounce_reason", "hs_email_hard_bounce_reason_enum")
-            ),
             Column("opted_out", ("hs_email_optout",), parse_bool),
             Column("left_company", _custom(settings.left_company_field), parse_bool),
             Column("exemption", exempt),
@@ -295,7 +305,8 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
         owned=OWNED_CONTACT,
         extra=(
             "associatedcompanyid",
-            "hs_email_hard_bounce_reason_enum",
+            BOUNCE_ENUM,
+            BOUNCE_TEXT,
             "hs_email_bad_address",
             BUYING_ROLE,
             MERGED_IDS,
@@ -538,16 +549,32 @@ def _contact_extras(
     problems: list[str],
 ) -> None:
     values["account_id"] = pick_account(edges.get(COMPANIES, ()), props.get("associatedcompanyid"))
-    enum = text(props.get("hs_email_hard_bounce_reason_enum"))
+    enum = text(props.get(BOUNCE_ENUM))
     try:
         bad = parse_bool(props.get("hs_email_bad_address")) or False
     except ValueError:
         bad = False
         problems.append("hs_email_bad_address")
     values["email_bounced"] = bool(enum) or bad
+    values["bounce_reason"] = bounce_reason(enum, text(props.get(BOUNCE_TEXT)))
     values["bounced_at"] = None  # HubSpot exposes no hard-bounce date property
     values["opted_out"] = bool(values.get("opted_out"))
     values["left_company"] = bool(values.get("left_company"))
+
+
+def bounce_reason(enum: str | None, answer: str | None) -> str | None:
+    """The bounce reason as HubSpot records it: the hs_email_hard_bounce_reason_enum option
+    first ("SPAM: 550 5.7.1 ..."), then the mail server's answer when there is one.
+
+    The option is passed on unmapped: what each one means for a contact is the bouncing
+    rule's setting (`[rules.bouncing_contact] bounce_reasons`), the one place it is decided.
+    HubSpot marks all six options as hard bounces, but only UNKNOWN_USER says the address
+    is gone (api-facts.md §4).
+    """
+    code = enum.strip().upper() if enum else None
+    if code and answer:
+        return f"{code}: {answer.strip()}"
+    return code or answer
 
 
 def merged_losers(raw: Mapping[str, Any]) -> list[str]:
@@ -563,10 +590,12 @@ def merged_losers(raw: Mapping[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- contact roles
 
 
-def role_name(value: str) -> str:
-    """An hs_buying_role value as a role name: CHAMPION -> Champion, BUDGET_HOLDER -> Economic Buyer."""
+def role_name(value: str, names: Mapping[str, str] = BUYING_ROLES) -> str:
+    """An hs_buying_role value as a role name by `names` ([hubspot] buying_roles): CHAMPION
+    -> Champion, BUDGET_HOLDER -> Economic Buyer; a value it does not name (a portal's own
+    option) in title case."""
     v = value.strip()
-    return BUYING_ROLES.get(v.upper()) or v.replace("_", " ").title()
+    return names.get(v.upper()) or v.replace("_", " ").title()
 
 
 def buying_roles(raw: Mapping[str, Any]) -> list[str]:
@@ -606,8 +635,13 @@ def label_role(
 
 
 def buying_role(
-    contact_id: str, value: str, modified: datetime | None, deleted: bool = False
+    contact_id: str,
+    value: str,
+    modified: datetime | None,
+    deleted: bool = False,
+    names: Mapping[str, str] = BUYING_ROLES,
 ) -> CrmRecord:
+    """One role row per hs_buying_role value: "BUDGET_HOLDER;CHAMPION" makes two."""
     return CrmRecord(
         object=ObjectType.CONTACT_ROLE,
         id=buying_role_id(contact_id, value),
@@ -616,7 +650,7 @@ def buying_role(
         values={
             "opportunity_id": None,
             "contact_id": contact_id,
-            "role": role_name(value),
+            "role": role_name(value, names),
             "is_primary": False,
         },
         raw={"source": BUYING_ROLE, "contactId": contact_id, "value": value},

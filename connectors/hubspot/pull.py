@@ -53,8 +53,16 @@ option the pair lacks: at most one tombstone row per option and changed
 contact, written once). A contact merge moves the losers' deal associations
 to the survivor without touching the deals: the incremental role pull re-reads
 those deals' labels (v4 contacts->deals, deals->contacts, deals batch read for
-their modified dates) and retires the losers' rows (D4). Other label changes
-that do not touch the deal's modified date are only seen by the next full pull.
+their modified dates) and retires the losers' rows (D4). Label changes that
+do not touch the deal's modified date (D7) are seen by the association sweep.
+
+Association sweep (`sweep_associations`, after an incremental pull; sync/pull.py
+compares with the mirror): a contact's primary company and a deal-contact label
+are association facts, and HubSpot moves no searchable date when only a label
+changes (and, unconfirmed, maybe not when the primary company changes). So
+each incremental also reads every live company's and deal's contact
+associations (v4, 1,000 records per call: `company_contacts`, `deal_labels`)
+and reads again only what the mirror disagrees with (`reread`, `reread_labels`).
 
 Cursors (JSON, stored by state/cursors.py):
     {"modified_ms": N}                               finished; next pull is incremental
@@ -65,10 +73,13 @@ Cursors (JSON, stored by state/cursors.py):
 from __future__ import annotations
 
 import logging
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import islice
 from typing import Any
 
 from connectors.errors import CrmError, MalformedRecord
@@ -133,6 +144,10 @@ class Puller:
         self._labels: list[str] | None = None
         self._stash: dict[str, _Stash] = {}
         self.malformed = 0
+        self._buyer = partial(f.buying_role, names=settings.role_names())
+        # what a reconcile's contact and deal listings saw, for its contact-role ids
+        self._reconcile_buyers: list[str] | None = None
+        self._reconcile_deals: array[int] | None = None
 
     # ------------------------------------------------------------ entry
 
@@ -578,6 +593,159 @@ class Puller:
                 )
             yield Page(spec.object, records, {**self._cursor(run, after=nxt), "mode": "archived"})
 
+    # ------------------------------------------------------------ association sweep
+
+    def company_contacts(self, company_ids: Iterable[str]) -> Iterator[tuple[str, str, bool]]:
+        """(contact id, company id, primary) for every contact of `company_ids`.
+
+        v4 batch reads companies -> contacts, 1,000 companies per call, plus one call per
+        further 500 contacts of a company that has more (X7). A contact's primary company
+        shows from the company's side as type 2 "Company to contact (Primary)". This is how
+        an incremental pull sees a contact moved to another primary company when the move
+        changed no date (sync/pull.py `company_moves`): on a portal where the move does
+        move `lastmodifieddate`, as HubSpot's definitions imply, the search already saw it
+        and this finds nothing to re-read.
+        """
+        for chunk in _batched(company_ids, ASSOC_BATCH):
+            for company, edges in self.read_edges(f.COMPANIES, f.CONTACTS, chunk).items():
+                for e in edges:
+                    yield e.to_id, company, e.primary
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(deal id, contact-role id) for every USER_DEFINED label on the deals' contact
+        associations: v4 batch reads deals -> contacts, 1,000 deals per call. A label added
+        to or removed from a pair changes no property of either record, so no search finds
+        it (airbytehq/airbyte#27199); sync/pull.py `label_changes` compares these with the
+        mirror and has the deals whose labels differ read again (`reread_labels`)."""
+        for chunk in _batched(deal_ids, ASSOC_BATCH):
+            for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
+                for e in edges:
+                    for label in e.labels:
+                        yield deal, f.label_role_id(deal, e.to_id, label)
+
+    def reread_labels(self, deal_ids: Sequence[str], started_at: datetime) -> Iterator[Page]:
+        """The label role rows of `deal_ids` as an incremental pull makes them (the deals'
+        modified dates by batch read, 100 per call, their labels by v4, 1,000 per call):
+        each label a pair holds, and a retired row for each defined label it lacks."""
+        spec = self.specs[ObjectType.OPPORTUNITY]
+        run, _ = self._begin(None, False, started_at)
+        props = [f.ID_PROPERTY, spec.modified_property, f.MERGED_IDS]
+        for chunk in _batched(deal_ids, CHUNK):
+            raws: list[Mapping[str, Any]] = []
+            for part in _batched(chunk, LIST_LIMIT):
+                resp = self.api.call(
+                    "batch_read",
+                    API[spec.hs_type] + ".batch_api",
+                    "read",
+                    batch_read_input_simple_public_object_id={
+                        "properties": props,
+                        "inputs": [{"id": i} for i in part],
+                    },
+                )
+                raws.extend((resp.body or {}).get("results") or [])
+            edges = self.read_edges(f.DEALS, f.CONTACTS, [str(r.get("id")) for r in raws])
+            records = [f.label_role(*row) for row in self._label_rows(raws, edges, run.mode)]
+            yield Page(ObjectType.CONTACT_ROLE, records, None)
+
+    def reread(self, obj: ObjectType, ids: Sequence[str], started_at: datetime) -> Iterator[Page]:
+        """Records of `obj` by id, mapped as the search path maps them: batch reads (100 per
+        call) plus the v4 association reads (1,000 per call). Pages carry no cursor; ids
+        that no longer exist are left out (their deletion is the archived listing's)."""
+        spec = self.specs[obj]
+        props = self.properties(spec)
+        run, _ = self._begin(None, False, started_at)
+        for chunk in _batched(ids, CHUNK):
+            raws: list[Mapping[str, Any]] = []
+            for part in _batched(chunk, LIST_LIMIT):
+                resp = self.api.call(
+                    "batch_read",
+                    API[spec.hs_type] + ".batch_api",
+                    "read",
+                    batch_read_input_simple_public_object_id={
+                        "properties": props,
+                        "inputs": [{"id": i} for i in part],
+                    },
+                )
+                raws.extend((resp.body or {}).get("results") or [])
+            found = [str(r.get("id")) for r in raws]
+            edges = {to: self.read_edges(spec.hs_type, to, found) for to in spec.associations}
+            yield Page(obj, self._map(spec, run, raws, edges), None)
+
+    # ------------------------------------------------------------ reconcile
+
+    def reconcile_ids(self, obj: ObjectType, *, via: str = "list") -> Iterator[str] | None:
+        """Every id HubSpot holds of `obj` (live records; tasks: those with crmsync's key),
+        streamed; None when it cannot be listed (tasks before `crmsync setup`).
+
+        Measured against the sandbox (bench/README.md "Reconcile"): the list endpoint
+        (`via="list"`, 100 ids per call, only hs_object_id) costs twice the calls of a
+        search walk (`via="search"`, 200 per call, keyed past the 10,000 cap), but it
+        reads the records themselves, while search reads an index that lags writes (P6)
+        and counts against the 5 per second search limit the incremental pulls share. A
+        reconcile deletes on absence, so it lists: an id missing from a lagging index
+        would resolve flags and complete tasks of a live record. Tasks are the exception:
+        the list endpoint would read every task of the portal, search only crmsync's.
+
+        Contact roles have no records of their own: their ids come from the deal ->
+        contact labels (v4 reads over the deal ids this reconcile just listed) and the
+        contacts' hs_buying_role values (read with the contact listing, no extra call).
+        Run in reconcile's order (accounts, contacts, opportunities, roles) that costs
+        ceil(deals / 1,000) calls; alone it lists contacts and deals again.
+        """
+        if obj is ObjectType.CONTACT_ROLE:
+            return self._role_ids()
+        spec = self.specs[obj]
+        if spec.required_filter:
+            if spec.required_filter not in self.schema(spec.hs_type):
+                return None
+            return self._search_ids(spec, [spec.required_filter], via="search")
+        extra = [f.BUYING_ROLE] if obj is ObjectType.CONTACT else []
+        return self._search_ids(spec, extra, via=via)
+
+    def _search_ids(self, spec: ObjectSpec, extra: list[str], *, via: str) -> Iterator[str]:
+        props = [f.ID_PROPERTY, *extra]
+        buyers: list[str] | None = [] if spec.object is ObjectType.CONTACT else None
+        deals: array[int] | None = array("q") if spec.object is ObjectType.OPPORTUNITY else None
+        if via == "search" or spec.required_filter:
+            filters = (
+                [{"propertyName": spec.required_filter, "operator": "HAS_PROPERTY"}]
+                if spec.required_filter
+                else []
+            )
+            pages: Iterable[list[Mapping[str, Any]]] = self._search(spec, props, filters, None)
+        else:
+            pages = (page for page, _ in self._list(spec, props, archived=False, after=None))
+        for page in pages:
+            for raw in page:
+                rid = str(raw.get("id"))
+                if buyers is not None:
+                    buyers.extend(f.buying_role_id(rid, v) for v in f.buying_roles(raw))
+                if deals is not None:
+                    deals.append(int(rid))
+                yield rid
+        if buyers is not None:
+            self._reconcile_buyers = buyers
+        if deals is not None:
+            self._reconcile_deals = deals
+
+    def _role_ids(self) -> Iterator[str]:
+        buyers, self._reconcile_buyers = self._reconcile_buyers, None
+        deals, self._reconcile_deals = self._reconcile_deals, None
+        if buyers is None:
+            for _ in self._search_ids(self.specs[ObjectType.CONTACT], [f.BUYING_ROLE], via="list"):
+                pass
+            buyers, self._reconcile_buyers = self._reconcile_buyers, None
+        yield from buyers or ()
+        if deals is None:
+            for _ in self._search_ids(self.specs[ObjectType.OPPORTUNITY], [], via="list"):
+                pass
+            deals, self._reconcile_deals = self._reconcile_deals, None
+        for chunk in _batched((str(d) for d in deals or ()), ASSOC_BATCH):
+            for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
+                for e in edges:
+                    for label in e.labels:
+                        yield f.label_role_id(deal, e.to_id, label)
+
     # ------------------------------------------------------------ owners
 
     def _owners(self, cursor: Cursor | None, started_at: datetime) -> Iterator[Page]:
@@ -722,7 +890,7 @@ class Puller:
         if stash is not None:
             run.run_start_ms = min(stash.run_start_ms, self._run_start(run))
             merges = stash.merges
-            yield from self._emit(run, stash.rows, f.buying_role, "buyers")
+            yield from self._emit(run, stash.rows, self._buyer, "buyers")
         else:
             yield from self._walk_buyers(run, after_id, merges)
         if merges:
@@ -750,7 +918,7 @@ class Puller:
                 )
         for survivor in survivors:
             for loser in losers[survivor]:
-                records.extend(f.buying_role(loser, o, None, deleted=True) for o in options)
+                records.extend(self._buyer(loser, o, None, deleted=True) for o in options)
                 for e in deals_of.get(survivor, ()):
                     records.extend(
                         f.label_role(e.to_id, loser, label, None, deleted=True) for label in known
@@ -805,7 +973,7 @@ class Puller:
         else:
             filters = self._filters(spec, run)
         for chunk in self._chunks(spec, props, filters, after_id):
-            records = [f.buying_role(*row) for row in self._buyer_rows(chunk, run.mode)]
+            records = [self._buyer(*row) for row in self._buyer_rows(chunk, run.mode)]
             if run.mode == "incremental":
                 merges.extend(_merges(chunk))
             yield Page(
@@ -813,6 +981,12 @@ class Puller:
                 records,
                 self._cursor(run, phase="buyers", after_id=_last_id(chunk)),
             )
+
+
+def _batched(items: Iterable[str], n: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while chunk := list(islice(it, n)):
+        yield chunk
 
 
 def _int_id(raw: Mapping[str, Any]) -> int:

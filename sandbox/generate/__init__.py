@@ -15,7 +15,10 @@ contacts_per_account, as_of, bad_records, proportions, rule_defaults. Per CRM
             malformed_email + missing_email), departed_champion,
             soft_bounced_contact (not bouncing), role_address, personal_email,
             opted_out, unicode_name, lapsed_role_contact (a bouncing ex-champion
-            whose role is only on a lost or >365-day-old won deal: NOT departed)
+            whose role is only on a lost or >365-day-old won deal: NOT departed);
+            a hard bounce HubSpot records as SPAM, POLICY or CONTENT (a refusal
+            about the sender or the message) is in no list: a note, and the
+            Salesforce rendering shows no bounce; MAILBOX_FULL is a soft bounce
   accounts  single_threaded_account (= single_threaded_few_engaged |
             single_threaded_missing_role), renewal_soon_account,
             inactive_owner_account, unicode_name_account,

@@ -110,7 +110,7 @@ class HubSpotRenderer:
                 props["notes_last_contacted"] = hs_datetime(p.act_ms)
             if p.bounce is not None:
                 props["hs_email_bounce"] = "1"
-            if p.bounce == "hard":
+            if p.bounce_enum is not None:
                 props["hs_email_hard_bounce_reason_enum"] = p.bounce_enum
                 props["hs_email_hard_bounce_reason"] = p.bounce_reason
             if p.buying_role is not None:

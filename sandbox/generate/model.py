@@ -36,9 +36,9 @@ class Person:
     act_ms: int | None
     modified_ms: int = 0
     defect: str = "clean"  # a FILLER_BLOCK key, or the planted departure kind
-    bounce: str | None = None  # "hard" | "soft"
+    bounce: str | None = None  # "hard" | "soft" | "refused" (about the sender: HubSpot only)
     bounce_reason: str | None = None
-    bounce_enum: str | None = None
+    bounce_enum: str | None = None  # HubSpot hs_email_hard_bounce_reason_enum, when it has one
     bounce_ms: int | None = None
     opted_out: bool = False
     buying_role: str | None = None  # HubSpot hs_buying_role value

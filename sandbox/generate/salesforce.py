@@ -123,6 +123,8 @@ class SalesforceRenderer:
         for p in acc.people:
             modified = sf_datetime(p.modified_ms)
             person_ids[p.n] = pid = contact_id(p.n)
+            # a refusal about the sender is HubSpot's record only (words.HARD_BOUNCE_MIX)
+            bounced = p.bounce in ("hard", "soft")
             rec = {
                 "Id": pid,
                 "AccountId": acc_id,  # people are rendered with the account they belong to
@@ -135,9 +137,11 @@ class SalesforceRenderer:
                 "OwnerId": owners[p.owner],
                 "LastActivityDate": None if p.act_ms is None else date_of(p.act_ms),
                 "CreatedDate": sf_datetime(p.created_ms),
-                "IsEmailBounced": p.bounce is not None,
-                "EmailBouncedReason": p.bounce_reason,
-                "EmailBouncedDate": None if p.bounce_ms is None else sf_datetime(p.bounce_ms),
+                "IsEmailBounced": bounced,
+                "EmailBouncedReason": p.bounce_reason if bounced else None,
+                "EmailBouncedDate": None
+                if not bounced or p.bounce_ms is None
+                else sf_datetime(p.bounce_ms),
                 "HasOptedOutOfEmail": p.opted_out,
                 "LastModifiedDate": modified,
                 "SystemModstamp": modified,

@@ -215,11 +215,40 @@ PERSONAL_DOMAINS: tuple[str, ...] = ("gmail.com", "yahoo.com", "outlook.com", "i
 
 ROLE_LOCALS: tuple[str, ...] = ("info", "sales", "support", "billing", "admin", "hello", "contact")
 
-# (SMTP reason, HubSpot hs_email_hard_bounce_reason_enum)
-HARD_BOUNCES: tuple[tuple[str, str], ...] = (
+# Addresses that are gone: (SMTP reason, HubSpot hs_email_hard_bounce_reason_enum). The
+# planted departures (a champion's email bounces) use these.
+GONE_BOUNCES: tuple[tuple[str, str], ...] = (
     ("550 5.1.1 User unknown", "UNKNOWN_USER"),
     ("550 5.1.1 The email account that you tried to reach does not exist", "UNKNOWN_USER"),
-    ("550 5.2.1 Mailbox disabled", "MAILBOX_DISABLED"),
+)
+# What HubSpot records as a hard bounce, in proportion: (weight in %, SMTP reason, the
+# hs_email_hard_bounce_reason_enum option, the bounce as crmsync's rules read it). The
+# options are HubSpot's six (CONTENT, MAILBOX_FULL, OTHER, POLICY, SPAM, UNKNOWN_USER;
+# api-facts.md §4); HubSpot counts every one as a hard bounce, but only an unknown user
+# means the address is gone. The weights are ASSUMED, not measured: no published breakdown
+# of HubSpot's reasons was found; most hard bounces are addresses that no longer exist.
+# Kinds: "hard" bounces in both CRMs (Salesforce keeps the SMTP text); "soft" is a full
+# mailbox (Salesforce records the temporary 4.2.2 answer); "refused" is a refusal about the
+# sender or the message (HubSpot records it; in the Salesforce rendering the mail went
+# through).
+HARD_BOUNCE_MIX: tuple[tuple[int, str, str, str], ...] = (
+    (30, "550 5.1.1 User unknown", "UNKNOWN_USER", "hard"),
+    (
+        30,
+        "550 5.1.1 The email account that you tried to reach does not exist",
+        "UNKNOWN_USER",
+        "hard",
+    ),
+    (10, "452 4.2.2 Mailbox full", "MAILBOX_FULL", "soft"),
+    (10, "550 5.7.1 Message rejected as spam", "SPAM", "refused"),
+    (
+        8,
+        "550 5.7.26 Unauthenticated email is not accepted due to the sender's DMARC policy",
+        "POLICY",
+        "refused",
+    ),
+    (5, "554 5.6.0 Message content rejected", "CONTENT", "refused"),
+    (7, "550 5.0.0 Message could not be delivered", "OTHER", "hard"),
 )
 SOFT_BOUNCES: tuple[str, ...] = ("452 4.2.2 Mailbox full", "421 4.7.0 Try again later")
 

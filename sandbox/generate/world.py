@@ -389,8 +389,21 @@ class World:
         return p
 
     def _hard_bounce(self, p: Person, at_ms: int) -> None:
+        """The address is gone (a departed champion's sign)."""
         p.bounce = "hard"
-        p.bounce_reason, p.bounce_enum = self._pick(W.HARD_BOUNCES)
+        p.bounce_reason, p.bounce_enum = self._pick(W.GONE_BOUNCES)
+        p.bounce_ms = at_ms
+
+    def _recorded_hard_bounce(self, p: Person, at_ms: int) -> None:
+        """What HubSpot records as a hard bounce, drawn in W.HARD_BOUNCE_MIX's proportions."""
+        x = self.rng.random() * sum(w for w, *_ in W.HARD_BOUNCE_MIX)
+        pick = W.HARD_BOUNCE_MIX[-1]
+        for entry in W.HARD_BOUNCE_MIX:
+            x -= entry[0]
+            if x < 0:
+                pick = entry
+                break
+        _, p.bounce_reason, p.bounce_enum, p.bounce = pick
         p.bounce_ms = at_ms
 
     def _bounce_time(self, p: Person) -> int:
@@ -415,7 +428,7 @@ class World:
         p = self._person(acc, emails, first, last, title, act, local=local)
         p.defect = defect
         if defect == "hard_bounce":
-            self._hard_bounce(p, self._bounce_time(p))
+            self._recorded_hard_bounce(p, self._bounce_time(p))
         elif defect == "soft_bounce":
             p.bounce, p.bounce_reason, p.bounce_ms = (
                 "soft",

@@ -30,7 +30,8 @@ In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
     (CRM_UI, userId:N; N = user_id, else the first active owner's userId), "bulk",
     "mobile", "workflow" (AUTOMATION_PLATFORM), "import", "integration" (another app),
     "api" (the sandbox private app: as if crmsync wrote it)
-  associate(from_type, from_id, to_type, to_id, label=None); add_owner(owner) -> id
+  associate(from_type, from_id, to_type, to_id, label=None); dissociate(... label=None)
+  purge(type, id) (delete for good: gone from both listings); add_owner(owner) -> id
   add_property(type, name, type_="string"); remove_property(type, name)
   write_config(path) -> path   ([hubspot] table + hubspot-token.txt beside it)
 rate_limits dict keys: per_10s (100), search_per_second (5), daily (250000), daily_used (0).
@@ -101,6 +102,8 @@ class HubSpotSandbox:
             self.set_daily_usage(**self._daily_cfg)
         self.app = HubSpotApp(self.crm, self.faults, self.limits, self.auth, self.sleep,
                               on_reset=self._on_reset)
+        self.crm.association_dates_frozen = lambda: any(
+            r.kind == "association_dates_frozen" for r in self.faults.rules)
         if self._dataset:
             self.crm.load(self._dataset)
 
@@ -260,7 +263,29 @@ class HubSpotSandbox:
         a, b = self._t(from_type), self._t(to_type)
         with self.store.lock:
             x, y = self._rec(a, from_id), self._rec(b, to_id)
-            self.crm.assoc.add(a, x.id, b, y.id, self.crm.assoc.type_for(a, b, label))
+            self.crm.associate(a, x.id, b, y.id, self.crm.assoc.type_for(a, b, label))
+
+    def dissociate(self, from_type: str, from_id: str | int, to_type: str, to_id: str | int,
+                   label: str | None = None) -> None:
+        """Remove an association: all of it (label None), or only "primary" / a user label."""
+        a, b = self._t(from_type), self._t(to_type)
+        with self.store.lock:
+            x, y = self._rec(a, from_id), self._rec(b, to_id)
+            types = None
+            if label:
+                types = [t for t in self.crm.assoc.type_for(a, b, label)
+                         if t != self.crm.assoc.defaults[(a, b)]]
+            self.crm.dissociate(a, x.id, b, y.id, types)
+
+    def purge(self, obj_type: str, id_: str | int) -> None:
+        """Delete a live or archived record for good (GDPR delete, past the archive's 90 days)."""
+        obj = self._t(obj_type)
+        with self.store.lock:
+            t = self.store.tables[obj]
+            rec = t.live.get(int(id_)) or t.archived.get(int(id_))
+            if rec is None:
+                raise KeyError(f"no {obj} record {id_}")
+            self.crm.purge(obj, rec)
 
     def add_property(self, obj_type: str, name: str, type_: str = "string", **kw: Any) -> None:
         with self.store.lock:

@@ -87,7 +87,7 @@ class AssociationsApi(ApiBase):
                                          f"{tid} does not exist", {"fromObjectId": [fid], "toObjectId": [tid]},
                                          sub="crm.associations.INVALID_OBJECT_IDS"))
                 continue
-            self.crm.assoc.add(a, x.id, b, y.id, tids)
+            self.crm.associate(a, x.id, b, y.id, tids)
             results.append(self._labels_pair(a, x.id, b, y.id, tids))
         return self._batch(results, errors, 201, started)
 
@@ -110,7 +110,7 @@ class AssociationsApi(ApiBase):
                                          f"{tid} does not exist", {"fromObjectId": [fid], "toObjectId": [tid]},
                                          sub="crm.associations.INVALID_OBJECT_IDS"))
                 continue
-            self.crm.assoc.add(a, x.id, b, y.id, [])
+            self.crm.associate(a, x.id, b, y.id, [])
             results.extend(self._default_spec(a, b, x.id, y.id))
         started_body = self._batch(results, [], 200, started)[1]
         if errors:
@@ -125,7 +125,7 @@ class AssociationsApi(ApiBase):
             for to in it.get("to") or []:
                 y = self._find(b, str(to.get("id", "")))
                 if x is not None and y is not None:
-                    self.crm.assoc.remove(a, x.id, b, y.id)
+                    self.crm.dissociate(a, x.id, b, y.id)
         return 204, None
 
     def h_assoc_batch_labels_archive(self, req: Request, a: str, b: str) -> Reply:
@@ -135,7 +135,7 @@ class AssociationsApi(ApiBase):
             x = self._find(a, str((it.get("from") or {}).get("id", "")))
             y = self._find(b, str((it.get("to") or {}).get("id", "")))
             if x is not None and y is not None:
-                self.crm.assoc.remove(a, x.id, b, y.id, tids)
+                self.crm.dissociate(a, x.id, b, y.id, tids)
         return 204, None
 
     def h_assoc_labels(self, req: Request, a: str, b: str) -> Reply:
@@ -204,17 +204,17 @@ class AssociationsApi(ApiBase):
         a, x, b, y = self._two(obj, rid, to, to_id)
         specs = _json_body(req)
         tids = self._check_types(a, b, specs if isinstance(specs, list) else [])
-        self.crm.assoc.add(a, x.id, b, y.id, tids)
+        self.crm.associate(a, x.id, b, y.id, tids)
         return 201, self._labels_pair(a, x.id, b, y.id, tids)
 
     def h_assoc_create_default(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
         a, x, b, y = self._two(obj, rid, to, to_id)
-        self.crm.assoc.add(a, x.id, b, y.id, [])
+        self.crm.associate(a, x.id, b, y.id, [])
         return self._batch(self._default_spec(a, b, x.id, y.id), [], 200, self._now_iso())
 
     def h_assoc_archive(self, req: Request, obj: str, rid: str, to: str, to_id: str) -> Reply:
         a, x, b, y = self._two(obj, rid, to, to_id)
-        self.crm.assoc.remove(a, x.id, b, y.id)
+        self.crm.dissociate(a, x.id, b, y.id)
         return 204, None
 
     def _config(self, t: Any) -> dict[str, Any]:

@@ -40,6 +40,10 @@ Fault kinds understood (spec format in sandbox/common.py):
                   per_input (default for updates/upserts) -> 207 error for that input;
                   whole_batch (default for creates) -> 400 VALIDATION_ERROR for the call
   index_lag       {"seconds": N}: search hides records modified in the last N seconds
+  association_dates_frozen  {}: while the rule exists, a primary-company change moves the
+                  contact's associatedcompanyid but not its lastmodifieddate /
+                  hs_lastmodifieddate (the harsher, unconfirmed reading; by default the
+                  dates move, as HubSpot's property definitions imply: objects.Crm.associate)
   underfilled_pages {"size": k}: list/search pages serve only k results, paging continues
   mutate          {"object": "contacts", "id": "12", "action": "update"|"archive"|"create",
                    "properties": {...}}: changes data just before the fired request is answered
@@ -323,6 +327,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         names = self.crm.names(obj, _multi(q, "properties"))
         assoc = [a for a in (object_type(x) for x in _multi(q, "associations")) if a]
         table = self.store.tables[obj]
+        if archived:
+            self.crm.expire_archived(obj)
         size = self._underfill("list", req.method, limit)
         ids, nxt = table.page_ids(after, limit, archived)
         if size is not None and size < len(ids):
@@ -340,6 +346,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
     def h_get(self, req: Request, obj: str, rid: str) -> Reply:
         obj = self._obj(obj)
         q = req.args
+        if _bool(q.get("archived")):
+            self.crm.expire_archived(obj)
         rec = self._find(obj, rid, q.get("idProperty"), _bool(q.get("archived")))
         if rec is None:
             raise not_found(rid)
@@ -372,6 +380,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         names = self.crm.names(obj, body.get("properties") or None)
         id_prop = body.get("idProperty")
         archived = _bool(req.args.get("archived"))
+        if archived:
+            self.crm.expire_archived(obj)
         results, missing = [], []
         for it in inputs:
             rec = self._find(obj, str(it.get("id", "")), id_prop, archived)
@@ -479,8 +489,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         rec = self._find(obj, str(body.get("objectId", "")), body.get("idProperty"))
         if rec is None:
             raise not_found(body.get("objectId"))
-        self.crm.archive(obj, rec)
-        self.store.tables[obj].archived.pop(rec.id, None)
+        self.crm.purge(obj, rec)
         return 204, None
 
     def h_merge(self, req: Request, obj: str) -> Reply:

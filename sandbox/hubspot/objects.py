@@ -13,7 +13,7 @@ import base64
 import gc
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import history as hist
@@ -74,6 +74,8 @@ def decode_after(token: str | None) -> int:
 
 
 INLINE_CAP = 100  # entries per association type on v3 reads (hubspot-api-python#135)
+ARCHIVE_RETENTION_DAYS = 90  # see Crm.expire_archived
+PRIMARY_CONTACT_TO_COMPANY = 1  # "Contact to company (Primary)", Associations v4 type ids
 
 
 class Crm:
@@ -90,6 +92,9 @@ class Crm:
         self.writer: hist.Source = hist.integration(False)
         self.validate_owners = True
         self._type_cache: dict[tuple[str, str, str | None], list[int]] = {}
+        # The harsher reading of a primary-company change (fault `association_dates_frozen`,
+        # set by HubSpotSandbox): associatedcompanyid moves, lastmodifieddate does not.
+        self.association_dates_frozen: Callable[[], bool] = lambda: False
 
     # ------------------------------------------------------------ loading
     def load(self, data: Mapping[str, Any] | None, copy: bool = True) -> None:
@@ -356,7 +361,65 @@ class Crm:
             st.index_email(rec)
         for to_obj, to_id, tids in assoc or []:
             self.assoc.add(obj, rec.id, to_obj, to_id, tids)
+        if obj == "contacts" and assoc:
+            self._sync_primary(rec.id, stamp=False)  # part of the create itself
         return rec
+
+    # ------------------------------------------------------------ associations (writes)
+    def associate(self, a: str, a_id: int, b: str, b_id: int, type_ids: list[int]) -> list[int]:
+        """Add association types between two records (a->b ids); returns the types added.
+
+        A contact's primary company is its `associatedcompanyid` ("HubSpot defined ID of a
+        contact's primary associated company"), and `lastmodifieddate` is "the date any
+        property on this contact was modified" (live-portal property export, api-facts.md
+        §3). So a write that changes the primary company (v4 "supports changing which company
+        is considered the primary", Associations v4 guide) sets the property and moves the
+        contact's modified dates, unless the `association_dates_frozen` fault asks for the
+        harsher reading (the dates stay; unconfirmed either way on a real portal). Other
+        association writes (unlabeled, labels, deal-contact) change no property of either
+        record and move no date (airbytehq/airbyte#27199: association-only changes are not
+        re-synced incrementally).
+        """
+        contact = _contact_of(a, a_id, b, b_id)
+        before = self.primary_company(contact) if contact is not None else None
+        added = self.assoc.add(a, a_id, b, b_id, type_ids)
+        if contact is not None and self.primary_company(contact) != before:
+            self._sync_primary(contact, stamp=True)
+        return added
+
+    def dissociate(self, a: str, a_id: int, b: str, b_id: int, type_ids: list[int] | None = None) -> None:
+        """Remove all association types (or `type_ids`) between two records; see `associate`."""
+        contact = _contact_of(a, a_id, b, b_id)
+        before = self.primary_company(contact) if contact is not None else None
+        self.assoc.remove(a, a_id, b, b_id, type_ids)
+        if contact is not None and self.primary_company(contact) != before:
+            self._sync_primary(contact, stamp=True)
+
+    def primary_company(self, contact_id: int) -> int | None:
+        for cid, types in self.assoc.targets("contacts", contact_id, "companies"):
+            if PRIMARY_CONTACT_TO_COMPANY in types:
+                return cid
+        return None
+
+    def _sync_primary(self, contact_id: int, *, stamp: bool) -> None:
+        """Store the contact's primary company as associatedcompanyid; a change is a write."""
+        rec = self.store.tables["contacts"].live.get(contact_id)
+        if rec is None:
+            return
+        primary = self.primary_company(contact_id)
+        new = None if primary is None else str(primary)
+        if rec.props.get("associatedcompanyid") == new:
+            return
+        if new is None:
+            rec.props.pop("associatedcompanyid", None)
+        else:
+            rec.props["associatedcompanyid"] = new
+        if stamp and not self.association_dates_frozen():
+            old_ms = rec.modified
+            self.store.stamp("contacts", rec, self.store.tick())
+            self.store.tables["contacts"].touched(rec, old_ms)
+        else:
+            self.store.version += 1  # search results are cached per data version
 
     def update(self, obj: str, rec: Rec, props: Mapping[str, str],
                source: hist.Source | None = None) -> Rec:
@@ -381,6 +444,31 @@ class Crm:
         if obj == "contacts":
             st.index_email(Rec(rec.id, {}, 0, 0), rec.props.get("email"))
         self.assoc.drop_record(obj, rec.id)
+
+    def purge(self, obj: str, rec: Rec) -> None:
+        """Delete for good: a GDPR delete, an archived record past its retention, or a
+        permanent delete from the recycling bin. The record leaves the live and the
+        archived listings and every association; its id answers 404 from then on. Only
+        its absence from a complete id listing shows it (api-facts.md §6)."""
+        st = self.store
+        table = st.tables[obj]
+        if table.remove(rec.id) is not None and obj == "contacts":
+            st.index_email(Rec(rec.id, {}, 0, 0), rec.props.get("email"))
+        table.forget_archived(rec.id)
+        self.assoc.drop_record(obj, rec.id)
+        st.version += 1
+
+    def expire_archived(self, obj: str) -> None:
+        """Purge records archived longer ago than the archive keeps them (by the store clock).
+
+        "Deleted contacts can be restored within 90 days of deletion" (HubSpot API reference,
+        "Archive a contact"; companies alike; estuary/connectors#3615: the API lists records
+        archived "in the past 90 days"). Whether one is still listed after that is
+        unconfirmed: the harsher reading is that it is gone for good (api-facts.md §6).
+        """
+        cutoff = self.store.now_ms() - ARCHIVE_RETENTION_DAYS * 86_400_000
+        for rec in self.store.tables[obj].archived_before(cutoff):
+            self.purge(obj, rec)
 
     def merge(self, obj: str, primary: Rec, other: Rec) -> Rec:
         """HubSpot's merge since 2025: a new record id; both old ids resolve to it."""
@@ -416,6 +504,15 @@ class Crm:
 
 
 _COMPUTED = {"associatedcompanyid": {"contacts"}, "num_associated_contacts": {"companies"}}
+
+
+def _contact_of(a: str, a_id: int, b: str, b_id: int) -> int | None:
+    """The contact of a contact-company pair (either direction), else None."""
+    if (a, b) == ("contacts", "companies"):
+        return a_id
+    if (a, b) == ("companies", "contacts"):
+        return b_id
+    return None
 
 
 def schema_mod(obj: str) -> str:

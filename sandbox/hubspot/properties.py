@@ -46,8 +46,22 @@ GROUPS = {
 }
 CUSTOM_GROUP = {"contacts": "contactinformation", "companies": "companyinformation", "deals": "dealinformation", "tasks": "task"}
 
-_BUYING_ROLES = ["BLOCKER", "BUDGET_HOLDER", "CHAMPION", "DECISION_MAKER", "END_USER",
-                 "EXECUTIVE_SPONSOR", "INFLUENCER", "LEGAL_AND_COMPLIANCE", "OTHER"]
+# HubSpot-defined enumerations with their options as (internal value, label). Source: a live
+# portal's property export (the same in every portal), hairsolutionsco/automations_hub
+# hubspot/objects/contacts/properties.md at fc5bfcd9 (api-facts.md §4):
+# - hs_buying_role: enumeration, fieldType checkbox (multi-select, values ";"-separated),
+#   "Contacts can have multiple roles"; nine options.
+# - hs_email_hard_bounce_reason_enum: enumeration, fieldType radio; "The issue that caused a
+#   contact to hard bounce from your emails"; six options (meanings: HubSpot KB "Email bounce
+#   types"). HubSpot counts MAILBOX_FULL, POLICY, SPAM and CONTENT as hard bounces too.
+_BUYING_ROLES = [("BLOCKER", "Blocker"), ("BUDGET_HOLDER", "Budget Holder"),
+                 ("CHAMPION", "Champion"), ("DECISION_MAKER", "Decision Maker"),
+                 ("END_USER", "End User"), ("EXECUTIVE_SPONSOR", "Executive Sponsor"),
+                 ("INFLUENCER", "Influencer"), ("LEGAL_AND_COMPLIANCE", "Legal & Compliance"),
+                 ("OTHER", "Other")]
+_HARD_BOUNCE_REASONS = [("CONTENT", "Content"), ("MAILBOX_FULL", "Mailbox full"),
+                        ("OTHER", "Other"), ("POLICY", "Policy"), ("SPAM", "Spam"),
+                        ("UNKNOWN_USER", "Unknown user")]
 _LEAD_STATUS = ["NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT",
                 "CONNECTED", "BAD_TIMING"]
 _LIFECYCLE = ["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
@@ -55,7 +69,8 @@ _LIFECYCLE = ["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlea
 _STAGES = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
            "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
 
-# (name, type, options or None, group index); label derives from the name
+# (name, type, options or None, group index); label derives from the name. Options are
+# internal values (label: title case) or (value, label) pairs.
 _COMMON = [
     ("hs_object_id", "number", None, 0),
     ("createdate", "datetime", None, 0),
@@ -65,7 +80,8 @@ _COMMON = [
     ("notes_last_contacted", "datetime", None, 1),
     ("notes_last_updated", "datetime", None, 1),
 ]
-STANDARD: dict[str, list[tuple[str, str, list[str] | None, int]]] = {
+Options = list[str] | list[tuple[str, str]]
+STANDARD: dict[str, list[tuple[str, str, Options | None, int]]] = {
     "contacts": _COMMON + [
         ("email", "string", None, 0), ("firstname", "string", None, 0),
         ("lastname", "string", None, 0), ("jobtitle", "string", None, 0),
@@ -76,7 +92,7 @@ STANDARD: dict[str, list[tuple[str, str, list[str] | None, int]]] = {
         ("hs_last_sales_activity_timestamp", "datetime", None, 2),
         ("hs_email_optout", "bool", ["true", "false"], 1),
         ("hs_email_bounce", "number", None, 1),
-        ("hs_email_hard_bounce_reason_enum", "enumeration", None, 1),
+        ("hs_email_hard_bounce_reason_enum", "enumeration", _HARD_BOUNCE_REASONS, 1),
         ("hs_email_hard_bounce_reason", "string", None, 1),
         ("hs_email_bad_address", "bool", ["true", "false"], 1),
         ("hs_email_quarantined", "bool", ["true", "false"], 1),
@@ -108,6 +124,7 @@ STANDARD: dict[str, list[tuple[str, str, list[str] | None, int]]] = {
     ],
 }
 MULTI = {"hs_buying_role", "hs_merged_object_ids", "hs_additional_emails", "hs_task_reminders"}
+RADIO = {"hs_email_hard_bounce_reason_enum"}
 
 DEFAULT_PROPERTIES = {
     "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
@@ -191,9 +208,16 @@ def _label(name: str) -> str:
     return name.replace("hs_", "").replace("_", " ").capitalize()
 
 
-def options_from(values: list[str]) -> list[dict[str, Any]]:
-    return [{"label": v.replace("_", " ").title(), "value": v, "displayOrder": i, "hidden": False,
-             "description": ""} for i, v in enumerate(values)]
+def options_from(values: list[str] | list[tuple[str, str]]) -> list[dict[str, Any]]:
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            value, label = v, v.replace("_", " ").title()
+        else:
+            value, label = v
+        out.append({"label": label, "value": value, "displayOrder": i, "hidden": False,
+                    "description": ""})
+    return out
 
 
 class Schema:
@@ -213,6 +237,8 @@ class Schema:
                      created_ms=now_ms, updated_ms=now_ms, has_unique_value=name == "email")
             if name in MULTI:
                 p.field_type = "checkbox"
+            elif name in RADIO:
+                p.field_type = "radio"
             self.props[name] = p
 
     def add_custom(self, name: str, type_: str = "string", now_ms: int = 0, **kw: Any) -> Prop:
@@ -264,13 +290,34 @@ def check_value(prop: Prop | None, name: str, value: Any, owners: set[str] | Non
             return iso(ms)[:10], None
         return iso(ms), None
     if t == "enumeration" and prop.options:
-        allowed = {o["value"] for o in prop.options}
-        parts = s.split(";") if prop.field_type == "checkbox" else [s]
-        bad = [v for v in parts if v and v not in allowed]
+        bad = bad_options(prop, s)
         if bad:
-            return None, _err(name, f"{bad[0]} was not one of the allowed options: "
-                              f"[{', '.join(sorted(allowed))}]", "INVALID_OPTION")
+            return None, invalid_option(prop, bad[0])
     return s, None
+
+
+def bad_options(prop: Prop, value: str) -> list[str]:
+    """The values of `value` that are not options of enumeration `prop` (none if it has none).
+
+    A multi-select (fieldType checkbox) value is ";"-separated internal values; each must be
+    an option ("enumeration — A string representing a set of options, with options separated
+    by a semicolon", HubSpot properties guide; api-facts.md §4). Harsher reading for a
+    multi-select (api-facts.md §5): one unknown token refuses the whole value.
+    """
+    if prop.type != "enumeration" or not prop.options or value == "":
+        return []
+    allowed = {o["value"] for o in prop.options}
+    parts = value.split(";") if prop.field_type == "checkbox" else [value]
+    return [v for v in parts if v and v not in allowed]
+
+
+def invalid_option(prop: Prop, bad: str) -> dict[str, Any]:
+    """HubSpot's INVALID_OPTION entry, as real 400 bodies carry it (api-facts.md §5:
+    gregorspan/csc-frodx#21, "reports was not one of the allowed options: [PRODUCT_ISSUE,
+    BILLING_ISSUE, ...]"): the internal values, in the property's option order. The caller
+    refuses the whole request or batch with 400 VALIDATION_ERROR (objects.validation_error)."""
+    allowed = ", ".join(o["value"] for o in prop.options)
+    return _err(prop.name, f"{bad} was not one of the allowed options: [{allowed}]", "INVALID_OPTION")
 
 
 def _err(name: str, message: str, code: str) -> dict[str, Any]:

@@ -192,6 +192,16 @@ class Table:
         self.archived[rec.id] = rec
         self._archived_sorted = None
 
+    def forget_archived(self, rec_id: int) -> None:
+        if self.archived.pop(rec_id, None) is not None:
+            self._archived_sorted = None
+
+    def archived_before(self, cutoff_ms: int) -> list[Rec]:
+        """Archived records whose archive time is before `cutoff_ms`."""
+        if not self.archived:
+            return []
+        return [r for r in self.archived.values() if (r.archived_at or 0) < cutoff_ms]
+
     # -- reads
     def page_ids(self, after: int, limit: int, archived: bool = False) -> tuple[list[int], int | None]:
         """Ids > `after`-1 (i.e. >= after) in id order, and the next `after` or None."""

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from test_hubspot_support import FakeTime
 
+from connectors.base import Secret
 from connectors.errors import MalformedRecord
 from connectors.hubspot import fields as f
 from connectors.hubspot.client import Settings
@@ -89,7 +90,8 @@ def test_contact_maps_canonical_columns_only():
 @pytest.mark.parametrize(
     "props, bounced",
     [
-        ({"hs_email_hard_bounce_reason_enum": "BAD_MAILBOX"}, True),
+        ({"hs_email_hard_bounce_reason_enum": "UNKNOWN_USER"}, True),
+        ({"hs_email_hard_bounce_reason_enum": "SPAM"}, True),  # HubSpot marks it bounced; the rule decides what it means
         ({"hs_email_bad_address": "true"}, True),
         ({"hs_email_hard_bounce_reason_enum": "", "hs_email_bad_address": "false"}, False),
         ({}, False),
@@ -207,6 +209,44 @@ def test_buying_roles_and_role_ids():
     r = f.buying_role("7", "CHAMPION", None)
     assert r.id == "buying_role:7:CHAMPION" and r.values["opportunity_id"] is None
     assert f.label_role("3", "7", "Champion", None).id == "3:7:Champion"
+
+
+def test_all_nine_buying_roles_have_names_and_the_names_are_a_setting():
+    # hs_buying_role's options (api-facts.md §4): none falls back to title case
+    assert {v: f.role_name(v) for v in f.BUYING_ROLES} == {
+        "BLOCKER": "Blocker",
+        "BUDGET_HOLDER": "Economic Buyer",
+        "CHAMPION": "Champion",
+        "DECISION_MAKER": "Decision Maker",
+        "END_USER": "End User",
+        "EXECUTIVE_SPONSOR": "Executive Sponsor",
+        "INFLUENCER": "Influencer",
+        "LEGAL_AND_COMPLIANCE": "Legal & Compliance",
+        "OTHER": "Other",
+    }
+    names = Settings(buying_roles={"budget_holder": "Budget Holder"}).role_names()
+    assert names["BUDGET_HOLDER"] == "Budget Holder" and names["CHAMPION"] == "Champion"
+    assert f.buying_role("7", "BUDGET_HOLDER", None, names=names).values["role"] == "Budget Holder"
+    assert f.role_name("CUSTOM_ROLE", names) == "Custom Role"  # a portal's own option
+    with pytest.raises(ValueError, match="buying_roles.BLOCKER"):
+        Settings(token=Secret("pat-x"), buying_roles={"BLOCKER": " "}).validate()
+
+
+@pytest.mark.parametrize(
+    ("enum", "text", "reason"),
+    [
+        ("SPAM", "550 5.7.1 rejected", "SPAM: 550 5.7.1 rejected"),
+        ("unknown_user", None, "UNKNOWN_USER"),
+        (None, "550 5.1.1 user unknown", "550 5.1.1 user unknown"),
+        (None, None, None),
+    ],
+)
+def test_bounce_reason_carries_hubspots_code_first(enum, text, reason):
+    props = {"hs_email_hard_bounce_reason_enum": enum, "hs_email_hard_bounce_reason": text}
+    spec = f.object_specs(Settings())[ObjectType.CONTACT]
+    record, _ = f.to_record(spec, {"id": "1", "properties": props})
+    assert record.values["bounce_reason"] == reason
+    assert record.values["email_bounced"] is bool(enum)
 
 
 def test_d4_merged_losers():

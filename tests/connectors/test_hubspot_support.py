@@ -124,7 +124,7 @@ def dataset(
         if i % 7 == 0:
             props["hs_buying_role"] = "CHAMPION;BUDGET_HOLDER"
         if i % 11 == 0:
-            props["hs_email_hard_bounce_reason_enum"] = "BAD_MAILBOX"
+            props["hs_email_hard_bounce_reason_enum"] = "UNKNOWN_USER"
         hs["contacts"].append(
             {
                 "id": cid,

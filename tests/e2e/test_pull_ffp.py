@@ -405,20 +405,26 @@ def _archive_company(sb: HubSpotSandbox) -> None:
 
 
 def _move_contact(sb: HubSpotSandbox) -> None:
+    """A primary-company change: as documented, it moves associatedcompanyid and so the
+    contact's lastmodifieddate (sandbox/hubspot/objects.py Crm.associate)."""
     sb.associate("contacts", hs_ids(sb, "contacts")[12], "companies", hs_ids(sb, "companies")[7], "primary")
+
+
+def _move_contact_silently(sb: HubSpotSandbox) -> None:
+    """The harsher, unconfirmed reading: the association moves, no date does."""
+    sb.faults.add(kind="association_dates_frozen")
+    _move_contact(sb)
+    # and one contact loses its company altogether
+    sb.dissociate("contacts", hs_ids(sb, "contacts")[14], "companies",
+                  sb.records("contacts")[14]["associations"]["companies"][0]["id"])
 
 
 @pytest.mark.parametrize("change", [
     pytest.param(_archive_deal, id="d3_archived_deal_roles"),
     pytest.param(_archive_role_holder, id="d3_archived_contact_roles"),
     pytest.param(_archive_company, id="d3_archived_company_references"),
-    pytest.param(_move_contact, marks=pytest.mark.xfail(strict=True, reason=(
-        "gap: a contact moved to another company by changing only its primary association "
-        "is never seen by incremental pulls (search on lastmodifieddate): the sandbox does "
-        "not bump lastmodifieddate/associatedcompanyid on association writes; whether real "
-        "HubSpot does is unconfirmed (crm-api-notes.md is silent). connectors/hubspot/pull.py "
-        "has no association reconciliation, so account_id stays stale until a --full run")),
-        id="association_only_move"),
+    pytest.param(_move_contact, id="company_move_moves_the_date"),
+    pytest.param(_move_contact_silently, id="company_move_moves_no_date"),
 ])
 def test_o6_hubspot_ffp_after_archive_or_association_change(hs, change) -> None:
     sb, cfg_a, cfg_b = hs
@@ -491,7 +497,9 @@ def test_hubspot_incremental_calls_grow_with_changes_not_with_the_portal(hs) -> 
     by_op = report.api_by_operation
     print("hubspot incremental calls after 350 changes", by_op)
     # search: one page per object (companies, deals, tasks), contacts ceil(350 / 200) = 2;
-    # associations: ceil(350 / 1000) = 1 batch read; archived listings: 1 per object
+    # associations: ceil(350 / 1000) = 1 batch read, plus the association sweep (docs/
+    # budgets.md): ceil(companies / 1000) + ceil(deals / 1000) = 2; archived listings: 1 per object
+    sweep = math.ceil(len(hs_ids(sb, "companies")) / 1000) + math.ceil(len(hs_ids(sb, "deals")) / 1000)
     assert by_op["search"] <= 5, by_op
-    assert by_op.get("assoc_read", 0) <= 2, by_op
+    assert by_op.get("assoc_read", 0) <= 2 + sweep, by_op
     assert by_op.get("list", 0) <= 4, by_op

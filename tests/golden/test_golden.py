@@ -9,9 +9,10 @@ would, through the CLI:
 1. `crmsync setup`, then `crmsync sync --full --as-of AS_OF`;
 2. changes in the CRM between two syncs (a champion moves to another account,
    a champion's email moves to another domain, a stale contact is reached
-   again), then `crmsync sync --full --as-of AS_OF` again (full: the HubSpot
-   sandbox does not touch a contact's lastmodifieddate when only its primary
-   company association changes, so an incremental pull would not see the move);
+   again), then an incremental `crmsync sync --as-of AS_OF` (in HubSpot the move
+   is a primary-company change, which moves the contact's lastmodifieddate as
+   HubSpot documents it; tests/e2e/test_hubspot_fidelity.py covers the world
+   where it does not);
 3. `crmsync flags --status all --format json` and the outbox of each run.
 
 CRM ids are replaced by the neutral names of the seed (account name, "First
@@ -53,11 +54,21 @@ REGEN = os.environ.get("CRMSYNC_REGEN_GOLDEN") == "1"
 CRMS = ("salesforce", "hubspot")
 
 # Entries allowed to differ between the CRMs: (rule or write kind, subject) -> why.
+_REASON_CODE = (
+    "HubSpot records why mail bounced as a code (hs_email_hard_bounce_reason_enum, "
+    "api-facts.md §4) that Salesforce lacks (EmailBouncedReason is the mail server's text "
+    "only): the evidence's bounce_reason and reason_code differ; the finding and its words "
+    "do not"
+)
 KNOWN_CRM_GAPS: dict[tuple[str, str], str] = {
     ("bouncing_contact", "Ada Activesince"): (
         "HubSpot exposes no hard-bounce date (crm-api-notes.md §2.10), so 'bounced but "
         "active since' can only be recognised in Salesforce (EmailBouncedDate)"
     ),
+    ("bouncing_contact", "Hank Hard"): _REASON_CODE,
+    ("bouncing_contact", "Bea Bounce"): _REASON_CODE,
+    ("bouncing_contact", "Sofia Soft"): _REASON_CODE,
+    ("bouncing_contact", "Rex Repeated"): _REASON_CODE,
 }
 
 # Writes that are wrong by the spec today (see the xfail tests at the end): left out of
@@ -213,7 +224,7 @@ def _outbox(db: Path, after_id: int) -> list[dict[str, Any]]:
 
 
 def run_crm(crm: str, directory: Path) -> dict[str, Any]:
-    """Seed, setup, full sync, change, full sync; raw flags and outbox rows per sync."""
+    """Seed, setup, full sync, change, incremental sync; raw flags and outbox rows per sync."""
     sandbox_class: Callable[..., Any] = SalesforceSandbox if crm == "salesforce" else HubSpotSandbox
     with sandbox_class(dataset=SEED) as sandbox:
         config = write_config(directory, sandbox, crm, _fragment())
@@ -221,7 +232,7 @@ def run_crm(crm: str, directory: Path) -> dict[str, Any]:
         _cli(config, "sync", "--full", "--as-of", AS_OF)
         first = _outbox(directory / "crmsync.db", 0)
         between_syncs(sandbox, crm)
-        _cli(config, "sync", "--full", "--as-of", AS_OF)
+        _cli(config, "sync", "--as-of", AS_OF)
         second = _outbox(directory / "crmsync.db", max((r["id"] for r in first), default=0))
         flags = json.loads(_cli(config, "flags", "--status", "all", "--format", "json"))
     return {"flags": flags, "first_sync": first, "second_sync": second}

@@ -313,3 +313,70 @@ def test_dns_resolver_errors_are_unknown_not_bouncing():
             raise RuntimeError("socket exploded")
 
     assert bouncing_contacts.dns_domain_check(resolver=Broken())("acme.com") is None
+
+
+# ---------------------------------------------------------------- reason codes (HubSpot)
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind", "bouncing"),
+    [
+        # HubSpot's hs_email_hard_bounce_reason_enum options (api-facts.md §4), as the
+        # connector passes them: the code, then the mail server's answer when there is one
+        ("UNKNOWN_USER", "hard_bounce", True),
+        ("UNKNOWN_USER: 550 5.1.1 user unknown", "hard_bounce", True),
+        ("MAILBOX_FULL", "soft_bounce", False),
+        ("MAILBOX_FULL: 552 5.2.2 mailbox full", "soft_bounce", False),  # the code wins over 5.x
+        ("MAILBOX_FULL: 452 4.2.2 mailbox full; bounced 3 times", "repeated_soft_bounce", True),
+        ("SPAM: 550 5.7.1 rejected as spam", "refused_by_recipient", False),
+        ("POLICY", "refused_by_recipient", False),
+        ("CONTENT", "refused_by_recipient", False),
+        ("OTHER", "unexplained_bounce", True),
+        # not a known code: read as before (no status -> the CRM only marks hard bounces)
+        ("MAILBOX_DISABLED", "hard_bounce", True),
+        ("Spam filter said no", "hard_bounce", True),
+    ],
+)
+def test_reason_codes_decide_what_a_bounce_means(reason, kind, bouncing):
+    result = run(view([contact("003A", email_bounced=True, bounce_reason=reason)]))
+    f = one(result)
+    assert f.evidence["kind"] == kind, reason
+    assert f.evidence["bouncing"] is bouncing, reason
+    expected = HygieneStatus.BOUNCING if bouncing else HygieneStatus.OK
+    assert result.contact_status["003A"].status is expected
+    assert (f.severity is Severity.INFO) is (not bouncing)
+
+
+def test_a_refusal_tells_the_account_manager_to_check_the_sending_not_the_contact():
+    f = one(run(view([contact("003A", first_name="Ada", last_name="Lovelace",
+                              email="ada@acme.com", email_bounced=True,
+                              bounce_reason="SPAM: 550 5.7.1 rejected")])))
+    assert f.explanation.startswith("Mail to Ada Lovelace at ada@acme.com was refused as spam")
+    assert "Check your sending, not the contact" in f.explanation
+    assert f.evidence["reason_code"] == "SPAM"
+    policy = one(run(view([contact("003A", email_bounced=True, bounce_reason="POLICY")])))
+    assert "security policy" in policy.explanation and "SPF, DKIM or DMARC" in policy.explanation
+
+
+def test_a_refused_contact_stays_active_and_engaged():
+    cs = [contact("003A", email_bounced=True, bounce_reason="SPAM"), contact("003B")]
+    result = run(view(cs))
+    assert (result.coverage.stakeholders, result.coverage.engaged) == (2, 2)
+
+
+def test_bounce_reasons_are_a_setting():
+    v = view([contact("003A", email_bounced=True, bounce_reason="SPAM")])
+    assert one(run(v)).evidence["kind"] == "refused_by_recipient"
+    s = settings(bouncing_contact={"bounce_reasons": {"SPAM": "gone", "MAILBOX_GONE": "gone"}})
+    assert one(run(v, s)).evidence["kind"] == "hard_bounce"
+    # listed codes override the defaults; the others keep theirs
+    other = view([contact("003A", email_bounced=True, bounce_reason="OTHER")])
+    assert one(run(other, s)).evidence["kind"] == "unexplained_bounce"
+    gone = view([contact("003A", email_bounced=True, bounce_reason="MAILBOX_GONE: 550 5.2.1")])
+    assert one(run(gone, s)).evidence["kind"] == "hard_bounce"
+
+
+@pytest.mark.parametrize("bad", [{"SPAM": "ignore"}, {"spam filter": "sender"}])
+def test_bounce_reasons_name_a_code_and_a_known_meaning(bad):
+    with pytest.raises(ValueError, match="bounce_reasons"):
+        settings(bouncing_contact={"bounce_reasons": bad})

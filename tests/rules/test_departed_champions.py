@@ -340,3 +340,18 @@ def test_bouncing_champion_is_departed():
         "departed_champion",
     ]
     assert result.contact_status["003A"].status is HygieneStatus.DEPARTED
+
+
+@pytest.mark.parametrize(
+    ("reason", "departed"),
+    [
+        ("UNKNOWN_USER", True),  # the address is gone: a sign the person left
+        ("OTHER", False),  # bounced, no reason given: stops mail, says nothing of the person
+        ("SPAM", False),  # a refusal of the message: the address may work
+        ("MAILBOX_FULL", False),  # temporary
+    ],
+)
+def test_only_a_gone_address_is_a_departure_sign(reason, departed):
+    c = contact("003A", email_bounced=True, bounce_reason=reason)
+    v = view([c], opportunities=[opp("006A")], roles=[role("003A", "Champion")])
+    assert (only(run(v)) is not None) is departed

@@ -42,7 +42,7 @@ def hs_small_dataset() -> dict:
             "hubspot_owner_id": "101" if n % 3 else "102",
             "createdate": iso(base - 86400_000 * 100 + n),
             "lastmodifieddate": iso(base + n * 60_000),
-            "hs_email_hard_bounce_reason_enum": "BAD_MAILBOX" if n % 25 == 3 else None,
+            "hs_email_hard_bounce_reason_enum": "UNKNOWN_USER" if n % 25 == 3 else None,
             "hs_buying_role": "CHAMPION;DECISION_MAKER" if n == 120 else None,
         }, "associations": {"companies": [{"id": company, "label": "primary"}]}})
     return {"hubspot": {

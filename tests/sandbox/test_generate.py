@@ -214,7 +214,10 @@ def _hs_rows(hs: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], list[
                 "account": c["associations"]["companies"][0]["id"],
                 "email": p.get("email"),
                 "title": p.get("jobtitle"),
-                "hard_bounce": bool(p.get("hs_email_hard_bounce_reason_enum")),
+                # only these two make the contact bouncing: SPAM, POLICY and CONTENT are
+                # about the sender, MAILBOX_FULL is temporary (api-facts.md §4)
+                "hard_bounce": p.get("hs_email_hard_bounce_reason_enum")
+                in {"UNKNOWN_USER", "OTHER"},
                 "activity": last and _hs_dt(last),
                 "created": _hs_dt(p["createdate"]),
                 "buying_roles": {
@@ -390,7 +393,7 @@ def test_departed_champions_show_their_signal_in_both_crms(org: dict[str, Any]) 
         assert sf[cid]["Email"].rsplit("@", 1)[1] != sf_acc[sf[cid]["AccountId"]]
     hs = {c["id"]: c["properties"] for c in org["hubspot"]["contacts"]}
     for cid in org["manifest"]["hubspot"]["departed_champion_by_signal"]["bouncing"]:
-        assert hs[cid]["hs_email_hard_bounce_reason_enum"] in {"UNKNOWN_USER", "MAILBOX_DISABLED"}
+        assert hs[cid]["hs_email_hard_bounce_reason_enum"] == "UNKNOWN_USER"
         assert hs[cid]["hs_email_hard_bounce_reason"].startswith("550 5.")
 
 
@@ -691,3 +694,41 @@ def test_both_emulators_load_a_generated_org_with_bad_records(bad_org: dict[str,
     for obj, n in bad_org["manifest"]["hubspot"]["counts"].items():
         if obj != "owners":
             assert len(hs.records(obj)) == n, obj
+
+
+def test_hubspot_enumeration_values_are_options_hubspot_has(org: dict[str, Any]) -> None:
+    """Every seeded value of an enumeration with options is one of them (the sandbox refuses
+    others on write, as HubSpot does; a dataset is loaded as stored)."""
+    from sandbox.hubspot.properties import Schema, bad_options
+
+    for obj in ("companies", "contacts", "deals", "tasks"):
+        schema = Schema(obj).props
+        for rec in org["hubspot"][obj]:
+            for name, value in rec["properties"].items():
+                prop = schema.get(name)
+                if prop is not None and value is not None:
+                    assert not bad_options(prop, str(value)), (obj, rec["id"], name, value)
+
+
+def test_hard_bounce_reasons_come_in_the_documented_mix() -> None:
+    """The filler hard bounces draw HubSpot's six reasons in words.HARD_BOUNCE_MIX's weights
+    (assumed, not measured: see there); 20,000 draws keep the shares within a few points."""
+    from sandbox.generate.model import Person
+    from sandbox.generate.world import World
+
+    world = World(seed=9, accounts=1, contacts_per_account=1, as_of_ms=0)
+    got: Counter[str] = Counter()
+    kinds: dict[str, set[str]] = {}
+    for _ in range(20_000):
+        p = Person.__new__(Person)
+        world._recorded_hard_bounce(p, 0)
+        got[p.bounce_enum] += 1
+        kinds.setdefault(p.bounce_enum, set()).add(p.bounce)
+    total = sum(w for w, *_ in W.HARD_BOUNCE_MIX)
+    for enum in got:
+        expected = sum(w for w, _, e, _ in W.HARD_BOUNCE_MIX if e == enum) / total
+        assert abs(got[enum] / 20_000 - expected) < 0.02, enum
+    assert set(got) == {"UNKNOWN_USER", "MAILBOX_FULL", "SPAM", "POLICY", "CONTENT", "OTHER"}
+    # only these make a contact bouncing; a full mailbox is soft; the rest are refusals
+    assert kinds == {"UNKNOWN_USER": {"hard"}, "OTHER": {"hard"}, "MAILBOX_FULL": {"soft"},
+                     "SPAM": {"refused"}, "POLICY": {"refused"}, "CONTENT": {"refused"}}

@@ -789,3 +789,97 @@ def test_generated_dataset_loads():
         res = client.crm.associations.v4.batch_api.get_page("deals", "contacts",
             batch_input_public_fetch_associations_batch_request={"inputs": [{"id": d} for d in deals]})
         assert res.results
+
+
+# ------------------------------------------------------------------ issue 12: as HubSpot documents it
+
+
+def _primary_put(client: HubSpot, contact: str, company: str) -> None:
+    """v4: make `company` the contact's primary (type 1, "Contact to company (Primary)")."""
+    client.crm.associations.v4.basic_api.create("contacts", contact, "companies", company, [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}])
+
+
+def test_d6_a_primary_company_change_sets_associatedcompanyid_and_moves_the_dates(hs, hs_client, hs_clock):
+    before = hs_client.crm.contacts.basic_api.get_by_id("2150", properties=["lastmodifieddate"])
+    hs_clock.advance(60)
+    _primary_put(hs_client, "2150", "1003")
+    after = hs_client.crm.contacts.basic_api.get_by_id(
+        "2150", properties=["associatedcompanyid", "lastmodifieddate", "hs_lastmodifieddate"])
+    assert after.properties["associatedcompanyid"] == "1003"
+    assert after.properties["lastmodifieddate"] > before.properties["lastmodifieddate"]
+    assert after.properties["hs_lastmodifieddate"] == after.properties["lastmodifieddate"]
+    # and the incremental search by lastmodifieddate finds it
+    hit = _search(hs_client, filterGroups=[{"filters": [
+        {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(int(hs_clock.t * 1000) - 1000)}]}])
+    assert "2150" in _ids(hit)
+
+
+def test_d6_fault_association_dates_frozen_moves_the_company_but_no_date(hs, hs_client, hs_clock):
+    hs.set_faults([{"kind": "association_dates_frozen"}])
+    before = hs_client.crm.contacts.basic_api.get_by_id("2150", properties=["lastmodifieddate"])
+    hs_clock.advance(60)
+    _primary_put(hs_client, "2150", "1003")
+    after = hs_client.crm.contacts.basic_api.get_by_id(
+        "2150", properties=["associatedcompanyid", "lastmodifieddate"])
+    assert after.properties["associatedcompanyid"] == "1003"
+    assert after.properties["lastmodifieddate"] == before.properties["lastmodifieddate"]
+
+
+def test_d7_a_deal_contact_label_change_moves_no_date_on_either_side(hs, hs_client, hs_clock):
+    deal = hs_client.crm.deals.basic_api.get_by_id("3001", properties=["hs_lastmodifieddate"])
+    contact = hs_client.crm.contacts.basic_api.get_by_id("2123", properties=["lastmodifieddate"])
+    labels = hs_client.crm.associations.v4.schema.definitions_api.get_all("deals", "contacts")
+    champion = next(t.type_id for t in labels.results if t.label == "Champion")
+    hs_clock.advance(60)
+    hs_client.crm.associations.v4.basic_api.create("deals", "3001", "contacts", "2123", [
+        {"associationCategory": "USER_DEFINED", "associationTypeId": champion}])
+    assert hs_client.crm.deals.basic_api.get_by_id(
+        "3001", properties=["hs_lastmodifieddate"]).properties == deal.properties
+    assert hs_client.crm.contacts.basic_api.get_by_id(
+        "2123", properties=["lastmodifieddate"]).properties == contact.properties
+
+
+def test_d3_purge_deletes_for_good_from_both_listings(hs, hs_client):
+    hs.purge("contacts", "2005")  # live -> gone
+    hs_client.crm.contacts.basic_api.archive("2006")
+    hs.purge("contacts", "2006")  # archived -> gone
+    hs_client.crm.contacts.basic_api.purge(public_gdpr_delete_input={"objectId": "2007"})  # GDPR delete
+    live = hs_client.crm.contacts.basic_api.get_page(limit=100, properties=["hs_object_id"])
+    archived = hs_client.crm.contacts.basic_api.get_page(limit=100, archived=True)
+    gone = {"2005", "2006", "2007"}
+    assert not gone & set(_ids(live)) and not gone & set(_ids(archived))
+    with pytest.raises(NotFoundException):
+        hs_client.crm.contacts.basic_api.get_by_id("2005")
+    initech = next(c for c in hs.records("companies") if c["id"] == "1003")
+    linked = {a["id"] for a in initech["associations"]["contacts"]}
+    assert "2008" in linked and not gone & linked  # its associations went with it
+
+
+def test_d3_archived_records_are_listed_for_90_days_only(hs, hs_client, hs_clock):
+    hs_client.crm.contacts.basic_api.archive("2005")
+    hs_clock.advance(90 * 86_400 - 60)
+    assert _ids(hs_client.crm.contacts.basic_api.get_page(archived=True)) == ["2005"]
+    hs_clock.advance(120)
+    assert _ids(hs_client.crm.contacts.basic_api.get_page(archived=True)) == []
+
+
+def test_x8_bounce_reason_and_buying_role_are_hubspots_enumerations(hs, hs_client):
+    bounce = hs_client.crm.properties.core_api.get_by_name("contacts", "hs_email_hard_bounce_reason_enum")
+    assert (bounce.type, bounce.field_type) == ("enumeration", "radio")
+    assert [(o.value, o.label) for o in bounce.options] == [
+        ("CONTENT", "Content"), ("MAILBOX_FULL", "Mailbox full"), ("OTHER", "Other"),
+        ("POLICY", "Policy"), ("SPAM", "Spam"), ("UNKNOWN_USER", "Unknown user")]
+    role = hs_client.crm.properties.core_api.get_by_name("contacts", "hs_buying_role")
+    assert (role.type, role.field_type) == ("enumeration", "checkbox")
+    assert [o.value for o in role.options] == [
+        "BLOCKER", "BUDGET_HOLDER", "CHAMPION", "DECISION_MAKER", "END_USER",
+        "EXECUTIVE_SPONSOR", "INFLUENCER", "LEGAL_AND_COMPLIANCE", "OTHER"]
+    assert role.options[7].label == "Legal & Compliance"
+    hs_client.crm.contacts.basic_api.update("2001", simple_public_object_input={
+        "properties": {"hs_buying_role": "BUDGET_HOLDER;LEGAL_AND_COMPLIANCE"}})
+    with api_error(400) as e:
+        hs_client.crm.contacts.basic_api.update("2001", simple_public_object_input={
+            "properties": {"hs_buying_role": "BUDGET_HOLDER;KINGMAKER"}})
+    assert "KINGMAKER was not one of the allowed options" in _body(e.value)["message"]
+    assert hs.record("contacts", "2001")["hs_buying_role"] == "BUDGET_HOLDER;LEGAL_AND_COMPLIANCE"

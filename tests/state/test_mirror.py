@@ -340,3 +340,55 @@ def test_a_page_costs_one_read_and_batched_writes(db, generation: int) -> None:
     assert len(selects) == 1
     assert len(touches) == (1 if generation else 0)
     assert len({s.split("(")[0] for s in seen if s.startswith("INSERT")}) == 2  # rows, history
+
+
+# ---------------------------------------------------------------- reconcile and company moves
+
+
+def test_reconcile_soft_deletes_what_the_crm_no_longer_lists(db) -> None:
+    load(db, *(contact(f"C{i}") for i in range(3)))
+    with db.conn:
+        assert mirror.delete_missing(db, CRM, ObjectType.CONTACT, ["C0", "C2"], at(5)) == 1
+    assert _row(db, "contacts", "C1")["deleted_at"] is not None
+    assert _row(db, "contacts", "C0")["deleted_at"] is None
+
+
+def test_an_empty_id_listing_deletes_nothing_when_the_mirror_holds_many_rows(db, caplog) -> None:
+    load(db, *(contact(f"C{i:02d}") for i in range(mirror.EMPTY_GUARD_ROWS)))
+    with db.conn:
+        n = mirror.delete_missing(db, CRM, ObjectType.CONTACT, [], at(5), guard=mirror.EMPTY_GUARD_ROWS)
+    assert n == 0
+    assert all(r[0] is None for r in db.execute("SELECT deleted_at FROM contacts"))
+    assert "listed no ids" in caplog.text
+
+
+def test_account_moves_names_contacts_the_crm_links_contradict(db) -> None:
+    load(db, account("A1"), account("A2"), account("A3"))
+    load(db, contact("C1", account_id="A1"), contact("C2", account_id="A1"),
+         contact("C3", account_id="A2"), contact("C4", account_id="A3"),
+         contact("C5", account_id="GONE"))
+    links = [
+        ("C1", "A1", True),  # unchanged
+        ("C2", "A2", True), ("C2", "A1", False),  # primary moved to A2, still linked to A1
+        # C3: A2 no longer lists it at all (its company association was removed)
+        ("C4", "A3", False),  # still linked, no primary: not contradicted
+        ("C9", "A1", True),  # not in the mirror yet: the pulls bring it
+    ]
+    assert mirror.account_moves(db, CRM, links) == ["C2", "C3"]
+
+
+def test_role_changes_names_opportunities_whose_roles_the_crm_contradicts(db) -> None:
+    load(db, opportunity("O1"), opportunity("O2"), opportunity("O3"))
+    load(db, role("O1:C1:Champion", "C1", "O1"), role("O2:C1:Champion", "C1", "O2"),
+         role("O3:C1:Champion", "C1", "O3"), role("buying_role:C1:CHAMPION", "C1", None))
+    current = [
+        ("O1", "O1:C1:Champion"),  # unchanged
+        ("O2", "O2:C2:Champion"),  # moved to another contact
+        # O3: its only label was removed
+        ("O9", "O9:C1:Champion"),  # an opportunity the mirror does not hold yet: the pulls
+    ]
+    assert mirror.role_changes(db, CRM, current) == ["O2", "O3"]
+    with db.conn:
+        assert mirror.retire_roles(db, CRM, ["O2", "O3"], ["O2:C2:Champion"], at(5)) == 2
+    live = [r[0] for r in db.execute("SELECT id FROM contact_roles WHERE deleted_at IS NULL ORDER BY id")]
+    assert live == ["O1:C1:Champion", "buying_role:C1:CHAMPION"]
