@@ -174,7 +174,8 @@ class Puller:
             if full or "modified_ms" not in c:
                 c = {"mode": "full"}
             else:
-                c = {"mode": "incremental", "since_ms": int(c["modified_ms"])}
+                marks: dict[str, Any] = {k: c[k] for k in ("labels_ms", "buyers_ms") if k in c}
+                c = {"mode": "incremental", "since_ms": int(c["modified_ms"]), **marks}
         run = _Run(
             mode="full" if c["mode"] == "full" else "incremental",
             since_ms=c.get("since_ms"),
@@ -449,6 +450,9 @@ class Puller:
             self._stash_add(spec, run, stash, chunk, edges)
             yield Page(spec.object, records, self._cursor(run, after_id=_last_id(chunk)))
         if stash is not None:
+            # What the stash covers: every change up to this pull's own cursor, also when
+            # nothing changed (a stash left at 0 would send the next role pull back to 1970).
+            stash.run_start_ms = self._run_start(run)
             stash.complete = True
 
     def _objects_by_list(
@@ -862,40 +866,63 @@ class Puller:
                 if o not in values:
                     yield (contact, o, mod, True)
 
-    def _take_stash(self, key: str, run: _Run) -> _Stash | None:
+    def _take_stash(self, key: str, run: _Run, since_ms: int | None) -> _Stash | None:
+        """The deal (labels) or contact (buyers) pull's stash, when it covers this role pull's
+        window of that phase: same run, and (incremental) it starts no later than `since_ms`."""
         s = self._stash.pop(key, None)
         if s is None or not s.complete or s.mode != run.mode or s.started_at != run.started_at:
             return None
         if run.mode == "incremental" and (
-            s.since_ms is None or run.since_ms is None or s.since_ms > run.since_ms
+            s.since_ms is None or since_ms is None or s.since_ms > since_ms
         ):
             return None
         return s
 
     def _roles(self, cursor: Cursor | None, full: bool, started_at: datetime) -> Iterator[Page]:
+        """Contact roles in two phases: deal-contact labels (fed by the deal pull's stash) and
+        buying roles (fed by the contact pull's stash), or a walk of their own when no stash
+        covers the window. The finished cursor keeps where each phase is (`labels_ms`,
+        `buyers_ms`), since the deal and contact pulls end at slightly different instants: with
+        one shared mark the later stash would never cover the next run's window, and every
+        incremental would search the contacts again."""
         run, c = self._begin(cursor, full, started_at)
         phase = c.get("phase", "labels")
         after_id = c.get("after_id")
         obj = ObjectType.CONTACT_ROLE
+        marks: dict[str, int] = {}
+
+        def since(key: str) -> int | None:
+            mark = c.get(f"{key}_ms") if run.mode == "incremental" else None
+            return int(mark) if mark is not None else run.since_ms
+
         if phase == "labels":
-            stash = self._take_stash("labels", run) if after_id is None else None
+            stash = self._take_stash("labels", run, since("labels")) if after_id is None else None
             if stash is not None:
-                run.run_start_ms = min(stash.run_start_ms, self._run_start(run))
+                marks["labels"] = stash.run_start_ms
+                run.run_start_ms = min(stash.run_start_ms, run.run_start_ms or stash.run_start_ms)
                 yield from self._emit(run, stash.rows, f.label_role, "labels")
             else:
                 yield from self._walk_labels(run, after_id)
             after_id = None
         merges: list[tuple[str, str]] = []
-        stash = self._take_stash("buyers", run) if after_id is None else None
+        stash = self._take_stash("buyers", run, since("buyers")) if after_id is None else None
         if stash is not None:
-            run.run_start_ms = min(stash.run_start_ms, self._run_start(run))
+            marks["buyers"] = stash.run_start_ms
+            run.run_start_ms = min(stash.run_start_ms, run.run_start_ms or stash.run_start_ms)
             merges = stash.merges
             yield from self._emit(run, stash.rows, self._buyer, "buyers")
         else:
             yield from self._walk_buyers(run, after_id, merges)
         if merges:
             yield from self._merged_contacts(run, merges)
-        yield self._done(obj, run)
+        own = self._run_start(run)
+        labels, buyers = marks.get("labels", own), marks.get("buyers", own)
+        yield Page(
+            obj,
+            [],
+            {"modified_ms": min(labels, buyers), "labels_ms": labels, "buyers_ms": buyers},
+            done=True,
+        )
 
     def _merged_contacts(self, run: _Run, merges: Sequence[tuple[str, str]]) -> Iterator[Page]:
         """D4 for roles: a contact merge moves the losers' deal associations to the survivor

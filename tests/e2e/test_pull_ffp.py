@@ -503,3 +503,22 @@ def test_hubspot_incremental_calls_grow_with_changes_not_with_the_portal(hs) -> 
     assert by_op["search"] <= 5, by_op
     assert by_op.get("assoc_read", 0) <= 2 + sweep, by_op
     assert by_op.get("list", 0) <= 4, by_op
+
+
+def test_hubspot_unchanged_portal_incrementals_never_search_contact_roles_again(hs) -> None:
+    """Contact roles ride on the deal and contact pulls' results (their stash); a role cursor
+    left behind them (at 0 when nothing changed, or a second behind the contact pull) sent
+    every later incremental back to search the contacts again: cost that grew with the
+    portal, not with the changes (issues 10 and 14)."""
+    sb, cfg_a, _ = hs
+    db_a = cfg_a.parent / "crmsync.db"
+    pull(cfg_a, "hubspot", full=True)
+    for _ in range(3):
+        sb.requests.reset()
+        report = pull(cfg_a, "hubspot", full=False)
+        # One search per object searched (companies, contacts, deals; crmsync's tasks are
+        # searched by crmsync's key, which does not exist before `crmsync setup`): none for roles.
+        assert sb.requests.count("search") == 3, (sb.requests.counts(), report.api_by_operation)
+        roles = cursor(db_a, "hubspot", "contact_roles")
+        assert roles is not None and roles["modified_ms"] > 0, roles
+        assert roles["buyers_ms"] == cursor(db_a, "hubspot", "contacts")["modified_ms"], roles
