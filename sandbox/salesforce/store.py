@@ -622,7 +622,8 @@ class Store:
         with self.lock:
             old = {c: Table.get(row, c) for c in list(cols) + list(t.ext_index)}
             for col, v in cols.items():
-                Table.put(row, col, v)
+                if col != t.c_stamp:  # touch() sets the stamp and re-indexes the row by it
+                    Table.put(row, col, v)
             stamp = (cols.get(t.c_stamp) if system else None) or self.next_stamp()
             self._derive(t, row, changed=set(cols), stamp=stamp)
             self.touch(t, row, stamp)
