@@ -71,11 +71,11 @@ KNOWN_CRM_GAPS: dict[tuple[str, str], str] = {
     ("bouncing_contact", "Rex Repeated"): _REASON_CODE,
 }
 
-# Writes that are wrong by the spec today (see the xfail tests at the end): left out of
-# expected_writes.json so that the golden file never blesses them. When a fix lands, the
-# xfail test turns into an unexpected pass: drop the entry here and regenerate.
-#   - Bounce House's grouped hygiene task counts notes (info@, one soft bounce) as bouncing;
-#   - every account's hygiene_summary field holds the coverage sentence, not the findings.
+# Writes that are wrong by the spec today, left out of expected_writes.json so that the
+# golden file never blesses them (pin each with a strict xfail test at the end; when the
+# fix lands, drop the entry here and regenerate). None today: the two earlier ones, notes
+# counted as bouncing in the grouped task and the coverage sentence in hygiene_summary,
+# are fixed and tested at the end.
 BUGGY_WRITE_KEYS: frozenset[str] = frozenset()
 BUGGY_PAYLOAD_FIELDS: frozenset[str] = frozenset()
 
