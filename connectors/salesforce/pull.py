@@ -7,9 +7,13 @@ so a killed pull resumes where its last committed page ended. The first
 page's totalSize sizes the object (no COUNT() call); with `bulk = "auto"` the
 rest of the object moves to a Bulk 2.0 query job when that costs fewer calls
 (1 create + expected polls + ceil(n / bulk_max_records) results + 1 delete vs
-ceil(n / 2000) - 1 more REST pages). The job is polled on our own schedule
-(2, 4, 8, 16, 30, 30 ... s; docs/budgets.md), its CSV results are streamed,
-converted to REST types by describe and cut into Pages of 2,000 with the same
+ceil(n / 2000) - 1 more REST pages). A job answers UploadComplete, runs
+InProgress, ends JobComplete / Failed / Aborted (api-facts §9); it is polled on
+our own schedule, starting short and doubling (0.5, 1, 2, 4, 8, 16, 30, 30 ...
+s: a job done in a second costs one poll and waits half a second, a long one
+about one poll per 30 s; docs/budgets.md). Its CSV results are streamed,
+converted to REST types by describe (a CSV datetime ends in Z where REST JSON
+says +0000; an empty cell is null) and cut into Pages of 2,000 with the same
 cursor. A job that fails, is aborted or outlives `bulk_max_wait_seconds` is
 aborted and deleted and the pull carries on over REST from the last Id (P9).
 
@@ -28,9 +32,15 @@ hands over `{"mode": "incremental", "watermark": min(cap, newest seen)}`: any
 row changed after the pull passed its Id has a SystemModstamp at or after the
 pull began, so the next incremental sees it.
 
-Deletes older than the recycle bin (D2): `reconcile_ids(obj)` streams every
-live Id; `reconcile(obj, known_ids)` yields deletion Pages for known ids that
-are gone. `check_deleted = true` also asks getDeleted on each incremental.
+Deletes older than the recycle bin (D2): the bin keeps a deleted row 15 days,
+fewer when it is full (api-facts §10), and then queryAll no longer shows it.
+An incremental whose cursor is older than that, or (with `check_deleted =
+true`, which asks getDeleted on each incremental) whose getDeleted answer says
+`earliestDateAvailable` is after the cursor, sets `stats[obj].needs_reconcile`
+(`missed_deletes(obj)`); sync/pull.py then lists the object's ids
+(`reconcile_ids`, one query per 2,000) and retires the mirror rows that are
+gone. `reconcile(obj, known_ids)` yields deletion Pages for known ids that are
+gone.
 """
 
 from __future__ import annotations
@@ -70,12 +80,15 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 2000
 BATCH_HEADERS = {"Sforce-Query-Options": f"batchSize={PAGE_SIZE}"}
-BULK_POLL_SCHEDULE = (2.0, 4.0, 8.0, 16.0, 30.0)  # then 30 s until bulk_max_wait_seconds
+# Seconds before each poll of a Bulk job: short first (issue 14: a 2 s first wait cost every
+# small job 2 s), doubling, then every 30 s until bulk_max_wait_seconds.
+BULK_POLL_SCHEDULE = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 RESTARTABLE = ("INVALID_QUERY_LOCATOR", "INVALID_FIELD", "QUERY_TIMEOUT")
 MAX_RESTARTS = 8  # expired locators / fields removed mid-run, per pull
 MAX_SPLITS = 64  # QUERY_TIMEOUT window halvings per pull (each window stays >= MIN_SPLIT)
 MIN_SPLIT = timedelta(minutes=1)
 GET_DELETED_DAYS = 15
+BIN_DAYS = 15  # the recycle bin's retention: a cursor older than this may have missed deletes
 
 # Bulk CSV can carry 131,072-char long text areas (X3): lift csv's 128 KiB cap.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -664,6 +677,11 @@ class Puller:
                 if exc.code == "INVALID_FIELD":
                     res = self._refresh(obj)
                 windows.insert(0, (position, hi))
+        server_now = self.client.server_time or started_at
+        if res.map.deleted_field and server_now - (watermark - self.settings.lookback) > timedelta(
+            days=BIN_DAYS
+        ):
+            stats.needs_reconcile = True  # away longer than the recycle bin keeps deletes (D2)
         if self.settings.check_deleted:
             yield from self._get_deleted(obj, watermark, newest)
         yield Page(obj, [], {"mode": "incremental", "watermark": _iso(newest)}, done=True)
@@ -741,14 +759,25 @@ class Puller:
 # ------------------------------------------------------------------ bulk helpers
 
 
-def expected_polls(rows: int) -> int:
-    """Polls our schedule spends on a job of `rows` (latency model: 10 s + 1 s per 10k rows)."""
-    latency = 10.0 + rows / 10_000
+def job_seconds(rows: int) -> float:
+    """How long a Bulk 2.0 query job of `rows` is expected to run (a model, not a measurement:
+    10 s + 1 s per 10k rows; the standalone sandbox runs its jobs the same)."""
+    return 10.0 + rows / 10_000
+
+
+def polls_for(seconds: float) -> int:
+    """Polls our schedule spends on a job that completes after `seconds`."""
     waited, polls = 0.0, 0
-    while waited < latency:
+    while True:
         waited += BULK_POLL_SCHEDULE[min(polls, len(BULK_POLL_SCHEDULE) - 1)]
         polls += 1
-    return polls
+        if waited >= seconds:
+            return polls
+
+
+def expected_polls(rows: int) -> int:
+    """Polls our schedule spends on a job of `rows` rows (job_seconds' latency model)."""
+    return polls_for(job_seconds(rows))
 
 
 def bulk_cost(rows: int, max_records: int) -> int:

@@ -152,7 +152,7 @@ def test_full_pull_bulk_costs_create_poll_results_delete(sb, max_records, chunks
     assert live(mirror) == rest  # same canonical values from CSV as from REST JSON
     assert conn.calls.by_operation["bulk"] == 1 + 1 + chunks + 1
     assert sb.requests.count(route="bulk2_query_*") == 1 + 1 + chunks + 1
-    assert conn.sleeps == [2.0]  # our own schedule: one poll for a job done at once
+    assert conn.sleeps == [0.5]  # our own schedule: one short poll for a job done at once
     assert sb.bulk.jobs == {}  # deleted, no orphan job
     assert cursor["mode"] == "incremental"
 
@@ -167,12 +167,12 @@ def test_auto_stays_on_rest_when_bulk_would_cost_more(sb):
 
 
 def test_auto_moves_a_large_object_to_bulk_after_the_first_page():
-    big = generate(seed=8, accounts=800, contacts_per_account=20, crms=("salesforce",))
+    big = generate(seed=8, accounts=1000, contacts_per_account=20, crms=("salesforce",))
     with SalesforceSandbox(big).start() as sb:
         conn = make(sb, bulk="auto")
         mirror, _ = collect(conn, ObjectType.CONTACT)
         n = len(sandbox_live(sb, ObjectType.CONTACT))
-        assert n > 14_000 and set(live(mirror)) == set(sandbox_live(sb, ObjectType.CONTACT))
+        assert n > 18_000 and set(live(mirror)) == set(sandbox_live(sb, ObjectType.CONTACT))
         assert conn.stats[ObjectType.CONTACT].path == "rest+bulk"
         # 1 REST page (its totalSize sizes the object) + create + 1 poll + 1 result page + delete,
         # against ceil(n / 2000) = 9 calls for REST alone

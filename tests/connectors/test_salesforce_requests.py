@@ -792,7 +792,7 @@ def test_bulk_always_request_shape_polls_on_our_schedule_and_deletes_the_job():
         "maxRecords": ["50000"],
         "locator": ["L1"],
     }
-    assert SLEEPS == [2.0, 4.0]
+    assert SLEEPS == [0.5, 1.0]  # polls start short and double (issue 14)
     assert responses.calls[-1].request.method == "DELETE"
     records = [r for p in pages for r in p.records]
     assert [r.id for r in records] == [sfid("003", n) for n in (1, 2, 3)]
@@ -848,7 +848,7 @@ def test_p9_bulk_job_that_never_completes_is_aborted_within_the_bound():
     )
     conn = connector(bulk="always", bulk_max_wait_seconds=60)
     _pull_contacts(conn)
-    assert sum(SLEEPS) <= 60 and SLEEPS == [2.0, 4.0, 8.0, 16.0, 30.0][: len(SLEEPS)]
+    assert sum(SLEEPS) <= 60 and SLEEPS == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0][: len(SLEEPS)]
     assert [c.request.method for c in responses.calls if c.request.url.endswith(job)][-2:] == [
         "PATCH",
         "DELETE",

@@ -247,11 +247,9 @@ def _unpulled(sb: SalesforceSandbox, sobject: str) -> set[str]:
     return set()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sandbox bug: sandbox/salesforce/store.py Store.apply_update puts the explicit SystemModstamp "
-    "into the row before touch(); touch() then sees the stamp unchanged and returns without "
-    "Table.index_stamp, so SOQL WHERE SystemModstamp >= X never returns the backdated row"))
 def test_sandbox_backdated_update_is_visible_to_modstamp_queries() -> None:
+    """A test may backdate a write (P5); the row must still be found by its new stamp
+    (the sandbox once put the stamp in the row before indexing it, and lost the row)."""
     with SalesforceSandbox(SF_DATA) as sb:
         rid = live(sb, "Contact")[0]["Id"]
         stamp = "2026-10-31T23:59:59.000+0000"
