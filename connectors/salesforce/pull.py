@@ -33,14 +33,17 @@ row changed after the pull passed its Id has a SystemModstamp at or after the
 pull began, so the next incremental sees it.
 
 Deletes older than the recycle bin (D2): the bin keeps a deleted row 15 days,
-fewer when it is full (api-facts §10), and then queryAll no longer shows it.
-An incremental whose cursor is older than that, or (with `check_deleted =
-true`, which asks getDeleted on each incremental) whose getDeleted answer says
-`earliestDateAvailable` is after the cursor, sets `stats[obj].needs_reconcile`
+fewer when it is full (api-facts §10), and then queryAll no longer shows it. A
+cursor also says when the pull that wrote it began (`pulled_at`: the server's
+clock minus skew; the watermark itself stays at the newest change, which may be
+old in a quiet org). An incremental more than 15 days after the last pull, or
+(with `check_deleted = true`, which asks getDeleted on each incremental) whose
+getDeleted answer says `earliestDateAvailable` is after the last pull (a row
+deleted since was purged), sets `stats[obj].needs_reconcile`
 (`missed_deletes(obj)`); sync/pull.py then lists the object's ids
 (`reconcile_ids`, one query per 2,000) and retires the mirror rows that are
-gone. `reconcile(obj, known_ids)` yields deletion Pages for known ids that are
-gone.
+gone. A cursor from before `pulled_at` existed counts from its watermark.
+`reconcile(obj, known_ids)` yields deletion Pages for known ids that are gone.
 """
 
 from __future__ import annotations
@@ -127,7 +130,11 @@ class _Full:
 
     def handover(self) -> dict[str, Any]:
         marks = [d for d in (self.cap, self.max_seen) if d is not None]
-        return {"mode": "incremental", "watermark": _iso(min(marks)) if marks else None}
+        return {
+            "mode": "incremental",
+            "watermark": _iso(min(marks)) if marks else None,
+            "pulled_at": _iso(self.cap),
+        }
 
 
 class _BulkFailed(Exception):
@@ -279,7 +286,8 @@ class Puller:
             watermark = _dt(cursor["watermark"])
             if watermark is None:
                 raise ValueError(f"salesforce cursor for {obj} has an unreadable watermark")
-            yield from self._incremental(obj, watermark, started_at)
+            pulled_at = _dt(cursor.get("pulled_at")) or watermark
+            yield from self._incremental(obj, watermark, started_at, pulled_at=pulled_at)
 
     # -------------------------------------------------------------- shared
 
@@ -623,7 +631,7 @@ class Puller:
     # -------------------------------------------------------------- incremental
 
     def _incremental(
-        self, obj: ObjectType, watermark: datetime, started_at: datetime
+        self, obj: ObjectType, watermark: datetime, started_at: datetime, *, pulled_at: datetime
     ) -> Iterator[Page]:
         res = self.resolved(obj)
         stats = self.stats[obj]
@@ -650,7 +658,7 @@ class Puller:
                         if r.modified_at is not None:
                             position = max(position, r.modified_at)
                     newest = max(newest, min(position, cap))
-                    yield Page(obj, records, {"mode": "incremental", "watermark": _iso(newest)})
+                    yield Page(obj, records, self._cursor(newest, cap))
             except CrmError as exc:
                 if exc.code not in RESTARTABLE:
                     raise
@@ -677,22 +685,33 @@ class Puller:
                 if exc.code == "INVALID_FIELD":
                     res = self._refresh(obj)
                 windows.insert(0, (position, hi))
+        if cap is None:
+            cap = self._server_cap(started_at)
         server_now = self.client.server_time or started_at
-        if res.map.deleted_field and server_now - (watermark - self.settings.lookback) > timedelta(
-            days=BIN_DAYS
-        ):
+        since = pulled_at - self.settings.lookback
+        if res.map.deleted_field and server_now - since > timedelta(days=BIN_DAYS):
             stats.needs_reconcile = True  # away longer than the recycle bin keeps deletes (D2)
         if self.settings.check_deleted:
-            yield from self._get_deleted(obj, watermark, newest)
-        yield Page(obj, [], {"mode": "incremental", "watermark": _iso(newest)}, done=True)
+            yield from self._get_deleted(obj, since, self._cursor(newest, cap))
+        yield Page(obj, [], self._cursor(newest, cap), done=True)
 
-    def _get_deleted(self, obj: ObjectType, since: datetime, newest: datetime) -> Iterator[Page]:
-        """Ids deleted since the cursor (getDeleted), hard deletes included (D2)."""
+    @staticmethod
+    def _cursor(watermark: datetime, cap: datetime) -> dict[str, Any]:
+        return {"mode": "incremental", "watermark": _iso(watermark), "pulled_at": _iso(cap)}
+
+    def _get_deleted(
+        self, obj: ObjectType, since: datetime, cursor: dict[str, Any]
+    ) -> Iterator[Page]:
+        """Ids deleted since the last pull began (getDeleted), hard deletes included (D2).
+
+        `earliestDateAvailable` is "the timestamp (UTC) of the last physically deleted
+        object" (SOAP GetDeletedResult; api-facts §10): after `since`, a row deleted after
+        the last pull was purged before this one could see it."""
         res = self.resolved(obj)
         now = self.client.server_time or datetime.now(UTC)
         earliest_allowed = now - timedelta(days=GET_DELETED_DAYS) + timedelta(minutes=5)
-        start = max(since - self.settings.lookback, earliest_allowed)
-        if start > since - self.settings.lookback:
+        start = max(since, earliest_allowed)
+        if start > since:
             self.stats[obj].needs_reconcile = True
         body = (
             self.client.restful(
@@ -706,7 +725,7 @@ class Puller:
             or {}
         )
         earliest = _dt(body.get("earliestDateAvailable"))
-        if earliest is not None and earliest > start:
+        if earliest is not None and earliest > since:
             self.stats[obj].needs_reconcile = True
             log.warning(
                 "salesforce delete log starts after the cursor; run a reconcile",
@@ -724,7 +743,7 @@ class Puller:
             if d.get("id")
         ]
         if records:
-            yield Page(obj, records, {"mode": "incremental", "watermark": _iso(newest)})
+            yield Page(obj, records, cursor)
 
     # -------------------------------------------------------------- reconcile
 

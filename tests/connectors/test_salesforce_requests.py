@@ -329,10 +329,12 @@ def test_full_pull_request_shape_pages_and_cursors():
     assert [len(p.records) for p in pages] == [2, 1, 0]
     assert pages[0].cursor["mode"] == "full" and pages[0].cursor["after_id"] == sfid("003", 2)
     assert pages[1].cursor["after_id"] == sfid("003", 3)
-    # the hand-over cursor is the newest SystemModstamp seen, capped by the server's Date - skew
+    # the hand-over cursor is the newest SystemModstamp seen, capped by the server's Date - skew,
+    # and says when the pull began by the server's clock (the recycle-bin check, D2)
     assert pages[-1].done and pages[-1].cursor == {
         "mode": "incremental",
         "watermark": (T0 + timedelta(minutes=3)).isoformat(),
+        "pulled_at": (T0 + timedelta(minutes=59)).isoformat(),
     }
     rec = pages[0].records[0]
     assert rec.values["last_activity_at"] == datetime(2026, 4, 2, tzinfo=UTC)
@@ -488,7 +490,9 @@ def test_incremental_with_nothing_new_keeps_the_cursor():
     )
     cursor = {"mode": "incremental", "watermark": T0.isoformat()}
     pages = list(connector().pull(ObjectType.CONTACT, cursor, full=False, started_at=T0))
-    assert [p.cursor for p in pages] == [cursor, cursor]
+    # the watermark stays; `pulled_at` says when this pull began (started_at - skew: no Date)
+    after = {**cursor, "pulled_at": (T0 - timedelta(minutes=1)).isoformat()}
+    assert [p.cursor for p in pages] == [after, after]
 
 
 @responses.activate
