@@ -40,10 +40,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 # ------------------------------------------------------------------ faults
 
@@ -264,7 +265,11 @@ def _is_read_route(route: str) -> bool:
 
 
 class ServerThread:
-    """Serve a WSGI app on loopback in a daemon thread (port 0 picks a free port)."""
+    """Serve a WSGI app on loopback in a daemon thread (port 0 picks a free port).
+
+    `date_clock` (epoch seconds) dates the `Date` header every response carries, so a
+    sandbox whose clock a test moves answers with its own time, as a CRM server does.
+    """
 
     def __init__(
         self,
@@ -272,9 +277,19 @@ class ServerThread:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: Any = None,
+        date_clock: Callable[[], float] | None = None,
     ) -> None:
+        handler: type[WSGIRequestHandler] | None = None
+        if date_clock is not None:
+            clock = date_clock
+
+            class _DatedHandler(WSGIRequestHandler):
+                def date_time_string(self, timestamp: float | None = None) -> str:
+                    return formatdate(clock() if timestamp is None else timestamp, usegmt=True)
+
+            handler = _DatedHandler
         self.server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, ssl_context=ssl_context
+            host, port, app, threaded=True, ssl_context=ssl_context, request_handler=handler
         )
         self.host = host
         self.port = self.server.server_port

@@ -16,6 +16,12 @@ mirror after an incremental pull: `company_moves` after the contacts,
 `label_changes` after the contact roles. Only the records the mirror
 disagrees with are read again and applied like any page.
 
+A connector that can tell an incremental pull may have missed deletions
+(`missed_deletes(obj)`: Salesforce, when the cursor is older than the recycle
+bin keeps deleted rows, or getDeleted's `earliestDateAvailable` says rows were
+purged after it; RELIABILITY D2) has that object's ids listed at once and the
+mirror rows that are gone retired (sync/reconcile.py `reconcile_object`).
+
 A page and the cursor that follows it commit in one transaction: a run killed
 at any instant resumes from the last committed page, with nothing lost and
 nothing counted twice. `should_stop` is checked between pages, so SIGTERM
@@ -177,6 +183,18 @@ def pull(
         sweep = {ObjectType.CONTACT: company_moves, ObjectType.CONTACT_ROLE: label_changes}.get(obj)
         if sweep is not None and not full_mode and rep.done and not should_stop():
             sweep(db, connector, rep, generation=generation, started_at=started_at)
+            rep.api_calls = connector.calls.total - calls_before
+            rep.data_calls = _data_calls(connector) - data_before
+        missed = getattr(connector, "missed_deletes", None)
+        if missed is not None and not full_mode and rep.done and not should_stop() and missed(obj):
+            from .reconcile import reconcile_object
+
+            log.warning(
+                "deletions may have been purged before this pull saw them; listing ids",
+                extra={"crm": crm, "object": str(obj)},
+            )
+            counts = reconcile_object(db, connector, obj, seen_at=started_at)
+            rep.deleted += (counts or {}).get("deleted", 0)
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
         progress.finish(crm, str(obj))

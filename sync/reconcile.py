@@ -66,18 +66,29 @@ def reconcile(
         return {}
     out: dict[str, dict[str, int]] = {}
     for obj in OBJECTS:
-        before = connector.calls.total
-        ids = connector.reconcile_ids(obj)
-        if ids is None:
-            log.info("reconcile skipped an object the CRM cannot list",
-                     extra={"crm": connector.crm, "object": obj.value})
-            continue
-        listed = _Counted(ids)
-        with transaction(db):
-            n = mirror.delete_missing(db, connector.crm, obj, listed, seen_at,
-                                      guard=mirror.EMPTY_GUARD_ROWS)
-        out[obj.value] = {"deleted": n, "listed": listed.n, "api_calls": connector.calls.total - before}
-        if n:
-            log.info("reconcile found deletions",
-                     extra={"crm": connector.crm, "object": obj.value, "deleted": n})
+        counts = reconcile_object(db, connector, obj, seen_at=seen_at)
+        if counts is not None:
+            out[obj.value] = counts
     return out
+
+
+def reconcile_object(
+    db: sqlite_utils.Database, connector: Any, obj: ObjectType, *, seen_at: datetime
+) -> dict[str, int] | None:
+    """Reconcile one object: {"deleted", "listed", "api_calls"}, or None when the CRM
+    cannot list it. sync/pull.py calls this after an incremental that may have missed
+    deletes (the connector's `missed_deletes`: Salesforce, away longer than the bin)."""
+    before = connector.calls.total
+    ids = connector.reconcile_ids(obj)
+    if ids is None:
+        log.info("reconcile skipped an object the CRM cannot list",
+                 extra={"crm": connector.crm, "object": obj.value})
+        return None
+    listed = _Counted(ids)
+    with transaction(db):
+        n = mirror.delete_missing(db, connector.crm, obj, listed, seen_at,
+                                  guard=mirror.EMPTY_GUARD_ROWS)
+    if n:
+        log.info("reconcile found deletions",
+                 extra={"crm": connector.crm, "object": obj.value, "deleted": n})
+    return {"deleted": n, "listed": listed.n, "api_calls": connector.calls.total - before}

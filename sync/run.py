@@ -494,7 +494,7 @@ def setup_fields(
         connector.check()
         checks = connector.ensure_fields(dry_run=dry_run)
         for c in checks:
-            echo(f"{name:<10} {c.object:<10} {c.field:<32} {c.status}" + (f"  ({c.detail})" if c.detail else ""))
+            echo(f"{name:<10} {c.object:<13} {c.field:<32} {c.status}" + (f"  ({c.detail})" if c.detail else ""))
         if any(c.status == "failed" for c in checks):
             code = EXIT_REJECTED
         missing = sum(c.status == "missing" for c in checks)

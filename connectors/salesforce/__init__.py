@@ -84,6 +84,13 @@ class SalesforceConnector:
     def reconcile(self, obj: ObjectType, known_ids: Iterable[str]) -> Iterator[Page]:
         return self.puller.reconcile(obj, known_ids)
 
+    def missed_deletes(self, obj: ObjectType) -> bool:
+        """The last incremental pull of `obj` may have missed deletions: its cursor is older
+        than the recycle bin keeps deleted rows (15 days), or getDeleted said rows were purged
+        after it (D2). sync/pull.py then reconciles the object's ids."""
+        stats = self.puller.stats.get(obj)
+        return bool(stats and stats.mode == "incremental" and stats.needs_reconcile)
+
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         return ensure_fields(self.client, self.settings, dry_run=dry_run)
 

@@ -31,7 +31,9 @@ honoured (crm-api-notes §1.1-1.2).
 Session expiry (INVALID_SESSION_ID) is renewed by simple-salesforce itself for
 the login modes on every call that goes through `Salesforce._call_salesforce`
 (query, query_more, restful, toolingexecute and the raw bulk-results call
-here), at most 3 times per call; auth="session" cannot renew and fails as
+here), at most 3 times per call; auth="refresh_token" (auth.py: direct mode,
+which simple-salesforce never renews) asks the token endpoint for a new access
+token once and retries the call; auth="session" cannot renew and fails as
 AuthFailed.
 """
 
@@ -56,6 +58,7 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceOperationError,
 )
+from simple_salesforce.format import format_soql
 
 from connectors.base import ApiCalls, Quota, Secret
 from connectors.errors import (
@@ -69,17 +72,19 @@ from connectors.errors import (
     network_reason,
 )
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
+from connectors.salesforce.auth import RefreshTokenAuth
 from connectors.salesforce.transport import build_session
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CRM = "salesforce"
+_ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 # Login faults that say "try again", not "wrong credentials" (SOAP exceptionCode / OAuth error).
 _TRANSIENT_LOGIN_CODES = frozenset(
     {"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 )
-AUTH_MODES = ("password", "oauth_password", "jwt", "client_credentials", "session")
+AUTH_MODES = ("password", "oauth_password", "jwt", "client_credentials", "refresh_token", "session")
 BULK_MODES = ("auto", "never", "always")
 
 
@@ -96,7 +101,11 @@ class Settings:
     falling back to REST; `bulk_max_records` is the Bulk results page size;
     `composite_pages` (1-5, default 1 = off) fetches up to that many query pages
     per API call by chaining them in one /composite request (docs/budgets.md: derived,
-    not yet verified against a real org, hence opt-in).
+    not yet verified against a real org, hence opt-in); `grant_read_to` names who
+    `crmsync setup` lets read crmsync's fields (profile names, or usernames: an entry
+    with an "@"; connectors/salesforce/access.py); `refresh_token` (with
+    `consumer_key` and `consumer_secret`) is the OAuth refresh token of auth =
+    "refresh_token" (auth.py).
     """
 
     enabled: bool = True
@@ -127,6 +136,8 @@ class Settings:
     bulk_max_wait_seconds: float = 900.0
     bulk_max_records: int = 50_000
     composite_pages: int = 1
+    grant_read_to: tuple[str, ...] = ()
+    refresh_token: Secret | None = None
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
@@ -234,7 +245,7 @@ def check_private_key(path: str) -> bytes:
     return data
 
 
-_SECRETS = ("password", "security_token", "consumer_secret", "session_id")
+_SECRETS = ("password", "security_token", "consumer_secret", "session_id", "refresh_token")
 
 
 def build_session_for(settings: Settings) -> requests.Session:
@@ -260,6 +271,8 @@ def build_salesforce(settings: Settings, session: requests.Session) -> Salesforc
         return Salesforce(
             session_id=_reveal(settings.session_id), instance_url=settings.instance_url, **common
         )
+    if settings.auth == "refresh_token":
+        raise ValueError("auth = refresh_token logs in through SalesforceClient (auth.py)")
     common["domain"] = domain
     if settings.auth == "password":
         _require(settings, "username", "password")
@@ -483,6 +496,8 @@ class SalesforceClient:
         self._retry_after: float | None = None
         self._exhausted: QuotaExhausted | None = None
         self._describes: dict[str, Mapping[str, Any]] = {}
+        self._refresher: RefreshTokenAuth | None = None
+        self._user_id: str | None = None  # the integration user, once known
 
     # -------------------------------------------------------------- hook
 
@@ -513,19 +528,94 @@ class SalesforceClient:
         operation's attempt: its retries are that operation's, never a budget of their own
         (nested budgets multiplied into 30 attempts over two minutes for a dead host)."""
         if self._sf is None:
-            self._sf = self._translated(
-                "auth", lambda: build_salesforce(self.settings, self.session)
-            )
+            self._sf = self._translated("auth", self._login)
         return self._sf
+
+    def _login(self) -> Salesforce:
+        if self.settings.auth != "refresh_token":
+            return build_salesforce(self.settings, self.session)
+        if self._refresher is None:
+            _require(self.settings, "consumer_key", "consumer_secret", "refresh_token")
+            assert self.settings.consumer_secret is not None
+            assert self.settings.refresh_token is not None
+            self._refresher = RefreshTokenAuth(
+                login_url=self.settings.login_url,
+                client_id=self.settings.consumer_key,
+                client_secret=self.settings.consumer_secret,
+                refresh_token=self.settings.refresh_token,
+                session=self.session,
+            )
+        grant = self._refresher.grant()
+        self._user_id = grant.user_id or self._user_id
+        return Salesforce(
+            session_id=grant.access_token,
+            instance_url=grant.instance_url or self.settings.instance_url,
+            session=self.session,
+            version=self.settings.api_version,
+        )
+
+    def _renew(self, exc: AuthFailed) -> bool:
+        """After INVALID_SESSION_ID in refresh_token mode: a new access token (True), or
+        False when this mode or this error cannot be renewed that way."""
+        if self.settings.auth != "refresh_token" or exc.code != "INVALID_SESSION_ID":
+            return False
+        log.info("salesforce session expired; refreshing the access token", extra={"crm": CRM})
+        self._sf = None
+        _ = self.sf
+        return True
+
+    def user_id(self) -> str:
+        """The Id of the user crmsync logs in as (setup assigns it a permission set): from the
+        refresh-token answer's identity URL, else by `username`, else the OpenID Connect
+        UserInfo endpoint (Salesforce help "Query for User Information")."""
+        if self._user_id is None:
+            _ = self.sf
+        if self._user_id is None and self.settings.username:
+            soql = format_soql("SELECT Id FROM User WHERE Username = {}", self.settings.username)
+            rows = self.query(soql, include_deleted=False, headers={}).get("records") or []
+            if rows:
+                self._user_id = str(rows[0]["Id"])
+        if self._user_id is None:
+            info = self.call(
+                "auth",
+                lambda sf: sf._call_salesforce(
+                    "GET", f"https://{sf.sf_instance}/services/oauth2/userinfo", name="userinfo"
+                ).json(),
+            )
+            self._user_id = str(info.get("user_id") or "") or None
+        if self._user_id is None:
+            raise CrmError(
+                "Salesforce did not say which user crmsync logs in as",
+                crm=CRM,
+                operation="auth",
+                code="NO_USER",
+            )
+        return self._user_id
 
     # -------------------------------------------------------------- calls
 
-    def call(self, operation: str, fn: Callable[[Salesforce], T], **log_extra: Any) -> T:
-        """Run fn(sf) under the quota guard, with retries and error translation."""
+    def call(
+        self, operation: str, fn: Callable[[Salesforce], T], *, retry: bool = True, **log_extra: Any
+    ) -> T:
+        """Run fn(sf) under the quota guard, with retries and error translation.
+
+        `retry=False` makes one attempt only (a create whose outcome is unknown after a
+        lost answer must be looked up, not sent again: push.py). An expired session is
+        renewed once in refresh_token mode either way (the refused call changed nothing).
+        """
+
+        def attempt() -> T:
+            try:
+                return self._translated(operation, lambda: fn(self.sf))
+            except AuthFailed as exc:
+                if not self._renew(exc):
+                    raise
+            return self._translated(operation, lambda: fn(self.sf))
+
         return call_with_retry(
-            lambda: self._translated(operation, lambda: fn(self.sf)),
+            attempt,
             operation=operation,
-            policy=self.retry,
+            policy=self.retry if retry else _ONE_ATTEMPT,
             sleep=self.sleep,
             rng=self.rng,
             log_extra={"crm": CRM, **log_extra},
@@ -546,8 +636,8 @@ class SalesforceClient:
             # personal data (INVALID_EMAIL_ADDRESS: ...): never chain one into a traceback.
             raise err from (None if isinstance(exc, _QUOTES_BODY) else exc)
 
-    def restful(self, path: str, *, operation: str, **kwargs: Any) -> Any:
-        return self.call(operation, lambda sf: sf.restful(path, **kwargs))
+    def restful(self, path: str, *, operation: str, retry: bool = True, **kwargs: Any) -> Any:
+        return self.call(operation, lambda sf: sf.restful(path, **kwargs), retry=retry)
 
     def raw(self, method: str, path: str, *, operation: str, **kwargs: Any) -> requests.Response:
         """A request relative to the REST base URL returning the Response (e.g. CSV bodies).

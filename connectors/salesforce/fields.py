@@ -255,6 +255,8 @@ class FieldInfo:
     name: str
     type: str
     picklist: frozenset[str] | None = None  # values of a picklist field
+    updateable: bool = True  # false when field-level security grants read only
+    external_id: bool = False  # an External ID: collections upsert can key on it
 
 
 def field_infos(describe: Mapping[str, Any]) -> dict[str, FieldInfo]:
@@ -272,7 +274,13 @@ def field_infos(describe: Mapping[str, Any]) -> dict[str, FieldInfo]:
                 for p in f.get("picklistValues") or ()
                 if p.get("value") is not None
             )
-        out[name.lower()] = FieldInfo(name=name, type=ftype, picklist=values)
+        out[name.lower()] = FieldInfo(
+            name=name,
+            type=ftype,
+            picklist=values,
+            updateable=bool(f.get("updateable", True)),
+            external_id=bool(f.get("externalId", False)),
+        )
     return out
 
 

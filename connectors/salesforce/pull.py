@@ -7,9 +7,13 @@ so a killed pull resumes where its last committed page ended. The first
 page's totalSize sizes the object (no COUNT() call); with `bulk = "auto"` the
 rest of the object moves to a Bulk 2.0 query job when that costs fewer calls
 (1 create + expected polls + ceil(n / bulk_max_records) results + 1 delete vs
-ceil(n / 2000) - 1 more REST pages). The job is polled on our own schedule
-(2, 4, 8, 16, 30, 30 ... s; docs/budgets.md), its CSV results are streamed,
-converted to REST types by describe and cut into Pages of 2,000 with the same
+ceil(n / 2000) - 1 more REST pages). A job answers UploadComplete, runs
+InProgress, ends JobComplete / Failed / Aborted (api-facts §9); it is polled on
+our own schedule, starting short and doubling (0.5, 1, 2, 4, 8, 16, 30, 30 ...
+s: a job done in a second costs one poll and waits half a second, a long one
+about one poll per 30 s; docs/budgets.md). Its CSV results are streamed,
+converted to REST types by describe (a CSV datetime ends in Z where REST JSON
+says +0000; an empty cell is null) and cut into Pages of 2,000 with the same
 cursor. A job that fails, is aborted or outlives `bulk_max_wait_seconds` is
 aborted and deleted and the pull carries on over REST from the last Id (P9).
 
@@ -28,9 +32,18 @@ hands over `{"mode": "incremental", "watermark": min(cap, newest seen)}`: any
 row changed after the pull passed its Id has a SystemModstamp at or after the
 pull began, so the next incremental sees it.
 
-Deletes older than the recycle bin (D2): `reconcile_ids(obj)` streams every
-live Id; `reconcile(obj, known_ids)` yields deletion Pages for known ids that
-are gone. `check_deleted = true` also asks getDeleted on each incremental.
+Deletes older than the recycle bin (D2): the bin keeps a deleted row 15 days,
+fewer when it is full (api-facts §10), and then queryAll no longer shows it. A
+cursor also says when the pull that wrote it began (`pulled_at`: the server's
+clock minus skew; the watermark itself stays at the newest change, which may be
+old in a quiet org). An incremental more than 15 days after the last pull, or
+(with `check_deleted = true`, which asks getDeleted on each incremental) whose
+getDeleted answer says `earliestDateAvailable` is after the last pull (a row
+deleted since was purged), sets `stats[obj].needs_reconcile`
+(`missed_deletes(obj)`); sync/pull.py then lists the object's ids
+(`reconcile_ids`, one query per 2,000) and retires the mirror rows that are
+gone. A cursor from before `pulled_at` existed counts from its watermark.
+`reconcile(obj, known_ids)` yields deletion Pages for known ids that are gone.
 """
 
 from __future__ import annotations
@@ -70,12 +83,15 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 2000
 BATCH_HEADERS = {"Sforce-Query-Options": f"batchSize={PAGE_SIZE}"}
-BULK_POLL_SCHEDULE = (2.0, 4.0, 8.0, 16.0, 30.0)  # then 30 s until bulk_max_wait_seconds
+# Seconds before each poll of a Bulk job: short first (issue 14: a 2 s first wait cost every
+# small job 2 s), doubling, then every 30 s until bulk_max_wait_seconds.
+BULK_POLL_SCHEDULE = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 RESTARTABLE = ("INVALID_QUERY_LOCATOR", "INVALID_FIELD", "QUERY_TIMEOUT")
 MAX_RESTARTS = 8  # expired locators / fields removed mid-run, per pull
 MAX_SPLITS = 64  # QUERY_TIMEOUT window halvings per pull (each window stays >= MIN_SPLIT)
 MIN_SPLIT = timedelta(minutes=1)
 GET_DELETED_DAYS = 15
+BIN_DAYS = 15  # the recycle bin's retention: a cursor older than this may have missed deletes
 
 # Bulk CSV can carry 131,072-char long text areas (X3): lift csv's 128 KiB cap.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -114,7 +130,11 @@ class _Full:
 
     def handover(self) -> dict[str, Any]:
         marks = [d for d in (self.cap, self.max_seen) if d is not None]
-        return {"mode": "incremental", "watermark": _iso(min(marks)) if marks else None}
+        return {
+            "mode": "incremental",
+            "watermark": _iso(min(marks)) if marks else None,
+            "pulled_at": _iso(self.cap),
+        }
 
 
 class _BulkFailed(Exception):
@@ -266,7 +286,8 @@ class Puller:
             watermark = _dt(cursor["watermark"])
             if watermark is None:
                 raise ValueError(f"salesforce cursor for {obj} has an unreadable watermark")
-            yield from self._incremental(obj, watermark, started_at)
+            pulled_at = _dt(cursor.get("pulled_at")) or watermark
+            yield from self._incremental(obj, watermark, started_at, pulled_at=pulled_at)
 
     # -------------------------------------------------------------- shared
 
@@ -610,7 +631,7 @@ class Puller:
     # -------------------------------------------------------------- incremental
 
     def _incremental(
-        self, obj: ObjectType, watermark: datetime, started_at: datetime
+        self, obj: ObjectType, watermark: datetime, started_at: datetime, *, pulled_at: datetime
     ) -> Iterator[Page]:
         res = self.resolved(obj)
         stats = self.stats[obj]
@@ -637,7 +658,7 @@ class Puller:
                         if r.modified_at is not None:
                             position = max(position, r.modified_at)
                     newest = max(newest, min(position, cap))
-                    yield Page(obj, records, {"mode": "incremental", "watermark": _iso(newest)})
+                    yield Page(obj, records, self._cursor(newest, cap))
             except CrmError as exc:
                 if exc.code not in RESTARTABLE:
                     raise
@@ -664,17 +685,33 @@ class Puller:
                 if exc.code == "INVALID_FIELD":
                     res = self._refresh(obj)
                 windows.insert(0, (position, hi))
+        if cap is None:
+            cap = self._server_cap(started_at)
+        server_now = self.client.server_time or started_at
+        since = pulled_at - self.settings.lookback
+        if res.map.deleted_field and server_now - since > timedelta(days=BIN_DAYS):
+            stats.needs_reconcile = True  # away longer than the recycle bin keeps deletes (D2)
         if self.settings.check_deleted:
-            yield from self._get_deleted(obj, watermark, newest)
-        yield Page(obj, [], {"mode": "incremental", "watermark": _iso(newest)}, done=True)
+            yield from self._get_deleted(obj, since, self._cursor(newest, cap))
+        yield Page(obj, [], self._cursor(newest, cap), done=True)
 
-    def _get_deleted(self, obj: ObjectType, since: datetime, newest: datetime) -> Iterator[Page]:
-        """Ids deleted since the cursor (getDeleted), hard deletes included (D2)."""
+    @staticmethod
+    def _cursor(watermark: datetime, cap: datetime) -> dict[str, Any]:
+        return {"mode": "incremental", "watermark": _iso(watermark), "pulled_at": _iso(cap)}
+
+    def _get_deleted(
+        self, obj: ObjectType, since: datetime, cursor: dict[str, Any]
+    ) -> Iterator[Page]:
+        """Ids deleted since the last pull began (getDeleted), hard deletes included (D2).
+
+        `earliestDateAvailable` is "the timestamp (UTC) of the last physically deleted
+        object" (SOAP GetDeletedResult; api-facts §10): after `since`, a row deleted after
+        the last pull was purged before this one could see it."""
         res = self.resolved(obj)
         now = self.client.server_time or datetime.now(UTC)
         earliest_allowed = now - timedelta(days=GET_DELETED_DAYS) + timedelta(minutes=5)
-        start = max(since - self.settings.lookback, earliest_allowed)
-        if start > since - self.settings.lookback:
+        start = max(since, earliest_allowed)
+        if start > since:
             self.stats[obj].needs_reconcile = True
         body = (
             self.client.restful(
@@ -688,7 +725,7 @@ class Puller:
             or {}
         )
         earliest = _dt(body.get("earliestDateAvailable"))
-        if earliest is not None and earliest > start:
+        if earliest is not None and earliest > since:
             self.stats[obj].needs_reconcile = True
             log.warning(
                 "salesforce delete log starts after the cursor; run a reconcile",
@@ -706,7 +743,7 @@ class Puller:
             if d.get("id")
         ]
         if records:
-            yield Page(obj, records, {"mode": "incremental", "watermark": _iso(newest)})
+            yield Page(obj, records, cursor)
 
     # -------------------------------------------------------------- reconcile
 
@@ -741,14 +778,25 @@ class Puller:
 # ------------------------------------------------------------------ bulk helpers
 
 
-def expected_polls(rows: int) -> int:
-    """Polls our schedule spends on a job of `rows` (latency model: 10 s + 1 s per 10k rows)."""
-    latency = 10.0 + rows / 10_000
+def job_seconds(rows: int) -> float:
+    """How long a Bulk 2.0 query job of `rows` is expected to run (a model, not a measurement:
+    10 s + 1 s per 10k rows; the standalone sandbox runs its jobs the same)."""
+    return 10.0 + rows / 10_000
+
+
+def polls_for(seconds: float) -> int:
+    """Polls our schedule spends on a job that completes after `seconds`."""
     waited, polls = 0.0, 0
-    while waited < latency:
+    while True:
         waited += BULK_POLL_SCHEDULE[min(polls, len(BULK_POLL_SCHEDULE) - 1)]
         polls += 1
-    return polls
+        if waited >= seconds:
+            return polls
+
+
+def expected_polls(rows: int) -> int:
+    """Polls our schedule spends on a job of `rows` rows (job_seconds' latency model)."""
+    return polls_for(job_seconds(rows))
 
 
 def bulk_cost(rows: int, max_records: int) -> int:

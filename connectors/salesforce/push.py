@@ -9,6 +9,18 @@
   response updates the task it already created instead of adding a second one
   (RELIABILITY W4). The key is `payload["key"]`, else the item's idempotency
   key; complete_task defaults Status to Completed.
+- When the org's key field is not an External ID (describe says
+  `externalId: false`: whether every org allows one on an Activity field is
+  unconfirmed, api-facts §12; collections upsert accepts nothing else, §11),
+  tasks are written by lookup instead, with the same guarantee: the keys of a
+  chunk are queried first (`WHERE <key> IN (...)`, 100 a query); a task found
+  is updated by its Id (`PATCH composite/sobjects`), as is an update or
+  completion that names its task; the rest are created (`POST
+  composite/sobjects`) in one attempt only. When that answer is lost
+  (CrmUnavailable: the CRM may have created some), the keys are looked up again
+  before anything is sent again, and what was found counts as created. A run
+  killed between the create and the outbox commit leaves the rows inflight; the
+  next run looks their keys up first too (sync/drain.py `_recover`).
 
 Salesforce answers 200 with a SaveResult per record; each becomes a
 WriteResult: `ok`, the record id, the first error's statusCode as `code`, all
@@ -31,6 +43,7 @@ from typing import Any
 from simple_salesforce.format import format_soql
 
 from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from connectors.retry import retry_waits
 from connectors.salesforce.client import SalesforceClient, Settings
 from connectors.salesforce.fields import (
     ID,
@@ -114,9 +127,94 @@ class Writer:
             self._send(prepared, "composite/sobjects", results)
         tasks = [i for i in batch if i.kind in TASK_KINDS]
         prepared = self._prepare(tasks, self._task_record, results)
-        self._send(
-            prepared, f"composite/sobjects/Task/{self.key_field}", results, key=self.key_field
-        )
+        if not prepared:
+            return
+        if self.upserts_tasks():
+            self._send(
+                prepared, f"composite/sobjects/Task/{self.key_field}", results, key=self.key_field
+            )
+        else:
+            self._write_tasks_by_lookup(prepared, results)
+
+    def upserts_tasks(self) -> bool:
+        """Tasks are upserted by their key unless describe says it is no External ID here.
+
+        (A key field describe does not list at all is upserted too: Salesforce refuses that
+        as a missing field, which `crmsync setup` fixes and requeues.)"""
+        info = self.resolve(ObjectType.TASK).infos.get(self.key_field.lower())
+        return info is None or info.external_id
+
+    # -------------------------------------------------------------- tasks without an External ID
+
+    def _write_tasks_by_lookup(
+        self, prepared: list[tuple[OutboxItem, dict[str, Any]]], results: dict[int, WriteResult]
+    ) -> None:
+        key = self.key_field
+        for chunk in _chunks(prepared, BATCH, key):
+            updates: list[tuple[OutboxItem, dict[str, Any]]] = []
+            unknown: list[tuple[OutboxItem, dict[str, Any]]] = []
+            for item, record in chunk:
+                if item.kind is not WriteKind.CREATE_TASK and item.target_id:
+                    updates.append((item, {**record, ID: item.target_id}))
+                else:
+                    unknown.append((item, record))
+            creates: list[tuple[OutboxItem, dict[str, Any]]] = []
+            if unknown:  # query before creating: a task with this key may exist already
+                found = self.find_tasks_by_keys(str(r[key]) for _, r in unknown)
+                for item, record in unknown:
+                    task = found.get(str(record[key]))
+                    if task is not None:
+                        updates.append((item, {**record, ID: task.id}))
+                    else:
+                        creates.append((item, record))
+            if updates:
+                self._send(updates, "composite/sobjects", results)
+            if creates:
+                self._create_tasks(creates, results)
+
+    def _create_tasks(
+        self, pending: list[tuple[OutboxItem, dict[str, Any]]], results: dict[int, WriteResult]
+    ) -> None:
+        """POST the creates once; after a lost answer, look the keys up before resending."""
+        key = self.key_field
+        waits = retry_waits(self.client.retry, self.client.rng)
+        while pending:
+            try:
+                answer = self.client.restful(
+                    "composite/sobjects",
+                    operation="composite",
+                    method="POST",
+                    json={"allOrNone": False, "records": [r for _, r in pending]},
+                    retry=False,  # the outcome of a lost answer is unknown: never resend blind
+                )
+            except CrmUnavailable as exc:
+                wait = next(waits, None)
+                if wait is None:
+                    raise
+                log.warning(
+                    "salesforce task create answer lost; looking the keys up before resending",
+                    extra={"crm": "salesforce", "records": len(pending), "code": exc.code},
+                )
+                self.client.sleep(wait)
+                found = self.find_tasks_by_keys(str(r[key]) for _, r in pending)
+                for item, record in pending:
+                    task = found.get(str(record[key]))
+                    if task is not None:
+                        results[item.id] = WriteResult(item.id, ok=True, crm_id=task.id)
+                pending = [(i, r) for i, r in pending if str(r[key]) not in found]
+                continue
+            except (AuthFailed, QuotaExhausted):
+                raise
+            except CrmError as exc:  # the whole request refused (400): every item rejected
+                for item, _ in pending:
+                    results[item.id] = WriteResult(
+                        item.id, ok=False, code=exc.code or str(exc.status), detail=exc.detail
+                    )
+                return
+            answers = list(answer or [])
+            for n, (item, _) in enumerate(pending):
+                results[item.id] = _result(item, answers[n] if n < len(answers) else None)
+            return
 
     def _task_record(self, item: OutboxItem) -> dict[str, Any]:
         payload = dict(item.payload)

@@ -5,19 +5,23 @@
 
 Modules: server.py (SalesforceSandbox, serve_forever), app.py (WSGI, routes,
 auth/limits/faults), rest.py and writes.py (the handlers), wire.py (their
-request/response values), store.py (records and indexes), soql.py (SOQL parser,
-evaluator and JSON rendering), bulk.py (Bulk API 2.0 query jobs), ingest.py
-(Bulk API 2.0 ingest jobs), auth.py
-(logins, sessions, the dummy credentials), schema.py (objects, fields, describe).
+request/response values), store.py (records, indexes, the recycle bin), soql.py
+(SOQL parser, evaluator and JSON rendering), bulk.py (Bulk API 2.0 query jobs),
+ingest.py (Bulk API 2.0 ingest jobs), auth.py (logins, sessions, the dummy
+credentials), schema.py (objects, fields, describe), security.py (field-level
+security and the permission-set objects that grant it).
 
 Route names (what `GET /_sandbox/requests` counts and fault rules' `route` matches):
 
     login                          POST /services/Soap/u/{v}
-    token                          POST /services/oauth2/token
+    token                          POST /services/oauth2/token    (password, client_credentials,
+                                                                   JWT bearer, refresh_token)
+    userinfo                       GET  /services/oauth2/userinfo (the session's user)
     versions                       GET  /services/data/            (no session, not counted)
     resources                      GET  /services/data/vXX.X/
     query, query_all               GET  .../query?q=, .../queryAll?q=
-    query_more                     GET  .../query/{locator}-{n}, .../queryAll/{locator}-{n}
+    query_more                     GET  .../query/{locator}-{n} (queryAll's nextRecordsUrl too),
+                                        .../queryAll/{locator}-{n}
     limits                         GET  .../limits
     describe_global                GET  .../sobjects
     sobject_basic, sobject_create  GET, POST .../sobjects/{Obj}
@@ -28,7 +32,8 @@ Route names (what `GET /_sandbox/requests` counts and fault rules' `route` match
     composite                      POST .../composite            (<= 25 subrequests, 1 call)
     composite_sobjects             POST PATCH DELETE .../composite/sobjects
     composite_sobjects_batch_read  GET POST .../composite/sobjects/{Obj}
-    composite_sobjects_upsert      PATCH .../composite/sobjects/{Obj}/{ExtField}
+    composite_sobjects_upsert      PATCH .../composite/sobjects/{Obj}/{ExtField}  (an External ID
+                                        field; Id or a plain field: 400, no per-record results)
     bulk2_query_create, bulk2_query_list   POST, GET .../jobs/query
     bulk2_query_poll, bulk2_query_abort, bulk2_query_delete   GET, PATCH, DELETE .../jobs/query/{id}
     bulk2_query_results            GET  .../jobs/query/{id}/results?maxRecords=&locator=
@@ -44,9 +49,13 @@ spec), POST /_sandbox/limits {"used": n, "max": m}.
 
 In-process API (tests, demo, benchmarks): see server.py. `create/update` there
 are admin writes (no permission checks; SystemModstamp may be given to backdate,
-P5), `delete` soft-deletes (cascading to contacts/opportunities/roles as
-Salesforce does), `purge` hard-deletes, `merge` deletes losers with
-MasterRecordId and re-points children, `add_field/remove_field` change the schema.
+P5), `delete` soft-deletes into the recycle bin (cascading to
+contacts/opportunities/roles as Salesforce does; the bin purges by the
+sandbox's clock), `purge` hard-deletes, `merge` deletes losers with
+MasterRecordId and re-points children, `add_field/remove_field` change the
+schema (`add_field(..., restricted=True)`: a field field-level security hides
+until granted, as the Tooling API creates them), `new_session(user_id)` is a
+session as another user.
 
 Fault kinds (spec format in sandbox/common.py), as Salesforce renders them:
 
@@ -70,14 +79,23 @@ Fault kinds (spec format in sandbox/common.py), as Salesforce renders them:
                     message, fields -> a per-record error (collections) or a 400 (single record)
 """
 
-from .auth import CONSUMER_KEY, CONSUMER_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME
+from .auth import (
+    CONSUMER_KEY,
+    CONSUMER_SECRET,
+    PASSWORD,
+    REFRESH_TOKEN,
+    SECURITY_TOKEN,
+    USERNAME,
+)
 from .server import SalesforceSandbox, serve_forever
-from .store import WriteError
+from .store import INTEGRATION_USER_ID, WriteError
 
 __all__ = [
     "CONSUMER_KEY",
     "CONSUMER_SECRET",
+    "INTEGRATION_USER_ID",
     "PASSWORD",
+    "REFRESH_TOKEN",
     "SECURITY_TOKEN",
     "USERNAME",
     "SalesforceSandbox",

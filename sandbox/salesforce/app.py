@@ -8,8 +8,11 @@ counts and fault rules select; listed in sandbox/salesforce/__init__.py), then:
    INVALID_SESSION_ID), quota, concurrent_limit, the daily limit (403
    REQUEST_LIMIT_EXCEEDED), then counting the call;
 3. status / rate_limit faults, rendered in Salesforce's shape;
-4. the handler; `Sforce-Limit-Info: api-usage=used/max` on every
-   /services/data response.
+4. the recycle bin drops what it no longer keeps (store.expire_bin, by the
+   sandbox's clock);
+5. the handler, as the session's user (field-level security: store.readable /
+   editable); `Sforce-Limit-Info: api-usage=used/max` on every /services/data
+   response. Every response's `Date` header is the sandbox's clock.
 
 The handlers themselves live in rest.py (reads, bulk, tooling, control
 routes) and writes.py (saves, collections, composite); their request and
@@ -33,7 +36,7 @@ from sandbox.common import FaultRule, hang_up, truncated_body
 from .auth import soap_fault_xml
 from .rest import ReadHandlers
 from .soql import SoqlError
-from .store import UnknownObject, WriteError
+from .store import INTEGRATION_USER_ID, ORG_ID, UnknownObject, WriteError
 from .wire import Locator, Req, Resp, SfError, bearer, query_text
 from .writes import WriteHandlers
 
@@ -67,6 +70,7 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
         r = self._route
         r("POST", r"^/services/Soap/u/(?P<v>\d+\.\d)(?:/[^/]*)?", "login", "auth", self.h_login)
         r("POST", r"^/services/oauth2/token", "token", "auth", self.h_token)
+        r("GET POST", r"^/services/oauth2/userinfo", "userinfo", "auth", self.h_userinfo)
         r("GET", r"^/services/data", "versions", "open", self.h_versions)
         r("GET", _V, "resources", "api", self.h_resources)
         r("GET", _V + r"/query", "query", "api", self.h_query)
@@ -181,6 +185,7 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
             refusal = self._admit(req, fired)
             if refusal is not None:
                 return refusal, None
+            req.user = self.sb.auth.user_of(bearer(req.headers))
         for rule in fired:
             if rule.kind in ("status", "rate_limit", "request_limit"):
                 return self._fault_response(rule, kind, route), drop
@@ -239,7 +244,14 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
     def _call(self, handler: Handler, req: Req, params: dict[str, str]) -> Resp:
         try:
             with self.store.lock:
-                return handler(req, **params)
+                self.store.expire_bin()
+                acting, running = self.store.acting_user, self.store.running_user_id
+                self.store.acting_user = req.user
+                self.store.running_user_id = req.user or INTEGRATION_USER_ID
+                try:
+                    return handler(req, **params)
+                finally:
+                    self.store.acting_user, self.store.running_user_id = acting, running
         except SfError as e:
             return e.resp()
         except SoqlError as e:
@@ -261,6 +273,23 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
         form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8", "replace")).items()}
         status, body = self.sb.auth.oauth_token(form, req.headers.get("Authorization"), self.sb.url)
         return Resp(status, body)
+
+    def h_userinfo(self, req: Req) -> Resp:
+        """OpenID Connect UserInfo for the session's user (Salesforce help "Query for User
+        Information"); an unknown session answers 403 Bad_OAuth_Token."""
+        user = self.sb.auth.user_of(bearer(req.headers))
+        if user is None:
+            return Resp(403, "Bad_OAuth_Token", content_type="text/plain;charset=UTF-8")
+        row = self.sb.record("User", user) or {}
+        return Resp(200, {
+            "sub": f"{self.sb.url}/id/{ORG_ID}/{user}",
+            "user_id": user,
+            "organization_id": ORG_ID,
+            "preferred_username": row.get("Username"),
+            "email": row.get("Email"),
+            "name": row.get("Name"),
+            "active": row.get("IsActive", True),
+        })
 
 
 _STATUS_MESSAGES = {

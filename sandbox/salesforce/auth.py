@@ -1,14 +1,32 @@
 """Logins the emulator accepts and the session ids it issues.
 
 SOAP `login` (simple-salesforce's username/password/token mode) and the
-OAuth token endpoint (password, client_credentials with a Basic header, and
-JWT bearer verified against the sandbox's own RSA key, whose private half is
-written to a file so crmsync can use auth = "jwt"). Credentials are the fixed,
-documented sandbox dummies (brief: "Sandbox fixed dummy credentials").
+OAuth token endpoint (password, client_credentials with a Basic header, JWT
+bearer verified against the sandbox's own RSA key, whose private half is
+written to a file so crmsync can use auth = "jwt", and refresh_token).
+Credentials are the fixed, documented sandbox dummies (brief: "Sandbox fixed
+dummy credentials").
 
-Sessions are opaque tokens; `expire_all()` (fault kind expire_session)
-invalidates every current one, while a freshly issued token works at once
-(simple-salesforce retries right after re-login).
+The refresh_token grant answers as Salesforce does (REST API guide, "How Does
+the OAuth Refresh Token Fit..."; api-facts §14): form `grant_type=refresh_token
+&refresh_token&client_id&client_secret` (the secret is required: the harsher
+reading of "Required unless the Require Secret for Web Server Flow setting is
+not enabled"); 200 with `access_token, instance_url, id, token_type,
+issued_at, signature, scope` and no `refresh_token` unless rotation is on
+(`rotate_refresh_tokens`: then a new one comes with each answer and the old
+one stops working, as Salesforce's "Refresh Token Rotation" does); a revoked
+or unknown token answers 400 `{"error": "invalid_grant", "error_description":
+"expired access/refresh token"}` (restforce#81, SalesforceMobileSDK-iOS#1250),
+a wrong client 400 `invalid_client` ("invalid client credentials").
+`revoke_refresh_tokens()` revokes every refresh token (as a user or admin
+revoking the connected app's access does).
+
+Sessions are opaque tokens, each for one user (the integration user unless a
+test asks for another: `issue(user_id)`); `expire_all()` (fault kind
+expire_session) invalidates every current one, while a freshly issued token
+works at once (simple-salesforce retries right after re-login).
+`GET /services/oauth2/userinfo` answers who a session belongs to (OpenID
+Connect UserInfo, Salesforce help "Query for User Information").
 """
 
 from __future__ import annotations
@@ -28,13 +46,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .store import INTEGRATION_USER_ID, ORG_ID
+from .store import INTEGRATION_USER_ID, INTEGRATION_USERNAME, ORG_ID
 
-USERNAME = "crmsync@sandbox.test"
+USERNAME = INTEGRATION_USERNAME
 PASSWORD = "sandbox-password"
 SECURITY_TOKEN = "sandbox-token"
 CONSUMER_KEY = "sandbox-consumer-key"
 CONSUMER_SECRET = "sandbox-consumer-secret"
+REFRESH_TOKEN = "5Aep861sandbox-refresh-token"
 
 _FAULT_NS = (
     'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -48,7 +67,9 @@ class Auth:
 
     def __init__(self, key_file: Path) -> None:
         self._lock = threading.Lock()
-        self._sessions: set[str] = set()
+        self._sessions: dict[str, str] = {}  # session id -> user id
+        self._refresh_tokens: set[str] = {REFRESH_TOKEN}
+        self.rotate_refresh_tokens = False
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.private_pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -61,19 +82,32 @@ class Auth:
         self._signing = secrets.token_bytes(32)
 
     # -- sessions
-    def issue(self) -> str:
+    def issue(self, user_id: str = INTEGRATION_USER_ID) -> str:
         token = f"{ORG_ID[:15]}!AQ{secrets.token_urlsafe(48)}"
         with self._lock:
-            self._sessions.add(token)
+            self._sessions[token] = user_id
         return token
 
     def valid(self, token: str | None) -> bool:
+        return self.user_of(token) is not None
+
+    def user_of(self, token: str | None) -> str | None:
+        """The user a session belongs to, or None for an unknown or expired session."""
         with self._lock:
-            return token is not None and token in self._sessions
+            return None if token is None else self._sessions.get(token)
 
     def expire_all(self) -> None:
         with self._lock:
             self._sessions.clear()
+
+    def revoke_refresh_tokens(self) -> None:
+        with self._lock:
+            self._refresh_tokens.clear()
+
+    def restore_refresh_token(self) -> None:
+        """Back to the one documented dummy refresh token (a sandbox reset)."""
+        with self._lock:
+            self._refresh_tokens = {REFRESH_TOKEN}
 
     # -- SOAP
     def soap_login(self, body: bytes, base_url: str, version: str) -> tuple[int, str]:
@@ -127,6 +161,20 @@ class Auth:
             error = self._check_jwt(form.get("assertion", ""))
             if error:
                 return 400, _oauth_error("invalid_grant", error)
+        elif grant == "refresh_token":
+            if (form.get("client_id"), form.get("client_secret")) != (CONSUMER_KEY, CONSUMER_SECRET):
+                return 400, _oauth_error("invalid_client", "invalid client credentials")
+            with self._lock:
+                known = form.get("refresh_token", "") in self._refresh_tokens
+            if not known:
+                return 400, _oauth_error("invalid_grant", "expired access/refresh token")
+            body = self._token_body(base_url)
+            if self.rotate_refresh_tokens:
+                new = f"5Aep861{secrets.token_urlsafe(32)}"
+                with self._lock:
+                    self._refresh_tokens = {new}
+                body["refresh_token"] = new
+            return 200, body
         else:
             return 400, _oauth_error("unsupported_grant_type", "grant type not supported")
         return 200, self._token_body(base_url)

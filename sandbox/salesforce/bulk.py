@@ -1,11 +1,23 @@
 """Bulk API 2.0 query jobs: create, poll, CSV results by locator, abort, delete.
 
-A job snapshots its matching rows when created and completes
-`job_seconds` after creation, measured by the store's (injectable) clock,
-so tests control "the job is still running" without sleeping. Results are
-CSV with the header repeated in every chunk, `Sforce-NumberOfRecords` and
-`Sforce-Locator` ("null" on the last chunk), as simple-salesforce's bulk2
-reader requires (crm-api-notes §1.8).
+Lifecycle (Bulk API 2.0 guide, "Get Information About a Query Job" and the
+query walkthrough; api-facts §9): a created job answers `UploadComplete`, is
+`InProgress` while Salesforce runs it, then `JobComplete` (or `Failed` /
+`Aborted`). A job snapshots its matching rows when created and its duration
+is fixed then: `duration(rows)` seconds (the sandbox's `bulk_job_seconds`
+plus `bulk_job_seconds_per_10k_rows`), measured by the sandbox's clock, so
+tests move time instead of sleeping. It is `UploadComplete` for the first
+tenth of that (at most `QUEUED_SECONDS`), `InProgress` after. Results asked
+for before `JobComplete` answer 412 JOB_NOT_COMPLETE with the documented
+message ("Get Results for a Query Job", older versions of the page).
+
+Results are CSV with the header repeated in every chunk,
+`Sforce-NumberOfRecords` and `Sforce-Locator` ("null" on the last chunk), as
+simple-salesforce's bulk2 reader requires (crm-api-notes §1.8). Cell formats
+differ from REST JSON (api-facts §9): a datetime is `2024-09-24T03:26:07.000Z`
+where REST says `...000+0000` (estuary/connectors PR #2519, from a live org);
+null is an empty field, indistinguishable from an empty string; booleans are
+`true` / `false`; dates `YYYY-MM-DD`; numbers plain text.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,13 +34,14 @@ from typing import Any
 
 from sandbox.common import sf_id
 
-from .schema import format_datetime
+from .schema import format_datetime, parse_datetime
 from .soql import CompiledQuery, compile_query
 from .store import Row, Store, WriteError
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "SEMICOLON": ";", "PIPE": "|", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 MAX_JOB_ROWS = 5_000_000  # result rows held by jobs that were never deleted
+QUEUED_SECONDS = 2.0  # a job answers UploadComplete at most this long before InProgress
 
 
 @dataclass
@@ -40,6 +54,7 @@ class QueryJob:
     version: str
     line_ending: str = "LF"
     delimiter: str = "COMMA"
+    duration: float = 0.0  # seconds from creation to JobComplete on the sandbox clock
     forced_state: str | None = None
     error_message: str | None = None
     polls: int = 0
@@ -47,9 +62,10 @@ class QueryJob:
 
 
 class BulkJobs:
-    def __init__(self, store: Store, job_seconds: Callable[[], float]) -> None:
+    def __init__(self, store: Store, duration: Callable[[int], float]) -> None:
+        """`duration(rows)`: seconds a job of that many result rows runs (sandbox clock)."""
         self.store = store
-        self.job_seconds = job_seconds
+        self.duration = duration
         self.jobs: dict[str, QueryJob] = {}
         self._lock = threading.Lock()
         self._n = 0
@@ -79,6 +95,7 @@ class BulkJobs:
                 version=version,
                 line_ending=line_ending,
                 delimiter=delimiter,
+                duration=max(0.0, float(self.duration(len(rows)))),
             )
             self.jobs[job.id] = job
             held = sum(len(j.rows) for j in self.jobs.values())
@@ -97,9 +114,9 @@ class BulkJobs:
         if job.forced_state:
             return job.forced_state
         elapsed = (self.store.now() - job.created_at).total_seconds()
-        if elapsed >= self.job_seconds():
+        if elapsed >= job.duration:
             return "JobComplete"
-        return "InProgress" if job.polls else "UploadComplete"
+        return "InProgress" if elapsed >= min(QUEUED_SECONDS, job.duration / 10) else "UploadComplete"
 
     def info(self, job: QueryJob, *, poll: bool = False) -> dict[str, Any]:
         if poll:
@@ -140,9 +157,13 @@ class BulkJobs:
         """One chunk: (csv text, rows in it, next locator or "null")."""
         state = self.state(job)
         if state != "JobComplete":
+            # The documented 412 body (api-facts §9): "can only download query results of
+            # successfully completed bulk job with status: JOB_COMPLETE. Current status: IN_PROGRESS"
+            status = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", state).upper()
             raise WriteError(
                 "JOB_NOT_COMPLETE" if state in ("UploadComplete", "InProgress") else "INVALIDJOBSTATE",
-                f"Job {job.id} is not complete. Current status: {state.upper()}",
+                "can only download query results of successfully completed bulk job with "
+                f"status: JOB_COMPLETE. Current status: {status}",
                 status=412 if state in ("UploadComplete", "InProgress") else 400,
             )
         start = _decode_locator(locator)
@@ -165,13 +186,15 @@ class BulkJobs:
         paths = job.query.paths
         writer.writerow([p.name for p in paths])
         getters = [p.getter for p in paths]
+        cells = [_datetime_cell if p.field.type == "datetime" else _cell for p in paths]
         with self.store.lock:
             for row in rows:
-                writer.writerow([_cell(g(row)) for g in getters])
+                writer.writerow([c(g(row)) for c, g in zip(cells, getters, strict=True)])
         return buf.getvalue()
 
 
 def _cell(v: Any) -> str:
+    """A CSV cell: null is empty, booleans true/false, the rest as text (api-facts §9)."""
     if v is None:
         return ""
     if v is True:
@@ -179,6 +202,19 @@ def _cell(v: Any) -> str:
     if v is False:
         return "false"
     return str(v)
+
+
+def _datetime_cell(v: Any) -> str:
+    """`...000Z` in Bulk CSV where REST JSON says `...000+0000` (estuary/connectors PR #2519)."""
+    if v is None or v == "":
+        return ""
+    text = str(v)
+    if text.endswith("+0000"):
+        return text[:-5] + "Z"
+    try:
+        return format_datetime(parse_datetime(text))[:-5] + "Z"
+    except ValueError:
+        return text  # a malformed value a dataset planted (X8): served as stored
 
 
 def _encode_locator(offset: int) -> str:

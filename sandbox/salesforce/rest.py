@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 from sandbox.common import sf_id
 
 from .schema import (
+    Field,
     describe_field,
     field_from_metadata,
     format_datetime,
@@ -90,7 +91,7 @@ class ReadHandlers:
     def h_describe(self, req: Req, v: str, obj: str) -> Resp:
         t = self._table(obj)
         body = object_summary(t.sobj, v)
-        body["fields"] = [describe_field(f) for f in t.visible_fields()]
+        body["fields"] = [self._describe_field(t, f) for f in t.visible_fields() if self.store.readable(t, f)]
         body["childRelationships"] = [
             {
                 "cascadeDelete": False,
@@ -107,6 +108,13 @@ class ReadHandlers:
         body["recordTypeInfos"] = []
         body["urls"] = object_urls(t.name, v)
         return Resp(200, body)
+
+    def _describe_field(self, t: Table, f: Field) -> dict[str, Any]:
+        """A field as the request's user sees it: read-only where they may only read it."""
+        out = describe_field(f)
+        if not self.store.editable(t, f):
+            out["createable"] = out["updateable"] = False
+        return out
 
     # ------------------------------------------------------------ query
     def h_query(self, req: Req, v: str) -> Resp:
@@ -145,8 +153,10 @@ class ReadHandlers:
         done = end >= len(rows)
         head = f'{{"totalSize":{len(rows)},"done":{"true" if done else "false"},'
         if not done:
-            kind = "queryAll" if include_deleted else "query"
-            head += f'"nextRecordsUrl":"/services/data/v{v}/{kind}/{loc_id}-{end}",'
+            # queryAll continues at /query/ too: "Although the nextRecordsUrl has query in the
+            # URL, it still provides the remaining results from the initial QueryAll request"
+            # (REST API guide, QueryAll; crm-api-notes §7). The locator keeps IsDeleted rows.
+            head += f'"nextRecordsUrl":"/services/data/v{v}/query/{loc_id}-{end}",'
         render = query.json_renderer(v)
         text = head + '"records":[' + ",".join([render(r) for r in chunk]) + "]}"
         return Resp(200, raw=text.encode("ascii"))
@@ -198,7 +208,9 @@ class ReadHandlers:
 
     def h_ext(self, req: Req, v: str, obj: str, field: str, value: str) -> Resp:
         t = self._table(obj)
-        f = t.field(field)
+        f = self._visible_field(t, field)
+        # The single-record upsert does accept Id (jsforce PR #998; api-facts §11);
+        # the collections upsert does not (writes.py).
         if f is None or not (f.external_id or f.name == "Id"):
             raise SfError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}")
         matches = self._ext_rows(t, f.name, value)
@@ -232,11 +244,11 @@ class ReadHandlers:
         return [r for r in rows if not t.is_deleted(r)]
 
     def _record_json(self, t: Table, row: Row, v: str, fields: str | None) -> dict[str, Any]:
-        wanted = t.visible_fields()
+        wanted = [f for f in t.visible_fields() if self.store.readable(t, f)]
         if fields:
             wanted = []
             for name in fields.split(","):
-                f = t.field(name.strip())
+                f = self._visible_field(t, name.strip())
                 if f is None:
                     raise SfError(400, "INVALID_FIELD", f"No such column '{name.strip()}' on sobject of type {t.name}")
                 wanted.append(f)
@@ -335,8 +347,22 @@ class ReadHandlers:
             t = self.store.table(table_name)
         except UnknownObject:
             raise SfError(400, "INVALID_TYPE", f"Cannot find object: {obj_name}") from None
+        meta = dict(body.get("Metadata") or {})
+        if table_name == "Task" and (meta.get("externalId") or meta.get("unique")):
+            # Whether every org lets an Activity custom field be an External ID is not
+            # established (api-facts §12): the knob plays an org that refuses, or one
+            # whose field ends up plain (describe then says externalId false).
+            mode = self.sb.activity_external_id
+            if mode == "refused":
+                raise SfError(
+                    400, "FIELD_INTEGRITY_EXCEPTION",
+                    f"External ID and Unique are not available for the Activity field {name}",
+                )
+            if mode == "plain":
+                meta.pop("externalId", None)
+                meta.pop("unique", None)
         try:
-            f = field_from_metadata(name, body.get("Metadata") or {})
+            f = field_from_metadata(name, meta)
         except ValueError as e:
             raise SfError(400, "FIELD_INTEGRITY_EXCEPTION", str(e)) from None
         if t.field(name) is not None:
@@ -369,6 +395,11 @@ class ReadHandlers:
         return Resp(200, {"used": used, "max": cap})
 
     # ------------------------------------------------------------ helpers
+    def _visible_field(self, t: Table, name: str) -> Field | None:
+        """A field the request's user may see (field-level security hides the rest)."""
+        f = t.field(name)
+        return f if f is not None and self.store.readable(t, f) else None
+
     def _table(self, obj: str) -> Table:
         try:
             return self.store.table(obj)

@@ -2,7 +2,9 @@
 
 One `SObject` per supported object (User, Account, Contact, Opportunity,
 OpportunityContactRole, Task) with the standard fields crmsync reads
-(crm-api-notes §1.11). Fields a dataset brings that are not defined here, and
+(crm-api-notes §1.11), and the setup objects field-level security is made of
+(Profile, PermissionSet, FieldPermissions, PermissionSetAssignment: ordinary
+sObjects over REST, api-facts §13). Fields a dataset brings that are not defined here, and
 fields created through the Tooling API, are added as custom fields at run time.
 `describe_field`/`describe_object` render the REST describe shapes.
 
@@ -80,6 +82,11 @@ class Field:
     calculated: bool = False
     default: Any = None
     required: bool = False  # must be given on create
+    # Needs field-level security: a custom field created through the Tooling API is
+    # visible to nobody (absent from describe, refused in SOQL and writes) until a
+    # permission set or profile grants it (crm-api-notes §7: simple-salesforce#621,
+    # restforce#353, ForceCLI/force#163). Required fields are visible to everyone.
+    restricted: bool = False
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -143,6 +150,30 @@ def standard_objects() -> list[SObject]:
     """Fresh definitions (callers mutate them when fields are added)."""
     owner = _ref("OwnerId", "User", rel="Owner", nillable=False)
     return [
+        SObject("Profile", "Profile", "00e", _system(deletable=False) + [
+            Field("Name", "string", required=True),
+            Field("Description", "string"),
+        ]),
+        # Setup objects granting access (REST sObjects; api-facts §13). `Field` is a
+        # restricted picklist of the permissionable fields, spelled Object.Field.
+        SObject("PermissionSet", "Permission Set", "0PS", _system(deletable=False) + [
+            Field("Name", "string", length=80, required=True),
+            Field("Label", "string", length=80, required=True),
+            Field("Description", "string"),
+            _ro("IsOwnedByProfile", "boolean", nillable=False, default=False),
+            _ref("ProfileId", "Profile", createable=False, updateable=False),
+        ]),
+        SObject("FieldPermissions", "Field Permissions", "01k", _system(deletable=False) + [
+            _ref("ParentId", "PermissionSet", rel="Parent", required=True, updateable=False),
+            Field("SobjectType", "string", length=40, required=True, updateable=False),
+            Field("Field", "string", length=255, required=True, updateable=False),
+            Field("PermissionsRead", "boolean", nillable=False, default=False),
+            Field("PermissionsEdit", "boolean", nillable=False, default=False),
+        ]),
+        SObject("PermissionSetAssignment", "Permission Set Assignment", "0Pa", _system(deletable=False) + [
+            _ref("AssigneeId", "User", rel="Assignee", required=True, updateable=False),
+            _ref("PermissionSetId", "PermissionSet", required=True, updateable=False),
+        ]),
         SObject("User", "User", "005", _system(deletable=False) + [
             Field("Username", "string", length=80, required=True, unique=True),
             Field("FirstName", "string", length=40),
@@ -154,6 +185,7 @@ def standard_objects() -> list[SObject]:
             _ref("ManagerId", "User", rel="Manager"),
             Field("Title", "string", length=80),
             Field("Department", "string", length=80),
+            _ref("ProfileId", "Profile"),
         ]),
         SObject("Account", "Account", "001", _system() + [
             _ref("MasterRecordId", "Account", rel="MasterRecord", createable=False, updateable=False),
@@ -335,6 +367,9 @@ def field_from_metadata(name: str, meta: dict[str, Any]) -> Field:
     if type_ in ("picklist", "multipicklist"):
         values = ((meta.get("valueSet") or {}).get("valueSetDefinition") or {}).get("value") or []
         kw["picklist"] = tuple(str(v.get("fullName") or v.get("label")) for v in values)
+    required = bool(meta.get("required"))
+    if required:
+        kw["nillable"] = False
     return Field(
         name,
         type_,
@@ -342,6 +377,8 @@ def field_from_metadata(name: str, meta: dict[str, Any]) -> Field:
         custom=True,
         external_id=bool(meta.get("externalId")),
         unique=bool(meta.get("unique")),
+        required=required,
+        restricted=not required,
         **kw,
     )
 

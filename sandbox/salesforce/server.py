@@ -10,6 +10,16 @@ It serves TLS by default with a throwaway CA made at start (trustme; cert for
 only builds https:// URLs. In-process methods (`create`, `update`, `delete`,
 `purge`, `merge`, `add_field`, ...) act as an admin would in the org: they are
 not API calls, are not counted, and skip permission checks.
+
+Time: `clock` (default: the real time) stamps records, dates every response
+(`Date`), runs Bulk API 2.0 query jobs (`bulk_job_seconds` plus
+`bulk_job_seconds_per_10k_rows` each) and empties the recycle bin (15 days;
+`recycle_bin_capacity` rows). A test moves it instead of sleeping.
+
+Knobs for behaviour real orgs differ in: `activity_external_id` ("allowed",
+"plain": an Activity field asked for as External ID is created plain,
+"refused": that request fails), `auth.rotate_refresh_tokens`,
+`revoke_refresh_tokens()`.
 """
 
 from __future__ import annotations
@@ -42,7 +52,9 @@ from .auth import Auth
 from .bulk import BulkJobs
 from .ingest import IngestJobs
 from .schema import METADATA_TYPES, Field
-from .store import Store, WriteError
+from .store import BIN_CAPACITY, Store, WriteError
+
+ACTIVITY_EXTERNAL_ID_MODES = ("allowed", "plain", "refused")
 
 
 class ApiUsage:
@@ -92,6 +104,9 @@ class SalesforceSandbox:
         daily_limit: int = 100_000,
         bulk_job_seconds: float = 0.0,
         *,
+        bulk_job_seconds_per_10k_rows: float = 0.0,
+        recycle_bin_capacity: int | None = BIN_CAPACITY,
+        activity_external_id: str = "allowed",
         host: str = "127.0.0.1",
         port: int = 0,
         sleep_ms: Callable[[float], None] = sleep_ms,
@@ -105,8 +120,13 @@ class SalesforceSandbox:
         self.faults = FaultEngine(faults)
         self.requests = RequestLog()
         self.usage = ApiUsage(daily_limit)
+        self.store.bin_capacity = recycle_bin_capacity
         self.bulk_job_seconds = bulk_job_seconds
-        self.bulk = BulkJobs(self.store, lambda: self.bulk_job_seconds)
+        self.bulk_job_seconds_per_10k_rows = bulk_job_seconds_per_10k_rows
+        if activity_external_id not in ACTIVITY_EXTERNAL_ID_MODES:
+            raise ValueError(f"activity_external_id: use one of {', '.join(ACTIVITY_EXTERNAL_ID_MODES)}")
+        self.activity_external_id = activity_external_id
+        self.bulk = BulkJobs(self.store, self.bulk_duration)
         self.ingest = IngestJobs(self.store, lambda: self.bulk_job_seconds)
         self.auth = Auth(self._dir / "salesforce-jwt-key.pem")
         self.jwt_key_file = str(self.auth.key_file)
@@ -116,6 +136,18 @@ class SalesforceSandbox:
         self.app = SalesforceApp(self)
         if dataset is not None:
             self.load(dataset)
+
+    def bulk_duration(self, rows: int) -> float:
+        """Seconds a Bulk API 2.0 query job of `rows` result rows runs (sandbox clock)."""
+        return self.bulk_job_seconds + rows / 10_000 * self.bulk_job_seconds_per_10k_rows
+
+    @property
+    def recycle_bin_capacity(self) -> int | None:
+        return self.store.bin_capacity
+
+    @recycle_bin_capacity.setter
+    def recycle_bin_capacity(self, rows: int | None) -> None:
+        self.store.bin_capacity = rows
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> SalesforceSandbox:
@@ -128,7 +160,10 @@ class SalesforceSandbox:
             ca_path = self._dir / "salesforce-ca.pem"
             ca.cert_pem.write_to_path(str(ca_path))
             self.ca_file = str(ca_path)
-        self._server = ServerThread(self.app, host=self.host, port=self.port, ssl_context=ctx).start()
+        self._server = ServerThread(
+            self.app, host=self.host, port=self.port, ssl_context=ctx,
+            date_clock=lambda: self.clock().timestamp(),
+        ).start()
         self.url = self._server.url
         return self
 
@@ -169,6 +204,7 @@ class SalesforceSandbox:
         self.faults.clear()
         self.requests.reset()
         self.usage.set(used=0)
+        self.auth.restore_refresh_token()
 
     def records(self, obj: str) -> list[dict[str, Any]]:
         """Every record of an object, deleted ones included (as queryAll would see them)."""
@@ -207,12 +243,22 @@ class SalesforceSandbox:
     def set_api_usage(self, used: int | None = None, max: int | None = None) -> None:  # noqa: A002
         self.usage.set(used, max)
 
-    def new_session(self) -> str:
-        """A valid session id, for simple-salesforce's session_id (direct) mode."""
-        return self.auth.issue()
+    def new_session(self, user_id: str | None = None) -> str:
+        """A valid session id, for simple-salesforce's session_id (direct) mode: the
+        integration user's, or `user_id`'s (to see the org as that user does)."""
+        return self.auth.issue(user_id) if user_id else self.auth.issue()
 
     def expire_sessions(self) -> None:
         self.auth.expire_all()
+
+    def revoke_refresh_tokens(self) -> None:
+        """Revoke every OAuth refresh token: the next refresh_token grant answers invalid_grant."""
+        self.auth.revoke_refresh_tokens()
+
+    def expire_recycle_bin(self) -> int:
+        """Purge what the recycle bin no longer keeps at the sandbox's time (API requests do
+        this themselves); returns how many rows went."""
+        return self.store.expire_bin()
 
     # ------------------------------------------------------------ config
     def write_config(self, path: str | Path) -> Path:
@@ -226,6 +272,7 @@ class SalesforceSandbox:
         write_secret_file(base / "salesforce-password.txt", auth.PASSWORD + "\n")
         write_secret_file(base / "salesforce-token.txt", auth.SECURITY_TOKEN + "\n")
         write_secret_file(base / "salesforce-consumer-secret.txt", auth.CONSUMER_SECRET + "\n")
+        write_secret_file(base / "salesforce-refresh-token.txt", auth.REFRESH_TOKEN + "\n")
         write_secret_file(base / "salesforce-jwt-key.pem", self.auth.private_pem)
         ca_name = ""
         if self.ca_file:
@@ -242,7 +289,9 @@ def _config_table(url: str, ca_name: str) -> str:
     return f"""[salesforce]
 # Written by `crmsync sandbox salesforce` for the emulator at {url}.
 # The credentials are the sandbox's fixed, documented dummies; the files sit beside this file.
-# The sandbox also accepts auth = "oauth_password", "jwt" and "client_credentials".
+# The sandbox also accepts auth = "oauth_password", "jwt", "client_credentials" and
+# "refresh_token" (consumer_key, consumer_secret_file and refresh_token_file below; a
+# connected app's OAuth refresh token, as Singer and Meltano users hold).
 enabled = true
 auth = "password"
 login_url = "{url}"
@@ -254,6 +303,7 @@ security_token_file = "salesforce-token.txt"
 consumer_key = "{auth.CONSUMER_KEY}"
 consumer_secret_file = "salesforce-consumer-secret.txt"
 private_key_file = "salesforce-jwt-key.pem"
+refresh_token_file = "salesforce-refresh-token.txt"
 api_version = "59.0"
 """
 
@@ -274,6 +324,12 @@ def _without_table(text: str, name: str) -> str:
     return "\n".join(out)
 
 
+# A standalone sandbox's Bulk API 2.0 query jobs run like the connector's latency model
+# (connectors/salesforce/pull.py expected_polls: 10 s + 1 s per 10,000 rows), never at once.
+STANDALONE_BULK_JOB_SECONDS = 10.0
+STANDALONE_BULK_JOB_SECONDS_PER_10K_ROWS = 1.0
+
+
 def serve_forever(
     port: int = 0,
     dataset: Mapping[str, Any] | None = None,
@@ -282,7 +338,11 @@ def serve_forever(
     tls: bool = True,
 ) -> None:
     """Run one sandbox in the foreground (`crmsync sandbox salesforce`) until Ctrl-C."""
-    sb = SalesforceSandbox(dataset, faults=faults, tls=tls, port=port).start()
+    sb = SalesforceSandbox(
+        dataset, faults=faults, tls=tls, port=port,
+        bulk_job_seconds=STANDALONE_BULK_JOB_SECONDS,
+        bulk_job_seconds_per_10k_rows=STANDALONE_BULK_JOB_SECONDS_PER_10K_ROWS,
+    ).start()
     try:
         counts = {name: len(t.rows) for name, t in ((t.name, t) for t in sb.store.tables.values())}
         print(f"Salesforce sandbox listening on {sb.url}", flush=True)
@@ -294,6 +354,11 @@ def serve_forever(
             flush=True,
         )
         print("  records: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+        print(
+            f"  Bulk API 2.0 query jobs run {STANDALONE_BULK_JOB_SECONDS:g} s + "
+            f"{STANDALONE_BULK_JOB_SECONDS_PER_10K_ROWS:g} s per 10,000 rows, as on a real org",
+            flush=True,
+        )
         if write_config:
             print(f"  wrote {write_standalone_config(write_config, sb.write_config)}", flush=True)
         print("  stop it with Ctrl-C (or `kill` its process id)", flush=True)

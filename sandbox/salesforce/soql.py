@@ -651,14 +651,14 @@ class _Compiler:
                 self._poly = live
         fname = parts[-1]
         if t is None:
-            f = next((x.field(fname) for x in self._poly if x.field(fname)), None)
+            f = next((x.field(fname) for x in self._poly if x.field(fname) and self.store.readable(x, x.field(fname))), None)  # type: ignore[arg-type]
             if f is None:
                 raise self._no_column(fname, "Name", pos)
             names.append(f.name)
             getter = self._poly_getter(steps, f.name)
             return Path(names, f, getter)
         f = t.field(fname)
-        if f is None:
+        if f is None or not self.store.readable(t, f):  # field-level security hides it
             raise self._no_column(fname, t.name, pos)
         names.append(f.name)
         return Path(names, f, self._getter(steps, t.cols[f.name.lower()]))
@@ -712,6 +712,8 @@ class _Compiler:
                 aggregates.append((item.alias or "", self.path(item.path, item.pos)))
             elif item.kind == "fields":
                 for f in self.table.visible_fields():
+                    if not self.store.readable(self.table, f):
+                        continue
                     if item.path == "ALL" or (item.path == "CUSTOM") == f.custom:
                         if f.name.lower() not in seen:
                             seen.add(f.name.lower())

@@ -12,7 +12,22 @@ table the store keeps:
   stamp strictly greater than any before (per emulator), so a write appends;
   the row's previous entry is left behind as stale and skipped (compacted
   when stale entries outnumber live ones);
-- `deleted_log` for getDeleted, and lazily built external-id indexes.
+- `deleted_log` for getDeleted, `bin` (the recycle bin, oldest first), and
+  lazily built external-id indexes.
+
+The recycle bin keeps a deleted row 15 days, then purges it for good (gone
+from queryAll, getDeleted's `earliestDateAvailable` moves); when it holds more
+than `bin_capacity` rows, the oldest that have been in it at least two hours
+go first ("When your organization reaches the Recycle Bin limit, [Salesforce]
+automatically removes the oldest records (if they have been in the Recycle Bin
+for at least two hours)": Salesforce help, quoted in api-facts §10; capacity is
+25 records per MB of data storage). Purges run by the store's clock, at each
+API request (`expire_bin`).
+
+Field-level security (security.py): each API request runs as a user (the
+session's); `readable` / `editable` say whether that user may see or write a
+field that needs a grant (`Field.restricted`). `acting_user` None is the
+admin (in-process calls): everything.
 
 Writes through the API are validated like Salesforce validates them
 (field existence, create/update permission, rough types, reference ids,
@@ -23,9 +38,11 @@ tests through the sandbox (`system=True`) skip permission and reference checks.
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,7 +69,16 @@ Clock = Callable[[], datetime]
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 INTEGRATION_USER_ID = sf_id("005", 999_999_999)
+INTEGRATION_USERNAME = "crmsync@sandbox.test"
+ADMIN_PROFILE_ID = sf_id("00e", 1)
+STANDARD_PROFILE_ID = sf_id("00e", 2)
+# A fresh org's profiles the sandbox seeds (and the one its dataset users get by default).
+PROFILES = {ADMIN_PROFILE_ID: "System Administrator", STANDARD_PROFILE_ID: "Standard User"}
 ORG_ID = sf_id("00D", 1)
+BIN_DAYS = 15
+BIN_MIN_SECONDS = 2 * 3600  # a full bin only purges rows that sat in it this long
+BIN_CAPACITY = 25 * 1024  # 25 records per MB of data storage (/limits says 1024 MB)
+PERMISSION_OBJECTS = frozenset({"PermissionSet", "FieldPermissions", "PermissionSetAssignment"})
 _ID_COUNTER_START = 1_000_000_000
 
 
@@ -98,6 +124,7 @@ class Table:
         self.mod_ids: list[str] = []
         self.mod_stale = 0
         self.deleted_log: list[tuple[str, str]] = []  # (deletedDate, Id) ascending
+        self.bin: deque[tuple[float, str, str]] = deque()  # (entered, deletedDate, Id), oldest first
         self.ext_index: dict[int, dict[Any, set[str]]] = {}
         self.earliest_deleted = ""
         self.c_id = self.cols["id"]
@@ -281,6 +308,10 @@ class Store:
         self._last_ms = 0
         self._counter = _ID_COUNTER_START
         self.running_user_id = INTEGRATION_USER_ID
+        self.acting_user: str | None = None  # the API request's user; None = admin
+        self.bin_capacity: int | None = BIN_CAPACITY
+        self.perm_version = 0
+        self._grants: dict[str, tuple[int, dict[str, tuple[bool, bool]]]] = {}
         self._last_loaded = ""
         self.tables: dict[str, Table] = {}
         self.by_prefix: dict[str, Table] = {}
@@ -288,12 +319,24 @@ class Store:
 
     # ------------------------------------------------------------ schema
     def reset(self) -> None:
-        """Empty tables with the standard schema."""
+        """Empty tables with the standard schema, the standard profiles and the integration user."""
         with self.lock:
+            self._last_ms = 0  # a new org: stamps follow the clock again, even one moved back
             self.tables = {o.name.lower(): Table(o) for o in standard_objects()}
             self.by_prefix = {t.sobj.key_prefix: t for t in self.tables.values()}
             for t in self.tables.values():
-                t.earliest_deleted = self.stamp_at(self.clock() - timedelta(days=15))
+                t.earliest_deleted = self.stamp_at(self.clock() - timedelta(days=BIN_DAYS))
+            self.perm_version += 1
+            self._grants.clear()
+            for pid, name in PROFILES.items():
+                self.create("Profile", {"Id": pid, "Name": name})
+            # The user crmsync logs in as: a real org has it in its User table (and
+            # permission sets are assigned to it by Id).
+            self.create("User", {
+                "Id": INTEGRATION_USER_ID, "Username": INTEGRATION_USERNAME, "FirstName": "crmsync",
+                "LastName": "Integration", "Email": INTEGRATION_USERNAME, "IsActive": True,
+                "ProfileId": ADMIN_PROFILE_ID,
+            })  # fmt: skip
 
     def table(self, name: str) -> Table:
         t = self.tables.get(name.lower())
@@ -382,9 +425,17 @@ class Store:
                 for key in sorted(keys):
                     if t.field(key) is None:
                         t.add_field(infer_field(key, []))
+            loaded_at = self.clock().timestamp()
             for t in self.tables.values():
                 t.deleted_log.sort()
+                # a dataset is the org as it is now: its deleted rows enter the bin now
+                t.bin = deque((loaded_at, d, i) for d, i in t.deleted_log)
                 t.rebuild_indexes()
+            users = self.tables["user"]
+            c_profile = users.cols["profileid"]
+            for row in users.rows.values():
+                if Table.get(row, c_profile) is None:
+                    Table.put(row, c_profile, STANDARD_PROFILE_ID)
             if max_stamp:
                 self._last_ms = max(
                     self._last_ms, int(parse_datetime(max_stamp).timestamp() * 1000)
@@ -472,9 +523,16 @@ class Store:
 
     # ------------------------------------------------------------ writes
     def prepare(
-        self, t: Table, values: Mapping[str, Any], *, creating: bool, system: bool
+        self,
+        t: Table,
+        values: Mapping[str, Any],
+        *,
+        creating: bool,
+        system: bool,
+        row: Row | None = None,
     ) -> dict[int, Any]:
-        """Validate and convert one record's values to {column: value}."""
+        """Validate and convert one record's values to {column: value} (`row`: the record an
+        update changes, for the checks that compare with it)."""
         out: dict[int, Any] = {}
         for key, value in values.items():
             if key == "attributes" or (key.lower() == "id" and not creating):
@@ -484,7 +542,9 @@ class Store:
                 raise WriteError(
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {t.name}", [key]
                 )
-            if not system and not (f.createable if creating else f.updateable):
+            if not system and (
+                not (f.createable if creating else f.updateable) or not self.editable(t, f)
+            ):
                 raise WriteError(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
                     f"Unable to create/update fields: {f.name}. Please check the security "
@@ -495,7 +555,30 @@ class Store:
             out[t.cols[f.name.lower()]] = self._coerce(f, value, check_refs=not system)
         if not system:
             self._check_required(t, out, creating)
+            if t.name in PERMISSION_OBJECTS:
+                from . import security
+
+                security.validate(self, t, out, None if creating else row)
         return out
+
+    # ------------------------------------------------------------ field-level security
+    def readable(self, t: Table, f: Field) -> bool:
+        """May the request's user see this field (describe, SOQL, record reads)?"""
+        return not f.restricted or self.acting_user is None or self._grant(t, f)[0]
+
+    def editable(self, t: Table, f: Field) -> bool:
+        """May the request's user write this field?"""
+        return not f.restricted or self.acting_user is None or self._grant(t, f)[1]
+
+    def _grant(self, t: Table, f: Field) -> tuple[bool, bool]:
+        from . import security
+
+        user = self.acting_user or ""
+        cached = self._grants.get(user)
+        if cached is None or cached[0] != self.perm_version:
+            cached = (self.perm_version, security.grants(self, user))
+            self._grants[user] = cached
+        return cached[1].get(f"{t.name}.{f.name}".lower(), (False, False))
 
     def _check_required(self, t: Table, out: Mapping[int, Any], creating: bool) -> None:
         missing = []
@@ -616,6 +699,8 @@ class Store:
             t.index_stamp(stamp, id_)
             t.ext_update(id_, row, {})
             self._after_write(t, row)
+            if t.name in PERMISSION_OBJECTS:
+                self.perm_version += 1
             return id_
 
     def apply_update(self, t: Table, row: Row, cols: Mapping[int, Any], *, system: bool = False) -> None:
@@ -629,6 +714,8 @@ class Store:
             self.touch(t, row, stamp)
             t.ext_update(row[t.c_id], row, old)
             self._after_write(t, row)
+            if t.name in PERMISSION_OBJECTS:
+                self.perm_version += 1
 
     def touch(self, t: Table, row: Row, stamp: str | None = None) -> None:
         """Give a row a new SystemModstamp/LastModifiedDate and re-index it."""
@@ -655,7 +742,7 @@ class Store:
         with self.lock:
             t = self.table(obj)
             row = self.live_row(t, id_)
-            cols = self.prepare(t, values, creating=False, system=system)
+            cols = self.prepare(t, values, creating=False, system=system, row=row)
             self.apply_update(t, row, cols, system=system)
 
     def live_row(self, t: Table, id_: str) -> Row:
@@ -675,7 +762,7 @@ class Store:
                 raise WriteError("DELETE_FAILED", f"{t.name} records cannot be deleted")
             row[t.c_deleted] = True
             self.touch(t, row)
-            t.deleted_log.append((row[t.c_stamp], row[t.c_id]))
+            self._to_bin(t, row)
             self._cascade(t.name, {row[t.c_id]})
 
     def _cascade(self, obj: str, ids: set[str]) -> None:
@@ -689,28 +776,85 @@ class Store:
             for r in hit:
                 r[child.c_deleted] = True  # type: ignore[index]
                 self.touch(child, r)
-                child.deleted_log.append((r[child.c_stamp], r[child.c_id]))
+                self._to_bin(child, r)
             if hit:
                 self._cascade(child.name, {r[child.c_id] for r in hit})
 
+    def _to_bin(self, t: Table, row: Row) -> None:
+        """A row just soft-deleted: into getDeleted's log and the recycle bin."""
+        stamp, rid = row[t.c_stamp], row[t.c_id]
+        t.deleted_log.append((stamp, rid))
+        t.bin.append((self.clock().timestamp(), stamp, rid))
+
+    def expire_bin(self) -> int:
+        """Purge what the recycle bin no longer keeps, by the store's clock; returns how many.
+
+        Rows deleted 15 days ago go; then, while the bin holds more than
+        `bin_capacity` rows, the oldest that sat in it two hours or more.
+        `earliestDateAvailable` moves to the deletion date of the newest row
+        purged (api-facts §10: "the timestamp (UTC) of the last physically
+        deleted object"), so a client whose cursor is older knows it missed some.
+        """
+        with self.lock:
+            now = self.clock().timestamp()
+            purged = 0
+            for t in self.tables.values():
+                while t.bin and t.bin[0][0] <= now - BIN_DAYS * 86400:
+                    purged += self._purge_binned(t, *t.bin.popleft())
+            if self.bin_capacity is None:
+                return purged
+            held = sum(len(t.bin) for t in self.tables.values())
+            fronts = [(t.bin[0], n, t) for n, t in enumerate(self.tables.values()) if t.bin]
+            heapq.heapify(fronts)
+            while held > self.bin_capacity and fronts:
+                (entered, stamp, rid), n, t = fronts[0]
+                if entered > now - BIN_MIN_SECONDS:
+                    break
+                t.bin.popleft()
+                held -= 1
+                purged += self._purge_binned(t, entered, stamp, rid)
+                if t.bin:
+                    heapq.heapreplace(fronts, (t.bin[0], n, t))
+                else:
+                    heapq.heappop(fronts)
+            return purged
+
+    def _purge_binned(self, t: Table, entered: float, stamp: str, rid: str) -> int:
+        row = t.rows.get(rid)
+        if row is None or not t.is_deleted(row) or row[t.c_stamp] != stamp:
+            return 0  # purged by hand, or deleted again since (a newer bin entry holds it)
+        self._hard_delete(t, row)
+        t.earliest_deleted = max(t.earliest_deleted, stamp)
+        return 1
+
     def purge(self, obj: str, id_: str) -> None:
-        """Hard delete: gone from queryAll and getDeleted; earliestDateAvailable moves."""
+        """Hard delete (as an emptied recycle bin or Bulk hardDelete): gone from queryAll and
+        getDeleted; earliestDateAvailable moves to now."""
         with self.lock:
             t = self.table(obj)
             row = self.get_row(t, id_)
             if row is None:
                 raise WriteError("NOT_FOUND", "The requested resource does not exist", status=404)
+            self._hard_delete(t, row)
+            t.earliest_deleted = self.next_stamp()
+
+    def _hard_delete(self, t: Table, row: Row) -> None:
+        with self.lock:
             rid = row[t.c_id]
             del t.rows[rid]
             i = bisect.bisect_left(t.id_order, rid)
             if i < len(t.id_order) and t.id_order[i] == rid:
                 del t.id_order[i]
             t.mod_stale += 1
-            t.deleted_log = [(d, i2) for d, i2 in t.deleted_log if i2 != rid]
+            log, entry = t.deleted_log, (row[t.c_stamp], rid)
+            i = bisect.bisect_left(log, entry)
+            if i < len(log) and log[i] == entry:
+                del log[i]
+            elif any(i2 == rid for _, i2 in log):
+                t.deleted_log = [(d, i2) for d, i2 in log if i2 != rid]
             for index in t.ext_index.values():
                 for ids in index.values():
                     ids.discard(rid)
-            t.earliest_deleted = self.next_stamp()
 
     def merge(self, obj: str, master_id: str, loser_ids: Iterable[str]) -> None:
         """Merge losers into master: losers deleted with MasterRecordId, children re-pointed."""
@@ -725,7 +869,7 @@ class Store:
                     Table.put(row, c_master, master[t.c_id])
                 row[t.c_deleted] = True  # type: ignore[index]
                 self.touch(t, row)
-                t.deleted_log.append((row[t.c_stamp], row[t.c_id]))
+                self._to_bin(t, row)
             self._repoint(t.name, loser_set, master[t.c_id])
             self.touch(t, master)
 

@@ -46,6 +46,7 @@ class Req:
     headers: Headers
     body: bytes = b""
     fired: list[FaultRule] = field(default_factory=list)
+    user: str | None = None  # the session's user (None: not an API route)
 
     def json(self) -> Any:
         try:

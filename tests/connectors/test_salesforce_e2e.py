@@ -152,7 +152,7 @@ def test_full_pull_bulk_costs_create_poll_results_delete(sb, max_records, chunks
     assert live(mirror) == rest  # same canonical values from CSV as from REST JSON
     assert conn.calls.by_operation["bulk"] == 1 + 1 + chunks + 1
     assert sb.requests.count(route="bulk2_query_*") == 1 + 1 + chunks + 1
-    assert conn.sleeps == [2.0]  # our own schedule: one poll for a job done at once
+    assert conn.sleeps == [0.5]  # our own schedule: one short poll for a job done at once
     assert sb.bulk.jobs == {}  # deleted, no orphan job
     assert cursor["mode"] == "incremental"
 
@@ -167,15 +167,15 @@ def test_auto_stays_on_rest_when_bulk_would_cost_more(sb):
 
 
 def test_auto_moves_a_large_object_to_bulk_after_the_first_page():
-    big = generate(seed=8, accounts=800, contacts_per_account=20, crms=("salesforce",))
+    big = generate(seed=8, accounts=1000, contacts_per_account=20, crms=("salesforce",))
     with SalesforceSandbox(big).start() as sb:
         conn = make(sb, bulk="auto")
         mirror, _ = collect(conn, ObjectType.CONTACT)
         n = len(sandbox_live(sb, ObjectType.CONTACT))
-        assert n > 14_000 and set(live(mirror)) == set(sandbox_live(sb, ObjectType.CONTACT))
+        assert n > 18_000 and set(live(mirror)) == set(sandbox_live(sb, ObjectType.CONTACT))
         assert conn.stats[ObjectType.CONTACT].path == "rest+bulk"
         # 1 REST page (its totalSize sizes the object) + create + 1 poll + 1 result page + delete,
-        # against ceil(n / 2000) = 9 calls for REST alone
+        # against ceil(n / 2000) = 10 calls for REST alone
         assert conn.calls.by_operation["query"] == 1 and conn.calls.by_operation["bulk"] == 4
         assert 1 + 4 < math.ceil(n / 2000)
 
@@ -622,3 +622,267 @@ def test_composite_pages_cut_query_calls_and_mirror_the_same(sb):
     assert conn.calls.by_operation["query"] == 1
     assert conn.calls.by_operation["composite"] == math.ceil((pages - 1) / 5)
     assert sb.requests.count(route="composite") == conn.calls.by_operation["composite"]
+
+
+# ------------------------------------------------------------------ issue 12: real-world fidelity
+
+
+class MovableClock:
+    """The sandbox's clock: the CRM server's time plus what a test moved it by."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return crm_now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+class ClockSleeps(Sleeps):
+    """The connector's sleep: recorded, and the sandbox's clock moves by it (no real wait)."""
+
+    def __init__(self, clock: MovableClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def __call__(self, seconds: float) -> None:
+        super().__call__(seconds)
+        self.clock.advance(seconds)
+
+
+SMALL = generate(seed=11, accounts=20, crms=("salesforce",))
+
+
+@pytest.fixture
+def timed():
+    """A small org on a movable clock; the connector's sleeps move it."""
+    clock = MovableClock()
+    with SalesforceSandbox(SMALL, clock=clock).start() as sandbox:
+        yield sandbox, clock
+
+
+def sleeping(conn: SalesforceConnector, clock: MovableClock) -> SalesforceConnector:
+    conn.sleeps = conn.puller.sleep = conn.client.sleep = ClockSleeps(clock)
+    return conn
+
+
+# job duration (s) -> polls, per the schedule 0.5, 1, 2, 4, 8, 16, 30, 30 ... (cumulative
+# 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5, 91.5, ...)
+POLLS_BY_DURATION = {0: 1, 1: 2, 3: 3, 10: 5, 30: 6, 60: 7, 300: 15}
+
+
+@pytest.mark.parametrize("seconds, polls", sorted(POLLS_BY_DURATION.items()))
+def test_bulk_polls_start_short_and_back_off_with_the_job_duration(timed, seconds, polls):
+    """Bulk 2.0 jobs run UploadComplete -> InProgress -> JobComplete (api-facts §9): the
+    connector polls at 0.5 s first (issue 14: it used to wait 2 s even for a job already
+    done), doubling to every 30 s, and never waits more than the job took again (or 0.5 s)."""
+    sb, clock = timed
+    sb.bulk_job_seconds = seconds
+    conn = sleeping(make(sb, bulk="always"), clock)
+    mirror, _ = collect(conn, ObjectType.CONTACT)
+    assert set(live(mirror)) == set(sandbox_live(sb, ObjectType.CONTACT))
+    assert conn.stats[ObjectType.CONTACT].path == "bulk"  # no fallback: the job was waited for
+    assert sb.requests.count(route="bulk2_query_poll") == polls
+    assert sb.requests.count(route="bulk2_query_results") == 1  # never asked before JobComplete
+    waited = sum(conn.sleeps)
+    assert seconds <= waited <= seconds + max(0.5, seconds)
+
+
+def test_bulk_csv_reads_the_same_as_rest_json(sb):
+    """Bulk CSV says ...000Z, an empty cell, true/false where REST JSON says ...000+0000,
+    null, true/false (api-facts §9): the records come out the same either way."""
+    contact = SF["Contact"][1]["Id"]
+    sb.update("Contact", contact, {"EmailBouncedDate": "2026-09-24T03:26:07.000+0000",
+                                   "Department": None})  # fmt: skip
+    bulk, _ = collect(make(sb, bulk="always"), ObjectType.CONTACT)
+    rest, _ = collect(make(sb, bulk="never"), ObjectType.CONTACT)
+    assert {i: r.raw for i, r in bulk.items()} == {i: r.raw for i, r in rest.items()}
+    assert bulk[contact].raw["EmailBouncedDate"] == "2026-09-24T03:26:07.000+0000"
+    assert bulk[contact].values["bounced_at"] == datetime(2026, 9, 24, 3, 26, 7, tzinfo=UTC)
+    assert bulk[contact].raw["Department"] is None
+
+
+def test_d2_an_incremental_away_longer_than_the_recycle_bin_asks_for_a_reconcile(timed):
+    """The bin keeps deleted rows 15 days (api-facts §10): after that queryAll cannot show the
+    delete, and the connector says the object needs its ids reconciled."""
+    sb, clock = timed
+    conn = make(sb)
+    mirror, cursor = collect(conn, ObjectType.CONTACT)
+    gone = sorted(mirror)[4]
+    sb.delete("Contact", gone)
+    clock.advance(16 * 86400)
+    conn = make(sb)
+    mirror, _ = collect(conn, ObjectType.CONTACT, cursor, full=False, mirror=mirror)
+    assert not mirror[gone].deleted  # purged from the bin: the incremental cannot see it
+    assert conn.missed_deletes(ObjectType.CONTACT)
+    deletions = [r.id for p in conn.reconcile(ObjectType.CONTACT, mirror) for r in p.records]
+    assert deletions == [gone]
+
+
+def test_d2_a_recent_incremental_needs_no_reconcile(timed):
+    sb, clock = timed
+    conn = make(sb)
+    _, cursor = collect(conn, ObjectType.CONTACT)
+    clock.advance(14 * 86400)
+    conn = make(sb)
+    collect(conn, ObjectType.CONTACT, cursor, full=False)
+    assert not conn.missed_deletes(ObjectType.CONTACT)
+
+
+def test_d2_a_full_bin_purge_shows_in_earliest_date_available(timed):
+    """A full bin purges early (after 2 hours); with check_deleted, getDeleted's
+    earliestDateAvailable after the cursor says so."""
+    sb, clock = timed
+    conn = make(sb, check_deleted=True)
+    mirror, cursor = collect(conn, ObjectType.CONTACT)
+    ids = sorted(mirror)
+    clock.advance(120)
+    sb.recycle_bin_capacity = 1
+    sb.delete("Contact", ids[1])
+    clock.advance(3 * 3600)
+    sb.delete("Contact", ids[2])  # two in a bin of one: ids[1] is purged at the next request
+    conn = make(sb, check_deleted=True)
+    mirror, _ = collect(conn, ObjectType.CONTACT, cursor, full=False, mirror=mirror)
+    assert mirror[ids[2]].deleted and not mirror[ids[1]].deleted
+    assert conn.missed_deletes(ObjectType.CONTACT)
+    deletions = [r.id for p in conn.reconcile(ObjectType.CONTACT, mirror) for r in p.records]
+    assert ids[1] in deletions
+
+
+# -------------------------------------------------------- auth = "refresh_token"
+
+
+def refreshing(sb, **kw) -> SalesforceConnector:
+    from sandbox.salesforce import CONSUMER_KEY, CONSUMER_SECRET, REFRESH_TOKEN
+
+    base = dict(auth="refresh_token", consumer_key=CONSUMER_KEY,
+                consumer_secret=Secret(CONSUMER_SECRET), refresh_token=Secret(REFRESH_TOKEN, "test"),
+                username="", password=None, security_token=None)  # fmt: skip
+    base.update(kw)
+    return make(sb, **base)
+
+
+def test_refresh_token_auth_pulls_through_the_token_endpoint(sb):
+    conn = refreshing(sb)
+    mirror, _ = collect(conn, ObjectType.ACCOUNT)
+    assert set(mirror) == set(sandbox_live(sb, ObjectType.ACCOUNT))
+    assert sb.requests.count(route="token") == 1 and sb.requests.count(route="login") == 0
+    assert conn.calls.by_operation["auth"] == 1
+    from sandbox.salesforce import INTEGRATION_USER_ID
+
+    assert conn.client.user_id() == INTEGRATION_USER_ID  # from the answer's identity URL
+    assert sb.requests.count(route="token") == 1
+
+
+def test_refresh_token_renews_an_expired_session_once_and_retries(sb):
+    sb.faults.add(kind="expire_session", route="query_more", nth=1)
+    conn = refreshing(sb)
+    mirror, _ = collect(conn, ObjectType.CONTACT)
+    assert set(live(mirror)) == set(sandbox_live(sb, ObjectType.CONTACT))
+    assert sb.requests.count(route="token") == 2  # the first token, one refresh
+    assert conn.calls.by_operation["query"] == 3  # 2 pages + the one refused with 401
+
+
+def test_refresh_token_renewed_session_refused_again_is_auth_failed(sb):
+    sb.faults.add(kind="expire_session", route="query", times=2)
+    conn = refreshing(sb)
+    with pytest.raises(AuthFailed) as info:
+        collect(conn, ObjectType.ACCOUNT)
+    assert info.value.code == "INVALID_SESSION_ID"
+    assert sb.requests.count(route="token") == 2  # refreshed once, not in a loop
+
+
+def test_a4_revoked_refresh_token_fails_fast_naming_the_setting(sb):
+    sb.revoke_refresh_tokens()
+    conn = refreshing(sb)
+    with pytest.raises(AuthFailed) as info:
+        conn.check()
+    assert "refresh_token_env / refresh_token_file" in str(info.value)
+    assert info.value.code == "invalid_grant"
+    assert sb.requests.count(route="token") == 1 and conn.sleeps == []  # no retry
+
+
+def test_a4_refresh_token_revoked_mid_run_fails_fast(sb):
+    conn = refreshing(sb)
+    collect(conn, ObjectType.OWNER)
+    sb.revoke_refresh_tokens()
+    sb.expire_sessions()
+    with pytest.raises(AuthFailed, match="refresh_token"):
+        collect(conn, ObjectType.ACCOUNT)
+    assert sb.requests.count(route="token") == 2
+
+
+def test_wrong_client_secret_names_the_connected_app_settings(sb):
+    conn = refreshing(sb, consumer_secret=Secret("nope"))
+    with pytest.raises(AuthFailed, match="consumer_key") as info:
+        conn.check()
+    assert info.value.code == "invalid_client"
+
+
+def test_a_rotated_refresh_token_is_saved_to_its_file(sb, tmp_path):
+    from sandbox.salesforce import REFRESH_TOKEN
+
+    token_file = tmp_path / "refresh-token"
+    token_file.write_text(REFRESH_TOKEN + "\n")
+    sb.auth.rotate_refresh_tokens = True
+    try:
+        conn = refreshing(sb, refresh_token=Secret(REFRESH_TOKEN, f"file {token_file}"))
+        conn.check()
+        saved = token_file.read_text().strip()
+        assert saved != REFRESH_TOKEN
+        # the next run authenticates with the saved token; the old one no longer works
+        again = refreshing(sb, refresh_token=Secret(saved, f"file {token_file}"))
+        again.check()
+        with pytest.raises(AuthFailed):
+            refreshing(sb).check()
+    finally:
+        sb.auth.rotate_refresh_tokens = False
+
+
+# -------------------------------------------------------- tasks without an External ID key
+
+
+def plain_key_org():
+    return SalesforceSandbox(DATA, activity_external_id="plain").start()
+
+
+def task_item(n: int, key: str, account: str, owner: str, kind=WriteKind.CREATE_TASK, target=None):
+    payload = {"subject": f"Task {n}", "owner_id": owner, "account_id": account, "priority": "high",
+               "due_date": "2026-12-01", "key": key}  # fmt: skip
+    return OutboxItem(n, "salesforce", kind, key, target, payload)
+
+
+def test_w4_without_an_external_id_tasks_are_created_once_and_updated_by_lookup():
+    with plain_key_org() as sb:
+        checks = {c.field: c for c in make(sb).ensure_fields(dry_run=False)}
+        assert "not an External ID" in checks["Crmsync_Key__c"].detail
+        account, owner = SF["Account"][0]["Id"], SF["User"][0]["Id"]
+        batch = [task_item(n, f"k:{n}", account, owner) for n in range(3)]
+        conn = make(sb)
+        assert not conn.writer.upserts_tasks()
+        assert [r.ok for r in conn.write(batch)] == [True] * 3
+        assert sb.requests.count(route="composite_sobjects_upsert") == 0  # never upserted
+        again = make(sb).write(batch)  # a retry after a lost answer: found, updated, not added
+        assert all(r.ok for r in again)
+        keys = [t["Crmsync_Key__c"] for t in sb.records("Task") if t.get("Crmsync_Key__c")]
+        assert sorted(keys) == ["k:0", "k:1", "k:2"]
+        done = make(sb).write([task_item(9, "k:1", account, owner, WriteKind.COMPLETE_TASK, again[1].crm_id)])
+        assert done[0].ok and sb.record("Task", again[1].crm_id)["Status"] == "Completed"
+
+
+def test_w4_without_an_external_id_a_create_whose_answer_is_lost_is_not_sent_twice():
+    with plain_key_org() as sb:
+        make(sb).ensure_fields(dry_run=False)
+        account, owner = SF["Account"][0]["Id"], SF["User"][0]["Id"]
+        # the CRM creates the tasks, then the connection drops before the answer
+        sb.faults.add(kind="drop_connection", route="composite_sobjects", method="POST", apply=True, times=1)
+        posts = sb.requests.count(route="composite_sobjects", method="POST")
+        conn = make(sb)
+        results = conn.write([task_item(n, f"lost:{n}", account, owner) for n in range(2)])
+        assert all(r.ok for r in results)
+        keys = [t["Crmsync_Key__c"] for t in sb.records("Task") if t.get("Crmsync_Key__c")]
+        assert sorted(keys) == ["lost:0", "lost:1"]  # found by the lookup, never resent
+        assert sb.requests.count(route="composite_sobjects", method="POST") - posts == 1
+        assert {r.crm_id for r in results} == {t["Id"] for t in sb.records("Task") if t.get("Crmsync_Key__c")}

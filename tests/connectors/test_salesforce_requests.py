@@ -60,11 +60,12 @@ def sfid(prefix: str, n: int) -> str:
 
 
 def describe(name: str, *fields, picklists=None) -> dict:
-    """A describe body: fields given as "Name" or "Name:type"."""
+    """A describe body: fields given as "Name", "Name:type" or "Name:type:external"."""
     out = []
     for spec in fields:
         fname, _, ftype = spec.partition(":")
-        entry = {"name": fname, "type": ftype or "string"}
+        ftype, _, flag = ftype.partition(":")
+        entry = {"name": fname, "type": ftype or "string", "externalId": flag == "external"}
         if picklists and fname in picklists:
             entry["picklistValues"] = [{"value": v, "active": True} for v in picklists[fname]]
         out.append(entry)
@@ -116,7 +117,7 @@ TASK_FIELDS = (
     "Id:id",
     "SystemModstamp:datetime",
     "IsDeleted:boolean",
-    "Crmsync_Key__c",
+    "Crmsync_Key__c:string:external",
     "Crmsync_Signature__c",
     "WhatId:reference",
     "WhoId:reference",
@@ -328,10 +329,12 @@ def test_full_pull_request_shape_pages_and_cursors():
     assert [len(p.records) for p in pages] == [2, 1, 0]
     assert pages[0].cursor["mode"] == "full" and pages[0].cursor["after_id"] == sfid("003", 2)
     assert pages[1].cursor["after_id"] == sfid("003", 3)
-    # the hand-over cursor is the newest SystemModstamp seen, capped by the server's Date - skew
+    # the hand-over cursor is the newest SystemModstamp seen, capped by the server's Date - skew,
+    # and says when the pull began by the server's clock (the recycle-bin check, D2)
     assert pages[-1].done and pages[-1].cursor == {
         "mode": "incremental",
         "watermark": (T0 + timedelta(minutes=3)).isoformat(),
+        "pulled_at": (T0 + timedelta(minutes=59)).isoformat(),
     }
     rec = pages[0].records[0]
     assert rec.values["last_activity_at"] == datetime(2026, 4, 2, tzinfo=UTC)
@@ -487,7 +490,9 @@ def test_incremental_with_nothing_new_keeps_the_cursor():
     )
     cursor = {"mode": "incremental", "watermark": T0.isoformat()}
     pages = list(connector().pull(ObjectType.CONTACT, cursor, full=False, started_at=T0))
-    assert [p.cursor for p in pages] == [cursor, cursor]
+    # the watermark stays; `pulled_at` says when this pull began (started_at - skew: no Date)
+    after = {**cursor, "pulled_at": (T0 - timedelta(minutes=1)).isoformat()}
+    assert [p.cursor for p in pages] == [after, after]
 
 
 @responses.activate
@@ -792,7 +797,7 @@ def test_bulk_always_request_shape_polls_on_our_schedule_and_deletes_the_job():
         "maxRecords": ["50000"],
         "locator": ["L1"],
     }
-    assert SLEEPS == [2.0, 4.0]
+    assert SLEEPS == [0.5, 1.0]  # polls start short and double (issue 14)
     assert responses.calls[-1].request.method == "DELETE"
     records = [r for p in pages for r in p.records]
     assert [r.id for r in records] == [sfid("003", n) for n in (1, 2, 3)]
@@ -848,7 +853,7 @@ def test_p9_bulk_job_that_never_completes_is_aborted_within_the_bound():
     )
     conn = connector(bulk="always", bulk_max_wait_seconds=60)
     _pull_contacts(conn)
-    assert sum(SLEEPS) <= 60 and SLEEPS == [2.0, 4.0, 8.0, 16.0, 30.0][: len(SLEEPS)]
+    assert sum(SLEEPS) <= 60 and SLEEPS == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0][: len(SLEEPS)]
     assert [c.request.method for c in responses.calls if c.request.url.endswith(job)][-2:] == [
         "PATCH",
         "DELETE",
@@ -984,6 +989,7 @@ def test_updates_are_sent_in_collections_of_200():
 
 @responses.activate
 def test_w4_tasks_are_upserted_by_crmsync_key():
+    add_describe("Task", TASK_FIELDS)  # the key is an External ID
     responses.add(
         responses.PATCH,
         f"{BASE}composite/sobjects/Task/Crmsync_Key__c",
@@ -1015,7 +1021,9 @@ def test_w4_tasks_are_upserted_by_crmsync_key():
             ),
         ]
     )
-    records = json.loads(responses.calls[0].request.body)["records"]
+    (upsert,) = [c for c in responses.calls if c.request.method == "PATCH"]
+    assert upsert.request.url.endswith("composite/sobjects/Task/Crmsync_Key__c")
+    records = json.loads(upsert.request.body)["records"]
     assert records[0] == {
         "attributes": {"type": "Task"},
         "Subject": "Re-engage Acme",
@@ -1032,6 +1040,64 @@ def test_w4_tasks_are_upserted_by_crmsync_key():
     assert [r.ok for r in results] == [True, True] and results[0].crm_id == "00T1"
 
 
+PLAIN_TASK_FIELDS = tuple(f.replace(":string:external", "") for f in TASK_FIELDS)
+
+
+def task_row(n: int, key: str) -> dict:
+    return {"Id": sfid("00T", n), "SystemModstamp": "2026-05-01T12:00:00.000+0000",
+            "Crmsync_Key__c": key, "Status": "Not Started", "IsClosed": False}  # fmt: skip
+
+
+@responses.activate
+def test_w4_without_an_external_id_tasks_are_looked_up_by_key_then_updated_or_created():
+    """api-facts §12: the key may not be an External ID; collections upsert needs one (§11)."""
+    add_describe("Task", PLAIN_TASK_FIELDS)
+    responses.add(responses.GET, f"{BASE}query/",
+                  json={"totalSize": 1, "done": True, "records": [task_row(1, "k-there")]})  # fmt: skip
+    responses.add(responses.PATCH, f"{BASE}composite/sobjects", json=[
+        {"id": sfid("00T", 3), "success": True, "errors": []},
+        {"id": sfid("00T", 1), "success": True, "errors": []}])  # fmt: skip
+    responses.add(responses.POST, f"{BASE}composite/sobjects",
+                  json=[{"id": sfid("00T", 2), "success": True, "errors": []}])  # fmt: skip
+    conn = connector()
+    results = conn.write([
+        item(1, WriteKind.COMPLETE_TASK, sfid("00T", 3), {"body": "done"}, key="k-done"),
+        item(2, WriteKind.CREATE_TASK, None, {"subject": "Old"}, key="k-there"),
+        item(3, WriteKind.CREATE_TASK, None, {"subject": "New"}, key="k-new"),
+    ])  # fmt: skip
+    calls = [(c.request.method, urlsplit(c.request.url).path.split("v59.0/")[-1]) for c in responses.calls]
+    assert calls == [("GET", "sobjects/Task/describe"), ("GET", "query/"),
+                     ("PATCH", "composite/sobjects"), ("POST", "composite/sobjects")]  # fmt: skip
+    assert "WHERE Crmsync_Key__c IN ('k-new','k-there')" in soql_of(responses.calls[1])
+    updated = json.loads(responses.calls[2].request.body)["records"]
+    assert [(r["Id"], r["Crmsync_Key__c"]) for r in updated] == [
+        (sfid("00T", 3), "k-done"), (sfid("00T", 1), "k-there")]  # fmt: skip
+    created = json.loads(responses.calls[3].request.body)["records"]
+    assert created == [{"attributes": {"type": "Task"}, "Subject": "New", "Crmsync_Key__c": "k-new"}]
+    assert [(r.ok, r.crm_id) for r in results] == [
+        (True, sfid("00T", 3)), (True, sfid("00T", 1)), (True, sfid("00T", 2))]  # fmt: skip
+
+
+@responses.activate
+def test_w4_without_an_external_id_a_lost_create_answer_is_looked_up_before_any_resend():
+    add_describe("Task", PLAIN_TASK_FIELDS)
+    responses.add(responses.GET, f"{BASE}query/", json={"totalSize": 0, "done": True, "records": []})
+    responses.add(responses.POST, f"{BASE}composite/sobjects", body=requests.ConnectionError("reset"))
+    responses.add(responses.GET, f"{BASE}query/",
+                  json={"totalSize": 1, "done": True, "records": [task_row(7, "k-a")]})  # fmt: skip
+    responses.add(responses.POST, f"{BASE}composite/sobjects",
+                  json=[{"id": sfid("00T", 8), "success": True, "errors": []}])  # fmt: skip
+    conn = connector()
+    results = conn.write([item(1, WriteKind.CREATE_TASK, None, {"subject": "A"}, key="k-a"),
+                          item(2, WriteKind.CREATE_TASK, None, {"subject": "B"}, key="k-b")])  # fmt: skip
+    posts = [json.loads(c.request.body)["records"] for c in responses.calls
+             if c.request.method == "POST"]  # fmt: skip
+    # the lost create landed k-a: found by the lookup, never sent again; k-b was not: resent
+    assert [[r["Crmsync_Key__c"] for r in p] for p in posts] == [["k-a", "k-b"], ["k-b"]]
+    assert [(r.ok, r.crm_id) for r in results] == [(True, sfid("00T", 7)), (True, sfid("00T", 8))]
+    assert len(SLEEPS) == 1  # one backoff before the lookup
+
+
 @responses.activate
 def test_a_request_refused_whole_rejects_its_items_and_the_rest_lands():
     responses.add(
@@ -1040,6 +1106,7 @@ def test_a_request_refused_whole_rejects_its_items_and_the_rest_lands():
         status=400,
         json=[{"errorCode": "INVALID_FIELD", "message": "No such column 'Crmsync_Status__c'"}],
     )
+    add_describe("Task", TASK_FIELDS)
     responses.add(
         responses.PATCH,
         f"{BASE}composite/sobjects/Task/Crmsync_Key__c",
@@ -1082,17 +1149,49 @@ def test_find_tasks_by_keys_queries_by_the_key_field():
 # ------------------------------------------------------------------ setup
 
 
+def _setup_org(sets: dict[str, str]) -> list[list[dict]]:
+    """Callbacks for what setup reads and writes beyond describe and tooling: queries answer
+    from `sets` (permission set Name -> Id, none granted or assigned yet), userinfo names the
+    user, and each collections POST succeeds per record; returns the POSTed record lists."""
+    posted: list[list[dict]] = []
+
+    def query(request):
+        soql = parse_qs(urlsplit(request.url).query)["q"][0]
+        rows = []
+        if "FROM PermissionSet " in soql:
+            rows = [{"Id": i, "Name": n} for n, i in sets.items()]
+        return 200, {}, json.dumps({"totalSize": len(rows), "done": True, "records": rows})
+
+    def create(request):
+        records = json.loads(request.body)["records"]
+        posted.append(records)
+        out = []
+        for n, r in enumerate(records):
+            if r["attributes"]["type"] == "PermissionSet":
+                sets[r["Name"]] = f"0PS00000000000{len(sets)}"
+            out.append({"id": sets.get(r.get("Name"), f"01k{len(posted)}{n}"), "success": True, "errors": []})
+        return 200, {}, json.dumps(out)
+
+    responses.add_callback(responses.GET, f"{BASE}query/", callback=query)
+    responses.add_callback(responses.POST, f"{BASE}composite/sobjects", callback=create)
+    responses.add(responses.GET, f"{INSTANCE}/services/oauth2/userinfo", json={"user_id": sfid("005", 9)})
+    return posted
+
+
 @responses.activate
 def test_setup_creates_missing_fields_via_tooling_and_a_dry_run_writes_nothing():
     add_describe("Account", [f for f in ACCOUNT_FIELDS if "Coverage_Score" not in f])
     add_describe("Contact", CONTACT_FIELDS)
     add_describe("Task", [f for f in TASK_FIELDS if not f.startswith("Crmsync_Key")])
+    posted = _setup_org({})
     dry = connector().ensure_fields(dry_run=True)
     assert {(c.object, c.field) for c in dry if c.status == "missing"} == {
         ("Account", "Crmsync_Coverage_Score__c"),
         ("Task", "Crmsync_Key__c"),
+        ("PermissionSet", "crmsync_integration"),
+        ("PermissionSet", "crmsync_read"),
     }
-    assert not [c for c in responses.calls if c.request.method == "POST"]
+    assert not [c for c in responses.calls if c.request.method != "GET"] and posted == []
 
     responses.add(
         responses.POST, f"{BASE}tooling/sobjects/CustomField", json={"id": "00N1", "success": True}
@@ -1103,10 +1202,15 @@ def test_setup_creates_missing_fields_via_tooling_and_a_dry_run_writes_nothing()
         status=400,
         json=[{"errorCode": "DUPLICATE_DEVELOPER_NAME", "message": "already exists"}],
     )
+    add_describe("Account", [f for f in ACCOUNT_FIELDS if "Coverage_Score" not in f])
+    add_describe("Task", [f for f in TASK_FIELDS if not f.startswith("Crmsync_Key")])
+    add_describe("Account", ACCOUNT_FIELDS)  # as granted: the second describe sees them
+    add_describe("Task", TASK_FIELDS)
     conn = connector()
     checks = conn.ensure_fields(dry_run=False)
-    posts = [json.loads(c.request.body) for c in responses.calls if c.request.method == "POST"]
-    assert posts[0] == {
+    tooling = [json.loads(c.request.body) for c in responses.calls
+               if c.request.url.endswith("tooling/sobjects/CustomField")]  # fmt: skip
+    assert tooling[0] == {
         "FullName": "Account.Crmsync_Coverage_Score__c",
         "Metadata": {
             "label": "Crmsync Coverage Score",
@@ -1115,16 +1219,33 @@ def test_setup_creates_missing_fields_via_tooling_and_a_dry_run_writes_nothing()
             "scale": 0,
         },
     }
-    assert posts[1]["FullName"] == "Activity.Crmsync_Key__c"
-    assert posts[1]["Metadata"]["externalId"] is True and posts[1]["Metadata"]["unique"] is True
+    assert tooling[1]["FullName"] == "Activity.Crmsync_Key__c"
+    assert tooling[1]["Metadata"]["externalId"] is True and tooling[1]["Metadata"]["unique"] is True
+    assert not any(m["Metadata"].get("required") for m in tooling)  # never a required field
     by_field = {c.field: c for c in checks}
     assert by_field["Crmsync_Coverage_Score__c"].status == "created"
-    assert (
-        by_field["Crmsync_Key__c"].status == "exists"
-        and "field-level security" in by_field["Crmsync_Key__c"].detail
-    )
+    key = by_field["Crmsync_Key__c"]
+    assert key.status == "exists" and "hidden from the integration user" in key.detail
+    assert "an External ID: tasks are upserted by it" in key.detail
     assert by_field["Crmsync_Exempt__c"].status == "exists"
-    assert conn.calls.by_operation == {"describe": 3, "tooling": 2}
+    # the permission sets: created, granted (Task fields as Task.X), the first assigned
+    sets = [r for p in posted for r in p if r["attributes"]["type"] == "PermissionSet"]
+    assert [r["Name"] for r in sets] == ["crmsync_integration", "crmsync_read"]
+    grants = [r for p in posted for r in p if r["attributes"]["type"] == "FieldPermissions"]
+    integration = {r["Field"]: r for r in grants if r["ParentId"] == "0PS000000000000"}
+    assert integration["Task.Crmsync_Key__c"]["SobjectType"] == "Task"
+    assert integration["Task.Crmsync_Key__c"]["PermissionsEdit"] is True
+    assert integration["Account.Crmsync_Exempt__c"]["PermissionsEdit"] is False  # only read
+    assert not any(f.startswith("Activity.") for f in integration)
+    read = {r["Field"]: r for r in grants if r["ParentId"] == "0PS000000000001"}
+    assert read["Contact.Crmsync_Status__c"]["PermissionsEdit"] is False
+    assert "Task.Crmsync_Key__c" not in read and "Account.Crmsync_Signature__c" not in read
+    (assignment,) = [r for p in posted for r in p if r["attributes"]["type"] == "PermissionSetAssignment"]
+    assert assignment == {"attributes": {"type": "PermissionSetAssignment"},
+                          "AssigneeId": sfid("005", 9), "PermissionSetId": "0PS000000000000"}  # fmt: skip
+    assert by_field["crmsync_integration"].status == "created"
+    assert "assign the permission set crmsync_read" in by_field["crmsync_read"].detail
+    assert conn.calls.by_operation["describe"] == 6 and conn.calls.by_operation["tooling"] == 2
 
 
 # ------------------------------------------------------------------ reconcile and counting

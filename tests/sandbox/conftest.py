@@ -213,11 +213,17 @@ def sf_server(sf_clock):
     sb.stop()
 
 
+from sandbox.salesforce.store import BIN_CAPACITY  # noqa: E402
+
+
 @_sf_pytest.fixture
 def sf(sf_server, sf_clock):
     """The session Salesforce emulator with data, faults, API usage and counts reset."""
     sf_clock.now = sf_clock.start
-    sf_server.bulk_job_seconds = 0.0
+    sf_server.bulk_job_seconds = sf_server.bulk_job_seconds_per_10k_rows = 0.0
+    sf_server.recycle_bin_capacity = BIN_CAPACITY
+    sf_server.activity_external_id = "allowed"
+    sf_server.auth.rotate_refresh_tokens = False
     sf_server.set_api_usage(used=0, max=100_000)
     sf_server.reset(sf_small_dataset())
     yield sf_server
@@ -240,3 +246,29 @@ def sf_client(sf, sf_session):
     from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
     return Salesforce(username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN, session=sf_session)
+
+
+def _grant(sf_client, *fields: str, edit: bool = True, user: str | None = None) -> str:
+    """Grant fields ("Account.X__c", "Task.X__c") to a user (default: the integration user)
+    through a new permission set over the API, as `crmsync setup` does; returns its Id."""
+    from sandbox.salesforce import INTEGRATION_USER_ID
+
+    _grant.n += 1  # type: ignore[attr-defined]
+    name = f"test_grant_{_grant.n}"  # type: ignore[attr-defined]
+    ps = sf_client.PermissionSet.create({"Name": name, "Label": name})["id"]
+    for spelled in fields:
+        sf_client.FieldPermissions.create({
+            "ParentId": ps, "SobjectType": spelled.split(".")[0], "Field": spelled,
+            "PermissionsRead": True, "PermissionsEdit": edit,
+        })
+    sf_client.PermissionSetAssignment.create({"AssigneeId": user or INTEGRATION_USER_ID, "PermissionSetId": ps})
+    return ps
+
+
+_grant.n = 0  # type: ignore[attr-defined]
+
+
+@_sf_pytest.fixture
+def sf_grant():
+    """grant(sf_client, "Contact.X__c", ..., edit=True, user=None): field-level security."""
+    return _grant

@@ -54,7 +54,9 @@ def test_password_login_and_session_id_login(sf, sf_session):
     assert client.query("SELECT COUNT() FROM Account")["totalSize"] == 3
 
     direct = Salesforce(session_id=sf.new_session(), instance_url=sf.url, session=sf_session)
-    assert direct.query("SELECT Id FROM User")["totalSize"] == 2
+    # the dataset's 2 users and the integration user the sessions belong to (a real org has it)
+    users = direct.query("SELECT Id, Username FROM User")["records"]
+    assert len(users) == 3 and USERNAME in {u["Username"] for u in users}
     assert sf.requests.count("login") == 1
 
 
@@ -77,7 +79,7 @@ def test_oauth_password_client_credentials_and_jwt_logins(sf, sf_session):
     sf_session.get_adapter("https://").routes["crmsync.my.salesforce.com"] = urlsplit(sf.url)
     cc = Salesforce(consumer_key=CONSUMER_KEY, consumer_secret=CONSUMER_SECRET,
                     domain="crmsync.my", session=sf_session)
-    assert cc.query("SELECT COUNT() FROM User")["totalSize"] == 2
+    assert cc.query("SELECT COUNT() FROM User")["totalSize"] == 3
 
     with pytest.raises(SalesforceAuthenticationFailed) as e:
         Salesforce(username=USERNAME, password=PASSWORD, consumer_key=CONSUMER_KEY,
@@ -191,16 +193,26 @@ def test_bulk2_query_returns_all_rows_over_chunks(sf, sf_client):
 
 
 def test_p9_bulk2_job_completes_after_configured_time_on_the_clock(sf, sf_client, sf_clock):
+    """UploadComplete -> InProgress -> JobComplete by the sandbox clock; results before the
+    end answer 412 JOB_NOT_COMPLETE with the documented message (api-facts §9)."""
     sf.bulk_job_seconds = 30
     job = sf_client.restful("jobs/query", method="POST", json={"operation": "query", "query": "SELECT Id FROM Account"})
     assert job["state"] == "UploadComplete"
+    assert sf_client.restful(f"jobs/query/{job['id']}")["state"] == "UploadComplete"  # queued
+    sf_clock.advance(5)
     assert sf_client.restful(f"jobs/query/{job['id']}")["state"] == "InProgress"
     with pytest.raises(SalesforceGeneralError) as e:
         sf_client.restful(f"jobs/query/{job['id']}/results")
     assert e.value.status == 412
-    sf_clock.advance(31)
-    assert sf_client.restful(f"jobs/query/{job['id']}")["state"] == "JobComplete"
-    assert sf.requests.count("bulk2_query_poll") == 2
+    assert e.value.content[0]["errorCode"] == "JOB_NOT_COMPLETE"
+    assert e.value.content[0]["message"] == (
+        "can only download query results of successfully completed bulk job with status: "
+        "JOB_COMPLETE. Current status: IN_PROGRESS"
+    )
+    sf_clock.advance(26)
+    info = sf_client.restful(f"jobs/query/{job['id']}")
+    assert info["state"] == "JobComplete" and info["numberRecordsProcessed"] == 3
+    assert sf.requests.count("bulk2_query_poll") == 3
 
 
 # ------------------------------------------------------------------ describe and tooling
@@ -217,13 +229,14 @@ def test_describe_lists_standard_and_dataset_custom_fields(sf, sf_client):
     assert {"User", "Account", "Contact", "Opportunity", "OpportunityContactRole", "Task"} <= names
 
 
-def test_x4_tooling_custom_field_is_described_writable_and_queryable(sf, sf_client):
+def test_x4_tooling_custom_field_is_described_writable_and_queryable_once_granted(sf, sf_client, sf_grant):
     body = {"FullName": "Account.Crmsync_Coverage_Score__c",
             "Metadata": {"label": "Coverage Score", "type": "Number", "precision": 3, "scale": 0}}
     res = sf_client.toolingexecute("sobjects/CustomField", method="POST", data=body)
     assert res["success"] is True
     sf_client.toolingexecute("sobjects/CustomField", method="POST", data={
         "FullName": "Activity.Crmsync_Key__c", "Metadata": {"label": "Key", "type": "Text", "length": 80, "externalId": True}})
+    sf_grant(sf_client, "Account.Crmsync_Coverage_Score__c", "Task.Crmsync_Key__c")
     field = {f["name"]: f for f in sf_client.Account.describe()["fields"]}["Crmsync_Coverage_Score__c"]
     assert field["type"] == "double" and field["custom"] and field["updateable"]
     acme = sf_id("001", 1)
@@ -232,6 +245,8 @@ def test_x4_tooling_custom_field_is_described_writable_and_queryable(sf, sf_clie
     with pytest.raises(SalesforceMalformedRequest) as e:
         sf_client.toolingexecute("sobjects/CustomField", method="POST", data=body)
     assert e.value.content[0]["errorCode"] == "DUPLICATE_DEVELOPER_NAME"
+    key = {f["name"]: f for f in sf_client.Task.describe()["fields"]}["Crmsync_Key__c"]
+    assert key["externalId"] is True
     created = sf_client.Task.upsert("Crmsync_Key__c/k-1", {"Subject": "Fix", "WhatId": acme})
     assert created == 201
     assert sf_client.Task.upsert("Crmsync_Key__c/k-1", {"Subject": "Fix it"}) == 200
