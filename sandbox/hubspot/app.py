@@ -39,7 +39,8 @@ Fault kinds understood (spec format in sandbox/common.py):
                    "code": "...", "message": "...", "mode": "per_input"|"whole_batch"}
                   per_input (default for updates/upserts) -> 207 error for that input;
                   whole_batch (default for creates) -> 400 VALIDATION_ERROR for the call
-  index_lag       {"seconds": N}: search hides records modified in the last N seconds
+  index_lag       {"seconds": N}: search hides records modified in the last N seconds (also a
+                  standing knob, HubSpotSandbox(index_lag_seconds=N); realistic: sandbox/realistic.py)
   association_dates_frozen  {}: while the rule exists, a primary-company change moves the
                   contact's associatedcompanyid but not its lastmodifieddate /
                   hs_lastmodifieddate (the harsher, unconfirmed reading; by default the
@@ -186,6 +187,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         self.object_log = RequestLog()
         self.searcher = Searcher()
         self.on_reset = on_reset
+        self.index_lag_seconds = 0.0  # search hides records modified this recently (knob)
+        self.latency_ms = 0.0  # every API request waits this long before it is answered (knob)
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -227,6 +230,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         if endpoint.startswith("oauth"):  # token calls don't count towards API faults
             kinds = {"status", "latency", "revoke", "rotate_refresh_token"}
         fired = self.faults.fire(endpoint, req.method, kinds=kinds)
+        if self.latency_ms > 0:
+            self.sleep(self.latency_ms / 1000.0)
         for r in fired:
             if r.kind == "latency":
                 self.sleep(float(r.get("ms", 0)) / 1000.0)
@@ -433,6 +438,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
 
     def _index_lag(self) -> float | None:
         lags = [float(r.get("seconds", 0)) for r in self.faults.rules if r.kind == "index_lag"]
+        if self.index_lag_seconds > 0:
+            lags.append(self.index_lag_seconds)
         return max(lags) if lags else None
 
     def _underfill(self, route: str, method: str, limit: int) -> int | None:

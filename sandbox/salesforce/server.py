@@ -35,6 +35,7 @@ from sandbox.common import (
     write_secret_file,
     write_standalone_config,
 )
+from sandbox.realistic import SalesforceProfile
 
 from . import auth
 from .app import SalesforceApp
@@ -95,12 +96,22 @@ class SalesforceSandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         sleep_ms: Callable[[float], None] = sleep_ms,
+        latency_ms: float = 0.0,
+        long_running_limit: int | None = None,
+        long_running_seconds: float = 20.0,
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="crmsync-sf-sandbox-"))
         self.tls = tls
         self.host, self.port = host, port
         self.clock = clock or _utcnow
         self.sleep_ms = sleep_ms
+        # Knobs (sandbox/realistic.py has documented values): every API request waits
+        # latency_ms before it is answered; with long_running_limit, a new request is refused
+        # (403 REQUEST_LIMIT_EXCEEDED ConcurrentRequests) while that many requests have been
+        # running long_running_seconds or more (app.py `_admit`).
+        self.latency_ms = float(latency_ms)
+        self.long_running_limit = long_running_limit
+        self.long_running_seconds = float(long_running_seconds)
         self.store = Store(self.clock)
         self.faults = FaultEngine(faults)
         self.requests = RequestLog()
@@ -280,9 +291,12 @@ def serve_forever(
     faults: Any = None,
     write_config: str | Path | None = None,
     tls: bool = True,
+    realistic: SalesforceProfile | None = None,
 ) -> None:
-    """Run one sandbox in the foreground (`crmsync sandbox salesforce`) until Ctrl-C."""
-    sb = SalesforceSandbox(dataset, faults=faults, tls=tls, port=port).start()
+    """Run one sandbox in the foreground (`crmsync sandbox salesforce`) until Ctrl-C;
+    `realistic` (sandbox/realistic.py) turns on a real org's limits."""
+    kwargs = realistic.sandbox_kwargs() if realistic is not None else {}
+    sb = SalesforceSandbox(dataset, faults=faults, tls=tls, port=port, **kwargs).start()
     try:
         counts = {name: len(t.rows) for name, t in ((t.name, t) for t in sb.store.tables.values())}
         print(f"Salesforce sandbox listening on {sb.url}", flush=True)
@@ -294,6 +308,10 @@ def serve_forever(
             flush=True,
         )
         print("  records: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+        if realistic is not None:
+            print(f"  limits: realistic ({realistic.describe()})", flush=True)
+        else:
+            print("  limits: none (--unlimited) beyond the daily API requests; no latency", flush=True)
         if write_config:
             print(f"  wrote {write_standalone_config(write_config, sb.write_config)}", flush=True)
         print("  stop it with Ctrl-C (or `kill` its process id)", flush=True)

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from werkzeug.datastructures import Headers, MultiDict
@@ -46,6 +47,7 @@ class Req:
     headers: Headers
     body: bytes = b""
     fired: list[FaultRule] = field(default_factory=list)
+    arrived: datetime | None = None  # the emulator clock when it arrived (long-running limit)
 
     def json(self) -> Any:
         try:
