@@ -255,6 +255,8 @@ class FieldInfo:
     name: str
     type: str
     picklist: frozenset[str] | None = None  # values of a picklist field
+    length: int = 0  # characters a text field holds (describe "length")
+    custom: bool = False
 
 
 def field_infos(describe: Mapping[str, Any]) -> dict[str, FieldInfo]:
@@ -272,7 +274,13 @@ def field_infos(describe: Mapping[str, Any]) -> dict[str, FieldInfo]:
                 for p in f.get("picklistValues") or ()
                 if p.get("value") is not None
             )
-        out[name.lower()] = FieldInfo(name=name, type=ftype, picklist=values)
+        out[name.lower()] = FieldInfo(
+            name=name,
+            type=ftype,
+            picklist=values,
+            length=int(f.get("length") or 0),
+            custom=bool(f.get("custom")),
+        )
     return out
 
 
@@ -357,6 +365,18 @@ class Resolved:
         """The row filter (Task: crmsync's key set); None when there is none."""
         f = self.actual(self.map.filter_field)
         return f"{f} != null" if f else None
+
+    @property
+    def long_text_chars(self) -> int:
+        """Characters the selected custom long text areas can hold together (X3): what
+        decides Salesforce's own page cap ("If the SOQL statement selects two or more
+        custom fields of type long text, the batch size can't be greater than 200
+        records", SOQL and SOSL Reference, "Change the Batch Size in Queries")."""
+        return sum(
+            i.length
+            for i in self.infos.values()
+            if i.custom and i.type == "textarea" and i.length > 255
+        )
 
     @property
     def filter_missing(self) -> bool:

@@ -161,6 +161,7 @@ URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slas
 REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection",
                  "daily_usage"}
 HISTORY_PAGE = 50  # records per read with propertiesWithHistory
+MAX_TEXT_CHARS = 65_536
 _DROP = "hubspot_sandbox.drop"
 # The emulated account's portal (hub) id and UI domain (GET /account-info/v3/details).
 PORTAL_ID = 24_681_357
@@ -189,6 +190,13 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         self.on_reset = on_reset
         self.index_lag_seconds = 0.0  # search hides records modified this recently (knob)
         self.latency_ms = 0.0  # every API request waits this long before it is answered (knob)
+        # A text value written through the API may hold this many characters (X3): "When
+        # the value is added through the CRM, the character limit is 65,536 characters. When
+        # the value is submitted through a form, there is no limit" (knowledge.hubspot.com
+        # "property field types"). What the API answers past it is not documented: the
+        # harsher reading, a 400 VALIDATION_ERROR refusing the whole request or batch (api-
+        # facts §8). The in-process create/update (a form, an import) has no limit.
+        self.max_text_chars: int | None = MAX_TEXT_CHARS
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -452,7 +460,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
     def h_create(self, req: Request, obj: str) -> Reply:
         obj = self._obj(obj)
         body = _body(req)
-        props, errors = self.crm.check(obj, body.get("properties"))
+        props, errors = self.crm.check(obj, body.get("properties"), max_chars=self.max_text_chars)
         if errors:
             raise validation_error(errors)
         rej = self._reject(obj, None, props, "whole_batch")
@@ -471,7 +479,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         rec = self._find(obj, rid, req.args.get("idProperty"))
         if rec is None:
             raise not_found(rid)
-        props, errors = self.crm.check(obj, _body(req).get("properties"))
+        props, errors = self.crm.check(obj, _body(req).get("properties"), max_chars=self.max_text_chars)
         if errors:
             raise validation_error(errors)
         rej = self._reject(obj, rec.id, {**rec.props, **props}, "per_input")
@@ -518,7 +526,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         inputs = self._inputs(_body(req))
         prepared, bad, rejected = [], [], []
         for n, it in enumerate(inputs):
-            props, errors = self.crm.check(obj, it.get("properties"))
+            props, errors = self.crm.check(obj, it.get("properties"), max_chars=self.max_text_chars)
             bad.extend(errors)
             rej = None if errors else self._reject(obj, None, props, "whole_batch")
             if rej and rej[0] == "whole_batch":
@@ -570,7 +578,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         plan, bad, missing, rejected = [], [], [], []
         for it in inputs:
             rec = self._find(obj, str(it.get("id", "")), it.get("idProperty"))
-            props, errors = self.crm.check(obj, it.get("properties"))
+            props, errors = self.crm.check(obj, it.get("properties"), max_chars=self.max_text_chars)
             bad.extend(errors)
             if rec is None:
                 missing.append(str(it.get("id", "")))
@@ -606,7 +614,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
             id_prop = it.get("idProperty") or "hs_object_id"
             key = str(it.get("id", ""))
             rec = self._find(obj, key, id_prop)
-            props, errors = self.crm.check(obj, it.get("properties"))
+            props, errors = self.crm.check(obj, it.get("properties"), max_chars=self.max_text_chars)
             if rec is None and id_prop != "hs_object_id":
                 props.setdefault(id_prop, key)
             bad.extend(errors)

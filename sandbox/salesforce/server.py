@@ -110,6 +110,12 @@ class SalesforceSandbox:
         # (403 REQUEST_LIMIT_EXCEEDED ConcurrentRequests) while that many requests have been
         # running long_running_seconds or more (app.py `_admit`).
         self.latency_ms = float(latency_ms)
+        # Big records (X3): a REST query page ends before this many bytes of records (at
+        # least one record a page); None: pages are cut by batch size only. Salesforce:
+        # "The maximum result size is 2000, but this can be smaller if you have selected
+        # several fields or if you have included blob fields (e.g. long text area fields,
+        # rich text area fields)" (help article 000386264); by how much is not documented.
+        self.query_page_bytes: int | None = None
         self.long_running_limit = long_running_limit
         self.long_running_seconds = float(long_running_seconds)
         self.store = Store(self.clock)
