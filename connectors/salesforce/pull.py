@@ -95,7 +95,9 @@ MAX_SPLITS = 64  # QUERY_TIMEOUT window halvings per pull (each window stays >= 
 MIN_SPLIT = timedelta(minutes=1)
 GET_DELETED_DAYS = 15
 
-# Bulk CSV can carry 131,072-char long text areas (X3): lift csv's 128 KiB cap.
+# Bulk CSV cells (X3): csv's default field_size_limit, 131,072 characters, is exactly the
+# longest documented Salesforce field (a long text area); one character more fails the whole
+# chunk, so the limit is lifted rather than trusted to match.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
