@@ -83,6 +83,8 @@ def serve(args: argparse.Namespace) -> None:
 
         sb = HubSpotSandbox(dataset=data).start()
     del data, part
+    if args.big_fields:
+        (big_salesforce if args.crm == "salesforce" else big_hubspot)(sb)
     sb.write_config(config)
     print(json.dumps({"url": sb.url, "ca_file": getattr(sb, "ca_file", None), "sizes": sizes}),
           flush=True)
@@ -90,10 +92,42 @@ def serve(args: argparse.Namespace) -> None:
     sb.stop()
 
 
+# ------------------------------------------------------------------ big records (X3)
+
+BIG_LINE = "Zoë Köln 東京 مرحبا 🙂 \"quoted\", a line\r\n"  # multi-byte, quotes, CR/LF
+
+
+def big_text(n: int) -> str:
+    return (BIG_LINE * (n // len(BIG_LINE) + 1))[:n]
+
+
+def big_salesforce(sb: Any) -> None:
+    """Two custom long text areas on every contact: 30,000 characters each (a ~60 KB
+    record), the first one at the documented maximum, 131,072, on every 50th contact.
+    Two long text fields also cap REST pages at 200 rows (SOQL reference)."""
+    for name in ("Notes_A__c", "Notes_B__c"):
+        sb.add_field("Contact", name, "LongTextArea", length=131_072)
+    half, full = big_text(30_000), big_text(131_072)  # shared: the sandbox holds one copy
+    ids = [r["Id"] for r in sb.records("Contact")]
+    for i, rid in enumerate(ids):
+        sb.update("Contact", rid, {"Notes_A__c": full if i % 50 == 0 else half, "Notes_B__c": half})
+
+
+def big_hubspot(sb: Any) -> None:
+    """A custom text property on every contact: 60,000 characters (a ~60 KB record), and
+    100,000 on every 50th (HubSpot's 65,536 applies to values entered in the CRM; a form
+    has no limit: knowledge.hubspot.com "property field types")."""
+    sb.add_property("contacts", "notes_big")
+    normal, huge = big_text(60_000), big_text(100_000)
+    for i, rec in enumerate(sb.records("contacts")):
+        sb.update("contacts", rec["id"], {"notes_big": huge if i % 50 == 0 else normal},
+                  source="import")
+
+
 def start_sandbox(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     cmd = [sys.executable, __file__, "--serve", "--crm", args.crm, "--contacts", str(args.contacts),
            "--accounts", str(args.accounts), "--seed", str(args.seed), "--dir", str(workdir),
-           "--bulk-job-seconds", str(args.bulk_job_seconds)]
+           "--bulk-job-seconds", str(args.bulk_job_seconds)] + (["--big-fields"] if args.big_fields else [])
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -116,8 +150,13 @@ def configure(workdir: Path, args: argparse.Namespace) -> Path:
     text = config.read_text(encoding="utf-8").rstrip("\n") + "\n"
     if args.crm == "salesforce":
         text += f'bulk = "{args.bulk}"\n'
+        if args.big_fields:
+            text += '[salesforce.extra_fields]\nContact = ["Notes_A__c", "Notes_B__c"]\n'
     else:
         text += f"requests_per_10s = {args.requests_per_10s}\nsearches_per_second = {args.searches_per_second}\n"
+        if args.big_fields:
+            text += 'extra_properties = { contacts = ["notes_big"] }\n'
+
     config.write_text(f'[mirror]\npath = "crmsync.db"\n\n{text}', encoding="utf-8")
     return config
 
@@ -214,6 +253,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], seconds: float, code:
         **({"bulk_jobs": jobs, "bulk_polls": polls, "rest_floor_total": rest_floor(info["sizes"])}
            if args.crm == "salesforce" else {}),
         "peak_rss_mib": round(rss_kib / 1024, 1),
+        "big_fields": args.big_fields,
     }
     return result
 
@@ -273,6 +313,9 @@ def main() -> None:
     p.add_argument("--requests-per-10s", type=int, default=100, help="[hubspot] client limit")
     p.add_argument("--searches-per-second", type=int, default=4, help="[hubspot] client limit")
     p.add_argument("--json", action="store_true", help="print the result as JSON only")
+    p.add_argument("--big-fields", action="store_true",
+                   help="X3: ~60 KB contacts (Salesforce: two long text areas, 131,072 chars on "
+                        "every 50th; HubSpot: a 60,000-char property, 100,000 on every 50th)")
     p.add_argument("--reconcile", action="store_true",
                    help="[hubspot] after the full pull, measure `sync --reconcile --pull-only`")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

@@ -647,16 +647,47 @@ def report(
 @click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Dataset JSON file instead of generated data (format below).")
 @click.option("--faults", help="Injected faults: JSON, a .json file, or kind:key=val,...;... (documented in sandbox/common.py), e.g. 'status:status=503,probability=0.05'.")
 @click.option("--write-config", "write_config", type=click.Path(dir_okay=False, path_type=Path), help="Write the sync.toml table that connects crmsync to this sandbox.")
+@click.option(
+    "--realistic/--unlimited",
+    default=True,
+    show_default=True,
+    help="Enforce a real account's limits (the default; see above), or answer as fast as "
+    "loopback allows with no rate limit, index lag or latency (--unlimited).",
+)
+@click.option(
+    "--plan",
+    help="The account whose limits --realistic models. HubSpot: starter (the default: 100 "
+    "requests per 10 s, 250,000 per day), professional (190, 625,000) or enterprise (190, "
+    "1,000,000). Salesforce: production (the default: 25 concurrent long-running requests, "
+    "100,000 requests per 24 h) or developer (5, 15,000).",
+)
+@click.option("--latency-ms", "latency_ms", type=click.FloatRange(min=0), help="With --realistic: milliseconds each API request takes (assumed: 100).")
+@click.option("--index-lag", "index_lag", type=click.FloatRange(min=0), help="HubSpot with --realistic: seconds before search sees a write (assumed: 5).")
 @handles_errors
 def sandbox(
     crm: str, port: int, seed: int, accounts: int, data_file: Path | None,
-    faults: str | None, write_config: Path | None,
+    faults: str | None, write_config: Path | None, realistic: bool, plan: str | None,
+    latency_ms: float | None, index_lag: float | None,
 ) -> int:
     """Run one emulator (Salesforce or HubSpot) as a standalone loopback server.
 
     It serves the official client libraries over real HTTP (Salesforce over
     TLS with a throwaway CA) until Ctrl-C or SIGTERM, and holds its data in
     memory only.
+
+    \b
+    Limits: realistic by default, because this command is where people and
+    outside tools measure crmsync (how long a sync takes, how it copes with
+    429s): numbers taken against a sandbox without limits would promise what
+    the real CRM never gives. --realistic enforces, as the vendor documents them:
+      HubSpot: the rolling limit per 10 s and the daily limit of the --plan,
+        5 searches per second (429 past either);
+      Salesforce: the concurrent long-running request limit (requests running
+        20 s or more) and the daily requests of the --plan (403 past either);
+    and, where no vendor gives a number, assumed values (sandbox/realistic.py
+    cites each): a search index lag of 5 s (HubSpot), 100 ms per request, 10 s
+    per Bulk query job (Salesforce). --unlimited turns all of it off (debugging,
+    tests of crmsync's own speed); `crmsync demo` runs realistic too.
 
     \b
     Data: generated with --seed and --accounts, or --data FILE, a JSON object
@@ -673,7 +704,20 @@ def sandbox(
     [mirror] table when FILE has none) and its dummy credential files beside
     FILE, so `crmsync setup --config FILE` works at once.
     """
+    from sandbox.realistic import HubSpotProfile, SalesforceProfile, profile
+
     _setup_logs(fmt="text")
+    limits: HubSpotProfile | SalesforceProfile | None = None
+    if realistic:
+        try:
+            limits = profile(crm, plan, latency_ms=latency_ms, index_lag_seconds=index_lag)
+        except ValueError as e:
+            raise UsageError(f"--plan / --index-lag: {e}", fix="See `crmsync sandbox --help`.") from None
+    elif plan or latency_ms is not None or index_lag is not None:
+        raise UsageError(
+            "--plan, --latency-ms and --index-lag set realistic limits, and --unlimited turns them off",
+            fix="Drop --unlimited, or drop those options.",
+        )
     if data_file is not None:
         try:
             dataset = json.loads(data_file.read_text(encoding="utf-8"))
@@ -689,11 +733,13 @@ def sandbox(
     if crm == "salesforce":
         from sandbox.salesforce import serve_forever as sf_serve
 
-        sf_serve(port=port, dataset=dataset, faults=faults, write_config=write_config)
+        assert limits is None or isinstance(limits, SalesforceProfile)
+        sf_serve(port=port, dataset=dataset, faults=faults, write_config=write_config, realistic=limits)
     else:
         from sandbox.hubspot import serve_forever as hs_serve
 
-        hs_serve(port=port, dataset=dataset, faults=faults, write_config=write_config)
+        assert limits is None or isinstance(limits, HubSpotProfile)
+        hs_serve(port=port, dataset=dataset, faults=faults, write_config=write_config, realistic=limits)
     return EXIT_OK
 
 

@@ -73,6 +73,7 @@ Cursors (JSON, stored by state/cursors.py):
 from __future__ import annotations
 
 import logging
+import sys
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -96,6 +97,13 @@ SEARCH_LIMIT = 200  # HubSpot's max per search page
 LIST_LIMIT = 100  # max per list page
 ASSOC_BATCH = 1000  # max inputs per v4 batch association read
 CHUNK = 1000  # records per yielded Page on the search path (= one association batch)
+# ... or fewer: a chunk ends once its property values hold this much memory (X3). A
+# HubSpot text value can be 65,536 characters entered in the CRM and more from a form
+# (knowledge.hubspot.com "property field types"), and Python holds a value with one emoji
+# at 4 bytes a character: 1,000 records of 60,000 characters were 700 MiB of peak RSS
+# (bench/README.md "Big records"). Ordinary records (a few KiB) never reach it; big ones
+# cost more association reads (one per chunk) instead of memory.
+CHUNK_BYTES = 64 * 2**20
 OWNERS_LIMIT = 500
 MAX_EMPTY_PAGES = 50
 
@@ -319,13 +327,17 @@ class Puller:
         filters: list[dict[str, Any]],
         after_id: str | None,
     ) -> Iterator[list[Mapping[str, Any]]]:
-        """Search results regrouped into chunks of CHUNK (one association batch each)."""
+        """Search results regrouped into chunks of CHUNK records or CHUNK_BYTES of values,
+        whichever comes first (one association batch each)."""
         buf: list[Mapping[str, Any]] = []
+        held = 0
         for page in self._search(spec, props, filters, after_id):
-            buf.extend(page)
-            while len(buf) >= CHUNK:
-                yield buf[:CHUNK]
-                buf = buf[CHUNK:]
+            for record in page:
+                buf.append(record)
+                held += _held_bytes(record)
+                if len(buf) >= CHUNK or held >= CHUNK_BYTES:
+                    yield buf
+                    buf, held = [], 0
         if buf:
             yield buf
 
@@ -1008,6 +1020,12 @@ class Puller:
                 records,
                 self._cursor(run, phase="buyers", after_id=_last_id(chunk)),
             )
+
+
+def _held_bytes(raw: Mapping[str, Any]) -> int:
+    """Memory the record's property values hold (the bulk of a big record)."""
+    props = raw.get("properties") or {}
+    return sum(sys.getsizeof(v) for v in props.values() if isinstance(v, str))
 
 
 def _batched(items: Iterable[str], n: int) -> Iterator[list[str]]:

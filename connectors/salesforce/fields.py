@@ -257,6 +257,8 @@ class FieldInfo:
     picklist: frozenset[str] | None = None  # values of a picklist field
     updateable: bool = True  # false when field-level security grants read only
     external_id: bool = False  # an External ID: collections upsert can key on it
+    length: int = 0  # characters a text field holds (describe "length")
+    custom: bool = False
 
 
 def field_infos(describe: Mapping[str, Any]) -> dict[str, FieldInfo]:
@@ -280,6 +282,8 @@ def field_infos(describe: Mapping[str, Any]) -> dict[str, FieldInfo]:
             picklist=values,
             updateable=bool(f.get("updateable", True)),
             external_id=bool(f.get("externalId", False)),
+            length=int(f.get("length") or 0),
+            custom=bool(f.get("custom")),
         )
     return out
 
@@ -365,6 +369,18 @@ class Resolved:
         """The row filter (Task: crmsync's key set); None when there is none."""
         f = self.actual(self.map.filter_field)
         return f"{f} != null" if f else None
+
+    @property
+    def long_text_chars(self) -> int:
+        """Characters the selected custom long text areas can hold together (X3): what
+        decides Salesforce's own page cap ("If the SOQL statement selects two or more
+        custom fields of type long text, the batch size can't be greater than 200
+        records", SOQL and SOSL Reference, "Change the Batch Size in Queries")."""
+        return sum(
+            i.length
+            for i in self.infos.values()
+            if i.custom and i.type == "textarea" and i.length > 255
+        )
 
     @property
     def filter_missing(self) -> bool:

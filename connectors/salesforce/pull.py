@@ -82,6 +82,24 @@ from state.model import CrmRecord, Cursor, ObjectType, Page
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 2000
+MIN_PAGE_SIZE = 200  # Sforce-Query-Options batchSize: "the minimum is 200"
+# Big records (X3): a page of query results (REST) or of Bulk CSV rows is also cut so its
+# text values hold about this much memory. Salesforce caps a REST page at 200 rows when two
+# custom long text areas are selected and may return fewer rows for big records (SOQL
+# reference, "Change the Batch Size in Queries"; help article 000386264); by how much is not
+# documented, and 2,000 rows of one 60,000-character field were 1.8 GiB of peak RSS (bench/
+# README.md "Big records"). So a pull asks for fewer rows up front when the selected custom
+# long text areas could fill a page past this (`_batch_for`), asks for fewer again when a
+# page it got was bigger, and cuts Bulk CSV into Pages by size.
+PAGE_BYTES = 32 * 2**20
+# A Bulk results request asks for at most this much CSV: "If you are working with a very large
+# number of query results, you may experience a timeout before receiving all the data from
+# Salesforce. To prevent a timeout, specify the maximum number of records your client is
+# expecting to receive in the maxRecords parameter" (Bulk API 2.0, "Get Results for a Query
+# Job"). 50,000 records of 60 KB would be 3 GB in one answer (in the sandbox: no answer within
+# the 60 s timeout, bench/README.md "Big records"): maxRecords starts from the selected custom
+# long text areas' size and then follows the bytes per row the last chunk actually had.
+RESULT_BYTES = 256 * 2**20
 BATCH_HEADERS = {"Sforce-Query-Options": f"batchSize={PAGE_SIZE}"}
 # Seconds before each poll of a Bulk job: short first (issue 14: a 2 s first wait cost every
 # small job 2 s), doubling, then every 30 s until bulk_max_wait_seconds.
@@ -93,7 +111,9 @@ MIN_SPLIT = timedelta(minutes=1)
 GET_DELETED_DAYS = 15
 BIN_DAYS = 15  # the recycle bin's retention: a cursor older than this may have missed deletes
 
-# Bulk CSV can carry 131,072-char long text areas (X3): lift csv's 128 KiB cap.
+# Bulk CSV cells (X3): csv's default field_size_limit, 131,072 characters, is exactly the
+# longest documented Salesforce field (a long text area); one character more fails the whole
+# chunk, so the limit is lifted rather than trusted to match.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
@@ -348,41 +368,51 @@ class Puller:
         stats.pages += 1
         return out
 
-    def _pages(self, soql: str, *, include_deleted: bool) -> Iterator[Mapping[str, Any]]:
+    def _pages(
+        self, soql: str, *, include_deleted: bool, batch: int = PAGE_SIZE
+    ) -> Iterator[Mapping[str, Any]]:
         """REST pages of one SOQL query (each page one counted call, each retried alone).
 
         With `composite_pages` > 1 the pages after the first are fetched up to
         five at a time through /composite, each subrequest following the
-        previous one's nextRecordsUrl: one API call per chain.
+        previous one's nextRecordsUrl: one API call per chain. `batch` is the
+        batchSize asked for; a page whose values hold more than PAGE_BYTES makes
+        the next requests ask for proportionally fewer rows (X3).
         """
-        page = self.client.query(soql, include_deleted=include_deleted, headers=BATCH_HEADERS)
+        headers = _batch_headers(batch)
+        page = self.client.query(soql, include_deleted=include_deleted, headers=headers)
         total = int(page.get("totalSize") or 0)
         seen = 0
         while True:
             yield page
-            seen += len(page.get("records") or ())
+            rows = page.get("records") or ()
+            seen += len(rows)
+            batch = _smaller_batch(batch, rows)
+            headers = _batch_headers(batch)
             if page.get("done", True) or not page.get("nextRecordsUrl"):
                 return
             chain = self.settings.composite_pages
             if chain <= 1:
-                page = self.client.query_more(page["nextRecordsUrl"], headers=BATCH_HEADERS)
+                page = self.client.query_more(page["nextRecordsUrl"], headers=headers)
                 continue
-            per_page = max(1, len(page.get("records") or ()))
+            per_page = max(1, len(rows))
             wanted = max(1, min(chain, math.ceil(max(total - seen, 1) / per_page)))
-            pages = self._chained(page["nextRecordsUrl"], wanted)
+            pages = self._chained(page["nextRecordsUrl"], wanted, headers)
             for page in pages[:-1]:
                 yield page
                 seen += len(page.get("records") or ())
             page = pages[-1]
 
-    def _chained(self, next_url: str, n: int) -> list[Mapping[str, Any]]:
+    def _chained(
+        self, next_url: str, n: int, headers: Mapping[str, str] = BATCH_HEADERS
+    ) -> list[Mapping[str, Any]]:
         """Up to n query pages in one /composite call, stopping at the last page."""
         subrequests = [
             {
                 "method": "GET",
                 "url": next_url if i == 0 else f"@{{p{i - 1}.nextRecordsUrl}}",
                 "referenceId": f"p{i}",
-                "httpHeaders": dict(BATCH_HEADERS),
+                "httpHeaders": dict(headers),
             }
             for i in range(n)
         ]
@@ -462,7 +492,7 @@ class Puller:
         stats = self.stats[obj]
         soql = self._select(res, (res.filter_clause, _after(st.after_id)), "Id")
         first = True
-        for page in self._pages(soql, include_deleted=False):
+        for page in self._pages(soql, include_deleted=False, batch=_batch_for(res)):
             if first:
                 cap = self._server_cap(started_at)
                 st.cap = min(st.cap, cap) if st.cap else cap
@@ -471,7 +501,12 @@ class Puller:
             records = self._records(obj, res, page.get("records") or ())
             self._advance(st, records, page.get("records") or ())
             yield Page(obj, records, st.cursor())
-            if first and may_switch and not page.get("done", True) and self._bulk_is_cheaper(page):
+            if (
+                first
+                and may_switch
+                and not page.get("done", True)
+                and self._bulk_is_cheaper(page, res)
+            ):
                 return True
             first = False
         return False
@@ -488,14 +523,17 @@ class Puller:
             if r.modified_at and (st.max_seen is None or r.modified_at > st.max_seen):
                 st.max_seen = r.modified_at
 
-    def _bulk_is_cheaper(self, first_page: Mapping[str, Any]) -> bool:
+    def _bulk_is_cheaper(self, first_page: Mapping[str, Any], res: Resolved) -> bool:
         if self.settings.bulk != "auto":
             return False
-        remaining = int(first_page.get("totalSize") or 0) - len(first_page.get("records") or ())
+        got = len(first_page.get("records") or ())
+        remaining = int(first_page.get("totalSize") or 0) - got
         if remaining <= 0:
             return False
-        rest_calls = math.ceil(remaining / PAGE_SIZE)
-        return bulk_cost(remaining, self.settings.bulk_max_records) < rest_calls
+        # the page size Salesforce actually gave (200 with two long text areas, X3), not
+        # the 2,000 asked for
+        rest_calls = math.ceil(remaining / max(1, got))
+        return bulk_cost(remaining, _bulk_chunk(res, self.settings.bulk_max_records)) < rest_calls
 
     # -------------------------------------------------------------- bulk
 
@@ -582,12 +620,14 @@ class Puller:
         self, obj: ObjectType, res: Resolved, job_id: str, st: _Full
     ) -> Iterator[Page]:
         locator: str | None = None
+        max_records = _bulk_chunk(res, self.settings.bulk_max_records)
         while True:
-            params: dict[str, Any] = {"maxRecords": self.settings.bulk_max_records}
+            params: dict[str, Any] = {"maxRecords": max_records}
             if locator:
                 params["locator"] = locator
             consumed = 0  # rows of this chunk already yielded: skipped if it is re-read
             attempts = 0
+            read = [0]  # bytes of this chunk's body
             while True:
                 response = self.client.raw(
                     "GET",
@@ -599,7 +639,8 @@ class Puller:
                 )
                 try:
                     skip = consumed
-                    for raws in _csv_batches(response, res.infos, PAGE_SIZE):
+                    read[0] = 0
+                    for raws in _csv_batches(response, res.infos, PAGE_SIZE, read):
                         if skip >= len(raws):
                             skip -= len(raws)
                             continue
@@ -627,6 +668,11 @@ class Puller:
             locator = response.headers.get("Sforce-Locator")
             if not locator or locator == "null":
                 return
+            if consumed and read[0]:  # X3: as many rows as RESULT_BYTES holds at this size
+                per_row = read[0] / consumed
+                max_records = max(
+                    1, min(self.settings.bulk_max_records, int(RESULT_BYTES // per_row))
+                )
 
     # -------------------------------------------------------------- incremental
 
@@ -649,7 +695,7 @@ class Puller:
                 if hi is not None:
                     where.append(f"{CURSOR_FIELD} < {soql_datetime(hi)}")
                 soql = self._select(res, where, f"{CURSOR_FIELD}, Id")
-                for page in self._pages(soql, include_deleted=True):
+                for page in self._pages(soql, include_deleted=True, batch=_batch_for(res)):
                     if cap is None:
                         cap = self._server_cap(started_at)
                         stats.total_size = int(page.get("totalSize") or 0)
@@ -804,13 +850,16 @@ def bulk_cost(rows: int, max_records: int) -> int:
     return 1 + expected_polls(rows) + max(1, math.ceil(rows / max_records)) + 1
 
 
-def _lines(response: requests.Response) -> Iterator[str]:
-    """The body as text lines split on LF only (CR/LF inside quoted CSV fields survive)."""
+def _lines(response: requests.Response, read: list[int] | None = None) -> Iterator[str]:
+    """The body as text lines split on LF only (CR/LF inside quoted CSV fields survive);
+    `read[0]` counts the bytes read."""
     decoder = codecs.getincrementaldecoder("utf-8")(
         errors="replace"
     )  # X2: UTF-8 whatever the header says
     buffer = ""
     for chunk in response.iter_content(chunk_size=64 * 1024):
+        if read is not None:
+            read[0] += len(chunk)
         buffer += decoder.decode(chunk)
         start = 0
         while (end := buffer.find("\n", start)) >= 0:
@@ -823,21 +872,62 @@ def _lines(response: requests.Response) -> Iterator[str]:
 
 
 def _csv_batches(
-    response: requests.Response, infos: Mapping[str, FieldInfo], size: int
+    response: requests.Response,
+    infos: Mapping[str, FieldInfo],
+    size: int,
+    read: list[int] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Stream one Bulk results chunk as batches of REST-shaped records."""
-    reader = csv.reader(_lines(response))
+    """Stream one Bulk results chunk as batches of REST-shaped records: `size` rows, or
+    fewer when their values hold PAGE_BYTES (X3)."""
+    reader = csv.reader(_lines(response, read))
     header = next(reader, None)
     if not header:
         return
     types = [infos.get(h.lower()) for h in header]
     batch: list[dict[str, Any]] = []
+    held = 0
     for row in reader:
         if not row:
             continue
         batch.append({h: typed_value(t, v) for h, t, v in zip(header, types, row, strict=False)})
-        if len(batch) >= size:
+        held += sum(sys.getsizeof(v) for v in row if len(v) > 64)
+        if len(batch) >= size or held >= PAGE_BYTES:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
+
+
+def _batch_headers(batch: int) -> dict[str, str]:
+    return {"Sforce-Query-Options": f"batchSize={batch}"}
+
+
+def _batch_for(res: Resolved) -> int:
+    """The batchSize to ask for first: PAGE_SIZE, or fewer rows when the selected custom
+    long text areas, full, would hold more than PAGE_BYTES on a page (X3)."""
+    per_row = res.long_text_chars
+    if not per_row:
+        return PAGE_SIZE
+    return max(MIN_PAGE_SIZE, min(PAGE_SIZE, PAGE_BYTES // (per_row + 2048)))
+
+
+def _bulk_chunk(res: Resolved, max_records: int) -> int:
+    """maxRecords for the first Bulk results request: `max_records`, or as many rows of the
+    selected custom long text areas, full, as RESULT_BYTES holds (X3)."""
+    per_row = res.long_text_chars
+    if not per_row:
+        return max_records
+    return max(1, min(max_records, RESULT_BYTES // (per_row + 2048)))
+
+
+def _smaller_batch(batch: int, rows: Iterable[Mapping[str, Any]]) -> int:
+    """`batch`, or fewer rows when this page's text values held more than PAGE_BYTES."""
+    rows = list(rows)
+    if not rows:
+        return batch
+    held = sum(
+        sys.getsizeof(v) for r in rows for v in r.values() if isinstance(v, str) and len(v) > 64
+    )
+    if held <= PAGE_BYTES:
+        return batch
+    return max(MIN_PAGE_SIZE, min(batch, len(rows) * PAGE_BYTES // held))

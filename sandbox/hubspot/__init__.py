@@ -17,7 +17,7 @@ the Salesforce sandbox's post_write) with the other fault kinds in app.py.
 
 In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
   HubSpotSandbox(dataset=None, faults=None, clock=None, rate_limits=False, port=0, sleep=time.sleep,
-                 daily_usage=None)
+                 daily_usage=None, index_lag_seconds=0, latency_ms=0)
   start() / stop() / with ...; url; requests; object_requests; faults; limits
   reset(data=False, faults=False); set_faults(spec); set_rate_limits(False | True | dict)
   set_daily_usage(used=None, limit=None, resets_at=None)   the daily-usage knob (below)
@@ -35,6 +35,9 @@ In-process API (thread-safe; ids are numeric strings, types plural or 0-x ids):
   add_property(type, name, type_="string"); remove_property(type, name)
   write_config(path) -> path   ([hubspot] table + hubspot-token.txt beside it)
 rate_limits dict keys: per_10s (100), search_per_second (5), daily (250000), daily_used (0).
+index_lag_seconds: search does not see records modified that recently (the index_lag fault,
+always on); latency_ms: every API request waits that long before it is answered. Realistic
+values for all three: sandbox/realistic.py (`crmsync sandbox` uses them by default).
 
 The daily-usage knob (`daily_usage={"used": n, "limit": m, "resets_at": t}` or
 `set_daily_usage(...)`; `resets_at` a datetime, ISO text or epoch seconds, by
@@ -63,6 +66,7 @@ from sandbox.common import (
     write_secret_file,
     write_standalone_config,
 )
+from sandbox.realistic import HubSpotProfile
 
 from .app import HubSpotApp, dump_records, load_faults
 from .auth import CLIENT_ID, CLIENT_SECRET, PRIVATE_APP_TOKEN, REFRESH_TOKEN, Auth
@@ -80,7 +84,8 @@ class HubSpotSandbox:
     def __init__(self, dataset: Mapping[str, Any] | None = None, faults: Any = None,
                  clock: Callable[[], float] | None = None, rate_limits: bool | dict[str, Any] = False,
                  port: int = 0, sleep: Callable[[float], None] = time.sleep,
-                 daily_usage: Mapping[str, Any] | None = None) -> None:
+                 daily_usage: Mapping[str, Any] | None = None, index_lag_seconds: float = 0.0,
+                 latency_ms: float = 0.0) -> None:
         self._dataset = dataset
         self._faults_spec = faults
         self._rate_cfg = rate_limits
@@ -90,6 +95,8 @@ class HubSpotSandbox:
         self.faults = FaultEngine()
         load_faults(self.faults, faults)
         self.sleep = sleep
+        self._index_lag = float(index_lag_seconds)
+        self._latency_ms = float(latency_ms)
         self._build()
         self._server: ServerThread | None = None
 
@@ -102,6 +109,8 @@ class HubSpotSandbox:
             self.set_daily_usage(**self._daily_cfg)
         self.app = HubSpotApp(self.crm, self.faults, self.limits, self.auth, self.sleep,
                               on_reset=self._on_reset)
+        self.app.index_lag_seconds = self._index_lag
+        self.app.latency_ms = self._latency_ms
         self.crm.association_dates_frozen = lambda: any(
             r.kind == "association_dates_frozen" for r in self.faults.rules)
         if self._dataset:
@@ -350,15 +359,21 @@ def _epoch(value: Any) -> float | None:
 
 
 def serve_forever(port: int = 0, dataset: Mapping[str, Any] | None = None, faults: Any = None,
-                  write_config: str | Path | None = None, rate_limits: bool | dict[str, Any] = False
+                  write_config: str | Path | None = None, realistic: HubSpotProfile | None = None
                   ) -> None:
-    """Run the emulator in the foreground until Ctrl-C (the `crmsync sandbox hubspot` command)."""
-    hs = HubSpotSandbox(dataset=dataset, faults=faults, port=port, rate_limits=rate_limits).start()
+    """Run the emulator in the foreground until Ctrl-C (the `crmsync sandbox hubspot` command);
+    `realistic` (sandbox/realistic.py) turns on a real account's limits."""
+    kwargs = realistic.sandbox_kwargs() if realistic is not None else {}
+    hs = HubSpotSandbox(dataset=dataset, faults=faults, port=port, **kwargs).start()
     counts = {o: len(hs.store.tables[o]) for o in hs.store.tables}
     print(f"HubSpot sandbox listening on {hs.url}", flush=True)
     print("  records: " + ", ".join(f"{k} {v}" for k, v in counts.items())
           + f", owners {len(hs.crm.owners)}", flush=True)
     print(f"  token: {PRIVATE_APP_TOKEN} (private app); OAuth client {CLIENT_ID}", flush=True)
+    if realistic is not None:
+        print(f"  limits: realistic ({realistic.describe()})", flush=True)
+    else:
+        print("  limits: none (--unlimited): no rate limit, no index lag, no latency", flush=True)
     if write_config:
         print(f"  wrote {write_standalone_config(write_config, hs.write_config)}", flush=True)
     print("  stop it with Ctrl-C (or `kill` its process id)", flush=True)

@@ -39,7 +39,8 @@ Fault kinds understood (spec format in sandbox/common.py):
                    "code": "...", "message": "...", "mode": "per_input"|"whole_batch"}
                   per_input (default for updates/upserts) -> 207 error for that input;
                   whole_batch (default for creates) -> 400 VALIDATION_ERROR for the call
-  index_lag       {"seconds": N}: search hides records modified in the last N seconds
+  index_lag       {"seconds": N}: search hides records modified in the last N seconds (also a
+                  standing knob, HubSpotSandbox(index_lag_seconds=N); realistic: sandbox/realistic.py)
   association_dates_frozen  {}: while the rule exists, a primary-company change moves the
                   contact's associatedcompanyid but not its lastmodifieddate /
                   hs_lastmodifieddate (the harsher, unconfirmed reading; by default the
@@ -160,6 +161,7 @@ URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slas
 REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection",
                  "daily_usage"}
 HISTORY_PAGE = 50  # records per read with propertiesWithHistory
+MAX_TEXT_CHARS = 65_536
 _DROP = "hubspot_sandbox.drop"
 # The emulated account's portal (hub) id and UI domain (GET /account-info/v3/details).
 PORTAL_ID = 24_681_357
@@ -186,6 +188,15 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         self.object_log = RequestLog()
         self.searcher = Searcher()
         self.on_reset = on_reset
+        self.index_lag_seconds = 0.0  # search hides records modified this recently (knob)
+        self.latency_ms = 0.0  # every API request waits this long before it is answered (knob)
+        # A text value written through the API may hold this many characters (X3): "When
+        # the value is added through the CRM, the character limit is 65,536 characters. When
+        # the value is submitted through a form, there is no limit" (knowledge.hubspot.com
+        # "property field types"). What the API answers past it is not documented: the
+        # harsher reading, a 400 VALIDATION_ERROR refusing the whole request or batch (api-
+        # facts §8). The in-process create/update (a form, an import) has no limit.
+        self.max_text_chars: int | None = MAX_TEXT_CHARS
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -227,6 +238,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         if endpoint.startswith("oauth"):  # token calls don't count towards API faults
             kinds = {"status", "latency", "revoke", "rotate_refresh_token"}
         fired = self.faults.fire(endpoint, req.method, kinds=kinds)
+        if self.latency_ms > 0:
+            self.sleep(self.latency_ms / 1000.0)
         for r in fired:
             if r.kind == "latency":
                 self.sleep(float(r.get("ms", 0)) / 1000.0)
@@ -433,6 +446,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
 
     def _index_lag(self) -> float | None:
         lags = [float(r.get("seconds", 0)) for r in self.faults.rules if r.kind == "index_lag"]
+        if self.index_lag_seconds > 0:
+            lags.append(self.index_lag_seconds)
         return max(lags) if lags else None
 
     def _underfill(self, route: str, method: str, limit: int) -> int | None:
@@ -445,7 +460,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
     def h_create(self, req: Request, obj: str) -> Reply:
         obj = self._obj(obj)
         body = _body(req)
-        props, errors = self.crm.check(obj, body.get("properties"))
+        props, errors = self.crm.check(obj, body.get("properties"), max_chars=self.max_text_chars)
         if errors:
             raise validation_error(errors)
         rej = self._reject(obj, None, props, "whole_batch")
@@ -464,7 +479,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         rec = self._find(obj, rid, req.args.get("idProperty"))
         if rec is None:
             raise not_found(rid)
-        props, errors = self.crm.check(obj, _body(req).get("properties"))
+        props, errors = self.crm.check(obj, _body(req).get("properties"), max_chars=self.max_text_chars)
         if errors:
             raise validation_error(errors)
         rej = self._reject(obj, rec.id, {**rec.props, **props}, "per_input")
@@ -511,7 +526,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         inputs = self._inputs(_body(req))
         prepared, bad, rejected = [], [], []
         for n, it in enumerate(inputs):
-            props, errors = self.crm.check(obj, it.get("properties"))
+            props, errors = self.crm.check(obj, it.get("properties"), max_chars=self.max_text_chars)
             bad.extend(errors)
             rej = None if errors else self._reject(obj, None, props, "whole_batch")
             if rej and rej[0] == "whole_batch":
@@ -563,7 +578,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
         plan, bad, missing, rejected = [], [], [], []
         for it in inputs:
             rec = self._find(obj, str(it.get("id", "")), it.get("idProperty"))
-            props, errors = self.crm.check(obj, it.get("properties"))
+            props, errors = self.crm.check(obj, it.get("properties"), max_chars=self.max_text_chars)
             bad.extend(errors)
             if rec is None:
                 missing.append(str(it.get("id", "")))
@@ -599,7 +614,7 @@ class HubSpotApp(AssociationsApi, PropertiesApi):
             id_prop = it.get("idProperty") or "hs_object_id"
             key = str(it.get("id", ""))
             rec = self._find(obj, key, id_prop)
-            props, errors = self.crm.check(obj, it.get("properties"))
+            props, errors = self.crm.check(obj, it.get("properties"), max_chars=self.max_text_chars)
             if rec is None and id_prop != "hs_object_id":
                 props.setdefault(id_prop, key)
             bad.extend(errors)

@@ -284,8 +284,10 @@ class Crm:
         return set(self.owners)
 
     # ------------------------------------------------------------ validation
-    def check(self, obj: str, props: Mapping[str, Any] | None) -> tuple[dict[str, str], list[dict[str, Any]]]:
-        """Normalised values and HubSpot's per-property error dicts for one input."""
+    def check(self, obj: str, props: Mapping[str, Any] | None, *, max_chars: int | None = None
+              ) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        """Normalised values and HubSpot's per-property error dicts for one input; text longer
+        than `max_chars` is refused (API writes, app.py MAX_TEXT_CHARS)."""
         known = self.schemas[obj].props
         owners = self.owner_ids()
         clean: dict[str, str] = {}
@@ -293,7 +295,7 @@ class Crm:
         for k, v in (props or {}).items():
             if k in SYSTEM:
                 continue
-            val, err = check_value(known.get(k), k, v, owners)
+            val, err = check_value(known.get(k), k, v, owners, max_chars=max_chars)
             if err:
                 errors.append(err)
             else:

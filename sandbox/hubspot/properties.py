@@ -256,8 +256,8 @@ class Schema:
 # ------------------------------------------------------------------ value checks
 
 
-def check_value(prop: Prop | None, name: str, value: Any, owners: set[str] | None = None
-                ) -> tuple[str | None, dict[str, Any] | None]:
+def check_value(prop: Prop | None, name: str, value: Any, owners: set[str] | None = None,
+                *, max_chars: int | None = None) -> tuple[str | None, dict[str, Any] | None]:
     """Normalise one written value; return (value, None) or (None, HubSpot's error dict)."""
     if prop is None:
         return None, _err(name, f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST")
@@ -293,6 +293,10 @@ def check_value(prop: Prop | None, name: str, value: Any, owners: set[str] | Non
         bad = bad_options(prop, s)
         if bad:
             return None, invalid_option(prop, bad[0])
+    if max_chars is not None and len(s) > max_chars:
+        # The error's code and text are not documented (UNCONFIRMED): the sandbox's own words.
+        return None, _err(name, f"{name} has {len(s)} characters; at most {max_chars} can be "
+                          "set through the API", "MAX_CHARACTERS_EXCEEDED")
     return s, None
 
 

@@ -47,6 +47,11 @@ Control routes (not counted): GET /_sandbox/requests, POST /_sandbox/reset,
 GET /_sandbox/records/{Obj}, GET|POST /_sandbox/faults (POST replaces the
 spec), POST /_sandbox/limits {"used": n, "max": m}.
 
+Knobs (server.py; documented values in sandbox/realistic.py, which `crmsync sandbox`
+uses by default): `latency_ms` (every API request waits that long), `long_running_limit`
+/ `long_running_seconds` (a new request gets 403 REQUEST_LIMIT_EXCEEDED ConcurrentRequests
+while that many have run that long), `daily_limit`, `bulk_job_seconds`.
+
 In-process API (tests, demo, benchmarks): see server.py. `create/update` there
 are admin writes (no permission checks; SystemModstamp may be given to backdate,
 P5), `delete` soft-deletes into the recycle bin (cascading to

@@ -3,10 +3,12 @@
 Each request is matched to a short route name (the names `GET /_sandbox/requests`
 counts and fault rules select; listed in sandbox/salesforce/__init__.py), then:
 
-1. faults that act before anything else: latency, drop_connection (before);
+1. faults that act before anything else: latency (and the latency_ms knob),
+   drop_connection (before);
 2. for /services/data routes: expire_session, the session check (401
-   INVALID_SESSION_ID), quota, concurrent_limit, the daily limit (403
-   REQUEST_LIMIT_EXCEEDED), then counting the call;
+   INVALID_SESSION_ID), quota, concurrent_limit, the long-running request
+   limit (knob), the daily limit (403 REQUEST_LIMIT_EXCEEDED), then counting
+   the call;
 3. status / rate_limit faults, rendered in Salesforce's shape;
 4. the recycle bin drops what it no longer keeps (store.expire_bin, by the
    sandbox's clock);
@@ -26,6 +28,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -59,6 +62,8 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
         self._field_n = 0
         self._lock = threading.Lock()
         self.in_flight = 0
+        self._started: dict[int, datetime] = {}  # in-flight API requests -> when they arrived
+        self._request_n = 0
         self.routes: list[tuple[frozenset[str], re.Pattern[str], str, str, Handler]] = []
         self._build_routes()
 
@@ -140,11 +145,15 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
                 self.sb.requests.record(req.method, route)
                 with self._lock:
                     self.in_flight += 1
+                    self._request_n += 1
+                    token = self._request_n
+                    req.arrived = self._started[token] = self.sb.clock()
                 try:
                     resp, drop = self._guarded(req, route, kind, handler, params)
                 finally:
                     with self._lock:
                         self.in_flight -= 1
+                        self._started.pop(token, None)
         if path.startswith("/services/data"):
             resp.headers["Sforce-Limit-Info"] = self.sb.usage.header()
         return self._respond(resp, drop, environ, start_response)
@@ -172,6 +181,8 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
         fired = self.sb.faults.fire(route, req.method)
         req.fired = fired
         drop = next((r for r in fired if r.kind == "drop_connection"), None)
+        if self.sb.latency_ms > 0:
+            self.sb.sleep_ms(self.sb.latency_ms)
         for rule in fired:
             if rule.kind == "latency":
                 self.sb.sleep_ms(float(rule.get("ms", 0) or 0))
@@ -206,9 +217,27 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
                     403, "REQUEST_LIMIT_EXCEEDED",
                     "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
                 ).resp()
+        limit = self.sb.long_running_limit
+        if limit is not None and self.long_running(before=req.arrived) >= limit:
+            # "If the number of long running requests exceeds the limit, the API returns a
+            # REQUEST_LIMIT_EXCEEDED exception code. Any new concurrent requests aren't
+            # processed until there are fewer requests than the allowed limit." (API Request
+            # Limits and Allocations; sandbox/realistic.py)
+            return SfError(
+                403, "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+            ).resp()
         if not self.sb.usage.take():
             return SfError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.").resp()
         return None
+
+    def long_running(self, before: datetime | None = None) -> int:
+        """API requests in flight that have run `long_running_seconds` or more by the time a
+        request arriving at `before` (default: now) arrived; it never counts itself."""
+        at = before or self.sb.clock()
+        with self._lock:
+            starts = list(self._started.values())
+        return sum(1 for t in starts if (at - t).total_seconds() >= self.sb.long_running_seconds)
 
     def _mutate(self, rule: FaultRule) -> None:
         """Fault kind mutate: change the org while a client pages (P3/P10), as another user would."""

@@ -39,6 +39,22 @@ MAX_LOCATOR_ROWS = 5_000_000  # rows held by open query cursors, so memory stays
 _ISO_TZ = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$")
 
 
+LONG_TEXT_BATCH = 200
+
+
+def _long_text_cap(query: CompiledQuery) -> int:
+    """At most 200 rows per page when the query selects two or more custom long text fields:
+    "If the SOQL statement selects two or more custom fields of type long text, the batch
+    size can't be greater than 200 records" (SOQL and SOSL Reference, "Change the Batch Size
+    in Queries"). Long text: a textarea longer than 255 (describe type "textarea")."""
+    long_text = {
+        p.field.name
+        for p in query.paths
+        if p.field.custom and p.field.type == "textarea" and p.field.length > 255
+    }
+    return LONG_TEXT_BATCH if len(long_text) >= 2 else 2000
+
+
 class ReadHandlers:
     """Handlers that read the org (and the few that change its schema or jobs)."""
 
@@ -129,7 +145,7 @@ class ReadHandlers:
             return Resp(200, {"totalSize": len(rows), "done": True, "records": []})
         if query.aggregates:
             return Resp(200, {"totalSize": 1, "done": True, "records": [query.aggregate_record(rows)]})
-        batch = batch_size(req.headers)
+        batch = min(batch_size(req.headers), _long_text_cap(query))
         loc_id = None
         if len(rows) > batch:
             loc_id = self._new_locator(Locator(query, rows, batch, include_deleted))
@@ -141,24 +157,34 @@ class ReadHandlers:
         if locator is None or not offset.isdigit():
             raise SfError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         self.locators.move_to_end(loc_id)
-        batch = batch_size(req.headers, default=locator.batch)
+        batch = min(batch_size(req.headers, default=locator.batch), _long_text_cap(locator.query))
         return self._page(v, loc_id, locator.query, locator.rows, int(offset), batch, locator.include_deleted)
 
     def _page(
         self, v: str, loc_id: str | None, query: CompiledQuery, rows: list[Row], start: int, batch: int, include_deleted: bool
     ) -> Resp:
         """One page of query results, its JSON built directly from the rows."""
-        chunk = rows[start : start + batch]
-        end = start + len(chunk)
+        render = query.json_renderer(v)
+        budget = self.sb.query_page_bytes
+        parts: list[str] = []
+        size = 0
+        for r in rows[start : start + batch]:
+            part = render(r)
+            if budget and parts and size + len(part) > budget:
+                break  # "smaller if you ... include blob fields": a big page ends early
+            parts.append(part)
+            size += len(part) + 1
+        end = start + len(parts)
         done = end >= len(rows)
+        if not done and loc_id is None:  # cut by size: the rest needs a cursor too
+            loc_id = self._new_locator(Locator(query, rows, batch, include_deleted))
         head = f'{{"totalSize":{len(rows)},"done":{"true" if done else "false"},'
         if not done:
             # queryAll continues at /query/ too: "Although the nextRecordsUrl has query in the
             # URL, it still provides the remaining results from the initial QueryAll request"
             # (REST API guide, QueryAll; crm-api-notes §7). The locator keeps IsDeleted rows.
             head += f'"nextRecordsUrl":"/services/data/v{v}/query/{loc_id}-{end}",'
-        render = query.json_renderer(v)
-        text = head + '"records":[' + ",".join([render(r) for r in chunk]) + "]}"
+        text = head + '"records":[' + ",".join(parts) + "]}"
         return Resp(200, raw=text.encode("ascii"))
 
     def _new_locator(self, locator: Locator) -> str:

@@ -45,6 +45,7 @@ from sandbox.common import (
     write_secret_file,
     write_standalone_config,
 )
+from sandbox.realistic import SalesforceProfile
 
 from . import auth
 from .app import SalesforceApp
@@ -110,12 +111,28 @@ class SalesforceSandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         sleep_ms: Callable[[float], None] = sleep_ms,
+        latency_ms: float = 0.0,
+        long_running_limit: int | None = None,
+        long_running_seconds: float = 20.0,
     ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="crmsync-sf-sandbox-"))
         self.tls = tls
         self.host, self.port = host, port
         self.clock = clock or _utcnow
         self.sleep_ms = sleep_ms
+        # Knobs (sandbox/realistic.py has documented values): every API request waits
+        # latency_ms before it is answered; with long_running_limit, a new request is refused
+        # (403 REQUEST_LIMIT_EXCEEDED ConcurrentRequests) while that many requests have been
+        # running long_running_seconds or more (app.py `_admit`).
+        self.latency_ms = float(latency_ms)
+        # Big records (X3): a REST query page ends before this many bytes of records (at
+        # least one record a page); None: pages are cut by batch size only. Salesforce:
+        # "The maximum result size is 2000, but this can be smaller if you have selected
+        # several fields or if you have included blob fields (e.g. long text area fields,
+        # rich text area fields)" (help article 000386264); by how much is not documented.
+        self.query_page_bytes: int | None = None
+        self.long_running_limit = long_running_limit
+        self.long_running_seconds = float(long_running_seconds)
         self.store = Store(self.clock)
         self.faults = FaultEngine(faults)
         self.requests = RequestLog()
@@ -324,25 +341,18 @@ def _without_table(text: str, name: str) -> str:
     return "\n".join(out)
 
 
-# A standalone sandbox's Bulk API 2.0 query jobs run like the connector's latency model
-# (connectors/salesforce/pull.py expected_polls: 10 s + 1 s per 10,000 rows), never at once.
-STANDALONE_BULK_JOB_SECONDS = 10.0
-STANDALONE_BULK_JOB_SECONDS_PER_10K_ROWS = 1.0
-
-
 def serve_forever(
     port: int = 0,
     dataset: Mapping[str, Any] | None = None,
     faults: Any = None,
     write_config: str | Path | None = None,
     tls: bool = True,
+    realistic: SalesforceProfile | None = None,
 ) -> None:
-    """Run one sandbox in the foreground (`crmsync sandbox salesforce`) until Ctrl-C."""
-    sb = SalesforceSandbox(
-        dataset, faults=faults, tls=tls, port=port,
-        bulk_job_seconds=STANDALONE_BULK_JOB_SECONDS,
-        bulk_job_seconds_per_10k_rows=STANDALONE_BULK_JOB_SECONDS_PER_10K_ROWS,
-    ).start()
+    """Run one sandbox in the foreground (`crmsync sandbox salesforce`) until Ctrl-C;
+    `realistic` (sandbox/realistic.py) turns on a real org's limits."""
+    kwargs = realistic.sandbox_kwargs() if realistic is not None else {}
+    sb = SalesforceSandbox(dataset, faults=faults, tls=tls, port=port, **kwargs).start()
     try:
         counts = {name: len(t.rows) for name, t in ((t.name, t) for t in sb.store.tables.values())}
         print(f"Salesforce sandbox listening on {sb.url}", flush=True)
@@ -354,11 +364,10 @@ def serve_forever(
             flush=True,
         )
         print("  records: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
-        print(
-            f"  Bulk API 2.0 query jobs run {STANDALONE_BULK_JOB_SECONDS:g} s + "
-            f"{STANDALONE_BULK_JOB_SECONDS_PER_10K_ROWS:g} s per 10,000 rows, as on a real org",
-            flush=True,
-        )
+        if realistic is not None:
+            print(f"  limits: realistic ({realistic.describe()})", flush=True)
+        else:
+            print("  limits: none (--unlimited) beyond the daily API requests; no latency", flush=True)
         if write_config:
             print(f"  wrote {write_standalone_config(write_config, sb.write_config)}", flush=True)
         print("  stop it with Ctrl-C (or `kill` its process id)", flush=True)

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from werkzeug.datastructures import Headers, MultiDict
@@ -47,6 +48,7 @@ class Req:
     body: bytes = b""
     fired: list[FaultRule] = field(default_factory=list)
     user: str | None = None  # the session's user (None: not an API route)
+    arrived: datetime | None = None  # the emulator clock when it arrived (long-running limit)
 
     def json(self) -> Any:
         try:

@@ -592,6 +592,7 @@ def test_demo_writes_the_report_and_prints_its_path(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     result = CliRunner().invoke(cli, ["demo", "--accounts", "8", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "Both answer with a real account's limits" in result.output  # sandbox/realistic.py
     report = out / "report.html"
     assert f"Report: {report}" in result.output
     assert stat.S_IMODE(report.stat().st_mode) == 0o600

@@ -52,7 +52,10 @@ def test_the_readme_sandbox_recipe_works_twice_into_the_same_file(tmp_path: Path
     config = tmp_path / "cs" / "sync.toml"
     runner = CliRunner()
     for round_ in (1, 2):
-        with sandbox_process(config, tmp_path / f"sandbox-{round_}.log") as proc:
+        log = tmp_path / f"sandbox-{round_}.log"
+        with sandbox_process(config, log) as proc:
+            # realistic limits unless --unlimited (sandbox/realistic.py)
+            assert "limits: realistic (HubSpot starter: 100 requests per 10 s" in log.read_text()
             data = tomllib.loads(config.read_text(encoding="utf-8"))  # still valid TOML
             assert data["mirror"] == {"path": "crmsync.db"}
             assert data["hubspot"]["host"].startswith("http://127.0.0.1:")
