@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or: make PY=python3)"; exit 2; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]'   # dev includes the sandbox extra
 	@touch $(STAMP)
 
 demo: $(STAMP) ## start both sandbox CRMs, seed them, sync, write back and report
@@ -22,12 +22,18 @@ demo: $(STAMP) ## start both sandbox CRMs, seed them, sync, write back and repor
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check sync connectors rules state sandbox tests bench
-	$(BIN)/mypy sync connectors rules state
+# mypy reads the package as it is installed (crmsync.<folder>): a tree of links in build/.
+TYPECHECK := build/typecheck/crmsync
+
+lint: $(STAMP) ## ruff, and mypy over the installed package (crmsync)
+	$(BIN)/ruff check crmsync sync connectors rules state sandbox tests bench
+	@mkdir -p $(TYPECHECK)
+	@for f in __init__.py __main__.py py.typed; do ln -sfn ../../../crmsync/$$f $(TYPECHECK)/$$f; done
+	@for d in sync connectors rules state sandbox; do ln -sfn ../../../$$d $(TYPECHECK)/$$d; done
+	MYPYPATH=build/typecheck $(BIN)/mypy -p crmsync
 
 fmt: $(STAMP) ## format the code
-	$(BIN)/ruff format sync connectors rules state sandbox tests bench
+	$(BIN)/ruff format crmsync sync connectors rules state sandbox tests bench
 
 golden: $(STAMP) ## regenerate golden expectations (review the diff like code)
 	CRMSYNC_REGEN_GOLDEN=1 $(BIN)/python -m pytest tests/golden -q

@@ -166,7 +166,6 @@ def run_pull(config: Path, crm: str, *flags: str) -> tuple[float, int, int]:
     cmd = [sys.executable, "-m", "crmsync.sync.cli", "sync", *(flags or ("--full",)), "--pull-only",
            "--crm", crm, "--config", str(config)]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["PYTHONPATH"] = str(ROOT)
     t0 = time.monotonic()
     with open(config.parent / "crmsync.log", "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

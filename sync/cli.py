@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from crmsync.state.db import mirror_errors
 from crmsync.state.errors import (
     EXIT_INTERNAL,
@@ -217,11 +217,26 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @handles_errors
 def demo(accounts: int, seed: int, out: Path) -> int:
     """Start both sandbox CRMs, seed them, sync, write back and report."""
+    _need_sandbox("demo")
     from .demo import run_demo
 
     _setup_logs(fmt="text")
     logging.getLogger().setLevel(logging.WARNING)
     return run_demo(out=out, accounts=accounts, seed=seed)
+
+
+# What the sandbox extra adds (pyproject.toml `[project.optional-dependencies] sandbox`).
+SANDBOX_EXTRA = ("trustme", "jwt")
+
+
+def _need_sandbox(command: str) -> None:
+    """The sandbox CRMs are an extra a daemon does without: say how to get them."""
+    missing = [m for m in SANDBOX_EXTRA if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"`crmsync {command}` runs the sandbox CRMs, which are not installed (missing: {', '.join(missing)})",
+            fix="pip install 'crmsync[sandbox]' (or `make demo` from a checkout)",
+        )
 
 
 @cli.command("sync")
@@ -704,6 +719,7 @@ def sandbox(
     [mirror] table when FILE has none) and its dummy credential files beside
     FILE, so `crmsync setup --config FILE` works at once.
     """
+    _need_sandbox("sandbox")
     from crmsync.sandbox.realistic import HubSpotProfile, SalesforceProfile, profile
 
     _setup_logs(fmt="text")

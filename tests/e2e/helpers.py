@@ -197,9 +197,9 @@ _LIMITED = (
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for a crmsync subprocess: no proxies (loopback stays local), this tree."""
+    """The environment for a crmsync subprocess: no proxies (loopback stays local).
+    The installed crmsync (an editable install of this tree) is what runs."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["PYTHONPATH"] = str(ROOT)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra)
     return env

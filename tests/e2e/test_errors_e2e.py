@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 import urllib3.util.connection
 from click.testing import CliRunner, Result
-
 from crmsync.connectors.retry import DEFAULT_POLICY
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
@@ -266,7 +265,7 @@ def test_a_mirror_in_a_read_only_folder_is_refused_with_one_line_and_left_as_it_
             done = subprocess.run(
                 [*runner, sys.executable, "-m", "crmsync.sync.cli", *args, "--config", str(cfg)],
                 cwd=ROOT, capture_output=True, text=True, timeout=120,
-                env={**os.environ, "PYTHONPATH": str(ROOT), "T": "x"},
+                env={**os.environ, "T": "x"},
             )
             assert done.returncode == 2, done.stderr
             assert_one_error_line(done.stderr, needle, "writable")

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox
@@ -67,7 +66,6 @@ def run_cli(cfg: Path, crm: str, *, full: bool) -> subprocess.CompletedProcess[s
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["PYTHONPATH"] = str(ROOT)
     return env
 
 
