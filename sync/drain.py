@@ -1,32 +1,8 @@
-"""Drain the outbox into the CRM, record what landed, and check later that it stayed.
+"""Drain the outbox into the CRM and record what landed.
 
-How a run writes back (the exact call sequence; `write_back` below does steps
-3 to 6 in one call)::
-
-    from state.db import open_db
-    from sync.plan import plan, enqueue, format_plan, render_plan
-    from sync.drain import BATCH_SIZE, drain, format_drifts, verify_landed
-
-    db = open_db(cfg.mirror.path)
-    # 1. pull the CRM into the mirror (sync/pull.py); tasks included, so the
-    #    mirror knows crmsync's open tasks and the CRM's current owned values.
-    # 2. evaluate: results = sync.evaluate.evaluate(db, crm, cfg.rules, as_of=as_of,
-    #              seen_at=started).results   # {account id: rules.AccountResult}
-    # 3. drifts = verify_landed(db, crm)       # W9: values changed since we wrote them
-    #    for line in format_drifts(drifts): echo(line)
-    # 4. p = plan(db, crm, results, cfg.writeback, as_of=as_of)
-    # 5. echo(format_plan(p))  (or rich: console.print(render_plan(p)))
-    # 6. if not dry_run:
-    #        enqueue(db, p)
-    #        report = drain(db, connector, crm, batch_size=BATCH_SIZE[crm],
-    #                       max_attempts=cfg.writeback.max_attempts,
-    #                       should_stop=should_stop, sleep=sleep)
-    #        echo(report.summary()); for line in report.errors: echo(line)
-    # 7. exit code: 3 if report.aborted (re-raise it: a CrmError), 1 if
-    #    report.rejected (rows refused, kept in the outbox), else 0.
-
-Dry run: steps 1 to 5 only; `drain(..., dry_run=True)` returns an empty report
-and makes no call at all.
+A run (sync/run.py) pulls, evaluates, plans (sync/plan.py), queues the plan
+(`enqueue`) and then calls `drain`. Dry run: no enqueue, and
+`drain(..., dry_run=True)` returns an empty report and makes no call at all.
 
 What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
 
@@ -61,13 +37,6 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    pending with its attempts unchanged (creates stay inflight for step 1 of
    the next run: the CRM may have applied them). The report carries the
    error in `aborted`.
-
-`verify_landed(db, crm)`, run after a pull, compares the mirror's owned
-values with what crmsync last wrote and lists each field that differs: a
-CRM workflow reverted it, or a person edited it (W8/W9). The planner never
-rewrites such a field (ownership guard, sync/ownership.py), so a revert
-cannot cause a write loop. A run reports it once, as a conflict
-(sync/conflicts.py), not through this list.
 """
 
 from __future__ import annotations
@@ -91,11 +60,9 @@ from state.db import dumps, encode_date, transaction
 from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
 
 from .ownership import SIGNATURE
-from .plan import Plan, WritebackSettings, enqueue, plan, same
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE: Mapping[str, int] = {"salesforce": 200, "hubspot": 100}
 STOPS = (CrmUnavailable, AuthFailed, QuotaExhausted)
 
 
@@ -430,7 +397,7 @@ def _reflect(
     """Make the mirror show what the CRM now holds after a landed write.
 
     The next pull overwrites these values with the CRM's own (and a workflow's
-    revert then shows up in verify_landed). Joins the caller's transaction.
+    revert then shows up as a conflict, sync/conflicts.py). Joins the caller's transaction.
     """
     payload = dict(item.payload)
     if item.kind is WriteKind.UPDATE_ACCOUNT:
@@ -526,96 +493,3 @@ def _task_generation(db: sqlite_utils.Database, crm: str) -> int:
         "SELECT generation FROM cursors WHERE crm = ? AND object = ?", [crm, ObjectType.TASK.value]
     ).fetchone()
     return int(row[0] or 0) if row else 0
-
-
-# ---------------------------------------------------------------- read-after-write (W9)
-
-
-@dataclass(frozen=True)
-class Drift:
-    """An owned field whose CRM value is no longer what crmsync wrote (after a pull)."""
-
-    object: str  # "accounts" | "contacts"
-    record_id: str
-    field: str
-    written: Any
-    crm_value: Any
-    written_at: str
-
-
-def verify_landed(db: sqlite_utils.Database, crm: str) -> list[Drift]:
-    """Fields whose mirrored CRM value differs from what crmsync last wrote there.
-
-    Run after a pull: each is a value a CRM workflow reverted or a person
-    changed. The planner leaves such fields alone (and lists them as
-    conflicts), so they are reported, never rewritten in a loop.
-    """
-    drifts: list[Drift] = []
-    for table in (ObjectType.ACCOUNT.value, ObjectType.CONTACT.value):
-        rows = db.conn.execute(
-            f"SELECT w.id, w.field, w.value, w.written_at, t.owned FROM written w"
-            f" JOIN {table} t ON t.crm = w.crm AND t.id = w.id"
-            f" WHERE w.crm = ? AND w.object = ? AND t.deleted_at IS NULL ORDER BY w.id, w.field",
-            [crm, table],
-        )
-        for record_id, name, value, written_at, owned in rows:
-            if name in (SIGNATURE, "key"):
-                continue  # bookkeeping: the values it vouches for are checked themselves
-            wrote = json.loads(value) if value is not None else None
-            current = (json.loads(owned) if owned else {}).get(name)
-            if not same(name, wrote, current):
-                drifts.append(Drift(table, record_id, name, wrote, current, written_at))
-    if drifts:  # a run reports these once, as conflicts (sync/conflicts.py)
-        log.debug(
-            "written values changed in the CRM since crmsync wrote them",
-            extra={"crm": crm, "fields": len(drifts),
-                   "record_ids": sorted({d.record_id for d in drifts})[:20]},
-        )  # fmt: skip
-    return drifts
-
-
-def format_drifts(drifts: Sequence[Drift]) -> list[str]:
-    """One line per reverted or edited field, for the run summary."""
-    return [
-        f"{d.object[:-1]} {d.record_id} {d.field}: crmsync wrote {d.written!r} "
-        f"({d.written_at[:10]}), the CRM now holds {d.crm_value!r}; left as is"
-        for d in drifts
-    ]
-
-
-# ---------------------------------------------------------------- one call
-
-
-@dataclass
-class WriteBack:
-    plan: Plan
-    drifts: list[Drift]
-    report: DrainReport
-
-
-def write_back(
-    db: sqlite_utils.Database,
-    connector: WritingConnector,
-    crm: str,
-    results_by_account: Mapping[str, Any],
-    settings: WritebackSettings,
-    *,
-    as_of: datetime,
-    dry_run: bool = False,
-    batch_size: int | None = None,
-) -> WriteBack:
-    """Steps 3 to 6 of a run (module docstring): verify, plan, enqueue, drain."""
-    drifts = verify_landed(db, crm)
-    p = plan(db, crm, results_by_account, settings, as_of=as_of)
-    dry = dry_run or settings.dry_run or not settings.enabled
-    if not dry:
-        enqueue(db, p)
-    report = drain(
-        db,
-        connector,
-        crm,
-        batch_size=batch_size or BATCH_SIZE.get(crm, 100),
-        max_attempts=settings.max_attempts,
-        dry_run=dry,
-    )
-    return WriteBack(p, drifts, report)

@@ -41,7 +41,7 @@ keys built from account/contact ids and flag keys (never timestamps):
 `complete_task:<task key>`, and for a create the task key itself
 (`<rule>:<crm>:<account>:<subject>`, `contact_hygiene:<crm>:<account>:<account>`),
 which is also `payload["key"]`, the value stamped on the task in the CRM.
-`render_plan` / `format_plan` show a plan per owner for `--dry-run` and
+`format_plan` shows a plan per owner for `--dry-run` and
 `crmsync plan`.
 """
 
@@ -1168,46 +1168,3 @@ def _item_lines(item: PlannedWrite) -> list[str]:
 
 def format_plan(plan: Plan) -> str:
     return "\n".join(plan_lines(plan))
-
-
-def render_plan(plan: Plan) -> Any:
-    """A rich renderable of the plan (one table per owner), for a terminal."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    def text(value: str, style: str = "") -> Text:  # CRM text: never markup, printable only
-        return Text(printable(value, newlines=True), style=style)
-
-    parts: list[Any] = [text(plan_lines(plan)[0], style="bold")]
-    for owner, group in plan.by_owner().items():
-        who = f"{group.owner_name} ({owner})" if group.owner_name else (owner or "no owner")
-        table = Table(title=text(f"owner {who}"), title_justify="left", show_lines=False)
-        table.add_column("what")
-        table.add_column("record")
-        table.add_column("change")
-        for item in sorted(group.items, key=lambda i: (_ORDER[i.kind], i.label, i.key)):
-            record = f"{_show(item.label, LABEL_MAX)} [{item.target_id or 'new'}]"
-            table.add_row(text(_VERBS[item.kind]), text(record), text(_change_text(item)))
-        for h in group.held:
-            table.add_row(text("held"), text(_show(h.label, LABEL_MAX)), text("over the per-owner cap; next run"))
-        for cf in group.conflicts:
-            table.add_row(
-                text("conflict"),
-                text(f"{_show(cf.label, LABEL_MAX)} [{cf.record_id}]"),
-                text(f"{cf.field}: CRM {_show(cf.crm_value)} ({conflict_source(cf)})"),
-            )
-        parts.append(table)
-    return Group(*parts)
-
-
-def _change_text(item: PlannedWrite) -> str:
-    if item.kind is WriteKind.CREATE_TASK:
-        return f"due {item.payload.get('due_date')}, priority {item.payload.get('priority')}"
-    if item.kind is WriteKind.COMPLETE_TASK:
-        return "status -> completed"
-    return "\n".join(
-        f"{k}: {_show(item.old.get(k), 30)} -> {_show(v, 30)}"
-        for k, v in item.payload.items()
-        if k not in _HIDDEN
-    )

@@ -68,7 +68,10 @@ def test_w8_hubspot_property_edited_by_a_person_is_kept(portal):
         (cid, "coverage_score", 99)
     ]
     assert portal.hs.record("companies", cid)["crmsync_coverage_score"] == "99"
-    assert any(d.record_id == cid for d in portal.drifts)
+    [held] = portal.conflicts  # recorded for `crmsync conflicts`: crmsync's value was replaced
+    assert (held.record_id, held.field, held.held, held.after_write) == (
+        cid, "coverage_score", 99, True
+    )
 
 
 def test_w5_hubspot_killed_after_create_no_duplicate_task(portal):
