@@ -41,8 +41,7 @@ keys built from account/contact ids and flag keys (never timestamps):
 `complete_task:<task key>`, and for a create the task key itself
 (`<rule>:<crm>:<account>:<subject>`, `contact_hygiene:<crm>:<account>:<account>`),
 which is also `payload["key"]`, the value stamped on the task in the CRM.
-`format_plan` shows a plan per owner for `--dry-run` and
-`crmsync plan`.
+sync/preview.py shows a plan per owner for `--dry-run` and `crmsync plan`.
 """
 
 from __future__ import annotations
@@ -69,78 +68,16 @@ from state.model import (
     Tier,
     WriteKind,
 )
-from state.text import fit, printable
+from state.text import fit
 
 from . import ownership
 from . import tasks as T
-from .ownership import SIGNATURE
-from .ownership import norm as norm  # re-exported: callers compare as the planner does
-from .ownership import same as same
+from .ownership import SIGNATURE, norm
+from .writeback_settings import TIERS, WritebackSettings
 
 log = logging.getLogger(__name__)
 
-TIERS = tuple(t.value for t in Tier)
-PRIORITIES = ("high", "normal", "low")
 CHUNK = 500  # accounts read from the mirror per query batch
-
-
-# ---------------------------------------------------------------- settings
-
-
-def _default_due_days() -> dict[str, int]:
-    return {"strategic": 3, "growth": 7, "maintenance": 14, "none": 10}
-
-
-def _default_priority() -> dict[str, str]:
-    return {"strategic": "high", "growth": "normal", "maintenance": "low", "none": "normal"}
-
-
-@dataclass(frozen=True)
-class WritebackSettings:
-    """[writeback] in sync.toml. Field names belong to the connectors' tables, not here.
-
-    due_days / priority: per tier (strategic, growth, maintenance, none); a table
-    that names some tiers keeps the defaults for the others. default_owner: per
-    CRM, the owner id for tasks of accounts without an owner, e.g.
-    `default_owner = { salesforce = "005...", hubspot = "123" }`.
-    """
-
-    enabled: bool = True
-    dry_run: bool = False
-    default_owner: Mapping[str, str] = field(default_factory=dict)
-    max_new_tasks_per_owner: int = 25
-    max_attempts: int = 5
-    due_days: Mapping[str, int] = field(default_factory=_default_due_days)
-    priority: Mapping[str, str] = field(default_factory=_default_priority)
-    tasks: bool = True  # false: write fields only, create no tasks
-    ownership_guard: bool = True  # false: overwrite values people changed (not recommended)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "due_days", {**_default_due_days(), **dict(self.due_days)})
-        object.__setattr__(self, "priority", {**_default_priority(), **dict(self.priority)})
-        object.__setattr__(self, "default_owner", dict(self.default_owner))
-
-    def validate(self) -> None:
-        """Raise ValueError naming the key and the fix (sync/config.py adds the table name)."""
-        for name in ("due_days", "priority"):
-            for tier in getattr(self, name):
-                if tier not in TIERS:
-                    raise ValueError(f"{name}.{tier}: unknown tier; use one of {', '.join(TIERS)}.")
-        for tier, days in self.due_days.items():
-            if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 365:
-                raise ValueError(f"due_days.{tier} must be a whole number of days from 0 to 365.")
-        for tier, value in self.priority.items():
-            if str(value).lower() not in PRIORITIES:
-                raise ValueError(
-                    f"priority.{tier} = {value!r}; use one of {', '.join(PRIORITIES)}."
-                )
-        for crm in self.default_owner:
-            if crm not in ("salesforce", "hubspot"):
-                raise ValueError(f"default_owner.{crm}: unknown CRM; use salesforce or hubspot.")
-        if self.max_new_tasks_per_owner < 0:
-            raise ValueError("max_new_tasks_per_owner must be 0 or more.")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be 1 or more.")
 
 
 # ---------------------------------------------------------------- what plan() reads
@@ -1056,115 +993,3 @@ def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[PlannedWrite
 
     dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
     return [i for i in plan.items if i.key in dead]
-
-
-# ---------------------------------------------------------------- rendering
-
-
-_VERBS = {
-    WriteKind.CREATE_TASK: "create task",
-    WriteKind.UPDATE_TASK: "update task",
-    WriteKind.COMPLETE_TASK: "complete task",
-    WriteKind.UPDATE_ACCOUNT: "account",
-    WriteKind.UPDATE_CONTACT: "contact",
-}
-_ORDER = {
-    WriteKind.CREATE_TASK: 0,
-    WriteKind.UPDATE_TASK: 1,
-    WriteKind.COMPLETE_TASK: 2,
-    WriteKind.UPDATE_ACCOUNT: 3,
-    WriteKind.UPDATE_CONTACT: 4,
-}
-
-
-LABEL_MAX = 120  # a record's name or a task's subject as the preview shows it
-_HIDDEN = frozenset({"key", SIGNATURE})  # bookkeeping fields the preview does not show
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    if value is None or value == "":
-        return "(empty)"
-    text = " ".join(str(_value(value)).split())
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def plan_lines(plan: Plan) -> list[str]:
-    """The plan as plain text lines, per owner: tasks first, then field changes old -> new.
-
-    Names, subjects and values come from the CRM: each line is printable text only
-    (state/text.py), so no control sequence reaches the terminal."""
-    return [printable(line) for line in _plan_lines(plan)]
-
-
-def _plan_lines(plan: Plan) -> list[str]:
-    c = plan.counts()
-    lines = [
-        f"{plan.crm}: {c['create_task']} task(s) to create, {c['update_task']} to update, "
-        f"{c['complete_task']} to complete, {c['update_account']} account(s) and "
-        f"{c['update_contact']} contact(s) to update; {c['conflicts']} conflict(s), "
-        f"{c['held']} task(s) held for the next run."
-    ]
-    if plan.empty and not plan.conflicts and not plan.held:
-        lines.append("  nothing to write: the CRM already holds every value.")
-        return lines
-    for owner, group in plan.by_owner().items():
-        who = f"{group.owner_name} ({owner})" if group.owner_name else (owner or "no owner")
-        lines.append(f"owner {who}:")
-        for item in sorted(group.items, key=lambda i: (_ORDER[i.kind], i.label, i.key)):
-            lines.extend(_item_lines(item))
-        for h in group.held:
-            lines.append(f"  held (cap reached): {_show(h.label, LABEL_MAX)}")
-        for cf in group.conflicts:
-            lines.append(
-                f"  conflict: {cf.object[:-1]} {_show(cf.label, LABEL_MAX)} [{cf.record_id}] {cf.field}: "
-                f"CRM has {_show(cf.crm_value)} ({conflict_source(cf)}); "
-                f"left as is (crmsync wants {_show(cf.intended)})"
-            )
-    return lines
-
-
-WHO_WORDS = {
-    "person": "a person's value",
-    "workflow": "set by a workflow",
-    "integration": "set by another integration",
-    "import": "set by an import",
-    "crmsync": "written by crmsync before it signed its writes",
-    "person or workflow": "set by a person or a workflow",
-    "unknown": "set by someone else",
-}
-
-
-def conflict_source(cf: Any) -> str:
-    """Who set a conflicting value and how it relates to crmsync's writes, in words."""
-    who = getattr(cf, "who", None)
-    words = WHO_WORDS.get(who or "", "not crmsync's")
-    name = getattr(cf, "who_name", None)
-    if who == "person" and name:
-        words = f"set by {name}"
-    if getattr(cf, "after_write", False):
-        wrote = getattr(cf, "last_written", None)
-        words += (
-            f", replacing crmsync's {_show(wrote)}" if wrote is not None else ", replacing crmsync's value"
-        )
-    return words
-
-
-def _item_lines(item: PlannedWrite) -> list[str]:
-    verb = _VERBS[item.kind]
-    if item.kind is WriteKind.CREATE_TASK:
-        due = item.payload.get("due_date")
-        prio = item.payload.get("priority")
-        return [f"  {verb}: {_show(item.label, LABEL_MAX)} (due {due}, priority {prio})"]
-    if item.kind is WriteKind.COMPLETE_TASK:
-        return [f"  {verb}: {_show(item.label, LABEL_MAX)} [{item.target_id}]"]
-    head = f"  {verb} {_show(item.label, LABEL_MAX)} [{item.target_id}]:"
-    out = [head]
-    for name, new in item.payload.items():
-        if name in _HIDDEN:
-            continue
-        out.append(f"      {name}: {_show(item.old.get(name))} -> {_show(new)}")
-    return out
-
-
-def format_plan(plan: Plan) -> str:
-    return "\n".join(plan_lines(plan))

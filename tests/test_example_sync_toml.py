@@ -23,7 +23,7 @@ import pytest
 import rules
 from connectors.base import Secret
 from sync import config
-from sync.plan import WritebackSettings
+from sync.writeback_settings import WritebackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "sync.toml"

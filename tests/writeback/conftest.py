@@ -9,7 +9,8 @@ from state import conflicts as conflict_store
 from state.db import open_db
 from sync import conflicts as conflicts_mod
 from sync.drain import drain
-from sync.plan import Plan, WritebackSettings, enqueue, plan
+from sync.plan import Plan, enqueue, plan
+from sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, FakeConnector, FakeCrm, pull
 

@@ -17,7 +17,8 @@ from sync import conflicts as conflicts_mod
 from sync import evaluate as evaluate_mod
 from sync import pull as pull_mod
 from sync.drain import drain
-from sync.plan import WritebackSettings, enqueue, plan
+from sync.plan import enqueue, plan
+from sync.writeback_settings import WritebackSettings
 from tests.clock import crm_now
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

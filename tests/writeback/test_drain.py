@@ -8,7 +8,8 @@ from connectors.retry import DEFAULT_POLICY
 from state import outbox
 from state.model import HygieneStatus, WriteKind
 from sync.drain import drain
-from sync.plan import WritebackSettings, enqueue, plan
+from sync.plan import enqueue, plan
+from sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, FakeConnector, Reject, Result, coverage, pull, single_threaded
 

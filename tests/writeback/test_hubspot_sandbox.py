@@ -18,7 +18,8 @@ from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
 from state import outbox
 from state.model import WriteKind
 from sync.drain import drain
-from sync.plan import enqueue, format_plan
+from sync.plan import enqueue
+from sync.preview import format_plan
 
 from .harness import Harness
 

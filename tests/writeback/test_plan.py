@@ -9,7 +9,10 @@ import pytest
 from state import outbox
 from state.model import CoverageStatus, HygieneStatus, WriteKind
 from sync import ownership
-from sync.plan import WritebackSettings, enqueue, format_plan, norm, plan
+from sync.ownership import norm
+from sync.plan import enqueue, plan
+from sync.preview import format_plan
+from sync.writeback_settings import WritebackSettings
 
 from .fakes import (
     AS_OF,

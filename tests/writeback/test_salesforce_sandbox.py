@@ -19,7 +19,8 @@ from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSan
 from state import outbox
 from state.model import WriteKind
 from sync.drain import drain
-from sync.plan import enqueue, format_plan
+from sync.plan import enqueue
+from sync.preview import format_plan
 
 from .harness import Harness
 

@@ -8,7 +8,7 @@ from typing import Any
 import rules
 from state import views
 from state.model import CrmRecord, ObjectType, WriteKind
-from sync.plan import format_plan
+from sync.preview import format_plan
 
 from .fakes import AS_OF, CRM, pull
 
