@@ -190,6 +190,8 @@ COLUMNS: Mapping[ObjectType, tuple[str, ...]] = {
     ),
 }
 
+SIGNATURE = "signature"  # the canonical owned key of the signature field (sync/ownership.py)
+
 # Owned (written-back) fields, by canonical key. Connectors map these to CRM names.
 # "signature" says which of the values crmsync wrote (sync/ownership.py, docs/ownership.md).
 OWNED_FIELDS: Mapping[ObjectType, tuple[str, ...]] = {

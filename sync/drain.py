@@ -41,7 +41,6 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -55,11 +54,9 @@ import sqlite_utils
 from connectors.base import ApiCalls
 from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
-from state import outbox
-from state.db import dumps, encode_date, transaction
-from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
-
-from .ownership import SIGNATURE
+from state import outbox, writeback
+from state.db import transaction
+from state.model import CrmRecord, OutboxItem, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +295,7 @@ def _apply(
                 report.written += 1
                 report.landed_ids.add(item.id)
                 report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
-                _reflect(db, crm, item, result.crm_id)
+                writeback.reflect(db, item, result.crm_id)
             else:
                 refused.append(
                     Rejection(
@@ -360,7 +357,8 @@ def _recover(
             now=now,
         )
         for item, task in landed:
-            _reflect(db, crm, item, _task_id(task), record=task)
+            writeback.reflect(db, item, _task_id(task),
+                              record=task if isinstance(task, CrmRecord) else None)  # fmt: skip
     report.recovered += len(landed)
     landed_ids = {i.id for i, _ in landed}
     report.released += outbox.release(
@@ -378,118 +376,3 @@ def _task_key(item: OutboxItem) -> str:
 
 def _task_id(task: Any) -> str:
     return task.id if isinstance(task, CrmRecord) else str(task)
-
-
-# ---------------------------------------------------------------- mirror reflection
-
-
-_TASK_COLUMNS = ("subject", "body", "status", "priority", "due_date", "owner_id",
-                 "account_id", "contact_id")  # fmt: skip
-
-
-def _reflect(
-    db: sqlite_utils.Database,
-    crm: str,
-    item: OutboxItem,
-    crm_id: str | None,
-    record: Any = None,
-) -> None:
-    """Make the mirror show what the CRM now holds after a landed write.
-
-    The next pull overwrites these values with the CRM's own (and a workflow's
-    revert then shows up as a conflict, sync/conflicts.py). Joins the caller's transaction.
-    """
-    payload = dict(item.payload)
-    if item.kind is WriteKind.UPDATE_ACCOUNT:
-        _merge_owned(db, "accounts", crm, item.target_id, payload)
-    elif item.kind is WriteKind.UPDATE_CONTACT:
-        _merge_owned(db, "contacts", crm, item.target_id, payload)
-    elif item.kind is WriteKind.CREATE_TASK:
-        _insert_task(db, crm, crm_id or item.target_id, payload, record)
-    else:
-        _update_task(db, crm, crm_id or item.target_id, item.kind, payload)
-    if item.kind in (WriteKind.UPDATE_TASK, WriteKind.COMPLETE_TASK) and SIGNATURE in payload:
-        _merge_owned(db, "tasks", crm, crm_id or item.target_id, {SIGNATURE: payload[SIGNATURE]})
-
-
-def _merge_owned(
-    db: sqlite_utils.Database,
-    table: str,
-    crm: str,
-    record_id: str | None,
-    payload: Mapping[str, Any],
-) -> None:
-    if not record_id:
-        return
-    row = db.conn.execute(
-        f"SELECT owned FROM {table} WHERE crm = ? AND id = ?", [crm, record_id]
-    ).fetchone()
-    if row is None:
-        return
-    owned = json.loads(row[0]) if row[0] else {}
-    owned.update(payload)
-    db.conn.execute(
-        f"UPDATE {table} SET owned = ? WHERE crm = ? AND id = ?", [dumps(owned), crm, record_id]
-    )
-
-
-def _insert_task(
-    db: sqlite_utils.Database,
-    crm: str,
-    task_id: str | None,
-    payload: Mapping[str, Any],
-    record: Any,
-) -> None:
-    if not task_id:
-        return
-    values = {c: payload.get(c) for c in _TASK_COLUMNS}
-    if isinstance(record, CrmRecord):  # found by key: the CRM's own values
-        values.update({c: record.values.get(c, values.get(c)) for c in _TASK_COLUMNS})
-    values["due_date"] = encode_date(values.get("due_date"))
-    closed = str(values.get("status") or "").lower() in ("completed", "complete")
-    generation = _task_generation(db, crm)
-    db.conn.execute(
-        "INSERT INTO tasks (crm, id, key, account_id, contact_id, owner_id, subject, body,"
-        " status, priority, due_date, is_closed, owned, synced_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (crm, id) DO UPDATE SET key = excluded.key, subject = excluded.subject,"
-        " body = excluded.body, status = excluded.status, priority = excluded.priority,"
-        " owner_id = excluded.owner_id, is_closed = excluded.is_closed, deleted_at = NULL",
-        [
-            crm, task_id, payload.get("key"), values["account_id"], values["contact_id"],
-            values["owner_id"], values["subject"], values["body"], values["status"],
-            values["priority"], values["due_date"], int(closed),
-            dumps({"key": payload.get("key"), SIGNATURE: payload.get(SIGNATURE)}), generation,
-        ],
-    )  # fmt: skip
-
-
-def _update_task(
-    db: sqlite_utils.Database,
-    crm: str,
-    task_id: str | None,
-    kind: WriteKind,
-    payload: Mapping[str, Any],
-) -> None:
-    if not task_id:
-        return
-    sets = {c: payload[c] for c in _TASK_COLUMNS if c in payload}
-    if "due_date" in sets:
-        sets["due_date"] = encode_date(sets["due_date"])
-    if kind is WriteKind.COMPLETE_TASK:
-        sets.setdefault("status", "completed")
-    if "status" in sets:
-        sets["is_closed"] = int(str(sets["status"]).lower() in ("completed", "complete"))
-    if not sets:
-        return
-    assignments = ", ".join(f"{c} = ?" for c in sets)
-    db.conn.execute(
-        f"UPDATE tasks SET {assignments} WHERE crm = ? AND id = ?", [*sets.values(), crm, task_id]
-    )
-
-
-def _task_generation(db: sqlite_utils.Database, crm: str) -> int:
-    row = db.conn.execute(
-        "SELECT generation FROM cursors WHERE crm = ? AND object = ?", [crm, ObjectType.TASK.value]
-    ).fetchone()
-    return int(row[0] or 0) if row else 0

@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from state.model import SIGNATURE as SIGNATURE  # the canonical owned key of the signature field
+
 VERSION = "v1"
 HASH_CHARS = 8
 _HASH = re.compile(f"[0-9a-f]{{{HASH_CHARS}}}")
-SIGNATURE = "signature"  # the canonical owned key of the signature field
 
 # The fields a signature covers, per mirror table (state.model.ObjectType values).
 SIGNED: Mapping[str, tuple[str, ...]] = {

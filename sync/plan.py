@@ -46,10 +46,9 @@ sync/preview.py shows a plan per owner for `--dry-run` and `crmsync plan`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -58,7 +57,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from state import conflicts as conflict_store
-from state import views
+from state import outbox, views
 from state.model import (
     Coverage,
     Flag,
@@ -69,6 +68,7 @@ from state.model import (
     WriteKind,
 )
 from state.text import fit
+from state.writeback import CHUNK, AccountRow, ContactRow, Reader, TaskRow, chunks
 
 from . import ownership
 from . import tasks as T
@@ -77,7 +77,6 @@ from .writeback_settings import TIERS, WritebackSettings
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500  # accounts read from the mirror per query batch
 
 
 # ---------------------------------------------------------------- what plan() reads
@@ -89,50 +88,6 @@ class AccountResult(Protocol):
     flags: Sequence[Flag]
     coverage: Coverage | None
     contact_status: Mapping[str, tuple[HygieneStatus, str]]
-
-
-@dataclass(frozen=True)
-class AccountRow:
-    id: str
-    name: str
-    owner_id: str | None
-    tier_raw: str | None
-    deleted: bool
-    owned: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ContactRow:
-    id: str
-    account_id: str | None
-    name: str
-    title: str | None
-    deleted: bool
-    owned: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class TaskRow:
-    id: str
-    key: str
-    account_id: str | None
-    contact_id: str | None
-    owner_id: str | None
-    subject: str | None
-    body: str | None
-    status: str | None
-    priority: str | None
-    is_closed: bool
-    deleted: bool
-    owned: Mapping[str, Any] = field(default_factory=dict)  # key, signature
-
-    def current(self) -> dict[str, Any]:
-        """The task's signed fields and its signature, as the CRM holds them."""
-        return {
-            "subject": self.subject, "body": self.body, "priority": self.priority,
-            "owner_id": self.owner_id, "status": self.status,
-            SIGNATURE: self.owned.get(SIGNATURE),
-        }  # fmt: skip
 
 
 # ---------------------------------------------------------------- the plan
@@ -253,7 +208,7 @@ def plan(
     open crmsync tasks whose account was deleted from the CRM (completed).
     Reads the mirror; writes nothing.
     """
-    store = MirrorReader(db, crm)
+    store = Reader(db, crm)
     planner = _Planner(
         crm,
         settings,
@@ -264,17 +219,20 @@ def plan(
         fallback_owner=views.owner_with_most_accounts(db, crm),
     )
     ids = sorted(results_by_account)
-    for chunk in _chunks(ids, CHUNK):
+    for chunk in chunks(ids, CHUNK):
         accounts = store.accounts(chunk)
         contacts = store.contacts_of(chunk)
-        written = store.written(ObjectType.ACCOUNT.value, chunk)
+        written = outbox.written(db, crm, ObjectType.ACCOUNT, chunk)
         contact_ids = [c.id for cs in contacts.values() for c in cs]
-        written_contacts = store.written(ObjectType.CONTACT.value, contact_ids)
+        written_contacts = outbox.written(db, crm, ObjectType.CONTACT, contact_ids)
         people = {c.id: T.Person(c.id, c.name, c.title) for cs in contacts.values() for c in cs}
         flagged = {
             f.contact_id or f.subject_id for a in chunk for f in results_by_account[a].flags or ()
         }
-        people.update(store.people(sorted(flagged - set(people))))
+        people.update(
+            {p.id: T.Person(p.id, p.name, p.title) for p in
+             store.people(sorted(flagged - set(people))).values()}
+        )  # fmt: skip
         for account_id in chunk:
             row = accounts.get(account_id)
             if row is None or row.deleted:
@@ -288,8 +246,8 @@ def plan(
                 people,
             )
     task_rows = store.tasks()
-    task_written = store.written(
-        ObjectType.TASK.value, [t.id for ts in task_rows.values() for t in ts]
+    task_written = outbox.written(
+        db, crm, ObjectType.TASK, [t.id for ts in task_rows.values() for t in ts]
     )
     gone = store.deleted_accounts(
         {T.account_of_key(k) or "" for k in task_rows} - set(results_by_account)
@@ -297,11 +255,6 @@ def plan(
     planner.tasks(task_rows, task_written, set(results_by_account), gone)
     owners = {o for o in planner.owners() if o}
     return planner.finish(store.owner_names(owners))
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class _Planner:
@@ -810,146 +763,6 @@ def _within(text: str | None, limit: int) -> str | None:
     return fit(text, limit) if text else text
 
 
-# ---------------------------------------------------------------- mirror reads
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _name(first: str | None, last: str | None, cid: str) -> str:
-    full = " ".join(p for p in (first, last) if p)
-    return full or f"contact {cid}"
-
-
-class MirrorReader:
-    """The few mirror queries the planner needs, batched by account id."""
-
-    def __init__(self, db: sqlite_utils.Database, crm: str) -> None:
-        self.db = db
-        self.crm = crm
-
-    def _in(
-        self, sql: str, ids: Sequence[str], extra: Sequence[Any] = ()
-    ) -> Iterator[dict[str, Any]]:
-        for chunk in _chunks(list(ids), CHUNK):
-            marks = ",".join("?" * len(chunk))
-            yield from self.db.query(sql.format(ids=marks), [self.crm, *extra, *chunk])
-
-    def accounts(self, ids: Sequence[str]) -> dict[str, AccountRow]:
-        sql = (
-            "select id, name, owner_id, tier, deleted_at, owned from accounts "
-            "where crm = ? and id in ({ids})"
-        )
-        return {
-            r["id"]: AccountRow(
-                id=r["id"],
-                name=r["name"] or f"account {r['id']}",
-                owner_id=r["owner_id"],
-                tier_raw=r["tier"],
-                deleted=r["deleted_at"] is not None,
-                owned=_json(r["owned"]) or {},
-            )
-            for r in self._in(sql, ids)
-        }
-
-    def contacts_of(self, account_ids: Sequence[str]) -> dict[str, list[ContactRow]]:
-        sql = (
-            "select id, account_id, first_name, last_name, title, deleted_at, owned from contacts "
-            "where crm = ? and account_id in ({ids}) order by account_id, id"
-        )
-        out: dict[str, list[ContactRow]] = defaultdict(list)
-        for r in self._in(sql, account_ids):
-            out[r["account_id"]].append(
-                ContactRow(
-                    id=r["id"],
-                    account_id=r["account_id"],
-                    name=_name(r["first_name"], r["last_name"], r["id"]),
-                    title=r["title"],
-                    deleted=r["deleted_at"] is not None,
-                    owned=_json(r["owned"]) or {},
-                )
-            )
-        return out
-
-    def tasks(self) -> dict[str, list[TaskRow]]:
-        """crmsync's tasks (the mirror's tasks table holds only those), by key."""
-        out: dict[str, list[TaskRow]] = defaultdict(list)
-        sql = (
-            "select id, key, account_id, contact_id, owner_id, subject, body, status, priority, "
-            "is_closed, deleted_at, owned from tasks where crm = ? and key is not null "
-            "order by key, id"
-        )
-        for r in self.db.query(sql, [self.crm]):
-            status = (r["status"] or "").strip().lower()
-            closed = (
-                bool(r["is_closed"])
-                if r["is_closed"] is not None
-                else status in ("completed", "complete")
-            )
-            out[r["key"]].append(
-                TaskRow(
-                    id=r["id"],
-                    key=r["key"],
-                    account_id=r["account_id"],
-                    contact_id=r["contact_id"],
-                    owner_id=r["owner_id"],
-                    subject=r["subject"],
-                    body=r["body"],
-                    status=r["status"],
-                    priority=r["priority"],
-                    is_closed=closed,
-                    deleted=r["deleted_at"] is not None,
-                    owned=_json(r["owned"]) or {},
-                )  # fmt: skip
-            )
-        return out
-
-    def people(self, ids: Sequence[str]) -> dict[str, T.Person]:
-        """Contacts by id wherever they are now (a champion who moved to another account)."""
-        sql = (
-            "select id, first_name, last_name, title from contacts where crm = ? and id in ({ids})"
-        )
-        return {
-            r["id"]: T.Person(r["id"], _name(r["first_name"], r["last_name"], r["id"]), r["title"])
-            for r in self._in(sql, ids)
-        }
-
-    def deleted_accounts(self, ids: Iterable[str]) -> set[str]:
-        sql = "select id from accounts where crm = ? and deleted_at is not null and id in ({ids})"
-        return {r["id"] for r in self._in(sql, sorted(i for i in ids if i))}
-
-    def written(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """What crmsync last wrote per field: {record id: {field: value}}."""
-        from state import outbox
-
-        if not ids:
-            return {}
-        return outbox.written(self.db, self.crm, obj, ids)
-
-    def owner_states(self) -> dict[str, bool]:
-        """Owner id -> active, for every owner the mirror knows."""
-        rows = self.db.query(
-            "select id, active from owners where crm = ? and deleted_at is null", [self.crm]
-        )
-        return {r["id"]: r["active"] != 0 for r in rows}
-
-    def inactive_owners(self) -> frozenset[str]:
-        rows = self.db.query(
-            "select id from owners where crm = ? and active = 0 and deleted_at is null", [self.crm]
-        )
-        return frozenset(r["id"] for r in rows)
-
-    def owner_names(self, ids: Iterable[str]) -> dict[str, str]:
-        sql = "select id, name from owners where crm = ? and id in ({ids})"
-        return {r["id"]: r["name"] for r in self._in(sql, sorted(ids)) if r["name"]}
-
-
 # ---------------------------------------------------------------- enqueue
 
 
@@ -964,8 +777,6 @@ _ENQUEUE_ORDER = {
 
 def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     """Put the plan's items into the outbox (idempotent per key); return how many."""
-    from state import outbox
-
     # Same kinds side by side: batches are claimed in id order, and a batch of one
     # kind is one CRM call (a mixed batch costs a call per kind in it; docs/budgets.md).
     ordered = sorted(plan.items, key=lambda i: _ENQUEUE_ORDER[i.kind])
@@ -989,7 +800,5 @@ def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[PlannedWrite
     storm); it stays planned, and unwritten, until someone requeues it
     (`crmsync outbox requeue`, or `crmsync setup` for a missing field).
     """
-    from state import outbox
-
     dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
     return [i for i in plan.items if i.key in dead]
