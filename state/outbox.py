@@ -52,8 +52,9 @@ from typing import Any
 
 import sqlite_utils
 
+from state import writeback
 from state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
-from state.model import ObjectType, OutboxItem, WriteKind, WriteResult
+from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,72 @@ def mark(
                            "attempts": attempts + add},
                 )  # fmt: skip
     return tally
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row the CRM refused, as `crmsync status` and the run summary show it."""
+
+    item_id: int
+    kind: str
+    key: str
+    target_id: str | None
+    code: str | None
+    detail: str | None
+    status: str  # "failed" (will be retried) | "dead" (given up)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `record_results` made of a batch's answers."""
+
+    landed: list[OutboxItem]  # done: the write is in the CRM (and reflected in the mirror)
+    sent: list[int]  # rows the CRM answered for (their attempt is counted)
+    rejections: list[Rejection]  # refused: failed (sent again) or dead
+
+
+def record_results(
+    db: sqlite_utils.Database,
+    batch: Sequence[OutboxItem],
+    results: Sequence[WriteResult],
+    *,
+    max_attempts: int,
+    counted: Collection[int] = (),
+    records: Mapping[int, CrmRecord] | None = None,
+    now: datetime | None = None,
+) -> Recorded:
+    """Record the CRM's answers for a claimed batch, in one transaction.
+
+    Each row is marked (`mark`: done, failed or dead, decided here only), and
+    each landed write is reflected in the mirror (state/writeback.py `reflect`;
+    `records` holds the CRM's own task for a create found by its key after a
+    crash). A row the connector gave no answer for is refused for a moment
+    (NO_RESULT): it must not stay inflight forever.
+    """
+    by_id = {i.id: i for i in batch}
+    answered = [r for r in results if r.item_id in by_id]
+    seen = {r.item_id for r in answered}
+    answered += [
+        WriteResult(i.id, ok=False, code="NO_RESULT", detail="no answer", retryable=True)
+        for i in batch
+        if i.id not in seen
+    ]  # a connector bug
+    out = Recorded([], [], [])
+    with transaction(db):
+        mark(db, answered, max_attempts=max_attempts, counted=counted, now=now)
+        for result in answered:
+            item = by_id[result.item_id]
+            if result.sent:
+                out.sent.append(item.id)
+            if result.ok:
+                out.landed.append(item)
+                writeback.reflect(db, item, result.crm_id, (records or {}).get(item.id))
+            else:
+                out.rejections.append(
+                    Rejection(item.id, item.kind.value, item.key, item.target_id, result.code,
+                              result.detail, status_after(result))  # fmt: skip
+                )
+    return out
 
 
 def status_after(result: WriteResult) -> str:

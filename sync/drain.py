@@ -54,9 +54,9 @@ import sqlite_utils
 from connectors.base import ApiCalls
 from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
-from state import outbox, writeback
-from state.db import transaction
+from state import outbox
 from state.model import CrmRecord, OutboxItem, WriteKind, WriteResult
+from state.outbox import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +70,6 @@ class WritingConnector(Protocol):
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]: ...
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> Mapping[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A row the CRM refused, as `crmsync status` and the run summary show it."""
-
-    item_id: int
-    kind: str
-    key: str
-    target_id: str | None
-    code: str | None
-    detail: str | None
-    status: str  # "failed" (will be retried) | "dead" (given up)
 
 
 @dataclass
@@ -277,37 +264,15 @@ def _apply(
     max_attempts: int,
     now: datetime | None,
 ) -> None:
-    by_id = {i.id: i for i in batch}
-    answered = [r for r in results if r.item_id in by_id]
-    missing = [i for i in batch if i.id not in {r.item_id for r in answered}]
-    for item in missing:  # a connector bug; the row must not stay inflight forever
-        answered.append(
-            WriteResult(item.id, ok=False, code="NO_RESULT", detail="no answer", retryable=True)
-        )
-    refused: list[Rejection] = []
-    with transaction(db):
-        outbox.mark(db, answered, max_attempts=max_attempts, counted=report.sent_ids, now=now)
-        for result in answered:
-            item = by_id[result.item_id]
-            if result.sent:
-                report.sent_ids.add(item.id)
-            if result.ok:
-                report.written += 1
-                report.landed_ids.add(item.id)
-                report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
-                writeback.reflect(db, item, result.crm_id)
-            else:
-                refused.append(
-                    Rejection(
-                        item.id,
-                        item.kind.value,
-                        item.key,
-                        item.target_id,
-                        result.code,
-                        result.detail,
-                        outbox.status_after(result),
-                    )  # fmt: skip
-                )
+    recorded = outbox.record_results(
+        db, batch, results, max_attempts=max_attempts, counted=report.sent_ids, now=now
+    )
+    report.sent_ids.update(recorded.sent)
+    for item in recorded.landed:
+        report.written += 1
+        report.landed_ids.add(item.id)
+        report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
+    refused = recorded.rejections
     report.rejections.extend(refused)
     for r in refused:
         log.warning(
@@ -349,16 +314,14 @@ def _recover(
     if creates:
         found = connector.find_tasks_by_keys(sorted({_task_key(i) for i in creates}))
     landed = [(i, found[_task_key(i)]) for i in creates if _task_key(i) in found]
-    with transaction(db):
-        outbox.mark(
-            db,
-            [WriteResult(i.id, ok=True, crm_id=_task_id(t)) for i, t in landed],
-            max_attempts=1,
-            now=now,
-        )
-        for item, task in landed:
-            writeback.reflect(db, item, _task_id(task),
-                              record=task if isinstance(task, CrmRecord) else None)  # fmt: skip
+    outbox.record_results(
+        db,
+        [i for i, _ in landed],
+        [WriteResult(i.id, ok=True, crm_id=_task_id(t)) for i, t in landed],
+        max_attempts=1,
+        records={i.id: t for i, t in landed if isinstance(t, CrmRecord)},
+        now=now,
+    )
     report.recovered += len(landed)
     landed_ids = {i.id for i, _ in landed}
     report.released += outbox.release(
