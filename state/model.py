@@ -385,6 +385,25 @@ class WriteKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Write:
+    """One write crmsync intends: what the planner decides and the outbox queues.
+
+    `key` is the outbox's idempotency key (stable across runs); `payload` uses
+    canonical keys (OWNED_FIELDS / task fields). The rest says whose it is and
+    what the CRM held before, for the preview only: it is not queued.
+    """
+
+    kind: WriteKind
+    key: str
+    target_id: str | None  # CRM id to update; None for creates
+    payload: Mapping[str, Any]
+    old: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the CRM holds now
+    owner_id: str | None = field(default=None, compare=False)  # whose queue / whose account
+    account_id: str = field(default="", compare=False)
+    label: str = field(default="", compare=False)  # account name, contact name or task subject
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """One intended write. `payload` uses canonical keys (OWNED_FIELDS / task fields);
     the connector maps them to CRM field names."""
@@ -396,6 +415,11 @@ class OutboxItem:
     target_id: str | None  # CRM id of the record to update (None for creates)
     payload: Mapping[str, Any]
     attempts: int = 0
+
+    @property
+    def write(self) -> Write:
+        """The queued write this row carries (as the planner made it, without preview context)."""
+        return Write(self.kind, self.key, self.target_id, self.payload)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ import sqlite_utils
 
 from state import writeback
 from state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
-from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
+from state.model import CrmRecord, ObjectType, OutboxItem, Write, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,6 @@ KIND_OBJECT: Mapping[WriteKind, ObjectType] = {
     WriteKind.UPDATE_TASK: ObjectType.TASK,
     WriteKind.COMPLETE_TASK: ObjectType.TASK,
 }
-
-
-@dataclass(frozen=True)
-class Intent:
-    """One write to enqueue (see `enqueue_many`)."""
-
-    crm: str
-    kind: WriteKind
-    key: str
-    target_id: str | None
-    payload: Mapping[str, Any]
 
 
 # ---------------------------------------------------------------- enqueue
@@ -95,13 +84,17 @@ def enqueue(
     now: datetime | None = None,
 ) -> int | None:
     """Queue one write; return its row id, or None if the same write is already queued."""
-    return enqueue_many(db, [Intent(crm, WriteKind(kind), key, target_id, payload)], now=now)[0]
+    return enqueue_many(db, crm, [Write(WriteKind(kind), key, target_id, payload)], now=now)[0]
 
 
 def enqueue_many(
-    db: sqlite_utils.Database, intents: Sequence[Intent], *, now: datetime | None = None
+    db: sqlite_utils.Database,
+    crm: str,
+    writes: Sequence[Write],
+    *,
+    now: datetime | None = None,
 ) -> list[int | None]:
-    """Queue writes in one transaction; per intent its row id, or None if nothing changed.
+    """Queue `crm`'s writes in one transaction; per write its row id, or None if nothing changed.
 
     Against the live (not done) row of the same (crm, key):
     - none: a new pending row;
@@ -113,39 +106,39 @@ def enqueue_many(
     stamp = encode_datetime(now or now_utc())
     out: list[int | None] = []
     with transaction(db):
-        live = _live_rows(db, intents)
-        for intent in intents:
-            payload = dumps(dict(intent.payload))
-            kind = str(WriteKind(intent.kind))
-            row = live.get((intent.crm, intent.key))
+        live = _live_rows(db, crm, writes)
+        for write in writes:
+            payload = dumps(dict(write.payload))
+            kind = str(WriteKind(write.kind))
+            row = live.get((crm, write.key))
             if row is None:
                 new_id = db.conn.execute(
                     "INSERT INTO outbox (crm, kind, key, target_id, payload, status, attempts,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                    [intent.crm, kind, intent.key, intent.target_id, payload, stamp, stamp],
+                    [crm, kind, write.key, write.target_id, payload, stamp, stamp],
                 ).lastrowid
-                live[(intent.crm, intent.key)] = (
+                live[(crm, write.key)] = (
                     new_id,
                     "pending",
                     kind,
-                    intent.target_id,
+                    write.target_id,
                     payload,
                 )
                 out.append(new_id)
                 continue
-            out.append(_requeue(db, row, kind, intent.target_id, payload, stamp))
+            out.append(_requeue(db, row, kind, write.target_id, payload, stamp))
             row_id, status = row[0], row[1]
             if out[-1] is not None:
                 new_status = "pending" if status == "dead" else status
-                live[(intent.crm, intent.key)] = (row_id, new_status, kind, intent.target_id,
+                live[(crm, write.key)] = (row_id, new_status, kind, write.target_id,
                                                   payload)  # fmt: skip
     return out
 
 
 def _live_rows(
-    db: sqlite_utils.Database, intents: Sequence[Intent]
+    db: sqlite_utils.Database, crm: str, writes: Sequence[Write]
 ) -> dict[tuple[str, str], tuple[Any, ...]]:
-    pairs = dumps(sorted({(i.crm, i.key) for i in intents}))
+    pairs = dumps(sorted({(crm, w.key) for w in writes}))
     rows = db.conn.execute(
         "SELECT o.crm, o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o "
         "JOIN json_each(?) j ON o.crm = json_extract(j.value, '$[0]') "

@@ -224,9 +224,10 @@ class Reader:
         )
         return frozenset(r["id"] for r in rows)
 
-    def owner_names(self, ids: Iterable[str]) -> dict[str, str]:
-        sql = "select id, name from owners where crm = ? and id in ({ids})"
-        return {r["id"]: r["name"] for r in self._in(sql, sorted(ids)) if r["name"]}
+    def all_owner_names(self) -> dict[str, str]:
+        """Owner id -> name, for every owner the mirror knows (deleted ones included)."""
+        rows = self.db.query("select id, name from owners where crm = ?", [self.crm])
+        return {r["id"]: r["name"] for r in rows if r["name"]}
 
 
 # ---------------------------------------------------------------- reflect a landed write

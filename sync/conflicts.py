@@ -42,7 +42,8 @@ from state.errors import CrmRefused, MalformedRecord, UsageError
 from state.model import ChangeKind, FieldChange, ObjectType, WriteKind
 
 from . import ownership
-from .plan import Conflict, Plan
+from .ownership import Conflict
+from .plan import Plan
 
 log = logging.getLogger(__name__)
 

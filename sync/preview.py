@@ -9,11 +9,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from state.model import WriteKind
+from state.model import Write, WriteKind
 from state.text import printable
 
-from .ownership import SIGNATURE
-from .plan import Conflict, Plan, PlannedWrite
+from .ownership import SIGNATURE, Conflict
+from .plan import Plan
 
 _VERBS = {
     WriteKind.CREATE_TASK: "create task",
@@ -103,7 +103,7 @@ def conflict_source(cf: Conflict) -> str:
     return words
 
 
-def _item_lines(item: PlannedWrite) -> list[str]:
+def _item_lines(item: Write) -> list[str]:
     verb = _VERBS[item.kind]
     if item.kind is WriteKind.CREATE_TASK:
         due = item.payload.get("due_date")

@@ -276,6 +276,11 @@ def completion_note_exempted(as_of: datetime) -> str:
     return f"Closed automatically on {_day(as_of)}: marked in the CRM as needing no action."
 
 
+def completion_note_duplicate(as_of: datetime) -> str:
+    """The line added to a second open task with the same key (left by an older crash)."""
+    return f"Closed automatically on {_day(as_of)}: a duplicate of another open task."
+
+
 def completion_note_gone(as_of: datetime) -> str:
     """The line added when the account (or contact) itself was deleted or merged away."""
     return (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from state import outbox
-from state.model import ObjectType, WriteKind, WriteResult
+from state.model import ObjectType, Write, WriteKind, WriteResult
 from tests.state.records import at
 
 SF = "salesforce"
@@ -171,11 +171,10 @@ def test_w8_written_values_are_recorded_on_success(db) -> None:
 
 
 def test_enqueue_many_in_one_call(db) -> None:
-    intents = [
-        outbox.Intent(SF, WriteKind.UPDATE_CONTACT, f"contact:C{i}", f"C{i}", {"status": "ok"})
-        for i in range(5)
+    writes = [
+        Write(WriteKind.UPDATE_CONTACT, f"contact:C{i}", f"C{i}", {"status": "ok"}) for i in range(5)
     ]
-    ids = outbox.enqueue_many(db, intents + intents[:1])
+    ids = outbox.enqueue_many(db, SF, writes + writes[:1])
     assert len({i for i in ids if i}) == 5 and ids[-1] is None
     assert outbox.depth(db, SF)["pending"] == 5
 
