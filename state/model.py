@@ -341,6 +341,28 @@ class AccountView:
 
 
 @dataclass(frozen=True)
+class TaskKey:
+    """A flag's identity as text, `<kind>:<crm>:<account id>:<subject id>`: the flags
+    table's key and the key crmsync stamps on the task for it. `kind` is the rule's
+    NAME, or `contact_hygiene` for an account's grouped stale/bouncing task (whose
+    subject is the account). Formatted and parsed here only."""
+
+    kind: str
+    crm: str
+    account_id: str
+    subject_id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.crm}:{self.account_id}:{self.subject_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> TaskKey | None:
+        """The key's parts; None for text that is not a key (fewer than four parts)."""
+        parts = text.split(":", 3)
+        return cls(*parts) if len(parts) == 4 else None
+
+
+@dataclass(frozen=True)
 class Flag:
     """A finding. Identity: (rule, crm, account_id, subject_id); subject_id is the
     contact id for contact-level flags and the account id for account-level ones."""
@@ -358,7 +380,7 @@ class Flag:
 
     @property
     def key(self) -> str:
-        return f"{self.rule}:{self.crm}:{self.account_id}:{self.subject_id}"
+        return str(TaskKey(self.rule, self.crm, self.account_id, self.subject_id))
 
 
 @dataclass(frozen=True)

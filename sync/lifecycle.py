@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
-from state.model import Flag, HygieneStatus, ObjectType, Severity, Write, WriteKind
+from state.model import Flag, HygieneStatus, ObjectType, Severity, TaskKey, Write, WriteKind
 from state.writeback import TaskRow
 
 from . import ownership
@@ -89,12 +89,10 @@ class TaskLifecycle:
             if not f.suppressed and _value(f.severity) != Severity.INFO.value
         ]  # fmt: skip
         statuses = result.contact_status or {}
-        departed = {
-            f.contact_id or f.subject_id for f in flags if T.rule_kind(f.rule) == T.DEPARTED
-        }
+        departed = {f.contact_id or f.subject_id for f in flags if f.rule == T.DEPARTED}
         hygiene: dict[str, tuple[str, str]] = {}  # contact id -> (kind, reason); bouncing wins
         for flag in sorted(flags, key=lambda f: f.key):
-            kind = T.rule_kind(flag.rule)
+            kind = flag.rule
             cid = flag.contact_id or flag.subject_id
             if kind == T.DEPARTED:
                 self._want(T.departed_task(flag, facts, people.get(cid)), facts)
@@ -139,7 +137,8 @@ class TaskLifecycle:
             if want is not None:
                 self._wanted(want, open_, existing, written)
                 continue
-            account_id = T.account_of_key(key) or (open_[0].account_id if open_ else None)
+            parsed = TaskKey.parse(key)
+            account_id = parsed.account_id if parsed else (open_[0].account_id if open_ else None)
             if account_id in evaluated or account_id in gone_accounts:
                 for task in open_:
                     self._complete(task, account_id or "", gone=account_id in gone_accounts,
@@ -266,7 +265,8 @@ class TaskLifecycle:
         elif task.key in self.exempted:
             note = T.completion_note_exempted(self.as_of)
         else:
-            note = T.completion_note(_kind_of_key(task.key), self.as_of)
+            parsed = TaskKey.parse(task.key)
+            note = T.completion_note(parsed.kind if parsed else None, self.as_of)
         payload: dict[str, Any] = {
             "key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note),
         }  # fmt: skip
@@ -277,11 +277,6 @@ class TaskLifecycle:
             Write(WriteKind.COMPLETE_TASK, key, task.id, payload, {"status": task.status},
                   task.owner_id, account_id, task.subject or task.key)  # fmt: skip
         )
-
-
-def _kind_of_key(key: str) -> str | None:
-    prefix = key.split(":", 1)[0]
-    return T.HYGIENE if prefix == T.HYGIENE else T.rule_kind(prefix)
 
 
 def _value(v: Any) -> Any:

@@ -64,7 +64,16 @@ import sqlite_utils
 
 from state import conflicts as conflict_store
 from state import outbox, views
-from state.model import Coverage, Flag, HygieneStatus, ObjectType, Tier, Write, WriteKind
+from state.model import (
+    Coverage,
+    Flag,
+    HygieneStatus,
+    ObjectType,
+    TaskKey,
+    Tier,
+    Write,
+    WriteKind,
+)
 from state.writeback import CHUNK, AccountRow, ContactRow, Reader, TaskRow, chunks
 
 from . import ownership
@@ -332,7 +341,7 @@ def plan(
             db, crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
         ),
         gone_accounts=store.deleted_accounts(
-            {T.account_of_key(k) or "" for k in tasks} - evaluated
+            {k.account_id for k in map(TaskKey.parse, tasks) if k} - evaluated
         ),
         owner_active=store.owner_states(),
         inactive_owners=store.inactive_owners(),

@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from state.model import Flag, Tier
+from rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
+from state.model import Flag, TaskKey, Tier
 from state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
 
 SUBJECT_MAX = 255  # Salesforce Task.Subject
@@ -42,13 +42,12 @@ SUMMARY_MAX = 2_000  # an account's hygiene summary
 ROLES_MAX = 255  # an account's roles covered (Salesforce Crmsync_Roles_Covered__c)
 LIST_MAX = 40  # contacts listed by name in one grouped task
 
-# Rule names (rules/<rule>.py NAME); matched loosely so a rename is noticed in tests,
-# not by an account manager.
-DEPARTED = "departed_champion"
-SINGLE_THREADED = "single_threaded_account"
-STALE = "stale_contact"
-BOUNCING = "bouncing_contact"
-HYGIENE = "contact_hygiene"  # the grouped task's own key prefix (not a rule)
+# The rules whose findings become tasks (their NAME is the flag's `rule` and the task key's kind).
+DEPARTED = departed_champions.NAME
+SINGLE_THREADED = single_threaded.NAME
+STALE = stale_contacts.NAME
+BOUNCING = bouncing_contacts.NAME
+HYGIENE = "contact_hygiene"  # the grouped task's own key kind (not a rule)
 
 # Canonical task status values (the connectors map them: SF "Not Started"/"Completed",
 # HubSpot NOT_STARTED/COMPLETED).
@@ -59,20 +58,6 @@ FOOTER = (
     "This task is kept up to date automatically and closes itself once the records "
     "show the problem is fixed."
 )
-
-
-def rule_kind(rule: str) -> str | None:
-    """departed | single_threaded | stale | bouncing, from a rule name; None for others."""
-    r = rule.lower()
-    if "departed" in r:
-        return DEPARTED
-    if "single" in r:
-        return SINGLE_THREADED
-    if "stale" in r:
-        return STALE
-    if "bounc" in r:
-        return BOUNCING
-    return None
 
 
 # ---------------------------------------------------------------- inputs
@@ -124,20 +109,6 @@ class TaskContent:
     rank: int  # lower first when the per-owner cap must choose
 
 
-# ---------------------------------------------------------------- keys
-
-
-def hygiene_key(crm: str, account_id: str) -> str:
-    """The grouped stale/bouncing task's key; same shape as a flag key."""
-    return f"{HYGIENE}:{crm}:{account_id}:{account_id}"
-
-
-def account_of_key(key: str) -> str | None:
-    """The account id inside a task key (`rule:crm:account:subject`)."""
-    parts = key.split(":")
-    return parts[2] if len(parts) >= 4 else None
-
-
 # ---------------------------------------------------------------- due date, priority
 
 
@@ -186,10 +157,10 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
 def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
     """One single-threaded account: how thin it is and how to widen it."""
     subject = f"Broaden the relationship at {_company(account.name)}"
-    ev = flag.evidence or {}
-    engaged = ev.get("engaged_count", account.engaged)
-    target = ev.get("min_engaged")
-    missing = [str(r) for r in ev.get("missing_roles") or () if r]
+    ev = single_threaded.Evidence.of(flag.evidence or {})
+    engaged = ev.engaged_count if ev.engaged_count is not None else account.engaged
+    target = ev.min_engaged
+    missing = list(ev.missing_roles)
     gaps = []
     if isinstance(engaged, int) and (not isinstance(target, int) or engaged < target):
         gaps.append(_count(engaged, "engaged contact"))
@@ -243,7 +214,7 @@ def hygiene_task(
         steps.append("reach out to the quiet contacts, or mark the ones no longer involved as such")
     lines += ["", f"Suggested next step: {'; '.join(steps)}.", "", FOOTER]
     return TaskContent(
-        key=hygiene_key(account.crm, account.id),
+        key=str(TaskKey(HYGIENE, account.crm, account.id, account.id)),
         kind=HYGIENE,
         account_id=account.id,
         contact_id=None,
@@ -291,38 +262,10 @@ def completion_note_gone(as_of: datetime) -> str:
 # ---------------------------------------------------------------- small helpers
 
 
-_MOVED_KEYS = (
-    "moved_to",
-    "moved_to_account",
-    "moved_to_account_name",
-    "now_at",
-    "now_at_account",
-    "other_account_name",
-    "elsewhere",
-)
-
-
 def moved_to_account(flag: Flag) -> str | None:
     """The name of the account a departed champion now appears at, if the flag names one."""
-    ev = flag.evidence or {}
-    for key in _MOVED_KEYS:
-        value = ev.get(key)
-        name = _account_name(value)
-        if name:
-            return name
-    return None
-
-
-def _account_name(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return _company(value) or None
-    if isinstance(value, Mapping):
-        for k in ("other_account_name", "account_name", "name"):
-            if isinstance(value.get(k), str) and value[k].strip():
-                return _company(value[k]) or None
-    if isinstance(value, list | tuple) and value:
-        return _account_name(value[0])
-    return None
+    name = departed_champions.Evidence.of(flag.evidence or {}).other_account_name
+    return (_company(name) or None) if name else None
 
 
 def _people_lines(people: Sequence[tuple[Person, str]]) -> list[str]:

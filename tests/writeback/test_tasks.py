@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from state.model import Tier
+from state.model import TaskKey, Tier
 from sync import tasks as T
 
-from .fakes import departed, single_threaded
+from .fakes import CRM, departed, single_threaded
 
 ACME = T.AccountFacts(
     crm="salesforce",
@@ -64,8 +65,13 @@ def test_due_date_and_priority_by_tier():
 
 
 def test_keys_carry_their_account():
-    assert T.account_of_key(T.hygiene_key("hubspot", "901")) == "901"
-    assert T.account_of_key(departed("001A", "003A1").key) == "001A"
+    stale = [(T.Person("003A2", "Alan Turing"), "Quiet.")]
+    hygiene = TaskKey.parse(T.hygiene_task(replace(ACME, crm="hubspot", id="901"), stale, []).key)
+    assert hygiene == TaskKey("contact_hygiene", "hubspot", "901", "901")
+    assert TaskKey.parse(departed("001A", "003A1").key) == TaskKey(
+        "departed_champion", CRM, "001A", "003A1"
+    )
+    assert TaskKey.parse("not a key") is None
 
 
 def test_a_long_contact_list_is_cut_to_keep_the_body_within_crm_limits():
