@@ -427,21 +427,32 @@ class Write:
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """One intended write. `payload` uses canonical keys (OWNED_FIELDS / task fields);
-    the connector maps them to CRM field names."""
+    """An outbox row as the drain claims it and a connector writes it: the planner's
+    `write` (its preview context left behind), with the row's id and attempts so far.
+    `payload` uses canonical keys; the connector maps them to CRM field names."""
 
     id: int
     crm: str
-    kind: WriteKind
-    key: str  # idempotency key, stable across runs
-    target_id: str | None  # CRM id of the record to update (None for creates)
-    payload: Mapping[str, Any]
+    write: Write
     attempts: int = 0
 
     @property
-    def write(self) -> Write:
-        """The queued write this row carries (as the planner made it, without preview context)."""
-        return Write(self.kind, self.key, self.target_id, self.payload)
+    def kind(self) -> WriteKind:
+        return self.write.kind
+
+    @property
+    def key(self) -> str:
+        """The idempotency key, stable across runs."""
+        return self.write.key
+
+    @property
+    def target_id(self) -> str | None:
+        """CRM id of the record to update (None for creates)."""
+        return self.write.target_id
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        return self.write.payload
 
 
 @dataclass(frozen=True)

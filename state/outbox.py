@@ -230,10 +230,7 @@ def _item(row: Sequence[Any]) -> OutboxItem:
     return OutboxItem(
         id=row_id,
         crm=crm,
-        kind=WriteKind(kind),
-        key=key,
-        target_id=target_id,
-        payload=loads(payload),
+        write=Write(WriteKind(kind), key, target_id, loads(payload)),
         attempts=attempts,
     )
 

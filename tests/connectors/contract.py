@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import AuthFailed, QuotaExhausted
-from state.model import CrmRecord, ObjectType, OutboxItem, Page, WriteKind, WriteResult
+from state.model import CrmRecord, ObjectType, OutboxItem, Page, Write, WriteKind, WriteResult
 from sync.ownership import same
 
 OT = ObjectType
@@ -167,7 +167,7 @@ def live(records: dict[str, CrmRecord]) -> set[str]:
 
 def item(n: int, kind: WriteKind, target: str | None = None, **payload: Any) -> OutboxItem:
     key = str(payload.get("key") or f"contract:{n}")
-    return OutboxItem(id=n, crm="contract", kind=kind, key=key, target_id=target, payload=payload)
+    return OutboxItem(id=n, crm="contract", write=Write(kind, key, target, payload))
 
 
 def task_item(org: Org, n: int, **extra: Any) -> OutboxItem:

@@ -32,7 +32,7 @@ from connectors.salesforce.transport import build_session
 from sandbox.generate import generate
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from state.model import ObjectType, OutboxItem, WriteKind
+from state.model import ObjectType, OutboxItem, Write, WriteKind
 from sync.tasks import BODY_MAX
 from tests.clock import crm_now
 
@@ -226,10 +226,11 @@ def test_x3_pages_the_server_cuts_by_size_are_followed_to_the_end(sb):
 
 def _task(n: int, owner: str, account: str, body: str) -> OutboxItem:
     return OutboxItem(
-        id=n, crm="x", kind=WriteKind.CREATE_TASK, key=f"x3-{n}", target_id=None,
-        payload={"key": f"x3-{n}", "subject": f"Big body {n}", "body": body,
-                 "owner_id": owner, "account_id": account, "status": "open",
-                 "priority": "normal", "due_date": "2026-12-01"},
+        id=n, crm="x",
+        write=Write(WriteKind.CREATE_TASK, f"x3-{n}", None,
+                    {"key": f"x3-{n}", "subject": f"Big body {n}", "body": body,
+                     "owner_id": owner, "account_id": account, "status": "open",
+                     "priority": "normal", "due_date": "2026-12-01"}),
     )  # fmt: skip
 
 
