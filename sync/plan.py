@@ -98,6 +98,9 @@ class AccountResult(Protocol):
     @property
     def contact_status(self) -> Mapping[str, tuple[HygieneStatus, str]]: ...
 
+    @property
+    def hygiene_summary(self) -> str | None: ...  # the account's summary line; else coverage's
+
 
 # ---------------------------------------------------------------- the plan
 
@@ -248,8 +251,7 @@ def _fields(
     """The account's and its contacts' owned fields (sync/ownership.py)."""
     result, row = account.result, account.row
     if result.coverage is not None:
-        summary = getattr(result, "hygiene_summary", None)
-        intended = ownership.account_values(result.coverage, summary)
+        intended = ownership.account_values(result.coverage, result.hygiene_summary)
         write, held = ownership.account_write(crm, row, intended, account.written, guard, where)
         conflicts.extend(held)
         if write is not None:
