@@ -128,9 +128,8 @@ class Page:
     """A batch of records and the cursor that is true once they are committed.
 
     sync/pull.py commits the records and `cursor` in one transaction. `done`
-    marks the last page of a pull of `object`. `complete_ids`, when given on the
-    last page of a full pull, is not used: full pulls detect vanished records
-    by the run's seen-marks instead (state/mirror.py).
+    marks the last page of a pull of `object`. Full pulls detect vanished
+    records by the run's seen-marks (state/mirror.py).
     """
 
     object: ObjectType

@@ -24,11 +24,11 @@ nor deleted (`is_open`). Pure: no I/O, no clock, no logging.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
-from state.model import Flag, HygieneStatus, ObjectType, Severity, TaskKey, Write, WriteKind
+from state.model import Flag, HygieneStatus, ObjectType, Severity, TaskKey, Tier, Write, WriteKind
 from state.writeback import TaskRow
 
 from . import ownership
@@ -46,6 +46,16 @@ class Findings(Protocol):
 
     @property
     def contact_status(self) -> Mapping[str, tuple[HygieneStatus, str]]: ...
+
+
+def due_date(as_of: datetime, tier: Tier, due_days: Mapping[str, int]) -> date:
+    """When a new (or reopened) task is due: `[writeback] due_days` for the account's tier."""
+    return as_of.date() + timedelta(days=int(due_days.get(tier.value, due_days.get("none", 10))))
+
+
+def priority(tier: Tier, priorities: Mapping[str, str]) -> str:
+    """A task's priority: `[writeback] priority` for the account's tier."""
+    return str(priorities.get(tier.value, priorities.get("none", "normal")))
 
 
 def is_open(task: TaskRow) -> bool:
@@ -153,7 +163,7 @@ class TaskLifecycle:
     ) -> None:
         content, facts = want
         owner = self.owners.of(facts.id, facts.owner_id, task=True)
-        prio = T.priority(facts.tier, self.settings.priority)
+        prio = priority(facts.tier, self.settings.priority)
         if open_:
             self._update(content, facts, open_[0], owner, prio, written.get(open_[0].id, {}))
             for dup in open_[1:]:  # a duplicate from an older crash: close it
@@ -184,7 +194,7 @@ class TaskLifecycle:
             "body": content.body,
             "status": T.STATUS_OPEN,
             "priority": prio,
-            "due_date": T.due_date(self.as_of, facts.tier, self.settings.due_days).isoformat(),
+            "due_date": due_date(self.as_of, facts.tier, self.settings.due_days).isoformat(),
             "account_id": content.account_id,
         }
         if content.contact_id:
@@ -208,7 +218,7 @@ class TaskLifecycle:
         payload: dict[str, Any] = {
             "key": content.key, "status": T.STATUS_OPEN, "subject": content.subject,
             "body": content.body, "priority": prio,
-            "due_date": T.due_date(self.as_of, facts.tier, self.settings.due_days).isoformat(),
+            "due_date": due_date(self.as_of, facts.tier, self.settings.due_days).isoformat(),
         }  # fmt: skip
         if owner:
             payload["owner_id"] = owner

@@ -1,4 +1,4 @@
-"""What a crmsync task says: subject, body, due date and priority, for an account manager.
+"""What a crmsync task says: subject, body and closing notes, for an account manager.
 
 Three kinds of task land in the account owner's queue (docs/design.md "Write-back"):
 
@@ -9,8 +9,9 @@ Three kinds of task land in the account owner's queue (docs/design.md "Write-bac
 
 The text is built only from the mirror and the flags, never from the clock, so
 an unchanged account yields byte-identical text and the planner writes nothing
-(RELIABILITY W10). The due date is the one exception: it is computed from
-`as_of` when a task is created and never rewritten afterwards.
+(RELIABILITY W10). Due date and priority are the lifecycle's (sync/lifecycle.py):
+the due date is computed from `as_of` when a task is created and never
+rewritten afterwards.
 
 The words follow rules/explain.py: absolute dates, no internal jargon (no
 "flag", "rule", API field names).
@@ -27,9 +28,9 @@ HubSpot's 65,536). A longer value would get the whole record rejected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from state.model import Flag, TaskKey, Tier
@@ -107,17 +108,6 @@ class TaskContent:
     subject: str
     body: str
     rank: int  # lower first when the per-owner cap must choose
-
-
-# ---------------------------------------------------------------- due date, priority
-
-
-def due_date(as_of: datetime, tier: Tier, due_days: Mapping[str, int]) -> date:
-    return as_of.date() + timedelta(days=int(due_days.get(tier.value, due_days.get("none", 10))))
-
-
-def priority(tier: Tier, priorities: Mapping[str, str]) -> str:
-    return str(priorities.get(tier.value, priorities.get("none", "normal")))
 
 
 # ---------------------------------------------------------------- composition

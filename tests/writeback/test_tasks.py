@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from state.model import TaskKey, Tier
 from sync import tasks as T
+from sync.lifecycle import due_date, priority
 
 from .fakes import CRM, departed, single_threaded
 
@@ -60,8 +61,8 @@ def test_completion_note_says_why_with_an_absolute_date():
 
 def test_due_date_and_priority_by_tier():
     at = datetime(2026, 11, 23, 23, 59, tzinfo=UTC)
-    assert T.due_date(at, Tier.MAINTENANCE, {"maintenance": 14}).isoformat() == "2026-12-07"
-    assert T.priority(Tier.NONE, {"none": "normal"}) == "normal"
+    assert due_date(at, Tier.MAINTENANCE, {"maintenance": 14}).isoformat() == "2026-12-07"
+    assert priority(Tier.NONE, {"none": "normal"}) == "normal"
 
 
 def test_keys_carry_their_account():
