@@ -23,10 +23,11 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    failed for the next run; it becomes dead only after `max_attempts` runs
    that sent it (`outbox.give_up`): a transient error alone never kills a row.
    A row's attempts count the runs that sent it, never a stop.
-4. A landed write is recorded for the ownership guard (state.outbox.mark) and
-   reflected in the mirror in the same transaction: owned values updated, a
-   created task inserted with its new id, so the next plan updates it rather
-   than creating another, even before the next pull.
+4. `outbox.record_results` records each answer: a landed write is kept for
+   the ownership guard and reflected in the mirror in the same transaction
+   (state/writeback.py: owned values updated, a created task inserted with its
+   new id), so the next plan updates it rather than creating another, even
+   before the next pull. The drain itself runs no SQL.
 5. A stop (CrmUnavailable after the connector's retries, AuthFailed,
    QuotaExhausted: the daily limit or crmsync's share of it) ends the drain.
    A connector sends one batch in several requests (one per object, per 100
