@@ -51,10 +51,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-
-from state import writeback
-from state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
-from state.model import CrmRecord, ObjectType, OutboxItem, Write, WriteKind, WriteResult
+from crmsync.state import writeback
+from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
+from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, Write, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 

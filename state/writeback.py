@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
-
-from state.db import dumps, encode_date
-from state.model import SIGNATURE, CrmRecord, ObjectType, OutboxItem, WriteKind
+from crmsync.state.db import dumps, encode_date
+from crmsync.state.model import SIGNATURE, CrmRecord, ObjectType, OutboxItem, WriteKind
 
 CHUNK = 500  # ids per query
 

@@ -51,13 +51,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlite_utils
-
-from connectors.base import ApiCalls
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
-from state import outbox
-from state.model import CrmRecord, OutboxItem, WriteKind, WriteResult
-from state.outbox import Rejection
+from crmsync.connectors.base import ApiCalls
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
+from crmsync.state import outbox
+from crmsync.state.model import CrmRecord, OutboxItem, WriteKind, WriteResult
+from crmsync.state.outbox import Rejection
 
 log = logging.getLogger(__name__)
 

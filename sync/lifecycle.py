@@ -28,8 +28,17 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
-from state.model import Flag, HygieneStatus, ObjectType, Severity, TaskKey, Tier, Write, WriteKind
-from state.writeback import TaskRow
+from crmsync.state.model import (
+    Flag,
+    HygieneStatus,
+    ObjectType,
+    Severity,
+    TaskKey,
+    Tier,
+    Write,
+    WriteKind,
+)
+from crmsync.state.writeback import TaskRow
 
 from . import ownership
 from . import tasks as T

@@ -44,10 +44,12 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from state.model import SIGNATURE as SIGNATURE  # the canonical owned key of the signature field
-from state.model import Coverage, HygieneStatus, ObjectType, Write, WriteKind
-from state.text import fit
-from state.writeback import AccountRow, ContactRow
+from crmsync.state.model import (
+    SIGNATURE as SIGNATURE,  # the canonical owned key of the signature field
+)
+from crmsync.state.model import Coverage, HygieneStatus, ObjectType, Write, WriteKind
+from crmsync.state.text import fit
+from crmsync.state.writeback import AccountRow, ContactRow
 
 from .tasks import REASON_MAX, ROLES_MAX, SUMMARY_MAX
 

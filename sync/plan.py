@@ -61,10 +61,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlite_utils
-
-from state import conflicts as conflict_store
-from state import outbox, views
-from state.model import (
+from crmsync.state import conflicts as conflict_store
+from crmsync.state import outbox, views
+from crmsync.state.model import (
     Coverage,
     Flag,
     HygieneStatus,
@@ -74,7 +73,7 @@ from state.model import (
     Write,
     WriteKind,
 )
-from state.writeback import CHUNK, AccountRow, ContactRow, Reader, TaskRow, chunks
+from crmsync.state.writeback import CHUNK, AccountRow, ContactRow, Reader, TaskRow, chunks
 
 from . import ownership
 from . import tasks as T

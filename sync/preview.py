@@ -9,8 +9,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from state.model import Write, WriteKind
-from state.text import printable
+from crmsync.state.model import Write, WriteKind
+from crmsync.state.text import printable
 
 from .ownership import SIGNATURE, Conflict
 from .plan import Plan

@@ -32,9 +32,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
-from state.model import Flag, TaskKey, Tier
-from state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
+from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
+from crmsync.state.model import Flag, TaskKey, Tier
+from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
 
 SUBJECT_MAX = 255  # Salesforce Task.Subject
 BODY_MAX = 32_000  # Salesforce Task.Description (HubSpot hs_task_body: 65,536)

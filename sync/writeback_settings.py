@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from state.model import Tier
+from crmsync.state.model import Tier
 
 TIERS = tuple(t.value for t in Tier)
 PRIORITIES = ("high", "normal", "low")

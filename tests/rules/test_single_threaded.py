@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from rules.single_threaded import Evidence
-from state.model import Severity
+from crmsync.rules.single_threaded import Evidence
+from crmsync.state.model import Severity
 
 from .builders import (
     champions,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from state import outbox
-from state.model import ObjectType, Write, WriteKind, WriteResult
-from state.writeback import is_closed
+from crmsync.state import outbox
+from crmsync.state.model import ObjectType, Write, WriteKind, WriteResult
+from crmsync.state.writeback import is_closed
+
 from tests.state.records import at
 
 SF = "salesforce"

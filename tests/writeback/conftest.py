@@ -4,13 +4,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from state import conflicts as conflict_store
-from state.db import open_db
-from sync import conflicts as conflicts_mod
-from sync.drain import drain
-from sync.plan import Plan, enqueue, plan
-from sync.writeback_settings import WritebackSettings
+from crmsync.state import conflicts as conflict_store
+from crmsync.state.db import open_db
+from crmsync.sync import conflicts as conflicts_mod
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import Plan, enqueue, plan
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, FakeConnector, FakeCrm, pull
 

@@ -10,15 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import rules
-from state import conflicts as conflict_store
-from state.db import open_db
-from sync import conflicts as conflicts_mod
-from sync import evaluate as evaluate_mod
-from sync import pull as pull_mod
-from sync.drain import drain
-from sync.plan import enqueue, plan
-from sync.writeback_settings import WritebackSettings
+from crmsync.state import conflicts as conflict_store
+from crmsync.state.db import open_db
+from crmsync.sync import conflicts as conflicts_mod
+from crmsync.sync import evaluate as evaluate_mod
+from crmsync.sync import pull as pull_mod
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import enqueue, plan
+from crmsync.sync.writeback_settings import WritebackSettings
+
+from crmsync import rules
 from tests.clock import crm_now
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
-from state.model import HygieneStatus, WriteKind
-from state.writeback import AccountRow, ContactRow, TaskRow
-from sync import ownership
-from sync import tasks as T
-from sync.plan import AccountInput, CrmHeld, Plan, decide
-from sync.writeback_settings import WritebackSettings
+from crmsync.state.model import HygieneStatus, WriteKind
+from crmsync.state.writeback import AccountRow, ContactRow, TaskRow
+from crmsync.sync import ownership
+from crmsync.sync import tasks as T
+from crmsync.sync.plan import AccountInput, CrmHeld, Plan, decide
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, Result, coverage, single_threaded, stale
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.retry import DEFAULT_POLICY
-from state import outbox
-from state.model import HygieneStatus, WriteKind
-from sync.drain import drain
-from sync.plan import enqueue, plan
-from sync.writeback_settings import WritebackSettings
+from crmsync.connectors.retry import DEFAULT_POLICY
+from crmsync.state import outbox
+from crmsync.state.model import HygieneStatus, WriteKind
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import enqueue, plan
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, FakeConnector, Reject, Result, coverage, pull, single_threaded
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from state.model import TaskKey, Tier
-from sync import tasks as T
-from sync.lifecycle import due_date, priority
+from crmsync.state.model import TaskKey, Tier
+from crmsync.sync import tasks as T
+from crmsync.sync.lifecycle import due_date, priority
 
 from .fakes import CRM, departed, single_threaded
 
