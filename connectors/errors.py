@@ -22,7 +22,6 @@ from crmsync.state.errors import (
     MalformedRecord,
     QuotaExhausted,
     RateLimited,
-    RecordRejected,
 )
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "MalformedRecord",
     "QuotaExhausted",
     "RateLimited",
-    "RecordRejected",
     "network_reason",
 ]
 

@@ -40,7 +40,7 @@ or engaged, but only champions open a task.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -73,6 +73,18 @@ from .context import (
 from .settings import require, require_names
 
 NAME = "departed_champion"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a departed champion's task reads from the flag's evidence (`_evidence` writes it)."""
+
+    other_account_name: str | None = None  # the account the person now appears at
+
+    @classmethod
+    def of(cls, evidence: Mapping[str, object]) -> Evidence:
+        name = evidence.get("other_account_name")
+        return cls(name if isinstance(name, str) and name.strip() else None)
 WHERE = f"[rules.{NAME}]"
 
 CHAMPION_ROLES = ("Champion", "Economic Buyer", "Executive Sponsor", "Decision Maker")

@@ -33,6 +33,25 @@ from .context import Facts, activity_day, step
 from .settings import require, require_names
 
 NAME = "single_threaded_account"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a single-threaded account's task reads from the flag's evidence (written below)."""
+
+    engaged_count: int | None = None
+    min_engaged: int | None = None
+    missing_roles: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, evidence: Mapping[str, object]) -> Evidence:
+        def count(name: str) -> int | None:
+            value = evidence.get(name)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        roles = evidence.get("missing_roles")
+        missing = tuple(str(r) for r in roles if r) if isinstance(roles, list | tuple) else ()
+        return cls(count("engaged_count"), count("min_engaged"), missing)
 WHERE = f"[rules.{NAME}]"
 SHOWN = 5  # engaged people named in the explanation; the rest are counted
 

@@ -19,7 +19,6 @@ these and the CLI can map them in one place (`exit_code_for`).
     │   ├── CrmRefused        the CRM refused a request (HTTP 400 and the like)
     │   ├── FieldsMissing     crmsync's own fields are missing in the CRM: run `crmsync setup`
     │   ├── EmptyFullPull     a full pull found an object empty (refused unless --allow-empty)
-    │   ├── RecordRejected    one record of a write refused: the row stays in the outbox (exit 1)
     │   └── MalformedRecord   a record that cannot be mapped: logged by id, skipped
     └── Interrupted           exit 130: stopped by the user (Ctrl-C, SIGTERM) or the service
 
@@ -207,10 +206,6 @@ class FieldsMissing(CrmError):
 
 class EmptyFullPull(CrmError):
     """A full pull found an object empty where the mirror holds rows."""
-
-
-class RecordRejected(CrmError):
-    """The CRM refused one record of a write."""
 
 
 class MalformedRecord(CrmError):

@@ -128,9 +128,8 @@ class Page:
     """A batch of records and the cursor that is true once they are committed.
 
     sync/pull.py commits the records and `cursor` in one transaction. `done`
-    marks the last page of a pull of `object`. `complete_ids`, when given on the
-    last page of a full pull, is not used: full pulls detect vanished records
-    by the run's seen-marks instead (state/mirror.py).
+    marks the last page of a pull of `object`. Full pulls detect vanished
+    records by the run's seen-marks (state/mirror.py).
     """
 
     object: ObjectType
@@ -189,6 +188,8 @@ COLUMNS: Mapping[ObjectType, tuple[str, ...]] = {
         "is_closed",
     ),
 }
+
+SIGNATURE = "signature"  # the canonical owned key of the signature field (sync/ownership.py)
 
 # Owned (written-back) fields, by canonical key. Connectors map these to CRM names.
 # "signature" says which of the values crmsync wrote (sync/ownership.py, docs/ownership.md).
@@ -339,6 +340,28 @@ class AccountView:
 
 
 @dataclass(frozen=True)
+class TaskKey:
+    """A flag's identity as text, `<kind>:<crm>:<account id>:<subject id>`: the flags
+    table's key and the key crmsync stamps on the task for it. `kind` is the rule's
+    NAME, or `contact_hygiene` for an account's grouped stale/bouncing task (whose
+    subject is the account). Formatted and parsed here only."""
+
+    kind: str
+    crm: str
+    account_id: str
+    subject_id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.crm}:{self.account_id}:{self.subject_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> TaskKey | None:
+        """The key's parts; None for text that is not a key (fewer than four parts)."""
+        parts = text.split(":", 3)
+        return cls(*parts) if len(parts) == 4 else None
+
+
+@dataclass(frozen=True)
 class Flag:
     """A finding. Identity: (rule, crm, account_id, subject_id); subject_id is the
     contact id for contact-level flags and the account id for account-level ones."""
@@ -356,7 +379,7 @@ class Flag:
 
     @property
     def key(self) -> str:
-        return f"{self.rule}:{self.crm}:{self.account_id}:{self.subject_id}"
+        return str(TaskKey(self.rule, self.crm, self.account_id, self.subject_id))
 
 
 @dataclass(frozen=True)
@@ -383,17 +406,52 @@ class WriteKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Write:
+    """One write crmsync intends: what the planner decides and the outbox queues.
+
+    `key` is the outbox's idempotency key (stable across runs); `payload` uses
+    canonical keys (OWNED_FIELDS / task fields). The rest says whose it is and
+    what the CRM held before, for the preview only: it is not queued.
+    """
+
+    kind: WriteKind
+    key: str
+    target_id: str | None  # CRM id to update; None for creates
+    payload: Mapping[str, Any]
+    old: Mapping[str, Any] = field(default_factory=dict, compare=False)  # what the CRM holds now
+    owner_id: str | None = field(default=None, compare=False)  # whose queue / whose account
+    account_id: str = field(default="", compare=False)
+    label: str = field(default="", compare=False)  # account name, contact name or task subject
+
+
+@dataclass(frozen=True)
 class OutboxItem:
-    """One intended write. `payload` uses canonical keys (OWNED_FIELDS / task fields);
-    the connector maps them to CRM field names."""
+    """An outbox row as the drain claims it and a connector writes it: the planner's
+    `write` (its preview context left behind), with the row's id and attempts so far.
+    `payload` uses canonical keys; the connector maps them to CRM field names."""
 
     id: int
     crm: str
-    kind: WriteKind
-    key: str  # idempotency key, stable across runs
-    target_id: str | None  # CRM id of the record to update (None for creates)
-    payload: Mapping[str, Any]
+    write: Write
     attempts: int = 0
+
+    @property
+    def kind(self) -> WriteKind:
+        return self.write.kind
+
+    @property
+    def key(self) -> str:
+        """The idempotency key, stable across runs."""
+        return self.write.key
+
+    @property
+    def target_id(self) -> str | None:
+        """CRM id of the record to update (None for creates)."""
+        return self.write.target_id
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        return self.write.payload
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+from crmsync.state import writeback
 from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
-from crmsync.state.model import ObjectType, OutboxItem, WriteKind, WriteResult
+from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, Write, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +67,6 @@ KIND_OBJECT: Mapping[WriteKind, ObjectType] = {
     WriteKind.UPDATE_TASK: ObjectType.TASK,
     WriteKind.COMPLETE_TASK: ObjectType.TASK,
 }
-
-
-@dataclass(frozen=True)
-class Intent:
-    """One write to enqueue (see `enqueue_many`)."""
-
-    crm: str
-    kind: WriteKind
-    key: str
-    target_id: str | None
-    payload: Mapping[str, Any]
 
 
 # ---------------------------------------------------------------- enqueue
@@ -93,13 +83,17 @@ def enqueue(
     now: datetime | None = None,
 ) -> int | None:
     """Queue one write; return its row id, or None if the same write is already queued."""
-    return enqueue_many(db, [Intent(crm, WriteKind(kind), key, target_id, payload)], now=now)[0]
+    return enqueue_many(db, crm, [Write(WriteKind(kind), key, target_id, payload)], now=now)[0]
 
 
 def enqueue_many(
-    db: sqlite_utils.Database, intents: Sequence[Intent], *, now: datetime | None = None
+    db: sqlite_utils.Database,
+    crm: str,
+    writes: Sequence[Write],
+    *,
+    now: datetime | None = None,
 ) -> list[int | None]:
-    """Queue writes in one transaction; per intent its row id, or None if nothing changed.
+    """Queue `crm`'s writes in one transaction; per write its row id, or None if nothing changed.
 
     Against the live (not done) row of the same (crm, key):
     - none: a new pending row;
@@ -111,39 +105,39 @@ def enqueue_many(
     stamp = encode_datetime(now or now_utc())
     out: list[int | None] = []
     with transaction(db):
-        live = _live_rows(db, intents)
-        for intent in intents:
-            payload = dumps(dict(intent.payload))
-            kind = str(WriteKind(intent.kind))
-            row = live.get((intent.crm, intent.key))
+        live = _live_rows(db, crm, writes)
+        for write in writes:
+            payload = dumps(dict(write.payload))
+            kind = str(WriteKind(write.kind))
+            row = live.get((crm, write.key))
             if row is None:
                 new_id = db.conn.execute(
                     "INSERT INTO outbox (crm, kind, key, target_id, payload, status, attempts,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                    [intent.crm, kind, intent.key, intent.target_id, payload, stamp, stamp],
+                    [crm, kind, write.key, write.target_id, payload, stamp, stamp],
                 ).lastrowid
-                live[(intent.crm, intent.key)] = (
+                live[(crm, write.key)] = (
                     new_id,
                     "pending",
                     kind,
-                    intent.target_id,
+                    write.target_id,
                     payload,
                 )
                 out.append(new_id)
                 continue
-            out.append(_requeue(db, row, kind, intent.target_id, payload, stamp))
+            out.append(_requeue(db, row, kind, write.target_id, payload, stamp))
             row_id, status = row[0], row[1]
             if out[-1] is not None:
                 new_status = "pending" if status == "dead" else status
-                live[(intent.crm, intent.key)] = (row_id, new_status, kind, intent.target_id,
+                live[(crm, write.key)] = (row_id, new_status, kind, write.target_id,
                                                   payload)  # fmt: skip
     return out
 
 
 def _live_rows(
-    db: sqlite_utils.Database, intents: Sequence[Intent]
+    db: sqlite_utils.Database, crm: str, writes: Sequence[Write]
 ) -> dict[tuple[str, str], tuple[Any, ...]]:
-    pairs = dumps(sorted({(i.crm, i.key) for i in intents}))
+    pairs = dumps(sorted({(crm, w.key) for w in writes}))
     rows = db.conn.execute(
         "SELECT o.crm, o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o "
         "JOIN json_each(?) j ON o.crm = json_extract(j.value, '$[0]') "
@@ -235,10 +229,7 @@ def _item(row: Sequence[Any]) -> OutboxItem:
     return OutboxItem(
         id=row_id,
         crm=crm,
-        kind=WriteKind(kind),
-        key=key,
-        target_id=target_id,
-        payload=loads(payload),
+        write=Write(WriteKind(kind), key, target_id, loads(payload)),
         attempts=attempts,
     )
 
@@ -305,6 +296,72 @@ def mark(
                            "attempts": attempts + add},
                 )  # fmt: skip
     return tally
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row the CRM refused, as `crmsync status` and the run summary show it."""
+
+    item_id: int
+    kind: str
+    key: str
+    target_id: str | None
+    code: str | None
+    detail: str | None
+    status: str  # "failed" (will be retried) | "dead" (given up)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `record_results` made of a batch's answers."""
+
+    landed: list[OutboxItem]  # done: the write is in the CRM (and reflected in the mirror)
+    sent: list[int]  # rows the CRM answered for (their attempt is counted)
+    rejections: list[Rejection]  # refused: failed (sent again) or dead
+
+
+def record_results(
+    db: sqlite_utils.Database,
+    batch: Sequence[OutboxItem],
+    results: Sequence[WriteResult],
+    *,
+    max_attempts: int,
+    counted: Collection[int] = (),
+    records: Mapping[int, CrmRecord] | None = None,
+    now: datetime | None = None,
+) -> Recorded:
+    """Record the CRM's answers for a claimed batch, in one transaction.
+
+    Each row is marked (`mark`: done, failed or dead, decided here only), and
+    each landed write is reflected in the mirror (state/writeback.py `reflect`;
+    `records` holds the CRM's own task for a create found by its key after a
+    crash). A row the connector gave no answer for is refused for a moment
+    (NO_RESULT): it must not stay inflight forever.
+    """
+    by_id = {i.id: i for i in batch}
+    answered = [r for r in results if r.item_id in by_id]
+    seen = {r.item_id for r in answered}
+    answered += [
+        WriteResult(i.id, ok=False, code="NO_RESULT", detail="no answer", retryable=True)
+        for i in batch
+        if i.id not in seen
+    ]  # a connector bug
+    out = Recorded([], [], [])
+    with transaction(db):
+        mark(db, answered, max_attempts=max_attempts, counted=counted, now=now)
+        for result in answered:
+            item = by_id[result.item_id]
+            if result.sent:
+                out.sent.append(item.id)
+            if result.ok:
+                out.landed.append(item)
+                writeback.reflect(db, item, result.crm_id, (records or {}).get(item.id))
+            else:
+                out.rejections.append(
+                    Rejection(item.id, item.kind.value, item.key, item.target_id, result.code,
+                              result.detail, status_after(result))  # fmt: skip
+                )
+    return out
 
 
 def status_after(result: WriteResult) -> str:

@@ -93,7 +93,7 @@ class Config:
     mirror: MirrorSettings
     connectors: Mapping[str, Any]  # crm name -> that connector's Settings (enabled ones only)
     rules: Any  # rules.RuleSettings
-    writeback: Any  # sync.plan.WritebackSettings
+    writeback: Any  # sync.writeback_settings.WritebackSettings
     schedule: ScheduleSettings
     daemon: DaemonSettings
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -216,7 +216,7 @@ def _rule_settings(tables: Mapping[str, Any]) -> Any:
 
 
 def _writeback_settings(table: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Any:
-    from crmsync.sync.plan import WritebackSettings
+    from crmsync.sync.writeback_settings import WritebackSettings
 
     return build(WritebackSettings, table, "writeback", base=base, environ=env)
 

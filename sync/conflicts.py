@@ -41,7 +41,8 @@ from crmsync.state.errors import CrmRefused, MalformedRecord, UsageError
 from crmsync.state.model import ChangeKind, FieldChange, ObjectType, WriteKind
 
 from . import ownership
-from .plan import Conflict, Plan
+from .ownership import Conflict
+from .plan import Plan
 
 log = logging.getLogger(__name__)
 

@@ -1,32 +1,8 @@
-"""Drain the outbox into the CRM, record what landed, and check later that it stayed.
+"""Drain the outbox into the CRM and record what landed.
 
-How a run writes back (the exact call sequence; `write_back` below does steps
-3 to 6 in one call)::
-
-    from crmsync.state.db import open_db
-    from crmsync.sync.plan import plan, enqueue, format_plan, render_plan
-    from crmsync.sync.drain import BATCH_SIZE, drain, format_drifts, verify_landed
-
-    db = open_db(cfg.mirror.path)
-    # 1. pull the CRM into the mirror (sync/pull.py); tasks included, so the
-    #    mirror knows crmsync's open tasks and the CRM's current owned values.
-    # 2. evaluate: results = sync.evaluate.evaluate(db, crm, cfg.rules, as_of=as_of,
-    #              seen_at=started).results   # {account id: rules.AccountResult}
-    # 3. drifts = verify_landed(db, crm)       # W9: values changed since we wrote them
-    #    for line in format_drifts(drifts): echo(line)
-    # 4. p = plan(db, crm, results, cfg.writeback, as_of=as_of)
-    # 5. echo(format_plan(p))  (or rich: console.print(render_plan(p)))
-    # 6. if not dry_run:
-    #        enqueue(db, p)
-    #        report = drain(db, connector, crm, batch_size=BATCH_SIZE[crm],
-    #                       max_attempts=cfg.writeback.max_attempts,
-    #                       should_stop=should_stop, sleep=sleep)
-    #        echo(report.summary()); for line in report.errors: echo(line)
-    # 7. exit code: 3 if report.aborted (re-raise it: a CrmError), 1 if
-    #    report.rejected (rows refused, kept in the outbox), else 0.
-
-Dry run: steps 1 to 5 only; `drain(..., dry_run=True)` returns an empty report
-and makes no call at all.
+A run (sync/run.py) pulls, evaluates, plans (sync/plan.py), queues the plan
+(`enqueue`) and then calls `drain`. Dry run: no enqueue, and
+`drain(..., dry_run=True)` returns an empty report and makes no call at all.
 
 What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
 
@@ -47,10 +23,11 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    failed for the next run; it becomes dead only after `max_attempts` runs
    that sent it (`outbox.give_up`): a transient error alone never kills a row.
    A row's attempts count the runs that sent it, never a stop.
-4. A landed write is recorded for the ownership guard (state.outbox.mark) and
-   reflected in the mirror in the same transaction: owned values updated, a
-   created task inserted with its new id, so the next plan updates it rather
-   than creating another, even before the next pull.
+4. `outbox.record_results` records each answer: a landed write is kept for
+   the ownership guard and reflected in the mirror in the same transaction
+   (state/writeback.py: owned values updated, a created task inserted with its
+   new id), so the next plan updates it rather than creating another, even
+   before the next pull. The drain itself runs no SQL.
 5. A stop (CrmUnavailable after the connector's retries, AuthFailed,
    QuotaExhausted: the daily limit or crmsync's share of it) ends the drain.
    A connector sends one batch in several requests (one per object, per 100
@@ -61,18 +38,10 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    pending with its attempts unchanged (creates stay inflight for step 1 of
    the next run: the CRM may have applied them). The report carries the
    error in `aborted`.
-
-`verify_landed(db, crm)`, run after a pull, compares the mirror's owned
-values with what crmsync last wrote and lists each field that differs: a
-CRM workflow reverted it, or a person edited it (W8/W9). The planner never
-rewrites such a field (ownership guard, sync/ownership.py), so a revert
-cannot cause a write loop. A run reports it once, as a conflict
-(sync/conflicts.py), not through this list.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -86,15 +55,11 @@ from crmsync.connectors.base import ApiCalls
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
 from crmsync.state import outbox
-from crmsync.state.db import dumps, encode_date, transaction
-from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
-
-from .ownership import SIGNATURE
-from .plan import Plan, WritebackSettings, enqueue, plan, same
+from crmsync.state.model import CrmRecord, OutboxItem, WriteKind, WriteResult
+from crmsync.state.outbox import Rejection
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE: Mapping[str, int] = {"salesforce": 200, "hubspot": 100}
 STOPS = (CrmUnavailable, AuthFailed, QuotaExhausted)
 
 
@@ -105,19 +70,6 @@ class WritingConnector(Protocol):
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]: ...
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> Mapping[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A row the CRM refused, as `crmsync status` and the run summary show it."""
-
-    item_id: int
-    kind: str
-    key: str
-    target_id: str | None
-    code: str | None
-    detail: str | None
-    status: str  # "failed" (will be retried) | "dead" (given up)
 
 
 @dataclass
@@ -312,37 +264,15 @@ def _apply(
     max_attempts: int,
     now: datetime | None,
 ) -> None:
-    by_id = {i.id: i for i in batch}
-    answered = [r for r in results if r.item_id in by_id]
-    missing = [i for i in batch if i.id not in {r.item_id for r in answered}]
-    for item in missing:  # a connector bug; the row must not stay inflight forever
-        answered.append(
-            WriteResult(item.id, ok=False, code="NO_RESULT", detail="no answer", retryable=True)
-        )
-    refused: list[Rejection] = []
-    with transaction(db):
-        outbox.mark(db, answered, max_attempts=max_attempts, counted=report.sent_ids, now=now)
-        for result in answered:
-            item = by_id[result.item_id]
-            if result.sent:
-                report.sent_ids.add(item.id)
-            if result.ok:
-                report.written += 1
-                report.landed_ids.add(item.id)
-                report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
-                _reflect(db, crm, item, result.crm_id)
-            else:
-                refused.append(
-                    Rejection(
-                        item.id,
-                        item.kind.value,
-                        item.key,
-                        item.target_id,
-                        result.code,
-                        result.detail,
-                        outbox.status_after(result),
-                    )  # fmt: skip
-                )
+    recorded = outbox.record_results(
+        db, batch, results, max_attempts=max_attempts, counted=report.sent_ids, now=now
+    )
+    report.sent_ids.update(recorded.sent)
+    for item in recorded.landed:
+        report.written += 1
+        report.landed_ids.add(item.id)
+        report.by_kind[item.kind.value] = report.by_kind.get(item.kind.value, 0) + 1
+    refused = recorded.rejections
     report.rejections.extend(refused)
     for r in refused:
         log.warning(
@@ -384,15 +314,14 @@ def _recover(
     if creates:
         found = connector.find_tasks_by_keys(sorted({_task_key(i) for i in creates}))
     landed = [(i, found[_task_key(i)]) for i in creates if _task_key(i) in found]
-    with transaction(db):
-        outbox.mark(
-            db,
-            [WriteResult(i.id, ok=True, crm_id=_task_id(t)) for i, t in landed],
-            max_attempts=1,
-            now=now,
-        )
-        for item, task in landed:
-            _reflect(db, crm, item, _task_id(task), record=task)
+    outbox.record_results(
+        db,
+        [i for i, _ in landed],
+        [WriteResult(i.id, ok=True, crm_id=_task_id(t)) for i, t in landed],
+        max_attempts=1,
+        records={i.id: t for i, t in landed if isinstance(t, CrmRecord)},
+        now=now,
+    )
     report.recovered += len(landed)
     landed_ids = {i.id for i, _ in landed}
     report.released += outbox.release(
@@ -410,211 +339,3 @@ def _task_key(item: OutboxItem) -> str:
 
 def _task_id(task: Any) -> str:
     return task.id if isinstance(task, CrmRecord) else str(task)
-
-
-# ---------------------------------------------------------------- mirror reflection
-
-
-_TASK_COLUMNS = ("subject", "body", "status", "priority", "due_date", "owner_id",
-                 "account_id", "contact_id")  # fmt: skip
-
-
-def _reflect(
-    db: sqlite_utils.Database,
-    crm: str,
-    item: OutboxItem,
-    crm_id: str | None,
-    record: Any = None,
-) -> None:
-    """Make the mirror show what the CRM now holds after a landed write.
-
-    The next pull overwrites these values with the CRM's own (and a workflow's
-    revert then shows up in verify_landed). Joins the caller's transaction.
-    """
-    payload = dict(item.payload)
-    if item.kind is WriteKind.UPDATE_ACCOUNT:
-        _merge_owned(db, "accounts", crm, item.target_id, payload)
-    elif item.kind is WriteKind.UPDATE_CONTACT:
-        _merge_owned(db, "contacts", crm, item.target_id, payload)
-    elif item.kind is WriteKind.CREATE_TASK:
-        _insert_task(db, crm, crm_id or item.target_id, payload, record)
-    else:
-        _update_task(db, crm, crm_id or item.target_id, item.kind, payload)
-    if item.kind in (WriteKind.UPDATE_TASK, WriteKind.COMPLETE_TASK) and SIGNATURE in payload:
-        _merge_owned(db, "tasks", crm, crm_id or item.target_id, {SIGNATURE: payload[SIGNATURE]})
-
-
-def _merge_owned(
-    db: sqlite_utils.Database,
-    table: str,
-    crm: str,
-    record_id: str | None,
-    payload: Mapping[str, Any],
-) -> None:
-    if not record_id:
-        return
-    row = db.conn.execute(
-        f"SELECT owned FROM {table} WHERE crm = ? AND id = ?", [crm, record_id]
-    ).fetchone()
-    if row is None:
-        return
-    owned = json.loads(row[0]) if row[0] else {}
-    owned.update(payload)
-    db.conn.execute(
-        f"UPDATE {table} SET owned = ? WHERE crm = ? AND id = ?", [dumps(owned), crm, record_id]
-    )
-
-
-def _insert_task(
-    db: sqlite_utils.Database,
-    crm: str,
-    task_id: str | None,
-    payload: Mapping[str, Any],
-    record: Any,
-) -> None:
-    if not task_id:
-        return
-    values = {c: payload.get(c) for c in _TASK_COLUMNS}
-    if isinstance(record, CrmRecord):  # found by key: the CRM's own values
-        values.update({c: record.values.get(c, values.get(c)) for c in _TASK_COLUMNS})
-    values["due_date"] = encode_date(values.get("due_date"))
-    closed = str(values.get("status") or "").lower() in ("completed", "complete")
-    generation = _task_generation(db, crm)
-    db.conn.execute(
-        "INSERT INTO tasks (crm, id, key, account_id, contact_id, owner_id, subject, body,"
-        " status, priority, due_date, is_closed, owned, synced_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (crm, id) DO UPDATE SET key = excluded.key, subject = excluded.subject,"
-        " body = excluded.body, status = excluded.status, priority = excluded.priority,"
-        " owner_id = excluded.owner_id, is_closed = excluded.is_closed, deleted_at = NULL",
-        [
-            crm, task_id, payload.get("key"), values["account_id"], values["contact_id"],
-            values["owner_id"], values["subject"], values["body"], values["status"],
-            values["priority"], values["due_date"], int(closed),
-            dumps({"key": payload.get("key"), SIGNATURE: payload.get(SIGNATURE)}), generation,
-        ],
-    )  # fmt: skip
-
-
-def _update_task(
-    db: sqlite_utils.Database,
-    crm: str,
-    task_id: str | None,
-    kind: WriteKind,
-    payload: Mapping[str, Any],
-) -> None:
-    if not task_id:
-        return
-    sets = {c: payload[c] for c in _TASK_COLUMNS if c in payload}
-    if "due_date" in sets:
-        sets["due_date"] = encode_date(sets["due_date"])
-    if kind is WriteKind.COMPLETE_TASK:
-        sets.setdefault("status", "completed")
-    if "status" in sets:
-        sets["is_closed"] = int(str(sets["status"]).lower() in ("completed", "complete"))
-    if not sets:
-        return
-    assignments = ", ".join(f"{c} = ?" for c in sets)
-    db.conn.execute(
-        f"UPDATE tasks SET {assignments} WHERE crm = ? AND id = ?", [*sets.values(), crm, task_id]
-    )
-
-
-def _task_generation(db: sqlite_utils.Database, crm: str) -> int:
-    row = db.conn.execute(
-        "SELECT generation FROM cursors WHERE crm = ? AND object = ?", [crm, ObjectType.TASK.value]
-    ).fetchone()
-    return int(row[0] or 0) if row else 0
-
-
-# ---------------------------------------------------------------- read-after-write (W9)
-
-
-@dataclass(frozen=True)
-class Drift:
-    """An owned field whose CRM value is no longer what crmsync wrote (after a pull)."""
-
-    object: str  # "accounts" | "contacts"
-    record_id: str
-    field: str
-    written: Any
-    crm_value: Any
-    written_at: str
-
-
-def verify_landed(db: sqlite_utils.Database, crm: str) -> list[Drift]:
-    """Fields whose mirrored CRM value differs from what crmsync last wrote there.
-
-    Run after a pull: each is a value a CRM workflow reverted or a person
-    changed. The planner leaves such fields alone (and lists them as
-    conflicts), so they are reported, never rewritten in a loop.
-    """
-    drifts: list[Drift] = []
-    for table in (ObjectType.ACCOUNT.value, ObjectType.CONTACT.value):
-        rows = db.conn.execute(
-            f"SELECT w.id, w.field, w.value, w.written_at, t.owned FROM written w"
-            f" JOIN {table} t ON t.crm = w.crm AND t.id = w.id"
-            f" WHERE w.crm = ? AND w.object = ? AND t.deleted_at IS NULL ORDER BY w.id, w.field",
-            [crm, table],
-        )
-        for record_id, name, value, written_at, owned in rows:
-            if name in (SIGNATURE, "key"):
-                continue  # bookkeeping: the values it vouches for are checked themselves
-            wrote = json.loads(value) if value is not None else None
-            current = (json.loads(owned) if owned else {}).get(name)
-            if not same(name, wrote, current):
-                drifts.append(Drift(table, record_id, name, wrote, current, written_at))
-    if drifts:  # a run reports these once, as conflicts (sync/conflicts.py)
-        log.debug(
-            "written values changed in the CRM since crmsync wrote them",
-            extra={"crm": crm, "fields": len(drifts),
-                   "record_ids": sorted({d.record_id for d in drifts})[:20]},
-        )  # fmt: skip
-    return drifts
-
-
-def format_drifts(drifts: Sequence[Drift]) -> list[str]:
-    """One line per reverted or edited field, for the run summary."""
-    return [
-        f"{d.object[:-1]} {d.record_id} {d.field}: crmsync wrote {d.written!r} "
-        f"({d.written_at[:10]}), the CRM now holds {d.crm_value!r}; left as is"
-        for d in drifts
-    ]
-
-
-# ---------------------------------------------------------------- one call
-
-
-@dataclass
-class WriteBack:
-    plan: Plan
-    drifts: list[Drift]
-    report: DrainReport
-
-
-def write_back(
-    db: sqlite_utils.Database,
-    connector: WritingConnector,
-    crm: str,
-    results_by_account: Mapping[str, Any],
-    settings: WritebackSettings,
-    *,
-    as_of: datetime,
-    dry_run: bool = False,
-    batch_size: int | None = None,
-) -> WriteBack:
-    """Steps 3 to 6 of a run (module docstring): verify, plan, enqueue, drain."""
-    drifts = verify_landed(db, crm)
-    p = plan(db, crm, results_by_account, settings, as_of=as_of)
-    dry = dry_run or settings.dry_run or not settings.enabled
-    if not dry:
-        enqueue(db, p)
-    report = drain(
-        db,
-        connector,
-        crm,
-        batch_size=batch_size or BATCH_SIZE.get(crm, 100),
-        max_attempts=settings.max_attempts,
-        dry_run=dry,
-    )
-    return WriteBack(p, drifts, report)

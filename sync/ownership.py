@@ -38,15 +38,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
+
+from crmsync.state.model import (
+    SIGNATURE as SIGNATURE,  # the canonical owned key of the signature field
+)
+from crmsync.state.model import Coverage, HygieneStatus, ObjectType, Write, WriteKind
+from crmsync.state.text import fit
+from crmsync.state.writeback import AccountRow, ContactRow
+
+from .tasks import REASON_MAX, ROLES_MAX, SUMMARY_MAX
 
 VERSION = "v1"
 HASH_CHARS = 8
 _HASH = re.compile(f"[0-9a-f]{{{HASH_CHARS}}}")
-SIGNATURE = "signature"  # the canonical owned key of the signature field
 
 # The fields a signature covers, per mirror table (state.model.ObjectType values).
 SIGNED: Mapping[str, tuple[str, ...]] = {
@@ -248,3 +257,170 @@ class Record:
 def sign(obj: str, payload: Mapping[str, Any]) -> str:
     """The signature of a record crmsync creates (a task): its payload's signed fields."""
     return Record().after(obj, {}, payload)
+
+
+# ---------------------------------------------------------------- field diffs
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A value in a field crmsync writes that is not crmsync's: left alone and reported (W8).
+
+    `last_written` is what crmsync last wrote there if the mirror knows it;
+    `after_write` says crmsync had written the field (so this value replaced
+    crmsync's: a revert or an edit). `who`, `since` and `handed_back` come from the
+    conflicts table (sync/conflicts.py) for display."""
+
+    object: str  # "accounts" | "contacts" | "tasks"
+    record_id: str
+    field: str
+    crm_value: Any
+    last_written: Any
+    intended: Any
+    owner_id: str | None
+    account_id: str
+    label: str
+    after_write: bool = False
+    who: str | None = None  # state.model.ChangeKind value
+    who_name: str | None = None
+    since: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.object, self.record_id, self.field)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Whose a record is, as the writes and conflicts of its diff carry it."""
+
+    account_id: str
+    owner_id: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class Diff:
+    payload: dict[str, Any]  # what to write, with the record's new signature
+    old: dict[str, Any]  # what the CRM holds in those fields now
+    conflicts: list[Conflict]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The ownership rule as configured: fields handed back, and `[writeback] ownership_guard`."""
+
+    handed_back: Mapping[tuple[str, str], Collection[str]] = field(default_factory=dict)
+    on: bool = True
+
+    def record(
+        self, obj: str, record_id: str, written: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> Record:
+        """What shows which of this record's values are crmsync's."""
+        return Record.of(current, written, self.handed_back.get((obj, record_id), ()), guard=self.on)
+
+    def diff(
+        self,
+        obj: str,
+        record_id: str,
+        intended: Mapping[str, Any],
+        current: Mapping[str, Any],
+        written: Mapping[str, Any],
+        where: Where,
+    ) -> Diff:
+        """Intended against the CRM's values; values that are not crmsync's are held as
+        conflicts. A payload carries the record's new signature."""
+        own = self.record(obj, record_id, written, current)
+        payload: dict[str, Any] = {}
+        old: dict[str, Any] = {}
+        conflicts: list[Conflict] = []
+        for name, value in intended.items():
+            crm_value = current.get(name)
+            decision = own.decide(name, value, crm_value)
+            if decision is Decision.CONFLICT:
+                conflicts.append(
+                    Conflict(
+                        object=obj, record_id=record_id, field=name, crm_value=crm_value,
+                        last_written=written.get(name), intended=value, owner_id=where.owner_id,
+                        account_id=where.account_id, label=where.label,
+                        after_write=own.wrote_before(name),
+                    )  # fmt: skip
+                )
+            elif decision is Decision.WRITE:
+                payload[name] = value
+                old[name] = crm_value
+        if payload:
+            signature = own.after(obj, current, payload)
+            if signature != current.get(SIGNATURE):
+                payload[SIGNATURE] = signature
+        return Diff(payload, old, conflicts)
+
+
+def account_values(coverage: Coverage, summary: str | None) -> dict[str, Any]:
+    """What crmsync wants in an account's owned fields, from the rules' Coverage."""
+    return {
+        "stakeholders": coverage.stakeholders,
+        "engaged": coverage.engaged,
+        "roles_covered": _within("; ".join(coverage.roles_covered), ROLES_MAX),
+        "coverage_score": coverage.score,
+        "coverage_status": _value(coverage.status),
+        "hygiene_summary": _within((summary or coverage.summary or "").strip() or None,
+                                   SUMMARY_MAX),  # fmt: skip
+    }
+
+
+def account_write(
+    crm: str, row: AccountRow, intended: Mapping[str, Any], written: Mapping[str, Any],
+    guard: Guard, where: Where,
+) -> tuple[Write | None, list[Conflict]]:  # fmt: skip
+    """The account's field write (None if the CRM holds it all) and its conflicts."""
+    obj = ObjectType.ACCOUNT.value
+    d = guard.diff(obj, row.id, intended, row.owned, written, where)
+    if not d.payload:
+        return None, d.conflicts
+    kind = WriteKind.UPDATE_ACCOUNT
+    return _write(kind, f"{kind.value}:{crm}:{row.id}", row.id, d, where), d.conflicts
+
+
+def contact_write(
+    crm: str, contact: ContactRow, status: HygieneStatus | str, reason: str | None,
+    written: Mapping[str, Any], guard: Guard, where: Where,
+) -> tuple[Write | None, list[Conflict]]:  # fmt: skip
+    """A contact's status and reason. Never flagged (blank) or already ok: nothing to say.
+    Status and reason move together: a conflict on either holds both."""
+    ok = HygieneStatus.OK.value
+    status_value = _value(status)
+    intended: dict[str, Any] = {
+        "status": status_value,
+        "reason": None if status_value == ok else _within(_one_line(reason), REASON_MAX),
+    }
+    current = contact.owned
+    if status_value == ok and norm("status", current.get("status")) in (None, ok):
+        if norm("reason", current.get("reason")) is None:
+            return None, []
+        intended = {"reason": None}
+    d = guard.diff(ObjectType.CONTACT.value, contact.id, intended, current, written, where)
+    if d.conflicts:
+        return None, d.conflicts
+    if not d.payload:
+        return None, []
+    key = f"update_contact:{crm}:{contact.id}"
+    return _write(WriteKind.UPDATE_CONTACT, key, contact.id, d, where), []
+
+
+def _write(kind: WriteKind, key: str, target: str, d: Diff, where: Where) -> Write:
+    return Write(kind, key, target, d.payload, d.old, where.owner_id, where.account_id, where.label)
+
+
+def _value(v: Any) -> Any:
+    return v.value if isinstance(v, Enum) else v
+
+
+def _one_line(text: str | None) -> str | None:
+    line = " ".join((text or "").split())
+    return line or None
+
+
+def _within(text: str | None, limit: int) -> str | None:
+    """A text field bounded to what every CRM's field holds (sync/tasks.py limits)."""
+    return fit(text, limit) if text else text

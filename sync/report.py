@@ -120,7 +120,7 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
     held = int(getattr(rep, "held", 0) or 0)
     if rep.plan is not None:
         if preview:
-            from .plan import format_plan
+            from .preview import format_plan
 
             echo(format_plan(rep.plan))
         else:
@@ -176,7 +176,7 @@ def conflict_run_lines(tracked: Any) -> list[str]:
     """A run's conflicts: the count, and each new one once (later runs only count it)."""
     if not (tracked.open or tracked.resolved):
         return []
-    from .plan import _show, conflict_source
+    from .preview import conflict_source, show
 
     parts = [f"{tracked.open:,} open", f"{len(tracked.new):,} new this run"]
     if tracked.resolved:
@@ -188,8 +188,8 @@ def conflict_run_lines(tracked: Any) -> list[str]:
     lines = [f"  conflicts (values that are not crmsync's, left as is): {', '.join(parts)}"]
     for c in tracked.new[:10]:
         lines.append(printable(
-            f"    new: {c.object[:-1]} {_show(c.label, 60)} [{c.record_id}] {c.field}: CRM has "
-            f"{_show(c.crm_value)} ({conflict_source(c)}); crmsync wants {_show(c.intended)}"
+            f"    new: {c.object[:-1]} {show(c.label, 60)} [{c.record_id}] {c.field}: CRM has "
+            f"{show(c.crm_value)} ({conflict_source(c)}); crmsync wants {show(c.intended)}"
         ))  # fmt: skip
     if len(tracked.new) > 10:
         lines.append(f"    and {len(tracked.new) - 10:,} more")
@@ -371,7 +371,7 @@ def conflict_status_lines(counts: dict[str, dict[str, int]], rows: list[dict[str
 
 def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
     from .conflicts import WHO_TEXT
-    from .plan import _show
+    from .preview import show
 
     t = Table(title=title, title_justify="left")
     t.add_column("crm", no_wrap=True)
@@ -392,8 +392,8 @@ def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
             who += "; handed back"
         since = r.get("since")
         t.add_row(
-            r["crm"], cell(r["record_id"]), cell(f"{r['object'][:-1]} {_show(r.get('label') or '', 40)}"),
-            r["field"], cell(_show(r.get("wanted"), 40)), cell(_show(r.get("held"), 40)),
+            r["crm"], cell(r["record_id"]), cell(f"{r['object'][:-1]} {show(r.get('label') or '', 40)}"),
+            r["field"], cell(show(r.get("wanted"), 40)), cell(show(r.get("held"), 40)),
             since.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if since else "-", cell(who),
         )  # fmt: skip
     return t

@@ -97,7 +97,6 @@ class RunReport:
     quota: tuple[int | None, int | None] | None = None
     error: str | None = None
     seconds: float = 0.0
-    drifts: list[Any] = field(default_factory=list)  # unused: reverts are conflicts now
     conflicts: Any = None  # sync.conflicts.Tracked: open, new this run, resolved
     reconcile: dict[str, dict[str, int]] | None = None  # per object: deleted, listed, api_calls
     preview: bool = False  # a plan or dry run: nothing stored, no run recorded

@@ -1,4 +1,4 @@
-"""What a crmsync task says: subject, body, due date and priority, for an account manager.
+"""What a crmsync task says: subject, body and closing notes, for an account manager.
 
 Three kinds of task land in the account owner's queue (docs/design.md "Write-back"):
 
@@ -9,8 +9,9 @@ Three kinds of task land in the account owner's queue (docs/design.md "Write-bac
 
 The text is built only from the mirror and the flags, never from the clock, so
 an unchanged account yields byte-identical text and the planner writes nothing
-(RELIABILITY W10). The due date is the one exception: it is computed from
-`as_of` when a task is created and never rewritten afterwards.
+(RELIABILITY W10). Due date and priority are the lifecycle's (sync/lifecycle.py):
+the due date is computed from `as_of` when a task is created and never
+rewritten afterwards.
 
 The words follow rules/explain.py: absolute dates, no internal jargon (no
 "flag", "rule", API field names).
@@ -27,12 +28,12 @@ HubSpot's 65,536). A longer value would get the whole record rejected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime
 
-from crmsync.state.model import Flag, Tier
+from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
+from crmsync.state.model import Flag, TaskKey, Tier
 from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
 
 SUBJECT_MAX = 255  # Salesforce Task.Subject
@@ -42,13 +43,12 @@ SUMMARY_MAX = 2_000  # an account's hygiene summary
 ROLES_MAX = 255  # an account's roles covered (Salesforce Crmsync_Roles_Covered__c)
 LIST_MAX = 40  # contacts listed by name in one grouped task
 
-# Rule names (rules/<rule>.py NAME); matched loosely so a rename is noticed in tests,
-# not by an account manager.
-DEPARTED = "departed_champion"
-SINGLE_THREADED = "single_threaded_account"
-STALE = "stale_contact"
-BOUNCING = "bouncing_contact"
-HYGIENE = "contact_hygiene"  # the grouped task's own key prefix (not a rule)
+# The rules whose findings become tasks (their NAME is the flag's `rule` and the task key's kind).
+DEPARTED = departed_champions.NAME
+SINGLE_THREADED = single_threaded.NAME
+STALE = stale_contacts.NAME
+BOUNCING = bouncing_contacts.NAME
+HYGIENE = "contact_hygiene"  # the grouped task's own key kind (not a rule)
 
 # Canonical task status values (the connectors map them: SF "Not Started"/"Completed",
 # HubSpot NOT_STARTED/COMPLETED).
@@ -59,20 +59,6 @@ FOOTER = (
     "This task is kept up to date automatically and closes itself once the records "
     "show the problem is fixed."
 )
-
-
-def rule_kind(rule: str) -> str | None:
-    """departed | single_threaded | stale | bouncing, from a rule name; None for others."""
-    r = rule.lower()
-    if "departed" in r:
-        return DEPARTED
-    if "single" in r:
-        return SINGLE_THREADED
-    if "stale" in r:
-        return STALE
-    if "bounc" in r:
-        return BOUNCING
-    return None
 
 
 # ---------------------------------------------------------------- inputs
@@ -124,31 +110,6 @@ class TaskContent:
     rank: int  # lower first when the per-owner cap must choose
 
 
-# ---------------------------------------------------------------- keys
-
-
-def hygiene_key(crm: str, account_id: str) -> str:
-    """The grouped stale/bouncing task's key; same shape as a flag key."""
-    return f"{HYGIENE}:{crm}:{account_id}:{account_id}"
-
-
-def account_of_key(key: str) -> str | None:
-    """The account id inside a task key (`rule:crm:account:subject`)."""
-    parts = key.split(":")
-    return parts[2] if len(parts) >= 4 else None
-
-
-# ---------------------------------------------------------------- due date, priority
-
-
-def due_date(as_of: datetime, tier: Tier, due_days: Mapping[str, int]) -> date:
-    return as_of.date() + timedelta(days=int(due_days.get(tier.value, due_days.get("none", 10))))
-
-
-def priority(tier: Tier, priorities: Mapping[str, str]) -> str:
-    return str(priorities.get(tier.value, priorities.get("none", "normal")))
-
-
 # ---------------------------------------------------------------- composition
 
 
@@ -186,10 +147,10 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
 def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
     """One single-threaded account: how thin it is and how to widen it."""
     subject = f"Broaden the relationship at {_company(account.name)}"
-    ev = flag.evidence or {}
-    engaged = ev.get("engaged_count", account.engaged)
-    target = ev.get("min_engaged")
-    missing = [str(r) for r in ev.get("missing_roles") or () if r]
+    ev = single_threaded.Evidence.of(flag.evidence or {})
+    engaged = ev.engaged_count if ev.engaged_count is not None else account.engaged
+    target = ev.min_engaged
+    missing = list(ev.missing_roles)
     gaps = []
     if isinstance(engaged, int) and (not isinstance(target, int) or engaged < target):
         gaps.append(_count(engaged, "engaged contact"))
@@ -243,7 +204,7 @@ def hygiene_task(
         steps.append("reach out to the quiet contacts, or mark the ones no longer involved as such")
     lines += ["", f"Suggested next step: {'; '.join(steps)}.", "", FOOTER]
     return TaskContent(
-        key=hygiene_key(account.crm, account.id),
+        key=str(TaskKey(HYGIENE, account.crm, account.id, account.id)),
         kind=HYGIENE,
         account_id=account.id,
         contact_id=None,
@@ -276,6 +237,11 @@ def completion_note_exempted(as_of: datetime) -> str:
     return f"Closed automatically on {_day(as_of)}: marked in the CRM as needing no action."
 
 
+def completion_note_duplicate(as_of: datetime) -> str:
+    """The line added to a second open task with the same key (left by an older crash)."""
+    return f"Closed automatically on {_day(as_of)}: a duplicate of another open task."
+
+
 def completion_note_gone(as_of: datetime) -> str:
     """The line added when the account (or contact) itself was deleted or merged away."""
     return (
@@ -286,38 +252,10 @@ def completion_note_gone(as_of: datetime) -> str:
 # ---------------------------------------------------------------- small helpers
 
 
-_MOVED_KEYS = (
-    "moved_to",
-    "moved_to_account",
-    "moved_to_account_name",
-    "now_at",
-    "now_at_account",
-    "other_account_name",
-    "elsewhere",
-)
-
-
 def moved_to_account(flag: Flag) -> str | None:
     """The name of the account a departed champion now appears at, if the flag names one."""
-    ev = flag.evidence or {}
-    for key in _MOVED_KEYS:
-        value = ev.get(key)
-        name = _account_name(value)
-        if name:
-            return name
-    return None
-
-
-def _account_name(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return _company(value) or None
-    if isinstance(value, Mapping):
-        for k in ("other_account_name", "account_name", "name"):
-            if isinstance(value.get(k), str) and value[k].strip():
-                return _company(value[k]) or None
-    if isinstance(value, list | tuple) and value:
-        return _account_name(value[0])
-    return None
+    name = departed_champions.Evidence.of(flag.evidence or {}).other_account_name
+    return (_company(name) or None) if name else None
 
 
 def _people_lines(people: Sequence[tuple[Person, str]]) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from crmsync.connectors.base import Secret
 from crmsync.sync import config
-from crmsync.sync.plan import WritebackSettings
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from crmsync import rules
 

@@ -33,7 +33,15 @@ from typing import Any
 
 import pytest
 from crmsync.connectors.errors import AuthFailed, QuotaExhausted
-from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, Page, WriteKind, WriteResult
+from crmsync.state.model import (
+    CrmRecord,
+    ObjectType,
+    OutboxItem,
+    Page,
+    Write,
+    WriteKind,
+    WriteResult,
+)
 from crmsync.sync.ownership import same
 
 OT = ObjectType
@@ -166,7 +174,7 @@ def live(records: dict[str, CrmRecord]) -> set[str]:
 
 def item(n: int, kind: WriteKind, target: str | None = None, **payload: Any) -> OutboxItem:
     key = str(payload.get("key") or f"contract:{n}")
-    return OutboxItem(id=n, crm="contract", kind=kind, key=key, target_id=target, payload=payload)
+    return OutboxItem(id=n, crm="contract", write=Write(kind, key, target, payload))
 
 
 def task_item(org: Org, n: int, **extra: Any) -> OutboxItem:

@@ -29,7 +29,7 @@ from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from crmsync.state.model import ObjectType, OutboxItem, WriteKind
+from crmsync.state.model import ObjectType, OutboxItem, Write, WriteKind
 from crmsync.sync.tasks import BODY_MAX
 from simple_salesforce import Salesforce
 from test_hubspot_support import FakeTime, connect, dataset, pull_all, serve_dates_from
@@ -226,10 +226,11 @@ def test_x3_pages_the_server_cuts_by_size_are_followed_to_the_end(sb):
 
 def _task(n: int, owner: str, account: str, body: str) -> OutboxItem:
     return OutboxItem(
-        id=n, crm="x", kind=WriteKind.CREATE_TASK, key=f"x3-{n}", target_id=None,
-        payload={"key": f"x3-{n}", "subject": f"Big body {n}", "body": body,
-                 "owner_id": owner, "account_id": account, "status": "open",
-                 "priority": "normal", "due_date": "2026-12-01"},
+        id=n, crm="x",
+        write=Write(WriteKind.CREATE_TASK, f"x3-{n}", None,
+                    {"key": f"x3-{n}", "subject": f"Big body {n}", "body": body,
+                     "owner_id": owner, "account_id": account, "status": "open",
+                     "priority": "normal", "due_date": "2026-12-01"}),
     )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from crmsync.sandbox.hubspot import HubSpotSandbox
-from crmsync.state.model import OutboxItem, WriteKind
+from crmsync.state.model import OutboxItem, Write, WriteKind
 from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
 
 from tests.clock import crm_now
@@ -40,9 +40,7 @@ def conn(hs, clock):
 
 
 def item(n, kind, target=None, key=None, **payload):
-    return OutboxItem(
-        id=n, crm="hubspot", kind=kind, key=key or f"k{n}", target_id=target, payload=payload
-    )
+    return OutboxItem(id=n, crm="hubspot", write=Write(kind, key or f"k{n}", target, payload))
 
 
 def task(n, contact="121", account="1", **kw):

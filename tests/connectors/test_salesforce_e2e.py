@@ -22,7 +22,7 @@ from crmsync.connectors.retry import RetryPolicy
 from crmsync.connectors.salesforce import SalesforceConnector, Settings
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from crmsync.state.model import PULL_ORDER, CrmRecord, ObjectType, OutboxItem, WriteKind
+from crmsync.state.model import PULL_ORDER, CrmRecord, ObjectType, OutboxItem, Write, WriteKind
 
 from tests.clock import crm_now
 
@@ -478,35 +478,36 @@ def test_setup_creates_fields_once_and_writes_land(sb):
         OutboxItem(
             1,
             "salesforce",
-            WriteKind.UPDATE_ACCOUNT,
-            "a1",
-            account,
-            {"coverage_score": 42, "coverage_status": "amber"},
+            Write(
+                WriteKind.UPDATE_ACCOUNT,
+                "a1",
+                account,
+                {"coverage_score": 42, "coverage_status": "amber"},
+            ),
         ),
         OutboxItem(
             2,
             "salesforce",
-            WriteKind.UPDATE_CONTACT,
-            "c1",
-            contact,
-            {"status": "stale", "reason": "No activity since 3 March 2026."},
+            Write(
+                WriteKind.UPDATE_CONTACT,
+                "c1",
+                contact,
+                {"status": "stale", "reason": "No activity since 3 March 2026."},
+            ),
         ),
         OutboxItem(
             3,
             "salesforce",
-            WriteKind.CREATE_TASK,
-            "departed:1",
-            None,
-            {
+            Write(WriteKind.CREATE_TASK, "departed:1", None, {
                 "subject": "Find a new champion",
                 "owner_id": owner,
                 "account_id": account,
                 "contact_id": contact,
                 "priority": "high",
                 "due_date": "2026-12-01",
-            },
+            }),
         ),
-    ]
+    ]  # fmt: skip
     conn = make(sb)
     assert [r.ok for r in conn.write(batch)] == [True, True, True]
     again = conn.write(batch)  # W4: a retry after a lost answer updates, never duplicates
@@ -539,7 +540,7 @@ def test_w1_rejected_row_is_reported_and_the_rest_lands(sb):
         times=1,
     )
     batch = [
-        OutboxItem(n, "salesforce", WriteKind.UPDATE_CONTACT, f"c{n}", cid, {"status": "bouncing"})
+        OutboxItem(n, "salesforce", Write(WriteKind.UPDATE_CONTACT, f"c{n}", cid, {"status": "bouncing"}))
         for n, cid in enumerate(contacts)
     ]
     conn = make(sb)
@@ -851,7 +852,7 @@ def plain_key_org():
 def task_item(n: int, key: str, account: str, owner: str, kind=WriteKind.CREATE_TASK, target=None):
     payload = {"subject": f"Task {n}", "owner_id": owner, "account_id": account, "priority": "high",
                "due_date": "2026-12-01", "key": key}  # fmt: skip
-    return OutboxItem(n, "salesforce", kind, key, target, payload)
+    return OutboxItem(n, "salesforce", Write(kind, key, target, payload))
 
 
 def test_w4_without_an_external_id_tasks_are_created_once_and_updated_by_lookup():

@@ -29,7 +29,7 @@ from crmsync.connectors.retry import RetryPolicy
 from crmsync.connectors.salesforce import SalesforceConnector, Settings
 from crmsync.connectors.salesforce.client import login_domain, operation_of
 from crmsync.connectors.salesforce.pull import bulk_cost
-from crmsync.state.model import ObjectType, OutboxItem, WriteKind
+from crmsync.state.model import ObjectType, OutboxItem, Write, WriteKind
 
 INSTANCE = "https://na1.example.com"
 BASE = f"{INSTANCE}/services/data/v59.0/"
@@ -666,8 +666,9 @@ def test_r5_request_limit_exceeded_stops_every_later_call():
         conn.write(
             [
                 OutboxItem(
-                    1, "salesforce", WriteKind.UPDATE_CONTACT, "k", sfid("003", 1), {"status": "ok"}
-                )
+                    1, "salesforce",
+                    Write(WriteKind.UPDATE_CONTACT, "k", sfid("003", 1), {"status": "ok"}),
+                )  # fmt: skip
             ]
         )
     assert len(responses.calls) == before  # not one request after the 403
@@ -905,7 +906,7 @@ def test_auto_switches_to_bulk_after_the_first_page_of_a_large_object():
 
 
 def item(n: int, kind: WriteKind, target: str | None, payload: dict, key: str = "") -> OutboxItem:
-    return OutboxItem(n, "salesforce", kind, key or f"k{n}", target, payload)
+    return OutboxItem(n, "salesforce", Write(kind, key or f"k{n}", target, payload))
 
 
 @responses.activate

@@ -41,6 +41,7 @@ from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox
 from crmsync.state import outbox
 from crmsync.state.db import open_db
+from crmsync.state.model import TaskKey
 from crmsync.sync import config as config_mod
 from crmsync.sync import tasks as tasks_mod
 from crmsync.sync.daemon import Daemon
@@ -338,17 +339,17 @@ def expected_task_keys(db_path: Path, crm: str) -> set[str]:
     departed = {
         (account_id, subject_id)
         for rule, account_id, subject_id, _ in rows
-        if tasks_mod.rule_kind(rule) == tasks_mod.DEPARTED
+        if rule == tasks_mod.DEPARTED
     }
     keys = set()
     for rule, account_id, subject_id, severity in rows:
-        kind = tasks_mod.rule_kind(rule)
+        kind = rule
         if kind in (tasks_mod.DEPARTED, tasks_mod.SINGLE_THREADED):
             keys.add(f"{rule}:{crm}:{account_id}:{subject_id}")
         elif kind in (tasks_mod.STALE, tasks_mod.BOUNCING):
             if severity == "info" or (account_id, subject_id) in departed:
                 continue
-            keys.add(tasks_mod.hygiene_key(crm, account_id))
+            keys.add(str(TaskKey(tasks_mod.HYGIENE, crm, account_id, account_id)))
     return keys
 
 

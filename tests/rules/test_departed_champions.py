@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from crmsync.rules.departed_champions import title_pattern
+from crmsync.rules.departed_champions import Evidence, title_pattern
 from crmsync.state.model import Confidence, HygieneStatus, Severity
 
 from .builders import (
@@ -216,6 +216,7 @@ def test_moved_contact_is_reported_on_the_account_that_lost_them():
     assert f.confidence is Confidence.HIGH
     assert f.evidence["moved_away"] is True
     assert f.evidence["other_account_id"] == "001G" and f.evidence["other_account_name"] == "Globex"
+    assert Evidence.of(f.evidence) == Evidence(other_account_name="Globex")  # what the task reads
     assert "Mia Moss" in f.explanation
     assert "Now at Globex \u2014 a warm lead for a new logo." in f.explanation
     assert "the record moved to Globex (noticed 19 April 2026)" in f.explanation

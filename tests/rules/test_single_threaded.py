@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from crmsync.rules.single_threaded import Evidence
 from crmsync.state.model import Severity
 
 from .builders import (
@@ -111,6 +112,9 @@ def test_required_roles(case, opportunities, roles, missing):
     else:
         assert f.evidence["missing_roles"] == missing, case
         assert f.evidence["engaged_count"] == 3
+        ev = Evidence.of(f.evidence)  # what the task reads
+        assert (ev.engaged_count, ev.missing_roles) == (3, tuple(missing)), case
+        assert ev.min_engaged == f.evidence["min_engaged"] and isinstance(ev.min_engaged, int)
 
 
 def test_explanation_lists_engaged_people_and_missing_roles():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from crmsync.state import outbox
-from crmsync.state.model import ObjectType, WriteKind, WriteResult
+from crmsync.state.model import ObjectType, Write, WriteKind, WriteResult
+from crmsync.state.writeback import is_closed
 
 from tests.state.records import at
 
@@ -172,11 +173,10 @@ def test_w8_written_values_are_recorded_on_success(db) -> None:
 
 
 def test_enqueue_many_in_one_call(db) -> None:
-    intents = [
-        outbox.Intent(SF, WriteKind.UPDATE_CONTACT, f"contact:C{i}", f"C{i}", {"status": "ok"})
-        for i in range(5)
+    writes = [
+        Write(WriteKind.UPDATE_CONTACT, f"contact:C{i}", f"C{i}", {"status": "ok"}) for i in range(5)
     ]
-    ids = outbox.enqueue_many(db, intents + intents[:1])
+    ids = outbox.enqueue_many(db, SF, writes + writes[:1])
     assert len({i for i in ids if i}) == 5 and ids[-1] is None
     assert outbox.depth(db, SF)["pending"] == 5
 
@@ -221,3 +221,45 @@ def test_requeue_by_code_clears_the_error_and_the_attempts(db) -> None:
     assert rows["k:a"]["last_error_code"] is None and rows["k:c"]["status"] == "dead"
     assert [r["key"] for r in outbox.list_items(db, ("dead", "failed"))] == ["k:c"]
     assert outbox.requeue(db, crm="hubspot") == 0  # another CRM's rows only
+
+
+def test_record_results_marks_each_answer_and_puts_the_created_task_in_the_mirror(db) -> None:
+    created = _enqueue(db, "departed_champion:salesforce:001A:003A",
+                       {"key": "departed_champion:salesforce:001A:003A", "subject": "Call Ada",
+                        "status": "open", "account_id": "001A"})  # fmt: skip
+    refused = _enqueue(db, "update_contact:salesforce:003B", {"status": "stale"},
+                       kind=WriteKind.UPDATE_CONTACT, target="003B")  # fmt: skip
+    silent = _enqueue(db, "update_contact:salesforce:003C", {"status": "stale"},
+                      kind=WriteKind.UPDATE_CONTACT, target="003C")  # fmt: skip
+    batch = outbox.claim(db, SF, 10, now=at())
+    recorded = outbox.record_results(
+        db,
+        batch,
+        [
+            WriteResult(created, ok=True, crm_id="00T1"),
+            WriteResult(refused, ok=False, code="INVALID_FIELD", detail="no such field"),
+        ],  # the connector gave no answer for `silent`
+        max_attempts=5,
+        now=at(),
+    )
+    assert [i.id for i in recorded.landed] == [created]
+    assert [(r.item_id, r.code, r.status) for r in recorded.rejections] == [
+        (refused, "INVALID_FIELD", "dead"),
+        (silent, "NO_RESULT", "failed"),  # refused for a moment: sent again, not lost
+    ]
+    assert _statuses(db) == {
+        "departed_champion:salesforce:001A:003A": "done",
+        "update_contact:salesforce:003B": "dead",
+        "update_contact:salesforce:003C": "failed",
+    }
+    row = db.conn.execute(
+        "SELECT id, key, subject, is_closed FROM tasks WHERE crm = ?", [SF]
+    ).fetchone()
+    assert row == ("00T1", "departed_champion:salesforce:001A:003A", "Call Ada", 0)
+
+
+def test_a_task_is_closed_by_the_crm_flag_or_else_by_its_status() -> None:
+    assert [is_closed(s) for s in ("completed", "Complete ", "open", "Not Started", None)] == [
+        True, True, False, False, False
+    ]  # fmt: skip
+    assert is_closed("open", 1) is True and is_closed("completed", 0) is False

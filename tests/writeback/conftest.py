@@ -4,9 +4,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crmsync.state import conflicts as conflict_store
 from crmsync.state.db import open_db
-from crmsync.sync.drain import drain, verify_landed
-from crmsync.sync.plan import Plan, WritebackSettings, enqueue, plan
+from crmsync.sync import conflicts as conflicts_mod
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import Plan, enqueue, plan
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, FakeConnector, FakeCrm, pull
 
@@ -39,20 +42,23 @@ def settings() -> WritebackSettings:
 
 
 class Runner:
-    """One run as sync/run.py does it: pull, verify, plan, enqueue, drain."""
+    """One run as sync/run.py does it: pull, plan, track conflicts, enqueue, drain."""
 
     def __init__(
         self, db: Any, fake: FakeCrm, connector: FakeConnector, settings: WritebackSettings
     ) -> None:
         self.db, self.fake, self.connector, self.settings = db, fake, connector, settings
-        self.drifts: list[Any] = []
+        self.conflicts: list[conflict_store.ConflictRow] = []  # open after the last plan
+        self.tracked: conflicts_mod.Tracked | None = None
         self.waits: list[float] = []  # the drain's backoff waits, recorded instead of slept
 
     def plan(self, results: dict[str, Any], *, pull_first: bool = True) -> Plan:
         if pull_first:
             pull(self.db, self.fake)
-        self.drifts = verify_landed(self.db, CRM)
-        return plan(self.db, CRM, results, self.settings, as_of=AS_OF)
+        p = plan(self.db, CRM, results, self.settings, as_of=AS_OF)
+        p, self.tracked = conflicts_mod.track(self.db, CRM, p, now=AS_OF)
+        self.conflicts = conflict_store.open_conflicts(self.db, CRM)
+        return p
 
     def run(self, results: dict[str, Any], **kw: Any) -> tuple[Plan, Any]:
         p = self.plan(results)

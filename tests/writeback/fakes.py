@@ -262,6 +262,7 @@ class Result:
     coverage: Coverage | None = None
     contact_status: Mapping[str, tuple[HygieneStatus, str]] = field(default_factory=dict)
     tier: Tier = Tier.GROWTH
+    hygiene_summary: str | None = None  # rules write one; None: the coverage's summary
 
 
 def coverage(

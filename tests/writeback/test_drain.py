@@ -7,8 +7,9 @@ from typing import Any
 from crmsync.connectors.retry import DEFAULT_POLICY
 from crmsync.state import outbox
 from crmsync.state.model import HygieneStatus, WriteKind
-from crmsync.sync.drain import drain, format_drifts, verify_landed, write_back
-from crmsync.sync.plan import WritebackSettings, enqueue, plan
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import enqueue, plan
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from .fakes import AS_OF, CRM, FakeConnector, Reject, Result, coverage, pull, single_threaded
 
@@ -155,21 +156,23 @@ def test_transport_failure_leaves_rows_for_the_next_run(runner, connector, db, f
     assert report.written == 1 and fake.accounts["001A"]["owned"]["coverage_score"] == 55
 
 
-def test_dry_run_makes_no_call(db, fake, connector, settings):
-    pull(db, fake)
+def test_dry_run_makes_no_call(runner, db, fake, connector):
     results = {"001A": Result(coverage=coverage("001A"), flags=(single_threaded("001A"),))}
-    out = write_back(db, connector, CRM, results, settings, as_of=AS_OF, dry_run=True)
-    assert len(out.plan.items) == 2
-    assert out.report.calls == 0 and connector.calls.total == 0
+    p = runner.plan(results)  # a dry run plans and stops: nothing queued
+    report = drain(db, connector, CRM, batch_size=200, max_attempts=5, dry_run=True)
+    assert len(p.items) == 2
+    assert report.calls == 0 and connector.calls.total == 0 and not connector.batches
     assert outbox.depth(db, CRM)["pending"] == 0  # nothing queued either
+    assert fake.accounts["001A"]["owned"] == {}
+    assert not fake.tasks
 
 
-def test_write_back_in_one_call(db, fake, connector, settings):
-    pull(db, fake)
-    results = {"001A": Result(coverage=coverage("001A"), flags=(single_threaded("001A"),))}
-    out = write_back(db, connector, CRM, results, settings, as_of=AS_OF)
-    assert out.report.written == 2 and out.report.by_kind == {"update_account": 1, "create_task": 1}
-    assert "2 write(s) landed" in out.report.summary()
+def test_one_run_writes_the_plan(runner):
+    _, report = runner.run(
+        {"001A": Result(coverage=coverage("001A"), flags=(single_threaded("001A"),))}
+    )
+    assert report.written == 2 and report.by_kind == {"update_account": 1, "create_task": 1}
+    assert "2 write(s) landed" in report.summary()
 
 
 def test_w9_value_reverted_by_a_workflow_is_reported_not_rewritten(runner, fake, connector, db):
@@ -181,16 +184,19 @@ def test_w9_value_reverted_by_a_workflow_is_reported_not_rewritten(runner, fake,
     results = {"001A": Result(coverage=coverage("001A"))}
     _, report = runner.run(results)
     assert report.written == 1
-    assert verify_landed(db, CRM) == []  # nothing known yet: no pull since the write
+    assert runner.conflicts == []  # nothing known yet: no pull since the write
     calls = connector.write_calls
     p, _ = runner.run(results)  # the pull brings the reverted value
-    [drift] = runner.drifts
-    assert (drift.field, drift.written, drift.crm_value) == ("coverage_status", "amber", "green")
-    assert "coverage_status" in format_drifts(runner.drifts)[0]
+    [row] = runner.conflicts
+    assert (row.field, row.last_written, row.held, row.after_write) == (
+        "coverage_status", "amber", "green", True
+    )
+    assert [c.field for c in runner.tracked.new] == ["coverage_status"]  # reported this run
     assert p.empty and [c.field for c in p.conflicts] == ["coverage_status"]
     assert connector.write_calls == calls  # not rewritten
     runner.run(results)
-    assert len(runner.drifts) == 1  # and still reported on later runs
+    assert len(runner.conflicts) == 1  # and still listed on later runs
+    assert runner.tracked.new == []  # logged once, not again
     assert connector.write_calls == calls
 
 

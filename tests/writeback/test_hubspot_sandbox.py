@@ -17,7 +17,8 @@ from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
 from crmsync.state import outbox
 from crmsync.state.model import WriteKind
 from crmsync.sync.drain import drain
-from crmsync.sync.plan import enqueue, format_plan
+from crmsync.sync.plan import enqueue
+from crmsync.sync.preview import format_plan
 
 from .harness import Harness
 
@@ -67,7 +68,10 @@ def test_w8_hubspot_property_edited_by_a_person_is_kept(portal):
         (cid, "coverage_score", 99)
     ]
     assert portal.hs.record("companies", cid)["crmsync_coverage_score"] == "99"
-    assert any(d.record_id == cid for d in portal.drifts)
+    [held] = portal.conflicts  # recorded for `crmsync conflicts`: crmsync's value was replaced
+    assert (held.record_id, held.field, held.held, held.after_write) == (
+        cid, "coverage_score", 99, True
+    )
 
 
 def test_w5_hubspot_killed_after_create_no_duplicate_task(portal):

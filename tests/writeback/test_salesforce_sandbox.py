@@ -18,7 +18,8 @@ from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, Sales
 from crmsync.state import outbox
 from crmsync.state.model import WriteKind
 from crmsync.sync.drain import drain
-from crmsync.sync.plan import enqueue, format_plan
+from crmsync.sync.plan import enqueue
+from crmsync.sync.preview import format_plan
 
 from .harness import Harness
 
@@ -89,7 +90,9 @@ def test_w8_field_edited_in_salesforce_is_not_overwritten(org, sb):
         (aid, "coverage_score", 99)
     ]
     assert sb.record("Account", aid)["Crmsync_Coverage_Score__c"] == 99
-    assert [(d.record_id, d.field) for d in org.drifts] == [(aid, "coverage_score")]
+    assert [(c.record_id, c.field, c.held, c.after_write) for c in org.conflicts] == [
+        (aid, "coverage_score", 99, True)
+    ]
 
 
 def test_w1_rejected_contact_stays_in_outbox_with_salesforce_message(org, sb):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from crmsync.state.model import Tier
+from crmsync.state.model import TaskKey, Tier
 from crmsync.sync import tasks as T
+from crmsync.sync.lifecycle import due_date, priority
 
-from .fakes import departed, single_threaded
+from .fakes import CRM, departed, single_threaded
 
 ACME = T.AccountFacts(
     crm="salesforce",
@@ -59,13 +61,18 @@ def test_completion_note_says_why_with_an_absolute_date():
 
 def test_due_date_and_priority_by_tier():
     at = datetime(2026, 11, 23, 23, 59, tzinfo=UTC)
-    assert T.due_date(at, Tier.MAINTENANCE, {"maintenance": 14}).isoformat() == "2026-12-07"
-    assert T.priority(Tier.NONE, {"none": "normal"}) == "normal"
+    assert due_date(at, Tier.MAINTENANCE, {"maintenance": 14}).isoformat() == "2026-12-07"
+    assert priority(Tier.NONE, {"none": "normal"}) == "normal"
 
 
 def test_keys_carry_their_account():
-    assert T.account_of_key(T.hygiene_key("hubspot", "901")) == "901"
-    assert T.account_of_key(departed("001A", "003A1").key) == "001A"
+    stale = [(T.Person("003A2", "Alan Turing"), "Quiet.")]
+    hygiene = TaskKey.parse(T.hygiene_task(replace(ACME, crm="hubspot", id="901"), stale, []).key)
+    assert hygiene == TaskKey("contact_hygiene", "hubspot", "901", "901")
+    assert TaskKey.parse(departed("001A", "003A1").key) == TaskKey(
+        "departed_champion", CRM, "001A", "003A1"
+    )
+    assert TaskKey.parse("not a key") is None
 
 
 def test_a_long_contact_list_is_cut_to_keep_the_body_within_crm_limits():

@@ -7,7 +7,7 @@ from typing import Any
 
 from crmsync.state import views
 from crmsync.state.model import CrmRecord, ObjectType, WriteKind
-from crmsync.sync.plan import format_plan
+from crmsync.sync.preview import format_plan
 
 from crmsync import rules
 

@@ -1,0 +1,346 @@
+"""What the write-back reads from and writes to the mirror's tables (accounts, contacts, tasks).
+
+Two halves, one per direction:
+
+- `Reader`: the rows the planner compares its intent with (sync/plan.py):
+  accounts and their contacts with the values crmsync owns, crmsync's tasks by
+  key, owners and whether they are active, what crmsync last wrote. Read in
+  batches of account ids, never one query per account.
+- `reflect`: after a write landed, make the mirror show what the CRM now holds
+  (owned values merged, a created task inserted with its new id), inside the
+  outbox's transaction that marks the row done (state/outbox.py
+  `record_results`). So the next plan updates a task rather than creating
+  another, even before the next pull; the next pull overwrites these values
+  with the CRM's own.
+
+`is_closed(status)` is the one place that says which task statuses are closed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+from crmsync.state.db import dumps, encode_date
+from crmsync.state.model import SIGNATURE, CrmRecord, ObjectType, OutboxItem, WriteKind
+
+CHUNK = 500  # ids per query
+
+CLOSED_STATUSES = frozenset({"completed", "complete"})  # canonical, as the connectors map them
+
+
+def is_closed(status: str | None, closed: object = None) -> bool:
+    """Whether a task is closed: the CRM's own closed flag if the mirror has it, else its status."""
+    if closed is not None:
+        return bool(closed)
+    return (status or "").strip().lower() in CLOSED_STATUSES
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    name: str
+    owner_id: str | None
+    tier_raw: str | None
+    deleted: bool
+    owned: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    id: str
+    account_id: str | None
+    name: str
+    title: str | None
+    deleted: bool
+    owned: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: str
+    key: str
+    account_id: str | None
+    contact_id: str | None
+    owner_id: str | None
+    subject: str | None
+    body: str | None
+    status: str | None
+    priority: str | None
+    is_closed: bool
+    deleted: bool
+    owned: Mapping[str, Any] = field(default_factory=dict)  # key, signature
+
+    def current(self) -> dict[str, Any]:
+        """The task's signed fields and its signature, as the CRM holds them."""
+        return {
+            "subject": self.subject, "body": self.body, "priority": self.priority,
+            "owner_id": self.owner_id, "status": self.status,
+            SIGNATURE: self.owned.get(SIGNATURE),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Named:
+    """A contact as a task names it, wherever the contact is now."""
+
+    id: str
+    name: str
+    title: str | None = None
+
+
+# ---------------------------------------------------------------- reads
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def contact_name(first: str | None, last: str | None, cid: str) -> str:
+    full = " ".join(p for p in (first, last) if p)
+    return full or f"contact {cid}"
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Reader:
+    """The mirror queries the planner needs, batched by id."""
+
+    def __init__(self, db: sqlite_utils.Database, crm: str) -> None:
+        self.db = db
+        self.crm = crm
+
+    def _in(
+        self, sql: str, ids: Sequence[str], extra: Sequence[Any] = ()
+    ) -> Iterator[dict[str, Any]]:
+        for chunk in chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            yield from self.db.query(sql.format(ids=marks), [self.crm, *extra, *chunk])
+
+    def accounts(self, ids: Sequence[str]) -> dict[str, AccountRow]:
+        sql = (
+            "select id, name, owner_id, tier, deleted_at, owned from accounts "
+            "where crm = ? and id in ({ids})"
+        )
+        return {
+            r["id"]: AccountRow(
+                id=r["id"],
+                name=r["name"] or f"account {r['id']}",
+                owner_id=r["owner_id"],
+                tier_raw=r["tier"],
+                deleted=r["deleted_at"] is not None,
+                owned=_json(r["owned"]) or {},
+            )
+            for r in self._in(sql, ids)
+        }
+
+    def contacts_of(self, account_ids: Sequence[str]) -> dict[str, list[ContactRow]]:
+        sql = (
+            "select id, account_id, first_name, last_name, title, deleted_at, owned from contacts "
+            "where crm = ? and account_id in ({ids}) order by account_id, id"
+        )
+        out: dict[str, list[ContactRow]] = defaultdict(list)
+        for r in self._in(sql, account_ids):
+            out[r["account_id"]].append(
+                ContactRow(
+                    id=r["id"],
+                    account_id=r["account_id"],
+                    name=contact_name(r["first_name"], r["last_name"], r["id"]),
+                    title=r["title"],
+                    deleted=r["deleted_at"] is not None,
+                    owned=_json(r["owned"]) or {},
+                )
+            )
+        return out
+
+    def tasks(self) -> dict[str, list[TaskRow]]:
+        """crmsync's tasks (the mirror's tasks table holds only those), by key."""
+        out: dict[str, list[TaskRow]] = defaultdict(list)
+        sql = (
+            "select id, key, account_id, contact_id, owner_id, subject, body, status, priority, "
+            "is_closed, deleted_at, owned from tasks where crm = ? and key is not null "
+            "order by key, id"
+        )
+        for r in self.db.query(sql, [self.crm]):
+            out[r["key"]].append(
+                TaskRow(
+                    id=r["id"],
+                    key=r["key"],
+                    account_id=r["account_id"],
+                    contact_id=r["contact_id"],
+                    owner_id=r["owner_id"],
+                    subject=r["subject"],
+                    body=r["body"],
+                    status=r["status"],
+                    priority=r["priority"],
+                    is_closed=is_closed(r["status"], r["is_closed"]),
+                    deleted=r["deleted_at"] is not None,
+                    owned=_json(r["owned"]) or {},
+                )  # fmt: skip
+            )
+        return out
+
+    def people(self, ids: Sequence[str]) -> dict[str, Named]:
+        """Contacts by id wherever they are now (a champion who moved to another account)."""
+        sql = (
+            "select id, first_name, last_name, title from contacts where crm = ? and id in ({ids})"
+        )
+        return {
+            r["id"]: Named(r["id"], contact_name(r["first_name"], r["last_name"], r["id"]),
+                           r["title"])  # fmt: skip
+            for r in self._in(sql, ids)
+        }
+
+    def deleted_accounts(self, ids: Iterable[str]) -> set[str]:
+        sql = "select id from accounts where crm = ? and deleted_at is not null and id in ({ids})"
+        return {r["id"] for r in self._in(sql, sorted(i for i in ids if i))}
+
+    def owner_states(self) -> dict[str, bool]:
+        """Owner id -> active, for every owner the mirror knows."""
+        rows = self.db.query(
+            "select id, active from owners where crm = ? and deleted_at is null", [self.crm]
+        )
+        return {r["id"]: r["active"] != 0 for r in rows}
+
+    def inactive_owners(self) -> frozenset[str]:
+        rows = self.db.query(
+            "select id from owners where crm = ? and active = 0 and deleted_at is null", [self.crm]
+        )
+        return frozenset(r["id"] for r in rows)
+
+    def all_owner_names(self) -> dict[str, str]:
+        """Owner id -> name, for every owner the mirror knows (deleted ones included)."""
+        rows = self.db.query("select id, name from owners where crm = ?", [self.crm])
+        return {r["id"]: r["name"] for r in rows if r["name"]}
+
+
+# ---------------------------------------------------------------- reflect a landed write
+
+
+_TASK_COLUMNS = ("subject", "body", "status", "priority", "due_date", "owner_id",
+                 "account_id", "contact_id")  # fmt: skip
+
+
+def reflect(
+    db: sqlite_utils.Database,
+    item: OutboxItem,
+    crm_id: str | None,
+    record: CrmRecord | None = None,
+) -> None:
+    """Make the mirror show what the CRM now holds after `item` landed as `crm_id`.
+
+    `record` is the task as the CRM holds it when a create was found by its key
+    after a crash. Joins the caller's transaction.
+    """
+    crm = item.crm
+    payload = dict(item.payload)
+    if item.kind is WriteKind.UPDATE_ACCOUNT:
+        _merge_owned(db, ObjectType.ACCOUNT, crm, item.target_id, payload)
+    elif item.kind is WriteKind.UPDATE_CONTACT:
+        _merge_owned(db, ObjectType.CONTACT, crm, item.target_id, payload)
+    elif item.kind is WriteKind.CREATE_TASK:
+        _insert_task(db, crm, crm_id or item.target_id, payload, record)
+    else:
+        _update_task(db, crm, crm_id or item.target_id, item.kind, payload)
+    if item.kind in (WriteKind.UPDATE_TASK, WriteKind.COMPLETE_TASK) and SIGNATURE in payload:
+        _merge_owned(db, ObjectType.TASK, crm, crm_id or item.target_id,
+                     {SIGNATURE: payload[SIGNATURE]})  # fmt: skip
+
+
+def _merge_owned(
+    db: sqlite_utils.Database,
+    table: ObjectType,
+    crm: str,
+    record_id: str | None,
+    payload: Mapping[str, Any],
+) -> None:
+    if not record_id:
+        return
+    row = db.conn.execute(
+        f"SELECT owned FROM {table.value} WHERE crm = ? AND id = ?", [crm, record_id]
+    ).fetchone()
+    if row is None:
+        return
+    owned = json.loads(row[0]) if row[0] else {}
+    owned.update(payload)
+    db.conn.execute(
+        f"UPDATE {table.value} SET owned = ? WHERE crm = ? AND id = ?",
+        [dumps(owned), crm, record_id],
+    )
+
+
+def _insert_task(
+    db: sqlite_utils.Database,
+    crm: str,
+    task_id: str | None,
+    payload: Mapping[str, Any],
+    record: CrmRecord | None,
+) -> None:
+    if not task_id:
+        return
+    values = {c: payload.get(c) for c in _TASK_COLUMNS}
+    if record is not None:  # found by key: the CRM's own values
+        values.update({c: record.values.get(c, values.get(c)) for c in _TASK_COLUMNS})
+    values["due_date"] = encode_date(values.get("due_date"))
+    closed = is_closed(str(values.get("status") or ""))
+    generation = _task_generation(db, crm)
+    db.conn.execute(
+        "INSERT INTO tasks (crm, id, key, account_id, contact_id, owner_id, subject, body,"
+        " status, priority, due_date, is_closed, owned, synced_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (crm, id) DO UPDATE SET key = excluded.key, subject = excluded.subject,"
+        " body = excluded.body, status = excluded.status, priority = excluded.priority,"
+        " owner_id = excluded.owner_id, is_closed = excluded.is_closed, deleted_at = NULL",
+        [
+            crm, task_id, payload.get("key"), values["account_id"], values["contact_id"],
+            values["owner_id"], values["subject"], values["body"], values["status"],
+            values["priority"], values["due_date"], int(closed),
+            dumps({"key": payload.get("key"), SIGNATURE: payload.get(SIGNATURE)}), generation,
+        ],
+    )  # fmt: skip
+
+
+def _update_task(
+    db: sqlite_utils.Database,
+    crm: str,
+    task_id: str | None,
+    kind: WriteKind,
+    payload: Mapping[str, Any],
+) -> None:
+    if not task_id:
+        return
+    sets = {c: payload[c] for c in _TASK_COLUMNS if c in payload}
+    if "due_date" in sets:
+        sets["due_date"] = encode_date(sets["due_date"])
+    if kind is WriteKind.COMPLETE_TASK:
+        sets.setdefault("status", "completed")
+    if "status" in sets:
+        sets["is_closed"] = int(is_closed(str(sets["status"])))
+    if not sets:
+        return
+    assignments = ", ".join(f"{c} = ?" for c in sets)
+    db.conn.execute(
+        f"UPDATE tasks SET {assignments} WHERE crm = ? AND id = ?", [*sets.values(), crm, task_id]
+    )
+
+
+def _task_generation(db: sqlite_utils.Database, crm: str) -> int:
+    row = db.conn.execute(
+        "SELECT generation FROM cursors WHERE crm = ? AND object = ?", [crm, ObjectType.TASK.value]
+    ).fetchone()
+    return int(row[0] or 0) if row else 0
