@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from state.db import transaction
 from state.errors import MirrorTooNew
+from state.sql import transaction
 
 MIGRATIONS = sqlite_utils.Migrations("crmsync")
 MIGRATIONS.migrations_table = "_migrations"
