@@ -6,6 +6,7 @@ machine configured for one CRM never imports the other's client.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,7 +18,6 @@ class _Registry(Mapping[str, Any]):
     }
 
     def __getitem__(self, crm: str) -> Any:
-        import importlib
 
         module, name = self._paths[crm]
         return getattr(importlib.import_module(module), name)

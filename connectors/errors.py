@@ -12,6 +12,9 @@ from __future__ import annotations
 import socket
 import ssl
 
+import requests
+import urllib3
+
 from state.errors import (
     AuthFailed,
     ConfigError,
@@ -48,8 +51,6 @@ def network_reason(exc: BaseException) -> str:
     and urllib3 2 makes NewConnectionError a subclass of its TimeoutError, so the
     innermost cause decides.
     """
-    import requests
-    import urllib3
 
     chain = _chain(exc)
     if any(isinstance(e, ConnectionRefusedError) for e in chain):

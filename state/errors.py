@@ -40,6 +40,7 @@ with the outbox row and never logged.
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -100,8 +101,6 @@ class MirrorBusy(MirrorError):
     """Another crmsync process holds the mirror's writer lock (state/lock.py)."""
 
     def __init__(self, lock_path: object, holder: dict[str, object] | None) -> None:
-        import socket
-
         self.lock_path = lock_path
         self.holder = holder or {}
         pid = self.holder.get("pid")

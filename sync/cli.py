@@ -8,6 +8,7 @@ Exit codes: the one table is in state/errors.py (and the README):
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import json
 import logging
@@ -15,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ from state.errors import (
     UsageError,
     error_line,
 )
+from state.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +116,8 @@ def _verbose() -> bool:
 
 def _fail(error: BaseException, line: str) -> None:
     if _verbose():
-        import traceback
 
         click.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
-    from state.text import printable
 
     click.echo(f"crmsync: {printable(line)}", err=True)
 
@@ -124,7 +125,6 @@ def _fail(error: BaseException, line: str) -> None:
 def _echo_text(text: str) -> None:
     """Print a run's summary or a plan: the CRM text in it (names, subjects, the CRM's
     messages) as text, without control or bidi characters (state/text.py)."""
-    from state.text import printable
 
     click.echo(printable(text, newlines=True))
 
@@ -358,7 +358,6 @@ def flags(
 
 def _check_rule(rule: str) -> None:
     """A --rule value must name a rule: a typo would otherwise print "0 flags"."""
-    import difflib
 
     from rules import RULE_NAMES
 
@@ -463,7 +462,6 @@ def outbox_requeue(
     """Give refused rows another chance once their cause is fixed: they go back to
     pending with their attempts reset, and the next `crmsync sync` sends them.
     Say which: --code CODE (from `crmsync outbox`) or --all."""
-    from state.errors import UsageError
 
     from .run import requeue_outbox
 

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Secret
+from rules import RuleSettings
 from state.errors import ConfigError as ConfigError  # raised here; callers may import it from here
+from sync.plan import WritebackSettings
 
 from . import logs
 
@@ -205,8 +207,6 @@ def _connector_settings_class(crm: str) -> type:
 
 
 def _rule_settings(tables: Mapping[str, Any]) -> Any:
-    from rules import RuleSettings
-
     try:
         return RuleSettings.from_tables(dict(tables))
     except ValueError as e:
@@ -214,8 +214,6 @@ def _rule_settings(tables: Mapping[str, Any]) -> Any:
 
 
 def _writeback_settings(table: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Any:
-    from sync.plan import WritebackSettings
-
     return build(WritebackSettings, table, "writeback", base=base, environ=env)
 
 

@@ -50,6 +50,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from state import flags, outbox, runs
+from state.db import open_db
 from state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
 
 from . import config as config_mod
@@ -165,8 +167,6 @@ class Daemon:
 
     def _refresh_state_metrics(self) -> None:
         try:
-            from state import flags, outbox
-            from state.db import open_db
 
             db = open_db(self.cfg.mirror.path)
             try:
@@ -186,8 +186,6 @@ class Daemon:
 
         Read from the mirror's run history, so a restarted daemon reports truthfully.
         """
-        from state import outbox, runs
-        from state.db import open_db
 
         now = self.clock()
         stale_after = self._stale_after_seconds()
@@ -223,8 +221,6 @@ class Daemon:
 
     def _quota_wait(self, crm: str) -> _QuotaStop | None:
         """The quota stop `crm` waits out now (its last sync stopped with a retry time ahead)."""
-        from state import runs
-        from state.db import open_db
 
         if not self.cfg.mirror.path.exists():
             return None

@@ -48,6 +48,8 @@ from state import crm_info, cursors, mirror
 from state.db import transaction
 from state.model import PULL_ORDER, ObjectType
 
+from .reconcile import reconcile_object
+
 log = logging.getLogger(__name__)
 
 # Operations that read schema or limits, not records; the page-size floor excludes them.
@@ -187,7 +189,6 @@ def pull(
             rep.data_calls = _data_calls(connector) - data_before
         missed = getattr(connector, "missed_deletes", None)
         if missed is not None and not full_mode and rep.done and not should_stop() and missed(obj):
-            from .reconcile import reconcile_object
 
             log.warning(
                 "deletions may have been purged before this pull saw them; listing ids",

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from connectors import CONNECTORS
 from state import conflicts as conflict_store
 from state import cursors, outbox, runs, views
 from state import flags as flag_store
@@ -36,7 +37,10 @@ from state.db import open_db
 from state.errors import MirrorError, OutputError
 from state.text import csv_cell, json_safe, printable
 
+from . import leader_html, leader_md, leader_report
 from .config import Config
+from .conflicts import WHO_TEXT
+from .plan import _show, conflict_source, format_plan
 
 Echo = Callable[[str], None]
 
@@ -121,7 +125,6 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
     held = int(getattr(rep, "held", 0) or 0)
     if rep.plan is not None:
         if preview:
-            from .plan import format_plan
 
             echo(format_plan(rep.plan))
         else:
@@ -177,7 +180,6 @@ def conflict_run_lines(tracked: Any) -> list[str]:
     """A run's conflicts: the count, and each new one once (later runs only count it)."""
     if not (tracked.open or tracked.resolved):
         return []
-    from .plan import _show, conflict_source
 
     parts = [f"{tracked.open:,} open", f"{len(tracked.new):,} new this run"]
     if tracked.resolved:
@@ -371,9 +373,6 @@ def conflict_status_lines(counts: dict[str, dict[str, int]], rows: list[dict[str
 
 
 def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
-    from .conflicts import WHO_TEXT
-    from .plan import _show
-
     t = Table(title=title, title_justify="left")
     t.add_column("crm", no_wrap=True)
     t.add_column("record", no_wrap=True)
@@ -469,7 +468,6 @@ def rejected_lines(groups: list[Any]) -> list[str]:
     message, and the command to requeue them once the cause is fixed."""
     if not groups:
         return []
-    from connectors import CONNECTORS
 
     lines = ["rows the CRM refused, by its error code (each row: `crmsync outbox`):"]
     for g in groups:
@@ -567,14 +565,12 @@ def write_html(
     """The leader report (sync/leader_report.py) as one self-contained HTML page at `path`.
 
     Written readable by its owner only (0600), also over an existing file."""
-    from . import leader_html
 
     _write_report(path, leader_html.render(_book(cfg, owner, tier)), "--html")
 
 
 def markdown(cfg: Config, *, owner: str | None = None, tier: str | None = None) -> str:
     """The leader report's figures, top risks and owners as Markdown (sync/leader_md.py)."""
-    from . import leader_md
 
     return leader_md.render(_book(cfg, owner, tier))
 
@@ -587,8 +583,6 @@ def write_markdown(
 
 
 def _book(cfg: Config, owner: str | None, tier: str | None) -> Any:
-    from . import leader_report
-
     db = _open(cfg)
     try:
         return leader_report.build(cfg, db, owner=owner, tier=tier)

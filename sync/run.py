@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors import CONNECTORS
 from connectors.errors import CrmError, QuotaExhausted
 from state import outbox, runs
 from state.db import mirror_error, mirror_errors, open_db, rolled_back
@@ -55,10 +56,14 @@ from state.errors import (
 from state.lock import acquire_writer_lock
 from state.model import FieldCheck
 
+from . import conflicts as conflicts_mod
+from . import drain as drain_mod
 from . import evaluate as evaluate_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
 from .config import Config, ConfigError
+from .reconcile import reconcile
+from .report import _open, print_run
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +143,6 @@ def stop_aware_sleep(should_stop: Callable[[], bool]) -> Callable[[float], None]
 
 
 def make_connector(crm: str, settings: Any, **kw: Any) -> Any:
-    from connectors import CONNECTORS
-
     return CONNECTORS[crm](settings, **kw)
 
 
@@ -276,13 +279,10 @@ def _steps(
             report.outcome = "interrupted"
             return
         if opts.reconcile:
-            from .reconcile import reconcile
 
             report.reconcile = reconcile(db, connector, seen_at=started)
     if opts.pull_only:
         return
-    from . import conflicts as conflicts_mod
-    from . import drain as drain_mod
 
     as_of = opts.as_of or started
     report.as_of = as_of
@@ -422,7 +422,6 @@ def run_all(
     and is recorded as interrupted, the CRMs after it are not started, and
     Interrupted is raised (exit 130).
     """
-    from .report import print_run
 
     crms = cfg.crms(crm)
     if not crms:
@@ -556,7 +555,6 @@ def requeue_outbox(
     A code no refused row carries is a usage error naming the codes there are
     (a typo must not look like "nothing to do").
     """
-    from .report import _open
 
     db = _open(cfg)
     try:

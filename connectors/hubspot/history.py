@@ -37,6 +37,7 @@ from state.model import ChangeKind, FieldChange
 
 from . import fields as f
 from .client import HubSpotApi
+from .fields import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ _API_PATHS = {
 
 def classify(entry: Mapping[str, Any], own_source: str | None = None) -> FieldChange:
     """One history entry -> who made the change."""
-    from .fields import parse_datetime
 
     source = str(entry.get("sourceType") or "").upper()
     source_id = str(entry.get("sourceId") or "")
