@@ -45,8 +45,9 @@ import sqlite_utils
 
 from connectors.base import Connector
 from state import crm_info, cursors, mirror
+from state.batch import batched
 from state.db import transaction
-from state.model import PULL_ORDER, ObjectType
+from state.model import PULL_ORDER, ObjectType, Page
 
 from .reconcile import reconcile_object
 
@@ -187,8 +188,7 @@ def pull(
             sweep(db, connector, rep, generation=generation, started_at=started_at)
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
-        missed = getattr(connector, "missed_deletes", None)
-        if missed is not None and not full_mode and rep.done and not should_stop() and missed(obj):
+        if not full_mode and rep.done and not should_stop() and connector.missed_deletes(obj):
 
             log.warning(
                 "deletions may have been purged before this pull saw them; listing ids",
@@ -201,15 +201,14 @@ def pull(
         progress.finish(crm, str(obj))
         if report.interrupted:
             break
-    learn = getattr(connector, "crm_info", None)
-    if learn is not None and not report.interrupted:
-        crm_info.remember(db, crm, learn(crm_info.known(db, crm)), at=started_at)
+    if not report.interrupted:
+        crm_info.remember(db, crm, connector.crm_info(crm_info.known(db, crm)), at=started_at)
     return report
 
 
 def company_moves(
     db: sqlite_utils.Database,
-    connector: Any,
+    connector: Connector,
     rep: ObjectReport,
     *,
     generation: int,
@@ -225,11 +224,8 @@ def company_moves(
     they contradict; those alone are read again (100 per call). Where the dates do move,
     the search already applied the move and nothing is read again. Returns how many.
     """
-    sweep = getattr(connector, "company_contacts", None)
-    if sweep is None:
-        return 0
     crm = connector.crm
-    links = sweep(mirror.live_ids(db, crm, ObjectType.ACCOUNT))
+    links = connector.company_contacts(mirror.live_ids(db, crm, ObjectType.ACCOUNT))
     if links is None:
         return 0
     moved = mirror.account_moves(db, crm, links)
@@ -243,7 +239,7 @@ def company_moves(
 
 def label_changes(
     db: sqlite_utils.Database,
-    connector: Any,
+    connector: Connector,
     rep: ObjectReport,
     *,
     generation: int,
@@ -258,19 +254,15 @@ def label_changes(
     dates, 100 per call, and labels); their roles the CRM no longer holds are retired.
     Returns how many deals.
     """
-    sweep = getattr(connector, "deal_labels", None)
-    if sweep is None:
-        return 0
     crm = connector.crm
-    roles = sweep(mirror.live_ids(db, crm, ObjectType.OPPORTUNITY))
+    roles = connector.deal_labels(mirror.live_ids(db, crm, ObjectType.OPPORTUNITY))
     if roles is None:
         return 0
     changed = mirror.role_changes(db, crm, roles)
     if not changed:
         return 0
     log.info("contact roles changed on opportunities", extra={"crm": crm, "records": len(changed)})
-    for start in range(0, len(changed), 1000):
-        part = changed[start : start + 1000]
+    for part in batched(changed, 1000):
         keep: list[str] = []
         for page in connector.reread_labels(part, started_at=started_at):
             keep.extend(r.id for r in page.records if not r.deleted)
@@ -283,7 +275,7 @@ def label_changes(
 def _apply(
     db: sqlite_utils.Database,
     crm: str,
-    page: Any,
+    page: Page,
     rep: ObjectReport,
     *,
     generation: int,

@@ -39,7 +39,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors import CONNECTORS
+from connectors.base import ApiCalls, Connector
 from connectors.errors import CrmError, QuotaExhausted
+from connectors.retry import Sleep
 from state import outbox, runs
 from state.db import mirror_error, mirror_errors, open_db, rolled_back
 from state.errors import (
@@ -142,8 +144,11 @@ def stop_aware_sleep(should_stop: Callable[[], bool]) -> Callable[[float], None]
     return sleep
 
 
-def make_connector(crm: str, settings: Any, **kw: Any) -> Any:
-    return CONNECTORS[crm](settings, **kw)
+def make_connector(
+    crm: str, settings: object, *, calls: ApiCalls | None = None, sleep: Sleep = time.sleep
+) -> Connector:
+    """The connector for `crm`, built from its settings (no network yet)."""
+    return CONNECTORS[crm](settings, calls=calls, sleep=sleep)
 
 
 def now_utc() -> datetime:
@@ -226,8 +231,8 @@ def run_once(
                 if connector is not None:
                     report.api_calls = connector.calls.total
                     report.api_by_operation = dict(connector.calls.by_operation)
-                    q = connector.quota() if hasattr(connector, "quota") else None
-                    report.quota = (q.used, q.limit) if q is not None else None
+                    q = connector.quota()
+                    report.quota = (q.used, q.limit)
                 report.seconds = time.monotonic() - t0
                 try:
                     if not opts.preview:
@@ -294,7 +299,7 @@ def _steps(
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
     the_plan, report.conflicts = conflicts_mod.track(
         db, crm, the_plan, now=started,
-        explain=getattr(connector, "latest_changes", None),
+        explain=connector.latest_changes,
         calls=lambda: int(connector.calls.total), store_rows=not opts.preview,
     )  # fmt: skip
     report.plan = the_plan
@@ -323,7 +328,7 @@ def _steps(
         return
     report.drain = drain_mod.drain(
         db, connector, crm,
-        batch_size=200 if crm == "salesforce" else 100,
+        batch_size=connector.write_batch,
         max_attempts=cfg.writeback.max_attempts,
         should_stop=should_stop,
         sleep=sleep,  # backoff before sending again what the CRM refused for a moment
@@ -335,11 +340,10 @@ def _steps(
         report.outcome = "partial"
 
 
-def _fields_missing(connector: Any, writeback: Any) -> list[FieldCheck]:
+def _fields_missing(connector: Connector, writeback: Any) -> list[FieldCheck]:
     """crmsync's fields the CRM lacks, as the pull saw them (the task key only matters
     when write-back creates tasks)."""
-    check = getattr(connector, "owned_fields_missing", None)
-    missing: list[FieldCheck] = list(check()) if check is not None else []
+    missing = connector.owned_fields_missing()
     if not getattr(writeback, "tasks", True):
         missing = [c for c in missing if not c.object.lower().startswith("task")]
     return missing

@@ -35,7 +35,7 @@ from .auth import TokenSource
 from .client import HubSpotApi, Settings
 from .limiter import Limiter
 from .pull import Puller
-from .push import Pusher
+from .push import BATCH, Pusher
 
 __all__ = ["HubSpotConnector", "Settings"]
 
@@ -44,6 +44,7 @@ class HubSpotConnector:
     """connectors.base.Connector for HubSpot."""
 
     crm = "hubspot"
+    write_batch = BATCH
 
     def __init__(
         self,
@@ -113,6 +114,10 @@ class HubSpotConnector:
     ) -> Iterator[Page]:
         """Pages of `obj`'s records by id (no cursor)."""
         return self.puller.reread(obj, ids, started_at)
+
+    def missed_deletes(self, obj: ObjectType) -> bool:
+        """False: every incremental pull also lists the archived records (pull.py)."""
+        return False
 
     def reconcile_ids(self, obj: ObjectType) -> Iterator[str] | None:
         """Every id HubSpot holds of `obj` (sync/reconcile.py); None: cannot list it."""

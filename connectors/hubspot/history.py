@@ -33,6 +33,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from state.batch import batched
 from state.model import ChangeKind, FieldChange
 
 from . import fields as f
@@ -92,8 +93,7 @@ def latest_changes(
     out: dict[tuple[str, str], FieldChange] = {}
     ids = sorted(wanted)
     path = _API_PATHS[hs_type]
-    for start in range(0, len(ids), HISTORY_BATCH):
-        chunk = ids[start : start + HISTORY_BATCH]
+    for chunk in batched(ids, HISTORY_BATCH):
         props = sorted({p for i in chunk for p in wanted[i]} | {f.SIGNATURE})
         resp = api.call(
             "history",

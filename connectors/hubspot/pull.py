@@ -80,10 +80,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import islice
 from typing import Any
 
 from connectors.errors import CrmError, MalformedRecord
+from state.batch import batched
 from state.model import CrmRecord, Cursor, ObjectType, Page
 
 from . import fields as f
@@ -371,8 +371,7 @@ class Puller:
         pending: list[dict[str, str]] = [{"id": i} for i in ids]
         while pending:
             again: list[dict[str, str]] = []
-            for start in range(0, len(pending), ASSOC_BATCH):
-                chunk = pending[start : start + ASSOC_BATCH]
+            for chunk in batched(pending, ASSOC_BATCH):
                 resp = self.api.call(
                     "assoc_read",
                     "crm.associations.v4.batch_api",
@@ -622,7 +621,7 @@ class Puller:
         move `lastmodifieddate`, as HubSpot's definitions imply, the search already saw it
         and this finds nothing to re-read.
         """
-        for chunk in _batched(company_ids, ASSOC_BATCH):
+        for chunk in batched(company_ids, ASSOC_BATCH):
             for company, edges in self.read_edges(f.COMPANIES, f.CONTACTS, chunk).items():
                 for e in edges:
                     yield e.to_id, company, e.primary
@@ -633,7 +632,7 @@ class Puller:
         to or removed from a pair changes no property of either record, so no search finds
         it (airbytehq/airbyte#27199); sync/pull.py `label_changes` compares these with the
         mirror and has the deals whose labels differ read again (`reread_labels`)."""
-        for chunk in _batched(deal_ids, ASSOC_BATCH):
+        for chunk in batched(deal_ids, ASSOC_BATCH):
             for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
                 for e in edges:
                     for label in e.labels:
@@ -646,19 +645,8 @@ class Puller:
         spec = self.specs[ObjectType.OPPORTUNITY]
         run, _ = self._begin(None, False, started_at)
         props = [f.ID_PROPERTY, spec.modified_property, f.MERGED_IDS]
-        for chunk in _batched(deal_ids, CHUNK):
-            raws: list[Mapping[str, Any]] = []
-            for part in _batched(chunk, LIST_LIMIT):
-                resp = self.api.call(
-                    "batch_read",
-                    API[spec.hs_type] + ".batch_api",
-                    "read",
-                    batch_read_input_simple_public_object_id={
-                        "properties": props,
-                        "inputs": [{"id": i} for i in part],
-                    },
-                )
-                raws.extend((resp.body or {}).get("results") or [])
+        for chunk in batched(deal_ids, CHUNK):
+            raws = self._batch_read(spec, props, chunk)
             edges = self.read_edges(f.DEALS, f.CONTACTS, [str(r.get("id")) for r in raws])
             records = [f.label_role(*row) for row in self._label_rows(raws, edges, run.mode)]
             yield Page(ObjectType.CONTACT_ROLE, records, None)
@@ -670,22 +658,29 @@ class Puller:
         spec = self.specs[obj]
         props = self.properties(spec)
         run, _ = self._begin(None, False, started_at)
-        for chunk in _batched(ids, CHUNK):
-            raws: list[Mapping[str, Any]] = []
-            for part in _batched(chunk, LIST_LIMIT):
-                resp = self.api.call(
-                    "batch_read",
-                    API[spec.hs_type] + ".batch_api",
-                    "read",
-                    batch_read_input_simple_public_object_id={
-                        "properties": props,
-                        "inputs": [{"id": i} for i in part],
-                    },
-                )
-                raws.extend((resp.body or {}).get("results") or [])
+        for chunk in batched(ids, CHUNK):
+            raws = self._batch_read(spec, props, chunk)
             found = [str(r.get("id")) for r in raws]
             edges = {to: self.read_edges(spec.hs_type, to, found) for to in spec.associations}
             yield Page(obj, self._map(spec, run, raws, edges), None)
+
+    def _batch_read(
+        self, spec: ObjectSpec, props: list[str], ids: Sequence[str]
+    ) -> list[Mapping[str, Any]]:
+        """Records by id with `props` (batch read, LIST_LIMIT per call); missing ids are absent."""
+        raws: list[Mapping[str, Any]] = []
+        for part in batched(ids, LIST_LIMIT):
+            resp = self.api.call(
+                "batch_read",
+                API[spec.hs_type] + ".batch_api",
+                "read",
+                batch_read_input_simple_public_object_id={
+                    "properties": props,
+                    "inputs": [{"id": i} for i in part],
+                },
+            )
+            raws.extend((resp.body or {}).get("results") or [])
+        return raws
 
     # ------------------------------------------------------------ reconcile
 
@@ -756,7 +751,7 @@ class Puller:
             for _ in self._search_ids(self.specs[ObjectType.OPPORTUNITY], [], via="list"):
                 pass
             deals, self._reconcile_deals = self._reconcile_deals, None
-        for chunk in _batched((str(d) for d in deals or ()), ASSOC_BATCH):
+        for chunk in batched((str(d) for d in deals or ()), ASSOC_BATCH):
             for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
                 for e in edges:
                     for label in e.labels:
@@ -967,22 +962,22 @@ class Puller:
     def _emit(
         self, run: _Run, rows: list[tuple[Any, ...]], make: Any, phase: str
     ) -> Iterator[Page]:
-        for start in range(0, len(rows), CHUNK):
-            records = [make(*row) for row in rows[start : start + CHUNK]]
+        for chunk in batched(rows, CHUNK):
+            records = [make(*row) for row in chunk]
             yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase=phase))
         rows.clear()
 
     def _modified_dates(self, spec: ObjectSpec, ids: Sequence[str]) -> dict[str, datetime | None]:
         """Modified dates of records by id (batch read, 100 per call)."""
         out: dict[str, datetime | None] = {}
-        for start in range(0, len(ids), LIST_LIMIT):
+        for part in batched(ids, LIST_LIMIT):
             resp = self.api.call(
                 "batch_read",
                 API[spec.hs_type] + ".batch_api",
                 "read",
                 batch_read_input_simple_public_object_id={
                     "properties": [spec.modified_property],
-                    "inputs": [{"id": i} for i in ids[start : start + LIST_LIMIT]],
+                    "inputs": [{"id": i} for i in part],
                 },
             )
             for raw in (resp.body or {}).get("results") or []:
@@ -1026,12 +1021,6 @@ def _held_bytes(raw: Mapping[str, Any]) -> int:
     """Memory the record's property values hold (the bulk of a big record)."""
     props = raw.get("properties") or {}
     return sum(sys.getsizeof(v) for v in props.values() if isinstance(v, str))
-
-
-def _batched(items: Iterable[str], n: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, n)):
-        yield chunk
 
 
 def _int_id(raw: Mapping[str, Any]) -> int:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from state.batch import batched
 from state.model import OutboxItem, WriteKind, WriteResult
 
 from . import fields as f
@@ -187,8 +188,7 @@ class Pusher:
         wanted = sorted(set(keys))
         if wanted and f.TASK_KEY not in self.schema(f.TASKS):
             return found  # before `crmsync setup` no task can carry a key
-        for start in range(0, len(wanted), IN_VALUES):
-            values = wanted[start : start + IN_VALUES]
+        for values in batched(wanted, IN_VALUES):
             after_id: str | None = None
             while True:
                 filters: list[dict[str, Any]] = [

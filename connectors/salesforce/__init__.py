@@ -24,7 +24,7 @@ from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
 from connectors.salesforce.client import SalesforceClient, Settings
 from connectors.salesforce.fields import object_maps, owned_names
 from connectors.salesforce.pull import Puller, PullStats
-from connectors.salesforce.push import Writer
+from connectors.salesforce.push import BATCH, Writer
 from connectors.salesforce.setup import ensure_fields
 from state.model import (
     CrmRecord,
@@ -43,6 +43,7 @@ class SalesforceConnector:
     """connectors.base.Connector for Salesforce. One instance per run (describes are cached)."""
 
     crm = "salesforce"
+    write_batch = BATCH
 
     def __init__(
         self,
@@ -83,6 +84,26 @@ class SalesforceConnector:
 
     def reconcile(self, obj: ObjectType, known_ids: Iterable[str]) -> Iterator[Page]:
         return self.puller.reconcile(obj, known_ids)
+
+    def company_contacts(self, company_ids: Iterable[str]) -> None:
+        """No association sweep: a contact's account is its AccountId field."""
+        return None
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> None:
+        """No association sweep: an OpportunityContactRole is a record with its own dates."""
+        return None
+
+    def reread(self, obj: ObjectType, ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        raise NotImplementedError("Salesforce makes no association sweep to re-read after")
+
+    def reread_labels(self, deal_ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        raise NotImplementedError("Salesforce makes no association sweep to re-read after")
+
+    def latest_changes(
+        self, obj: ObjectType, fields_by_id: Mapping[str, Sequence[str]]
+    ) -> None:
+        """None: crmsync reads no Salesforce field history, so who made a conflict stays unknown."""
+        return None
 
     def missed_deletes(self, obj: ObjectType) -> bool:
         """The last incremental pull of `obj` may have missed deletions: its cursor is older

@@ -42,7 +42,7 @@ from simple_salesforce.format import format_soql
 
 from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from connectors.salesforce.client import SalesforceClient, Settings
-from connectors.salesforce.fields import chunked
+from state.batch import batched
 from state.model import FieldCheck
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _read_grants(client: SalesforceClient, sets: Mapping[str, _Set]) -> None:
 def _collection(client: SalesforceClient, method: str, records: list[dict[str, Any]]) -> list[Any]:
     """Collections create (POST) or update (PATCH), 200 a call; the SaveResults in order."""
     out: list[Any] = []
-    for part in chunked(records, 200):
+    for part in batched(records, 200):
         out += client.restful(
             "composite/sobjects",
             operation="composite",

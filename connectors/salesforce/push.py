@@ -55,6 +55,7 @@ from connectors.salesforce.fields import (
     task_key_field,
     task_payload,
 )
+from state.batch import batched
 from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
@@ -303,8 +304,7 @@ class Writer:
             return {}
         found: dict[str, CrmRecord] = {}
         unique = sorted(set(keys))
-        for start in range(0, len(unique), KEYS_PER_QUERY):
-            part = unique[start : start + KEYS_PER_QUERY]
+        for part in batched(unique, KEYS_PER_QUERY):
             soql = format_soql(
                 f"SELECT {', '.join(res.select)} FROM Task WHERE {key_field} IN {{}} ORDER BY Id",
                 part,
