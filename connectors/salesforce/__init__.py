@@ -24,7 +24,7 @@ from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
 from connectors.salesforce.client import SalesforceClient, Settings
 from connectors.salesforce.fields import object_maps, owned_names
 from connectors.salesforce.pull import Puller, PullStats
-from connectors.salesforce.push import BATCH, Writer
+from connectors.salesforce.push import BATCH, Pusher
 from connectors.salesforce.setup import ensure_fields
 from state.model import (
     CrmRecord,
@@ -58,7 +58,7 @@ class SalesforceConnector:
         self.maps = object_maps(settings)
         self.client = SalesforceClient(settings, self.calls, sleep=sleep, retry=retry)
         self.puller = Puller(self.client, settings, self.maps, sleep=sleep)
-        self.writer = Writer(self.client, settings, self.maps, self.puller.resolved)
+        self.pusher = Pusher(self.client, settings, self.maps, self.puller.resolved)
 
     def check(self) -> None:
         """Log in and make one call (`limits`); raises AuthFailed / CrmUnavailable."""
@@ -116,7 +116,7 @@ class SalesforceConnector:
         return ensure_fields(self.client, self.settings, dry_run=dry_run)
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
-        return self.writer.write(batch)
+        return self.pusher.write(batch)
 
     def owned_fields_missing(self) -> list[FieldCheck]:
         """crmsync's fields (written back, created by `setup`) that describe does not list.
@@ -158,7 +158,7 @@ class SalesforceConnector:
         )
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, CrmRecord]:
-        return self.writer.find_tasks_by_keys(keys)
+        return self.pusher.find_tasks_by_keys(keys)
 
     def quota(self) -> Quota:
         return self.client.quota()

@@ -76,7 +76,7 @@ UPDATE_KINDS = {WriteKind.UPDATE_ACCOUNT: "Account", WriteKind.UPDATE_CONTACT: "
 TASK_KINDS = (WriteKind.CREATE_TASK, WriteKind.UPDATE_TASK, WriteKind.COMPLETE_TASK)
 
 
-class Writer:
+class Pusher:
     def __init__(
         self,
         client: SalesforceClient,
