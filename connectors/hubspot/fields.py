@@ -1,14 +1,14 @@
 """HubSpot property names and how each becomes a canonical value: the only place they are spelled.
 
-Per canonical object an `ObjectSpec` names the HubSpot object type, the
+Per canonical object an `ObjectMap` names the HubSpot object type, the
 modified-date property search filters on, the columns (canonical name ->
 properties tried in order + converter), the properties crmsync owns for
 write-back (state.model.OWNED_FIELDS keys -> HubSpot names), the association
 types to read, and any extra properties a derived value needs.
-`object_specs(settings)` builds them from the configured tier / renewal /
+`object_maps(settings)` builds them from the configured tier / renewal /
 exemption / left-company properties and `extra_properties`.
 
-`ObjectSpec.properties(known)` is the property list to request, limited to the
+`ObjectMap.properties(known)` is the property list to request, limited to the
 names the portal's schema has (the connector checks the properties API once
 per object; a missing name is left out with one warning). A property that
 vanished from the schema but still comes back on records is kept in `raw`
@@ -208,7 +208,7 @@ def ms_string(value: datetime | date) -> str:
 Converter = Callable[[Any], Any]
 
 
-# ---------------------------------------------------------------- specs
+# ---------------------------------------------------------------- object maps
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ class Column:
 
 
 @dataclass(frozen=True)
-class ObjectSpec:
+class ObjectMap:
     object: ObjectType
     hs_type: str  # HubSpot object type in paths ("contacts")
     modified_property: str
@@ -258,11 +258,11 @@ def _custom(name: str) -> tuple[str, ...]:
     return (name,) if name else ()
 
 
-def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
-    """The specs for `settings` (connectors.hubspot.client.Settings)."""
+def object_maps(settings: Any) -> dict[ObjectType, ObjectMap]:
+    """The object maps for `settings` (connectors.hubspot.client.Settings)."""
     extra = {k: tuple(v) for k, v in dict(getattr(settings, "extra_properties", {}) or {}).items()}
     exempt = _custom(settings.exempt_field)
-    account = ObjectSpec(
+    account = ObjectMap(
         object=ObjectType.ACCOUNT,
         hs_type=COMPANIES,
         modified_property="hs_lastmodifieddate",
@@ -282,7 +282,7 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
         },
         extra=(MERGED_IDS, *extra.get(COMPANIES, ())),
     )
-    contact = ObjectSpec(
+    contact = ObjectMap(
         object=ObjectType.CONTACT,
         hs_type=CONTACTS,
         modified_property="lastmodifieddate",
@@ -314,7 +314,7 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
         ),
         associations=(COMPANIES,),
     )
-    opportunity = ObjectSpec(
+    opportunity = ObjectMap(
         object=ObjectType.OPPORTUNITY,
         hs_type=DEALS,
         modified_property="hs_lastmodifieddate",
@@ -329,7 +329,7 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
         extra=("pipeline", "hubspot_owner_id", MERGED_IDS, *extra.get(DEALS, ())),
         associations=(COMPANIES, CONTACTS),
     )
-    task = ObjectSpec(
+    task = ObjectMap(
         object=ObjectType.TASK,
         hs_type=TASKS,
         modified_property="hs_lastmodifieddate",
@@ -488,7 +488,7 @@ def clean_owner(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[tuple[s
 
 
 def to_record(
-    spec: ObjectSpec,
+    spec: ObjectMap,
     raw: Mapping[str, Any],
     edges: Mapping[str, Sequence[Edge]] | None = None,
 ) -> tuple[CrmRecord, list[str]]:

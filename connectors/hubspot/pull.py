@@ -88,7 +88,7 @@ from state.model import CrmRecord, Cursor, ObjectType, Page
 
 from . import fields as f
 from .client import HubSpotApi, Settings
-from .fields import Edge, ObjectSpec
+from .fields import Edge, ObjectMap
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Puller:
     def __init__(self, api: HubSpotApi, settings: Settings) -> None:
         self.api = api
         self.settings = settings
-        self.specs = f.object_specs(settings)
+        self.maps = f.object_maps(settings)
         self.lookback_ms = settings.lookback_minutes * 60_000
         self._schema: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -167,7 +167,7 @@ class Puller:
         elif obj is ObjectType.CONTACT_ROLE:
             yield from self._roles(cursor, full, started_at)
         else:
-            yield from self._objects(self.specs[obj], cursor, full, started_at)
+            yield from self._objects(self.maps[obj], cursor, full, started_at)
 
     def _begin(
         self, cursor: Cursor | None, full: bool, started_at: datetime
@@ -239,7 +239,7 @@ class Puller:
         """Read property definitions again on next use (after setup created some)."""
         self._schema.clear()
 
-    def properties(self, spec: ObjectSpec) -> list[str]:
+    def properties(self, spec: ObjectMap) -> list[str]:
         props, missing = spec.properties(self.schema(spec.hs_type))
         new = [m for m in missing if (spec.hs_type, m) not in self._warned]
         if new:
@@ -277,7 +277,7 @@ class Puller:
 
     def _search(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         props: list[str],
         filters: list[dict[str, Any]],
         after_id: str | None,
@@ -322,7 +322,7 @@ class Puller:
 
     def _chunks(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         props: list[str],
         filters: list[dict[str, Any]],
         after_id: str | None,
@@ -343,7 +343,7 @@ class Puller:
 
     def _list(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         props: list[str],
         *,
         archived: bool,
@@ -417,7 +417,7 @@ class Puller:
     # ------------------------------------------------------------ objects
 
     def _objects(
-        self, spec: ObjectSpec, cursor: Cursor | None, full: bool, started_at: datetime
+        self, spec: ObjectMap, cursor: Cursor | None, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         run, c = self._begin(cursor, full, started_at)
         props = self.properties(spec)
@@ -431,7 +431,7 @@ class Puller:
             yield from self._archived(spec, run, c.get("after"))
         yield self._done(spec.object, run)
 
-    def _filters(self, spec: ObjectSpec, run: _Run) -> list[dict[str, Any]]:
+    def _filters(self, spec: ObjectMap, run: _Run) -> list[dict[str, Any]]:
         fs: list[dict[str, Any]] = []
         if spec.required_filter:
             fs.append({"propertyName": spec.required_filter, "operator": "HAS_PROPERTY"})
@@ -446,7 +446,7 @@ class Puller:
         return fs
 
     def _objects_by_search(
-        self, spec: ObjectSpec, run: _Run, props: list[str], after_id: str | None
+        self, spec: ObjectMap, run: _Run, props: list[str], after_id: str | None
     ) -> Iterator[Page]:
         stash = self._stash_start(spec, run, fresh=after_id is None)
         if spec.required_filter and spec.required_filter not in self.schema(spec.hs_type):
@@ -467,7 +467,7 @@ class Puller:
             stash.complete = True
 
     def _objects_by_list(
-        self, spec: ObjectSpec, run: _Run, props: list[str], after: str | None
+        self, spec: ObjectMap, run: _Run, props: list[str], after: str | None
     ) -> Iterator[Page]:
         inline = tuple(
             a for a in spec.associations if not (spec.hs_type == f.DEALS and a == f.CONTACTS)
@@ -494,7 +494,7 @@ class Puller:
 
     def _map(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         run: _Run,
         raws: Iterable[Mapping[str, Any]],
         edges: Mapping[str, Mapping[str, Sequence[Edge]]],
@@ -576,7 +576,7 @@ class Puller:
                 },
             )
 
-    def _archived(self, spec: ObjectSpec, run: _Run, after: str | None) -> Iterator[Page]:
+    def _archived(self, spec: ObjectMap, run: _Run, after: str | None) -> Iterator[Page]:
         """Records archived since cursor - lookback, as deletions (D3)."""
         low = self._low(run)
         props = [f.ID_PROPERTY, spec.modified_property]
@@ -642,7 +642,7 @@ class Puller:
         """The label role rows of `deal_ids` as an incremental pull makes them (the deals'
         modified dates by batch read, 100 per call, their labels by v4, 1,000 per call):
         each label a pair holds, and a retired row for each defined label it lacks."""
-        spec = self.specs[ObjectType.OPPORTUNITY]
+        spec = self.maps[ObjectType.OPPORTUNITY]
         run, _ = self._begin(None, False, started_at)
         props = [f.ID_PROPERTY, spec.modified_property, f.MERGED_IDS]
         for chunk in batched(deal_ids, CHUNK):
@@ -655,7 +655,7 @@ class Puller:
         """Records of `obj` by id, mapped as the search path maps them: batch reads (100 per
         call) plus the v4 association reads (1,000 per call). Pages carry no cursor; ids
         that no longer exist are left out (their deletion is the archived listing's)."""
-        spec = self.specs[obj]
+        spec = self.maps[obj]
         props = self.properties(spec)
         run, _ = self._begin(None, False, started_at)
         for chunk in batched(ids, CHUNK):
@@ -665,7 +665,7 @@ class Puller:
             yield Page(obj, self._map(spec, run, raws, edges), None)
 
     def _batch_read(
-        self, spec: ObjectSpec, props: list[str], ids: Sequence[str]
+        self, spec: ObjectMap, props: list[str], ids: Sequence[str]
     ) -> list[Mapping[str, Any]]:
         """Records by id with `props` (batch read, LIST_LIMIT per call); missing ids are absent."""
         raws: list[Mapping[str, Any]] = []
@@ -705,7 +705,7 @@ class Puller:
         """
         if obj is ObjectType.CONTACT_ROLE:
             return self._role_ids()
-        spec = self.specs[obj]
+        spec = self.maps[obj]
         if spec.required_filter:
             if spec.required_filter not in self.schema(spec.hs_type):
                 return None
@@ -713,7 +713,7 @@ class Puller:
         extra = [f.BUYING_ROLE] if obj is ObjectType.CONTACT else []
         return self._search_ids(spec, extra, via=via)
 
-    def _search_ids(self, spec: ObjectSpec, extra: list[str], *, via: str) -> Iterator[str]:
+    def _search_ids(self, spec: ObjectMap, extra: list[str], *, via: str) -> Iterator[str]:
         props = [f.ID_PROPERTY, *extra]
         buyers: list[str] | None = [] if spec.object is ObjectType.CONTACT else None
         deals: array[int] | None = array("q") if spec.object is ObjectType.OPPORTUNITY else None
@@ -743,12 +743,12 @@ class Puller:
         buyers, self._reconcile_buyers = self._reconcile_buyers, None
         deals, self._reconcile_deals = self._reconcile_deals, None
         if buyers is None:
-            for _ in self._search_ids(self.specs[ObjectType.CONTACT], [f.BUYING_ROLE], via="list"):
+            for _ in self._search_ids(self.maps[ObjectType.CONTACT], [f.BUYING_ROLE], via="list"):
                 pass
             buyers, self._reconcile_buyers = self._reconcile_buyers, None
         yield from buyers or ()
         if deals is None:
-            for _ in self._search_ids(self.specs[ObjectType.OPPORTUNITY], [], via="list"):
+            for _ in self._search_ids(self.maps[ObjectType.OPPORTUNITY], [], via="list"):
                 pass
             deals, self._reconcile_deals = self._reconcile_deals, None
         for chunk in batched((str(d) for d in deals or ()), ASSOC_BATCH):
@@ -807,7 +807,7 @@ class Puller:
 
     # ------------------------------------------------------------ contact roles
 
-    def _stash_start(self, spec: ObjectSpec, run: _Run, *, fresh: bool) -> _Stash | None:
+    def _stash_start(self, spec: ObjectMap, run: _Run, *, fresh: bool) -> _Stash | None:
         key = {ObjectType.OPPORTUNITY: "labels", ObjectType.CONTACT: "buyers"}.get(spec.object)
         if key is None:
             return None
@@ -820,7 +820,7 @@ class Puller:
 
     def _stash_add(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         run: _Run,
         stash: _Stash | None,
         chunk: Sequence[Mapping[str, Any]],
@@ -943,7 +943,7 @@ class Puller:
         deal_ids = sorted({e.to_id for es in deals_of.values() for e in es})
         pairs = self.read_edges(f.DEALS, f.CONTACTS, deal_ids) if deal_ids else {}
         known = self._label_names() if deal_ids else []
-        modified = self._modified_dates(self.specs[ObjectType.OPPORTUNITY], deal_ids)
+        modified = self._modified_dates(self.maps[ObjectType.OPPORTUNITY], deal_ids)
         records: list[CrmRecord] = []
         for deal in deal_ids:
             for e in pairs.get(deal, ()):
@@ -967,7 +967,7 @@ class Puller:
             yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase=phase))
         rows.clear()
 
-    def _modified_dates(self, spec: ObjectSpec, ids: Sequence[str]) -> dict[str, datetime | None]:
+    def _modified_dates(self, spec: ObjectMap, ids: Sequence[str]) -> dict[str, datetime | None]:
         """Modified dates of records by id (batch read, 100 per call)."""
         out: dict[str, datetime | None] = {}
         for part in batched(ids, LIST_LIMIT):
@@ -985,7 +985,7 @@ class Puller:
         return out
 
     def _walk_labels(self, run: _Run, after_id: str | None) -> Iterator[Page]:
-        spec = self.specs[ObjectType.OPPORTUNITY]
+        spec = self.maps[ObjectType.OPPORTUNITY]
         props = [f.ID_PROPERTY, spec.modified_property]
         for chunk in self._chunks(spec, props, self._filters(spec, run), after_id):
             ids = [str(r.get("id")) for r in chunk]
@@ -1000,7 +1000,7 @@ class Puller:
     def _walk_buyers(
         self, run: _Run, after_id: str | None, merges: list[tuple[str, str]]
     ) -> Iterator[Page]:
-        spec = self.specs[ObjectType.CONTACT]
+        spec = self.maps[ObjectType.CONTACT]
         props = [f.ID_PROPERTY, spec.modified_property, f.BUYING_ROLE, f.MERGED_IDS]
         if run.mode == "full":
             filters = [{"propertyName": f.BUYING_ROLE, "operator": "HAS_PROPERTY"}]

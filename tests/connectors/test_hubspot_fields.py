@@ -15,7 +15,7 @@ from connectors.hubspot.client import Settings
 from connectors.hubspot.limiter import GENERAL, SEARCH, Limiter
 from state.model import COLUMNS, ObjectType
 
-SPECS = f.object_specs(Settings(left_company_field="no_longer_here", renewal_date_field="renewal"))
+SPECS = f.object_maps(Settings(left_company_field="no_longer_here", renewal_date_field="renewal"))
 T = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)
 
 
@@ -243,7 +243,7 @@ def test_all_nine_buying_roles_have_names_and_the_names_are_a_setting():
 )
 def test_bounce_reason_carries_hubspots_code_first(enum, text, reason):
     props = {"hs_email_hard_bounce_reason_enum": enum, "hs_email_hard_bounce_reason": text}
-    spec = f.object_specs(Settings())[ObjectType.CONTACT]
+    spec = f.object_maps(Settings())[ObjectType.CONTACT]
     record, _ = f.to_record(spec, {"id": "1", "properties": props})
     assert record.values["bounce_reason"] == reason
     assert record.values["email_bounced"] is bool(enum)
