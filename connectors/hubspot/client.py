@@ -2,7 +2,7 @@
 
 `Settings` is the [hubspot] table of sync.toml (sync/config.py fills it).
 
-`HubSpotApi` builds hubspot-api-client's generated API objects once (each
+`HubSpotClient` builds hubspot-api-client's generated API objects once (each
 `client.crm.contacts.basic_api` access builds a new ApiClient and connection
 pool, crm-api-notes §0.9) and sends every call through `call()`, which:
 
@@ -182,7 +182,7 @@ def _is_api_exception(e: BaseException) -> bool:
     return type(e).__module__.startswith("hubspot.") and hasattr(e, "status") and hasattr(e, "body")
 
 
-class HubSpotApi:
+class HubSpotClient:
     """Cached generated API objects and the counted, limited, retried `call()`."""
 
     def __init__(
@@ -209,7 +209,7 @@ class HubSpotApi:
         kwargs: dict[str, Any] = {"host": settings.host.rstrip("/"), "retry": Retry(0)}
         if settings.ca_file:
             kwargs["ssl_ca_cert"] = str(settings.ca_file)
-        self.client = HubSpot(**kwargs)
+        self.sdk = HubSpot(**kwargs)
         self._apis: dict[str, Any] = {}
         self.auth = token_source or self._token_source()
         self.quota_stop: QuotaExhausted | None = None
@@ -243,7 +243,7 @@ class HubSpotApi:
         """
         obj = self._apis.get(path)
         if obj is None:
-            obj = self.client
+            obj = self.sdk
             for part in path.split("."):
                 obj = getattr(obj, part)
             self._apis[path] = obj

@@ -37,7 +37,7 @@ from state.batch import batched
 from state.model import ChangeKind, FieldChange
 
 from . import fields as f
-from .client import HubSpotApi
+from .client import HubSpotClient
 from .fields import parse_datetime
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def classify(entry: Mapping[str, Any], own_source: str | None = None) -> FieldCh
 
 
 def latest_changes(
-    api: HubSpotApi, hs_type: str, wanted: Mapping[str, Sequence[str]]
+    client: HubSpotClient, hs_type: str, wanted: Mapping[str, Sequence[str]]
 ) -> dict[tuple[str, str], FieldChange]:
     """{(record id, property): latest change} for these records' properties.
 
@@ -95,7 +95,7 @@ def latest_changes(
     path = _API_PATHS[hs_type]
     for chunk in batched(ids, HISTORY_BATCH):
         props = sorted({p for i in chunk for p in wanted[i]} | {f.SIGNATURE})
-        resp = api.call(
+        resp = client.call(
             "history",
             path,
             "read",

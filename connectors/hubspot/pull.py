@@ -87,7 +87,7 @@ from state.batch import batched
 from state.model import CrmRecord, Cursor, ObjectType, Page
 
 from . import fields as f
-from .client import HubSpotApi, Settings
+from .client import HubSpotClient, Settings
 from .fields import Edge, ObjectMap
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,13 @@ class _Run:
     since_ms: int | None
     run_start_ms: int | None
     started_at: datetime
-    clock_start: float  # HubSpotApi.clock() when the pull began
+    clock_start: float  # HubSpotClient.clock() when the pull began
     losers: set[str] = field(default_factory=set)
 
 
 class Puller:
-    def __init__(self, api: HubSpotApi, settings: Settings) -> None:
-        self.api = api
+    def __init__(self, client: HubSpotClient, settings: Settings) -> None:
+        self.client = client
         self.settings = settings
         self.maps = f.object_maps(settings)
         self.lookback_ms = settings.lookback_minutes * 60_000
@@ -189,18 +189,18 @@ class Puller:
             since_ms=c.get("since_ms"),
             run_start_ms=c.get("run_start_ms"),
             started_at=started_at if started_at.tzinfo else started_at.replace(tzinfo=UTC),
-            clock_start=self.api.clock(),
+            clock_start=self.client.clock(),
         )
         return run, c
 
     def _run_start(self, run: _Run) -> int:
         """The cursor cap: run start by HubSpot's clock and the caller's, minus SKEW."""
         if run.run_start_ms is None:
-            server = self.api.server_now()
+            server = self.client.server_now()
             if server is not None:
                 # HubSpot's clock when the pull began: the last Date header, less the time
                 # since the pull began, less a second (Date is truncated to the second)
-                server -= timedelta(seconds=max(0.0, self.api.clock() - run.clock_start) + 1)
+                server -= timedelta(seconds=max(0.0, self.client.clock() - run.clock_start) + 1)
             start = min(t for t in (server, run.started_at) if t is not None)
             run.run_start_ms = f.to_ms(start - SKEW)
         return run.run_start_ms
@@ -225,7 +225,7 @@ class Puller:
     def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
         """The portal's property definitions of `hs_type`, read once (properties API)."""
         if hs_type not in self._schema:
-            resp = self.api.call(
+            resp = self.client.call(
                 "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
             )
             self._schema[hs_type] = {
@@ -259,7 +259,7 @@ class Puller:
 
     def _label_names(self) -> list[str]:
         if self._labels is None:
-            resp = self.api.call(
+            resp = self.client.call(
                 "assoc_labels",
                 "crm.associations.v4.schema.definitions_api",
                 "get_all",
@@ -298,7 +298,7 @@ class Puller:
                 "limit": SEARCH_LIMIT,
                 "after": offset,
             }
-            resp = self.api.call("search", api, "do_search", public_object_search_request=body)
+            resp = self.client.call("search", api, "do_search", public_object_search_request=body)
             data = resp.body or {}
             # ids only grow along the walk; one at or below the last is a repeat (dedupe)
             results = [r for r in data.get("results") or [] if _int_id(r) < 0 or _int_id(r) > last]
@@ -358,7 +358,7 @@ class Puller:
                 kw["after"] = after
             if associations:
                 kw["associations"] = list(associations)
-            resp = self.api.call("list", api, "get_page", **kw)
+            resp = self.client.call("list", api, "get_page", **kw)
             data = resp.body or {}
             after = ((data.get("paging") or {}).get("next") or {}).get("after")
             yield list(data.get("results") or []), after
@@ -372,7 +372,7 @@ class Puller:
         while pending:
             again: list[dict[str, str]] = []
             for chunk in batched(pending, ASSOC_BATCH):
-                resp = self.api.call(
+                resp = self.client.call(
                     "assoc_read",
                     "crm.associations.v4.batch_api",
                     "get_page",
@@ -399,7 +399,7 @@ class Puller:
             kw: dict[str, Any] = {"limit": 500}
             if cursor:
                 kw["after"] = cursor
-            resp = self.api.call(
+            resp = self.client.call(
                 "assoc_list",
                 "crm.associations.v4.basic_api",
                 "get_page",
@@ -670,7 +670,7 @@ class Puller:
         """Records by id with `props` (batch read, LIST_LIMIT per call); missing ids are absent."""
         raws: list[Mapping[str, Any]] = []
         for part in batched(ids, LIST_LIMIT):
-            resp = self.api.call(
+            resp = self.client.call(
                 "batch_read",
                 API[spec.hs_type] + ".batch_api",
                 "read",
@@ -774,7 +774,7 @@ class Puller:
                 kw: dict[str, Any] = {"limit": OWNERS_LIMIT, "archived": archived}
                 if after:
                     kw["after"] = after
-                resp = self.api.call("owners", "crm.owners.owners_api", "get_page", **kw)
+                resp = self.client.call("owners", "crm.owners.owners_api", "get_page", **kw)
                 data = resp.body or {}
                 records = []
                 fixed: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -971,7 +971,7 @@ class Puller:
         """Modified dates of records by id (batch read, 100 per call)."""
         out: dict[str, datetime | None] = {}
         for part in batched(ids, LIST_LIMIT):
-            resp = self.api.call(
+            resp = self.client.call(
                 "batch_read",
                 API[spec.hs_type] + ".batch_api",
                 "read",

@@ -42,7 +42,7 @@ from state.batch import batched
 from state.model import OutboxItem, WriteKind, WriteResult
 
 from . import fields as f
-from .client import HubSpotApi
+from .client import HubSpotClient
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class _Input:
 
 
 class Pusher:
-    def __init__(self, api: HubSpotApi, schema: Callable[[str], Mapping[str, Any]]) -> None:
-        self.api = api
+    def __init__(self, client: HubSpotClient, schema: Callable[[str], Mapping[str, Any]]) -> None:
+        self.client = client
         self.schema = schema  # property definitions by object type (read once, pull.py)
 
     # ------------------------------------------------------------ write
@@ -125,7 +125,7 @@ class Pusher:
         """One batch call, its answers into `results` as they come; a whole-batch rejection
         is bisected to isolate the bad inputs (W3)."""
         try:
-            resp = self.api.call(
+            resp = self.client.call(
                 route.operation,
                 route.api,
                 route.method,
@@ -198,7 +198,7 @@ class Pusher:
                     filters.append(
                         {"propertyName": f.ID_PROPERTY, "operator": "GT", "value": after_id}
                     )
-                resp = self.api.call(
+                resp = self.client.call(
                     "search",
                     "crm.objects.tasks.search_api",
                     "do_search",
