@@ -39,7 +39,7 @@ def test_p7_timestamp_formats_parse_to_the_same_utc_instant(value):
 def test_p7_date_only_and_empty():
     assert f.parse_datetime("2026-05-01") == datetime(2026, 5, 1, tzinfo=UTC)
     assert f.parse_datetime("") is None and f.parse_datetime(None) is None
-    assert f.parse_date("2026-05-01T23:59:59Z") == date(2026, 5, 1)
+    assert f.to_date("2026-05-01T23:59:59Z") == date(2026, 5, 1)
     with pytest.raises(ValueError):
         f.parse_datetime("not a date")
 
