@@ -15,7 +15,6 @@ import difflib
 import logging
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 from connectors.base import Secret
 from rules import RuleSettings
 from state.errors import ConfigError as ConfigError  # raised here; callers may import it from here
+from state.settings import coerce
 from sync.plan import WritebackSettings
 
 from . import logs
@@ -145,7 +145,7 @@ def from_dict(
 ) -> Config:
     env = os.environ if environ is None else environ
     # Relative paths in sync.toml are relative to its folder, resolved once here (build ->
-    # _coerce / _path); absolute, so a later change of working directory cannot move them.
+    # state.settings.coerce / _path); absolute, so a later change of working directory cannot move them.
     base = path.absolute().parent
     _check_keys(data, KNOWN_TABLES, "the top level")
     mirror = build(MirrorSettings, data.get("mirror", {}), "mirror", base=base, environ=env)
@@ -244,7 +244,12 @@ def build(
             continue
         if name not in table:
             continue
-        value = _coerce(table[name], hints[name], key, base)
+        try:
+            value = coerce(
+                table[name], hints[name], key, path=lambda v, k: _path(v, k, base), frozen=False
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if (name.endswith("_file") or name == "ca_file") and isinstance(value, str) and value:
             value = str(_path(value, key, base))
         kwargs[name] = value
@@ -335,46 +340,6 @@ def _path(value: Any, key: str, base: Path) -> Path:
         raise ConfigError(f"{key} must be a path string, not {value!r}.")
     p = Path(value).expanduser()
     return p if p.is_absolute() else base / p
-
-
-def _coerce(value: Any, hint: Any, key: str, base: Path) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1:
-            return _coerce(value, non_none[0], key, base)
-        return value
-    if hint is Path:
-        return _path(value, key, base)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, not {value!r}.")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be a whole number, not {value!r}.")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, not {value!r}.")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, not {value!r}.")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, not {value!r}.")
-        item = args[0] if args else Any
-        items = [_coerce(v, item, key, base) for v in value]
-        return tuple(items) if origin is tuple else items
-    if origin in (dict, Mapping) or hint in (dict, Mapping) or origin is typing.Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a table, not {value!r}.")
-        vt = args[1] if len(args) == 2 else Any
-        return {k: _coerce(v, vt, f"{key}.{k}", base) for k, v in value.items()}
-    return value
 
 
 # ---------------------------------------------------------------- secret files
