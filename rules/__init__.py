@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from state.model import AccountView, Coverage, Flag, HygieneStatus, Severity
+from state.model import AccountView, Coverage, Flag, HygieneStatus, Severity, Tier
 
 from . import (
     bouncing_contacts,
@@ -44,7 +44,7 @@ from . import (
     tiers,
 )
 from .bouncing_contacts import DomainCheck
-from .context import Facts
+from .context import Facts, Renewal
 from .coverage import Breakdown as CoverageBreakdown
 from .settings import (
     ALL_RULES,
@@ -135,13 +135,17 @@ class AccountResult:
     flags: tuple[Flag, ...]  # sorted by (rule order, subject_id); suppressed ones included
     coverage: Coverage
     contact_status: Mapping[str, ContactStatus]  # every current contact, by id (sorted)
-    facts: Facts = field(repr=False, compare=False)
+    # The parts of the coverage score and what capped its status (the leader report).
+    coverage_breakdown: CoverageBreakdown = field(repr=False, compare=False)
+    tier: Tier  # the account's tier under [rules.tiers] (what the planner and reports read)
+    renewal: Renewal | None  # the renewal date or opportunity close that counts, if any
+    # The facts the rules shared (the whole account view: every contact, role and change).
+    # sync/evaluate.py drops them (None) so a run does not hold the mirror in memory.
+    facts: Facts | None = field(default=None, repr=False, compare=False)
     # One stable text for the account's hygiene summary field: the open findings,
     # then what a snooze or an exemption holds back, then snoozes that could not
     # be read, e.g. "1 departed champion, 2 stale contacts; relies on too few people."
     hygiene_summary: str = "No open hygiene issues."
-    # The parts of the coverage score and what capped its status (the leader report).
-    coverage_breakdown: CoverageBreakdown | None = field(default=None, repr=False, compare=False)
 
 
 def evaluate_account(
@@ -204,6 +208,8 @@ def evaluate_account(
         flags=tuple(flags),
         coverage=cov.coverage,
         contact_status=_contact_status(view, flags, why, entries, facts, s),
+        tier=facts.tier,
+        renewal=facts.renewal,
         facts=facts,
         hygiene_summary=_hygiene_summary(flags, why, entries, facts, s.suppression),
         coverage_breakdown=cov,

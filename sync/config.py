@@ -19,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from connectors.base import Secret
 from rules import RuleSettings
@@ -28,6 +28,14 @@ from state.settings import coerce
 from sync.plan import WritebackSettings
 
 from . import logs
+
+if TYPE_CHECKING:  # the connector packages (and their SDKs) load only for a CRM in use
+    from connectors.hubspot.client import Settings as HubSpotSettings
+    from connectors.salesforce.client import Settings as SalesforceSettings
+
+    ConnectorSettings = SalesforceSettings | HubSpotSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +99,9 @@ def _in_range(name: str, value: float, low: float, high: float | None, what: str
 class Config:
     path: Path
     mirror: MirrorSettings
-    connectors: Mapping[str, Any]  # crm name -> that connector's Settings (enabled ones only)
-    rules: Any  # rules.RuleSettings
-    writeback: Any  # sync.plan.WritebackSettings
+    connectors: Mapping[str, ConnectorSettings]  # crm name -> its Settings (enabled ones only)
+    rules: RuleSettings
+    writeback: WritebackSettings
     schedule: ScheduleSettings
     daemon: DaemonSettings
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -101,6 +109,15 @@ class Config:
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def salesforce_instance_url(self) -> str:
+        """[salesforce] instance_url, or "" when Salesforce is not configured or it is unset."""
+        settings = self.connectors.get("salesforce")
+        if settings is None:
+            return ""
+        from connectors.salesforce.client import Settings as SfSettings
+
+        return settings.instance_url if isinstance(settings, SfSettings) else ""
 
     def crms(self, only: str | None = None) -> list[str]:
         if only is not None:
@@ -150,7 +167,7 @@ def from_dict(
     _check_keys(data, KNOWN_TABLES, "the top level")
     mirror = build(MirrorSettings, data.get("mirror", {}), "mirror", base=base, environ=env)
 
-    connectors: dict[str, Any] = {}
+    connectors: dict[str, ConnectorSettings] = {}
     for crm in ("salesforce", "hubspot"):
         table = data.get(crm)
         if table is None:
@@ -160,21 +177,21 @@ def from_dict(
         if not isinstance(enabled, bool):
             raise ConfigError(f"[{crm}] enabled must be true or false, not {enabled!r}.")
         if enabled:
-            connectors[crm] = build(
-                _connector_settings_class(crm), table, crm, base=base, environ=env
-            )
+            connectors[crm] = _connector_settings(crm, table, base, env)
     for crm, settings in connectors.items():
-        ca_file = getattr(settings, "ca_file", None)
+        ca_file = settings.ca_file
         if ca_file and not Path(ca_file).is_file():
             raise ConfigError(
                 f"[{crm}] ca_file: {ca_file} is not a file. Point ca_file at the PEM bundle of "
                 "the CA that signs the CRM's (or your proxy's) certificates, or remove it."
             )
     sf = connectors.get("salesforce")
-    if sf is not None and sf.auth == "jwt" and sf.private_key_file:
+    if sf is not None:
+        from connectors.salesforce.client import Settings as SfSettings
         from connectors.salesforce.client import check_private_key
 
-        check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
+        if isinstance(sf, SfSettings) and sf.auth == "jwt" and sf.private_key_file:
+            check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
 
     rules = _rule_settings(data.get("rules", {}))
     writeback = _writeback_settings(data.get("writeback", {}), base, env)
@@ -196,7 +213,14 @@ def from_dict(
     )
 
 
-def _connector_settings_class(crm: str) -> type:
+def _connector_settings(
+    crm: str, table: Mapping[str, Any], base: Path, env: Mapping[str, str]
+) -> ConnectorSettings:
+    return build(_connector_settings_class(crm), table, crm, base=base, environ=env)
+
+
+def _connector_settings_class(crm: str) -> type[SalesforceSettings] | type[HubSpotSettings]:
+    """The Settings class of `crm`'s connector (imported only for a CRM in use)."""
     if crm == "salesforce":
         from connectors.salesforce.client import Settings as SfSettings
 
@@ -206,28 +230,37 @@ def _connector_settings_class(crm: str) -> type:
     return HsSettings
 
 
-def _rule_settings(tables: Mapping[str, Any]) -> Any:
+def _rule_settings(tables: Mapping[str, Any]) -> RuleSettings:
     try:
         return RuleSettings.from_tables(dict(tables))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
 
-def _writeback_settings(table: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Any:
+def _writeback_settings(
+    table: Mapping[str, Any], base: Path, env: Mapping[str, str]
+) -> WritebackSettings:
     return build(WritebackSettings, table, "writeback", base=base, environ=env)
 
 
 # ---------------------------------------------------------------- generic builder
 
 
+@runtime_checkable
+class Validated(Protocol):
+    """Settings that check their values together after the fields are filled."""
+
+    def validate(self) -> None: ...
+
+
 def build(
-    cls: type, table: Mapping[str, Any], where: str, *, base: Path, environ: Mapping[str, str]
-) -> Any:
+    cls: type[T], table: Mapping[str, Any], where: str, *, base: Path, environ: Mapping[str, str]
+) -> T:
     """Fill dataclass `cls` from a TOML table, naming the key in every error."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"[{where}] must be a table.")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     secret_fields = {n for n in fields if _is_secret(hints[n])}
     allowed: list[str] = []
     for n in fields:
@@ -257,10 +290,9 @@ def build(
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(_in_table(where, e)) from None
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
+    if isinstance(obj, Validated):
         try:
-            validate()
+            obj.validate()
         except ValueError as e:
             raise ConfigError(_in_table(where, e)) from None
     return obj

@@ -318,8 +318,7 @@ def build(
     for crm, as_of in sorted(as_of_by_crm.items()):
         for view in views.iter_account_views(db, crm):
             result = rules.evaluate_account(view, cfg.rules, as_of)
-            facts = result.facts
-            if tier_filter is not None and facts.tier is not tier_filter:
+            if tier_filter is not None and result.tier is not tier_filter:
                 continue
             okey = _owner_key(view.owner) if view.owner else ""
             if owner_keys is not None and okey not in owner_keys:
@@ -453,7 +452,7 @@ def _contact_names(view: AccountView) -> dict[str, str]:
 
 def _account_line(
     view: AccountView,
-    result: Any,
+    result: rules.AccountResult,
     as_of: datetime,
     flags: Sequence[dict[str, Any]],
     tasks: Sequence[dict[str, Any]],
@@ -461,8 +460,7 @@ def _account_line(
     link: Any,
     owner_key: str,
 ) -> AccountLine:
-    b: coverage_rule.Breakdown = result.coverage_breakdown
-    facts = result.facts
+    b = result.coverage_breakdown
     names = _contact_names(view)
     findings = [
         Finding(
@@ -499,7 +497,7 @@ def _account_line(
                 overdue=t["due_date"] is not None and t["due_date"] < today,
             )
         )
-    renewal = facts.renewal
+    renewal = result.renewal
     what = kind = ""
     if renewal is not None:
         kind = "renewal date" if renewal.opportunity is None else "opportunity closes"
@@ -517,7 +515,7 @@ def _account_line(
         crm=view.crm,
         id=view.id,
         name=_account_name(view),
-        tier=facts.tier,
+        tier=result.tier,
         owner_key=owner_key,
         status=b.coverage.status,
         score=b.coverage.score,
@@ -653,7 +651,7 @@ def _linkers(
         known = info.get(crm, {})
         if crm == "salesforce":
             base = _origin(known.get(crm_info.INSTANCE_URL)) or _origin(
-                getattr(cfg.connectors.get(crm), "instance_url", "")
+                cfg.salesforce_instance_url()
             )
             if base:
                 out[crm] = _salesforce_link(base)
