@@ -34,7 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from connectors.errors import CrmUnavailable
+from connectors.errors import CrmError, CrmUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class _WaitRetryAfterOrBackoff(wait_base):
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = exc.retry_after if isinstance(exc, CrmUnavailable) else None
         if retry_after is not None and retry_after >= 0:
             return float(retry_after)
         return backoff_seconds(self.policy, retry_state.attempt_number, self.rng)
@@ -143,8 +143,8 @@ def call_with_retry(
                 "operation": operation,
                 "attempt": state.attempt_number,
                 "wait_seconds": round(state.upcoming_sleep, 3),
-                "status": getattr(exc, "status", None),
-                "code": getattr(exc, "code", None),
+                "status": exc.status if isinstance(exc, CrmError) else None,
+                "code": exc.code if isinstance(exc, CrmError) else None,
             },
         )
 

@@ -166,6 +166,8 @@ class CrmError(CrmsyncError):
 class CrmUnavailable(CrmError):
     """5xx, connection refused or reset, timeout: worth retrying."""
 
+    retry_after: float | None = None  # seconds the CRM asked to wait (Retry-After), if it said
+
 
 class RateLimited(CrmUnavailable):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:

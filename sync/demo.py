@@ -195,7 +195,7 @@ def _print_pull(con: Console, rep: RunReport) -> None:
     )
     if rep.drain is not None:
         con.print(
-            f"    wrote {getattr(rep.drain, 'written', 0)} rows, rejected {getattr(rep.drain, 'rejected', 0)}"
+            f"    wrote {rep.drain.written} rows, rejected {rep.drain.rejected}"
         )
 
 

@@ -108,7 +108,7 @@ class Progress:
     """What pull() tells a progress display; the CLI implements it with rich."""
 
     def start(self, crm: str, obj: str, mode: str) -> None: ...
-    def advance(self, crm: str, obj: str, records: int, api_calls: int, total: int | None) -> None: ...
+    def advance(self, crm: str, obj: str, records: int, api_calls: int) -> None: ...
     def finish(self, crm: str, obj: str) -> None: ...
 
 
@@ -173,7 +173,7 @@ def pull(
             rep.skipped += res.skipped
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
-            progress.advance(crm, str(obj), len(page.records), rep.api_calls, getattr(page, "total", None))
+            progress.advance(crm, str(obj), len(page.records), rep.api_calls)
             log.info(
                 "page committed",
                 extra={"crm": crm, "object": str(obj), "records": len(page.records), "mode": mode},

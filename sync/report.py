@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +39,10 @@ from state.text import csv_cell, json_safe, printable
 
 from . import leader_html, leader_md, leader_report
 from .config import Config
-from .conflicts import WHO_TEXT
+
+if TYPE_CHECKING:  # run.py imports this module to print its report
+    from .run import RunReport
+from .conflicts import WHO_TEXT, Tracked
 from .plan import _show, conflict_source, format_plan
 
 Echo = Callable[[str], None]
@@ -86,10 +89,10 @@ def _open(cfg: Config) -> Any:
 # ---------------------------------------------------------------- one run
 
 
-def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
+def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
     """A run's summary. Every number says what it counts: a preview says it stored
     nothing, planned writes that were not queued say why."""
-    preview = bool(getattr(rep, "preview", False) or dry_run)
+    preview = rep.preview or dry_run
     calls = _plural(rep.api_calls, "API call")
     if preview:
         what = "plan from the mirror" if rep.mode == "plan" else f"dry run ({rep.mode} pull)"
@@ -121,8 +124,8 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
                 )
         cov = ev.coverage_counts()
         echo("  coverage: " + ", ".join(f"{k} {cov.get(k, 0)}" for k in ("green", "amber", "red")))
-    missing = list(getattr(rep, "fields_missing", None) or [])
-    held = int(getattr(rep, "held", 0) or 0)
+    missing = rep.fields_missing
+    held = rep.held
     if rep.plan is not None:
         if preview:
 
@@ -145,7 +148,7 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
                 f"  not {verb}: {_plural(planned, 'planned write')}; crmsync's fields are missing "
                 f"in the CRM: {', '.join(f'{c.object}.{c.field}' for c in missing)}"
             )
-        elif getattr(rep, "writeback_off", False) and planned:
+        elif rep.writeback_off and planned:
             echo(
                 f"  not queued: {_plural(planned, 'planned write')}; write-back is off in sync.toml "
                 "([writeback] enabled = false or dry_run = true)"
@@ -161,14 +164,14 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
     if rep.drain is not None:
         d = rep.drain
         echo(
-            f"  written: {_plural(int(getattr(d, 'written', 0)), 'row')}, "
-            f"rejected: {getattr(d, 'rejected', 0)}"
+            f"  written: {_plural(d.written, 'row')}, "
+            f"rejected: {d.rejected}"
         )
-        for err in list(getattr(d, "errors", []) or [])[:10]:
+        for err in d.errors[:10]:
             echo(f"    rejected: {err}")
         if rep.rejected:
             echo("  some rows were rejected; they stay in the outbox: see `crmsync outbox`")
-    tracked = getattr(rep, "conflicts", None)
+    tracked = rep.conflicts
     if tracked is not None and not preview:
         for line in conflict_run_lines(tracked):
             echo(line)
@@ -176,7 +179,7 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
         echo(f"  error: {rep.error}")
 
 
-def conflict_run_lines(tracked: Any) -> list[str]:
+def conflict_run_lines(tracked: Tracked) -> list[str]:
     """A run's conflicts: the count, and each new one once (later runs only count it)."""
     if not (tracked.open or tracked.resolved):
         return []
@@ -335,7 +338,7 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     for line in conflict_status_lines(data["conflict_counts"], data["conflicts"]):
         echo(line)
     for crm, n in sorted(data["tasks_without_account_owner"].items()):
-        default = (getattr(cfg.writeback, "default_owner", {}) or {}).get(crm)
+        default = cfg.writeback.default_owner.get(crm)
         to = (
             f"default_owner {default}"
             if default

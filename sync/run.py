@@ -64,6 +64,7 @@ from . import evaluate as evaluate_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
 from .config import Config, ConfigError
+from .plan import WritebackSettings
 from .reconcile import reconcile
 from .report import _open, print_run
 
@@ -97,15 +98,15 @@ class RunReport:
     outcome: str = "ok"
     pull: pull_mod.PullReport | None = None
     evaluation: evaluate_mod.Evaluation | None = None
-    plan: Any = None
-    drain: Any = None
+    plan: plan_mod.Plan | None = None
+    drain: drain_mod.DrainReport | None = None
     api_calls: int = 0
     api_by_operation: dict[str, int] = field(default_factory=dict)
     quota: tuple[int | None, int | None] | None = None
     error: str | None = None
     seconds: float = 0.0
     drifts: list[Any] = field(default_factory=list)  # unused: reverts are conflicts now
-    conflicts: Any = None  # sync.conflicts.Tracked: open, new this run, resolved
+    conflicts: conflicts_mod.Tracked | None = None  # open, new this run, resolved
     reconcile: dict[str, dict[str, int]] | None = None  # per object: deleted, listed, api_calls
     preview: bool = False  # a plan or dry run: nothing stored, no run recorded
     fields_missing: list[FieldCheck] = field(default_factory=list)  # write-back not possible
@@ -119,7 +120,7 @@ class RunReport:
 
     @property
     def rejected(self) -> int:
-        return int(getattr(self.drain, "rejected", 0) or 0)
+        return self.drain.rejected if self.drain is not None else 0
 
     @property
     def exit_code(self) -> int:
@@ -306,7 +307,7 @@ def _steps(
         calls=lambda: int(connector.calls.total), store_rows=not opts.preview,
     )  # fmt: skip
     report.plan = the_plan
-    writeback = getattr(cfg.writeback, "enabled", True)
+    writeback = cfg.writeback.enabled
     if writeback and not opts.skip_pull:
         report.fields_missing = _fields_missing(connector, cfg.writeback)
         if report.fields_missing:
@@ -321,7 +322,7 @@ def _steps(
     if opts.preview:
         report.held = len(plan_mod.held_by_failures(db, the_plan))
         return
-    if not writeback or getattr(cfg.writeback, "dry_run", False):
+    if not writeback or cfg.writeback.dry_run:
         report.writeback_off = True  # [writeback] enabled = false / dry_run = true: plan only
         return
     report.queued = plan_mod.enqueue(db, the_plan)
@@ -343,11 +344,11 @@ def _steps(
         report.outcome = "partial"
 
 
-def _fields_missing(connector: Connector, writeback: Any) -> list[FieldCheck]:
+def _fields_missing(connector: Connector, writeback: WritebackSettings) -> list[FieldCheck]:
     """crmsync's fields the CRM lacks, as the pull saw them (the task key only matters
     when write-back creates tasks)."""
     missing = connector.owned_fields_missing()
-    if not getattr(writeback, "tasks", True):
+    if not writeback.tasks:
         missing = [c for c in missing if not c.object.lower().startswith("task")]
     return missing
 
@@ -379,7 +380,7 @@ def _counts(report: RunReport) -> dict[str, Any]:
         out["coverage"] = dict(report.evaluation.coverage_counts())
     if report.plan is not None:
         out["plan"] = report.plan.counts()
-    if report.drain is not None and hasattr(report.drain, "counts"):
+    if report.drain is not None:
         out["writes"] = report.drain.counts()
     if report.queued or report.held:
         out["outbox"] = {"queued": report.queued, "held_by_dead_rows": report.held}

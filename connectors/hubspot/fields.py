@@ -33,12 +33,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors import convert
 from connectors.errors import MalformedRecord
 from state.model import CrmRecord, ObjectType
 from state.text import clean_fields, for_crm
+
+if TYPE_CHECKING:  # client.py imports this module
+    from .client import Settings
 
 # ---------------------------------------------------------------- HubSpot names
 
@@ -239,9 +242,9 @@ def _custom(name: str) -> tuple[str, ...]:
     return (name,) if name else ()
 
 
-def object_maps(settings: Any) -> dict[ObjectType, ObjectMap]:
-    """The object maps for `settings` (connectors.hubspot.client.Settings)."""
-    extra = {k: tuple(v) for k, v in dict(getattr(settings, "extra_properties", {}) or {}).items()}
+def object_maps(settings: Settings) -> dict[ObjectType, ObjectMap]:
+    """The object maps for `settings` ([hubspot] in sync.toml)."""
+    extra = {k: tuple(v) for k, v in settings.extra_properties.items()}
     exempt = _custom(settings.exempt_field)
     account = ObjectMap(
         object=ObjectType.ACCOUNT,

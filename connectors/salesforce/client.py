@@ -434,7 +434,7 @@ def _translate_status(
         )
     if status >= 500:
         err = CrmUnavailable(f"Salesforce unavailable (HTTP {status})", **kw)
-        err.retry_after = retry_after  # type: ignore[attr-defined]
+        err.retry_after = retry_after
         return err
     # The message stays in .detail: Salesforce echoes the values it refused.
     return CrmRefused(

@@ -432,7 +432,7 @@ class Resolved:
 def owned_names(settings: Settings, sobject: str) -> dict[str, str]:
     """Owned canonical key -> SF field for one sObject, defaults overridden by settings."""
     names = dict(DEFAULT_OWNED.get(sobject, {}))
-    overrides = (getattr(settings, "fields", None) or {}).get(sobject) or {}
+    overrides = settings.fields.get(sobject) or {}
     for key, value in overrides.items():
         if key not in names:
             raise ValueError(
@@ -448,7 +448,7 @@ def task_key_field(settings: Settings) -> str:
 
 
 def _extra(settings: Settings, obj: ObjectType) -> tuple[str, ...]:
-    extra = getattr(settings, "extra_fields", None) or {}
+    extra = settings.extra_fields
     names = list(extra.get(SOBJECTS[obj]) or ()) + list(extra.get(obj.value) or ())
     return tuple(str(n) for n in names)
 
