@@ -40,6 +40,10 @@ import sqlite_utils
 
 import rules
 from rules import coverage as coverage_rule
+from rules.explain import day as day
+from rules.explain import (
+    short_day as short_day,  # re-exported: the HTML and Markdown views use them
+)
 from state import book, crm_info, runs, views
 from state import flags as flag_store
 from state.errors import MirrorError, UsageError
@@ -108,24 +112,6 @@ def enum_words(value: str | None) -> str:
 
 def task_status_words(value: str | None) -> str:
     return enum_words(value) or "No status"
-
-
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July",
-    "August", "September", "October", "November", "December",
-)  # fmt: skip
-
-
-def day(value: date | datetime) -> str:
-    """`7 November 2026`."""
-    d = value.date() if isinstance(value, datetime) else value
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
-
-
-def short_day(value: date | datetime) -> str:
-    """`7 Nov 2026`."""
-    d = value.date() if isinstance(value, datetime) else value
-    return f"{d.day} {_MONTHS[d.month - 1][:3]} {d.year}"
 
 
 def in_days(n: int) -> str:

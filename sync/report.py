@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors import CONNECTORS
+from rules.explain import plural
 from state import conflicts as conflict_store
 from state import cursors, outbox, runs, views
 from state import flags as flag_store
@@ -93,7 +94,7 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
     """A run's summary. Every number says what it counts: a preview says it stored
     nothing, planned writes that were not queued say why."""
     preview = rep.preview or dry_run
-    calls = _plural(rep.api_calls, "API call")
+    calls = plural(rep.api_calls, "API call")
     if preview:
         what = "plan from the mirror" if rep.mode == "plan" else f"dry run ({rep.mode} pull)"
         echo(f"{rep.crm}: {what} {rep.outcome} in {rep.seconds:.1f} s, {calls}; nothing stored")
@@ -104,7 +105,7 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
             echo(
                 f"  pulled {o.object:<14} {o.records:>8,} records ({o.mode}; "
                 f"{o.inserted} new, {o.updated} changed, {o.deleted} deleted, "
-                f"{o.skipped} skipped) {_plural(o.api_calls, 'call')}"
+                f"{o.skipped} skipped) {plural(o.api_calls, 'call')}"
             )
     ev = rep.evaluation
     if ev is not None:
@@ -145,18 +146,18 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
         if missing and planned:
             verb = "would queue" if preview else "queued"
             echo(
-                f"  not {verb}: {_plural(planned, 'planned write')}; crmsync's fields are missing "
+                f"  not {verb}: {plural(planned, 'planned write')}; crmsync's fields are missing "
                 f"in the CRM: {', '.join(f'{c.object}.{c.field}' for c in missing)}"
             )
         elif rep.writeback_off and planned:
             echo(
-                f"  not queued: {_plural(planned, 'planned write')}; write-back is off in sync.toml "
+                f"  not queued: {plural(planned, 'planned write')}; write-back is off in sync.toml "
                 "([writeback] enabled = false or dry_run = true)"
             )
         if held:
             are = "is" if held == 1 else "are"
             echo(
-                f"  {_plural(held, 'planned write')} {are} held by earlier failures "
+                f"  {plural(held, 'planned write')} {are} held by earlier failures "
                 "(the CRM refused the same write before): see `crmsync outbox`"
             )
         if preview:
@@ -164,7 +165,7 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
     if rep.drain is not None:
         d = rep.drain
         echo(
-            f"  written: {_plural(d.written, 'row')}, "
+            f"  written: {plural(d.written, 'row')}, "
             f"rejected: {d.rejected}"
         )
         for err in d.errors[:10]:
@@ -190,7 +191,7 @@ def conflict_run_lines(tracked: Tracked) -> list[str]:
     if tracked.handed_back:
         parts.append(f"{tracked.handed_back:,} handed back, written by this run")
     if tracked.history_calls:
-        parts.append(f"{_plural(tracked.history_calls, 'history call')}")
+        parts.append(f"{plural(tracked.history_calls, 'history call')}")
     lines = [f"  conflicts (values that are not crmsync's, left as is): {', '.join(parts)}"]
     for c in tracked.new[:10]:
         lines.append(printable(
@@ -210,8 +211,6 @@ def conflict_run_lines(tracked: Tracked) -> list[str]:
 _PLAN_WORDS = {"held": "tasks over the per-owner cap (next run)"}
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 # ---------------------------------------------------------------- flags
@@ -418,7 +417,7 @@ def print_conflicts(cfg: Config, *, crm: str | None, fmt: str, echo: Echo) -> in
         return 0
     for line in conflict_status_lines(counts, rows)[: len(counts)]:
         echo(line)
-    _render(conflict_table(rows, title=f"{_plural(len(rows), 'open conflict')}"), echo)
+    _render(conflict_table(rows, title=f"{plural(len(rows), 'open conflict')}"), echo)
     echo(
         "hand a value back to crmsync: `crmsync conflicts handback --crm CRM --record ID "
         "[--field FIELD]`, or `--all`; blanking the field in the CRM hands it back too"
@@ -481,7 +480,7 @@ def rejected_lines(groups: list[Any]) -> list[str]:
         )
         if g.message:
             others = g.messages - 1
-            more = f" (and {_plural(others, 'other message')})" if others > 0 else ""
+            more = f" (and {plural(others, 'other message')})" if others > 0 else ""
             lines.append(f"      the CRM said: {_one_line(g.message, 200)}{more}")
         if g.status != "dead":
             continue
@@ -500,7 +499,7 @@ def _attempts(span: tuple[int, int]) -> str:
     if hi == 0:
         return "never sent (refused before reaching the CRM)"
     if lo == hi:
-        return f"after {_plural(hi, 'attempt')}"
+        return f"after {plural(hi, 'attempt')}"
     return f"after {lo}-{hi} attempts"
 
 
@@ -535,7 +534,7 @@ def print_outbox(
         echo(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
         return 0
     shown = rows if limit is None else rows[:limit]
-    title = f"{_plural(len(rows), 'row')} ({', '.join(statuses)})"
+    title = f"{plural(len(rows), 'row')} ({', '.join(statuses)})"
     if len(shown) < len(rows):
         title += f", first {len(shown)} shown (--limit)"
     t = Table(title=title, title_justify="left")
