@@ -431,8 +431,11 @@ def _account_name(view: AccountView) -> str:
 def _contact_names(view: AccountView) -> dict[str, str]:
     out = {}
     for c in (*view.contacts, *view.former_contacts):
-        full = " ".join(p for p in (c.first_name, c.last_name) if p and p.strip())
-        out[c.id] = clip(full, NAME_MAX) or clip(c.email, NAME_MAX) or "a contact without a name"
+        out[c.id] = (
+            clip(c.display_name(fallback=""), NAME_MAX)
+            or clip(c.email, NAME_MAX)
+            or "a contact without a name"
+        )
     return out
 
 
