@@ -46,6 +46,7 @@ from . import (
 from .bouncing_contacts import DomainCheck
 from .context import Facts, Renewal
 from .coverage import Breakdown as CoverageBreakdown
+from .registry import RULE_NAMES, RULES
 from .settings import (
     ALL_RULES,
     CommonSettings,
@@ -54,11 +55,6 @@ from .settings import (
     unknown_key_error,
 )
 from .suppression import Entries, Suppression
-
-# The rules, in the order they run and report. Bouncing and departed come first:
-# the others need to know who is no longer active.
-RULES = (bouncing_contacts, departed_champions, stale_contacts, single_threaded)
-RULE_NAMES = tuple(r.NAME for r in RULES)
 
 # Which hygiene status each contact-level rule stands for (info notes stay ok).
 _STATUS_BY_RULE = {
@@ -110,15 +106,12 @@ class RuleSettings:
 
 
 def _settings_class(table: str) -> type:
-    return {
+    shared: dict[str, type] = {
         "tiers": tiers.Settings,
         "suppression": SuppressionSettings,
-        "stale_contact": stale_contacts.Settings,
-        "bouncing_contact": bouncing_contacts.Settings,
-        "departed_champion": departed_champions.Settings,
-        "single_threaded_account": single_threaded.Settings,
         "coverage": coverage.Settings,
-    }[table]
+    }
+    return shared.get(table) or {r.NAME: r.Settings for r in RULES}[table]
 
 
 class ContactStatus(NamedTuple):

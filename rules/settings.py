@@ -113,15 +113,3 @@ class SuppressionSettings:
             "date_order",
             f'must be "day_first" or "month_first"; got {self.date_order!r}.',
         )
-
-
-RULE_ALIASES = {
-    "stale": "stale_contact",
-    "bouncing": "bouncing_contact",
-    "bounce": "bouncing_contact",
-    "departed": "departed_champion",
-    "single threaded": "single_threaded_account",
-    "single-threaded": "single_threaded_account",
-    "single_threaded": "single_threaded_account",
-}
-RULE_NAMES = ("stale_contact", "bouncing_contact", "departed_champion", "single_threaded_account")

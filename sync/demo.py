@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from state import flags as flag_store
 from state.db import open_db
 from state.text import printable
@@ -214,7 +215,7 @@ def _print_findings(con: Console, cfg: Any) -> None:
     con.print(table)
     con.print("Three explanations, as the account manager reads them in the CRM:")
     shown: set[str] = set()
-    for rule in ("departed_champion", "single_threaded_account", "stale_contact", "bouncing_contact"):
+    for rule in (departed_champions.NAME, single_threaded.NAME, stale_contacts.NAME, bouncing_contacts.NAME):
         for f in flags:
             if f["rule"] == rule and rule not in shown and len(shown) < 3:
                 shown.add(rule)

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit
 import sqlite_utils
 
 import rules
+from rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from rules import coverage as coverage_rule
 from rules.explain import day as day
 from rules.explain import (
@@ -56,10 +57,10 @@ from .config import Config
 
 CRM_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 RULE_WORDS = {
-    "departed_champion": "Departed champion",
-    "single_threaded_account": "Single-threaded account",
-    "stale_contact": "Stale contact",
-    "bouncing_contact": "Bouncing contact",
+    departed_champions.NAME: "Departed champion",
+    single_threaded.NAME: "Single-threaded account",
+    stale_contacts.NAME: "Stale contact",
+    bouncing_contacts.NAME: "Bouncing contact",
 }
 SEVERITIES: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))  # critical first
 SEVERITY_WORDS = {s: s.value.capitalize() for s in Severity}
@@ -76,7 +77,7 @@ TIER_WORDS = {
     Tier.NONE: "No tier",
 }
 # The rules whose findings make a top risk when the account renews soon.
-RISK_RULES = ("departed_champion", "single_threaded_account")
+RISK_RULES = (departed_champions.NAME, single_threaded.NAME)
 # Task status values as the CRMs store them (Salesforce picklist labels, HubSpot
 # hs_task_status enums) in words; anything else is worded by `enum_words`.
 _TASK_STATUS = {
