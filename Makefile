@@ -22,7 +22,7 @@ demo: $(STAMP) ## start both sandbox CRMs, seed them, sync, write back and repor
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, and mypy --strict on the product ([tool.mypy] in pyproject.toml)
 	$(BIN)/ruff check sync connectors rules state sandbox tests bench
 	$(BIN)/mypy sync connectors rules state
 

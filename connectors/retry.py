@@ -73,7 +73,7 @@ class _WaitRetryAfterOrBackoff(wait_base):
 
 def backoff_seconds(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
     """The wait after the `failures`-th failure: exponential, capped, with jitter."""
-    cap = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2 ** (failures - 1))
+    cap = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2.0 ** (failures - 1))
     # Full jitter (AWS architecture blog): uniform in [cap/2, cap] keeps a floor.
     return cap / 2 + rng.uniform(0, cap / 2)
 

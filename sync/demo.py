@@ -255,7 +255,7 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
 
 
 def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
-    from simple_salesforce import Salesforce
+    from simple_salesforce.api import Salesforce
 
     from connectors.salesforce.transport import build_session
     from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME

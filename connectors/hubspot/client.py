@@ -392,7 +392,7 @@ class HubSpotClient:
                     retry_at=self.daily.next_reset(self._now()),
                     code="DAILY",
                     detail=message,
-                    **common,  # type: ignore[arg-type]
+                    **common,
                 )
                 raise self.quota_stop
             retry_after = _float(_header(headers, "retry-after"))
@@ -402,7 +402,7 @@ class HubSpotClient:
                 retry_after=retry_after,
                 code=policy or "RATE_LIMIT",
                 detail=message,
-                **common,  # type: ignore[arg-type]
+                **common,
             )
         if status == 0 or status >= 500:
             raise CrmUnavailable(

@@ -508,7 +508,8 @@ def to_record(
     for key, prop in spec.owned.items():
         v = props.get(prop)
         try:
-            owned[key] = spec.owned_convert.get(key, to_text)(v)
+            convert: Converter = spec.owned_convert.get(key, to_text)
+            owned[key] = convert(v)
         except (TypeError, ValueError):
             owned[key] = to_text(v)
     raw_out = dict(raw)

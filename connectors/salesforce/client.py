@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
