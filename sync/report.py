@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlite_utils
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -78,7 +79,7 @@ def to_json(data: Any) -> str:
     return json_safe(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-def _open(cfg: Config) -> Any:
+def _open(cfg: Config) -> sqlite_utils.Database:
     if not cfg.mirror.path.exists():
         raise MirrorError(
             f"no mirror at {cfg.mirror.path} yet",

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import sqlite_utils
+
 from connectors import CONNECTORS
 from connectors.base import ApiCalls, Connector
 from connectors.errors import CrmError, QuotaExhausted
@@ -161,7 +163,7 @@ def run_once(
     crm: str,
     opts: RunOptions,
     *,
-    connector: Any = None,
+    connector: Connector | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], datetime] = now_utc,
     progress: pull_mod.Progress | None = None,
@@ -263,10 +265,10 @@ def run_once(
 
 def _steps(
     cfg: Config,
-    db: Any,
+    db: sqlite_utils.Database,
     crm: str,
     opts: RunOptions,
-    connector: Any,
+    connector: Connector,
     report: RunReport,
     started: datetime,
     should_stop: Callable[[], bool],
@@ -532,7 +534,7 @@ def setup_fields(
     return code
 
 
-def _refused_for_fields(cfg: Config, crm: str, connector: Any, *, requeue: bool) -> int:
+def _refused_for_fields(cfg: Config, crm: str, connector: Connector, *, requeue: bool) -> int:
     """Dead and failed rows of `crm` refused for a missing field; requeued when `requeue`."""
     if not cfg.mirror.path.exists():
         return 0  # no mirror yet, so no outbox: nothing was ever refused
