@@ -17,7 +17,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -104,7 +104,9 @@ class Config:
     writeback: WritebackSettings
     schedule: ScheduleSettings
     daemon: DaemonSettings
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # ("[crm] key", file) of each secret sync.toml reads from a file (`<secret>_file`, a
+    # private key): `crmsync` warns when others may read one (exposed_secret_files)
+    secret_files: tuple[tuple[str, Path], ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -209,7 +211,7 @@ def from_dict(
         writeback=writeback,
         schedule=schedule,
         daemon=daemon,
-        raw=data,
+        secret_files=_secret_files(data, connectors, path.parent),
     )
 
 
@@ -379,23 +381,31 @@ def _path(value: Any, key: str, base: Path) -> Path:
 _warned_files: set[Path] = set()
 
 
+def _secret_files(
+    data: Mapping[str, Any], connectors: Mapping[str, object], base: Path
+) -> tuple[tuple[str, Path], ...]:
+    """("[crm] key", file) for each `*_file` key of an enabled CRM's table but ca_file."""
+    found = []
+    for crm in connectors:
+        for key, value in (data.get(crm) or {}).items():
+            if not key.endswith("_file") or key == "ca_file" or not isinstance(value, str):
+                continue
+            path = Path(value).expanduser()
+            found.append((f"[{crm}] {key}", path if path.is_absolute() else base / path))
+    return tuple(found)
+
+
 def exposed_secret_files(cfg: Config) -> list[tuple[str, Path, int]]:
     """(setting, file, mode) of each secret file sync.toml names (`<secret>_file`, a
     private key) that its group or others may read."""
     found = []
-    for crm in cfg.connectors:
-        table = cfg.raw.get(crm) or {}
-        for key, value in table.items():
-            if not key.endswith("_file") or key == "ca_file" or not isinstance(value, str):
-                continue
-            path = Path(value).expanduser()
-            path = path if path.is_absolute() else cfg.base_dir / path
-            try:
-                mode = path.stat().st_mode & 0o777
-            except OSError:
-                continue  # a missing file is reported where it is read
-            if mode & 0o077:
-                found.append((f"[{crm}] {key}", path, mode))
+    for setting, path in cfg.secret_files:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue  # a missing file is reported where it is read
+        if mode & 0o077:
+            found.append((setting, path, mode))
     return found
 
 
