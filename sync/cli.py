@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,6 +35,9 @@ from state.errors import (
     error_line,
 )
 from state.text import printable
+
+if TYPE_CHECKING:  # the commands load the configuration when they run
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +163,13 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, handler)
 
 
-def _load_config(path: Path) -> Any:
+def _load_config(path: Path) -> Config:
     from . import config
 
     return config.load(path)
 
 
-def _setup_logs(cfg: Any = None, fmt: str | None = None, verbose: bool = False) -> None:
+def _setup_logs(cfg: Config | None = None, fmt: str | None = None, verbose: bool = False) -> None:
     from . import logs
 
     level = "DEBUG" if verbose else (cfg.daemon.log_level if cfg else "INFO")

@@ -200,7 +200,7 @@ def _print_pull(con: Console, rep: RunReport) -> None:
         )
 
 
-def _print_findings(con: Console, cfg: Any) -> None:
+def _print_findings(con: Console, cfg: config_mod.Config) -> None:
     db = open_db(cfg.mirror.path)
     flags = flag_store.list_flags(db, status="open")
     table = Table(title="open flags by rule and severity", title_justify="left")
