@@ -36,7 +36,7 @@ while the mirror does not know it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -225,7 +225,7 @@ def company_moves(
     the search already applied the move and nothing is read again. Returns how many.
     """
     crm = connector.crm
-    links = connector.company_contacts(mirror.live_ids(db, crm, ObjectType.ACCOUNT))
+    links = connector.company_contacts(_live_ids(db, crm, ObjectType.ACCOUNT))
     if links is None:
         return 0
     moved = mirror.account_moves(db, crm, links)
@@ -255,7 +255,7 @@ def label_changes(
     Returns how many deals.
     """
     crm = connector.crm
-    roles = connector.deal_labels(mirror.live_ids(db, crm, ObjectType.OPPORTUNITY))
+    roles = connector.deal_labels(_live_ids(db, crm, ObjectType.OPPORTUNITY))
     if roles is None:
         return 0
     changed = mirror.role_changes(db, crm, roles)
@@ -270,6 +270,12 @@ def label_changes(
         with transaction(db):
             rep.deleted += mirror.retire_roles(db, crm, part, keep, started_at)
     return len(changed)
+
+
+def _live_ids(db: sqlite_utils.Database, crm: str, obj: ObjectType) -> Iterator[str]:
+    """The live ids of `obj`, read when first asked for: a connector without the sweep
+    (Salesforce) answers None without reading them."""
+    yield from mirror.live_ids(db, crm, obj)
 
 
 def _apply(
