@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -52,6 +52,9 @@ from state.model import AccountView, CoverageStatus, Owner, Severity, Tier
 from state.text import ACCOUNT_MAX, NAME_MAX, clip, printable
 
 from .config import Config
+
+# An account id -> the URL of its record page in the CRM
+RecordLink = Callable[[str], str]
 
 # ---------------------------------------------------------------- words
 
@@ -447,7 +450,7 @@ def _account_line(
     flags: Sequence[dict[str, Any]],
     tasks: Sequence[dict[str, Any]],
     all_owners: Mapping[tuple[str, str], Owner],
-    link: Any,
+    link: RecordLink | None,
     owner_key: str,
 ) -> AccountLine:
     b = result.coverage_breakdown
@@ -633,9 +636,9 @@ def _trend(db: sqlite_utils.Database, b: Book) -> list[TrendPoint]:
 
 def _linkers(
     cfg: Config, info: Mapping[str, Mapping[str, str]], crms: Iterable[str]
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, RecordLink], list[str]]:
     """A function account id -> record URL per CRM, and the CRMs without one (and why)."""
-    out: dict[str, Any] = {}
+    out: dict[str, RecordLink] = {}
     missing: list[str] = []
     for crm in crms:
         known = info.get(crm, {})
@@ -677,7 +680,7 @@ def _origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _salesforce_link(origin: str) -> Any:
+def _salesforce_link(origin: str) -> RecordLink:
     # Lightning Experience record page: /lightning/r/{objectApiName}/{recordId}/{actionName}
     # (Salesforce, "pageReference Types", Record Page type standard__recordPage, URL format;
     # https://developer.salesforce.com/docs/platform/aura-platform/guide/components-navigation-page-definitions.html).
@@ -689,7 +692,7 @@ def _salesforce_link(origin: str) -> Any:
     return link
 
 
-def _hubspot_link(domain: str, portal: str) -> Any:
+def _hubspot_link(domain: str, portal: str) -> RecordLink:
     # A HubSpot record page: https://<uiDomain>/contacts/<portalId>/record/<objectTypeId>/<id>,
     # companies being object type 0-2 (HubSpot, "Using object APIs", object type IDs,
     # https://developers.hubspot.com/docs/guides/crm/using-object-apis); portalId and uiDomain
