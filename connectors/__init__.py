@@ -10,13 +10,13 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, cast
 
-from connectors.base import Connector
+from crmsync.connectors.base import Connector
 
 
 class _Registry(Mapping[str, type[Connector]]):
     _paths = {
-        "salesforce": ("connectors.salesforce", "SalesforceConnector"),
-        "hubspot": ("connectors.hubspot", "HubSpotConnector"),
+        "salesforce": ("crmsync.connectors.salesforce", "SalesforceConnector"),
+        "hubspot": ("crmsync.connectors.hubspot", "HubSpotConnector"),
     }
 
     def __getitem__(self, crm: str) -> type[Connector]:
@@ -33,7 +33,7 @@ class _Registry(Mapping[str, type[Connector]]):
 CONNECTORS: Mapping[str, type[Connector]] = _Registry()
 
 if TYPE_CHECKING:  # mypy holds both connectors to the Protocol
-    from connectors.hubspot import HubSpotConnector
-    from connectors.salesforce import SalesforceConnector
+    from crmsync.connectors.hubspot import HubSpotConnector
+    from crmsync.connectors.salesforce import SalesforceConnector
 
     _CHECKED: tuple[type[Connector], ...] = (SalesforceConnector, HubSpotConnector)

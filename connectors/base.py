@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from connectors.retry import Sleep
-from state.model import (
+from crmsync.connectors.retry import Sleep
+from crmsync.state.model import (
     CrmRecord,
     Cursor,
     FieldChange,

@@ -14,8 +14,7 @@ import ssl
 
 import requests
 import urllib3
-
-from state.errors import (
+from crmsync.state.errors import (
     AuthFailed,
     ConfigError,
     CrmError,

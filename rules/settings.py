@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from state.settings import coerce, from_table, unknown_key_error
+from crmsync.state.settings import coerce, from_table, unknown_key_error
 
 __all__ = ["coerce", "from_table", "unknown_key_error"]  # the strict reader (state/settings.py)
 

@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
-from state.errors import MirrorError
-from state.migrations import apply_migrations
-from state.sql import join_transaction, rolled_back, transaction
+from crmsync.state.errors import MirrorError
+from crmsync.state.migrations import apply_migrations
+from crmsync.state.sql import join_transaction, rolled_back, transaction
 
 __all__ = ["join_transaction", "rolled_back", "transaction"]  # re-exported: the mirror's write helpers import them from here
 

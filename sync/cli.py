@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-
-from state.db import mirror_errors
-from state.errors import (
+from crmsync.state.db import mirror_errors
+from crmsync.state.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -34,7 +33,7 @@ from state.errors import (
     UsageError,
     error_line,
 )
-from state.text import printable
+from crmsync.state.text import printable
 
 if TYPE_CHECKING:  # the commands load the configuration when they run
     from .config import Config
@@ -362,7 +361,7 @@ def flags(
 def _check_rule(rule: str) -> None:
     """A --rule value must name a rule: a typo would otherwise print "0 flags"."""
 
-    from rules import RULE_NAMES
+    from crmsync.rules import RULE_NAMES
 
     if rule in RULE_NAMES:
         return
@@ -705,7 +704,7 @@ def sandbox(
     [mirror] table when FILE has none) and its dummy credential files beside
     FILE, so `crmsync setup --config FILE` works at once.
     """
-    from sandbox.realistic import HubSpotProfile, SalesforceProfile, profile
+    from crmsync.sandbox.realistic import HubSpotProfile, SalesforceProfile, profile
 
     _setup_logs(fmt="text")
     limits: HubSpotProfile | SalesforceProfile | None = None
@@ -725,19 +724,19 @@ def sandbox(
         except (ValueError, OSError) as e:
             raise UsageError(
                 f"--data {data_file}: not a readable JSON dataset ({e})",
-                fix="Pass a file written by `python -m sandbox.generate`, or drop --data.",
+                fix="Pass a file written by `python -m crmsync.sandbox.generate`, or drop --data.",
             ) from None
     else:
-        from sandbox.generate import generate
+        from crmsync.sandbox.generate import generate
 
         dataset = generate(seed=seed, accounts=accounts)
     if crm == "salesforce":
-        from sandbox.salesforce import serve_forever as sf_serve
+        from crmsync.sandbox.salesforce import serve_forever as sf_serve
 
         assert limits is None or isinstance(limits, SalesforceProfile)
         sf_serve(port=port, dataset=dataset, faults=faults, write_config=write_config, realistic=limits)
     else:
-        from sandbox.hubspot import serve_forever as hs_serve
+        from crmsync.sandbox.hubspot import serve_forever as hs_serve
 
         assert limits is None or isinstance(limits, HubSpotProfile)
         hs_serve(port=port, dataset=dataset, faults=faults, write_config=write_config, realistic=limits)

@@ -21,17 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from connectors.base import Secret
-from rules import RuleSettings
-from state.errors import ConfigError as ConfigError  # raised here; callers may import it from here
-from state.settings import coerce
-from sync.plan import WritebackSettings
+from crmsync.connectors.base import Secret
+from crmsync.rules import RuleSettings
+from crmsync.state.errors import (
+    ConfigError as ConfigError,  # raised here; callers may import it from here
+)
+from crmsync.state.settings import coerce
+from crmsync.sync.plan import WritebackSettings
 
 from . import logs
 
 if TYPE_CHECKING:  # the connector packages (and their SDKs) load only for a CRM in use
-    from connectors.hubspot.client import Settings as HubSpotSettings
-    from connectors.salesforce.client import Settings as SalesforceSettings
+    from crmsync.connectors.hubspot.client import Settings as HubSpotSettings
+    from crmsync.connectors.salesforce.client import Settings as SalesforceSettings
 
     ConnectorSettings = SalesforceSettings | HubSpotSettings
 
@@ -117,7 +119,7 @@ class Config:
         settings = self.connectors.get("salesforce")
         if settings is None:
             return ""
-        from connectors.salesforce.client import Settings as SfSettings
+        from crmsync.connectors.salesforce.client import Settings as SfSettings
 
         return settings.instance_url if isinstance(settings, SfSettings) else ""
 
@@ -189,8 +191,8 @@ def from_dict(
             )
     sf = connectors.get("salesforce")
     if sf is not None:
-        from connectors.salesforce.client import Settings as SfSettings
-        from connectors.salesforce.client import check_private_key
+        from crmsync.connectors.salesforce.client import Settings as SfSettings
+        from crmsync.connectors.salesforce.client import check_private_key
 
         if isinstance(sf, SfSettings) and sf.auth == "jwt" and sf.private_key_file:
             check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
@@ -224,10 +226,10 @@ def _connector_settings(
 def _connector_settings_class(crm: str) -> type[SalesforceSettings] | type[HubSpotSettings]:
     """The Settings class of `crm`'s connector (imported only for a CRM in use)."""
     if crm == "salesforce":
-        from connectors.salesforce.client import Settings as SfSettings
+        from crmsync.connectors.salesforce.client import Settings as SfSettings
 
         return SfSettings
-    from connectors.hubspot.client import Settings as HsSettings
+    from crmsync.connectors.hubspot.client import Settings as HsSettings
 
     return HsSettings
 

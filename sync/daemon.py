@@ -49,10 +49,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-
-from state import flags, outbox, runs
-from state.db import open_db
-from state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
+from crmsync.state import flags, outbox, runs
+from crmsync.state.db import open_db
+from crmsync.state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
 
 from . import config as config_mod
 from .config import Config, ConfigError

@@ -16,9 +16,9 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from rules.explain import plural
-from state.model import CoverageStatus, Severity
-from state.text import printable
+from crmsync.rules.explain import plural
+from crmsync.state.model import CoverageStatus, Severity
+from crmsync.state.text import printable
 
 from . import charts
 from .leader_report import (

@@ -37,19 +37,19 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import sqlite_utils
-
-import rules
-from rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
-from rules import coverage as coverage_rule
-from rules.explain import day as day
-from rules.explain import (
+from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
+from crmsync.rules import coverage as coverage_rule
+from crmsync.rules.explain import day as day
+from crmsync.rules.explain import (
     short_day as short_day,  # re-exported: the HTML and Markdown views use them
 )
-from state import book, crm_info, runs, views
-from state import flags as flag_store
-from state.errors import MirrorError, UsageError
-from state.model import AccountView, CoverageStatus, Owner, Severity, Tier
-from state.text import ACCOUNT_MAX, NAME_MAX, clip, printable
+from crmsync.state import book, crm_info, runs, views
+from crmsync.state import flags as flag_store
+from crmsync.state.errors import MirrorError, UsageError
+from crmsync.state.model import AccountView, CoverageStatus, Owner, Severity, Tier
+from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, clip, printable
+
+from crmsync import rules
 
 from .config import Config
 

@@ -42,12 +42,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-
-from connectors.base import Connector
-from state import crm_info, cursors, mirror
-from state.batch import batched
-from state.db import transaction
-from state.model import PULL_ORDER, ObjectType, Page
+from crmsync.connectors.base import Connector
+from crmsync.state import crm_info, cursors, mirror
+from crmsync.state.batch import batched
+from crmsync.state.db import transaction
+from crmsync.state.model import PULL_ORDER, ObjectType, Page
 
 from .reconcile import reconcile_object
 

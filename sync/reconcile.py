@@ -24,11 +24,10 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import sqlite_utils
-
-from connectors.base import Connector
-from state import mirror
-from state.db import transaction
-from state.model import ObjectType
+from crmsync.connectors.base import Connector
+from crmsync.state import mirror
+from crmsync.state.db import transaction
+from crmsync.state.model import ObjectType
 
 log = logging.getLogger(__name__)
 

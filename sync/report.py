@@ -26,18 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
+from crmsync.connectors import CONNECTORS
+from crmsync.rules.explain import plural
+from crmsync.state import conflicts as conflict_store
+from crmsync.state import cursors, outbox, runs, views
+from crmsync.state import flags as flag_store
+from crmsync.state.db import open_db
+from crmsync.state.errors import MirrorError, OutputError
+from crmsync.state.text import csv_cell, json_safe, printable
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from connectors import CONNECTORS
-from rules.explain import plural
-from state import conflicts as conflict_store
-from state import cursors, outbox, runs, views
-from state import flags as flag_store
-from state.db import open_db
-from state.errors import MirrorError, OutputError
-from state.text import csv_cell, json_safe, printable
 
 from . import leader_html, leader_md, leader_report
 from .config import Config

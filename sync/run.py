@@ -39,14 +39,13 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlite_utils
-
-from connectors import CONNECTORS
-from connectors.base import ApiCalls, Connector
-from connectors.errors import CrmError, QuotaExhausted
-from connectors.retry import Sleep
-from state import outbox, runs
-from state.db import mirror_error, mirror_errors, open_db, rolled_back
-from state.errors import (
+from crmsync.connectors import CONNECTORS
+from crmsync.connectors.base import ApiCalls, Connector
+from crmsync.connectors.errors import CrmError, QuotaExhausted
+from crmsync.connectors.retry import Sleep
+from crmsync.state import outbox, runs
+from crmsync.state.db import mirror_error, mirror_errors, open_db, rolled_back
+from crmsync.state.errors import (
     EXIT_CRM,
     EXIT_OK,
     EXIT_REJECTED,
@@ -57,8 +56,8 @@ from state.errors import (
     UsageError,
     error_line,
 )
-from state.lock import acquire_writer_lock
-from state.model import FieldCheck
+from crmsync.state.lock import acquire_writer_lock
+from crmsync.state.model import FieldCheck
 
 from . import conflicts as conflicts_mod
 from . import drain as drain_mod

@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from sync import config, logs
+from crmsync.sync import config, logs
 
 ROOT = Path(__file__).resolve().parent.parent
 

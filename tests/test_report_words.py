@@ -6,12 +6,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from connectors.salesforce.client import Settings as SalesforceSettings
-from rules import RuleSettings
-from sync import charts, leader_md, leader_report
-from sync.config import Config, DaemonSettings, MirrorSettings, ScheduleSettings
-from sync.plan import WritebackSettings
+from crmsync.connectors.salesforce.client import Settings as SalesforceSettings
+from crmsync.rules import RuleSettings
+from crmsync.sync import charts, leader_md, leader_report
+from crmsync.sync.config import Config, DaemonSettings, MirrorSettings, ScheduleSettings
+from crmsync.sync.plan import WritebackSettings
 
 SVG = "{http://www.w3.org/2000/svg}"
 

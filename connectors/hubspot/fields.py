@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from connectors import convert
-from connectors.errors import MalformedRecord
-from state.model import CrmRecord, ObjectType
-from state.text import clean_fields, for_crm
+from crmsync.connectors import convert
+from crmsync.connectors.errors import MalformedRecord
+from crmsync.state.model import CrmRecord, ObjectType
+from crmsync.state.text import clean_fields, for_crm
 
 if TYPE_CHECKING:  # client.py imports this module
     from .client import Settings

@@ -33,8 +33,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from state.batch import batched
-from state.model import ChangeKind, FieldChange
+from crmsync.state.batch import batched
+from crmsync.state.model import ChangeKind, FieldChange
 
 from . import fields as f
 from .client import HubSpotClient

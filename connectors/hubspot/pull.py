@@ -82,9 +82,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from connectors.errors import CrmError, MalformedRecord
-from state.batch import batched
-from state.model import CrmRecord, Cursor, ObjectType, Page
+from crmsync.connectors.errors import CrmError, MalformedRecord
+from crmsync.state.batch import batched
+from crmsync.state.model import CrmRecord, Cursor, ObjectType, Page
 
 from . import fields as f
 from .client import HubSpotClient, Settings

@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from state.batch import batched
-from state.model import OutboxItem, WriteKind, WriteResult
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.state.batch import batched
+from crmsync.state.model import OutboxItem, WriteKind, WriteResult
 
 from . import fields as f
 from .client import HubSpotClient

@@ -8,9 +8,8 @@ quietly widen or narrow what one CRM's values may be.
 from datetime import UTC, date, datetime
 
 import pytest
-
-from connectors.hubspot import fields as hs
-from connectors.salesforce import fields as sf
+from crmsync.connectors.hubspot import fields as hs
+from crmsync.connectors.salesforce import fields as sf
 
 BAD = ValueError
 

@@ -1,8 +1,7 @@
 """state/batch.py: the one chunking helper."""
 
 import pytest
-
-from state.batch import batched
+from crmsync.state.batch import batched
 
 
 @pytest.mark.parametrize(

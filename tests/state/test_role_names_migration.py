@@ -5,9 +5,9 @@ tests/connectors/test_hubspot_fields.py); rows pulled before it did are renamed 
 the rules know no CRM's codes (rules/context.py normalise_role).
 """
 
-from rules.context import normalise_role
-from state.db import open_db
-from state.migrations import apply_migrations
+from crmsync.rules.context import normalise_role
+from crmsync.state.db import open_db
+from crmsync.state.migrations import apply_migrations
 
 OLD_ROLES = {
     "r1": "BUDGET_HOLDER",

@@ -5,10 +5,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-
-from rules import RuleSettings
-from state.settings import coerce
-from sync import config
+from crmsync.rules import RuleSettings
+from crmsync.state.settings import coerce
+from crmsync.sync import config
 
 
 @pytest.mark.parametrize(

@@ -9,16 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from connectors.base import Secret
-from connectors.hubspot import HubSpotConnector, Settings
-from connectors.retry import RetryPolicy
-from sandbox.generate import generate
-from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from state import outbox
-from state.model import WriteKind
-from sync.drain import drain
-from sync.plan import enqueue, format_plan
+from crmsync.connectors.base import Secret
+from crmsync.connectors.hubspot import HubSpotConnector, Settings
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.state import outbox
+from crmsync.state.model import WriteKind
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import enqueue, format_plan
 
 from .harness import Harness
 
