@@ -8,13 +8,24 @@ nothing of rules.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from crmsync.state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
+from crmsync.connectors.retry import Sleep
+from crmsync.state.model import (
+    CrmRecord,
+    Cursor,
+    FieldChange,
+    FieldCheck,
+    ObjectType,
+    OutboxItem,
+    Page,
+    WriteResult,
+)
 
 
 @dataclass
@@ -48,8 +59,20 @@ class Quota:
 
 
 class Connector(Protocol):
+    """What sync/ may ask of a CRM connector: every member, so nothing probes with hasattr.
+
+    A capability one CRM lacks is still a member; it answers None (or False) there, and the
+    docstring says where. tests/connectors/contract.py holds both connectors to it.
+    """
+
     crm: str  # "salesforce" | "hubspot"
     calls: ApiCalls
+    write_batch: int  # rows per write call: the CRM's batch limit (Salesforce 200, HubSpot 100)
+
+    def __init__(
+        self, settings: object, *, calls: ApiCalls | None = None, sleep: Sleep = time.sleep
+    ) -> None:
+        """Build the connector from its CRM's settings (sync/config.py); no network yet."""
 
     def check(self) -> None:
         """Authenticate and reach the API; raise AuthFailed / CrmUnavailable."""
@@ -64,12 +87,50 @@ class Connector(Protocol):
         cursor is ever later than `started_at` minus the connector's skew margin.
         """
 
+    def crm_info(self, known: Mapping[str, str]) -> dict[str, str]:
+        """Facts about the org or portal that links to records need (state/crm_info.py),
+        given what the mirror already knows; {} when there is nothing new."""
+
+    def missed_deletes(self, obj: ObjectType) -> bool:
+        """The last incremental pull of `obj` may have missed deletions (Salesforce: the
+        recycle bin was emptied past the cursor); sync/pull.py then reconciles its ids.
+        Always False on HubSpot, whose incremental pull lists archived records too."""
+
+    def reconcile_ids(self, obj: ObjectType) -> Iterator[str] | None:
+        """Every id the CRM holds of `obj` (sync/reconcile.py); None: it cannot list them."""
+
+    def company_contacts(self, company_ids: Iterable[str]) -> Iterator[tuple[str, str, bool]] | None:
+        """(contact id, company id, primary) of the companies' contacts, for the moves no
+        date shows (sync/pull.py `company_moves`); None: the connector makes no such sweep
+        (Salesforce; HubSpot with `sweep_associations = false`)."""
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> Iterator[tuple[str, str]] | None:
+        """(deal id, contact-role id) of the deals' labelled contacts, for label changes no
+        date shows (sync/pull.py `label_changes`); None: no such sweep (as above)."""
+
+    def reread(self, obj: ObjectType, ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        """Pages of `obj`'s records by id (no cursor), after `company_contacts` named them."""
+
+    def reread_labels(self, deal_ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        """Contact-role pages of the deals' labels as they are now, after `deal_labels`."""
+
+    def latest_changes(
+        self, obj: ObjectType, fields_by_id: Mapping[str, Sequence[str]]
+    ) -> dict[tuple[str, str], FieldChange] | None:
+        """{(record id, canonical field): who changed it last}, for conflicts; None: the
+        CRM keeps no history crmsync reads (Salesforce)."""
+
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         """Check, and unless dry_run create, the fields crmsync writes to."""
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
         """Apply a batch of writes; one result per item, in order. Rejections are
         results (ok=False), not exceptions; transport failures raise."""
+
+    def find_tasks_by_keys(self, keys: Iterable[str]) -> Mapping[str, CrmRecord | str]:
+        """Tasks that already exist in the CRM with these crmsync keys, by key: the task
+        record (Salesforce) or its id (HubSpot). Settles writes a crash left in flight."""
+        # TODO(write-back split): one shape (the id) once drain no longer reflects the record.
 
     def quota(self) -> Quota:
         """The last known API usage from the CRM's limit headers."""
@@ -79,7 +140,8 @@ class Connector(Protocol):
         CRM lacks, as the schema the pull already read shows them: after a pull this
         costs no API call. Empty when write-back can go ahead."""
 
-    def is_missing_field_error(self, code: str | None, detail: str | None) -> bool:
+    @staticmethod
+    def is_missing_field_error(code: str | None, detail: str | None) -> bool:
         """True when a refused write names a field that does not exist (or that the
         integration user cannot see): rows `crmsync setup` makes writable again."""
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import socket
 import ssl
 
+import requests
+import urllib3
 from crmsync.state.errors import (
     AuthFailed,
     ConfigError,
@@ -46,8 +48,6 @@ def network_reason(exc: BaseException) -> str:
     and urllib3 2 makes NewConnectionError a subclass of its TimeoutError, so the
     innermost cause decides.
     """
-    import requests
-    import urllib3
 
     chain = _chain(exc)
     if any(isinstance(e, ConnectionRefusedError) for e in chain):

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from crmsync.connectors.errors import CrmUnavailable
+from crmsync.connectors.errors import CrmError, CrmUnavailable
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -64,7 +64,7 @@ class _WaitRetryAfterOrBackoff(wait_base):
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = exc.retry_after if isinstance(exc, CrmUnavailable) else None
         if retry_after is not None and retry_after >= 0:
             return float(retry_after)
         return backoff_seconds(self.policy, retry_state.attempt_number, self.rng)
@@ -72,7 +72,7 @@ class _WaitRetryAfterOrBackoff(wait_base):
 
 def backoff_seconds(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
     """The wait after the `failures`-th failure: exponential, capped, with jitter."""
-    cap = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2 ** (failures - 1))
+    cap = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2.0 ** (failures - 1))
     # Full jitter (AWS architecture blog): uniform in [cap/2, cap] keeps a floor.
     return cap / 2 + rng.uniform(0, cap / 2)
 
@@ -142,8 +142,8 @@ def call_with_retry(
                 "operation": operation,
                 "attempt": state.attempt_number,
                 "wait_seconds": round(state.upcoming_sleep, 3),
-                "status": getattr(exc, "status", None),
-                "code": getattr(exc, "code", None),
+                "status": exc.status if isinstance(exc, CrmError) else None,
+                "code": exc.code if isinstance(exc, CrmError) else None,
             },
         )
 

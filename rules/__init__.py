@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from crmsync.state.model import AccountView, Coverage, Flag, HygieneStatus, Severity
+from crmsync.state.model import AccountView, Coverage, Flag, HygieneStatus, Severity, Tier
 
 from . import (
     bouncing_contacts,
@@ -44,8 +44,9 @@ from . import (
     tiers,
 )
 from .bouncing_contacts import DomainCheck
-from .context import Facts
+from .context import Facts, Renewal
 from .coverage import Breakdown as CoverageBreakdown
+from .registry import RULE_NAMES, RULES
 from .settings import (
     ALL_RULES,
     CommonSettings,
@@ -54,11 +55,6 @@ from .settings import (
     unknown_key_error,
 )
 from .suppression import Entries, Suppression
-
-# The rules, in the order they run and report. Bouncing and departed come first:
-# the others need to know who is no longer active.
-RULES = (bouncing_contacts, departed_champions, stale_contacts, single_threaded)
-RULE_NAMES = tuple(r.NAME for r in RULES)
 
 # Which hygiene status each contact-level rule stands for (info notes stay ok).
 _STATUS_BY_RULE = {
@@ -110,15 +106,12 @@ class RuleSettings:
 
 
 def _settings_class(table: str) -> type:
-    return {
+    shared: dict[str, type] = {
         "tiers": tiers.Settings,
         "suppression": SuppressionSettings,
-        "stale_contact": stale_contacts.Settings,
-        "bouncing_contact": bouncing_contacts.Settings,
-        "departed_champion": departed_champions.Settings,
-        "single_threaded_account": single_threaded.Settings,
         "coverage": coverage.Settings,
-    }[table]
+    }
+    return shared.get(table) or {r.NAME: r.Settings for r in RULES}[table]
 
 
 class ContactStatus(NamedTuple):
@@ -135,13 +128,17 @@ class AccountResult:
     flags: tuple[Flag, ...]  # sorted by (rule order, subject_id); suppressed ones included
     coverage: Coverage
     contact_status: Mapping[str, ContactStatus]  # every current contact, by id (sorted)
-    facts: Facts = field(repr=False, compare=False)
+    # The parts of the coverage score and what capped its status (the leader report).
+    coverage_breakdown: CoverageBreakdown = field(repr=False, compare=False)
+    tier: Tier  # the account's tier under [rules.tiers] (what the planner and reports read)
+    renewal: Renewal | None  # the renewal date or opportunity close that counts, if any
+    # The facts the rules shared (the whole account view: every contact, role and change).
+    # sync/evaluate.py drops them (None) so a run does not hold the mirror in memory.
+    facts: Facts | None = field(default=None, repr=False, compare=False)
     # One stable text for the account's hygiene summary field: the open findings,
     # then what a snooze or an exemption holds back, then snoozes that could not
     # be read, e.g. "1 departed champion, 2 stale contacts; relies on too few people."
     hygiene_summary: str = "No open hygiene issues."
-    # The parts of the coverage score and what capped its status (the leader report).
-    coverage_breakdown: CoverageBreakdown | None = field(default=None, repr=False, compare=False)
 
 
 def evaluate_account(
@@ -204,6 +201,8 @@ def evaluate_account(
         flags=tuple(flags),
         coverage=cov.coverage,
         contact_status=_contact_status(view, flags, why, entries, facts, s),
+        tier=facts.tier,
+        renewal=facts.renewal,
         facts=facts,
         hygiene_summary=_hygiene_summary(flags, why, entries, facts, s.suppression),
         coverage_breakdown=cov,

@@ -39,14 +39,6 @@ from crmsync.state.model import (
 from . import tiers
 from .settings import CommonSettings
 
-# HubSpot's hs_buying_role internal values, mapped to the Salesforce-style names
-# the role settings use (docs/design.md "Rules"; crm-api-notes.md §2.6).
-HUBSPOT_BUYING_ROLES = {
-    "CHAMPION": "Champion",
-    "BUDGET_HOLDER": "Economic Buyer",
-    "EXECUTIVE_SPONSOR": "Executive Sponsor",
-    "DECISION_MAKER": "Decision Maker",
-}
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -226,10 +218,13 @@ def activity_day(contact: Contact) -> date | None:
 
 
 def normalise_role(raw: str | None, known: Sequence[str] = ()) -> tuple[str, ...]:
-    """Role names in one spelling: HubSpot codes mapped, `;`-lists split, known names' case.
+    """Role names in one spelling: `;`-lists split, codes in words, known names' case.
 
-    >>> normalise_role("CHAMPION;BUDGET_HOLDER")
-    ('Champion', 'Economic Buyer')
+    A CRM's role codes arrive as names (the HubSpot connector maps hs_buying_role at pull;
+    state/migrations.py m004 renamed codes stored before). A code left over reads as words.
+
+    >>> normalise_role("END_USER;CHAMPION", ["Champion"])
+    ('End User', 'Champion')
     """
     if not raw:
         return ()
@@ -239,9 +234,7 @@ def normalise_role(raw: str | None, known: Sequence[str] = ()) -> tuple[str, ...
         name = part.strip()
         if not name:
             continue
-        if name.upper() in HUBSPOT_BUYING_ROLES and ("_" in name or name.isupper()):
-            name = HUBSPOT_BUYING_ROLES[name.upper()]
-        elif _CODE.match(name) and "_" in name:
+        if _CODE.match(name) and "_" in name:
             name = name.replace("_", " ").title()
         name = spelling.get(name.casefold(), name)
         if name not in out:

@@ -1,10 +1,11 @@
 """Departed champion: a person the deal depends on seems to have left the company.
 
 A contact is a champion when they hold a champion-type role (`champion_roles`:
-Champion, Economic Buyer, Executive Sponsor, Decision Maker; any case; HubSpot
-buying roles CHAMPION, BUDGET_HOLDER, EXECUTIVE_SPONSOR and DECISION_MAKER
-included) on an open opportunity of the account, on one won within the last
-365 days, or on the contact record itself. A role on a lost opportunity only
+Champion, Economic Buyer, Executive Sponsor, Decision Maker; any case; a code
+such as EXECUTIVE_SPONSOR reads as its words; the HubSpot connector names
+HubSpot's buying roles, BUDGET_HOLDER as Economic Buyer) on an open opportunity
+of the account, on one won within the last 365 days, or on the contact record
+itself. A role on a lost opportunity only
 does not make a champion.
 
 Signs that someone has left, each recorded with its date and values:

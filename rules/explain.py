@@ -76,8 +76,19 @@ def listing(items: Iterable[str], conjunction: str = "and") -> str:
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
-    """`1 contact`, `3 contacts`."""
+    """`1 contact`, `3 contacts` (an explanation's small counts: digits never grouped)."""
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 row`, `1,234 rows`: a count in a summary or report, digits grouped."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def short_day(value: date | datetime) -> str:
+    """`3 Mar 2026`."""
+    d = value.date() if isinstance(value, datetime) else value
+    return f"{d.day} {_MONTHS[d.month - 1][:3]} {d.year}"
 
 
 def tier_phrase(tier: Tier) -> str:

@@ -1,9 +1,10 @@
 """Settings shared by the rules, and the strict reader of `[rules.*]` tables.
 
 Every rule declares a frozen `Settings` dataclass whose defaults equal
-docs/design.md. `from_table` fills one from a sync.toml table: unknown keys and
-wrong types raise `ValueError` naming the key and the fix; each dataclass's
-`__post_init__` checks ranges. sync/config.py turns the ValueError into exit 2.
+docs/design.md. `from_table` (state/settings.py, shared with sync/config.py) fills one
+from a sync.toml table: unknown keys and wrong types raise `ValueError` naming the key
+and the fix; each dataclass's `__post_init__` checks ranges. sync/config.py turns the
+ValueError into exit 2.
 
 This module also holds the two settings every rule reads:
 
@@ -15,76 +16,16 @@ This module also holds the two settings every rule reads:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-S = TypeVar("S")
+from crmsync.state.settings import coerce, from_table, unknown_key_error
+
+__all__ = ["coerce", "from_table", "unknown_key_error"]  # the strict reader (state/settings.py)
 
 
 # ---------------------------------------------------------------- strict table reader
-
-
-def unknown_key_error(key: str, allowed: Sequence[str], where: str) -> ValueError:
-    """`unknown key `strategic_day` in [rules.stale_contact]; did you mean `strategic_days`?`"""
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(allowed)}."
-    return ValueError(f"unknown key `{key}` in {where}; {hint}")
-
-
-def from_table(cls: type[S], table: Any, where: str) -> S:
-    """Build settings dataclass `cls` from a TOML table, naming the key in every error."""
-    if not isinstance(table, Mapping):
-        raise ValueError(f"{where} must be a table of settings, not {table!r}.")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in names:
-            raise unknown_key_error(key, names, where)
-        values[key] = coerce(value, hints[key], f"{where} {key}")
-    return cls(**values)
-
-
-def coerce(value: Any, hint: Any, name: str) -> Any:
-    """Check a TOML value against a field's type; lists become tuples."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, not {value!r}.")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be a whole number, not {value!r}.")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, not {value!r}.")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string in quotes, not {value!r}.")
-        return value
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f'{name} must be a list, for example ["a", "b"], not {value!r}.')
-        return tuple(coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value))
-    if origin in (Mapping, dict, typing.Mapping) or (
-        isinstance(origin, type) and issubclass(origin, Mapping)
-    ):
-        if not isinstance(value, Mapping):
-            raise ValueError(
-                f"{name} must be a table, for example {{ strategic = 4 }}, not {value!r}."
-            )
-        return types.MappingProxyType(
-            {str(k): coerce(v, args[1], f"{name}.{k}") for k, v in value.items()}
-        )
-    raise TypeError(f"settings field {name} has an unsupported type {hint!r}")  # programming error
 
 
 def require(ok: bool, where: str, key: str, message: str) -> None:
@@ -172,15 +113,3 @@ class SuppressionSettings:
             "date_order",
             f'must be "day_first" or "month_first"; got {self.date_order!r}.',
         )
-
-
-RULE_ALIASES = {
-    "stale": "stale_contact",
-    "bouncing": "bouncing_contact",
-    "bounce": "bouncing_contact",
-    "departed": "departed_champion",
-    "single threaded": "single_threaded_account",
-    "single-threaded": "single_threaded_account",
-    "single_threaded": "single_threaded_account",
-}
-RULE_NAMES = ("stale_contact", "bouncing_contact", "departed_champion", "single_threaded_account")

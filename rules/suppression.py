@@ -56,7 +56,8 @@ from enum import StrEnum
 from dateutil import parser as dateparser
 
 from . import explain
-from .settings import ALL_RULES, RULE_ALIASES, RULE_NAMES, SuppressionSettings
+from .registry import RULE_ALIASES, RULE_NAMES
+from .settings import ALL_RULES, SuppressionSettings
 
 
 class Kind(StrEnum):

@@ -17,7 +17,7 @@ naming the file and the fix. `mirror_error()` gives the same translation for
 SQLite errors met later (a full disk mid-pull): the caller's transaction has
 rolled back, so nothing half-written is kept.
 
-Transactions. sqlite-utils 4 commits every statement run outside a
+Transactions (state/sql.py, re-exported here). sqlite-utils 4 commits every statement run outside a
 transaction, and `with db.conn:` does not open one by itself. So the mirror's
 write functions call `join_transaction(db)`, which opens `BEGIN IMMEDIATE`
 when no transaction is open and never commits: the caller's `with db.conn:`
@@ -47,6 +47,10 @@ from typing import Any
 
 import sqlite_utils
 from crmsync.state.errors import MirrorError
+from crmsync.state.migrations import apply_migrations
+from crmsync.state.sql import join_transaction, rolled_back, transaction
+
+__all__ = ["join_transaction", "rolled_back", "transaction"]  # re-exported: the mirror's write helpers import them from here
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,6 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     read-only place, a file that is not SQLite or a damaged mirror; the file is
     left exactly as it was.
     """
-    from crmsync.state.migrations import apply_migrations  # migrations imports this module
-
     memory = str(path) == ":memory:"
     if not memory:
         _create_private(Path(path))
@@ -262,64 +264,6 @@ def _tighten_sidecars(path: Path) -> None:
             os.chmod(side, FILE_MODE)
         except FileNotFoundError:
             pass
-
-
-# ---------------------------------------------------------------- transactions
-
-
-def join_transaction(db: sqlite_utils.Database) -> None:
-    """Make sure a transaction is open; never commit. The caller commits.
-
-    `BEGIN IMMEDIATE` takes the write lock up front, so a reader that began
-    first makes us wait (busy_timeout) rather than fail on lock upgrade.
-    """
-    if not db.conn.in_transaction:
-        db.conn.execute("BEGIN IMMEDIATE")
-
-
-@contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """Commit on success, roll back on error; nested use becomes a savepoint."""
-    if db.conn.in_transaction:
-        with db.atomic():
-            yield db
-        return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.rollback()
-        raise
-    else:
-        try:
-            db.conn.execute("COMMIT")
-        except BaseException:
-            db.rollback()
-            raise
-
-
-@contextmanager
-def rolled_back(db: sqlite_utils.Database, *, write: bool = False) -> Iterator[sqlite_utils.Database]:
-    """Run the block in one transaction that is always rolled back: a preview stores nothing.
-
-    Everything inside sees its own changes (`transaction` nests as savepoints,
-    `join_transaction` joins), and the mirror is left exactly as it was. `write`
-    takes the write lock up front (BEGIN IMMEDIATE) for a block that writes, so
-    the first write never fails on lock upgrade; a read-only block takes none.
-    A block that ends the transaction itself would have committed: that is a
-    bug, and it is raised as one.
-    """
-    if db.conn.in_transaction:
-        raise RuntimeError("rolled_back() needs a connection with no open transaction")
-    db.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    try:
-        yield db
-    except BaseException:
-        db.rollback()
-        raise
-    if not db.conn.in_transaction:
-        raise RuntimeError("a preview committed to the mirror (a bug: it must roll back)")
-    db.rollback()
 
 
 # ---------------------------------------------------------------- value codec

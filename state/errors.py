@@ -39,6 +39,7 @@ with the outbox row and never logged.
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -99,8 +100,6 @@ class MirrorBusy(MirrorError):
     """Another crmsync process holds the mirror's writer lock (state/lock.py)."""
 
     def __init__(self, lock_path: object, holder: dict[str, object] | None) -> None:
-        import socket
-
         self.lock_path = lock_path
         self.holder = holder or {}
         pid = self.holder.get("pid")
@@ -165,6 +164,8 @@ class CrmError(CrmsyncError):
 
 class CrmUnavailable(CrmError):
     """5xx, connection refused or reset, timeout: worth retrying."""
+
+    retry_after: float | None = None  # seconds the CRM asked to wait (Retry-After), if it said
 
 
 class RateLimited(CrmUnavailable):

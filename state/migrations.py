@@ -16,8 +16,8 @@ adds it.
 from __future__ import annotations
 
 import sqlite_utils
-from crmsync.state.db import transaction
 from crmsync.state.errors import MirrorTooNew
+from crmsync.state.sql import transaction
 
 MIGRATIONS = sqlite_utils.Migrations("crmsync")
 MIGRATIONS.migrations_table = "_migrations"
@@ -253,6 +253,40 @@ def m003_crm_info_and_run_as_of(db: sqlite_utils.Database) -> None:
 )"""
     )
     db.execute("ALTER TABLE runs ADD COLUMN as_of TEXT")
+
+
+# hs_buying_role codes a HubSpot pull stored before the connector mapped them to role names
+# at pull (connectors/hubspot/fields.py BUYING_ROLES); frozen here as they were then.
+_M004_HUBSPOT_ROLES = {
+    "CHAMPION": "Champion",
+    "BUDGET_HOLDER": "Economic Buyer",
+    "EXECUTIVE_SPONSOR": "Executive Sponsor",
+    "DECISION_MAKER": "Decision Maker",
+}
+
+
+def _m004_role(role: str) -> str:
+    parts = role.split(";")
+    named = [
+        _M004_HUBSPOT_ROLES.get(p.strip().upper(), p) if ("_" in p or p.isupper()) else p
+        for p in parts
+    ]
+    return ";".join(named)
+
+
+@MIGRATIONS()
+def m004_hubspot_role_names(db: sqlite_utils.Database) -> None:
+    """HubSpot buying roles stored as codes (BUDGET_HOLDER) become the role names the rules
+    read (Economic Buyer), as a pull stores them now; so the rules know no HubSpot code."""
+    rows = db.execute(
+        "SELECT id, role FROM contact_roles WHERE crm = 'hubspot' AND role IS NOT NULL"
+    ).fetchall()
+    for rid, role in rows:
+        named = _m004_role(role)
+        if named != role:
+            db.execute(
+                "UPDATE contact_roles SET role = ? WHERE crm = 'hubspot' AND id = ?", [named, rid]
+            )
 
 
 def known_names() -> list[str]:

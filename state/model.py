@@ -257,8 +257,13 @@ class Contact:
 
     @property
     def name(self) -> str:
-        full = " ".join(p for p in (self.first_name, self.last_name) if p)
-        return full or f"contact {self.id}"
+        return self.display_name()
+
+    def display_name(self, fallback: str | None = None) -> str:
+        """The contact's name as people read it, the one place it is made: first and last
+        name (a blank part left out); without either, `fallback` (default `contact <id>`)."""
+        full = " ".join(p for p in (self.first_name, self.last_name) if p and p.strip())
+        return full or (f"contact {self.id}" if fallback is None else fallback)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def _nice(peak: float) -> float:
     """The axis top: a round number (1, 2, 2.5 or 5 times a power of ten) at or above `peak`."""
     if peak <= 2:
         return 2
-    step = 10 ** (len(str(int(peak))) - 1)
+    step = int(10 ** (len(str(int(peak))) - 1))
     for m in (1, 2, 2.5, 5):
         if m * step >= peak:
             return m * step

@@ -8,6 +8,7 @@ Exit codes: the one table is in state/errors.py (and the README):
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import importlib.util
 import json
@@ -16,10 +17,11 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from crmsync.state.db import mirror_errors
@@ -32,6 +34,10 @@ from crmsync.state.errors import (
     UsageError,
     error_line,
 )
+from crmsync.state.text import printable
+
+if TYPE_CHECKING:  # the commands load the configuration when they run
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +119,13 @@ def _verbose() -> bool:
 
 def _fail(error: BaseException, line: str) -> None:
     if _verbose():
-        import traceback
-
         click.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
-    from crmsync.state.text import printable
-
     click.echo(f"crmsync: {printable(line)}", err=True)
 
 
 def _echo_text(text: str) -> None:
     """Print a run's summary or a plan: the CRM text in it (names, subjects, the CRM's
     messages) as text, without control or bidi characters (state/text.py)."""
-    from crmsync.state.text import printable
-
     click.echo(printable(text, newlines=True))
 
 
@@ -160,13 +160,13 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, handler)
 
 
-def _load_config(path: Path) -> Any:
+def _load_config(path: Path) -> Config:
     from . import config
 
     return config.load(path)
 
 
-def _setup_logs(cfg: Any = None, fmt: str | None = None, verbose: bool = False) -> None:
+def _setup_logs(cfg: Config | None = None, fmt: str | None = None, verbose: bool = False) -> None:
     from . import logs
 
     level = "DEBUG" if verbose else (cfg.daemon.log_level if cfg else "INFO")
@@ -373,7 +373,6 @@ def flags(
 
 def _check_rule(rule: str) -> None:
     """A --rule value must name a rule: a typo would otherwise print "0 flags"."""
-    import difflib
 
     from crmsync.rules import RULE_NAMES
 
@@ -478,7 +477,6 @@ def outbox_requeue(
     """Give refused rows another chance once their cause is fixed: they go back to
     pending with their attempts reset, and the next `crmsync sync` sends them.
     Say which: --code CODE (from `crmsync outbox`) or --all."""
-    from crmsync.state.errors import UsageError
 
     from .run import requeue_outbox
 

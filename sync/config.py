@@ -15,19 +15,29 @@ import difflib
 import logging
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from crmsync.connectors.base import Secret
+from crmsync.rules import RuleSettings
 from crmsync.state.errors import (
     ConfigError as ConfigError,  # raised here; callers may import it from here
 )
+from crmsync.state.settings import coerce
+from crmsync.sync.writeback_settings import WritebackSettings
 
 from . import logs
+
+if TYPE_CHECKING:  # the connector packages (and their SDKs) load only for a CRM in use
+    from crmsync.connectors.hubspot.client import Settings as HubSpotSettings
+    from crmsync.connectors.salesforce.client import Settings as SalesforceSettings
+
+    ConnectorSettings = SalesforceSettings | HubSpotSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +101,27 @@ def _in_range(name: str, value: float, low: float, high: float | None, what: str
 class Config:
     path: Path
     mirror: MirrorSettings
-    connectors: Mapping[str, Any]  # crm name -> that connector's Settings (enabled ones only)
-    rules: Any  # rules.RuleSettings
-    writeback: Any  # sync.writeback_settings.WritebackSettings
+    connectors: Mapping[str, ConnectorSettings]  # crm name -> its Settings (enabled ones only)
+    rules: RuleSettings
+    writeback: WritebackSettings
     schedule: ScheduleSettings
     daemon: DaemonSettings
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # ("[crm] key", file) of each secret sync.toml reads from a file (`<secret>_file`, a
+    # private key): `crmsync` warns when others may read one (exposed_secret_files)
+    secret_files: tuple[tuple[str, Path], ...] = ()
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def salesforce_instance_url(self) -> str:
+        """[salesforce] instance_url, or "" when Salesforce is not configured or it is unset."""
+        settings = self.connectors.get("salesforce")
+        if settings is None:
+            return ""
+        from crmsync.connectors.salesforce.client import Settings as SfSettings
+
+        return settings.instance_url if isinstance(settings, SfSettings) else ""
 
     def crms(self, only: str | None = None) -> list[str]:
         if only is not None:
@@ -145,12 +166,12 @@ def from_dict(
 ) -> Config:
     env = os.environ if environ is None else environ
     # Relative paths in sync.toml are relative to its folder, resolved once here (build ->
-    # _coerce / _path); absolute, so a later change of working directory cannot move them.
+    # state.settings.coerce / _path); absolute, so a later change of working directory cannot move them.
     base = path.absolute().parent
     _check_keys(data, KNOWN_TABLES, "the top level")
     mirror = build(MirrorSettings, data.get("mirror", {}), "mirror", base=base, environ=env)
 
-    connectors: dict[str, Any] = {}
+    connectors: dict[str, ConnectorSettings] = {}
     for crm in ("salesforce", "hubspot"):
         table = data.get(crm)
         if table is None:
@@ -160,21 +181,21 @@ def from_dict(
         if not isinstance(enabled, bool):
             raise ConfigError(f"[{crm}] enabled must be true or false, not {enabled!r}.")
         if enabled:
-            connectors[crm] = build(
-                _connector_settings_class(crm), table, crm, base=base, environ=env
-            )
+            connectors[crm] = _connector_settings(crm, table, base, env)
     for crm, settings in connectors.items():
-        ca_file = getattr(settings, "ca_file", None)
+        ca_file = settings.ca_file
         if ca_file and not Path(ca_file).is_file():
             raise ConfigError(
                 f"[{crm}] ca_file: {ca_file} is not a file. Point ca_file at the PEM bundle of "
                 "the CA that signs the CRM's (or your proxy's) certificates, or remove it."
             )
     sf = connectors.get("salesforce")
-    if sf is not None and sf.auth == "jwt" and sf.private_key_file:
+    if sf is not None:
+        from crmsync.connectors.salesforce.client import Settings as SfSettings
         from crmsync.connectors.salesforce.client import check_private_key
 
-        check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
+        if isinstance(sf, SfSettings) and sf.auth == "jwt" and sf.private_key_file:
+            check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
 
     rules = _rule_settings(data.get("rules", {}))
     writeback = _writeback_settings(data.get("writeback", {}), base, env)
@@ -192,11 +213,18 @@ def from_dict(
         writeback=writeback,
         schedule=schedule,
         daemon=daemon,
-        raw=data,
+        secret_files=_secret_files(data, connectors, path.parent),
     )
 
 
-def _connector_settings_class(crm: str) -> type:
+def _connector_settings(
+    crm: str, table: Mapping[str, Any], base: Path, env: Mapping[str, str]
+) -> ConnectorSettings:
+    return build(_connector_settings_class(crm), table, crm, base=base, environ=env)
+
+
+def _connector_settings_class(crm: str) -> type[SalesforceSettings] | type[HubSpotSettings]:
+    """The Settings class of `crm`'s connector (imported only for a CRM in use)."""
     if crm == "salesforce":
         from crmsync.connectors.salesforce.client import Settings as SfSettings
 
@@ -206,32 +234,37 @@ def _connector_settings_class(crm: str) -> type:
     return HsSettings
 
 
-def _rule_settings(tables: Mapping[str, Any]) -> Any:
-    from crmsync.rules import RuleSettings
-
+def _rule_settings(tables: Mapping[str, Any]) -> RuleSettings:
     try:
         return RuleSettings.from_tables(dict(tables))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
 
-def _writeback_settings(table: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Any:
-    from crmsync.sync.writeback_settings import WritebackSettings
-
+def _writeback_settings(
+    table: Mapping[str, Any], base: Path, env: Mapping[str, str]
+) -> WritebackSettings:
     return build(WritebackSettings, table, "writeback", base=base, environ=env)
 
 
 # ---------------------------------------------------------------- generic builder
 
 
+@runtime_checkable
+class Validated(Protocol):
+    """Settings that check their values together after the fields are filled."""
+
+    def validate(self) -> None: ...
+
+
 def build(
-    cls: type, table: Mapping[str, Any], where: str, *, base: Path, environ: Mapping[str, str]
-) -> Any:
+    cls: type[T], table: Mapping[str, Any], where: str, *, base: Path, environ: Mapping[str, str]
+) -> T:
     """Fill dataclass `cls` from a TOML table, naming the key in every error."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"[{where}] must be a table.")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     secret_fields = {n for n in fields if _is_secret(hints[n])}
     allowed: list[str] = []
     for n in fields:
@@ -248,7 +281,12 @@ def build(
             continue
         if name not in table:
             continue
-        value = _coerce(table[name], hints[name], key, base)
+        try:
+            value = coerce(
+                table[name], hints[name], key, path=lambda v, k: _path(v, k, base), frozen=False
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if (name.endswith("_file") or name == "ca_file") and isinstance(value, str) and value:
             value = str(_path(value, key, base))
         kwargs[name] = value
@@ -256,10 +294,9 @@ def build(
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(_in_table(where, e)) from None
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
+    if isinstance(obj, Validated):
         try:
-            validate()
+            obj.validate()
         except ValueError as e:
             raise ConfigError(_in_table(where, e)) from None
     return obj
@@ -341,68 +378,36 @@ def _path(value: Any, key: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _coerce(value: Any, hint: Any, key: str, base: Path) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1:
-            return _coerce(value, non_none[0], key, base)
-        return value
-    if hint is Path:
-        return _path(value, key, base)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, not {value!r}.")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be a whole number, not {value!r}.")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, not {value!r}.")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, not {value!r}.")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, not {value!r}.")
-        item = args[0] if args else Any
-        items = [_coerce(v, item, key, base) for v in value]
-        return tuple(items) if origin is tuple else items
-    if origin in (dict, Mapping) or hint in (dict, Mapping) or origin is typing.Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a table, not {value!r}.")
-        vt = args[1] if len(args) == 2 else Any
-        return {k: _coerce(v, vt, f"{key}.{k}", base) for k, v in value.items()}
-    return value
-
-
 # ---------------------------------------------------------------- secret files
 
 _warned_files: set[Path] = set()
+
+
+def _secret_files(
+    data: Mapping[str, Any], connectors: Mapping[str, object], base: Path
+) -> tuple[tuple[str, Path], ...]:
+    """("[crm] key", file) for each `*_file` key of an enabled CRM's table but ca_file."""
+    found = []
+    for crm in connectors:
+        for key, value in (data.get(crm) or {}).items():
+            if not key.endswith("_file") or key == "ca_file" or not isinstance(value, str):
+                continue
+            path = Path(value).expanduser()
+            found.append((f"[{crm}] {key}", path if path.is_absolute() else base / path))
+    return tuple(found)
 
 
 def exposed_secret_files(cfg: Config) -> list[tuple[str, Path, int]]:
     """(setting, file, mode) of each secret file sync.toml names (`<secret>_file`, a
     private key) that its group or others may read."""
     found = []
-    for crm in cfg.connectors:
-        table = cfg.raw.get(crm) or {}
-        for key, value in table.items():
-            if not key.endswith("_file") or key == "ca_file" or not isinstance(value, str):
-                continue
-            path = Path(value).expanduser()
-            path = path if path.is_absolute() else cfg.base_dir / path
-            try:
-                mode = path.stat().st_mode & 0o777
-            except OSError:
-                continue  # a missing file is reported where it is read
-            if mode & 0o077:
-                found.append((f"[{crm}] {key}", path, mode))
+    for setting, path in cfg.secret_files:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue  # a missing file is reported where it is read
+        if mode & 0o077:
+            found.append((setting, path, mode))
     return found
 
 

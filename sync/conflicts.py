@@ -58,7 +58,10 @@ _WRITES = {
     WriteKind.COMPLETE_TASK: ObjectType.TASK.value,
 }
 
-Explain = Callable[[ObjectType, Mapping[str, Sequence[str]]], Mapping[tuple[str, str], FieldChange]]
+# None: the CRM keeps no history crmsync reads (connectors.base.Connector.latest_changes)
+Explain = Callable[
+    [ObjectType, Mapping[str, Sequence[str]]], Mapping[tuple[str, str], FieldChange] | None
+]
 
 
 @dataclass
@@ -190,6 +193,8 @@ def _explain(
                 extra={"crm": crm, "object": obj, "code": e.code, "status": e.status},
             )
             continue
+        if found is None:
+            return out
         for (rid, name), change in found.items():
             out[(obj, rid, name)] = change
     return out

@@ -49,6 +49,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from crmsync.state import flags, outbox, runs
+from crmsync.state.db import open_db
 from crmsync.state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
 
 from . import config as config_mod
@@ -164,8 +166,6 @@ class Daemon:
 
     def _refresh_state_metrics(self) -> None:
         try:
-            from crmsync.state import flags, outbox
-            from crmsync.state.db import open_db
 
             db = open_db(self.cfg.mirror.path)
             try:
@@ -185,8 +185,6 @@ class Daemon:
 
         Read from the mirror's run history, so a restarted daemon reports truthfully.
         """
-        from crmsync.state import outbox, runs
-        from crmsync.state.db import open_db
 
         now = self.clock()
         stale_after = self._stale_after_seconds()
@@ -222,8 +220,6 @@ class Daemon:
 
     def _quota_wait(self, crm: str) -> _QuotaStop | None:
         """The quota stop `crm` waits out now (its last sync stopped with a retry time ahead)."""
-        from crmsync.state import runs
-        from crmsync.state.db import open_db
 
         if not self.cfg.mirror.path.exists():
             return None

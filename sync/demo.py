@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from crmsync.state import flags as flag_store
 from crmsync.state.db import open_db
 from crmsync.state.text import printable
@@ -194,11 +195,11 @@ def _print_pull(con: Console, rep: RunReport) -> None:
     )
     if rep.drain is not None:
         con.print(
-            f"    wrote {getattr(rep.drain, 'written', 0)} rows, rejected {getattr(rep.drain, 'rejected', 0)}"
+            f"    wrote {rep.drain.written} rows, rejected {rep.drain.rejected}"
         )
 
 
-def _print_findings(con: Console, cfg: Any) -> None:
+def _print_findings(con: Console, cfg: config_mod.Config) -> None:
     db = open_db(cfg.mirror.path)
     flags = flag_store.list_flags(db, status="open")
     table = Table(title="open flags by rule and severity", title_justify="left")
@@ -213,7 +214,7 @@ def _print_findings(con: Console, cfg: Any) -> None:
     con.print(table)
     con.print("Three explanations, as the account manager reads them in the CRM:")
     shown: set[str] = set()
-    for rule in ("departed_champion", "single_threaded_account", "stale_contact", "bouncing_contact"):
+    for rule in (departed_champions.NAME, single_threaded.NAME, stale_contacts.NAME, bouncing_contacts.NAME):
         for f in flags:
             if f["rule"] == rule and rule not in shown and len(shown) < 3:
                 shown.add(rule)
@@ -255,7 +256,7 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
 def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
     from crmsync.connectors.salesforce.transport import build_session
     from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
-    from simple_salesforce import Salesforce
+    from simple_salesforce.api import Salesforce
 
     if rep is None or rep.plan is None:
         return True

@@ -12,9 +12,9 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlite_utils
+from crmsync.rules import AccountResult, RuleSettings
 from crmsync.state import flags as flag_store
 from crmsync.state import views
 
@@ -23,17 +23,10 @@ from crmsync import rules
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SlimFacts:
-    """The part of rules' Facts the planner reads (the account's tier)."""
-
-    tier: Any
-
-
 @dataclass
 class Evaluation:
     crm: str
-    results: dict[str, Any] = field(default_factory=dict)  # account id -> rules.AccountResult
+    results: dict[str, AccountResult] = field(default_factory=dict)  # by account id
     changes: flag_store.FlagChanges | None = None
     accounts: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
@@ -47,7 +40,7 @@ class Evaluation:
 def evaluate(
     db: sqlite_utils.Database,
     crm: str,
-    settings: Any,
+    settings: RuleSettings,
     *,
     as_of: datetime,
     seen_at: datetime,
@@ -64,10 +57,7 @@ def evaluate(
         result = rules.evaluate_account(view, settings, as_of)
         # Keep what the planner reads; `facts` holds the whole view (every contact,
         # role and change) and would keep the mirror in memory account by account.
-        ev.results[view.id] = dataclasses.replace(
-            result,
-            facts=SlimFacts(tier=getattr(result.facts, "tier", None)),  # type: ignore[arg-type]
-        )
+        ev.results[view.id] = dataclasses.replace(result, facts=None)
         ev.accounts += 1
         for f in result.flags:
             all_flags.append(f)

@@ -19,11 +19,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.serving import make_server
+
+if TYPE_CHECKING:  # run.py builds the report; the daemon hands it over
+    from .run import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ class Metrics:
         self.flags = Gauge("crmsync_flags", "Flags by rule and status", ["crm", "rule", "status"], registry=r)
         self.outbox = Gauge("crmsync_outbox_rows", "Outbox rows by status", ["status"], registry=r)
 
-    def observe_run(self, kind: str, rep: Any) -> None:
+    def observe_run(self, kind: str, rep: RunReport) -> None:
         crm = rep.crm
         self.runs.labels(crm, kind, rep.outcome).inc()
         self.api_calls.labels(crm).inc(rep.api_calls)
@@ -49,7 +52,7 @@ class Metrics:
             for o in rep.pull.objects:
                 self.records.labels(crm, o.object).inc(o.records)
         if rep.drain is not None:
-            self.writes.labels(crm).inc(int(getattr(rep.drain, "written", 0) or 0))
+            self.writes.labels(crm).inc(rep.drain.written)
         if rep.quota and rep.quota[1]:
             used, limit = rep.quota
             self.quota_remaining.labels(crm).set(max(0, (limit or 0) - (used or 0)))

@@ -16,6 +16,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from crmsync.rules.explain import plural
 from crmsync.state.model import CoverageStatus, Severity
 from crmsync.state.text import printable
 
@@ -165,7 +166,7 @@ def _header(b: Book, title: str) -> str:
         when = "rules evaluated as of " + "; ".join(
             f"{long_day(t)} ({CRM_NAMES.get(c, c)})" for c, t in sorted(b.as_of_by_crm.items())
         )
-    meta = [f"{_plural(len(b.accounts), 'account')}", when]
+    meta = [f"{plural(len(b.accounts), 'account')}", when]
     if b.filtered:
         meta.append("showing " + b.scope().split(", ", 1)[-1])
     lines = [
@@ -195,7 +196,7 @@ def _glance(b: Book) -> str:
     total = sum(findings.values())
     green = cov[CoverageStatus.GREEN]
     tiles = [
-        _tile(str(n), "accounts", f"{_plural(len(b.owners), 'owner')}"),
+        _tile(str(n), "accounts", f"{plural(len(b.owners), 'owner')}"),
         _tile(
             f"{_pct(green, n)}",
             "green coverage",
@@ -277,10 +278,10 @@ def _trend(b: Book) -> str:
                 title="Accounts by coverage at each run",
             )
         )
-        note = f"{_plural(len(points), 'run')}: open findings and accounts by coverage after each."
+        note = f"{plural(len(points), 'run')}: open findings and accounts by coverage after each."
     else:
         note = (
-            f"{_plural(len(points), 'run')}: open findings of the accounts shown after each "
+            f"{plural(len(points), 'run')}: open findings of the accounts shown after each "
             "(coverage is kept per run for the whole book only)."
         )
     out.append(f'<p class="note">{e(note)}</p></figure>')
@@ -455,10 +456,10 @@ def _accounts(b: Book) -> str:
 def _owner_section(o: OwnerLine, b: Book) -> str:
     cov = o.coverage
     summary = (
-        f"{_plural(len(o.accounts), 'account')} · {cov[CoverageStatus.GREEN]} green, "
+        f"{plural(len(o.accounts), 'account')} · {cov[CoverageStatus.GREEN]} green, "
         f"{cov[CoverageStatus.AMBER]} amber, {cov[CoverageStatus.RED]} red · "
-        f"{_plural(sum(o.findings.values()), 'open finding')} · "
-        f"{_plural(o.open_tasks, 'open task')} ({o.overdue_tasks} overdue)"
+        f"{plural(sum(o.findings.values()), 'open finding')} · "
+        f"{plural(o.open_tasks, 'open task')} ({o.overdue_tasks} overdue)"
     )
     inactive = " (inactive)" if not o.active and o.key else ""
     out = [
@@ -522,7 +523,7 @@ def _account(a: AccountLine, b: Book) -> str:
             )
         out.append("</tbody></table>")
     if a.closed_tasks:
-        out.append(f'<p class="muted">{_plural(a.closed_tasks, "crmsync task")} completed.</p>')
+        out.append(f'<p class="muted">{plural(a.closed_tasks, "crmsync task")} completed.</p>')
     out.append("</article>")
     return "\n".join(out)
 
@@ -550,8 +551,6 @@ def _footer(b: Book) -> str:
 # ---------------------------------------------------------------- small helpers
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _pct(n: int, total: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from crmsync.rules.explain import plural
 from crmsync.state.model import CoverageStatus
 from crmsync.state.text import printable
 
@@ -50,7 +51,7 @@ def md(value: object) -> str:
 def render(b: Book) -> str:
     lines = [f"# Account coverage and hygiene as of {day(b.as_of)}", ""]
     crms = " and ".join(CRM_NAMES.get(c, c) for c in b.crms)
-    meta = [crms, _plural(len(b.accounts), "account")]
+    meta = [crms, plural(len(b.accounts), "account")]
     if b.filtered:
         meta.append("showing " + md(b.scope().split(", ", 1)[-1]))
     lines += [" · ".join(meta), "", f"> **Personal data.** {md(PERSONAL_DATA)}", ""]
@@ -84,7 +85,7 @@ def _glance(b: Book) -> list[str]:
     if len(b.trend) >= 2:
         first, last = b.trend[0], b.trend[-1]
         trend = (
-            f"- **Trend** ({_plural(len(b.trend), 'run')}, {short_day(first.at)} to "
+            f"- **Trend** ({plural(len(b.trend), 'run')}, {short_day(first.at)} to "
             f"{short_day(last.at)}): open findings {first.findings} → {last.findings}, "
             f"critical and high {first.serious} → {last.serious}"
         )
@@ -162,8 +163,6 @@ def _owners(b: Book) -> list[str]:
     return out
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 __all__ = ["md", "render"]

@@ -30,14 +30,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import sqlite_utils
+from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from crmsync.rules import coverage as coverage_rule
+from crmsync.rules.explain import day as day
+from crmsync.rules.explain import (
+    short_day as short_day,  # re-exported: the HTML and Markdown views use them
+)
 from crmsync.state import book, crm_info, runs, views
 from crmsync.state import flags as flag_store
 from crmsync.state.errors import MirrorError, UsageError
@@ -48,14 +53,17 @@ from crmsync import rules
 
 from .config import Config
 
+# An account id -> the URL of its record page in the CRM
+RecordLink = Callable[[str], str]
+
 # ---------------------------------------------------------------- words
 
 CRM_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 RULE_WORDS = {
-    "departed_champion": "Departed champion",
-    "single_threaded_account": "Single-threaded account",
-    "stale_contact": "Stale contact",
-    "bouncing_contact": "Bouncing contact",
+    departed_champions.NAME: "Departed champion",
+    single_threaded.NAME: "Single-threaded account",
+    stale_contacts.NAME: "Stale contact",
+    bouncing_contacts.NAME: "Bouncing contact",
 }
 SEVERITIES: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))  # critical first
 SEVERITY_WORDS = {s: s.value.capitalize() for s in Severity}
@@ -72,7 +80,7 @@ TIER_WORDS = {
     Tier.NONE: "No tier",
 }
 # The rules whose findings make a top risk when the account renews soon.
-RISK_RULES = ("departed_champion", "single_threaded_account")
+RISK_RULES = (departed_champions.NAME, single_threaded.NAME)
 # Task status values as the CRMs store them (Salesforce picklist labels, HubSpot
 # hs_task_status enums) in words; anything else is worded by `enum_words`.
 _TASK_STATUS = {
@@ -108,24 +116,6 @@ def enum_words(value: str | None) -> str:
 
 def task_status_words(value: str | None) -> str:
     return enum_words(value) or "No status"
-
-
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July",
-    "August", "September", "October", "November", "December",
-)  # fmt: skip
-
-
-def day(value: date | datetime) -> str:
-    """`7 November 2026`."""
-    d = value.date() if isinstance(value, datetime) else value
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
-
-
-def short_day(value: date | datetime) -> str:
-    """`7 Nov 2026`."""
-    d = value.date() if isinstance(value, datetime) else value
-    return f"{d.day} {_MONTHS[d.month - 1][:3]} {d.year}"
 
 
 def in_days(n: int) -> str:
@@ -318,8 +308,7 @@ def build(
     for crm, as_of in sorted(as_of_by_crm.items()):
         for view in views.iter_account_views(db, crm):
             result = rules.evaluate_account(view, cfg.rules, as_of)
-            facts = result.facts
-            if tier_filter is not None and facts.tier is not tier_filter:
+            if tier_filter is not None and result.tier is not tier_filter:
                 continue
             okey = _owner_key(view.owner) if view.owner else ""
             if owner_keys is not None and okey not in owner_keys:
@@ -446,23 +435,25 @@ def _account_name(view: AccountView) -> str:
 def _contact_names(view: AccountView) -> dict[str, str]:
     out = {}
     for c in (*view.contacts, *view.former_contacts):
-        full = " ".join(p for p in (c.first_name, c.last_name) if p and p.strip())
-        out[c.id] = clip(full, NAME_MAX) or clip(c.email, NAME_MAX) or "a contact without a name"
+        out[c.id] = (
+            clip(c.display_name(fallback=""), NAME_MAX)
+            or clip(c.email, NAME_MAX)
+            or "a contact without a name"
+        )
     return out
 
 
 def _account_line(
     view: AccountView,
-    result: Any,
+    result: rules.AccountResult,
     as_of: datetime,
     flags: Sequence[dict[str, Any]],
     tasks: Sequence[dict[str, Any]],
     all_owners: Mapping[tuple[str, str], Owner],
-    link: Any,
+    link: RecordLink | None,
     owner_key: str,
 ) -> AccountLine:
-    b: coverage_rule.Breakdown = result.coverage_breakdown
-    facts = result.facts
+    b = result.coverage_breakdown
     names = _contact_names(view)
     findings = [
         Finding(
@@ -499,7 +490,7 @@ def _account_line(
                 overdue=t["due_date"] is not None and t["due_date"] < today,
             )
         )
-    renewal = facts.renewal
+    renewal = result.renewal
     what = kind = ""
     if renewal is not None:
         kind = "renewal date" if renewal.opportunity is None else "opportunity closes"
@@ -517,7 +508,7 @@ def _account_line(
         crm=view.crm,
         id=view.id,
         name=_account_name(view),
-        tier=facts.tier,
+        tier=result.tier,
         owner_key=owner_key,
         status=b.coverage.status,
         score=b.coverage.score,
@@ -645,15 +636,15 @@ def _trend(db: sqlite_utils.Database, b: Book) -> list[TrendPoint]:
 
 def _linkers(
     cfg: Config, info: Mapping[str, Mapping[str, str]], crms: Iterable[str]
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, RecordLink], list[str]]:
     """A function account id -> record URL per CRM, and the CRMs without one (and why)."""
-    out: dict[str, Any] = {}
+    out: dict[str, RecordLink] = {}
     missing: list[str] = []
     for crm in crms:
         known = info.get(crm, {})
         if crm == "salesforce":
             base = _origin(known.get(crm_info.INSTANCE_URL)) or _origin(
-                getattr(cfg.connectors.get(crm), "instance_url", "")
+                cfg.salesforce_instance_url()
             )
             if base:
                 out[crm] = _salesforce_link(base)
@@ -689,7 +680,7 @@ def _origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _salesforce_link(origin: str) -> Any:
+def _salesforce_link(origin: str) -> RecordLink:
     # Lightning Experience record page: /lightning/r/{objectApiName}/{recordId}/{actionName}
     # (Salesforce, "pageReference Types", Record Page type standard__recordPage, URL format;
     # https://developer.salesforce.com/docs/platform/aura-platform/guide/components-navigation-page-definitions.html).
@@ -701,7 +692,7 @@ def _salesforce_link(origin: str) -> Any:
     return link
 
 
-def _hubspot_link(domain: str, portal: str) -> Any:
+def _hubspot_link(domain: str, portal: str) -> RecordLink:
     # A HubSpot record page: https://<uiDomain>/contacts/<portalId>/record/<objectTypeId>/<id>,
     # companies being object type 0-2 (HubSpot, "Using object APIs", object type IDs,
     # https://developers.hubspot.com/docs/guides/crm/using-object-apis); portalId and uiDomain

@@ -391,6 +391,8 @@ _ENQUEUE_ORDER = {
 
 def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     """Put the plan's items into the outbox (idempotent per key); return how many."""
+    from crmsync.state import outbox
+
     # Same kinds side by side: batches are claimed in id order, and a batch of one
     # kind is one CRM call (a mixed batch costs a call per kind in it; docs/budgets.md).
     ordered = sorted(plan.items, key=lambda i: _ENQUEUE_ORDER[i.kind])
@@ -410,5 +412,7 @@ def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[Write]:
     storm); it stays planned, and unwritten, until someone requeues it
     (`crmsync outbox requeue`, or `crmsync setup` for a missing field).
     """
+    from crmsync.state import outbox
+
     dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
     return [i for i in plan.items if i.key in dead]

@@ -47,9 +47,11 @@ class RichProgress(PullProgress):
             f"{obj} ({mode})", total=None, crm=crm, calls=0, rate="-"
         )
 
-    def advance(self, crm: str, obj: str, records: int, api_calls: int, total: int | None) -> None:
+    def advance(self, crm: str, obj: str, records: int, api_calls: int) -> None:
+        # No total while pulling: neither CRM's pages say how many records are left, so the
+        # bar counts up (pulse) and `finish` sets the total to what arrived.
         tid = self._tasks[(crm, obj)]
-        self._progress.update(tid, advance=records, calls=api_calls, total=total)
+        self._progress.update(tid, advance=records, calls=api_calls)
         task = self._progress.tasks[tid]
         speed = task.speed
         self._progress.update(tid, rate=f"{speed:,.0f}" if speed else "-")

@@ -36,7 +36,7 @@ while the mirror does not know it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,8 +44,11 @@ from typing import Any
 import sqlite_utils
 from crmsync.connectors.base import Connector
 from crmsync.state import crm_info, cursors, mirror
+from crmsync.state.batch import batched
 from crmsync.state.db import transaction
-from crmsync.state.model import PULL_ORDER, ObjectType
+from crmsync.state.model import PULL_ORDER, ObjectType, Page
+
+from .reconcile import reconcile_object
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class Progress:
     """What pull() tells a progress display; the CLI implements it with rich."""
 
     def start(self, crm: str, obj: str, mode: str) -> None: ...
-    def advance(self, crm: str, obj: str, records: int, api_calls: int, total: int | None) -> None: ...
+    def advance(self, crm: str, obj: str, records: int, api_calls: int) -> None: ...
     def finish(self, crm: str, obj: str) -> None: ...
 
 
@@ -169,7 +172,7 @@ def pull(
             rep.skipped += res.skipped
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
-            progress.advance(crm, str(obj), len(page.records), rep.api_calls, getattr(page, "total", None))
+            progress.advance(crm, str(obj), len(page.records), rep.api_calls)
             log.info(
                 "page committed",
                 extra={"crm": crm, "object": str(obj), "records": len(page.records), "mode": mode},
@@ -184,9 +187,7 @@ def pull(
             sweep(db, connector, rep, generation=generation, started_at=started_at)
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
-        missed = getattr(connector, "missed_deletes", None)
-        if missed is not None and not full_mode and rep.done and not should_stop() and missed(obj):
-            from .reconcile import reconcile_object
+        if not full_mode and rep.done and not should_stop() and connector.missed_deletes(obj):
 
             log.warning(
                 "deletions may have been purged before this pull saw them; listing ids",
@@ -199,15 +200,14 @@ def pull(
         progress.finish(crm, str(obj))
         if report.interrupted:
             break
-    learn = getattr(connector, "crm_info", None)
-    if learn is not None and not report.interrupted:
-        crm_info.remember(db, crm, learn(crm_info.known(db, crm)), at=started_at)
+    if not report.interrupted:
+        crm_info.remember(db, crm, connector.crm_info(crm_info.known(db, crm)), at=started_at)
     return report
 
 
 def company_moves(
     db: sqlite_utils.Database,
-    connector: Any,
+    connector: Connector,
     rep: ObjectReport,
     *,
     generation: int,
@@ -223,11 +223,8 @@ def company_moves(
     they contradict; those alone are read again (100 per call). Where the dates do move,
     the search already applied the move and nothing is read again. Returns how many.
     """
-    sweep = getattr(connector, "company_contacts", None)
-    if sweep is None:
-        return 0
     crm = connector.crm
-    links = sweep(mirror.live_ids(db, crm, ObjectType.ACCOUNT))
+    links = connector.company_contacts(_live_ids(db, crm, ObjectType.ACCOUNT))
     if links is None:
         return 0
     moved = mirror.account_moves(db, crm, links)
@@ -241,7 +238,7 @@ def company_moves(
 
 def label_changes(
     db: sqlite_utils.Database,
-    connector: Any,
+    connector: Connector,
     rep: ObjectReport,
     *,
     generation: int,
@@ -256,19 +253,15 @@ def label_changes(
     dates, 100 per call, and labels); their roles the CRM no longer holds are retired.
     Returns how many deals.
     """
-    sweep = getattr(connector, "deal_labels", None)
-    if sweep is None:
-        return 0
     crm = connector.crm
-    roles = sweep(mirror.live_ids(db, crm, ObjectType.OPPORTUNITY))
+    roles = connector.deal_labels(_live_ids(db, crm, ObjectType.OPPORTUNITY))
     if roles is None:
         return 0
     changed = mirror.role_changes(db, crm, roles)
     if not changed:
         return 0
     log.info("contact roles changed on opportunities", extra={"crm": crm, "records": len(changed)})
-    for start in range(0, len(changed), 1000):
-        part = changed[start : start + 1000]
+    for part in batched(changed, 1000):
         keep: list[str] = []
         for page in connector.reread_labels(part, started_at=started_at):
             keep.extend(r.id for r in page.records if not r.deleted)
@@ -278,10 +271,16 @@ def label_changes(
     return len(changed)
 
 
+def _live_ids(db: sqlite_utils.Database, crm: str, obj: ObjectType) -> Iterator[str]:
+    """The live ids of `obj`, read when first asked for: a connector without the sweep
+    (Salesforce) answers None without reading them."""
+    yield from mirror.live_ids(db, crm, obj)
+
+
 def _apply(
     db: sqlite_utils.Database,
     crm: str,
-    page: Any,
+    page: Page,
     rep: ObjectReport,
     *,
     generation: int,

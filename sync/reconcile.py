@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
 
 import sqlite_utils
+from crmsync.connectors.base import Connector
 from crmsync.state import mirror
 from crmsync.state.db import transaction
 from crmsync.state.model import ObjectType
@@ -54,15 +54,12 @@ class _Counted:
 
 
 def reconcile(
-    db: sqlite_utils.Database, connector: Any, *, seen_at: datetime
+    db: sqlite_utils.Database, connector: Connector, *, seen_at: datetime
 ) -> dict[str, dict[str, int]]:
     """Soft-delete mirror rows whose ids the CRM no longer has.
 
     Returns, per object reconciled, {"deleted": rows, "listed": ids, "api_calls": calls}.
     """
-    if not hasattr(connector, "reconcile_ids"):
-        log.warning("connector cannot list ids; reconcile skipped", extra={"crm": connector.crm})
-        return {}
     out: dict[str, dict[str, int]] = {}
     for obj in OBJECTS:
         counts = reconcile_object(db, connector, obj, seen_at=seen_at)
@@ -72,7 +69,7 @@ def reconcile(
 
 
 def reconcile_object(
-    db: sqlite_utils.Database, connector: Any, obj: ObjectType, *, seen_at: datetime
+    db: sqlite_utils.Database, connector: Connector, obj: ObjectType, *, seen_at: datetime
 ) -> dict[str, int] | None:
     """Reconcile one object: {"deleted", "listed", "api_calls"}, or None when the CRM
     cannot list it. sync/pull.py calls this after an incremental that may have missed

@@ -23,8 +23,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import sqlite_utils
+from crmsync.connectors import CONNECTORS
+from crmsync.rules.explain import plural
 from crmsync.state import conflicts as conflict_store
 from crmsync.state import cursors, outbox, runs, views
 from crmsync.state import flags as flag_store
@@ -35,7 +38,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import leader_html, leader_md, leader_report
 from .config import Config
+
+if TYPE_CHECKING:  # run.py imports this module to print its report
+    from .run import RunReport
+from .conflicts import WHO_TEXT, Tracked
+from .preview import conflict_source, format_plan, show
 
 Echo = Callable[[str], None]
 
@@ -69,7 +78,7 @@ def to_json(data: Any) -> str:
     return json_safe(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
-def _open(cfg: Config) -> Any:
+def _open(cfg: Config) -> sqlite_utils.Database:
     if not cfg.mirror.path.exists():
         raise MirrorError(
             f"no mirror at {cfg.mirror.path} yet",
@@ -81,11 +90,11 @@ def _open(cfg: Config) -> Any:
 # ---------------------------------------------------------------- one run
 
 
-def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
+def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
     """A run's summary. Every number says what it counts: a preview says it stored
     nothing, planned writes that were not queued say why."""
-    preview = bool(getattr(rep, "preview", False) or dry_run)
-    calls = _plural(rep.api_calls, "API call")
+    preview = rep.preview or dry_run
+    calls = plural(rep.api_calls, "API call")
     if preview:
         what = "plan from the mirror" if rep.mode == "plan" else f"dry run ({rep.mode} pull)"
         echo(f"{rep.crm}: {what} {rep.outcome} in {rep.seconds:.1f} s, {calls}; nothing stored")
@@ -96,7 +105,7 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
             echo(
                 f"  pulled {o.object:<14} {o.records:>8,} records ({o.mode}; "
                 f"{o.inserted} new, {o.updated} changed, {o.deleted} deleted, "
-                f"{o.skipped} skipped) {_plural(o.api_calls, 'call')}"
+                f"{o.skipped} skipped) {plural(o.api_calls, 'call')}"
             )
     ev = rep.evaluation
     if ev is not None:
@@ -116,11 +125,10 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
                 )
         cov = ev.coverage_counts()
         echo("  coverage: " + ", ".join(f"{k} {cov.get(k, 0)}" for k in ("green", "amber", "red")))
-    missing = list(getattr(rep, "fields_missing", None) or [])
-    held = int(getattr(rep, "held", 0) or 0)
+    missing = rep.fields_missing
+    held = rep.held
     if rep.plan is not None:
         if preview:
-            from .preview import format_plan
 
             echo(format_plan(rep.plan))
         else:
@@ -138,18 +146,18 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
         if missing and planned:
             verb = "would queue" if preview else "queued"
             echo(
-                f"  not {verb}: {_plural(planned, 'planned write')}; crmsync's fields are missing "
+                f"  not {verb}: {plural(planned, 'planned write')}; crmsync's fields are missing "
                 f"in the CRM: {', '.join(f'{c.object}.{c.field}' for c in missing)}"
             )
-        elif getattr(rep, "writeback_off", False) and planned:
+        elif rep.writeback_off and planned:
             echo(
-                f"  not queued: {_plural(planned, 'planned write')}; write-back is off in sync.toml "
+                f"  not queued: {plural(planned, 'planned write')}; write-back is off in sync.toml "
                 "([writeback] enabled = false or dry_run = true)"
             )
         if held:
             are = "is" if held == 1 else "are"
             echo(
-                f"  {_plural(held, 'planned write')} {are} held by earlier failures "
+                f"  {plural(held, 'planned write')} {are} held by earlier failures "
                 "(the CRM refused the same write before): see `crmsync outbox`"
             )
         if preview:
@@ -157,14 +165,14 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
     if rep.drain is not None:
         d = rep.drain
         echo(
-            f"  written: {_plural(int(getattr(d, 'written', 0)), 'row')}, "
-            f"rejected: {getattr(d, 'rejected', 0)}"
+            f"  written: {plural(d.written, 'row')}, "
+            f"rejected: {d.rejected}"
         )
-        for err in list(getattr(d, "errors", []) or [])[:10]:
+        for err in d.errors[:10]:
             echo(f"    rejected: {err}")
         if rep.rejected:
             echo("  some rows were rejected; they stay in the outbox: see `crmsync outbox`")
-    tracked = getattr(rep, "conflicts", None)
+    tracked = rep.conflicts
     if tracked is not None and not preview:
         for line in conflict_run_lines(tracked):
             echo(line)
@@ -172,11 +180,10 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
         echo(f"  error: {rep.error}")
 
 
-def conflict_run_lines(tracked: Any) -> list[str]:
+def conflict_run_lines(tracked: Tracked) -> list[str]:
     """A run's conflicts: the count, and each new one once (later runs only count it)."""
     if not (tracked.open or tracked.resolved):
         return []
-    from .preview import conflict_source, show
 
     parts = [f"{tracked.open:,} open", f"{len(tracked.new):,} new this run"]
     if tracked.resolved:
@@ -184,7 +191,7 @@ def conflict_run_lines(tracked: Any) -> list[str]:
     if tracked.handed_back:
         parts.append(f"{tracked.handed_back:,} handed back, written by this run")
     if tracked.history_calls:
-        parts.append(f"{_plural(tracked.history_calls, 'history call')}")
+        parts.append(f"{plural(tracked.history_calls, 'history call')}")
     lines = [f"  conflicts (values that are not crmsync's, left as is): {', '.join(parts)}"]
     for c in tracked.new[:10]:
         lines.append(printable(
@@ -204,8 +211,6 @@ def conflict_run_lines(tracked: Any) -> list[str]:
 _PLAN_WORDS = {"held": "tasks over the per-owner cap (next run)"}
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 # ---------------------------------------------------------------- flags
@@ -332,7 +337,7 @@ def print_status(cfg: Config, *, fmt: str, echo: Echo) -> int:
     for line in conflict_status_lines(data["conflict_counts"], data["conflicts"]):
         echo(line)
     for crm, n in sorted(data["tasks_without_account_owner"].items()):
-        default = (getattr(cfg.writeback, "default_owner", {}) or {}).get(crm)
+        default = cfg.writeback.default_owner.get(crm)
         to = (
             f"default_owner {default}"
             if default
@@ -370,8 +375,6 @@ def conflict_status_lines(counts: dict[str, dict[str, int]], rows: list[dict[str
 
 
 def conflict_table(rows: list[dict[str, Any]], *, title: str) -> Table:
-    from .conflicts import WHO_TEXT
-    from .preview import show
 
     t = Table(title=title, title_justify="left")
     t.add_column("crm", no_wrap=True)
@@ -415,7 +418,7 @@ def print_conflicts(cfg: Config, *, crm: str | None, fmt: str, echo: Echo) -> in
         return 0
     for line in conflict_status_lines(counts, rows)[: len(counts)]:
         echo(line)
-    _render(conflict_table(rows, title=f"{_plural(len(rows), 'open conflict')}"), echo)
+    _render(conflict_table(rows, title=f"{plural(len(rows), 'open conflict')}"), echo)
     echo(
         "hand a value back to crmsync: `crmsync conflicts handback --crm CRM --record ID "
         "[--field FIELD]`, or `--all`; blanking the field in the CRM hands it back too"
@@ -468,7 +471,6 @@ def rejected_lines(groups: list[Any]) -> list[str]:
     message, and the command to requeue them once the cause is fixed."""
     if not groups:
         return []
-    from crmsync.connectors import CONNECTORS
 
     lines = ["rows the CRM refused, by its error code (each row: `crmsync outbox`):"]
     for g in groups:
@@ -479,7 +481,7 @@ def rejected_lines(groups: list[Any]) -> list[str]:
         )
         if g.message:
             others = g.messages - 1
-            more = f" (and {_plural(others, 'other message')})" if others > 0 else ""
+            more = f" (and {plural(others, 'other message')})" if others > 0 else ""
             lines.append(f"      the CRM said: {_one_line(g.message, 200)}{more}")
         if g.status != "dead":
             continue
@@ -498,7 +500,7 @@ def _attempts(span: tuple[int, int]) -> str:
     if hi == 0:
         return "never sent (refused before reaching the CRM)"
     if lo == hi:
-        return f"after {_plural(hi, 'attempt')}"
+        return f"after {plural(hi, 'attempt')}"
     return f"after {lo}-{hi} attempts"
 
 
@@ -533,7 +535,7 @@ def print_outbox(
         echo(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
         return 0
     shown = rows if limit is None else rows[:limit]
-    title = f"{_plural(len(rows), 'row')} ({', '.join(statuses)})"
+    title = f"{plural(len(rows), 'row')} ({', '.join(statuses)})"
     if len(shown) < len(rows):
         title += f", first {len(shown)} shown (--limit)"
     t = Table(title=title, title_justify="left")
@@ -566,14 +568,12 @@ def write_html(
     """The leader report (sync/leader_report.py) as one self-contained HTML page at `path`.
 
     Written readable by its owner only (0600), also over an existing file."""
-    from . import leader_html
 
     _write_report(path, leader_html.render(_book(cfg, owner, tier)), "--html")
 
 
 def markdown(cfg: Config, *, owner: str | None = None, tier: str | None = None) -> str:
     """The leader report's figures, top risks and owners as Markdown (sync/leader_md.py)."""
-    from . import leader_md
 
     return leader_md.render(_book(cfg, owner, tier))
 
@@ -586,8 +586,6 @@ def write_markdown(
 
 
 def _book(cfg: Config, owner: str | None, tier: str | None) -> Any:
-    from . import leader_report
-
     db = _open(cfg)
     try:
         return leader_report.build(cfg, db, owner=owner, tier=tier)

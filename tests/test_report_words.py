@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
+from crmsync.connectors.salesforce.client import Settings as SalesforceSettings
+from crmsync.rules import RuleSettings
 from crmsync.sync import charts, leader_md, leader_report
+from crmsync.sync.config import Config, DaemonSettings, MirrorSettings, ScheduleSettings
+from crmsync.sync.plan import WritebackSettings
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -42,8 +46,16 @@ def test_how_soon_in_words() -> None:
     ]
 
 
-def _cfg(instance_url: str = "") -> SimpleNamespace:
-    return SimpleNamespace(connectors={"salesforce": SimpleNamespace(instance_url=instance_url)})
+def _cfg(instance_url: str = "") -> Config:
+    return Config(
+        path=Path("sync.toml"),
+        mirror=MirrorSettings(),
+        connectors={"salesforce": SalesforceSettings(instance_url=instance_url)},
+        rules=RuleSettings(),
+        writeback=WritebackSettings(),
+        schedule=ScheduleSettings(),
+        daemon=DaemonSettings(),
+    )
 
 
 def test_record_links_follow_each_crms_url_format() -> None:
@@ -51,7 +63,7 @@ def test_record_links_follow_each_crms_url_format() -> None:
         "salesforce": {"instance_url": "https://acme.my.salesforce.com"},
         "hubspot": {"portal_id": "123456", "ui_domain": "app-eu1.hubspot.com"},
     }
-    links, missing = leader_report._linkers(_cfg(), info, ["salesforce", "hubspot"])  # type: ignore[arg-type]
+    links, missing = leader_report._linkers(_cfg(), info, ["salesforce", "hubspot"])
     assert missing == []
     assert links["salesforce"]("001A000001") == (
         "https://acme.my.salesforce.com/lightning/r/Account/001A000001/view"
@@ -69,13 +81,13 @@ def test_record_links_follow_each_crms_url_format() -> None:
 )
 def test_no_link_from_an_instance_url_that_is_not_a_plain_web_address(url: str) -> None:
     info = {"salesforce": {"instance_url": url}, "hubspot": {"portal_id": "12ab"}}
-    links, missing = leader_report._linkers(_cfg(), info, ["salesforce", "hubspot"])  # type: ignore[arg-type]
+    links, missing = leader_report._linkers(_cfg(), info, ["salesforce", "hubspot"])
     assert links == {}
     assert [m.split(":")[0] for m in missing] == ["Salesforce", "HubSpot"]
 
 
 def test_the_configured_instance_url_is_the_fallback() -> None:
-    links, _ = leader_report._linkers(_cfg("https://acme.my.salesforce.com/"), {}, ["salesforce"])  # type: ignore[arg-type]
+    links, _ = leader_report._linkers(_cfg("https://acme.my.salesforce.com/"), {}, ["salesforce"])
     assert links["salesforce"]("001").startswith("https://acme.my.salesforce.com/lightning/r/")
 
 

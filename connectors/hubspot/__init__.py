@@ -1,6 +1,6 @@
 """The HubSpot connector: hubspot-api-client 12 on one side, canonical pages and writes on the other.
 
-client.py   Settings ([hubspot] in sync.toml) and HubSpotApi, the one door for HTTP calls
+client.py   Settings ([hubspot] in sync.toml) and HubSpotClient, the one door for HTTP calls
 auth.py     private app token / OAuth refresh with rotation
 limiter.py  10-second and search-per-second sliding windows
 daily.py    crmsync's share of the account's daily API limit (max_daily_share)
@@ -32,10 +32,10 @@ from crmsync.state.model import (
 from . import account, history, setup
 from . import fields as f
 from .auth import TokenSource
-from .client import HubSpotApi, Settings
+from .client import HubSpotClient, Settings
 from .limiter import Limiter
 from .pull import Puller
-from .push import Pusher
+from .push import BATCH, Pusher
 
 __all__ = ["HubSpotConnector", "Settings"]
 
@@ -44,6 +44,7 @@ class HubSpotConnector:
     """connectors.base.Connector for HubSpot."""
 
     crm = "hubspot"
+    write_batch = BATCH
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class HubSpotConnector:
     ) -> None:
         self.settings = settings
         self.calls = calls if calls is not None else ApiCalls()
-        self.api = HubSpotApi(
+        self.client = HubSpotClient(
             settings,
             calls=self.calls,
             limiter=limiter,
@@ -69,12 +70,12 @@ class HubSpotConnector:
             policy=policy,
             token_source=token_source,
         )
-        self.puller = Puller(self.api, settings)
-        self.pusher = Pusher(self.api, self.puller.schema)
+        self.puller = Puller(self.client, settings)
+        self.pusher = Pusher(self.client, self.puller.schema)
 
     def check(self) -> None:
         """Authenticate and reach the API (one owners call); raises AuthFailed / CrmUnavailable."""
-        self.api.call("check", "crm.owners.owners_api", "get_page", limit=1)
+        self.client.call("check", "crm.owners.owners_api", "get_page", limit=1)
 
     def pull(
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
@@ -84,7 +85,7 @@ class HubSpotConnector:
     def crm_info(self, known: Mapping[str, str]) -> dict[str, str]:
         """The portal id and UI domain links to records need (account.py): one call,
         only while the mirror does not know them yet."""
-        return account.details(self.api, known)
+        return account.details(self.client, known)
 
     def company_contacts(
         self, company_ids: Iterable[str]
@@ -114,12 +115,16 @@ class HubSpotConnector:
         """Pages of `obj`'s records by id (no cursor)."""
         return self.puller.reread(obj, ids, started_at)
 
+    def missed_deletes(self, obj: ObjectType) -> bool:
+        """False: every incremental pull also lists the archived records (pull.py)."""
+        return False
+
     def reconcile_ids(self, obj: ObjectType) -> Iterator[str] | None:
         """Every id HubSpot holds of `obj` (sync/reconcile.py); None: cannot list it."""
         return self.puller.reconcile_ids(obj)
 
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
-        checks = setup.ensure_fields(self.api, self.settings, dry_run=dry_run)
+        checks = setup.ensure_fields(self.client, self.settings, dry_run=dry_run)
         if any(c.status == "created" for c in checks):
             self.puller.forget_schema()
         return checks
@@ -166,7 +171,7 @@ class HubSpotConnector:
             rid: [names[n] for n in fields if n in names] for rid, fields in fields_by_id.items()
         }
         back = {v: k for k, v in names.items()}
-        found = history.latest_changes(self.api, hs_type, {k: v for k, v in wanted.items() if v})
+        found = history.latest_changes(self.client, hs_type, {k: v for k, v in wanted.items() if v})
         return {(rid, back[prop]): change for (rid, prop), change in found.items()}
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, str]:
@@ -176,7 +181,7 @@ class HubSpotConnector:
     def quota(self) -> Quota:
         """The account's daily API usage as last seen (daily.py): the account-info API, then
         X-HubSpot-RateLimit-Daily(-Remaining), counting calls in between. None for OAuth apps."""
-        return Quota(used=self.api.daily.used, limit=self.api.daily.limit)
+        return Quota(used=self.client.daily.used, limit=self.client.daily.limit)
 
     @property
     def malformed(self) -> int:

@@ -10,7 +10,7 @@ They come from `GET /account-info/v3/details`, which answers `portalId`,
 API", https://developers.hubspot.com/docs/api-reference/latest/account/account-information/get-account-details;
 scope `oauth`, which every app has). hubspot-api-client 12 has no generated API
 for it, so `DetailsApi` sends it through a generated ApiClient: the same host,
-TLS settings, `Retry(0)`, token and `HubSpotApi.call` (limiter, counting,
+TLS settings, `Retry(0)`, token and `HubSpotClient.call` (limiter, counting,
 retries, error translation) as every other call.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from crmsync.connectors.errors import AuthFailed, CrmRefused
 
-from .client import HubSpotApi
+from .client import HubSpotClient
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class DetailsApi:
     """`GET /account-info/v3/details` in the shape of a generated API object."""
 
     def __init__(self, api_client: Any) -> None:
-        self.api_client = api_client  # HubSpotApi puts the current token on its configuration
+        self.api_client = api_client  # HubSpotClient puts the current token on its configuration
 
     def get_details(self, **kwargs: Any) -> Any:
         return self.api_client.call_api(
@@ -50,16 +50,16 @@ class DetailsApi:
         )
 
 
-def details(api: HubSpotApi, known: Mapping[str, str]) -> dict[str, str]:
+def details(client: HubSpotClient, known: Mapping[str, str]) -> dict[str, str]:
     """{"portal_id": ..., "ui_domain": ...}: one call, only while `known` lacks the portal id.
 
     An app that may not read them gets {} (the report then shows no HubSpot links);
     an unreachable HubSpot raises as any call does."""
     if known.get("portal_id"):
         return {}
-    api.add_api(API_PATH, DetailsApi(api.api("crm.owners.owners_api").api_client))
+    client.add_api(API_PATH, DetailsApi(client.api("crm.owners.owners_api").api_client))
     try:
-        body = api.call("account_info", API_PATH, "get_details").body
+        body = client.call("account_info", API_PATH, "get_details").body
     except (AuthFailed, CrmRefused) as e:
         log.warning(
             "HubSpot account details not readable: reports show no links into HubSpot",

@@ -2,7 +2,7 @@
 
 `Settings` is the [hubspot] table of sync.toml (sync/config.py fills it).
 
-`HubSpotApi` builds hubspot-api-client's generated API objects once (each
+`HubSpotClient` builds hubspot-api-client's generated API objects once (each
 `client.crm.contacts.basic_api` access builds a new ApiClient and connection
 pool, crm-api-notes §0.9) and sends every call through `call()`, which:
 
@@ -181,7 +181,7 @@ def _is_api_exception(e: BaseException) -> bool:
     return type(e).__module__.startswith("hubspot.") and hasattr(e, "status") and hasattr(e, "body")
 
 
-class HubSpotApi:
+class HubSpotClient:
     """Cached generated API objects and the counted, limited, retried `call()`."""
 
     def __init__(
@@ -208,7 +208,7 @@ class HubSpotApi:
         kwargs: dict[str, Any] = {"host": settings.host.rstrip("/"), "retry": Retry(0)}
         if settings.ca_file:
             kwargs["ssl_ca_cert"] = str(settings.ca_file)
-        self.client = HubSpot(**kwargs)
+        self.sdk = HubSpot(**kwargs)
         self._apis: dict[str, Any] = {}
         self.auth = token_source or self._token_source()
         self.quota_stop: QuotaExhausted | None = None
@@ -242,7 +242,7 @@ class HubSpotApi:
         """
         obj = self._apis.get(path)
         if obj is None:
-            obj = self.client
+            obj = self.sdk
             for part in path.split("."):
                 obj = getattr(obj, part)
             self._apis[path] = obj
@@ -391,7 +391,7 @@ class HubSpotApi:
                     retry_at=self.daily.next_reset(self._now()),
                     code="DAILY",
                     detail=message,
-                    **common,  # type: ignore[arg-type]
+                    **common,
                 )
                 raise self.quota_stop
             retry_after = _float(_header(headers, "retry-after"))
@@ -401,7 +401,7 @@ class HubSpotApi:
                 retry_after=retry_after,
                 code=policy or "RATE_LIMIT",
                 detail=message,
-                **common,  # type: ignore[arg-type]
+                **common,
             )
         if status == 0 or status >= 500:
             raise CrmUnavailable(

@@ -1,14 +1,14 @@
 """HubSpot property names and how each becomes a canonical value: the only place they are spelled.
 
-Per canonical object an `ObjectSpec` names the HubSpot object type, the
+Per canonical object an `ObjectMap` names the HubSpot object type, the
 modified-date property search filters on, the columns (canonical name ->
 properties tried in order + converter), the properties crmsync owns for
 write-back (state.model.OWNED_FIELDS keys -> HubSpot names), the association
 types to read, and any extra properties a derived value needs.
-`object_specs(settings)` builds them from the configured tier / renewal /
+`object_maps(settings)` builds them from the configured tier / renewal /
 exemption / left-company properties and `extra_properties`.
 
-`ObjectSpec.properties(known)` is the property list to request, limited to the
+`ObjectMap.properties(known)` is the property list to request, limited to the
 names the portal's schema has (the connector checks the properties API once
 per object; a missing name is left out with one warning). A property that
 vanished from the schema but still comes back on records is kept in `raw`
@@ -33,11 +33,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from crmsync.connectors import convert
 from crmsync.connectors.errors import MalformedRecord
 from crmsync.state.model import CrmRecord, ObjectType
 from crmsync.state.text import clean_fields, for_crm
+
+if TYPE_CHECKING:  # client.py imports this module
+    from .client import Settings
 
 # ---------------------------------------------------------------- HubSpot names
 
@@ -156,27 +160,19 @@ def to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def parse_date(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    s = str(value).strip()
-    if len(s) == 10 and s[4] == "-":
-        return date.fromisoformat(s)
-    dt = parse_datetime(s)
-    return None if dt is None else dt.date()
+def to_text(value: Any) -> str | None:
+    return convert.to_text(value, blank_is_none=True)
 
 
-def parse_bool(value: Any) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    s = str(value).strip().lower()
-    if s in ("true", "1", "yes", "y"):
-        return True
-    if s in ("false", "0", "no", "n"):
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
+def to_bool(value: Any) -> bool | None:
+    return convert.to_bool(value, convert.HUBSPOT_BOOLEANS)
+
+
+def to_date(value: Any) -> date | None:
+    return convert.to_date(value, parse_datetime)
+
+
+to_number = convert.to_number
 
 
 def parse_number(value: Any) -> float | int | None:
@@ -184,18 +180,6 @@ def parse_number(value: Any) -> float | int | None:
         return None
     f = float(str(value).strip())
     return int(f) if f.is_integer() and abs(f) < 2**53 else f
-
-
-def parse_float(value: Any) -> float | None:
-    n = parse_number(value)
-    return None if n is None else float(n)
-
-
-def text(value: Any) -> str | None:
-    if value is None:
-        return None
-    s = str(value)
-    return s if s.strip() else None
 
 
 def ms_string(value: datetime | date) -> str:
@@ -208,7 +192,7 @@ def ms_string(value: datetime | date) -> str:
 Converter = Callable[[Any], Any]
 
 
-# ---------------------------------------------------------------- specs
+# ---------------------------------------------------------------- object maps
 
 
 @dataclass(frozen=True)
@@ -217,11 +201,11 @@ class Column:
 
     name: str
     properties: tuple[str, ...]
-    convert: Converter = text
+    convert: Converter = to_text
 
 
 @dataclass(frozen=True)
-class ObjectSpec:
+class ObjectMap:
     object: ObjectType
     hs_type: str  # HubSpot object type in paths ("contacts")
     modified_property: str
@@ -258,11 +242,11 @@ def _custom(name: str) -> tuple[str, ...]:
     return (name,) if name else ()
 
 
-def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
-    """The specs for `settings` (connectors.hubspot.client.Settings)."""
-    extra = {k: tuple(v) for k, v in dict(getattr(settings, "extra_properties", {}) or {}).items()}
+def object_maps(settings: Settings) -> dict[ObjectType, ObjectMap]:
+    """The object maps for `settings` ([hubspot] in sync.toml)."""
+    extra = {k: tuple(v) for k, v in settings.extra_properties.items()}
     exempt = _custom(settings.exempt_field)
-    account = ObjectSpec(
+    account = ObjectMap(
         object=ObjectType.ACCOUNT,
         hs_type=COMPANIES,
         modified_property="hs_lastmodifieddate",
@@ -271,7 +255,7 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
             Column("domain", ("domain",)),
             Column("owner_id", ("hubspot_owner_id",)),
             Column("tier", _custom(settings.tier_field)),
-            Column("renewal_date", _custom(settings.renewal_date_field), parse_date),
+            Column("renewal_date", _custom(settings.renewal_date_field), to_date),
             Column("exemption", exempt),
         ),
         owned=OWNED_ACCOUNT,
@@ -282,7 +266,7 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
         },
         extra=(MERGED_IDS, *extra.get(COMPANIES, ())),
     )
-    contact = ObjectSpec(
+    contact = ObjectMap(
         object=ObjectType.CONTACT,
         hs_type=CONTACTS,
         modified_property="lastmodifieddate",
@@ -298,8 +282,8 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
                 parse_datetime,
             ),
             Column("created_at", ("createdate",), parse_datetime),
-            Column("opted_out", ("hs_email_optout",), parse_bool),
-            Column("left_company", _custom(settings.left_company_field), parse_bool),
+            Column("opted_out", ("hs_email_optout",), to_bool),
+            Column("left_company", _custom(settings.left_company_field), to_bool),
             Column("exemption", exempt),
         ),
         owned=OWNED_CONTACT,
@@ -314,22 +298,22 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
         ),
         associations=(COMPANIES,),
     )
-    opportunity = ObjectSpec(
+    opportunity = ObjectMap(
         object=ObjectType.OPPORTUNITY,
         hs_type=DEALS,
         modified_property="hs_lastmodifieddate",
         columns=(
             Column("name", ("dealname",)),
             Column("stage", ("dealstage",)),
-            Column("is_closed", ("hs_is_closed",), parse_bool),
-            Column("is_won", ("hs_is_closed_won",), parse_bool),
-            Column("close_date", ("closedate",), parse_date),
-            Column("amount", ("amount",), parse_float),
+            Column("is_closed", ("hs_is_closed",), to_bool),
+            Column("is_won", ("hs_is_closed_won",), to_bool),
+            Column("close_date", ("closedate",), to_date),
+            Column("amount", ("amount",), to_number),
         ),
         extra=("pipeline", "hubspot_owner_id", MERGED_IDS, *extra.get(DEALS, ())),
         associations=(COMPANIES, CONTACTS),
     )
-    task = ObjectSpec(
+    task = ObjectMap(
         object=ObjectType.TASK,
         hs_type=TASKS,
         modified_property="hs_lastmodifieddate",
@@ -340,7 +324,7 @@ def object_specs(settings: Any) -> dict[ObjectType, ObjectSpec]:
             Column("body", ("hs_task_body",)),
             Column("status", ("hs_task_status",)),
             Column("priority", ("hs_task_priority",)),
-            Column("due_date", ("hs_timestamp",), parse_date),
+            Column("due_date", ("hs_timestamp",), to_date),
         ),
         owned=OWNED_TASK,
         extra=("hs_task_type", "hs_task_completion_date", *extra.get(TASKS, ())),
@@ -424,7 +408,7 @@ def pick_account(edges: Sequence[Edge], fallback: Any = None) -> str | None:
     for e in edges:
         if e.primary:
             return e.to_id
-    fb = text(fallback)
+    fb = to_text(fallback)
     if fb:
         return fb.split(".")[0]  # number properties may come back as "123.0"
     return edges[0].to_id if edges else None
@@ -488,7 +472,7 @@ def clean_owner(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[tuple[s
 
 
 def to_record(
-    spec: ObjectSpec,
+    spec: ObjectMap,
     raw: Mapping[str, Any],
     edges: Mapping[str, Sequence[Edge]] | None = None,
 ) -> tuple[CrmRecord, list[str]]:
@@ -524,9 +508,10 @@ def to_record(
     for key, prop in spec.owned.items():
         v = props.get(prop)
         try:
-            owned[key] = spec.owned_convert.get(key, text)(v)
+            convert: Converter = spec.owned_convert.get(key, to_text)
+            owned[key] = convert(v)
         except (TypeError, ValueError):
-            owned[key] = text(v)
+            owned[key] = to_text(v)
     raw_out = dict(raw)
     if edges:
         raw_out["associations"] = {k: [e.to_raw() for e in v] for k, v in edges.items()}
@@ -549,14 +534,14 @@ def _contact_extras(
     problems: list[str],
 ) -> None:
     values["account_id"] = pick_account(edges.get(COMPANIES, ()), props.get("associatedcompanyid"))
-    enum = text(props.get(BOUNCE_ENUM))
+    enum = to_text(props.get(BOUNCE_ENUM))
     try:
-        bad = parse_bool(props.get("hs_email_bad_address")) or False
+        bad = to_bool(props.get("hs_email_bad_address")) or False
     except ValueError:
         bad = False
         problems.append("hs_email_bad_address")
     values["email_bounced"] = bool(enum) or bad
-    values["bounce_reason"] = bounce_reason(enum, text(props.get(BOUNCE_TEXT)))
+    values["bounce_reason"] = bounce_reason(enum, to_text(props.get(BOUNCE_TEXT)))
     values["bounced_at"] = None  # HubSpot exposes no hard-bounce date property
     values["opted_out"] = bool(values.get("opted_out"))
     values["left_company"] = bool(values.get("left_company"))
@@ -580,7 +565,7 @@ def bounce_reason(enum: str | None, answer: str | None) -> str | None:
 def merged_losers(raw: Mapping[str, Any]) -> list[str]:
     """Ids merged into this record (hs_merged_object_ids, ';'-separated), itself excluded."""
     props = raw.get("properties") or {}
-    v = text(props.get(MERGED_IDS))
+    v = to_text(props.get(MERGED_IDS))
     if not v:
         return []
     rid = str(raw.get("id"))
@@ -599,7 +584,7 @@ def role_name(value: str, names: Mapping[str, str] = BUYING_ROLES) -> str:
 
 
 def buying_roles(raw: Mapping[str, Any]) -> list[str]:
-    v = text((raw.get("properties") or {}).get(BUYING_ROLE))
+    v = to_text((raw.get("properties") or {}).get(BUYING_ROLE))
     return [x.strip() for x in v.split(";") if x.strip()] if v else []
 
 
@@ -662,7 +647,7 @@ def buying_role(
 
 def owner_record(raw: Mapping[str, Any]) -> CrmRecord:
     rid = record_id(raw)
-    name = " ".join(p for p in (text(raw.get("firstName")), text(raw.get("lastName"))) if p)
+    name = " ".join(p for p in (to_text(raw.get("firstName")), to_text(raw.get("lastName"))) if p)
     try:
         modified = parse_datetime(raw.get("updatedAt"))
     except ValueError:
@@ -673,7 +658,7 @@ def owner_record(raw: Mapping[str, Any]) -> CrmRecord:
         modified_at=modified,
         values={
             "name": name or None,
-            "email": text(raw.get("email")),
+            "email": to_text(raw.get("email")),
             "active": not bool(raw.get("archived")),
         },
         raw=dict(raw),

@@ -33,10 +33,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from crmsync.state.batch import batched
 from crmsync.state.model import ChangeKind, FieldChange
 
 from . import fields as f
-from .client import HubSpotApi
+from .client import HubSpotClient
+from .fields import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ _API_PATHS = {
 
 def classify(entry: Mapping[str, Any], own_source: str | None = None) -> FieldChange:
     """One history entry -> who made the change."""
-    from .fields import parse_datetime
 
     source = str(entry.get("sourceType") or "").upper()
     source_id = str(entry.get("sourceId") or "")
@@ -82,7 +83,7 @@ def classify(entry: Mapping[str, Any], own_source: str | None = None) -> FieldCh
 
 
 def latest_changes(
-    api: HubSpotApi, hs_type: str, wanted: Mapping[str, Sequence[str]]
+    client: HubSpotClient, hs_type: str, wanted: Mapping[str, Sequence[str]]
 ) -> dict[tuple[str, str], FieldChange]:
     """{(record id, property): latest change} for these records' properties.
 
@@ -92,10 +93,9 @@ def latest_changes(
     out: dict[tuple[str, str], FieldChange] = {}
     ids = sorted(wanted)
     path = _API_PATHS[hs_type]
-    for start in range(0, len(ids), HISTORY_BATCH):
-        chunk = ids[start : start + HISTORY_BATCH]
+    for chunk in batched(ids, HISTORY_BATCH):
         props = sorted({p for i in chunk for p in wanted[i]} | {f.SIGNATURE})
-        resp = api.call(
+        resp = client.call(
             "history",
             path,
             "read",

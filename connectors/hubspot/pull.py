@@ -80,15 +80,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import islice
 from typing import Any
 
 from crmsync.connectors.errors import CrmError, MalformedRecord
+from crmsync.state.batch import batched
 from crmsync.state.model import CrmRecord, Cursor, ObjectType, Page
 
 from . import fields as f
-from .client import HubSpotApi, Settings
-from .fields import Edge, ObjectSpec
+from .client import HubSpotClient, Settings
+from .fields import Edge, ObjectMap
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +136,15 @@ class _Run:
     since_ms: int | None
     run_start_ms: int | None
     started_at: datetime
-    clock_start: float  # HubSpotApi.clock() when the pull began
+    clock_start: float  # HubSpotClient.clock() when the pull began
     losers: set[str] = field(default_factory=set)
 
 
 class Puller:
-    def __init__(self, api: HubSpotApi, settings: Settings) -> None:
-        self.api = api
+    def __init__(self, client: HubSpotClient, settings: Settings) -> None:
+        self.client = client
         self.settings = settings
-        self.specs = f.object_specs(settings)
+        self.maps = f.object_maps(settings)
         self.lookback_ms = settings.lookback_minutes * 60_000
         self._schema: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -167,7 +167,7 @@ class Puller:
         elif obj is ObjectType.CONTACT_ROLE:
             yield from self._roles(cursor, full, started_at)
         else:
-            yield from self._objects(self.specs[obj], cursor, full, started_at)
+            yield from self._objects(self.maps[obj], cursor, full, started_at)
 
     def _begin(
         self, cursor: Cursor | None, full: bool, started_at: datetime
@@ -189,18 +189,18 @@ class Puller:
             since_ms=c.get("since_ms"),
             run_start_ms=c.get("run_start_ms"),
             started_at=started_at if started_at.tzinfo else started_at.replace(tzinfo=UTC),
-            clock_start=self.api.clock(),
+            clock_start=self.client.clock(),
         )
         return run, c
 
     def _run_start(self, run: _Run) -> int:
         """The cursor cap: run start by HubSpot's clock and the caller's, minus SKEW."""
         if run.run_start_ms is None:
-            server = self.api.server_now()
+            server = self.client.server_now()
             if server is not None:
                 # HubSpot's clock when the pull began: the last Date header, less the time
                 # since the pull began, less a second (Date is truncated to the second)
-                server -= timedelta(seconds=max(0.0, self.api.clock() - run.clock_start) + 1)
+                server -= timedelta(seconds=max(0.0, self.client.clock() - run.clock_start) + 1)
             start = min(t for t in (server, run.started_at) if t is not None)
             run.run_start_ms = f.to_ms(start - SKEW)
         return run.run_start_ms
@@ -225,7 +225,7 @@ class Puller:
     def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
         """The portal's property definitions of `hs_type`, read once (properties API)."""
         if hs_type not in self._schema:
-            resp = self.api.call(
+            resp = self.client.call(
                 "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
             )
             self._schema[hs_type] = {
@@ -239,7 +239,7 @@ class Puller:
         """Read property definitions again on next use (after setup created some)."""
         self._schema.clear()
 
-    def properties(self, spec: ObjectSpec) -> list[str]:
+    def properties(self, spec: ObjectMap) -> list[str]:
         props, missing = spec.properties(self.schema(spec.hs_type))
         new = [m for m in missing if (spec.hs_type, m) not in self._warned]
         if new:
@@ -259,7 +259,7 @@ class Puller:
 
     def _label_names(self) -> list[str]:
         if self._labels is None:
-            resp = self.api.call(
+            resp = self.client.call(
                 "assoc_labels",
                 "crm.associations.v4.schema.definitions_api",
                 "get_all",
@@ -277,7 +277,7 @@ class Puller:
 
     def _search(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         props: list[str],
         filters: list[dict[str, Any]],
         after_id: str | None,
@@ -298,7 +298,7 @@ class Puller:
                 "limit": SEARCH_LIMIT,
                 "after": offset,
             }
-            resp = self.api.call("search", api, "do_search", public_object_search_request=body)
+            resp = self.client.call("search", api, "do_search", public_object_search_request=body)
             data = resp.body or {}
             # ids only grow along the walk; one at or below the last is a repeat (dedupe)
             results = [r for r in data.get("results") or [] if _int_id(r) < 0 or _int_id(r) > last]
@@ -322,7 +322,7 @@ class Puller:
 
     def _chunks(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         props: list[str],
         filters: list[dict[str, Any]],
         after_id: str | None,
@@ -343,7 +343,7 @@ class Puller:
 
     def _list(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         props: list[str],
         *,
         archived: bool,
@@ -358,7 +358,7 @@ class Puller:
                 kw["after"] = after
             if associations:
                 kw["associations"] = list(associations)
-            resp = self.api.call("list", api, "get_page", **kw)
+            resp = self.client.call("list", api, "get_page", **kw)
             data = resp.body or {}
             after = ((data.get("paging") or {}).get("next") or {}).get("after")
             yield list(data.get("results") or []), after
@@ -371,9 +371,8 @@ class Puller:
         pending: list[dict[str, str]] = [{"id": i} for i in ids]
         while pending:
             again: list[dict[str, str]] = []
-            for start in range(0, len(pending), ASSOC_BATCH):
-                chunk = pending[start : start + ASSOC_BATCH]
-                resp = self.api.call(
+            for chunk in batched(pending, ASSOC_BATCH):
+                resp = self.client.call(
                     "assoc_read",
                     "crm.associations.v4.batch_api",
                     "get_page",
@@ -400,7 +399,7 @@ class Puller:
             kw: dict[str, Any] = {"limit": 500}
             if cursor:
                 kw["after"] = cursor
-            resp = self.api.call(
+            resp = self.client.call(
                 "assoc_list",
                 "crm.associations.v4.basic_api",
                 "get_page",
@@ -418,7 +417,7 @@ class Puller:
     # ------------------------------------------------------------ objects
 
     def _objects(
-        self, spec: ObjectSpec, cursor: Cursor | None, full: bool, started_at: datetime
+        self, spec: ObjectMap, cursor: Cursor | None, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         run, c = self._begin(cursor, full, started_at)
         props = self.properties(spec)
@@ -432,7 +431,7 @@ class Puller:
             yield from self._archived(spec, run, c.get("after"))
         yield self._done(spec.object, run)
 
-    def _filters(self, spec: ObjectSpec, run: _Run) -> list[dict[str, Any]]:
+    def _filters(self, spec: ObjectMap, run: _Run) -> list[dict[str, Any]]:
         fs: list[dict[str, Any]] = []
         if spec.required_filter:
             fs.append({"propertyName": spec.required_filter, "operator": "HAS_PROPERTY"})
@@ -447,7 +446,7 @@ class Puller:
         return fs
 
     def _objects_by_search(
-        self, spec: ObjectSpec, run: _Run, props: list[str], after_id: str | None
+        self, spec: ObjectMap, run: _Run, props: list[str], after_id: str | None
     ) -> Iterator[Page]:
         stash = self._stash_start(spec, run, fresh=after_id is None)
         if spec.required_filter and spec.required_filter not in self.schema(spec.hs_type):
@@ -468,7 +467,7 @@ class Puller:
             stash.complete = True
 
     def _objects_by_list(
-        self, spec: ObjectSpec, run: _Run, props: list[str], after: str | None
+        self, spec: ObjectMap, run: _Run, props: list[str], after: str | None
     ) -> Iterator[Page]:
         inline = tuple(
             a for a in spec.associations if not (spec.hs_type == f.DEALS and a == f.CONTACTS)
@@ -495,7 +494,7 @@ class Puller:
 
     def _map(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         run: _Run,
         raws: Iterable[Mapping[str, Any]],
         edges: Mapping[str, Mapping[str, Sequence[Edge]]],
@@ -577,7 +576,7 @@ class Puller:
                 },
             )
 
-    def _archived(self, spec: ObjectSpec, run: _Run, after: str | None) -> Iterator[Page]:
+    def _archived(self, spec: ObjectMap, run: _Run, after: str | None) -> Iterator[Page]:
         """Records archived since cursor - lookback, as deletions (D3)."""
         low = self._low(run)
         props = [f.ID_PROPERTY, spec.modified_property]
@@ -622,7 +621,7 @@ class Puller:
         move `lastmodifieddate`, as HubSpot's definitions imply, the search already saw it
         and this finds nothing to re-read.
         """
-        for chunk in _batched(company_ids, ASSOC_BATCH):
+        for chunk in batched(company_ids, ASSOC_BATCH):
             for company, edges in self.read_edges(f.COMPANIES, f.CONTACTS, chunk).items():
                 for e in edges:
                     yield e.to_id, company, e.primary
@@ -633,7 +632,7 @@ class Puller:
         to or removed from a pair changes no property of either record, so no search finds
         it (airbytehq/airbyte#27199); sync/pull.py `label_changes` compares these with the
         mirror and has the deals whose labels differ read again (`reread_labels`)."""
-        for chunk in _batched(deal_ids, ASSOC_BATCH):
+        for chunk in batched(deal_ids, ASSOC_BATCH):
             for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
                 for e in edges:
                     for label in e.labels:
@@ -643,22 +642,11 @@ class Puller:
         """The label role rows of `deal_ids` as an incremental pull makes them (the deals'
         modified dates by batch read, 100 per call, their labels by v4, 1,000 per call):
         each label a pair holds, and a retired row for each defined label it lacks."""
-        spec = self.specs[ObjectType.OPPORTUNITY]
+        spec = self.maps[ObjectType.OPPORTUNITY]
         run, _ = self._begin(None, False, started_at)
         props = [f.ID_PROPERTY, spec.modified_property, f.MERGED_IDS]
-        for chunk in _batched(deal_ids, CHUNK):
-            raws: list[Mapping[str, Any]] = []
-            for part in _batched(chunk, LIST_LIMIT):
-                resp = self.api.call(
-                    "batch_read",
-                    API[spec.hs_type] + ".batch_api",
-                    "read",
-                    batch_read_input_simple_public_object_id={
-                        "properties": props,
-                        "inputs": [{"id": i} for i in part],
-                    },
-                )
-                raws.extend((resp.body or {}).get("results") or [])
+        for chunk in batched(deal_ids, CHUNK):
+            raws = self._batch_read(spec, props, chunk)
             edges = self.read_edges(f.DEALS, f.CONTACTS, [str(r.get("id")) for r in raws])
             records = [f.label_role(*row) for row in self._label_rows(raws, edges, run.mode)]
             yield Page(ObjectType.CONTACT_ROLE, records, None)
@@ -667,25 +655,32 @@ class Puller:
         """Records of `obj` by id, mapped as the search path maps them: batch reads (100 per
         call) plus the v4 association reads (1,000 per call). Pages carry no cursor; ids
         that no longer exist are left out (their deletion is the archived listing's)."""
-        spec = self.specs[obj]
+        spec = self.maps[obj]
         props = self.properties(spec)
         run, _ = self._begin(None, False, started_at)
-        for chunk in _batched(ids, CHUNK):
-            raws: list[Mapping[str, Any]] = []
-            for part in _batched(chunk, LIST_LIMIT):
-                resp = self.api.call(
-                    "batch_read",
-                    API[spec.hs_type] + ".batch_api",
-                    "read",
-                    batch_read_input_simple_public_object_id={
-                        "properties": props,
-                        "inputs": [{"id": i} for i in part],
-                    },
-                )
-                raws.extend((resp.body or {}).get("results") or [])
+        for chunk in batched(ids, CHUNK):
+            raws = self._batch_read(spec, props, chunk)
             found = [str(r.get("id")) for r in raws]
             edges = {to: self.read_edges(spec.hs_type, to, found) for to in spec.associations}
             yield Page(obj, self._map(spec, run, raws, edges), None)
+
+    def _batch_read(
+        self, spec: ObjectMap, props: list[str], ids: Sequence[str]
+    ) -> list[Mapping[str, Any]]:
+        """Records by id with `props` (batch read, LIST_LIMIT per call); missing ids are absent."""
+        raws: list[Mapping[str, Any]] = []
+        for part in batched(ids, LIST_LIMIT):
+            resp = self.client.call(
+                "batch_read",
+                API[spec.hs_type] + ".batch_api",
+                "read",
+                batch_read_input_simple_public_object_id={
+                    "properties": props,
+                    "inputs": [{"id": i} for i in part],
+                },
+            )
+            raws.extend((resp.body or {}).get("results") or [])
+        return raws
 
     # ------------------------------------------------------------ reconcile
 
@@ -710,7 +705,7 @@ class Puller:
         """
         if obj is ObjectType.CONTACT_ROLE:
             return self._role_ids()
-        spec = self.specs[obj]
+        spec = self.maps[obj]
         if spec.required_filter:
             if spec.required_filter not in self.schema(spec.hs_type):
                 return None
@@ -718,7 +713,7 @@ class Puller:
         extra = [f.BUYING_ROLE] if obj is ObjectType.CONTACT else []
         return self._search_ids(spec, extra, via=via)
 
-    def _search_ids(self, spec: ObjectSpec, extra: list[str], *, via: str) -> Iterator[str]:
+    def _search_ids(self, spec: ObjectMap, extra: list[str], *, via: str) -> Iterator[str]:
         props = [f.ID_PROPERTY, *extra]
         buyers: list[str] | None = [] if spec.object is ObjectType.CONTACT else None
         deals: array[int] | None = array("q") if spec.object is ObjectType.OPPORTUNITY else None
@@ -748,15 +743,15 @@ class Puller:
         buyers, self._reconcile_buyers = self._reconcile_buyers, None
         deals, self._reconcile_deals = self._reconcile_deals, None
         if buyers is None:
-            for _ in self._search_ids(self.specs[ObjectType.CONTACT], [f.BUYING_ROLE], via="list"):
+            for _ in self._search_ids(self.maps[ObjectType.CONTACT], [f.BUYING_ROLE], via="list"):
                 pass
             buyers, self._reconcile_buyers = self._reconcile_buyers, None
         yield from buyers or ()
         if deals is None:
-            for _ in self._search_ids(self.specs[ObjectType.OPPORTUNITY], [], via="list"):
+            for _ in self._search_ids(self.maps[ObjectType.OPPORTUNITY], [], via="list"):
                 pass
             deals, self._reconcile_deals = self._reconcile_deals, None
-        for chunk in _batched((str(d) for d in deals or ()), ASSOC_BATCH):
+        for chunk in batched((str(d) for d in deals or ()), ASSOC_BATCH):
             for deal, edges in self.read_edges(f.DEALS, f.CONTACTS, chunk).items():
                 for e in edges:
                     for label in e.labels:
@@ -779,7 +774,7 @@ class Puller:
                 kw: dict[str, Any] = {"limit": OWNERS_LIMIT, "archived": archived}
                 if after:
                     kw["after"] = after
-                resp = self.api.call("owners", "crm.owners.owners_api", "get_page", **kw)
+                resp = self.client.call("owners", "crm.owners.owners_api", "get_page", **kw)
                 data = resp.body or {}
                 records = []
                 fixed: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -812,7 +807,7 @@ class Puller:
 
     # ------------------------------------------------------------ contact roles
 
-    def _stash_start(self, spec: ObjectSpec, run: _Run, *, fresh: bool) -> _Stash | None:
+    def _stash_start(self, spec: ObjectMap, run: _Run, *, fresh: bool) -> _Stash | None:
         key = {ObjectType.OPPORTUNITY: "labels", ObjectType.CONTACT: "buyers"}.get(spec.object)
         if key is None:
             return None
@@ -825,7 +820,7 @@ class Puller:
 
     def _stash_add(
         self,
-        spec: ObjectSpec,
+        spec: ObjectMap,
         run: _Run,
         stash: _Stash | None,
         chunk: Sequence[Mapping[str, Any]],
@@ -948,7 +943,7 @@ class Puller:
         deal_ids = sorted({e.to_id for es in deals_of.values() for e in es})
         pairs = self.read_edges(f.DEALS, f.CONTACTS, deal_ids) if deal_ids else {}
         known = self._label_names() if deal_ids else []
-        modified = self._modified_dates(self.specs[ObjectType.OPPORTUNITY], deal_ids)
+        modified = self._modified_dates(self.maps[ObjectType.OPPORTUNITY], deal_ids)
         records: list[CrmRecord] = []
         for deal in deal_ids:
             for e in pairs.get(deal, ()):
@@ -967,22 +962,22 @@ class Puller:
     def _emit(
         self, run: _Run, rows: list[tuple[Any, ...]], make: Any, phase: str
     ) -> Iterator[Page]:
-        for start in range(0, len(rows), CHUNK):
-            records = [make(*row) for row in rows[start : start + CHUNK]]
+        for chunk in batched(rows, CHUNK):
+            records = [make(*row) for row in chunk]
             yield Page(ObjectType.CONTACT_ROLE, records, self._cursor(run, phase=phase))
         rows.clear()
 
-    def _modified_dates(self, spec: ObjectSpec, ids: Sequence[str]) -> dict[str, datetime | None]:
+    def _modified_dates(self, spec: ObjectMap, ids: Sequence[str]) -> dict[str, datetime | None]:
         """Modified dates of records by id (batch read, 100 per call)."""
         out: dict[str, datetime | None] = {}
-        for start in range(0, len(ids), LIST_LIMIT):
-            resp = self.api.call(
+        for part in batched(ids, LIST_LIMIT):
+            resp = self.client.call(
                 "batch_read",
                 API[spec.hs_type] + ".batch_api",
                 "read",
                 batch_read_input_simple_public_object_id={
                     "properties": [spec.modified_property],
-                    "inputs": [{"id": i} for i in ids[start : start + LIST_LIMIT]],
+                    "inputs": [{"id": i} for i in part],
                 },
             )
             for raw in (resp.body or {}).get("results") or []:
@@ -990,7 +985,7 @@ class Puller:
         return out
 
     def _walk_labels(self, run: _Run, after_id: str | None) -> Iterator[Page]:
-        spec = self.specs[ObjectType.OPPORTUNITY]
+        spec = self.maps[ObjectType.OPPORTUNITY]
         props = [f.ID_PROPERTY, spec.modified_property]
         for chunk in self._chunks(spec, props, self._filters(spec, run), after_id):
             ids = [str(r.get("id")) for r in chunk]
@@ -1005,7 +1000,7 @@ class Puller:
     def _walk_buyers(
         self, run: _Run, after_id: str | None, merges: list[tuple[str, str]]
     ) -> Iterator[Page]:
-        spec = self.specs[ObjectType.CONTACT]
+        spec = self.maps[ObjectType.CONTACT]
         props = [f.ID_PROPERTY, spec.modified_property, f.BUYING_ROLE, f.MERGED_IDS]
         if run.mode == "full":
             filters = [{"propertyName": f.BUYING_ROLE, "operator": "HAS_PROPERTY"}]
@@ -1026,12 +1021,6 @@ def _held_bytes(raw: Mapping[str, Any]) -> int:
     """Memory the record's property values hold (the bulk of a big record)."""
     props = raw.get("properties") or {}
     return sum(sys.getsizeof(v) for v in props.values() if isinstance(v, str))
-
-
-def _batched(items: Iterable[str], n: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, n)):
-        yield chunk
 
 
 def _int_id(raw: Mapping[str, Any]) -> int:

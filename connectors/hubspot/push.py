@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.state.batch import batched
 from crmsync.state.model import OutboxItem, WriteKind, WriteResult
 
 from . import fields as f
-from .client import HubSpotApi
+from .client import HubSpotClient
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ class _Input:
 
 
 class Pusher:
-    def __init__(self, api: HubSpotApi, schema: Callable[[str], Mapping[str, Any]]) -> None:
-        self.api = api
+    def __init__(self, client: HubSpotClient, schema: Callable[[str], Mapping[str, Any]]) -> None:
+        self.client = client
         self.schema = schema  # property definitions by object type (read once, pull.py)
 
     # ------------------------------------------------------------ write
@@ -124,7 +125,7 @@ class Pusher:
         """One batch call, its answers into `results` as they come; a whole-batch rejection
         is bisected to isolate the bad inputs (W3)."""
         try:
-            resp = self.api.call(
+            resp = self.client.call(
                 route.operation,
                 route.api,
                 route.method,
@@ -187,8 +188,7 @@ class Pusher:
         wanted = sorted(set(keys))
         if wanted and f.TASK_KEY not in self.schema(f.TASKS):
             return found  # before `crmsync setup` no task can carry a key
-        for start in range(0, len(wanted), IN_VALUES):
-            values = wanted[start : start + IN_VALUES]
+        for values in batched(wanted, IN_VALUES):
             after_id: str | None = None
             while True:
                 filters: list[dict[str, Any]] = [
@@ -198,7 +198,7 @@ class Pusher:
                     filters.append(
                         {"propertyName": f.ID_PROPERTY, "operator": "GT", "value": after_id}
                     )
-                resp = self.api.call(
+                resp = self.client.call(
                     "search",
                     "crm.objects.tasks.search_api",
                     "do_search",

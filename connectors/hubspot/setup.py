@@ -26,7 +26,7 @@ from crmsync.connectors.errors import CrmError, CrmUnavailable
 from crmsync.state.model import CoverageStatus, FieldCheck, HygieneStatus
 
 from . import fields as f
-from .client import HubSpotApi, Settings
+from .client import HubSpotClient, Settings
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +127,18 @@ def definitions(settings: Settings) -> dict[str, list[PropertyDef]]:
     return {f.COMPANIES: companies, f.CONTACTS: contacts, f.TASKS: tasks}
 
 
-def ensure_fields(api: HubSpotApi, settings: Settings, *, dry_run: bool) -> list[FieldCheck]:
+def ensure_fields(client: HubSpotClient, settings: Settings, *, dry_run: bool) -> list[FieldCheck]:
     checks: list[FieldCheck] = []
     for hs_type, defs in definitions(settings).items():
-        checks.extend(_ensure_object(api, hs_type, defs, dry_run=dry_run))
+        checks.extend(_ensure_object(client, hs_type, defs, dry_run=dry_run))
     return checks
 
 
 def _ensure_object(
-    api: HubSpotApi, hs_type: str, defs: Sequence[PropertyDef], *, dry_run: bool
+    client: HubSpotClient, hs_type: str, defs: Sequence[PropertyDef], *, dry_run: bool
 ) -> list[FieldCheck]:
     checks: list[FieldCheck] = []
-    groups = api.call("property_groups", "crm.properties.groups_api", "get_all", hs_type).body or {}
+    groups = client.call("property_groups", "crm.properties.groups_api", "get_all", hs_type).body or {}
     names = {g.get("name") for g in groups.get("results") or []}
     if f.GROUP in names:
         checks.append(FieldCheck(hs_type, f"group:{f.GROUP}", "exists"))
@@ -147,7 +147,7 @@ def _ensure_object(
     else:
         checks.append(
             _create(
-                api,
+                client,
                 hs_type,
                 f"group:{f.GROUP}",
                 "property_group_create",
@@ -158,7 +158,7 @@ def _ensure_object(
     existing = {
         p.get("name"): p
         for p in (
-            api.call(
+            client.call(
                 "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
             ).body
             or {}
@@ -174,17 +174,17 @@ def _ensure_object(
         else:
             checks.append(
                 _create(
-                    api, hs_type, d.name, "property_create", "crm.properties.core_api", d.body()
+                    client, hs_type, d.name, "property_create", "crm.properties.core_api", d.body()
                 )
             )
     return checks
 
 
 def _create(
-    api: HubSpotApi, hs_type: str, name: str, param: str, path: str, body: dict[str, object]
+    client: HubSpotClient, hs_type: str, name: str, param: str, path: str, body: dict[str, object]
 ) -> FieldCheck:
     try:
-        api.call("property_create", path, "create", hs_type, **{param: body})
+        client.call("property_create", path, "create", hs_type, **{param: body})
     except CrmUnavailable:
         raise
     except CrmError as e:

@@ -24,7 +24,7 @@ from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
 from crmsync.connectors.salesforce.client import SalesforceClient, Settings
 from crmsync.connectors.salesforce.fields import object_maps, owned_names
 from crmsync.connectors.salesforce.pull import Puller, PullStats
-from crmsync.connectors.salesforce.push import Writer
+from crmsync.connectors.salesforce.push import BATCH, Pusher
 from crmsync.connectors.salesforce.setup import ensure_fields
 from crmsync.state.model import (
     CrmRecord,
@@ -43,6 +43,7 @@ class SalesforceConnector:
     """connectors.base.Connector for Salesforce. One instance per run (describes are cached)."""
 
     crm = "salesforce"
+    write_batch = BATCH
 
     def __init__(
         self,
@@ -57,7 +58,7 @@ class SalesforceConnector:
         self.maps = object_maps(settings)
         self.client = SalesforceClient(settings, self.calls, sleep=sleep, retry=retry)
         self.puller = Puller(self.client, settings, self.maps, sleep=sleep)
-        self.writer = Writer(self.client, settings, self.maps, self.puller.resolved)
+        self.pusher = Pusher(self.client, settings, self.maps, self.puller.resolved)
 
     def check(self) -> None:
         """Log in and make one call (`limits`); raises AuthFailed / CrmUnavailable."""
@@ -84,6 +85,26 @@ class SalesforceConnector:
     def reconcile(self, obj: ObjectType, known_ids: Iterable[str]) -> Iterator[Page]:
         return self.puller.reconcile(obj, known_ids)
 
+    def company_contacts(self, company_ids: Iterable[str]) -> None:
+        """No association sweep: a contact's account is its AccountId field."""
+        return None
+
+    def deal_labels(self, deal_ids: Iterable[str]) -> None:
+        """No association sweep: an OpportunityContactRole is a record with its own dates."""
+        return None
+
+    def reread(self, obj: ObjectType, ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        raise NotImplementedError("Salesforce makes no association sweep to re-read after")
+
+    def reread_labels(self, deal_ids: Sequence[str], *, started_at: datetime) -> Iterator[Page]:
+        raise NotImplementedError("Salesforce makes no association sweep to re-read after")
+
+    def latest_changes(
+        self, obj: ObjectType, fields_by_id: Mapping[str, Sequence[str]]
+    ) -> None:
+        """None: crmsync reads no Salesforce field history, so who made a conflict stays unknown."""
+        return None
+
     def missed_deletes(self, obj: ObjectType) -> bool:
         """The last incremental pull of `obj` may have missed deletions: its cursor is older
         than the recycle bin keeps deleted rows (15 days), or getDeleted said rows were purged
@@ -95,7 +116,7 @@ class SalesforceConnector:
         return ensure_fields(self.client, self.settings, dry_run=dry_run)
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]:
-        return self.writer.write(batch)
+        return self.pusher.write(batch)
 
     def owned_fields_missing(self) -> list[FieldCheck]:
         """crmsync's fields (written back, created by `setup`) that describe does not list.
@@ -137,7 +158,7 @@ class SalesforceConnector:
         )
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, CrmRecord]:
-        return self.writer.find_tasks_by_keys(keys)
+        return self.pusher.find_tasks_by_keys(keys)
 
     def quota(self) -> Quota:
         return self.client.quota()

@@ -40,7 +40,7 @@ from typing import Any
 
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.salesforce.client import SalesforceClient, Settings
-from crmsync.connectors.salesforce.fields import chunked
+from crmsync.state.batch import batched
 from crmsync.state.model import FieldCheck
 from simple_salesforce.format import format_soql
 
@@ -183,7 +183,7 @@ def _read_grants(client: SalesforceClient, sets: Mapping[str, _Set]) -> None:
 def _collection(client: SalesforceClient, method: str, records: list[dict[str, Any]]) -> list[Any]:
     """Collections create (POST) or update (PATCH), 200 a call; the SaveResults in order."""
     out: list[Any] = []
-    for part in chunked(records, 200):
+    for part in batched(records, 200):
         out += client.restful(
             "composite/sobjects",
             operation="composite",

@@ -66,7 +66,7 @@ from crmsync.connectors.errors import (
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
 from crmsync.connectors.salesforce.auth import RefreshTokenAuth
 from crmsync.connectors.salesforce.transport import build_session
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -433,7 +433,7 @@ def _translate_status(
         )
     if status >= 500:
         err = CrmUnavailable(f"Salesforce unavailable (HTTP {status})", **kw)
-        err.retry_after = retry_after  # type: ignore[attr-defined]
+        err.retry_after = retry_after
         return err
     # The message stays in .detail: Salesforce echoes the values it refused.
     return CrmRefused(

@@ -24,13 +24,14 @@ fields `crmsync setup` creates.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from crmsync.connectors import convert
 from crmsync.connectors.errors import MalformedRecord
 from crmsync.state.model import COLUMNS, CrmRecord, ObjectType
 from crmsync.state.text import clean_fields, for_crm
@@ -173,21 +174,18 @@ def soql_datetime(dt: datetime) -> str:
 
 
 def to_text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
+    return convert.to_text(value, blank_is_none=False)
 
 
 def to_bool(value: Any) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise ValueError("not a boolean")
+    return convert.to_bool(value, convert.SALESFORCE_BOOLEANS)
+
+
+def to_date(value: Any) -> date | None:
+    return convert.to_date(value, parse_datetime)
+
+
+to_number = convert.to_number
 
 
 def to_flag(value: Any) -> bool:
@@ -199,31 +197,10 @@ def to_flag(value: Any) -> bool:
     return True
 
 
-def to_date(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        return date.fromisoformat(text) if len(text) == 10 else parse_datetime(text).date()  # type: ignore[union-attr]
-    raise ValueError("not a date")
-
-
 def to_midnight(value: Any) -> datetime | None:
     """A date field read as a moment (LastActivityDate): midnight UTC of that day."""
     d = to_date(value)
     return None if d is None else datetime.combine(d, time(0, 0), tzinfo=UTC)
-
-
-def to_number(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError("boolean is not a number")
-    return float(value)
 
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
@@ -455,7 +432,7 @@ class Resolved:
 def owned_names(settings: Settings, sobject: str) -> dict[str, str]:
     """Owned canonical key -> SF field for one sObject, defaults overridden by settings."""
     names = dict(DEFAULT_OWNED.get(sobject, {}))
-    overrides = (getattr(settings, "fields", None) or {}).get(sobject) or {}
+    overrides = settings.fields.get(sobject) or {}
     for key, value in overrides.items():
         if key not in names:
             raise ValueError(
@@ -471,7 +448,7 @@ def task_key_field(settings: Settings) -> str:
 
 
 def _extra(settings: Settings, obj: ObjectType) -> tuple[str, ...]:
-    extra = getattr(settings, "extra_fields", None) or {}
+    extra = settings.extra_fields
     names = list(extra.get(SOBJECTS[obj]) or ()) + list(extra.get(obj.value) or ())
     return tuple(str(n) for n in names)
 
@@ -682,14 +659,3 @@ def task_payload(
         out[sf] = value
     out[key_field] = str(payload.get("key") or key)
     return out
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

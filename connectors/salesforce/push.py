@@ -53,6 +53,7 @@ from crmsync.connectors.salesforce.fields import (
     task_key_field,
     task_payload,
 )
+from crmsync.state.batch import batched
 from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
 from simple_salesforce.format import format_soql
 
@@ -74,7 +75,7 @@ UPDATE_KINDS = {WriteKind.UPDATE_ACCOUNT: "Account", WriteKind.UPDATE_CONTACT: "
 TASK_KINDS = (WriteKind.CREATE_TASK, WriteKind.UPDATE_TASK, WriteKind.COMPLETE_TASK)
 
 
-class Writer:
+class Pusher:
     def __init__(
         self,
         client: SalesforceClient,
@@ -302,8 +303,7 @@ class Writer:
             return {}
         found: dict[str, CrmRecord] = {}
         unique = sorted(set(keys))
-        for start in range(0, len(unique), KEYS_PER_QUERY):
-            part = unique[start : start + KEYS_PER_QUERY]
+        for part in batched(unique, KEYS_PER_QUERY):
             soql = format_soql(
                 f"SELECT {', '.join(res.select)} FROM Task WHERE {key_field} IN {{}} ORDER BY Id",
                 part,

@@ -76,7 +76,7 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kw: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kw: Any) -> requests.Response:
         # requests' own stubs type these as str | bytes here and str below; it accepts both.
         kw.setdefault("timeout", self._timeout)
         return super().request(method, url, *args, **kw)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from crmsync.connectors.base import Connector
 from crmsync.connectors.errors import AuthFailed, QuotaExhausted
 from crmsync.state.model import (
     CrmRecord,
@@ -228,6 +229,21 @@ class ConnectorContract:
         """The org after `crmsync setup`: crmsync's fields exist."""
         org.connector().ensure_fields(dry_run=False)
         return org
+
+    # ---------------------------------------------------------------- the Protocol
+
+    def test_the_connector_offers_every_member_of_the_protocol(self, org: Org) -> None:
+        """sync/ calls every member without probing (connectors/base.py); a CRM that lacks a
+        capability answers None there, so a missing member is a bug, not a capability."""
+        conn = org.connector()
+        members = {n for n in vars(Connector) if not n.startswith("_")} | set(
+            Connector.__annotations__
+        )
+        assert {"write_batch", "latest_changes", "company_contacts", "missed_deletes"} <= members
+        assert sorted(n for n in members if not hasattr(conn, n)) == []
+        assert conn.crm == org.crm
+        assert isinstance(conn.write_batch, int) and 0 < conn.write_batch <= 200
+        assert type(conn.missed_deletes(OT.CONTACT)) is bool
 
     # ---------------------------------------------------------------- full pull
 

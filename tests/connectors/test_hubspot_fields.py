@@ -14,7 +14,7 @@ from crmsync.connectors.hubspot.limiter import GENERAL, SEARCH, Limiter
 from crmsync.state.model import COLUMNS, ObjectType
 from test_hubspot_support import FakeTime
 
-SPECS = f.object_specs(Settings(left_company_field="no_longer_here", renewal_date_field="renewal"))
+SPECS = f.object_maps(Settings(left_company_field="no_longer_here", renewal_date_field="renewal"))
 T = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)
 
 
@@ -38,7 +38,7 @@ def test_p7_timestamp_formats_parse_to_the_same_utc_instant(value):
 def test_p7_date_only_and_empty():
     assert f.parse_datetime("2026-05-01") == datetime(2026, 5, 1, tzinfo=UTC)
     assert f.parse_datetime("") is None and f.parse_datetime(None) is None
-    assert f.parse_date("2026-05-01T23:59:59Z") == date(2026, 5, 1)
+    assert f.to_date("2026-05-01T23:59:59Z") == date(2026, 5, 1)
     with pytest.raises(ValueError):
         f.parse_datetime("not a date")
 
@@ -242,7 +242,7 @@ def test_all_nine_buying_roles_have_names_and_the_names_are_a_setting():
 )
 def test_bounce_reason_carries_hubspots_code_first(enum, text, reason):
     props = {"hs_email_hard_bounce_reason_enum": enum, "hs_email_hard_bounce_reason": text}
-    spec = f.object_specs(Settings())[ObjectType.CONTACT]
+    spec = f.object_maps(Settings())[ObjectType.CONTACT]
     record, _ = f.to_record(spec, {"id": "1", "properties": props})
     assert record.values["bounce_reason"] == reason
     assert record.values["email_bounced"] is bool(enum)

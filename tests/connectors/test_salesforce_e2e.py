@@ -862,7 +862,7 @@ def test_w4_without_an_external_id_tasks_are_created_once_and_updated_by_lookup(
         account, owner = SF["Account"][0]["Id"], SF["User"][0]["Id"]
         batch = [task_item(n, f"k:{n}", account, owner) for n in range(3)]
         conn = make(sb)
-        assert not conn.writer.upserts_tasks()
+        assert not conn.pusher.upserts_tasks()
         assert [r.ok for r in conn.write(batch)] == [True] * 3
         assert sb.requests.count(route="composite_sobjects_upsert") == 0  # never upserted
         again = make(sb).write(batch)  # a retry after a lost answer: found, updated, not added

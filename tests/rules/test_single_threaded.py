@@ -91,9 +91,9 @@ def test_engaged_count(case, extra, engaged):
             ["Economic Buyer", "Champion"],
         ),
         (
-            "HubSpot buying roles on the contact",
+            "buying roles on the contact (HubSpot's, as the connector names them)",
             [],
-            [role("003T0", "BUDGET_HOLDER", None), role("003T1", "CHAMPION", None)],
+            [role("003T0", "Economic Buyer", None), role("003T1", "CHAMPION", None)],
             [],
         ),
         (
