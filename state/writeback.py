@@ -48,7 +48,6 @@ class AccountRow:
     id: str
     name: str
     owner_id: str | None
-    tier_raw: str | None
     deleted: bool
     owned: Mapping[str, Any]
 
@@ -134,7 +133,7 @@ class Reader:
 
     def accounts(self, ids: Sequence[str]) -> dict[str, AccountRow]:
         sql = (
-            "select id, name, owner_id, tier, deleted_at, owned from accounts "
+            "select id, name, owner_id, deleted_at, owned from accounts "
             "where crm = ? and id in ({ids})"
         )
         return {
@@ -142,7 +141,6 @@ class Reader:
                 id=r["id"],
                 name=r["name"] or f"account {r['id']}",
                 owner_id=r["owner_id"],
-                tier_raw=r["tier"],
                 deleted=r["deleted_at"] is not None,
                 owned=_json(r["owned"]) or {},
             )

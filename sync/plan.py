@@ -80,7 +80,7 @@ from . import tasks as T
 from .lifecycle import TaskLifecycle
 from .owners import Owners
 from .ownership import Conflict, Guard, Where
-from .writeback_settings import TIERS, WritebackSettings
+from .writeback_settings import WritebackSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class AccountResult(Protocol):
 
     @property
     def hygiene_summary(self) -> str | None: ...  # the account's summary line; else coverage's
+
+    @property
+    def tier(self) -> Tier: ...  # the account's tier under [rules.tiers]
 
 
 # ---------------------------------------------------------------- the plan
@@ -290,29 +293,12 @@ def _facts(crm: str, row: AccountRow, result: AccountResult) -> T.AccountFacts:
         crm=crm,
         id=row.id,
         name=row.name,
-        tier=_tier(result, row),
+        tier=result.tier,
         owner_id=row.owner_id,
         stakeholders=cov.stakeholders if cov else None,
         engaged=cov.engaged if cov else None,
         roles_covered=tuple(cov.roles_covered) if cov else (),
     )
-
-
-def _tier(result: AccountResult, row: AccountRow) -> Tier:
-    tier = getattr(result, "tier", None) or getattr(getattr(result, "facts", None), "tier", None)
-    if isinstance(tier, Tier):
-        return tier
-    if isinstance(tier, str) and tier in TIERS:
-        return Tier(tier)
-    raw = (row.tier_raw or "").strip().casefold()
-    for t, values in (
-        (Tier.STRATEGIC, ("strategic", "tier_1")),
-        (Tier.GROWTH, ("growth", "tier_2")),
-        (Tier.MAINTENANCE, ("maintenance", "tier_3")),
-    ):
-        if raw in values:
-            return t
-    return Tier.NONE
 
 
 # ---------------------------------------------------------------- plan(): read, then decide

@@ -32,11 +32,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlite_utils
 from crmsync.connectors import CONNECTORS
@@ -295,10 +295,7 @@ def _steps(
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
     )
-    # TODO(write-back split): plan.AccountResult declares settable members, which the frozen
-    # rules.AccountResult cannot match (mypy: invariance); with read-only members the cast goes.
-    results = cast("Mapping[str, plan_mod.AccountResult]", report.evaluation.results)
-    the_plan = plan_mod.plan(db, crm, results, cfg.writeback, as_of=as_of)
+    the_plan = plan_mod.plan(db, crm, report.evaluation.results, cfg.writeback, as_of=as_of)
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
     the_plan, report.conflicts = conflicts_mod.track(
