@@ -26,7 +26,7 @@ WANTED = ownership.account_values(coverage(ACME), None)
 
 
 def account(owner: str | None = "005A", **owned: Any) -> AccountRow:
-    return AccountRow(ACME, "Acme", owner, None, False, owned)
+    return AccountRow(ACME, "Acme", owner, False, owned)
 
 
 def contact(cid: str = "003A1", **owned: Any) -> ContactRow:
