@@ -18,8 +18,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from crmsync.state import cursors, outbox, runs, views
 from crmsync.state import flags as flag_store
 from crmsync.state.db import open_db
 from crmsync.state.errors import MirrorError, OutputError
+from crmsync.state.files import write_private
 from crmsync.state.text import csv_cell, json_safe, printable
 from rich.console import Console
 from rich.table import Table
@@ -559,7 +558,6 @@ def print_outbox(
 # ---------------------------------------------------------------- HTML report
 
 
-REPORT_MODE = 0o600  # names, e-mail addresses and titles: the owner's eyes only
 
 
 def write_html(
@@ -601,20 +599,3 @@ def _write_report(path: Path, text: str, option: str) -> None:
             f"{option} {path}: cannot write the report ({err.strerror or err})",
             fix="Choose a path in a writable folder with free space.",
         ) from err
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only (0600).
-
-    The file is created 0600 before a byte is written (a temporary file beside it,
-    then renamed over `path`), so no moment exists where another user could read it,
-    and an existing, wider file at `path` is replaced rather than reused."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, REPORT_MODE)  # mkstemp's mode already; explicit, before writing
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -21,8 +21,6 @@ which counts it under "auth".
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +29,7 @@ from typing import Any, Protocol
 
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import AuthFailed
+from crmsync.state.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ class OAuthTokens:
             )
             return
         try:
-            write_atomic(path, value + "\n")
+            write_private(path, value + "\n")
         except OSError as e:
             log.error(
                 "could not save the rotated HubSpot refresh token to %s (%s); the next run "
@@ -159,22 +158,3 @@ class OAuthTokens:
             )
             return
         log.info("saved rotated HubSpot refresh token", extra={"crm": "hubspot", "file": str(path)})
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so a reader sees the old or the new file, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -37,8 +37,6 @@ A token from an environment variable cannot be saved: a warning says so.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from typing import Any
 import requests
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import AuthFailed, CrmUnavailable
+from crmsync.state.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class RefreshTokenAuth:
             return
         path = Path(source[len("file ") :])
         try:
-            _write_atomic(path, value + "\n")
+            write_private(path, value + "\n")
         except OSError as e:
             log.error(
                 "could not save the rotated Salesforce refresh token to %s (%s); the next run "
@@ -189,21 +188,3 @@ def _refused(status: int, body: dict[str, Any]) -> AuthFailed:
         code=code,
         detail=detail,
     )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so a reader sees the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
