@@ -124,32 +124,6 @@ class Breakdown:
         return 100 * self.weights[part] / total if total else 0.0
 
 
-def evaluate(
-    view: AccountView,
-    settings: Settings,
-    as_of: datetime,
-    facts: Facts,
-    *,
-    target_engaged: int,
-    required_roles: Sequence[str],
-    stale_window_days: int,
-    departed_champions: int,
-    note: str = "",
-) -> Coverage:
-    """The account's coverage; `note` (a snooze or an exemption) ends the summary."""
-    return breakdown(
-        view,
-        settings,
-        as_of,
-        facts,
-        target_engaged=target_engaged,
-        required_roles=required_roles,
-        stale_window_days=stale_window_days,
-        departed_champions=departed_champions,
-        note=note,
-    ).coverage
-
-
 def breakdown(
     view: AccountView,
     settings: Settings,

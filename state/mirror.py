@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlite_utils
 from crmsync.state import cursors
+from crmsync.state.batch import batched
 from crmsync.state.db import (
     ENCODERS,
     column_kind,
@@ -75,6 +76,19 @@ class ApplyResult:
     @property
     def written(self) -> int:
         return self.inserted + self.updated + self.deleted
+
+
+STAGE_ROWS = 5000  # rows per executemany when ids are staged in a temp table
+
+
+def _stage(db: sqlite_utils.Database, insert: str, rows: Iterable[tuple[Any, ...]]) -> int:
+    """Run `insert` for every row, STAGE_ROWS at a time (no list of a million ids in
+    memory); return how many rows there were."""
+    n = 0
+    for chunk in batched(rows, STAGE_ROWS):
+        db.conn.executemany(insert, chunk)
+        n += len(chunk)
+    return n
 
 
 def table_columns(obj: ObjectType) -> tuple[str, ...]:
@@ -424,15 +438,11 @@ def _account_moves(
         "(contact_id TEXT, account_id TEXT, is_primary INTEGER, PRIMARY KEY (contact_id, account_id))"
     )
     db.conn.execute("DELETE FROM _links")
-    batch: list[tuple[str, str, int]] = []
-    insert = "INSERT OR REPLACE INTO _links (contact_id, account_id, is_primary) VALUES (?, ?, ?)"
-    for contact_id, account_id, primary in edges:
-        batch.append((contact_id, account_id, 1 if primary else 0))
-        if len(batch) >= 5000:
-            db.conn.executemany(insert, batch)
-            batch.clear()
-    if batch:
-        db.conn.executemany(insert, batch)
+    _stage(
+        db,
+        "INSERT OR REPLACE INTO _links (contact_id, account_id, is_primary) VALUES (?, ?, ?)",
+        ((contact_id, account_id, 1 if primary else 0) for contact_id, account_id, primary in edges),
+    )
     rows = db.conn.execute(
         "SELECT c.id FROM contacts c JOIN _links l ON l.contact_id = c.id AND l.is_primary = 1"
         " WHERE c.crm = ? AND c.deleted_at IS NULL AND c.account_id IS NOT l.account_id"
@@ -463,15 +473,7 @@ def role_changes(
             "CREATE TEMP TABLE IF NOT EXISTS _roles (id TEXT PRIMARY KEY, opportunity_id TEXT)"
         )
         db.conn.execute("DELETE FROM _roles")
-        insert = "INSERT OR IGNORE INTO _roles (opportunity_id, id) VALUES (?, ?)"
-        batch: list[tuple[str, str]] = []
-        for pair in roles:
-            batch.append(pair)
-            if len(batch) >= 5000:
-                db.conn.executemany(insert, batch)
-                batch.clear()
-        if batch:
-            db.conn.executemany(insert, batch)
+        _stage(db, "INSERT OR IGNORE INTO _roles (opportunity_id, id) VALUES (?, ?)", roles)
         rows = db.conn.execute(
             "SELECT s.opportunity_id FROM _roles s JOIN opportunities o"
             "  ON o.crm = ? AND o.id = s.opportunity_id AND o.deleted_at IS NULL"
@@ -528,16 +530,7 @@ def delete_missing(
     join_transaction(db)
     db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
     db.conn.execute("DELETE FROM _live")
-    batch: list[tuple[str]] = []
-    listed = 0
-    for rid in live_ids:
-        batch.append((rid,))
-        listed += 1
-        if len(batch) >= 5000:
-            db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
-            batch.clear()
-    if batch:
-        db.conn.executemany("INSERT OR IGNORE INTO _live (id) VALUES (?)", batch)
+    listed = _stage(db, "INSERT OR IGNORE INTO _live (id) VALUES (?)", ((rid,) for rid in live_ids))
     if guard is not None and listed == 0:
         (held,) = db.conn.execute(
             f"SELECT count(*) FROM {obj.value} WHERE crm = ? AND deleted_at IS NULL", [crm]
