@@ -44,10 +44,10 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
+from crmsync.state.model import OWNED_FIELDS, Coverage, HygieneStatus, ObjectType, Write, WriteKind
 from crmsync.state.model import (
     SIGNATURE as SIGNATURE,  # the canonical owned key of the signature field
 )
-from crmsync.state.model import Coverage, HygieneStatus, ObjectType, Write, WriteKind
 from crmsync.state.text import fit
 from crmsync.state.writeback import AccountRow, ContactRow
 
@@ -57,18 +57,12 @@ VERSION = "v1"
 HASH_CHARS = 8
 _HASH = re.compile(f"[0-9a-f]{{{HASH_CHARS}}}")
 
-# The fields a signature covers, per mirror table (state.model.ObjectType values).
+# The fields a signature covers, per mirror table (state.model.ObjectType values): the owned
+# fields of accounts and contacts, and what crmsync writes on its tasks.
 SIGNED: Mapping[str, tuple[str, ...]] = {
-    "accounts": (
-        "stakeholders",
-        "engaged",
-        "roles_covered",
-        "coverage_score",
-        "coverage_status",
-        "hygiene_summary",
-    ),
-    "contacts": ("status", "reason"),
-    "tasks": ("subject", "body", "priority", "owner_id", "status"),
+    ObjectType.ACCOUNT.value: tuple(f for f in OWNED_FIELDS[ObjectType.ACCOUNT] if f != SIGNATURE),
+    ObjectType.CONTACT.value: tuple(f for f in OWNED_FIELDS[ObjectType.CONTACT] if f != SIGNATURE),
+    ObjectType.TASK.value: ("subject", "body", "priority", "owner_id", "status"),
 }
 
 
