@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
-from crmsync.state.model import Flag, TaskKey, Tier
+from crmsync.state.model import Confidence, Flag, TaskKey, Tier
 from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
 
 SUBJECT_MAX = 255  # Salesforce Task.Subject
@@ -118,7 +118,7 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
     name = person.quoted_name if person else f"contact {flag.subject_id}"
     company = _company(account.name)
     moved_to = moved_to_account(flag)
-    confidence = str(getattr(flag.confidence, "value", flag.confidence))
+    confidence = Confidence(flag.confidence).value
     verb = {"high": "has left", "medium": "appears to have left"}.get(confidence, "may have left")
     subject = f"{name} {verb} {company}"
     if moved_to:
