@@ -14,6 +14,7 @@ import ssl
 
 import requests
 import urllib3
+
 from crmsync.state.errors import (
     AuthFailed,
     ConfigError,

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.errors import MirrorError
 from crmsync.state.migrations import apply_migrations
 from crmsync.state.sql import join_transaction, rolled_back, transaction

@@ -16,6 +16,7 @@ adds it.
 from __future__ import annotations
 
 import sqlite_utils
+
 from crmsync.state.errors import MirrorTooNew
 from crmsync.state.sql import transaction
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import dumps, encode_date
 from crmsync.state.model import SIGNATURE, CrmRecord, ObjectType, OutboxItem, WriteKind
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
 from crmsync.state.db import mirror_errors
 from crmsync.state.errors import (
     EXIT_INTERNAL,

@@ -49,6 +49,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
 from crmsync.state import flags, outbox, runs
 from crmsync.state.db import open_db
 from crmsync.state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line

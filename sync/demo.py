@@ -18,13 +18,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from crmsync.state import flags as flag_store
 from crmsync.state.db import open_db
 from crmsync.state.text import printable
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from . import config as config_mod
 from .report import write_html
@@ -254,9 +255,10 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
 
 
 def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
+    from simple_salesforce.api import Salesforce
+
     from crmsync.connectors.salesforce.transport import build_session
     from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
-    from simple_salesforce.api import Salesforce
 
     if rep is None or rep.plan is None:
         return True
@@ -270,8 +272,9 @@ def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
 
 
 def _check_hubspot(con: Console, box: Any, rep: RunReport | None) -> bool:
-    from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
     from hubspot import HubSpot
+
+    from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
 
     if rep is None or rep.plan is None:
         return True

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
+
+from crmsync import rules
 from crmsync.rules import AccountResult, RuleSettings
 from crmsync.state import flags as flag_store
 from crmsync.state import views
-
-from crmsync import rules
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import sqlite_utils
+
+from crmsync import rules
 from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from crmsync.rules import coverage as coverage_rule
 from crmsync.rules.explain import day as day
@@ -48,8 +50,6 @@ from crmsync.state import flags as flag_store
 from crmsync.state.errors import MirrorError, UsageError
 from crmsync.state.model import AccountView, CoverageStatus, Owner, Severity, Tier
 from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, clip, printable
-
-from crmsync import rules
 
 from .config import Config
 

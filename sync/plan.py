@@ -61,6 +61,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlite_utils
+
 from crmsync.state import conflicts as conflict_store
 from crmsync.state import outbox, views
 from crmsync.state.model import (

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import sqlite_utils
+
 from crmsync.connectors.base import Connector
 from crmsync.state import mirror
 from crmsync.state.db import transaction

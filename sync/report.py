@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from crmsync.connectors import CONNECTORS
 from crmsync.rules.explain import plural
 from crmsync.state import conflicts as conflict_store
@@ -33,9 +37,6 @@ from crmsync.state.db import open_db
 from crmsync.state.errors import MirrorError, OutputError
 from crmsync.state.files import write_private
 from crmsync.state.text import csv_cell, json_safe, printable
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from . import leader_html, leader_md, leader_report
 from .config import Config

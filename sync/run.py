@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.connectors import CONNECTORS
 from crmsync.connectors.base import ApiCalls, Connector
 from crmsync.connectors.errors import CrmError, QuotaExhausted

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from crmsync.sync import cli as cli_mod
 
 import crmsync
+from crmsync.sync import cli as cli_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("sync", "connectors", "rules", "state", "sandbox")

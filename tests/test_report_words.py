@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from crmsync.connectors.salesforce.client import Settings as SalesforceSettings
 from crmsync.rules import RuleSettings
 from crmsync.sync import charts, leader_md, leader_report

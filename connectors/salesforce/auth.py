@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import AuthFailed, CrmUnavailable
 from crmsync.state.files import write_private

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
 from crmsync.connectors.base import Connector
 from crmsync.connectors.errors import AuthFailed, QuotaExhausted
 from crmsync.state.model import (

@@ -8,6 +8,7 @@ quietly widen or narrow what one CRM's values may be.
 from datetime import UTC, date, datetime
 
 import pytest
+
 from crmsync.connectors.hubspot import fields as hs
 from crmsync.connectors.salesforce import fields as sf
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crmsync.rules.single_threaded import Evidence
 from crmsync.state.model import Severity
 

@@ -1,6 +1,7 @@
 """state/batch.py: the one chunking helper."""
 
 import pytest
+
 from crmsync.state.batch import batched
 
 

@@ -1,6 +1,7 @@
 """A contact's display name is made in one place (state/model.py Contact.display_name)."""
 
 import pytest
+
 from crmsync.state.model import Contact
 
 

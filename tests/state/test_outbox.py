@@ -5,7 +5,6 @@ from __future__ import annotations
 from crmsync.state import outbox
 from crmsync.state.model import ObjectType, Write, WriteKind, WriteResult
 from crmsync.state.writeback import is_closed
-
 from tests.state.records import at
 
 SF = "salesforce"

@@ -5,6 +5,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+
 from crmsync.rules import RuleSettings
 from crmsync.state.settings import coerce
 from crmsync.sync import config

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crmsync.state import conflicts as conflict_store
 from crmsync.state.db import open_db
 from crmsync.sync import conflicts as conflicts_mod

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crmsync import rules
 from crmsync.state import conflicts as conflict_store
 from crmsync.state.db import open_db
 from crmsync.sync import conflicts as conflicts_mod
@@ -18,8 +19,6 @@ from crmsync.sync import pull as pull_mod
 from crmsync.sync.drain import drain
 from crmsync.sync.plan import enqueue, plan
 from crmsync.sync.writeback_settings import WritebackSettings
-
-from crmsync import rules
 from tests.clock import crm_now
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from crmsync.state.model import HygieneStatus, WriteKind
 from crmsync.state.writeback import AccountRow, ContactRow, TaskRow
 from crmsync.sync import ownership

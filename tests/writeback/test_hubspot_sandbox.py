@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.hubspot import HubSpotConnector, Settings
 from crmsync.connectors.retry import RetryPolicy
