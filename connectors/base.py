@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
@@ -50,6 +50,11 @@ class Quota:
 class Connector(Protocol):
     crm: str  # "salesforce" | "hubspot"
     calls: ApiCalls
+    # How far the connector's look-ups by key or id may lag its own writes: a record written
+    # this recently may be missing from `find_tasks_by_keys` and from `reconcile_ids`
+    # (`listing_lag(obj)` says which objects are listed that way). HubSpot's search index lags
+    # (`[hubspot] search_lag_seconds`, P6); Salesforce's queries read the records (0).
+    index_lag: timedelta
 
     def check(self) -> None:
         """Authenticate and reach the API; raise AuthFailed / CrmUnavailable."""

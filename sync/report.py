@@ -163,6 +163,12 @@ def print_run(rep: Any, *, echo: Echo, dry_run: bool = False) -> None:
         )
         for err in list(getattr(d, "errors", []) or [])[:10]:
             echo(f"    rejected: {err}")
+        waiting = int(getattr(d, "waiting", 0) or 0)
+        if waiting:  # sync/drain.py `_recover`: the CRM's search lags writes (P6, W4/W5)
+            echo(
+                f"  waiting: {_plural(waiting, 'task create')} sent before a crash, not yet "
+                "found by the CRM's search; a later run looks again before sending it again"
+            )
         if rep.rejected:
             echo("  some rows were rejected; they stay in the outbox: see `crmsync outbox`")
     tracked = getattr(rep, "conflicts", None)
