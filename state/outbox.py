@@ -363,8 +363,8 @@ def inflight_unknown(db: sqlite_utils.Database, crm: str) -> list[OutboxItem]:
 
 
 def claimed_at(db: sqlite_utils.Database, item_ids: Iterable[int]) -> dict[int, datetime]:
-    """When each inflight row of `item_ids` was claimed: the latest its CRM call can have
-    started (a row stays inflight, this time unchanged, until it is marked or released)."""
+    """When each inflight row of `item_ids` was claimed; its CRM call followed within the
+    batch (a row stays inflight, this time unchanged, until it is marked or released)."""
     rows = db.conn.execute(
         "SELECT id, updated_at FROM outbox WHERE status = 'inflight'"
         " AND id IN (SELECT value FROM json_each(?))",
