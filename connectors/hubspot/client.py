@@ -174,6 +174,14 @@ class Settings:
             ) from None
 
 
+class _AnswerLost(Exception):
+    """A CrmUnavailable that must not be retried (connectors.retry retries CrmUnavailable)."""
+
+    def __init__(self, error: CrmUnavailable) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -284,9 +292,21 @@ class HubSpotApi:
     # ------------------------------------------------------------ calls
 
     def call(
-        self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any
+        self,
+        operation: str,
+        api_path: str,
+        method: str,
+        *args: Any,
+        resend_lost: bool = True,
+        **kwargs: Any,
     ) -> Response:
-        """Send one API call (limited, counted, authenticated, translated, retried)."""
+        """Send one API call (limited, counted, authenticated, translated, retried).
+
+        `resend_lost=False` (creates): a call whose answer was lost (the connection dropped
+        or timed out, a truncated body: no HTTP status) may have been applied, and sending
+        it again would create a second record (W4); it raises CrmUnavailable at once. A 429
+        or a 5xx is HubSpot's own answer and is retried as usual.
+        """
         kind = SEARCH if operation == "search" else GENERAL
         api = self.api(api_path)
         target = _object_of(api_path)
@@ -315,13 +335,24 @@ class HubSpotApi:
                         status=401,
                     ) from None
 
-        return call_with_retry(
-            attempt,
-            operation=operation,
-            sleep=self.sleep,
-            policy=self.policy,
-            log_extra={"crm": CRM},
-        )
+        def once() -> Response:
+            try:
+                return attempt()
+            except CrmUnavailable as e:
+                if resend_lost or e.status or isinstance(e, RateLimited):
+                    raise
+                raise _AnswerLost(e) from None
+
+        try:
+            return call_with_retry(
+                once,
+                operation=operation,
+                sleep=self.sleep,
+                policy=self.policy,
+                log_extra={"crm": CRM},
+            )
+        except _AnswerLost as lost:
+            raise lost.error from None
 
     def _send(
         self,
