@@ -292,21 +292,30 @@ class HubSpotApi:
     # ------------------------------------------------------------ calls
 
     def call(
+        self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any
+    ) -> Response:
+        """Send one API call (limited, counted, authenticated, translated, retried)."""
+        return self._call(operation, api_path, method, args, kwargs, resend_lost=True)
+
+    def call_create(
+        self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any
+    ) -> Response:
+        """`call` for a create: a call whose answer was lost (the connection dropped or timed
+        out, a truncated body: no HTTP status) may have been applied, and sending it again
+        would create a second record (W4), so it raises CrmUnavailable at once. A 429 or a
+        5xx is HubSpot's own answer and is retried as usual."""
+        return self._call(operation, api_path, method, args, kwargs, resend_lost=False)
+
+    def _call(
         self,
         operation: str,
         api_path: str,
         method: str,
-        *args: Any,
-        resend_lost: bool = True,
-        **kwargs: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        resend_lost: bool,
     ) -> Response:
-        """Send one API call (limited, counted, authenticated, translated, retried).
-
-        `resend_lost=False` (creates): a call whose answer was lost (the connection dropped
-        or timed out, a truncated body: no HTTP status) may have been applied, and sending
-        it again would create a second record (W4); it raises CrmUnavailable at once. A 429
-        or a 5xx is HubSpot's own answer and is retried as usual.
-        """
         kind = SEARCH if operation == "search" else GENERAL
         api = self.api(api_path)
         target = _object_of(api_path)

@@ -130,11 +130,11 @@ class Pusher:
             # A create whose answer is lost is not sent again blind: HubSpot may have applied
             # it, and its search (the only look-up by key) lags writes (P6). The stop leaves
             # the rows in flight; the drain looks their keys up once the lag has passed (W4).
-            resp = self.api.call(
+            send = self.api.call_create if route.method == "create" else self.api.call
+            resp = send(
                 route.operation,
                 route.api,
                 route.method,
-                resend_lost=route.method != "create",
                 **{_BATCH_PARAM[route.method]: {"inputs": [i.body for i in inputs]}},
             )
         except (CrmUnavailable, AuthFailed, QuotaExhausted):
