@@ -90,7 +90,11 @@ def test_w5_sigkill_during_write_back_then_rerun_no_duplicate_no_lost_write(tmp_
     gate = Gate()
     sb = make_sandbox(crm, gate)
     try:
-        cfg = write_sync_toml(tmp_path / "run" / "sync.toml", sb, extra=HS_EXTRA if crm == "hubspot" else "")
+        # This sandbox's search does not lag, and the config says so: a create the killed run
+        # claimed but never sent is looked up and sent by the rerun at once. With the index
+        # lagging, the rerun waits instead (test_w5_hubspot_killed_after_task_creates_land_...).
+        extra = HS_EXTRA + "\nsearch_lag_seconds = 0" if crm == "hubspot" else ""
+        cfg = write_sync_toml(tmp_path / "run" / "sync.toml", sb, extra=extra)
         assert invoke(cfg, "setup").exit_code == 0
         rng = random.Random(seed)
         racing = bool(seed % 2)  # even seeds: killed before the CRM saw the write; odd: after
