@@ -46,11 +46,11 @@ class Clock:
 
 
 def measure(seconds: float) -> tuple[int, float]:
-    from connectors.base import Secret
-    from connectors.salesforce import SalesforceConnector, Settings
-    from sandbox.generate import generate
-    from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-    from state.model import ObjectType
+    from crmsync.connectors.base import Secret
+    from crmsync.connectors.salesforce import SalesforceConnector, Settings
+    from crmsync.sandbox.generate import generate
+    from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+    from crmsync.state.model import ObjectType
 
     clock = Clock()
     data = generate(seed=1, accounts=10, crms=("salesforce",))

@@ -27,7 +27,7 @@ PER_ACCOUNT = 10
 def measure(contacts: int, crms: tuple[str, ...], stream: bool) -> dict[str, object]:
     """Generate in this process; answer seconds, peak RSS and record counts."""
     sys.path.insert(0, str(ROOT))
-    from sandbox.generate import generate, iter_records
+    from crmsync.sandbox.generate import generate, iter_records
 
     accounts = max(1, contacts // PER_ACCOUNT)
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -5,7 +5,7 @@
     .venv/bin/python bench/pull.py --crm hubspot --contacts 100000 --accounts 20000
 
 The sandbox runs in a separate process (this script with --serve), so the
-measurement is crmsync's alone: `python -m sync.cli sync --full --pull-only
+measurement is crmsync's alone: `python -m crmsync sync --full --pull-only
 --crm CRM --config DIR/sync.toml` is started as a child and reaped with
 os.wait4, whose rusage gives the child's own peak RSS. API calls come from the
 run's row in the mirror's `runs` table (what crmsync counted) and from the
@@ -65,7 +65,7 @@ def serve(args: argparse.Namespace) -> None:
     """--serve: generate the org, start one sandbox, write sync.toml, report sizes, wait for EOF."""
     import logging
 
-    from sandbox.generate import generate
+    from crmsync.sandbox.generate import generate
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     cpa = args.contacts / max(1, args.accounts)
@@ -75,11 +75,11 @@ def serve(args: argparse.Namespace) -> None:
     sizes = {name: len(part.get(name) or ()) for name in (SF_OBJECTS if args.crm == "salesforce" else HS_SIZES)}
     config = Path(args.dir) / "sync.toml"
     if args.crm == "salesforce":
-        from sandbox.salesforce import SalesforceSandbox
+        from crmsync.sandbox.salesforce import SalesforceSandbox
 
         sb: Any = SalesforceSandbox(data, bulk_job_seconds=args.bulk_job_seconds).start()
     else:
-        from sandbox.hubspot import HubSpotSandbox
+        from crmsync.sandbox.hubspot import HubSpotSandbox
 
         sb = HubSpotSandbox(dataset=data).start()
     del data, part
@@ -163,7 +163,7 @@ def configure(workdir: Path, args: argparse.Namespace) -> Path:
 
 def run_pull(config: Path, crm: str, *flags: str) -> tuple[float, int, int]:
     """Run the CLI as a child; (seconds, exit code, peak RSS in KiB of that child)."""
-    cmd = [sys.executable, "-m", "sync.cli", "sync", *(flags or ("--full",)), "--pull-only",
+    cmd = [sys.executable, "-m", "crmsync.sync.cli", "sync", *(flags or ("--full",)), "--pull-only",
            "--crm", crm, "--config", str(config)]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["PYTHONPATH"] = str(ROOT)
@@ -261,9 +261,9 @@ def report(args: argparse.Namespace, info: dict[str, Any], seconds: float, code:
 def reconcile_report(config: Path, info: dict[str, Any], seconds: float, code: int,
                      run: dict[str, Any]) -> dict[str, Any]:
     """The reconcile run's calls per object against the floor, and the search walk's cost."""
-    from connectors.hubspot import HubSpotConnector
-    from state.model import ObjectType
-    from sync import config as config_mod
+    from crmsync.connectors.hubspot import HubSpotConnector
+    from crmsync.state.model import ObjectType
+    from crmsync.sync import config as config_mod
 
     sizes = info["sizes"]
     rec = run["counts"].get("reconcile", {})

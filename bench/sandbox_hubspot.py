@@ -25,9 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crmsync.sandbox.hubspot import HubSpotSandbox  # noqa: E402
 from hubspot import HubSpot  # noqa: E402
-
-from sandbox.hubspot import HubSpotSandbox  # noqa: E402
 
 TITLES = ["VP Sales", "Head of Operations", "CFO", "Engineer", "Former CTO", "Account Manager"]
 PROPS = ["email", "firstname", "lastname", "jobtitle", "hubspot_owner_id", "notes_last_contacted",
@@ -64,7 +63,7 @@ def synth_dataset(n: int) -> dict[str, Any]:
 
 
 def _iso(ms: int) -> str:
-    from sandbox.hubspot.store import iso
+    from crmsync.sandbox.hubspot.store import iso
 
     return iso(ms)
 
@@ -76,7 +75,7 @@ def rss_mb() -> float:
 def bench_list(n: int, use_generator: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     if use_generator:
-        from sandbox.generate import generate  # type: ignore[import-not-found]
+        from crmsync.sandbox.generate import generate  # type: ignore[import-not-found]
 
         dataset = generate(seed=1, accounts=max(1, n // 10))  # ~10 contacts per account
     else:

@@ -33,10 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.salesforce.transport import build_session  # noqa: E402
-from sandbox.common import sf_id  # noqa: E402
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox  # noqa: E402
-from sandbox.salesforce.soql import compile_query  # noqa: E402
+from crmsync.connectors.salesforce.transport import build_session  # noqa: E402
+from crmsync.sandbox.common import sf_id  # noqa: E402
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox  # noqa: E402
+from crmsync.sandbox.salesforce.soql import compile_query  # noqa: E402
 
 FIELDS = (
     "Id, AccountId, FirstName, LastName, Email, Title, OwnerId, LastActivityDate, CreatedDate, "
@@ -49,7 +49,7 @@ CONTACTS_PER_ACCOUNT = 10.0
 def stream(contacts: int, synthetic: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """(object, record) pairs for about `contacts` contacts."""
     if not synthetic:
-        from sandbox.generate import iter_records
+        from crmsync.sandbox.generate import iter_records
 
         accounts = max(1, round(contacts / CONTACTS_PER_ACCOUNT))
         for _crm, obj, rec in iter_records(seed=1, accounts=accounts, crms=("salesforce",),

@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from state import cursors, mirror, views  # noqa: E402
-from state.db import open_db  # noqa: E402
-from state.model import CrmRecord, ObjectType, Page  # noqa: E402
+from crmsync.state import cursors, mirror, views  # noqa: E402
+from crmsync.state.db import open_db  # noqa: E402
+from crmsync.state.model import CrmRecord, ObjectType, Page  # noqa: E402
 
 CRM = "salesforce"
 PAGE = 2000

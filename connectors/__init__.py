@@ -12,8 +12,8 @@ from typing import Any
 
 class _Registry(Mapping[str, Any]):
     _paths = {
-        "salesforce": ("connectors.salesforce", "SalesforceConnector"),
-        "hubspot": ("connectors.hubspot", "HubSpotConnector"),
+        "salesforce": ("crmsync.connectors.salesforce", "SalesforceConnector"),
+        "hubspot": ("crmsync.connectors.hubspot", "HubSpotConnector"),
     }
 
     def __getitem__(self, crm: str) -> Any:

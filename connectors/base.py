@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
+from crmsync.state.model import Cursor, FieldCheck, ObjectType, OutboxItem, Page, WriteResult
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from state.errors import (
+from crmsync.state.errors import (
     AuthFailed,
     ConfigError,
     CrmError,

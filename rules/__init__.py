@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from state.model import AccountView, Coverage, Flag, HygieneStatus, Severity
+from crmsync.state.model import AccountView, Coverage, Flag, HygieneStatus, Severity
 
 from . import (
     bouncing_contacts,

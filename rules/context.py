@@ -26,7 +26,7 @@ from enum import StrEnum
 from functools import cached_property, lru_cache
 from types import MappingProxyType
 
-from state.model import (
+from crmsync.state.model import (
     AccountView,
     Contact,
     ContactChange,

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from state.model import AccountView, Coverage, CoverageStatus
+from crmsync.state.model import AccountView, Coverage, CoverageStatus
 
 from . import explain
 from .context import Facts, activity_day

@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 
-from state.model import (
+from crmsync.state.model import (
     AccountView,
     Confidence,
     Contact,

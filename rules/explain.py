@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from state.model import Tier
-from state.text import ACCOUNT_MAX, DETAIL_MAX, EMAIL_MAX, NAME_MAX, TITLE_MAX, clip
+from crmsync.state.model import Tier
+from crmsync.state.text import ACCOUNT_MAX, DETAIL_MAX, EMAIL_MAX, NAME_MAX, TITLE_MAX, clip
 
 if TYPE_CHECKING:
     from .context import Renewal

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from state.model import AccountView, Contact, Flag, Severity, Tier
+from crmsync.state.model import AccountView, Contact, Flag, Severity, Tier
 
 from . import explain
 from .context import Facts, activity_day, step

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from state.model import AccountView, Contact, Flag, Severity, Tier
+from crmsync.state.model import AccountView, Contact, Flag, Severity, Tier
 
 from . import explain
 from .context import Facts, activity_day, step

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from state.model import Account, Tier
+from crmsync.state.model import Account, Tier
 
 from .settings import require, require_names
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlite_utils
-
-from state.db import decode
-from state.model import Owner
+from crmsync.state.db import decode
+from crmsync.state.model import Owner
 
 Key = tuple[str, str]
 

@@ -24,9 +24,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlite_utils
-
-from state.db import decode_datetime, dumps, encode_datetime, join_transaction, loads, now_utc
-from state.model import Cursor
+from crmsync.state.db import (
+    decode_datetime,
+    dumps,
+    encode_datetime,
+    join_transaction,
+    loads,
+    now_utc,
+)
+from crmsync.state.model import Cursor
 
 Mode = Literal["full", "incremental"]
 MODES: tuple[str, ...] = ("full", "incremental")

@@ -46,8 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
-from state.errors import MirrorError
+from crmsync.state.errors import MirrorError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     read-only place, a file that is not SQLite or a damaged mirror; the file is
     left exactly as it was.
     """
-    from state.migrations import apply_migrations  # migrations imports this module
+    from crmsync.state.migrations import apply_migrations  # migrations imports this module
 
     memory = str(path) == ":memory:"
     if not memory:

@@ -29,9 +29,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-
-from state.db import decode_datetime, dumps, encode_datetime, loads, transaction
-from state.model import Flag, FlagStatus
+from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, transaction
+from crmsync.state.model import Flag, FlagStatus
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from state.errors import MirrorBusy, MirrorError
+from crmsync.state.errors import MirrorBusy, MirrorError
 
 POLL_SECONDS = 0.2
 

@@ -16,9 +16,8 @@ adds it.
 from __future__ import annotations
 
 import sqlite_utils
-
-from state.db import transaction
-from state.errors import MirrorTooNew
+from crmsync.state.db import transaction
+from crmsync.state.errors import MirrorTooNew
 
 MIGRATIONS = sqlite_utils.Migrations("crmsync")
 MIGRATIONS.migrations_table = "_migrations"

@@ -36,9 +36,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-
-from state import cursors
-from state.db import (
+from crmsync.state import cursors
+from crmsync.state.db import (
     ENCODERS,
     column_kind,
     dumps,
@@ -46,8 +45,8 @@ from state.db import (
     join_transaction,
     transaction,
 )
-from state.errors import EmptyFullPull
-from state.model import COLUMNS, CrmRecord, ObjectType, Page
+from crmsync.state.errors import EmptyFullPull
+from crmsync.state.model import COLUMNS, CrmRecord, ObjectType, Page
 
 log = logging.getLogger(__name__)
 

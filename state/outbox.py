@@ -51,9 +51,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-
-from state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
-from state.model import ObjectType, OutboxItem, WriteKind, WriteResult
+from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
+from crmsync.state.model import ObjectType, OutboxItem, WriteKind, WriteResult
 
 log = logging.getLogger(__name__)
 

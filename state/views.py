@@ -31,9 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlite_utils
-
-from state.db import decode, decoder_for, dumps
-from state.model import (
+from crmsync.state.db import decode, decoder_for, dumps
+from crmsync.state.model import (
     COLUMNS,
     Account,
     AccountView,

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from state.db import mirror_errors
-from state.errors import (
+from crmsync.state.db import mirror_errors
+from crmsync.state.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -116,7 +115,7 @@ def _fail(error: BaseException, line: str) -> None:
         import traceback
 
         click.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
-    from state.text import printable
+    from crmsync.state.text import printable
 
     click.echo(f"crmsync: {printable(line)}", err=True)
 
@@ -124,7 +123,7 @@ def _fail(error: BaseException, line: str) -> None:
 def _echo_text(text: str) -> None:
     """Print a run's summary or a plan: the CRM text in it (names, subjects, the CRM's
     messages) as text, without control or bidi characters (state/text.py)."""
-    from state.text import printable
+    from crmsync.state.text import printable
 
     click.echo(printable(text, newlines=True))
 
@@ -360,7 +359,7 @@ def _check_rule(rule: str) -> None:
     """A --rule value must name a rule: a typo would otherwise print "0 flags"."""
     import difflib
 
-    from rules import RULE_NAMES
+    from crmsync.rules import RULE_NAMES
 
     if rule in RULE_NAMES:
         return
@@ -463,7 +462,7 @@ def outbox_requeue(
     """Give refused rows another chance once their cause is fixed: they go back to
     pending with their attempts reset, and the next `crmsync sync` sends them.
     Say which: --code CODE (from `crmsync outbox`) or --all."""
-    from state.errors import UsageError
+    from crmsync.state.errors import UsageError
 
     from .run import requeue_outbox
 
@@ -704,7 +703,7 @@ def sandbox(
     [mirror] table when FILE has none) and its dummy credential files beside
     FILE, so `crmsync setup --config FILE` works at once.
     """
-    from sandbox.realistic import HubSpotProfile, SalesforceProfile, profile
+    from crmsync.sandbox.realistic import HubSpotProfile, SalesforceProfile, profile
 
     _setup_logs(fmt="text")
     limits: HubSpotProfile | SalesforceProfile | None = None
@@ -724,19 +723,19 @@ def sandbox(
         except (ValueError, OSError) as e:
             raise UsageError(
                 f"--data {data_file}: not a readable JSON dataset ({e})",
-                fix="Pass a file written by `python -m sandbox.generate`, or drop --data.",
+                fix="Pass a file written by `python -m crmsync.sandbox.generate`, or drop --data.",
             ) from None
     else:
-        from sandbox.generate import generate
+        from crmsync.sandbox.generate import generate
 
         dataset = generate(seed=seed, accounts=accounts)
     if crm == "salesforce":
-        from sandbox.salesforce import serve_forever as sf_serve
+        from crmsync.sandbox.salesforce import serve_forever as sf_serve
 
         assert limits is None or isinstance(limits, SalesforceProfile)
         sf_serve(port=port, dataset=dataset, faults=faults, write_config=write_config, realistic=limits)
     else:
-        from sandbox.hubspot import serve_forever as hs_serve
+        from crmsync.sandbox.hubspot import serve_forever as hs_serve
 
         assert limits is None or isinstance(limits, HubSpotProfile)
         hs_serve(port=port, dataset=dataset, faults=faults, write_config=write_config, realistic=limits)

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Secret
-from state.errors import ConfigError as ConfigError  # raised here; callers may import it from here
+from crmsync.connectors.base import Secret
+from crmsync.state.errors import (
+    ConfigError as ConfigError,  # raised here; callers may import it from here
+)
 
 from . import logs
 
@@ -170,7 +172,7 @@ def from_dict(
             )
     sf = connectors.get("salesforce")
     if sf is not None and sf.auth == "jwt" and sf.private_key_file:
-        from connectors.salesforce.client import check_private_key
+        from crmsync.connectors.salesforce.client import check_private_key
 
         check_private_key(sf.private_key_file)  # a missing or malformed key fails at start
 
@@ -196,16 +198,16 @@ def from_dict(
 
 def _connector_settings_class(crm: str) -> type:
     if crm == "salesforce":
-        from connectors.salesforce.client import Settings as SfSettings
+        from crmsync.connectors.salesforce.client import Settings as SfSettings
 
         return SfSettings
-    from connectors.hubspot.client import Settings as HsSettings
+    from crmsync.connectors.hubspot.client import Settings as HsSettings
 
     return HsSettings
 
 
 def _rule_settings(tables: Mapping[str, Any]) -> Any:
-    from rules import RuleSettings
+    from crmsync.rules import RuleSettings
 
     try:
         return RuleSettings.from_tables(dict(tables))
@@ -214,7 +216,7 @@ def _rule_settings(tables: Mapping[str, Any]) -> Any:
 
 
 def _writeback_settings(table: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> Any:
-    from sync.plan import WritebackSettings
+    from crmsync.sync.plan import WritebackSettings
 
     return build(WritebackSettings, table, "writeback", base=base, environ=env)
 

@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
-
-from state import conflicts as store
-from state import views
-from state.errors import CrmRefused, MalformedRecord, UsageError
-from state.model import ChangeKind, FieldChange, ObjectType, WriteKind
+from crmsync.state import conflicts as store
+from crmsync.state import views
+from crmsync.state.errors import CrmRefused, MalformedRecord, UsageError
+from crmsync.state.model import ChangeKind, FieldChange, ObjectType, WriteKind
 
 from . import ownership
 from .plan import Conflict, Plan

@@ -49,8 +49,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-
-from state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
+from crmsync.state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
 
 from . import config as config_mod
 from .config import Config, ConfigError
@@ -165,8 +164,8 @@ class Daemon:
 
     def _refresh_state_metrics(self) -> None:
         try:
-            from state import flags, outbox
-            from state.db import open_db
+            from crmsync.state import flags, outbox
+            from crmsync.state.db import open_db
 
             db = open_db(self.cfg.mirror.path)
             try:
@@ -186,8 +185,8 @@ class Daemon:
 
         Read from the mirror's run history, so a restarted daemon reports truthfully.
         """
-        from state import outbox, runs
-        from state.db import open_db
+        from crmsync.state import outbox, runs
+        from crmsync.state.db import open_db
 
         now = self.clock()
         stale_after = self._stale_after_seconds()
@@ -223,8 +222,8 @@ class Daemon:
 
     def _quota_wait(self, crm: str) -> _QuotaStop | None:
         """The quota stop `crm` waits out now (its last sync stopped with a retry time ahead)."""
-        from state import runs
-        from state.db import open_db
+        from crmsync.state import runs
+        from crmsync.state.db import open_db
 
         if not self.cfg.mirror.path.exists():
             return None

@@ -18,13 +18,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from crmsync.state import flags as flag_store
+from crmsync.state.db import open_db
+from crmsync.state.text import printable
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from state import flags as flag_store
-from state.db import open_db
-from state.text import printable
 
 from . import config as config_mod
 from .report import write_html
@@ -38,10 +37,10 @@ OBJECT_PAGE = {"hubspot": {"owners": 500, "contact_roles": 0, "tasks": 200}}
 
 
 def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = None) -> int:
-    from sandbox.generate import DEFAULT_AS_OF, generate
-    from sandbox.hubspot import HubSpotSandbox
-    from sandbox.realistic import profile
-    from sandbox.salesforce import SalesforceSandbox
+    from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+    from crmsync.sandbox.hubspot import HubSpotSandbox
+    from crmsync.sandbox.realistic import profile
+    from crmsync.sandbox.salesforce import SalesforceSandbox
 
     con = console or _console()
     t0 = time.monotonic()
@@ -254,10 +253,9 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
 
 
 def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
+    from crmsync.connectors.salesforce.transport import build_session
+    from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
     from simple_salesforce import Salesforce
-
-    from connectors.salesforce.transport import build_session
-    from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
     if rep is None or rep.plan is None:
         return True
@@ -271,9 +269,8 @@ def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
 
 
 def _check_hubspot(con: Console, box: Any, rep: RunReport | None) -> bool:
+    from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
     from hubspot import HubSpot
-
-    from sandbox.hubspot import PRIVATE_APP_TOKEN
 
     if rep is None or rep.plan is None:
         return True

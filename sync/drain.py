@@ -3,9 +3,9 @@
 How a run writes back (the exact call sequence; `write_back` below does steps
 3 to 6 in one call)::
 
-    from state.db import open_db
-    from sync.plan import plan, enqueue, format_plan, render_plan
-    from sync.drain import BATCH_SIZE, drain, format_drifts, verify_landed
+    from crmsync.state.db import open_db
+    from crmsync.sync.plan import plan, enqueue, format_plan, render_plan
+    from crmsync.sync.drain import BATCH_SIZE, drain, format_drifts, verify_landed
 
     db = open_db(cfg.mirror.path)
     # 1. pull the CRM into the mirror (sync/pull.py); tasks included, so the
@@ -85,13 +85,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
-
-from connectors.base import ApiCalls
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
-from state import outbox
-from state.db import dumps, encode_date, now_utc, transaction
-from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
+from crmsync.connectors.base import ApiCalls
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
+from crmsync.state import outbox
+from crmsync.state.db import dumps, encode_date, now_utc, transaction
+from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
 
 from .ownership import SIGNATURE
 from .plan import Plan, WritebackSettings, enqueue, plan, same

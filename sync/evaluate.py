@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+from crmsync.state import flags as flag_store
+from crmsync.state import views
 
-import rules
-from state import flags as flag_store
-from state import views
+from crmsync import rules
 
 log = logging.getLogger(__name__)
 

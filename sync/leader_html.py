@@ -16,8 +16,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from state.model import CoverageStatus, Severity
-from state.text import printable
+from crmsync.state.model import CoverageStatus, Severity
+from crmsync.state.text import printable
 
 from . import charts
 from .leader_report import (

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from state.model import CoverageStatus
-from state.text import printable
+from crmsync.state.model import CoverageStatus
+from crmsync.state.text import printable
 
 from .leader_html import PERSONAL_DATA
 from .leader_report import (

@@ -57,10 +57,9 @@ from enum import Enum
 from typing import Any, Protocol
 
 import sqlite_utils
-
-from state import conflicts as conflict_store
-from state import views
-from state.model import (
+from crmsync.state import conflicts as conflict_store
+from crmsync.state import views
+from crmsync.state.model import (
     Coverage,
     Flag,
     HygieneStatus,
@@ -69,7 +68,7 @@ from state.model import (
     Tier,
     WriteKind,
 )
-from state.text import fit, printable
+from crmsync.state.text import fit, printable
 
 from . import ownership
 from . import tasks as T
@@ -989,7 +988,7 @@ class MirrorReader:
 
     def written(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """What crmsync last wrote per field: {record id: {field: value}}."""
-        from state import outbox
+        from crmsync.state import outbox
 
         if not ids:
             return {}
@@ -1027,7 +1026,7 @@ _ENQUEUE_ORDER = {
 
 def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     """Put the plan's items into the outbox (idempotent per key); return how many."""
-    from state import outbox
+    from crmsync.state import outbox
 
     # Same kinds side by side: batches are claimed in id order, and a batch of one
     # kind is one CRM call (a mixed batch costs a call per kind in it; docs/budgets.md).
@@ -1052,7 +1051,7 @@ def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[PlannedWrite
     storm); it stays planned, and unwritten, until someone requeues it
     (`crmsync outbox requeue`, or `crmsync setup` for a missing field).
     """
-    from state import outbox
+    from crmsync.state import outbox
 
     dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
     return [i for i in plan.items if i.key in dead]

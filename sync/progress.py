@@ -36,7 +36,7 @@ class RichProgress(PullProgress):
         )
         self._tasks: dict[tuple[str, str], TaskID] = {}
         # The bars say what the per-page log lines would; keep the terminal readable.
-        self._quiet = {n: logging.getLogger(n) for n in ("sync.pull", "state", "connectors")}
+        self._quiet = {n: logging.getLogger(n) for n in ("crmsync.sync.pull", "crmsync.state", "crmsync.connectors")}
         self._levels = {n: lg.level for n, lg in self._quiet.items()}
         for lg in self._quiet.values():
             lg.setLevel(logging.WARNING)

@@ -42,11 +42,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-
-from connectors.base import Connector
-from state import crm_info, cursors, mirror
-from state.db import transaction
-from state.model import PULL_ORDER, ObjectType
+from crmsync.connectors.base import Connector
+from crmsync.state import crm_info, cursors, mirror
+from crmsync.state.db import transaction
+from crmsync.state.model import PULL_ORDER, ObjectType
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
-
-from state import mirror
-from state.db import transaction
-from state.model import ObjectType
+from crmsync.state import mirror
+from crmsync.state.db import transaction
+from crmsync.state.model import ObjectType
 
 log = logging.getLogger(__name__)
 

@@ -25,16 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crmsync.state import conflicts as conflict_store
+from crmsync.state import cursors, outbox, runs, views
+from crmsync.state import flags as flag_store
+from crmsync.state.db import open_db
+from crmsync.state.errors import MirrorError, OutputError
+from crmsync.state.text import csv_cell, json_safe, printable
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from state import conflicts as conflict_store
-from state import cursors, outbox, runs, views
-from state import flags as flag_store
-from state.db import open_db
-from state.errors import MirrorError, OutputError
-from state.text import csv_cell, json_safe, printable
 
 from .config import Config
 
@@ -475,7 +474,7 @@ def rejected_lines(groups: list[Any]) -> list[str]:
     message, and the command to requeue them once the cause is fixed."""
     if not groups:
         return []
-    from connectors import CONNECTORS
+    from crmsync.connectors import CONNECTORS
 
     lines = ["rows the CRM refused, by its error code (each row: `crmsync outbox`):"]
     for g in groups:

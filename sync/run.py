@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.errors import CrmError, QuotaExhausted
-from state import outbox, runs
-from state.db import mirror_error, mirror_errors, open_db, rolled_back
-from state.errors import (
+from crmsync.connectors.errors import CrmError, QuotaExhausted
+from crmsync.state import outbox, runs
+from crmsync.state.db import mirror_error, mirror_errors, open_db, rolled_back
+from crmsync.state.errors import (
     EXIT_CRM,
     EXIT_OK,
     EXIT_REJECTED,
@@ -52,8 +52,8 @@ from state.errors import (
     UsageError,
     error_line,
 )
-from state.lock import acquire_writer_lock
-from state.model import FieldCheck
+from crmsync.state.lock import acquire_writer_lock
+from crmsync.state.model import FieldCheck
 
 from . import evaluate as evaluate_mod
 from . import plan as plan_mod
@@ -138,7 +138,7 @@ def stop_aware_sleep(should_stop: Callable[[], bool]) -> Callable[[float], None]
 
 
 def make_connector(crm: str, settings: Any, **kw: Any) -> Any:
-    from connectors import CONNECTORS
+    from crmsync.connectors import CONNECTORS
 
     return CONNECTORS[crm](settings, **kw)
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from state.model import Flag, Tier
-from state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
+from crmsync.state.model import Flag, Tier
+from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, TITLE_MAX, clip, fit
 
 SUBJECT_MAX = 255  # Salesforce Task.Subject
 BODY_MAX = 32_000  # Salesforce Task.Description (HubSpot hs_task_body: 65,536)

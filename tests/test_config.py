@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from sync import config, logs
+from crmsync.sync import config, logs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +89,7 @@ def test_hubspot_search_lag_is_a_setting_the_connector_declares(tmp_path: Path) 
     """How far HubSpot's search may lag a write (P6, W4/W5): 5 minutes unless set."""
     from datetime import timedelta
 
-    from connectors.hubspot import HubSpotConnector
+    from crmsync.connectors.hubspot import HubSpotConnector
 
     def lag(text: str) -> timedelta:
         settings = config.load(write(tmp_path, '[hubspot]\ntoken_env = "T"\n' + text),

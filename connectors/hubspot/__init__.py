@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from connectors.base import ApiCalls, Quota
-from connectors.retry import DEFAULT_POLICY, RetryPolicy
-from state.model import (
+from crmsync.connectors.base import ApiCalls, Quota
+from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy
+from crmsync.state.model import (
     Cursor,
     FieldChange,
     FieldCheck,

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.errors import AuthFailed, CrmRefused
+from crmsync.connectors.errors import AuthFailed, CrmRefused
 
 from .client import HubSpotApi
 

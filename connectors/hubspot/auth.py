@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.base import Secret
-from connectors.errors import AuthFailed
+from crmsync.connectors.base import Secret
+from crmsync.connectors.errors import AuthFailed
 
 log = logging.getLogger(__name__)
 

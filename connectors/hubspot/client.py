@@ -53,11 +53,8 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import urllib3
-from hubspot import HubSpot
-from urllib3.util.retry import Retry
-
-from connectors.base import ApiCalls, Secret
-from connectors.errors import (
+from crmsync.connectors.base import ApiCalls, Secret
+from crmsync.connectors.errors import (
     AuthFailed,
     CrmError,
     CrmRefused,
@@ -66,7 +63,9 @@ from connectors.errors import (
     RateLimited,
     network_reason,
 )
-from connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from hubspot import HubSpot
+from urllib3.util.retry import Retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
 from .daily import USAGE_PATH, DailyUsage

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connectors.errors import MalformedRecord
-from state.model import CrmRecord, ObjectType
-from state.text import clean_fields, for_crm
+from crmsync.connectors.errors import MalformedRecord
+from crmsync.state.model import CrmRecord, ObjectType
+from crmsync.state.text import clean_fields, for_crm
 
 # ---------------------------------------------------------------- HubSpot names
 

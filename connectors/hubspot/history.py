@@ -33,7 +33,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from state.model import ChangeKind, FieldChange
+from crmsync.state.model import ChangeKind, FieldChange
 
 from . import fields as f
 from .client import HubSpotApi

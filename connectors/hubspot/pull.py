@@ -83,8 +83,8 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from connectors.errors import CrmError, MalformedRecord
-from state.model import CrmRecord, Cursor, ObjectType, Page
+from crmsync.connectors.errors import CrmError, MalformedRecord
+from crmsync.state.model import CrmRecord, Cursor, ObjectType, Page
 
 from . import fields as f
 from .client import HubSpotApi, Settings

@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from state.model import OutboxItem, WriteKind, WriteResult
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.state.model import OutboxItem, WriteKind, WriteResult
 
 from . import fields as f
 from .client import HubSpotApi

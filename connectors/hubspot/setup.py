@@ -22,8 +22,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from connectors.errors import CrmError, CrmUnavailable
-from state.model import CoverageStatus, FieldCheck, HygieneStatus
+from crmsync.connectors.errors import CrmError, CrmUnavailable
+from crmsync.state.model import CoverageStatus, FieldCheck, HygieneStatus
 
 from . import fields as f
 from .client import HubSpotApi, Settings

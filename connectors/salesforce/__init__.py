@@ -19,14 +19,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from connectors.base import ApiCalls, Quota
-from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
-from connectors.salesforce.client import SalesforceClient, Settings
-from connectors.salesforce.fields import object_maps, owned_names
-from connectors.salesforce.pull import Puller, PullStats
-from connectors.salesforce.push import Writer
-from connectors.salesforce.setup import ensure_fields
-from state.model import (
+from crmsync.connectors.base import ApiCalls, Quota
+from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
+from crmsync.connectors.salesforce.client import SalesforceClient, Settings
+from crmsync.connectors.salesforce.fields import object_maps, owned_names
+from crmsync.connectors.salesforce.pull import Puller, PullStats
+from crmsync.connectors.salesforce.push import Writer
+from crmsync.connectors.salesforce.setup import ensure_fields
+from crmsync.state.model import (
     CrmRecord,
     Cursor,
     FieldCheck,

@@ -38,12 +38,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.connectors.salesforce.client import SalesforceClient, Settings
+from crmsync.connectors.salesforce.fields import chunked
+from crmsync.state.model import FieldCheck
 from simple_salesforce.format import format_soql
-
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from connectors.salesforce.client import SalesforceClient, Settings
-from connectors.salesforce.fields import chunked
-from state.model import FieldCheck
 
 log = logging.getLogger(__name__)
 

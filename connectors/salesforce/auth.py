@@ -44,9 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-from connectors.base import Secret
-from connectors.errors import AuthFailed, CrmUnavailable
+from crmsync.connectors.base import Secret
+from crmsync.connectors.errors import AuthFailed, CrmUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -52,16 +52,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceAuthenticationFailed,
-    SalesforceError,
-    SalesforceOperationError,
-)
-from simple_salesforce.format import format_soql
-
-from connectors.base import ApiCalls, Quota, Secret
-from connectors.errors import (
+from crmsync.connectors.base import ApiCalls, Quota, Secret
+from crmsync.connectors.errors import (
     AuthFailed,
     ConfigError,
     CrmError,
@@ -71,9 +63,16 @@ from connectors.errors import (
     RateLimited,
     network_reason,
 )
-from connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
-from connectors.salesforce.auth import RefreshTokenAuth
-from connectors.salesforce.transport import build_session
+from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
+from crmsync.connectors.salesforce.auth import RefreshTokenAuth
+from crmsync.connectors.salesforce.transport import build_session
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceOperationError,
+)
+from simple_salesforce.format import format_soql
 
 log = logging.getLogger(__name__)
 

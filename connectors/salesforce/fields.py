@@ -31,12 +31,12 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from connectors.errors import MalformedRecord
-from state.model import COLUMNS, CrmRecord, ObjectType
-from state.text import clean_fields, for_crm
+from crmsync.connectors.errors import MalformedRecord
+from crmsync.state.model import COLUMNS, CrmRecord, ObjectType
+from crmsync.state.text import clean_fields, for_crm
 
 if TYPE_CHECKING:
-    from connectors.salesforce.client import Settings
+    from crmsync.connectors.salesforce.client import Settings
 
 Converter = Callable[[Any], Any]
 Problem = tuple[str, str]  # (SF field, what was wrong) -- never the value (personal data)

@@ -62,11 +62,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, MalformedRecord, QuotaExhausted
-from connectors.retry import Sleep
-from connectors.salesforce.client import SalesforceClient, Settings, translate
-from connectors.salesforce.fields import (
+from crmsync.connectors.errors import (
+    AuthFailed,
+    CrmError,
+    CrmUnavailable,
+    MalformedRecord,
+    QuotaExhausted,
+)
+from crmsync.connectors.retry import Sleep
+from crmsync.connectors.salesforce.client import SalesforceClient, Settings, translate
+from crmsync.connectors.salesforce.fields import (
     CURSOR_FIELD,
     ID,
     FieldInfo,
@@ -77,7 +82,7 @@ from connectors.salesforce.fields import (
     soql_datetime,
     typed_value,
 )
-from state.model import CrmRecord, Cursor, ObjectType, Page
+from crmsync.state.model import CrmRecord, Cursor, ObjectType, Page
 
 log = logging.getLogger(__name__)
 

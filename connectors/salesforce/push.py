@@ -40,12 +40,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from simple_salesforce.format import format_soql
-
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from connectors.retry import retry_waits
-from connectors.salesforce.client import SalesforceClient, Settings
-from connectors.salesforce.fields import (
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.connectors.retry import retry_waits
+from crmsync.connectors.salesforce.client import SalesforceClient, Settings
+from crmsync.connectors.salesforce.fields import (
     ID,
     ObjectMap,
     Resolved,
@@ -55,7 +53,8 @@ from connectors.salesforce.fields import (
     task_key_field,
     task_payload,
 )
-from state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
+from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
+from simple_salesforce.format import format_soql
 
 log = logging.getLogger(__name__)
 

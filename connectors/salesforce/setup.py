@@ -36,11 +36,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
-from connectors.salesforce.access import ensure_access, grants_for
-from connectors.salesforce.client import SalesforceClient, Settings
-from connectors.salesforce.fields import FIELD_SPECS, FieldInfo, field_infos, owned_names
-from state.model import FieldCheck
+from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
+from crmsync.connectors.salesforce.access import ensure_access, grants_for
+from crmsync.connectors.salesforce.client import SalesforceClient, Settings
+from crmsync.connectors.salesforce.fields import FIELD_SPECS, FieldInfo, field_infos, owned_names
+from crmsync.state.model import FieldCheck
 
 log = logging.getLogger(__name__)
 

@@ -217,7 +217,7 @@ def _manifest(
     bad_records: bool,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "generator": "sandbox.generate",
+        "generator": "crmsync.sandbox.generate",
         "seed": seed,
         "accounts": world.accounts,
         "contacts_per_account": cpa,

@@ -1,4 +1,4 @@
-"""Write a generated org as a dataset JSON file: `python -m sandbox.generate --accounts 50 -o org.json`.
+"""Write a generated org as a dataset JSON file: `python -m crmsync.sandbox.generate --accounts 50 -o org.json`.
 
 The file loads with `crmsync sandbox salesforce|hubspot --data FILE`.
 """
@@ -14,7 +14,7 @@ from . import CRMS, generate
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sandbox.generate", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m crmsync.sandbox.generate", description=__doc__)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--accounts", type=int, default=50)
     ap.add_argument("--contacts-per-account", type=float, default=None)

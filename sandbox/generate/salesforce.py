@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sandbox.common import sf_id
+from crmsync.sandbox.common import sf_id
 
 from . import words as W
 from .clock import date_of, day_str, sf_datetime

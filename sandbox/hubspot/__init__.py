@@ -1,6 +1,6 @@
 """HubSpot loopback emulator that the unmodified hubspot-api-client talks to over HTTP.
 
-    from sandbox.hubspot import HubSpotSandbox
+    from crmsync.sandbox.hubspot import HubSpotSandbox
     with HubSpotSandbox(dataset=generate(seed=1, accounts=50)) as hs:
         client = HubSpot(access_token="pat-sandbox-0000", host=hs.url)
         ...
@@ -59,14 +59,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.common import (
+from crmsync.sandbox.common import (
     FaultEngine,
     RequestLog,
     ServerThread,
     write_secret_file,
     write_standalone_config,
 )
-from sandbox.realistic import HubSpotProfile
+from crmsync.sandbox.realistic import HubSpotProfile
 
 from .app import HubSpotApp, dump_records, load_faults
 from .auth import CLIENT_ID, CLIENT_SECRET, PRIVATE_APP_TOKEN, REFRESH_TOKEN, Auth

@@ -1,6 +1,6 @@
 """Loopback Salesforce emulator that unmodified simple-salesforce 1.12.x talks to.
 
-    from sandbox.salesforce import SalesforceSandbox
+    from crmsync.sandbox.salesforce import SalesforceSandbox
     sb = SalesforceSandbox(dataset).start()      # TLS on 127.0.0.1, sb.url, sb.ca_file
 
 Modules: server.py (SalesforceSandbox, serve_forever), app.py (WSGI, routes,

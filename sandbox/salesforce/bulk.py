@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandbox.common import sf_id
+from crmsync.sandbox.common import sf_id
 
 from .schema import format_datetime, parse_datetime
 from .soql import CompiledQuery, compile_query

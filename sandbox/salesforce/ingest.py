@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandbox.common import sf_id
+from crmsync.sandbox.common import sf_id
 
 from .bulk import DELIMITERS, LINE_ENDINGS
 from .schema import format_datetime

@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-
-from sandbox.common import (
+from crmsync.sandbox.common import (
     FaultEngine,
     RequestLog,
     ServerThread,
@@ -45,7 +44,7 @@ from sandbox.common import (
     write_secret_file,
     write_standalone_config,
 )
-from sandbox.realistic import SalesforceProfile
+from crmsync.sandbox.realistic import SalesforceProfile
 
 from . import auth
 from .app import SalesforceApp

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.common import id18, sf_id
+from crmsync.sandbox.common import id18, sf_id
 
 from .schema import (
     CLOSED_TASK_STATUSES,

@@ -33,10 +33,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
-from connectors.errors import AuthFailed, QuotaExhausted
-from state.model import CrmRecord, ObjectType, OutboxItem, Page, WriteKind, WriteResult
-from sync.ownership import same
+from crmsync.connectors.errors import AuthFailed, QuotaExhausted
+from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, Page, WriteKind, WriteResult
+from crmsync.sync.ownership import same
 
 OT = ObjectType
 K = WriteKind

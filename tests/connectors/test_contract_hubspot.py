@@ -8,23 +8,22 @@ from typing import Any
 
 import pytest
 from contract import ConnectorContract, Org, task_item
-from hubspot import HubSpot
-from test_hubspot_support import FakeTime, primary_company, serve_dates_from
-
-from connectors.base import Secret
-from connectors.hubspot import HubSpotConnector, Settings
-from connectors.hubspot import fields as f
-from connectors.retry import RetryPolicy
-from sandbox.generate import generate
-from sandbox.hubspot import (
+from crmsync.connectors.base import Secret
+from crmsync.connectors.hubspot import HubSpotConnector, Settings
+from crmsync.connectors.hubspot import fields as f
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import (
     CLIENT_ID,
     CLIENT_SECRET,
     PRIVATE_APP_TOKEN,
     REFRESH_TOKEN,
     HubSpotSandbox,
 )
-from sandbox.realistic import profile
-from state.model import ObjectType
+from crmsync.sandbox.realistic import profile
+from crmsync.state.model import ObjectType
+from hubspot import HubSpot
+from test_hubspot_support import FakeTime, primary_company, serve_dates_from
 
 DATA = generate(seed=21, accounts=4, crms=("hubspot",))
 TYPES = {ObjectType.ACCOUNT: f.COMPANIES, ObjectType.CONTACT: f.CONTACTS,

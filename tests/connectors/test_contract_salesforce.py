@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 from contract import ConnectorContract, Org
+from crmsync.connectors.base import Secret
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.connectors.salesforce import SalesforceConnector, Settings
+from crmsync.connectors.salesforce.fields import DEFAULT_OWNED, SOBJECTS
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from crmsync.state.model import ObjectType
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from connectors.base import Secret
-from connectors.retry import RetryPolicy
-from connectors.salesforce import SalesforceConnector, Settings
-from connectors.salesforce.fields import DEFAULT_OWNED, SOBJECTS
-from connectors.salesforce.transport import build_session
-from sandbox.generate import generate
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from state.model import ObjectType
 from tests.clock import crm_now
 
 DATA = generate(seed=21, accounts=4, crms=("salesforce",))

@@ -20,20 +20,20 @@ import math
 from typing import Any
 
 import pytest
+from crmsync.connectors.base import Secret
+from crmsync.connectors.hubspot import pull as hs_pull
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.connectors.salesforce import SalesforceConnector, Settings
+from crmsync.connectors.salesforce import pull as sf_pull
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from crmsync.state.model import ObjectType, OutboxItem, WriteKind
+from crmsync.sync.tasks import BODY_MAX
 from simple_salesforce import Salesforce
 from test_hubspot_support import FakeTime, connect, dataset, pull_all, serve_dates_from
 
-from connectors.base import Secret
-from connectors.hubspot import pull as hs_pull
-from connectors.retry import RetryPolicy
-from connectors.salesforce import SalesforceConnector, Settings
-from connectors.salesforce import pull as sf_pull
-from connectors.salesforce.transport import build_session
-from sandbox.generate import generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from state.model import ObjectType, OutboxItem, WriteKind
-from sync.tasks import BODY_MAX
 from tests.clock import crm_now
 
 C = ObjectType.CONTACT

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from connectors.base import Secret
-from connectors.hubspot import HubSpotConnector, Settings
-from sandbox.generate import generate
-from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from sandbox.hubspot.app import PORTAL_ID
+from crmsync.connectors.base import Secret
+from crmsync.connectors.hubspot import HubSpotConnector, Settings
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.sandbox.hubspot.app import PORTAL_ID
 
 
 def _connector(hs: HubSpotSandbox) -> HubSpotConnector:

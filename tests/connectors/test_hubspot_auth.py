@@ -10,15 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from crmsync.connectors.base import Secret
+from crmsync.connectors.errors import AuthFailed, CrmUnavailable
+from crmsync.connectors.hubspot import HubSpotConnector, Settings
+from crmsync.connectors.hubspot.auth import OAuthTokens, PrivateAppToken
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.hubspot import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, HubSpotSandbox
+from crmsync.state.model import ObjectType
 from test_hubspot_support import FakeTime, dataset, pull_all, serve_dates_from
-
-from connectors.base import Secret
-from connectors.errors import AuthFailed, CrmUnavailable
-from connectors.hubspot import HubSpotConnector, Settings
-from connectors.hubspot.auth import OAuthTokens, PrivateAppToken
-from connectors.retry import RetryPolicy
-from sandbox.hubspot import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, HubSpotSandbox
-from state.model import ObjectType
 
 
 class FakeEndpoint:

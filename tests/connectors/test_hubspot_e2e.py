@@ -10,6 +10,11 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crmsync.connectors.errors import CrmUnavailable, QuotaExhausted
+from crmsync.connectors.hubspot import HubSpotConnector
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.state.model import ObjectType
 from test_hubspot_support import (
     FakeTime,
     connect,
@@ -19,12 +24,6 @@ from test_hubspot_support import (
     serve_dates_from,
     settings_for,
 )
-
-from connectors.errors import CrmUnavailable, QuotaExhausted
-from connectors.hubspot import HubSpotConnector
-from connectors.retry import RetryPolicy
-from sandbox.hubspot import HubSpotSandbox
-from state.model import ObjectType
 
 C = ObjectType.CONTACT
 

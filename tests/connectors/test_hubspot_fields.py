@@ -6,14 +6,13 @@ import logging
 from datetime import UTC, date, datetime
 
 import pytest
+from crmsync.connectors.base import Secret
+from crmsync.connectors.errors import MalformedRecord
+from crmsync.connectors.hubspot import fields as f
+from crmsync.connectors.hubspot.client import Settings
+from crmsync.connectors.hubspot.limiter import GENERAL, SEARCH, Limiter
+from crmsync.state.model import COLUMNS, ObjectType
 from test_hubspot_support import FakeTime
-
-from connectors.base import Secret
-from connectors.errors import MalformedRecord
-from connectors.hubspot import fields as f
-from connectors.hubspot.client import Settings
-from connectors.hubspot.limiter import GENERAL, SEARCH, Limiter
-from state.model import COLUMNS, ObjectType
 
 SPECS = f.object_specs(Settings(left_company_field="no_longer_here", renewal_date_field="renewal"))
 T = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)
@@ -332,7 +331,7 @@ def test_limit_headers_slow_the_next_call():
 
 
 def test_malformed_record_is_logged_by_id_and_counted(caplog):
-    from connectors.hubspot.pull import Puller, _Run
+    from crmsync.connectors.hubspot.pull import Puller, _Run
 
     p = Puller.__new__(Puller)
     p.malformed = 0
@@ -353,7 +352,7 @@ def test_malformed_record_is_logged_by_id_and_counted(caplog):
 
 
 def test_settings_from_a_sync_toml_table(tmp_path):
-    from sync.config import ConfigError, build
+    from crmsync.sync.config import ConfigError, build
 
     (tmp_path / "hubspot-token.txt").write_text("pat-sandbox-0000\n")
     s = build(Settings, {"host": "http://127.0.0.1:9", "token_file": "hubspot-token.txt",

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Secret
-from connectors.hubspot import HubSpotConnector, Settings
-from connectors.retry import RetryPolicy
-from sandbox.hubspot import HubSpotSandbox
-from state.model import CrmRecord, ObjectType, Page
+from crmsync.connectors.base import Secret
+from crmsync.connectors.hubspot import HubSpotConnector, Settings
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.state.model import CrmRecord, ObjectType, Page
+
 from tests.clock import crm_now, crm_time
 
 OLD = "2025-01-15T10:00:00.000Z"  # dataset records' created/modified time, long before "now"

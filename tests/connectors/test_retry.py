@@ -6,9 +6,14 @@ import logging
 import random
 
 import pytest
-
-from connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted, RateLimited
-from connectors.retry import RetryPolicy, call_with_retry
+from crmsync.connectors.errors import (
+    AuthFailed,
+    CrmError,
+    CrmUnavailable,
+    QuotaExhausted,
+    RateLimited,
+)
+from crmsync.connectors.retry import RetryPolicy, call_with_retry
 
 
 class Flaky:
@@ -99,7 +104,7 @@ def test_retry_after_longer_than_the_budget_gives_up_at_once():
 
 
 def test_every_retry_is_logged_with_operation_and_status(caplog):
-    caplog.set_level(logging.WARNING, logger="connectors.retry")
+    caplog.set_level(logging.WARNING, logger="crmsync.connectors.retry")
     fn = Flaky(CrmUnavailable("503", status=503, code="SERVER_UNAVAILABLE"))
     run(fn, log_extra={"object": "Contact"})
     (rec,) = caplog.records

@@ -16,14 +16,14 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crmsync.connectors.base import Secret
+from crmsync.connectors.errors import AuthFailed, CrmUnavailable, QuotaExhausted
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.connectors.salesforce import SalesforceConnector, Settings
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from crmsync.state.model import PULL_ORDER, CrmRecord, ObjectType, OutboxItem, WriteKind
 
-from connectors.base import Secret
-from connectors.errors import AuthFailed, CrmUnavailable, QuotaExhausted
-from connectors.retry import RetryPolicy
-from connectors.salesforce import SalesforceConnector, Settings
-from sandbox.generate import generate
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from state.model import PULL_ORDER, CrmRecord, ObjectType, OutboxItem, WriteKind
 from tests.clock import crm_now
 
 DATA = generate(seed=7, accounts=300, crms=("salesforce",))
@@ -293,7 +293,7 @@ def test_session_auth_cannot_renew_and_fails_as_auth_failed(sb):
     ],
 )
 def test_every_login_mode_reaches_the_sandbox(sb, auth, extra):
-    from sandbox.salesforce import CONSUMER_KEY, CONSUMER_SECRET
+    from crmsync.sandbox.salesforce import CONSUMER_KEY, CONSUMER_SECRET
 
     conn = make(
         sb,
@@ -421,7 +421,7 @@ def test_p8_query_timeout_splits_the_window(sb):
 def test_x5_field_removed_is_left_out_with_a_warning(sb, caplog):
     sb.remove_field("Contact", "Title")
     conn = make(sb)
-    with caplog.at_level(logging.WARNING, logger="connectors.salesforce.pull"):
+    with caplog.at_level(logging.WARNING, logger="crmsync.connectors.salesforce.pull"):
         mirror, _ = collect(conn, ObjectType.CONTACT)
     assert all(r.values["title"] is None for r in mirror.values())
     assert any("Title" in getattr(r, "fields", []) for r in caplog.records)
@@ -755,7 +755,7 @@ def test_d2_a_full_bin_purge_shows_in_earliest_date_available(timed):
 
 
 def refreshing(sb, **kw) -> SalesforceConnector:
-    from sandbox.salesforce import CONSUMER_KEY, CONSUMER_SECRET, REFRESH_TOKEN
+    from crmsync.sandbox.salesforce import CONSUMER_KEY, CONSUMER_SECRET, REFRESH_TOKEN
 
     base = dict(auth="refresh_token", consumer_key=CONSUMER_KEY,
                 consumer_secret=Secret(CONSUMER_SECRET), refresh_token=Secret(REFRESH_TOKEN, "test"),
@@ -770,7 +770,7 @@ def test_refresh_token_auth_pulls_through_the_token_endpoint(sb):
     assert set(mirror) == set(sandbox_live(sb, ObjectType.ACCOUNT))
     assert sb.requests.count(route="token") == 1 and sb.requests.count(route="login") == 0
     assert conn.calls.by_operation["auth"] == 1
-    from sandbox.salesforce import INTEGRATION_USER_ID
+    from crmsync.sandbox.salesforce import INTEGRATION_USER_ID
 
     assert conn.client.user_id() == INTEGRATION_USER_ID  # from the answer's identity URL
     assert sb.requests.count(route="token") == 1
@@ -822,7 +822,7 @@ def test_wrong_client_secret_names_the_connected_app_settings(sb):
 
 
 def test_a_rotated_refresh_token_is_saved_to_its_file(sb, tmp_path):
-    from sandbox.salesforce import REFRESH_TOKEN
+    from crmsync.sandbox.salesforce import REFRESH_TOKEN
 
     token_file = tmp_path / "refresh-token"
     token_file.write_text(REFRESH_TOKEN + "\n")

@@ -16,9 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-
-from connectors.base import Secret
-from connectors.errors import (
+from crmsync.connectors.base import Secret
+from crmsync.connectors.errors import (
     AuthFailed,
     ConfigError,
     CrmRefused,
@@ -26,11 +25,11 @@ from connectors.errors import (
     QuotaExhausted,
     RateLimited,
 )
-from connectors.retry import RetryPolicy
-from connectors.salesforce import SalesforceConnector, Settings
-from connectors.salesforce.client import login_domain, operation_of
-from connectors.salesforce.pull import bulk_cost
-from state.model import ObjectType, OutboxItem, WriteKind
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.connectors.salesforce import SalesforceConnector, Settings
+from crmsync.connectors.salesforce.client import login_domain, operation_of
+from crmsync.connectors.salesforce.pull import bulk_cost
+from crmsync.state.model import ObjectType, OutboxItem, WriteKind
 
 INSTANCE = "https://na1.example.com"
 BASE = f"{INSTANCE}/services/data/v59.0/"

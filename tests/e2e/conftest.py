@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
-from sandbox.generate import DEFAULT_AS_OF, generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from sync.cli import cli
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync.cli import cli
 
 AS_OF = DEFAULT_AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ")
 

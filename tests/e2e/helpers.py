@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from state.model import COLUMNS, ObjectType
+from crmsync.state.model import COLUMNS, ObjectType
 
 # The canonical tables a pull fills (tasks are crmsync's own write-back objects).
 TABLES: dict[str, ObjectType] = {
@@ -191,7 +191,7 @@ _LIMITED = (
     "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
     "limit = int(sys.argv.pop(1))\n"
     "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
-    "from sync.cli import main\n"
+    "from crmsync.sync.cli import main\n"
     "main()\n"
 )
 
@@ -208,7 +208,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 def crmsync_argv(*args: str, max_file_bytes: int | None = None) -> list[str]:
     """argv that runs `crmsync ARGS` (with a file-size limit when `max_file_bytes` is set)."""
     if max_file_bytes is None:
-        return [sys.executable, "-m", "sync.cli", *args]
+        return [sys.executable, "-m", "crmsync.sync.cli", *args]
     return [sys.executable, "-c", _LIMITED, str(max_file_bytes), *args]
 
 

@@ -29,12 +29,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from crmsync.sandbox.generate import DEFAULT_AS_OF
+from crmsync.state import outbox, runs
+from crmsync.state.db import open_db
+from crmsync.sync import config as config_mod
+from crmsync.sync.daemon import Daemon
 
-from sandbox.generate import DEFAULT_AS_OF
-from state import outbox, runs
-from state.db import open_db
-from sync import config as config_mod
-from sync.daemon import Daemon
 from tests.clock import crm_now
 
 from .conftest import Env
@@ -56,7 +56,7 @@ DRIFT = "no longer in the CRM"  # the run summary's "changed by a workflow or a 
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Backoff waits (retries, the drain's transient rows) are recorded, not slept."""
     recorded: list[float] = []
-    monkeypatch.setattr("sync.run.stop_aware_sleep", lambda should_stop: recorded.append)
+    monkeypatch.setattr("crmsync.sync.run.stop_aware_sleep", lambda should_stop: recorded.append)
     return recorded
 
 
@@ -294,7 +294,7 @@ def test_the_daemon_waits_for_the_quota_retry_time_without_logging_in_then_runs(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert env.cli("setup").exit_code == 0
-    caplog.set_level(logging.INFO, logger="sync.daemon")
+    caplog.set_level(logging.INFO, logger="crmsync.sync.daemon")
     daemon = Daemon(env.config, config_mod.load(env.config))
     env.sf.set_api_usage(used=600, max=1000)
 
@@ -302,7 +302,7 @@ def test_the_daemon_waits_for_the_quota_retry_time_without_logging_in_then_runs(
 
     assert stopped.outcome == "quota_exhausted"
     assert stopped.error and "reached crmsync's share" in stopped.error
-    said = [r for r in caplog.records if r.name == "sync.daemon"]
+    said = [r for r in caplog.records if r.name == "crmsync.sync.daemon"]
     [warning] = [r for r in said if r.levelno == logging.WARNING]
     assert warning.getMessage().startswith("salesforce: API share used up; the run stopped")
     assert warning.getMessage().endswith(" UTC") and warning.exc_info is None
@@ -322,7 +322,7 @@ def test_the_daemon_waits_for_the_quota_retry_time_without_logging_in_then_runs(
     assert [j.outcome for j in skipped] == ["waiting_for_quota"] * 4
     assert env.sf.requests.counts()["total"] == 0, "no login, no limits call while waiting"
     told = [r.getMessage() for r in caplog.records
-            if r.name == "sync.daemon" and r.levelno == logging.INFO]  # fmt: skip
+            if r.name == "crmsync.sync.daemon" and r.levelno == logging.INFO]  # fmt: skip
     waiting = f"salesforce: API share used up; next run after {until:%Y-%m-%d %H:%M} UTC"
     assert told == [waiting, waiting], "once per daemon, not once per skipped job"
     assert daemon.run_job("hubspot", "incremental").outcome == "ok", "HubSpot keeps its schedule"

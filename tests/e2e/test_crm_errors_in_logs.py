@@ -27,11 +27,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from sync import config as config_mod
-from sync import logs
-from sync.daemon import Daemon
-from sync.health import HealthServer
+from crmsync.sync import config as config_mod
+from crmsync.sync import logs
+from crmsync.sync.daemon import Daemon
+from crmsync.sync.health import HealthServer
 
 from .conftest import AS_OF, Env
 
@@ -120,7 +119,7 @@ def _leaks(text: str) -> list[str]:
 
 def _crmsync(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args, "--config", str(env.config)],
+        [sys.executable, "-m", "crmsync.sync.cli", *args, "--config", str(env.config)],
         capture_output=True,
         text=True,
         timeout=180,

@@ -40,15 +40,14 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
-
-from sandbox.generate import generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from state.lock import acquire_writer_lock, lock_path_for
-from sync import config as config_mod
-from sync.cli import cli
-from sync.daemon import Daemon
-from sync.health import HealthServer
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.state.lock import acquire_writer_lock, lock_path_for
+from crmsync.sync import config as config_mod
+from crmsync.sync.cli import cli
+from crmsync.sync.daemon import Daemon
+from crmsync.sync.health import HealthServer
 
 from . import helpers
 from .conftest import Env
@@ -105,7 +104,7 @@ def _spawn(env: SfEnv, *args: str, name: str) -> tuple[subprocess.Popen[bytes], 
     """`crmsync ARGS --config X` as a subprocess; stdout and stderr go to one file."""
     out = env.dir / f"{name}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli", *args, "--config", str(env.config)],
+        [sys.executable, "-m", "crmsync.sync.cli", *args, "--config", str(env.config)],
         stdout=out.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=env.dir,

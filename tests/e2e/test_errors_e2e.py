@@ -29,16 +29,15 @@ from typing import Any
 import pytest
 import urllib3.util.connection
 from click.testing import CliRunner, Result
-
-from connectors.retry import DEFAULT_POLICY
-from sandbox.generate import generate
-from sandbox.hubspot import HubSpotSandbox
-from state.db import open_db
-from state.lock import acquire_writer_lock
-from sync import config
-from sync.cli import cli
-from sync.daemon import Daemon
-from sync.run import RunOptions, run_once
+from crmsync.connectors.retry import DEFAULT_POLICY
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.state.db import open_db
+from crmsync.state.lock import acquire_writer_lock
+from crmsync.sync import config
+from crmsync.sync.cli import cli
+from crmsync.sync.daemon import Daemon
+from crmsync.sync.run import RunOptions, run_once
 
 from .conftest import AS_OF
 from .helpers import (
@@ -264,7 +263,7 @@ def test_a_mirror_in_a_read_only_folder_is_refused_with_one_line_and_left_as_it_
             (["sync"], f"could not create the mirror's lock file {db}.lock"),
         ):
             done = subprocess.run(
-                [*runner, sys.executable, "-m", "sync.cli", *args, "--config", str(cfg)],
+                [*runner, sys.executable, "-m", "crmsync.sync.cli", *args, "--config", str(cfg)],
                 cwd=ROOT, capture_output=True, text=True, timeout=120,
                 env={**os.environ, "PYTHONPATH": str(ROOT), "T": "x"},
             )
@@ -609,7 +608,7 @@ class Dialer:
 def fake_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Backoff waits are recorded, not slept: elapsed time is what the retry budget waited."""
     waits: list[float] = []
-    monkeypatch.setattr("sync.run.stop_aware_sleep", lambda should_stop: waits.append)
+    monkeypatch.setattr("crmsync.sync.run.stop_aware_sleep", lambda should_stop: waits.append)
     return waits
 
 
@@ -638,7 +637,7 @@ def test_a_dead_crm_is_reported_after_one_retry_budget_as_connection_refused(
     assert dialer.attempts == DEFAULT_POLICY.max_attempts, "one budget, not one per nested call"
     assert len(fake_sleep) == DEFAULT_POLICY.max_attempts - 1
     assert sum(fake_sleep) <= DEFAULT_POLICY.max_elapsed_seconds
-    retries = [r for r in caplog.records if r.name == "connectors.retry"]
+    retries = [r for r in caplog.records if r.name == "crmsync.connectors.retry"]
     assert len(retries) == len(fake_sleep), "a retry is logged only when one follows"
     assert "will retry" not in result.output
 
@@ -716,7 +715,7 @@ def test_an_unknown_exception_is_a_bug_with_exit_70_and_one_line(
     def broken(*_: Any, **__: Any) -> int:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("sync.report.print_status", broken)
+    monkeypatch.setattr("crmsync.sync.report.print_status", broken)
     result = invoke("status", "--config", str(synced))
     assert result.exit_code == 70
     assert_one_error_line(result.stderr, "internal error (ZeroDivisionError)", "-v")

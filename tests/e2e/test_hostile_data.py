@@ -23,17 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from crmsync.state.text import printable
+from crmsync.sync import config as config_mod
+from crmsync.sync import demo as demo_mod
 from hubspot import HubSpot
 from rich.console import Console
 from simple_salesforce import Salesforce
-
-from connectors.salesforce.transport import build_session
-from sandbox.generate import generate
-from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from state.text import printable
-from sync import config as config_mod
-from sync import demo as demo_mod
 
 from .conftest import AS_OF, Env
 
@@ -292,8 +291,8 @@ def test_nul_in_a_job_title_is_mirrored_without_it_and_never_written_back(
 
 
 def test_write_payloads_never_carry_a_nul_to_either_crm() -> None:
-    from connectors.hubspot import fields as hs_fields
-    from connectors.salesforce import fields as sf_fields
+    from crmsync.connectors.hubspot import fields as hs_fields
+    from crmsync.connectors.salesforce import fields as sf_fields
 
     hs = hs_fields.contact_properties({"reason": "a\x00b"})
     task = hs_fields.task_properties({"subject": "s\x00", "body": "b\x00"}, "k", create=True)
@@ -327,7 +326,7 @@ def _most_stale(dataset: dict[str, Any], crm: str) -> list[str]:
 def test_a_10000_character_title_and_5000_character_name_yield_bounded_text_that_lands(
     tmp_path: Path,
 ) -> None:
-    from sync import tasks as T
+    from crmsync.sync import tasks as T
 
     dataset = generate(seed=3, accounts=12)
     manifest = dataset["manifest"]

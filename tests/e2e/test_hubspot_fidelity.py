@@ -27,15 +27,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.state.db import open_db
+from crmsync.sync import config
+from crmsync.sync.cli import cli
+from crmsync.sync.run import RunOptions, RunReport, run_once
 from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException
-
-from sandbox.generate import DEFAULT_AS_OF, generate
-from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from state.db import open_db
-from sync import config
-from sync.cli import cli
-from sync.run import RunOptions, RunReport, run_once
 
 from .helpers import write_sync_toml
 

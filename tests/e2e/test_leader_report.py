@@ -29,13 +29,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
-from sandbox.generate import DEFAULT_AS_OF, generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.hubspot.app import PORTAL_ID
-from sandbox.salesforce import SalesforceSandbox
-from state.db import open_db
-from sync.cli import cli
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.hubspot.app import PORTAL_ID
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.state.db import open_db
+from crmsync.sync.cli import cli
 
 from .html_page import Node, parse
 

@@ -135,7 +135,7 @@ def _secrets(env: Env, issued: list[str]) -> set[str]:
 
 def _crmsync(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", *args, "--config", str(env.config)],
+        [sys.executable, "-m", "crmsync.sync.cli", *args, "--config", str(env.config)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -178,7 +178,7 @@ def test_daemon_json_lines_parse_and_run_finished_carries_counts(
             [
                 sys.executable,
                 "-m",
-                "sync.cli",
+                "crmsync.sync.cli",
                 "daemon",
                 "--config",
                 str(env.config),

@@ -31,12 +31,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
-from sandbox.generate import DEFAULT_AS_OF, generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from sync import ownership
-from sync.cli import cli
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync import ownership
+from crmsync.sync.cli import cli
 
 from .helpers import write_sync_toml
 
@@ -157,7 +156,7 @@ def _other_status(status: str) -> str:
 def _warnings(caplog: pytest.LogCaptureFixture, record_id: str) -> list[logging.LogRecord]:
     return [
         r for r in caplog.records
-        if r.name == "sync.conflicts" and r.levelno == logging.WARNING
+        if r.name == "crmsync.sync.conflicts" and r.levelno == logging.WARNING
         and getattr(r, "record_id", None) == record_id
     ]  # fmt: skip
 
@@ -375,7 +374,7 @@ def test_hubspot_task_without_default_owner_goes_to_the_busiest_owner_with_a_war
         crm.sync("--full")
     tasks = _tasks_of(crm.sb, aid)
     assert tasks and {t["properties"]["hubspot_owner_id"] for t in tasks} == {busiest}
-    [warning] = [r for r in caplog.records if r.name == "sync.plan" and "default_owner" in r.getMessage()]
+    [warning] = [r for r in caplog.records if r.name == "crmsync.sync.plan" and "default_owner" in r.getMessage()]
     assert aid in warning.account_ids and warning.owner_id == busiest
     status = crm.cli("status").output
     assert "tasks of accounts without an active owner (hubspot)" in status

@@ -12,9 +12,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from state.db import open_db
-from sync import config as config_mod
-from sync.daemon import Daemon
+from crmsync.state.db import open_db
+from crmsync.sync import config as config_mod
+from crmsync.sync.daemon import Daemon
+
 from tests.clock import crm_now
 
 from .conftest import AS_OF, Env

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from state.db import open_db
+from crmsync.state.db import open_db
 
 from .conftest import Env
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _sync(env: Env) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sync.cli", "sync", "--pull-only", "--config", str(env.config)],
+        [sys.executable, "-m", "crmsync.sync.cli", "sync", "--pull-only", "--config", str(env.config)],
         capture_output=True,
         text=True,
         timeout=180,

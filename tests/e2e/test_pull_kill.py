@@ -1,7 +1,7 @@
 """O1: a pull killed with SIGKILL at any point and rerun ends with the mirror of an uninterrupted run.
 
 `crmsync sync --pull-only [--full] --crm <crm> --config X` runs as a real
-subprocess (`python -m sync.cli`) against a sandbox served by this test process
+subprocess (`python -m crmsync`) against a sandbox served by this test process
 on a loopback port. The kill point is chosen per seed by sandbox request
 count: a `latency` fault on the Nth request calls the sandbox's sleep hook,
 which here is a gate that holds that request until the test has decided.
@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sandbox.generate import generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from sync import config
-from sync.run import RunOptions, run_once
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync import config
+from crmsync.sync.run import RunOptions, run_once
 
 from .helpers import TABLES, Gate, assert_same, counts, runs, snapshot, write_sync_toml
 
@@ -54,7 +53,7 @@ def spread(rng: random.Random, seed: int, seeds: int, low: int, high: int) -> in
 
 
 def cli(cfg: Path, crm: str, *, full: bool) -> list[str]:
-    args = [sys.executable, "-m", "sync.cli", "sync", "--pull-only", "--crm", crm, "--config", str(cfg)]
+    args = [sys.executable, "-m", "crmsync.sync.cli", "sync", "--pull-only", "--crm", crm, "--config", str(cfg)]
     return args + (["--full"] if full else [])
 
 

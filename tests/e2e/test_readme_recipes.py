@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from sync.cli import cli
+from crmsync.sync.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +30,7 @@ def sandbox_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sync.cli", "sandbox", "hubspot", "--port", "0",
+            [sys.executable, "-m", "crmsync.sync.cli", "sandbox", "hubspot", "--port", "0",
              "--accounts", "3", "--write-config", str(config)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
-from sandbox.salesforce import SalesforceSandbox
-from sync.cli import cli
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync.cli import cli
 
 from .helpers import write_sync_toml
 

@@ -35,19 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.state import outbox
+from crmsync.state.db import open_db
+from crmsync.sync import config as config_mod
+from crmsync.sync import tasks as tasks_mod
+from crmsync.sync.daemon import Daemon
+from crmsync.sync.run import RunOptions, run_once
 from hubspot import HubSpot
 from simple_salesforce import Salesforce
-
-from connectors.salesforce.transport import build_session
-from sandbox.generate import DEFAULT_AS_OF, generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from state import outbox
-from state.db import open_db
-from sync import config as config_mod
-from sync import tasks as tasks_mod
-from sync.daemon import Daemon
-from sync.run import RunOptions, run_once
 
 from . import helpers
 
@@ -150,7 +149,7 @@ def soak(tmp_path: Path) -> Iterator[Soak]:
         )
         cfg = config_mod.load(config)
         for crm in CRMS:  # `crmsync setup`: the owned fields exist before the daemon starts
-            from sync.run import make_connector
+            from crmsync.sync.run import make_connector
 
             connector = make_connector(crm, cfg.connectors[crm])
             connector.check()
@@ -512,8 +511,8 @@ def test_daemon_memory_is_flat_over_thousands_of_runs(
     """What the soak's RSS check cannot resolve: months of runs, with the CRM work faked out."""
     import tracemalloc
 
-    import sync.daemon as daemon_mod
-    from sync.run import RunReport
+    import crmsync.sync.daemon as daemon_mod
+    from crmsync.sync.run import RunReport
 
     config = tmp_path / "sync.toml"
     config.write_text(

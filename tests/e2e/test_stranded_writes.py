@@ -16,10 +16,9 @@ import json
 from typing import Any
 
 import pytest
-
-from state import cursors
-from state.db import open_db, transaction
-from sync import run as run_mod
+from crmsync.state import cursors
+from crmsync.state.db import open_db, transaction
+from crmsync.sync import run as run_mod
 
 from .conftest import AS_OF, Env
 

@@ -23,11 +23,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from crmsync.sync.cli import cli
 from simple_salesforce import Salesforce
-
-from connectors.salesforce.transport import build_session
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from sync.cli import cli
 
 from .helpers import write_sync_toml
 

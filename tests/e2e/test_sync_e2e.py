@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 from hubspot import HubSpot
 from simple_salesforce import Salesforce
-
-from connectors.salesforce.transport import build_session
-from sandbox.hubspot import PRIVATE_APP_TOKEN
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
 from .conftest import Env
 

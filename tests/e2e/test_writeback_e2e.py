@@ -25,11 +25,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from sandbox.generate import DEFAULT_AS_OF, generate
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from sync.cli import cli
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync.cli import cli
 
 from .helpers import write_sync_toml
 from .test_pull_kill import ROOT, Gate, _env
@@ -103,7 +102,7 @@ def test_w5_sigkill_during_write_back_then_rerun_no_duplicate_no_lost_write(tmp_
             sb.faults.add(kind="latency", route="composite_sobjects", method="POST", nth=1, ms=1)
         else:
             sb.faults.add(kind="latency", route=WRITE_ROUTES[crm], nth=rng.randint(1, 2), ms=1)
-        cmd = [sys.executable, "-m", "sync.cli", "sync", "--full", "--as-of", AS_OF, "--config", str(cfg)]
+        cmd = [sys.executable, "-m", "crmsync.sync.cli", "sync", "--full", "--as-of", AS_OF, "--config", str(cfg)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             while not gate.entered.wait(timeout=0.01):
@@ -162,8 +161,8 @@ def test_d2_reconcile_catches_a_hard_delete_incremental_pulls_cannot_see(tmp_pat
         gone = sorted(c["Id"] for c in sb.records("Contact"))[3]
         sb.purge("Contact", gone)  # past the recycle bin: invisible to queryAll
         assert invoke(cfg, "sync", "--pull-only").exit_code == 0
-        from state.db import open_db
-        from sync import config
+        from crmsync.state.db import open_db
+        from crmsync.sync import config
 
         def live() -> Any:
             db = open_db(config.load(cfg).mirror.path)
@@ -210,7 +209,7 @@ def test_w5_hubspot_killed_after_task_creates_land_rerun_at_once_with_search_lag
         assert invoke(cfg, "setup").exit_code == 0
         gate.arm()
         sb.faults.add(kind="latency", route="batch_create", nth=1, ms=1)  # the task creates
-        cmd = [sys.executable, "-m", "sync.cli", "sync", "--full", "--as-of", AS_OF, "--config", str(cfg)]
+        cmd = [sys.executable, "-m", "crmsync.sync.cli", "sync", "--full", "--as-of", AS_OF, "--config", str(cfg)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         hold = sqlite3.connect(mirror, isolation_level=None, timeout=60)
         try:

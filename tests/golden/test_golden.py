@@ -42,11 +42,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.salesforce import SalesforceSandbox
-from sync import ownership
-from sync.cli import cli
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync import ownership
+from crmsync.sync.cli import cli
 
 HERE = Path(__file__).parent
 SCENARIO = HERE / "edge_cases"

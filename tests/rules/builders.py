@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import rules
-from state.model import (
+from crmsync.state.model import (
     Account,
     AccountView,
     Contact,
@@ -23,6 +22,8 @@ from state.model import (
     Flag,
     Opportunity,
 )
+
+from crmsync import rules
 
 AS_OF = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CRM = "salesforce"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from rules import bouncing_contacts
-from rules.bouncing_contacts import bounce_count, smtp_status, syntax_problem
-from state.model import HygieneStatus, Severity
+from crmsync.rules import bouncing_contacts
+from crmsync.rules.bouncing_contacts import bounce_count, smtp_status, syntax_problem
+from crmsync.state.model import HygieneStatus, Severity
 
 from .builders import contact, day_ago, days_ago, flags, opp, role, run, settings, view
 

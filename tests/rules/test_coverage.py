@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from rules import coverage
-from state.model import CoverageStatus
+from crmsync.rules import coverage
+from crmsync.state.model import CoverageStatus
 
 from .builders import champions, contact, days_ago, healthy_team, opp, role, run, settings, view
 

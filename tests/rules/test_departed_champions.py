@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from rules.departed_champions import title_pattern
-from state.model import Confidence, HygieneStatus, Severity
+from crmsync.rules.departed_champions import title_pattern
+from crmsync.state.model import Confidence, HygieneStatus, Severity
 
 from .builders import (
     change,

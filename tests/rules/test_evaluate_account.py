@@ -6,8 +6,9 @@ import dataclasses
 import random
 from datetime import timedelta
 
-import rules
-from state.model import Confidence, HygieneStatus, Severity
+from crmsync.state.model import Confidence, HygieneStatus, Severity
+
+from crmsync import rules
 
 from .builders import AS_OF, hubspot, zoo
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from crmsync.rules import RuleSettings
 
-import rules
-from rules import RuleSettings
+from crmsync import rules
 
 
 def test_defaults_equal_design():

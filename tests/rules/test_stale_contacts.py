@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from state.model import Severity
+from crmsync.state.model import Severity
 
 from .builders import (
     AS_OF,

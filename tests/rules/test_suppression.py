@@ -13,11 +13,10 @@ import re
 from datetime import date
 
 import pytest
-
-from rules import explain
-from rules.settings import SuppressionSettings
-from rules.suppression import Exemption, Kind, parse_date, read
-from state.model import CoverageStatus, HygieneStatus
+from crmsync.rules import explain
+from crmsync.rules.settings import SuppressionSettings
+from crmsync.rules.suppression import Exemption, Kind, parse_date, read
+from crmsync.state.model import CoverageStatus, HygieneStatus
 
 from .builders import AS_OF, contact, days_ago, healthy_team, opp, role, run, settings, view
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from rules import tiers
-from state.model import Tier
+from crmsync.rules import tiers
+from crmsync.state.model import Tier
 
 from .builders import account
 

@@ -28,7 +28,7 @@ class HsClock:
 
 def hs_small_dataset() -> dict:
     """Owners, 3 companies, 250 contacts (120 at company 1003), 2 deals with labels, 1 task."""
-    from sandbox.hubspot.store import iso
+    from crmsync.sandbox.hubspot.store import iso
 
     base = int((HS_EPOCH_S - 31 * 86400) * 1000)  # 2025-12-01
     contacts = []
@@ -94,7 +94,7 @@ def hs_clock() -> HsClock:
 
 @_hs_pytest.fixture(scope="session")
 def hs_server(hs_clock):
-    from sandbox.hubspot import HubSpotSandbox
+    from crmsync.sandbox.hubspot import HubSpotSandbox
 
     hs = HubSpotSandbox(dataset=hs_small_dataset(), clock=hs_clock, sleep=lambda s: None).start()
     yield hs
@@ -152,7 +152,7 @@ def sf_small_dataset() -> dict:
     """2 users, 3 accounts, 450 contacts (modstamps over the last 10 days), 2 opps, 3 roles, 1 task."""
     from datetime import datetime, timedelta
 
-    from sandbox.common import sf_id
+    from crmsync.sandbox.common import sf_id
 
     base = datetime.fromisoformat(SF_EPOCH) - timedelta(days=10)
 
@@ -206,14 +206,14 @@ def sf_clock() -> SfClock:
 
 @_sf_pytest.fixture(scope="session")
 def sf_server(sf_clock):
-    from sandbox.salesforce import SalesforceSandbox
+    from crmsync.sandbox.salesforce import SalesforceSandbox
 
     sb = SalesforceSandbox(sf_small_dataset(), clock=sf_clock, sleep_ms=lambda ms: None).start()
     yield sb
     sb.stop()
 
 
-from sandbox.salesforce.store import BIN_CAPACITY  # noqa: E402
+from crmsync.sandbox.salesforce.store import BIN_CAPACITY  # noqa: E402
 
 
 @_sf_pytest.fixture
@@ -233,7 +233,7 @@ def sf(sf_server, sf_clock):
 @_sf_pytest.fixture
 def sf_session(sf):
     """A requests.Session routing login hosts to the emulator and trusting its CA."""
-    from connectors.salesforce.transport import build_session
+    from crmsync.connectors.salesforce.transport import build_session
 
     return build_session(login_url=sf.url, instance_url=sf.url, ca_file=sf.ca_file)
 
@@ -241,9 +241,8 @@ def sf_session(sf):
 @_sf_pytest.fixture
 def sf_client(sf, sf_session):
     """simple-salesforce logged in with the SOAP username/password/token flow."""
+    from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
     from simple_salesforce import Salesforce
-
-    from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
     return Salesforce(username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN, session=sf_session)
 
@@ -251,7 +250,7 @@ def sf_client(sf, sf_session):
 def _grant(sf_client, *fields: str, edit: bool = True, user: str | None = None) -> str:
     """Grant fields ("Account.X__c", "Task.X__c") to a user (default: the integration user)
     through a new permission set over the API, as `crmsync setup` does; returns its Id."""
-    from sandbox.salesforce import INTEGRATION_USER_ID
+    from crmsync.sandbox.salesforce import INTEGRATION_USER_ID
 
     _grant.n += 1  # type: ignore[attr-defined]
     name = f"test_grant_{_grant.n}"  # type: ignore[attr-defined]

@@ -16,14 +16,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from crmsync.sandbox.common import sf_id
+from crmsync.sandbox.generate import DEFAULT_AS_OF, generate, iter_crm, iter_records
+from crmsync.sandbox.generate import words as W
+from crmsync.sandbox.generate.__main__ import main as generate_main
+from crmsync.sandbox.generate.salesforce import SfIds
+from crmsync.sandbox.generate.world import FILLER_BLOCK, SITUATION_BLOCK, TIER_BLOCK
 from email_validator import EmailNotValidError, validate_email
-
-from sandbox.common import sf_id
-from sandbox.generate import DEFAULT_AS_OF, generate, iter_crm, iter_records
-from sandbox.generate import words as W
-from sandbox.generate.__main__ import main as generate_main
-from sandbox.generate.salesforce import SfIds
-from sandbox.generate.world import FILLER_BLOCK, SITUATION_BLOCK, TIER_BLOCK
 
 AS_OF = DEFAULT_AS_OF
 WINDOWS = {"strategic": 60, "growth": 120, "maintenance": 365, "none": 180}
@@ -681,8 +680,8 @@ def test_bad_records_are_planted_only_when_asked(bad_org: dict[str, Any]) -> Non
 
 def test_both_emulators_load_a_generated_org_with_bad_records(bad_org: dict[str, Any]) -> None:
     """In process, no server: the emulators' own load paths accept every record."""
-    from sandbox.hubspot import HubSpotSandbox
-    from sandbox.salesforce.server import SalesforceSandbox
+    from crmsync.sandbox.hubspot import HubSpotSandbox
+    from crmsync.sandbox.salesforce.server import SalesforceSandbox
 
     sf = SalesforceSandbox(dataset=bad_org, tls=False)
     try:
@@ -700,7 +699,7 @@ def test_both_emulators_load_a_generated_org_with_bad_records(bad_org: dict[str,
 def test_hubspot_enumeration_values_are_options_hubspot_has(org: dict[str, Any]) -> None:
     """Every seeded value of an enumeration with options is one of them (the sandbox refuses
     others on write, as HubSpot does; a dataset is loaded as stored)."""
-    from sandbox.hubspot.properties import Schema, bad_options
+    from crmsync.sandbox.hubspot.properties import Schema, bad_options
 
     for obj in ("companies", "contacts", "deals", "tasks"):
         schema = Schema(obj).props
@@ -714,8 +713,8 @@ def test_hubspot_enumeration_values_are_options_hubspot_has(org: dict[str, Any])
 def test_hard_bounce_reasons_come_in_the_documented_mix() -> None:
     """The filler hard bounces draw HubSpot's six reasons in words.HARD_BOUNCE_MIX's weights
     (assumed, not measured: see there); 20,000 draws keep the shares within a few points."""
-    from sandbox.generate.model import Person
-    from sandbox.generate.world import World
+    from crmsync.sandbox.generate.model import Person
+    from crmsync.sandbox.generate.world import World
 
     world = World(seed=9, accounts=1, contacts_per_account=1, as_of_ms=0)
     got: Counter[str] = Counter()

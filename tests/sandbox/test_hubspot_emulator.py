@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 import urllib3
+from crmsync.sandbox.hubspot import HubSpotSandbox
 from hubspot import HubSpot
 from hubspot.crm.contacts.exceptions import (
     NotFoundException,
@@ -25,7 +26,6 @@ from hubspot.crm.contacts.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from sandbox.hubspot import HubSpotSandbox
 from tests.sandbox.conftest import HS_EPOCH_S
 
 TOKEN = "pat-sandbox-0000"
@@ -778,7 +778,7 @@ def test_write_config_writes_hubspot_table_and_token_file(hs, tmp_path: Path):
 
 
 def test_generated_dataset_loads():
-    from sandbox.generate import generate
+    from crmsync.sandbox.generate import generate
 
     ds = generate(seed=3, accounts=5)
     with HubSpotSandbox(dataset=ds) as hs:

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.sandbox.realistic import HUBSPOT_PLANS, SALESFORCE_PLANS, profile
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync.cli import cli
 from hubspot import HubSpot
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 from urllib3.util.retry import Retry
 
-from connectors.salesforce.transport import build_session
-from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from sandbox.realistic import HUBSPOT_PLANS, SALESFORCE_PLANS, profile
-from sandbox.salesforce import SalesforceSandbox
-from sync.cli import cli
 from tests.sandbox.conftest import HsClock, SfClock, hs_small_dataset, sf_small_dataset
 
 
@@ -206,12 +206,11 @@ def test_realistic_salesforce_requests_take_the_assumed_latency():
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What `crmsync sandbox` hands each emulator's serve_forever (nothing is served)."""
-    import sandbox.hubspot
-    import sandbox.salesforce
+    from crmsync.sandbox import hubspot, salesforce
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(sandbox.hubspot, "serve_forever", lambda **kw: seen.update(hubspot=kw))
-    monkeypatch.setattr(sandbox.salesforce, "serve_forever", lambda **kw: seen.update(salesforce=kw))
+    monkeypatch.setattr(hubspot, "serve_forever", lambda **kw: seen.update(hubspot=kw))
+    monkeypatch.setattr(salesforce, "serve_forever", lambda **kw: seen.update(salesforce=kw))
     return seen
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from state.model import CrmRecord, ObjectType, Page
+from crmsync.state.model import CrmRecord, ObjectType, Page
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CRM = "salesforce"

@@ -7,11 +7,10 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from state import migrations
-from state.db import open_db
-from state.errors import MirrorTooNew
-from state.model import COLUMNS
+from crmsync.state import migrations
+from crmsync.state.db import open_db
+from crmsync.state.errors import MirrorTooNew
+from crmsync.state.model import COLUMNS
 
 
 def _mode(path: Path) -> int:
@@ -105,7 +104,7 @@ def test_missing_parent_directory_is_created(tmp_path: Path) -> None:
 
 
 def test_rolled_back_keeps_nothing_of_what_the_block_wrote(tmp_path) -> None:
-    from state.db import open_db, rolled_back, transaction
+    from crmsync.state.db import open_db, rolled_back, transaction
 
     db = open_db(tmp_path / "m.db")
     try:

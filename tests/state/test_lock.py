@@ -9,9 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from state.errors import MirrorBusy
-from state.lock import acquire_writer_lock, lock_path_for
+from crmsync.state.errors import MirrorBusy
+from crmsync.state.lock import acquire_writer_lock, lock_path_for
 
 
 def test_o2_second_writer_without_wait_is_refused_with_holder_pid(db_path: Path) -> None:
@@ -57,7 +56,7 @@ def test_lock_held_by_another_process_names_it_and_dies_with_it(db_path: Path) -
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from state.lock import acquire_writer_lock
+        from crmsync.state.lock import acquire_writer_lock
         with acquire_writer_lock({str(db_path)!r}, wait=False):
             print("locked", flush=True)
             sys.stdin.readline()

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from crmsync.state import cursors, mirror, outbox
+from crmsync.state.db import open_db
+from crmsync.state.errors import EmptyFullPull
+from crmsync.state.model import ObjectType
 
-from state import cursors, mirror, outbox
-from state.db import open_db
-from state.errors import EmptyFullPull
-from state.model import ObjectType
 from tests.state.conftest import load
 from tests.state.records import CRM, account, at, contact, opportunity, page, role
 
@@ -309,7 +309,7 @@ def test_sqlite_utils_atomic_also_wraps_page_and_cursor(db) -> None:
 
 
 def test_state_transaction_helper_commits_and_nests(db) -> None:
-    from state.db import transaction
+    from crmsync.state.db import transaction
 
     with transaction(db):
         mirror.apply_page(db, CRM, page(contact("C1")), generation=0, seen_at=at())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from state import outbox
-from state.model import ObjectType, WriteKind, WriteResult
+from crmsync.state import outbox
+from crmsync.state.model import ObjectType, WriteKind, WriteResult
+
 from tests.state.records import at
 
 SF = "salesforce"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from state import crm_info, runs
-from state import flags as flag_store
-from state.model import Flag, Severity
+from crmsync.state import crm_info, runs
+from crmsync.state import flags as flag_store
+from crmsync.state.model import Flag, Severity
+
 from tests.state.records import at
 
 

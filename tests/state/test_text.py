@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from state import text
+from crmsync.state import text
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ functions in-process. Monotonic clocks are left alone, so timeouts and waits
 behave as usual.
 
 tests/conftest.py travels the pytest process itself and puts this folder on
-PYTHONPATH, so every subprocess a test starts (`python -m sync.cli ...`, a
+PYTHONPATH, so every subprocess a test starts (`python -m crmsync ...`, a
 standalone sandbox) imports this file at start-up and travels by the same
 amount. Without the variable this file does nothing.
 """

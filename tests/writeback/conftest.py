@@ -4,10 +4,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from state.db import open_db
-from sync.drain import drain, verify_landed
-from sync.plan import Plan, WritebackSettings, enqueue, plan
+from crmsync.state.db import open_db
+from crmsync.sync.drain import drain, verify_landed
+from crmsync.sync.plan import Plan, WritebackSettings, enqueue, plan
 
 from .fakes import AS_OF, CRM, FakeConnector, FakeCrm, pull
 

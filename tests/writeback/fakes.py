@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ApiCalls
-from connectors.errors import CrmUnavailable
-from state import mirror
-from state.db import transaction
-from state.model import (
+from crmsync.connectors.base import ApiCalls
+from crmsync.connectors.errors import CrmUnavailable
+from crmsync.state import mirror
+from crmsync.state.db import transaction
+from crmsync.state.model import (
     Coverage,
     CoverageStatus,
     CrmRecord,
@@ -93,7 +93,7 @@ class FakeCrm:
 
     def wrote(self, obj: str, rid: str, **owned: Any) -> None:
         """Values crmsync wrote in an earlier run: set with their signature, as a write does."""
-        from sync.ownership import SIGNATURE, Record
+        from crmsync.sync.ownership import SIGNATURE, Record
 
         table = self.accounts if obj == "accounts" else self.contacts
         current = table[rid]["owned"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.retry import DEFAULT_POLICY
-from state import outbox
-from state.model import HygieneStatus, WriteKind
-from sync.drain import drain, format_drifts, verify_landed, write_back
-from sync.plan import WritebackSettings, enqueue, plan
+from crmsync.connectors.retry import DEFAULT_POLICY
+from crmsync.state import outbox
+from crmsync.state.model import HygieneStatus, WriteKind
+from crmsync.sync.drain import drain, format_drifts, verify_landed, write_back
+from crmsync.sync.plan import WritebackSettings, enqueue, plan
 
 from .fakes import AS_OF, CRM, FakeConnector, Reject, Result, coverage, pull, single_threaded
 

@@ -10,17 +10,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from crmsync.connectors.base import Secret
+from crmsync.connectors.hubspot import HubSpotConnector, Settings
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.state import outbox
+from crmsync.state.model import ObjectType, WriteKind
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import enqueue, format_plan
+from crmsync.sync.reconcile import reconcile_object
 
-from connectors.base import Secret
-from connectors.hubspot import HubSpotConnector, Settings
-from connectors.retry import RetryPolicy
-from sandbox.generate import generate
-from sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from state import outbox
-from state.model import ObjectType, WriteKind
-from sync.drain import drain
-from sync.plan import enqueue, format_plan
-from sync.reconcile import reconcile_object
 from tests.clock import crm_now, crm_time
 
 from .harness import Harness

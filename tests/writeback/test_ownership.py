@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from connectors.hubspot.history import classify
-from state.model import ChangeKind
-from sync.ownership import Decision, Record, digest, parse, render, sign
+from crmsync.connectors.hubspot.history import classify
+from crmsync.state.model import ChangeKind
+from crmsync.sync.ownership import Decision, Record, digest, parse, render, sign
 
 S = Decision.SAME
 W = Decision.WRITE

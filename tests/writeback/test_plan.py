@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from state import outbox
-from state.model import CoverageStatus, HygieneStatus, WriteKind
-from sync import ownership
-from sync.plan import WritebackSettings, enqueue, format_plan, norm, plan, render_plan
+from crmsync.state import outbox
+from crmsync.state.model import CoverageStatus, HygieneStatus, WriteKind
+from crmsync.sync import ownership
+from crmsync.sync.plan import WritebackSettings, enqueue, format_plan, norm, plan, render_plan
 
 from .fakes import (
     AS_OF,
@@ -202,7 +201,7 @@ def test_tier_sets_due_date_and_priority(db, fake):
     settings = WritebackSettings(due_days={"strategic": 2}, priority={"strategic": "high"})
     assert settings.due_days["growth"] == 7  # the other tiers keep their defaults
     pull(db, fake)
-    from state.model import Tier
+    from crmsync.state.model import Tier
 
     p = plan(
         db,
@@ -239,7 +238,7 @@ def test_task_of_a_deactivated_owner_goes_to_the_default_owner_else_the_busiest_
     assert owners == {"001A": "005Z", "001B": "005B", "001C": "005Z"}
     # without default_owner: the active owner who owns the most accounts, and one warning
     # naming the accounts (issue 11: it was the integration user, without a word)
-    with caplog.at_level(logging.WARNING, logger="sync.plan"):
+    with caplog.at_level(logging.WARNING, logger="crmsync.sync.plan"):
         p = plan(db, CRM, results, WritebackSettings(), as_of=AS_OF)
     owners = {i.account_id: i.payload["owner_id"] for i in p.items if i.kind is WriteKind.CREATE_TASK}
     assert owners == {"001A": "005B", "001B": "005B", "001C": "005B"}
@@ -413,7 +412,7 @@ def test_settings_validation_names_the_key():
 
 
 def test_writeback_table_of_sync_toml_is_read_and_checked(tmp_path):
-    from sync.config import ConfigError, build
+    from crmsync.sync.config import ConfigError, build
 
     table = {
         "due_days": {"strategic": 2},

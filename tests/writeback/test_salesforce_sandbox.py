@@ -10,16 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from connectors.base import Secret
-from connectors.retry import RetryPolicy
-from connectors.salesforce import SalesforceConnector, Settings
-from sandbox.generate import generate
-from sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
-from state import outbox
-from state.model import WriteKind
-from sync.drain import drain
-from sync.plan import enqueue, format_plan
+from crmsync.connectors.base import Secret
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.connectors.salesforce import SalesforceConnector, Settings
+from crmsync.sandbox.generate import generate
+from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
+from crmsync.state import outbox
+from crmsync.state.model import WriteKind
+from crmsync.sync.drain import drain
+from crmsync.sync.plan import enqueue, format_plan
 
 from .harness import Harness
 

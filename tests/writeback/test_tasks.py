@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from state.model import Tier
-from sync import tasks as T
+from crmsync.state.model import Tier
+from crmsync.sync import tasks as T
 
 from .fakes import departed, single_threaded
 

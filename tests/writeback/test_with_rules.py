@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-import rules
-from state import views
-from state.model import CrmRecord, ObjectType, WriteKind
-from sync.plan import format_plan
+from crmsync.state import views
+from crmsync.state.model import CrmRecord, ObjectType, WriteKind
+from crmsync.sync.plan import format_plan
+
+from crmsync import rules
 
 from .fakes import AS_OF, CRM, pull
 
