@@ -29,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def child(path: str) -> None:
     import resource
 
+    from crmsync import rules
     from crmsync.state.db import open_db
     from crmsync.sync.evaluate import evaluate
-
-    from crmsync import rules
 
     db = open_db(path)
     t0, c0 = time.monotonic(), time.process_time()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crmsync import rules  # noqa: E402
 from crmsync.state.model import (  # noqa: E402
     Account,
     AccountView,
@@ -40,8 +41,6 @@ from crmsync.state.model import (  # noqa: E402
     Elsewhere,
     Opportunity,
 )
-
-from crmsync import rules  # noqa: E402
 
 AS_OF = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 TIERS = ("Strategic", "Growth", "Maintenance", "tier_1", "tier_2", None, "Gold")

@@ -25,8 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crmsync.sandbox.hubspot import HubSpotSandbox  # noqa: E402
 from hubspot import HubSpot  # noqa: E402
+
+from crmsync.sandbox.hubspot import HubSpotSandbox  # noqa: E402
 
 TITLES = ["VP Sales", "Head of Operations", "CFO", "Engineer", "Former CTO", "Account Manager"]
 PROPS = ["email", "firstname", "lastname", "jobtitle", "hubspot_owner_id", "notes_last_contacted",

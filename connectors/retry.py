@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from crmsync.connectors.errors import CrmUnavailable
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
+
+from crmsync.connectors.errors import CrmUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -58,8 +58,9 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from crmsync.state.model import AccountView, Contact, Flag, Severity
 from email_validator import EmailNotValidError, validate_email
+
+from crmsync.state.model import AccountView, Contact, Flag, Severity
 
 from . import explain
 from .context import Bounce, BounceKind, Facts, activity_day, email_domain, step

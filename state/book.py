@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import decode
 from crmsync.state.model import Owner
 

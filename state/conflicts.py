@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
 
 Key = tuple[str, str, str]  # (object, record id, field) within one CRM

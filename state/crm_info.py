@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import sqlite_utils
+
 from crmsync.state.db import encode_datetime, transaction
 
 # The keys connectors report (connectors/*/__init__.py `crm_info`).

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlite_utils
+
 from crmsync.state.db import (
     decode_datetime,
     dumps,

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.errors import MirrorError
 
 log = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, transaction
 from crmsync.state.model import Flag, FlagStatus
 

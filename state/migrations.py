@@ -16,6 +16,7 @@ adds it.
 from __future__ import annotations
 
 import sqlite_utils
+
 from crmsync.state.db import transaction
 from crmsync.state.errors import MirrorTooNew
 

@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state import cursors
 from crmsync.state.db import (
     ENCODERS,

@@ -51,6 +51,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, now_utc, transaction
 from crmsync.state.model import ObjectType, OutboxItem, WriteKind, WriteResult
 

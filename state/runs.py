@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import decode_datetime, dumps, encode_datetime, loads, transaction
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state.db import decode, decoder_for, dumps
 from crmsync.state.model import (
     COLUMNS,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from crmsync.state.db import mirror_errors
 from crmsync.state.errors import (
     EXIT_INTERNAL,

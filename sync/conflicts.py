@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
+
 from crmsync.state import conflicts as store
 from crmsync.state import views
 from crmsync.state.errors import CrmRefused, MalformedRecord, UsageError

@@ -49,6 +49,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
 from crmsync.state.errors import EXIT_INTERRUPTED, QuotaExhausted, error_line
 
 from . import config as config_mod

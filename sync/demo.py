@@ -18,12 +18,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from crmsync.state import flags as flag_store
-from crmsync.state.db import open_db
-from crmsync.state.text import printable
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from crmsync.state import flags as flag_store
+from crmsync.state.db import open_db
+from crmsync.state.text import printable
 
 from . import config as config_mod
 from .report import write_html
@@ -253,9 +254,10 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
 
 
 def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
+    from simple_salesforce import Salesforce
+
     from crmsync.connectors.salesforce.transport import build_session
     from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
-    from simple_salesforce import Salesforce
 
     if rep is None or rep.plan is None:
         return True
@@ -269,8 +271,9 @@ def _check_salesforce(con: Console, box: Any, rep: RunReport | None) -> bool:
 
 
 def _check_hubspot(con: Console, box: Any, rep: RunReport | None) -> bool:
-    from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
     from hubspot import HubSpot
+
+    from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
 
     if rep is None or rep.plan is None:
         return True

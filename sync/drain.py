@@ -85,6 +85,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
+
 from crmsync.connectors.base import ApiCalls
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits

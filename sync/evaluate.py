@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-from crmsync.state import flags as flag_store
-from crmsync.state import views
 
 from crmsync import rules
+from crmsync.state import flags as flag_store
+from crmsync.state import views
 
 log = logging.getLogger(__name__)
 

@@ -37,14 +37,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import sqlite_utils
+
+from crmsync import rules
 from crmsync.rules import coverage as coverage_rule
 from crmsync.state import book, crm_info, runs, views
 from crmsync.state import flags as flag_store
 from crmsync.state.errors import MirrorError, UsageError
 from crmsync.state.model import AccountView, CoverageStatus, Owner, Severity, Tier
 from crmsync.state.text import ACCOUNT_MAX, NAME_MAX, clip, printable
-
-from crmsync import rules
 
 from .config import Config
 

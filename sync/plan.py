@@ -57,6 +57,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 import sqlite_utils
+
 from crmsync.state import conflicts as conflict_store
 from crmsync.state import views
 from crmsync.state.model import (

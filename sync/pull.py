@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.connectors.base import Connector
 from crmsync.state import crm_info, cursors, mirror
 from crmsync.state.db import transaction

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
+
 from crmsync.state import mirror
 from crmsync.state.db import transaction
 from crmsync.state.model import ObjectType

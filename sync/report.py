@@ -25,15 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from crmsync.state import conflicts as conflict_store
 from crmsync.state import cursors, outbox, runs, views
 from crmsync.state import flags as flag_store
 from crmsync.state.db import open_db
 from crmsync.state.errors import MirrorError, OutputError
 from crmsync.state.text import csv_cell, json_safe, printable
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from .config import Config
 

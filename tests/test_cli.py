@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from crmsync.sync.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+
 from crmsync.sync import config, logs
 
 ROOT = Path(__file__).resolve().parent.parent

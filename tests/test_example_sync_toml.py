@@ -19,11 +19,11 @@ import typing
 from pathlib import Path
 
 import pytest
+
+from crmsync import rules
 from crmsync.connectors.base import Secret
 from crmsync.sync import config
 from crmsync.sync.plan import WritebackSettings
-
-from crmsync import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "sync.toml"

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
 import pytest
+
 from crmsync.sync import charts, leader_md, leader_report
 
 SVG = "{http://www.w3.org/2000/svg}"

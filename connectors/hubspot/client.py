@@ -53,6 +53,9 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import urllib3
+from hubspot import HubSpot
+from urllib3.util.retry import Retry
+
 from crmsync.connectors.base import ApiCalls, Secret
 from crmsync.connectors.errors import (
     AuthFailed,
@@ -64,8 +67,6 @@ from crmsync.connectors.errors import (
     network_reason,
 )
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
-from hubspot import HubSpot
-from urllib3.util.retry import Retry
 
 from .auth import OAuthTokens, PrivateAppToken, TokenSource
 from .daily import USAGE_PATH, DailyUsage

@@ -38,11 +38,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simple_salesforce.format import format_soql
+
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.salesforce.client import SalesforceClient, Settings
 from crmsync.connectors.salesforce.fields import chunked
 from crmsync.state.model import FieldCheck
-from simple_salesforce.format import format_soql
 
 log = logging.getLogger(__name__)
 

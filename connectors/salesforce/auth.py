@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import AuthFailed, CrmUnavailable
 

@@ -52,6 +52,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceOperationError,
+)
+from simple_salesforce.format import format_soql
+
 from crmsync.connectors.base import ApiCalls, Quota, Secret
 from crmsync.connectors.errors import (
     AuthFailed,
@@ -66,13 +74,6 @@ from crmsync.connectors.errors import (
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
 from crmsync.connectors.salesforce.auth import RefreshTokenAuth
 from crmsync.connectors.salesforce.transport import build_session
-from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceAuthenticationFailed,
-    SalesforceError,
-    SalesforceOperationError,
-)
-from simple_salesforce.format import format_soql
 
 log = logging.getLogger(__name__)
 

@@ -62,6 +62,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+
 from crmsync.connectors.errors import (
     AuthFailed,
     CrmError,

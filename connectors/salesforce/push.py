@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from simple_salesforce.format import format_soql
+
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.retry import retry_waits
 from crmsync.connectors.salesforce.client import SalesforceClient, Settings
@@ -54,7 +56,6 @@ from crmsync.connectors.salesforce.fields import (
     task_payload,
 )
 from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, WriteKind, WriteResult
-from simple_salesforce.format import format_soql
 
 log = logging.getLogger(__name__)
 

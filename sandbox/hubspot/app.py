@@ -74,10 +74,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from crmsync.sandbox.common import FaultEngine, FaultRule, RequestLog, hang_up, truncated_body
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+
+from crmsync.sandbox.common import FaultEngine, FaultRule, RequestLog, hang_up, truncated_body
 
 from . import history as hist
 from .api_associations import AssociationsApi

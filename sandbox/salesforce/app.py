@@ -32,8 +32,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from crmsync.sandbox.common import FaultRule, hang_up, truncated_body
 from werkzeug.wrappers import Request, Response
+
+from crmsync.sandbox.common import FaultRule, hang_up, truncated_body
 
 from .auth import soap_fault_xml
 from .rest import ReadHandlers

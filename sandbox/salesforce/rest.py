@@ -9,8 +9,9 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from crmsync.sandbox.common import sf_id
 from werkzeug.datastructures import MultiDict
+
+from crmsync.sandbox.common import sf_id
 
 from .schema import (
     Field,

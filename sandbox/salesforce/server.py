@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
+
 from crmsync.sandbox.common import (
     FaultEngine,
     RequestLog,

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crmsync.sandbox.common import FaultRule
 from werkzeug.datastructures import Headers, MultiDict
+
+from crmsync.sandbox.common import FaultRule
 
 from .soql import CompiledQuery
 from .store import Row

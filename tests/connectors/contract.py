@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
 from crmsync.connectors.errors import AuthFailed, QuotaExhausted
 from crmsync.state.model import CrmRecord, ObjectType, OutboxItem, Page, WriteKind, WriteResult
 from crmsync.sync.ownership import same

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 from contract import ConnectorContract, Org, task_item
+from hubspot import HubSpot
+from test_hubspot_support import FakeTime, primary_company, serve_dates_from
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.hubspot import HubSpotConnector, Settings
 from crmsync.connectors.hubspot import fields as f
@@ -22,8 +25,6 @@ from crmsync.sandbox.hubspot import (
 )
 from crmsync.sandbox.realistic import profile
 from crmsync.state.model import ObjectType
-from hubspot import HubSpot
-from test_hubspot_support import FakeTime, primary_company, serve_dates_from
 
 DATA = generate(seed=21, accounts=4, crms=("hubspot",))
 TYPES = {ObjectType.ACCOUNT: f.COMPANIES, ObjectType.CONTACT: f.CONTACTS,

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 from contract import ConnectorContract, Org
+from simple_salesforce import Salesforce
+from simple_salesforce.format import format_soql
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.retry import RetryPolicy
 from crmsync.connectors.salesforce import SalesforceConnector, Settings
@@ -16,9 +19,6 @@ from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
 from crmsync.state.model import ObjectType
-from simple_salesforce import Salesforce
-from simple_salesforce.format import format_soql
-
 from tests.clock import crm_now
 
 DATA = generate(seed=21, accounts=4, crms=("salesforce",))

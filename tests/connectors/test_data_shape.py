@@ -20,6 +20,9 @@ import math
 from typing import Any
 
 import pytest
+from simple_salesforce import Salesforce
+from test_hubspot_support import FakeTime, connect, dataset, pull_all, serve_dates_from
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.hubspot import pull as hs_pull
 from crmsync.connectors.retry import RetryPolicy
@@ -31,9 +34,6 @@ from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
 from crmsync.state.model import ObjectType, OutboxItem, WriteKind
 from crmsync.sync.tasks import BODY_MAX
-from simple_salesforce import Salesforce
-from test_hubspot_support import FakeTime, connect, dataset, pull_all, serve_dates_from
-
 from tests.clock import crm_now
 
 C = ObjectType.CONTACT

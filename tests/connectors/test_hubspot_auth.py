@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_hubspot_support import FakeTime, dataset, pull_all, serve_dates_from
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import AuthFailed, CrmUnavailable
 from crmsync.connectors.hubspot import HubSpotConnector, Settings
@@ -17,7 +19,6 @@ from crmsync.connectors.hubspot.auth import OAuthTokens, PrivateAppToken
 from crmsync.connectors.retry import RetryPolicy
 from crmsync.sandbox.hubspot import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, HubSpotSandbox
 from crmsync.state.model import ObjectType
-from test_hubspot_support import FakeTime, dataset, pull_all, serve_dates_from
 
 
 class FakeEndpoint:

@@ -10,11 +10,6 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crmsync.connectors.errors import CrmUnavailable, QuotaExhausted
-from crmsync.connectors.hubspot import HubSpotConnector
-from crmsync.connectors.retry import RetryPolicy
-from crmsync.sandbox.hubspot import HubSpotSandbox
-from crmsync.state.model import ObjectType
 from test_hubspot_support import (
     FakeTime,
     connect,
@@ -24,6 +19,12 @@ from test_hubspot_support import (
     serve_dates_from,
     settings_for,
 )
+
+from crmsync.connectors.errors import CrmUnavailable, QuotaExhausted
+from crmsync.connectors.hubspot import HubSpotConnector
+from crmsync.connectors.retry import RetryPolicy
+from crmsync.sandbox.hubspot import HubSpotSandbox
+from crmsync.state.model import ObjectType
 
 C = ObjectType.CONTACT
 

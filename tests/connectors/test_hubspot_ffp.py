@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
+
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.state.db import open_db
 from crmsync.sync import pull as pull_mod
-from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
-
 from tests.e2e.helpers import assert_same, snapshot
 
 CRM = "hubspot"

@@ -6,13 +6,14 @@ import logging
 from datetime import UTC, date, datetime
 
 import pytest
+from test_hubspot_support import FakeTime
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import MalformedRecord
 from crmsync.connectors.hubspot import fields as f
 from crmsync.connectors.hubspot.client import Settings
 from crmsync.connectors.hubspot.limiter import GENERAL, SEARCH, Limiter
 from crmsync.state.model import COLUMNS, ObjectType
-from test_hubspot_support import FakeTime
 
 SPECS = f.object_specs(Settings(left_company_field="no_longer_here", renewal_date_field="renewal"))
 T = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)

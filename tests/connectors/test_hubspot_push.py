@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
+
 from crmsync.connectors.errors import CrmUnavailable
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.state.model import OutboxItem, WriteKind
-from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
-
 from tests.clock import crm_now
 
 K = WriteKind
@@ -242,8 +242,9 @@ def test_setup_twice_changes_nothing(hs, clock):
 
 def test_tasks_pull_only_crmsync_tasks_with_their_associations(conn, hs, clock):
 
-    from crmsync.state.model import ObjectType
     from test_hubspot_support import pull_all
+
+    from crmsync.state.model import ObjectType
 
     created = conn.write([task(1), task(2, contact=None)])
     hs.create("tasks", {"hs_task_subject": "a person's own task", "hs_timestamp": "1777638896000"})

@@ -16,7 +16,6 @@ from crmsync.connectors.hubspot import HubSpotConnector, Settings
 from crmsync.connectors.retry import RetryPolicy
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.state.model import CrmRecord, ObjectType, Page
-
 from tests.clock import crm_now, crm_time
 
 OLD = "2025-01-15T10:00:00.000Z"  # dataset records' created/modified time, long before "now"

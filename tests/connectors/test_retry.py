@@ -6,6 +6,7 @@ import logging
 import random
 
 import pytest
+
 from crmsync.connectors.errors import (
     AuthFailed,
     CrmError,

@@ -16,6 +16,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import AuthFailed, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.retry import RetryPolicy
@@ -23,7 +24,6 @@ from crmsync.connectors.salesforce import SalesforceConnector, Settings
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
 from crmsync.state.model import PULL_ORDER, CrmRecord, ObjectType, OutboxItem, WriteKind
-
 from tests.clock import crm_now
 
 DATA = generate(seed=7, accounts=300, crms=("salesforce",))

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.errors import (
     AuthFailed,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox
 from crmsync.sync.cli import cli
-
 from tests.e2e.helpers import write_sync_toml
 
 LINE = 'Zoë Köln 東京 مرحبا e\u0301 🙂 "quoted", a line\r\n'

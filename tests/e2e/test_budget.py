@@ -29,12 +29,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from crmsync.sandbox.generate import DEFAULT_AS_OF
 from crmsync.state import outbox, runs
 from crmsync.state.db import open_db
 from crmsync.sync import config as config_mod
 from crmsync.sync.daemon import Daemon
-
 from tests.clock import crm_now
 
 from .conftest import Env

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from crmsync.sync import config as config_mod
 from crmsync.sync import logs
 from crmsync.sync.daemon import Daemon

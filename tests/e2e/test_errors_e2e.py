@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import urllib3.util.connection
 from click.testing import CliRunner, Result
+
 from crmsync.connectors.retry import DEFAULT_POLICY
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import HubSpotSandbox

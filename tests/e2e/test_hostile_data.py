@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubspot import HubSpot
+from rich.console import Console
+from simple_salesforce import Salesforce
+
 from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
@@ -30,9 +34,6 @@ from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, Sales
 from crmsync.state.text import printable
 from crmsync.sync import config as config_mod
 from crmsync.sync import demo as demo_mod
-from hubspot import HubSpot
-from rich.console import Console
-from simple_salesforce import Salesforce
 
 from .conftest import AS_OF, Env
 

@@ -27,14 +27,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from hubspot import HubSpot
+from hubspot.crm.contacts import ApiException
+
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
 from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
 from crmsync.state.db import open_db
 from crmsync.sync import config
 from crmsync.sync.cli import cli
 from crmsync.sync.run import RunOptions, RunReport, run_once
-from hubspot import HubSpot
-from hubspot.crm.contacts import ApiException
 
 from .helpers import write_sync_toml
 

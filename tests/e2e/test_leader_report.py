@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.hubspot.app import PORTAL_ID

@@ -15,7 +15,6 @@ from pathlib import Path
 from crmsync.state.db import open_db
 from crmsync.sync import config as config_mod
 from crmsync.sync.daemon import Daemon
-
 from tests.clock import crm_now
 
 from .conftest import AS_OF, Env

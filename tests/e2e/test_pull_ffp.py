@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crmsync.sandbox.generate import generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox
 from crmsync.sync import config
 from crmsync.sync.run import RunOptions, RunReport, run_once
-
 from tests.clock import crm_time
 
 from .helpers import assert_same, cursor, snapshot, tombstones, write_sync_toml

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from crmsync.sync.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]

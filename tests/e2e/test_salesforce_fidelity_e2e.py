@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from simple_salesforce import Salesforce
+
 from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
 from crmsync.sandbox.salesforce import SalesforceSandbox
 from crmsync.sync.cli import cli
-from simple_salesforce import Salesforce
-
 from tests.clock import crm_now
 
 from .helpers import assert_one_error_line, write_sync_toml

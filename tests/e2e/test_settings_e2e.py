@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+
 from crmsync.sandbox.salesforce import SalesforceSandbox
 from crmsync.sync.cli import cli
 

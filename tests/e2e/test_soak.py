@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubspot import HubSpot
+from simple_salesforce import Salesforce
+
 from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
@@ -45,8 +48,6 @@ from crmsync.sync import config as config_mod
 from crmsync.sync import tasks as tasks_mod
 from crmsync.sync.daemon import Daemon
 from crmsync.sync.run import RunOptions, run_once
-from hubspot import HubSpot
-from simple_salesforce import Salesforce
 
 from . import helpers
 

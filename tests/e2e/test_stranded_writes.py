@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import pytest
+
 from crmsync.state import cursors
 from crmsync.state.db import open_db, transaction
 from crmsync.sync import run as run_mod

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from simple_salesforce import Salesforce
+
 from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME, SalesforceSandbox
 from crmsync.sync.cli import cli
-from simple_salesforce import Salesforce
 
 from .helpers import write_sync_toml
 

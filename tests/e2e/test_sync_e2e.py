@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 
+from hubspot import HubSpot
+from simple_salesforce import Salesforce
+
 from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
-from hubspot import HubSpot
-from simple_salesforce import Salesforce
 
 from .conftest import Env
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox

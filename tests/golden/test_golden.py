@@ -42,6 +42,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox
 from crmsync.sync import ownership

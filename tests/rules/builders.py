@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from crmsync import rules
 from crmsync.state.model import (
     Account,
     AccountView,
@@ -22,8 +23,6 @@ from crmsync.state.model import (
     Flag,
     Opportunity,
 )
-
-from crmsync import rules
 
 AS_OF = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CRM = "salesforce"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crmsync.rules import bouncing_contacts
 from crmsync.rules.bouncing_contacts import bounce_count, smtp_status, syntax_problem
 from crmsync.state.model import HygieneStatus, Severity

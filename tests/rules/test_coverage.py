@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crmsync.rules import coverage
 from crmsync.state.model import CoverageStatus
 

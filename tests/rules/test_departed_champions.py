@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crmsync.rules.departed_champions import title_pattern
 from crmsync.state.model import Confidence, HygieneStatus, Severity
 

@@ -6,9 +6,8 @@ import dataclasses
 import random
 from datetime import timedelta
 
-from crmsync.state.model import Confidence, HygieneStatus, Severity
-
 from crmsync import rules
+from crmsync.state.model import Confidence, HygieneStatus, Severity
 
 from .builders import AS_OF, hubspot, zoo
 

@@ -6,9 +6,9 @@ import re
 from datetime import date, datetime, timedelta
 
 import pytest
-from crmsync.rules import explain
 
 from crmsync import rules
+from crmsync.rules import explain
 
 from .builders import AS_OF, zoo
 

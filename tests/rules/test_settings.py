@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from crmsync.rules import RuleSettings
 
 from crmsync import rules
+from crmsync.rules import RuleSettings
 
 
 def test_defaults_equal_design():

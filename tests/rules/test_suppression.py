@@ -13,6 +13,7 @@ import re
 from datetime import date
 
 import pytest
+
 from crmsync.rules import explain
 from crmsync.rules.settings import SuppressionSettings
 from crmsync.rules.suppression import Exemption, Kind, parse_date, read

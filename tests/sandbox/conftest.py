@@ -241,8 +241,9 @@ def sf_session(sf):
 @_sf_pytest.fixture
 def sf_client(sf, sf_session):
     """simple-salesforce logged in with the SOAP username/password/token flow."""
-    from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
     from simple_salesforce import Salesforce
+
+    from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
 
     return Salesforce(username=USERNAME, password=PASSWORD, security_token=SECURITY_TOKEN, session=sf_session)
 

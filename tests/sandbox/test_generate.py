@@ -16,13 +16,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+
 from crmsync.sandbox.common import sf_id
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate, iter_crm, iter_records
 from crmsync.sandbox.generate import words as W
 from crmsync.sandbox.generate.__main__ import main as generate_main
 from crmsync.sandbox.generate.salesforce import SfIds
 from crmsync.sandbox.generate.world import FILLER_BLOCK, SITUATION_BLOCK, TIER_BLOCK
-from email_validator import EmailNotValidError, validate_email
 
 AS_OF = DEFAULT_AS_OF
 WINDOWS = {"strategic": 60, "growth": 120, "maintenance": 365, "none": 180}

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from crmsync.sandbox.hubspot import HubSpotSandbox
 from hubspot import HubSpot
 from hubspot.crm.contacts.exceptions import (
     NotFoundException,
@@ -26,6 +25,7 @@ from hubspot.crm.contacts.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from crmsync.sandbox.hubspot import HubSpotSandbox
 from tests.sandbox.conftest import HS_EPOCH_S
 
 TOKEN = "pat-sandbox-0000"

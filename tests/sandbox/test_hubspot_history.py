@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from crmsync.sandbox.hubspot.history import OTHER_APP_ID, PRIVATE_APP_ID
 
 

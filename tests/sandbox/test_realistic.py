@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from crmsync.connectors.salesforce.transport import build_session
-from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
-from crmsync.sandbox.realistic import HUBSPOT_PLANS, SALESFORCE_PLANS, profile
-from crmsync.sandbox.salesforce import SalesforceSandbox
-from crmsync.sync.cli import cli
 from hubspot import HubSpot
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceRefusedRequest
 from urllib3.util.retry import Retry
 
+from crmsync.connectors.salesforce.transport import build_session
+from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN, HubSpotSandbox
+from crmsync.sandbox.realistic import HUBSPOT_PLANS, SALESFORCE_PLANS, profile
+from crmsync.sandbox.salesforce import SalesforceSandbox
+from crmsync.sync.cli import cli
 from tests.sandbox.conftest import HsClock, SfClock, hs_small_dataset, sf_small_dataset
 
 

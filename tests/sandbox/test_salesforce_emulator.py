@@ -16,15 +16,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from crmsync.sandbox.common import sf_id
-from crmsync.sandbox.salesforce import (
-    CONSUMER_KEY,
-    CONSUMER_SECRET,
-    PASSWORD,
-    SECURITY_TOKEN,
-    USERNAME,
-    SalesforceSandbox,
-)
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -35,6 +26,16 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 from simple_salesforce.format import format_soql
+
+from crmsync.sandbox.common import sf_id
+from crmsync.sandbox.salesforce import (
+    CONSUMER_KEY,
+    CONSUMER_SECRET,
+    PASSWORD,
+    SECURITY_TOKEN,
+    USERNAME,
+    SalesforceSandbox,
+)
 
 BATCH_200 = {"Sforce-Query-Options": "batchSize=200"}
 

@@ -25,17 +25,18 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceMalformedRequest,
+    SalesforceResourceNotFound,
+)
+
 from crmsync.sandbox.common import sf_id
 from crmsync.sandbox.salesforce import (
     CONSUMER_KEY,
     CONSUMER_SECRET,
     INTEGRATION_USER_ID,
     REFRESH_TOKEN,
-)
-from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceMalformedRequest,
-    SalesforceResourceNotFound,
 )
 
 BATCH_200 = {"Sforce-Query-Options": "batchSize=200"}

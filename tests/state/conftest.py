@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+
 from crmsync.state import mirror
 from crmsync.state.db import open_db
 from crmsync.state.model import CrmRecord
-
 from tests.state.records import CRM, T0, page
 
 

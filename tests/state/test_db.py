@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from crmsync.state import migrations
 from crmsync.state.db import open_db
 from crmsync.state.errors import MirrorTooNew

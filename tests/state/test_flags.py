@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from crmsync.state.flags import list_flags, preview_flags, status_counts, sync_flags
 from crmsync.state.model import Flag, Severity
-
 from tests.state.records import at
 
 RULES = {"stale_contact", "single_threaded_account"}

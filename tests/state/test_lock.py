@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from crmsync.state.errors import MirrorBusy
 from crmsync.state.lock import acquire_writer_lock, lock_path_for
 

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+
 from crmsync.state import cursors, mirror, outbox
 from crmsync.state.db import open_db
 from crmsync.state.errors import EmptyFullPull
 from crmsync.state.model import ObjectType
-
 from tests.state.conftest import load
 from tests.state.records import CRM, account, at, contact, opportunity, page, role
 

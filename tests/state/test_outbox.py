@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from crmsync.state import outbox
 from crmsync.state.model import ObjectType, WriteKind, WriteResult
-
 from tests.state.records import at
 
 SF = "salesforce"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from crmsync.state import crm_info, runs
 from crmsync.state import flags as flag_store
 from crmsync.state.model import Flag, Severity
-
 from tests.state.records import at
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from crmsync.state import runs
 
+from crmsync.state import runs
 from tests.state.records import at
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from crmsync.state import views
 
+from crmsync.state import views
 from tests.state.conftest import load
 from tests.state.records import account, at, contact, opportunity, owner, role
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crmsync.state.db import open_db
 from crmsync.sync.drain import drain, verify_landed
 from crmsync.sync.plan import Plan, WritebackSettings, enqueue, plan

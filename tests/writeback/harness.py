@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crmsync import rules
 from crmsync.state.db import open_db
 from crmsync.sync import evaluate as evaluate_mod
 from crmsync.sync import pull as pull_mod
 from crmsync.sync.drain import BATCH_SIZE, drain, verify_landed
 from crmsync.sync.plan import WritebackSettings, enqueue, plan
-
-from crmsync import rules
 from tests.clock import crm_now
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.hubspot import HubSpotConnector, Settings
 from crmsync.connectors.retry import RetryPolicy
@@ -20,7 +21,6 @@ from crmsync.state.model import ObjectType, WriteKind
 from crmsync.sync.drain import drain
 from crmsync.sync.plan import enqueue, format_plan
 from crmsync.sync.reconcile import reconcile_object
-
 from tests.clock import crm_now, crm_time
 
 from .harness import Harness

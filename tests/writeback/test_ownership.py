@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crmsync.connectors.hubspot.history import classify
 from crmsync.state.model import ChangeKind
 from crmsync.sync.ownership import Decision, Record, digest, parse, render, sign

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from crmsync.state import outbox
 from crmsync.state.model import CoverageStatus, HygieneStatus, WriteKind
 from crmsync.sync import ownership

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from crmsync.connectors.base import Secret
 from crmsync.connectors.retry import RetryPolicy
 from crmsync.connectors.salesforce import SalesforceConnector, Settings

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from crmsync import rules
 from crmsync.state import views
 from crmsync.state.model import CrmRecord, ObjectType, WriteKind
 from crmsync.sync.plan import format_plan
-
-from crmsync import rules
 
 from .fakes import AS_OF, CRM, pull
 
