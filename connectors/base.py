@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from crmsync.connectors.retry import Sleep
@@ -67,6 +67,11 @@ class Connector(Protocol):
 
     crm: str  # "salesforce" | "hubspot"
     calls: ApiCalls
+    # How far the connector's look-ups by key or id may lag its own writes: a record written
+    # this recently may be missing from `find_tasks_by_keys` and from `reconcile_ids`
+    # (`listing_lag(obj)` says which objects are listed that way). HubSpot's search index lags
+    # (`[hubspot] search_lag_seconds`, P6); Salesforce's queries read the records (0).
+    index_lag: timedelta
     write_batch: int  # rows per write call: the CRM's batch limit (Salesforce 200, HubSpot 100)
 
     def __init__(
@@ -86,6 +91,10 @@ class Connector(Protocol):
         from. Every page carries the cursor that holds once it is committed; no
         cursor is ever later than `started_at` minus the connector's skew margin.
         """
+
+    def listing_lag(self, obj: ObjectType) -> timedelta:
+        """How far `reconcile_ids(obj)` may lag writes: `index_lag` for an object listed
+        through search (HubSpot tasks), else 0."""
 
     def crm_info(self, known: Mapping[str, str]) -> dict[str, str]:
         """Facts about the org or portal that links to records need (state/crm_info.py),

@@ -519,6 +519,7 @@ def delete_missing(
     seen_at: datetime,
     *,
     guard: int | None = None,
+    changed_after: datetime | None = None,
 ) -> int:
     """Soft-delete `crm`'s live rows of `obj` whose id is not in `live_ids`; return how many.
 
@@ -527,6 +528,11 @@ def delete_missing(
     transaction (the ids and the deletes they imply land together). With `guard`,
     an empty `live_ids` deletes nothing when the mirror holds at least `guard`
     live rows (logged): the same reasoning as `finish_full`'s.
+
+    With `changed_after` (a listing read through an index that lags writes, such as
+    HubSpot's search), a row the CRM changed at or after it (`modified_at`), or crmsync
+    wrote then (`written`: a task it created that no pull has seen yet), is kept: its
+    absence may be the index's, not the CRM's.
     """
     join_transaction(db)
     db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS _live (id TEXT PRIMARY KEY)")
@@ -542,10 +548,19 @@ def delete_missing(
                 extra={"crm": crm, "object": obj.value, "live_rows": held},
             )
             return 0
+    recent, params = "", [encode_datetime(seen_at), crm]
+    if changed_after is not None:
+        cutoff = encode_datetime(changed_after)
+        recent = (
+            " AND coalesce(modified_at, '') < ? AND NOT EXISTS (SELECT 1 FROM written w"
+            f" WHERE w.crm = {obj.value}.crm AND w.object = ? AND w.id = {obj.value}.id"
+            " AND w.written_at >= ?)"
+        )
+        params += [cutoff, obj.value, cutoff]
     cur = db.conn.execute(
         f"UPDATE {obj.value} SET deleted_at = ? WHERE crm = ? AND deleted_at IS NULL"
-        " AND id NOT IN (SELECT id FROM _live)",
-        [encode_datetime(seen_at), crm],
+        f" AND id NOT IN (SELECT id FROM _live){recent}",
+        params,
     )
     db.conn.execute("DELETE FROM _live")
     return int(cur.rowcount)

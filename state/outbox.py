@@ -419,6 +419,17 @@ def inflight_unknown(db: sqlite_utils.Database, crm: str) -> list[OutboxItem]:
     return [_item(r) for r in rows]
 
 
+def claimed_at(db: sqlite_utils.Database, item_ids: Iterable[int]) -> dict[int, datetime]:
+    """When each inflight row of `item_ids` was claimed; its CRM call followed within the
+    batch (a row stays inflight, this time unchanged, until it is marked or released)."""
+    rows = db.conn.execute(
+        "SELECT id, updated_at FROM outbox WHERE status = 'inflight'"
+        " AND id IN (SELECT value FROM json_each(?))",
+        [dumps(builtins.list(item_ids))],
+    )
+    return {int(i): at for i, stamp in rows if (at := decode_datetime(stamp)) is not None}
+
+
 def release(
     db: sqlite_utils.Database, item_ids: Iterable[int], *, now: datetime | None = None
 ) -> int:

@@ -11,7 +11,10 @@ What `drain` does (docs/design.md "Write-back", RELIABILITY W1, W4, W5):
    looked up in the CRM by their key (`connector.find_tasks_by_keys`): found
    means it landed (marked done, task stored in the mirror), not found means
    it did not (back to pending). Updates are idempotent and simply go back to
-   pending. No task is ever created twice for a key.
+   pending. No task is ever created twice for a key. Where the look-up lags
+   writes (HubSpot's search index, `connector.index_lag`), a create not found
+   that was sent less than the lag ago stays inflight for a later run to look
+   again (`DrainReport.waiting`).
 2. Claim pending rows (and rows an earlier run saw refused for a moment) in
    batches (Salesforce 200, HubSpot 100), call `connector.write`, mark each
    row by the CRM's answer (state/outbox.py decides): done; dead at once for
@@ -47,7 +50,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import sqlite_utils
@@ -56,6 +59,7 @@ from crmsync.connectors.base import ApiCalls
 from crmsync.connectors.errors import AuthFailed, CrmError, CrmUnavailable, QuotaExhausted
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, retry_waits
 from crmsync.state import outbox
+from crmsync.state.db import now_utc
 from crmsync.state.model import CrmRecord, OutboxItem, WriteKind, WriteResult
 from crmsync.state.outbox import Rejection
 
@@ -72,6 +76,9 @@ class WritingConnector(Protocol):
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> Mapping[str, Any]: ...
 
+    @property
+    def index_lag(self) -> timedelta: ...  # how far find_tasks_by_keys may lag writes
+
 
 @dataclass
 class DrainReport:
@@ -80,6 +87,7 @@ class DrainReport:
     written: int = 0
     rejections: list[Rejection] = field(default_factory=list)  # every refusal, in order
     recovered: int = 0  # inflight creates found in the CRM after a crash
+    waiting: int = 0  # inflight creates not found yet, sent less than the CRM's index lag ago
     released: int = 0  # inflight rows put back to pending
     batches: int = 0
     calls: int = 0
@@ -113,6 +121,7 @@ class DrainReport:
             "failed": len(self.failed),
             "dead": len(self.dead),
             "recovered": self.recovered,
+            "waiting": self.waiting,
             "calls": self.calls,
             **{f"written_{k}": v for k, v in sorted(self.by_kind.items())},
         }
@@ -138,6 +147,8 @@ class DrainReport:
         parts = [f"{self.crm}: {self.written} write(s) landed"]
         if self.recovered:
             parts.append(f"{self.recovered} recovered after a crash")
+        if self.waiting:
+            parts.append(f"{self.waiting} task create(s) wait for the CRM's search to catch up")
         if self.failed:
             parts.append(f"{len(self.failed)} to retry")
         if self.dead:
@@ -305,7 +316,11 @@ def _recover(
     report: DrainReport,
     now: datetime | None,
 ) -> None:
-    """Settle rows a dead run left inflight: look task creates up by key, requeue the rest."""
+    """Settle rows a dead run left inflight: look task creates up by key, requeue the rest.
+
+    A create not found whose claim is younger than the connector's `index_lag` stays
+    inflight (counted in `report.waiting`): the CRM's look-up may not show it yet.
+    """
     unknown = outbox.inflight_unknown(db, crm)
     if not unknown:
         return
@@ -325,13 +340,30 @@ def _recover(
     )
     report.recovered += len(landed)
     landed_ids = {i.id for i, _ in landed}
+    # HubSpot's search index lags writes (documented as eventually consistent, no figure:
+    # api-facts §3, airbyte #69203; P6): a create sent less than `index_lag` ago (its claim,
+    # which the send follows) may have landed and not be found yet. Sending it again could
+    # create a second task, so it stays inflight and a later run looks again; once the lag
+    # has passed, a key still not found did not land and is sent as any other.
+    lag = connector.index_lag
+    missing = [i.id for i in creates if i.id not in landed_ids]
+    claimed = outbox.claimed_at(db, missing) if lag and missing else {}
+    at = now or now_utc()
+    young = {i for i, t in claimed.items() if at - t < lag}
+    report.waiting += len(young)
     report.released += outbox.release(
-        db, others + [i.id for i in creates if i.id not in landed_ids], now=now
+        db, others + [i for i in missing if i not in young], now=now
     )
     log.info(
         "inflight writes settled after a crash",
-        extra={"crm": crm, "landed": len(landed), "requeued": len(unknown) - len(landed)},
-    )
+        extra={"crm": crm, "landed": len(landed), "waiting": len(young),
+               "requeued": len(unknown) - len(landed) - len(young)},
+    )  # fmt: skip
+    if young:
+        log.warning(
+            "task creates wait for the CRM's search to catch up; a later run looks again",
+            extra={"crm": crm, "rows": len(young), "lag_seconds": lag.total_seconds()},
+        )
 
 
 def _task_key(item: OutboxItem) -> str:

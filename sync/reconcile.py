@@ -15,6 +15,11 @@ A listing that comes back empty while the mirror holds at least
 `mirror.EMPTY_GUARD_ROWS` live rows of that object deletes nothing (the same
 guard as a full pull's): an empty answer is more likely a permission or
 configuration problem than a CRM emptied for good.
+
+An object the connector lists through an index that lags writes (HubSpot
+tasks: search, `connector.listing_lag`) keeps the rows the CRM changed, or
+crmsync wrote, within that lag before the run began: a task created a moment
+ago is missing from the listing, not from the CRM.
 """
 
 from __future__ import annotations
@@ -82,9 +87,12 @@ def reconcile_object(
                  extra={"crm": connector.crm, "object": obj.value})
         return None
     listed = _Counted(ids)
+    # HubSpot's search is eventually consistent (api-facts §3, airbyte #69203; P6).
+    lag = connector.listing_lag(obj)
     with transaction(db):
         n = mirror.delete_missing(db, connector.crm, obj, listed, seen_at,
-                                  guard=mirror.EMPTY_GUARD_ROWS)
+                                  guard=mirror.EMPTY_GUARD_ROWS,
+                                  changed_after=seen_at - lag if lag else None)  # fmt: skip
     if n:
         log.info("reconcile found deletions",
                  extra={"crm": connector.crm, "object": obj.value, "deleted": n})

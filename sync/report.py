@@ -170,6 +170,11 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
         )
         for err in d.errors[:10]:
             echo(f"    rejected: {err}")
+        if d.waiting:  # sync/drain.py `_recover`: the CRM's search lags writes (P6, W4/W5)
+            echo(
+                f"  waiting: {plural(d.waiting, 'task create')} sent before a crash, not yet "
+                "found by the CRM's search; a later run looks again before sending it again"
+            )
         if rep.rejected:
             echo("  some rows were rejected; they stay in the outbox: see `crmsync outbox`")
     tracked = rep.conflicts

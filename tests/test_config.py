@@ -86,6 +86,23 @@ def test_hubspot_max_daily_share_is_a_setting_of_its_own(tmp_path: Path) -> None
     assert config.load(p, environ={"T": "pat"}).connectors["hubspot"].max_daily_share == 0.5
 
 
+def test_hubspot_search_lag_is_a_setting_the_connector_declares(tmp_path: Path) -> None:
+    """How far HubSpot's search may lag a write (P6, W4/W5): 5 minutes unless set."""
+    from datetime import timedelta
+
+    from crmsync.connectors.hubspot import HubSpotConnector
+
+    def lag(text: str) -> timedelta:
+        settings = config.load(write(tmp_path, '[hubspot]\ntoken_env = "T"\n' + text),
+                               environ={"T": "pat"}).connectors["hubspot"]
+        return HubSpotConnector(settings).index_lag
+
+    assert lag("") == timedelta(minutes=5)
+    assert lag("search_lag_seconds = 30\n") == timedelta(seconds=30)
+    with pytest.raises(config.ConfigError, match="search_lag_seconds"):
+        lag("search_lag_seconds = -1\n")
+
+
 def test_buying_role_names_are_read_from_a_hubspot_subtable(tmp_path: Path) -> None:
     (tmp_path / "tok.txt").write_text("pat-x\n")
     base = '[hubspot]\nhost = "http://127.0.0.1:9"\ntoken_file = "tok.txt"\n[hubspot.buying_roles]\n'

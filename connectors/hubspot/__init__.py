@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from crmsync.connectors.base import ApiCalls, Quota
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy
@@ -60,6 +60,9 @@ class HubSpotConnector:
     ) -> None:
         self.settings = settings
         self.calls = calls if calls is not None else ApiCalls()
+        # Task look-ups by key read the search index, which lags writes (`search_lag_seconds`):
+        # sync/drain.py `_recover` does not give up on a create younger than this.
+        self.index_lag = timedelta(seconds=settings.search_lag_seconds)
         self.client = HubSpotClient(
             settings,
             calls=self.calls,
@@ -123,6 +126,12 @@ class HubSpotConnector:
         """Every id HubSpot holds of `obj` (sync/reconcile.py); None: cannot list it."""
         return self.puller.reconcile_ids(obj)
 
+    def listing_lag(self, obj: ObjectType) -> timedelta:
+        """How far `reconcile_ids(obj)` may lag writes: tasks are listed through search (only
+        crmsync's, pull.py `reconcile_ids`), the rest through the list endpoints, which read
+        the records themselves."""
+        return self.index_lag if obj is ObjectType.TASK else timedelta(0)
+
     def ensure_fields(self, *, dry_run: bool) -> list[FieldCheck]:
         checks = setup.ensure_fields(self.client, self.settings, dry_run=dry_run)
         if any(c.status == "created" for c in checks):
@@ -175,7 +184,10 @@ class HubSpotConnector:
         return {(rid, back[prop]): change for (rid, prop), change in found.items()}
 
     def find_tasks_by_keys(self, keys: Iterable[str]) -> dict[str, str]:
-        """crmsync_key -> task id of tasks that already exist in HubSpot (W4)."""
+        """crmsync_key -> task id of tasks that already exist in HubSpot (W4).
+
+        Through search: a task created less than `index_lag` ago may be missing.
+        """
         return self.pusher.find_tasks_by_keys(keys)
 
     def quota(self) -> Quota:

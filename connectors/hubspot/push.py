@@ -23,7 +23,10 @@ in each result (batch create does not promise result order).
 already have created before creating again (W4).
 
 Transport failures (CrmUnavailable after retries, AuthFailed, QuotaExhausted)
-raise: the writer leaves the batch in the outbox. One batch can take several
+raise: the writer leaves the batch in the outbox. A task create whose answer is
+lost (connection dropped or timed out) is not retried: HubSpot may have applied
+it and tasks have no unique key, so it raises at once and the drain looks the
+keys up in a later run, once search has caught up (W4, P6). One batch can take several
 requests (one per route, 100 inputs each, more when bisecting): a stop between
 them raises with the answers of the requests before it on `error.answered`, so
 the drain records what landed.
@@ -125,7 +128,11 @@ class Pusher:
         """One batch call, its answers into `results` as they come; a whole-batch rejection
         is bisected to isolate the bad inputs (W3)."""
         try:
-            resp = self.client.call(
+            # A create whose answer is lost is not sent again blind: HubSpot may have applied
+            # it, and its search (the only look-up by key) lags writes (P6). The stop leaves
+            # the rows in flight; the drain looks their keys up once the lag has passed (W4).
+            send = self.client.call_create if route.method == "create" else self.client.call
+            resp = send(
                 route.operation,
                 route.api,
                 route.method,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from crmsync.connectors.base import ApiCalls, Quota
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep
@@ -44,6 +44,9 @@ class SalesforceConnector:
 
     crm = "salesforce"
     write_batch = BATCH
+    # SOQL queries read the records themselves: a task is found by its key, and listed, as
+    # soon as it is written (sync/drain.py `_recover`, sync/reconcile.py).
+    index_lag = timedelta(0)
 
     def __init__(
         self,
@@ -81,6 +84,10 @@ class SalesforceConnector:
 
     def reconcile_ids(self, obj: ObjectType) -> Iterator[str]:
         return self.puller.reconcile_ids(obj)
+
+    def listing_lag(self, obj: ObjectType) -> timedelta:
+        """How far `reconcile_ids(obj)` may lag writes: not at all (SOQL reads the records)."""
+        return self.index_lag
 
     def reconcile(self, obj: ObjectType, known_ids: Iterable[str]) -> Iterator[Page]:
         return self.puller.reconcile(obj, known_ids)

@@ -3,11 +3,11 @@ portal per test, on a fake clock (the connector's waits move it; nothing sleeps)
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from contract import ConnectorContract, Org
+from contract import ConnectorContract, Org, task_item
 from hubspot import HubSpot
 from test_hubspot_support import FakeTime, primary_company, serve_dates_from
 
@@ -62,6 +62,9 @@ class HubSpotOrg(Org):
 
     def later(self) -> None:
         self.clock.sleep(3600)
+
+    def wait(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
 
     def live_ids(self, obj: ObjectType) -> set[str]:
         if obj is ObjectType.OWNER:  # deactivated owners are pulled too (as inactive)
@@ -160,12 +163,16 @@ class TestHubSpotContract(ConnectorContract):
         finally:
             hs.stop()
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="missing capability: find_tasks_by_keys and reconcile_ids(tasks) read HubSpot's "
-        "search index, which lags writes (a few seconds, sandbox/realistic.py; P6): right after "
-        "a crash, W4/W5 recovery does not see a task it has just created and creates it again, "
-        "and a reconcile marks it deleted",
-    )
-    def test_a_task_created_a_moment_ago_is_found_by_its_key_and_listed(self, ready: Any) -> None:
-        super().test_a_task_created_a_moment_ago_is_found_by_its_key_and_listed(ready)
+    def test_search_does_not_show_a_task_created_a_moment_ago(self, ready: Any) -> None:
+        # The premise of the contract's look-up test on HubSpot: with the realistic index
+        # lag on, a look-up right after the create misses the task (sandbox/realistic.py;
+        # HubSpot documents search as eventually consistent, api-facts §3, airbyte #69203),
+        # so the connector must declare a lag and its callers wait it out.
+        org = ready
+        org.realistic()
+        conn = org.connector()
+        [created] = conn.write([task_item(org, 1)])
+        assert created.ok, created
+        assert conn.find_tasks_by_keys(["contract:task:1"]) == {}
+        assert created.crm_id not in set(conn.reconcile_ids(ObjectType.TASK) or ())
+        assert conn.index_lag == conn.listing_lag(ObjectType.TASK) == timedelta(minutes=5)

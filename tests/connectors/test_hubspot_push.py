@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from test_hubspot_support import FakeTime, connect, dataset, serve_dates_from
 
+from crmsync.connectors.errors import CrmUnavailable
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.state.model import OutboxItem, Write, WriteKind
 from tests.clock import crm_now
@@ -170,6 +171,25 @@ def test_w4_find_tasks_by_keys_then_update_and_complete(conn, hs):
     done = hs.record("tasks", found[keys[1]])
     assert done["hs_task_status"] == "COMPLETED" and "re-engaged" in done["hs_task_body"]
     assert hs.requests.count("batch_update") == 1  # update and complete share one call
+
+
+def test_w4_a_task_create_whose_answer_is_lost_is_not_sent_again(conn, hs):
+    # The connection drops after HubSpot applied the create. Sending it again would create a
+    # second task (HubSpot tasks have no unique key); the connector stops instead, and the drain
+    # keeps the row in flight to look its key up once search has caught up (W4, P6).
+    hs.faults.add(kind="drop_connection", route="batch_create", apply=True, nth=1)
+    with pytest.raises(CrmUnavailable):
+        conn.write([task(1)])
+    keys = [t["properties"].get("crmsync_key") for t in hs.records("tasks")]
+    assert keys.count("single_threaded:hubspot:1:1") == 1
+    assert hs.requests.count("batch_create") == 1
+
+
+def test_an_update_whose_answer_is_lost_is_sent_again_and_lands(conn, hs):
+    hs.faults.add(kind="drop_connection", route="batch_update", apply=True, nth=1)
+    [result] = conn.write([item(1, K.UPDATE_CONTACT, "121", status="stale")])
+    assert result.ok
+    assert hs.requests.count("batch_update") == 2
 
 
 def test_r2_429_without_retry_after_is_backed_off_and_writes_land_once(conn, hs, clock):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -89,7 +90,11 @@ def test_w5_sigkill_during_write_back_then_rerun_no_duplicate_no_lost_write(tmp_
     gate = Gate()
     sb = make_sandbox(crm, gate)
     try:
-        cfg = write_sync_toml(tmp_path / "run" / "sync.toml", sb, extra=HS_EXTRA if crm == "hubspot" else "")
+        # This sandbox's search does not lag, and the config says so: a create the killed run
+        # claimed but never sent is looked up and sent by the rerun at once. With the index
+        # lagging, the rerun waits instead (test_w5_hubspot_killed_after_task_creates_land_...).
+        extra = HS_EXTRA + "\nsearch_lag_seconds = 0" if crm == "hubspot" else ""
+        cfg = write_sync_toml(tmp_path / "run" / "sync.toml", sb, extra=extra)
         assert invoke(cfg, "setup").exit_code == 0
         rng = random.Random(seed)
         racing = bool(seed % 2)  # even seeds: killed before the CRM saw the write; odd: after
@@ -188,5 +193,81 @@ def test_html_report_shows_coverage_and_findings_per_account(tmp_path: Path) -> 
         # findings in words, never rule identifiers (issue 15)
         assert "Departed champion" in html or "Single-threaded account" in html
         assert "departed_champion" not in html and "single_threaded_account" not in html
+    finally:
+        sb.stop()
+
+
+@pytest.mark.slow
+def test_w5_hubspot_killed_after_task_creates_land_rerun_at_once_with_search_lagging_no_duplicate(tmp_path: Path) -> None:
+    """HubSpot's search lags writes (documented as eventually consistent, no figure: api-facts §3,
+    airbyte #69203; P6). A run killed once its task creates landed, rerun at once, must not create
+    them again because the look-up by key does not see them yet (sync/drain.py `_recover`)."""
+    gate = Gate()
+    sb = make_sandbox("hubspot", gate)
+    try:
+        cfg = write_sync_toml(tmp_path / "sync.toml", sb, extra=HS_EXTRA)
+        mirror = tmp_path / "crmsync.db"
+        assert invoke(cfg, "setup").exit_code == 0
+        gate.arm()
+        sb.faults.add(kind="latency", route="batch_create", nth=1, ms=1)  # the task creates
+        cmd = [sys.executable, "-m", "crmsync.sync.cli", "sync", "--full", "--as-of", AS_OF, "--config", str(cfg)]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        hold = sqlite3.connect(mirror, isolation_level=None, timeout=60)
+        try:
+            while not gate.entered.wait(timeout=0.01):
+                assert proc.poll() is None, "the run finished before creating a task"
+            # The creates are in flight (claimed, committed). Hold the mirror's write lock so the
+            # run cannot record HubSpot's answer, let the creates land, then kill the run.
+            hold.execute("BEGIN IMMEDIATE")
+            sending = sorted(k for (k,) in hold.execute(
+                "SELECT key FROM outbox WHERE kind = 'create_task' AND status = 'inflight'"))
+            assert sending
+            gate.released.set()
+            for _ in range(6000):  # until HubSpot has applied the whole request (60 s at most)
+                if set(sending) <= set(crm_state("hubspot", sb)[0]):
+                    break
+                time.sleep(0.01)
+            landed = sorted(crm_state("hubspot", sb)[0])
+            assert landed == sending, "the task creates never landed"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if hold.in_transaction:
+                hold.execute("ROLLBACK")
+            hold.close()
+            gate.released.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        sb.faults.clear()
+        inflight = sqlite3.connect(mirror).execute(
+            "SELECT key FROM outbox WHERE kind = 'create_task' AND status = 'inflight' ORDER BY key").fetchall()
+        assert [k for (k,) in inflight] == landed, "the killed run recorded HubSpot's answer"
+        # The rerun starts at once; HubSpot's search has not caught up with the creates.
+        sb.app.index_lag_seconds = 3600
+        # Every run in a process of its own, on one clock (the killed run's).
+        rerun = subprocess.run([*cmd[:4], "--as-of", AS_OF, "--config", str(cfg)], cwd=ROOT, env=_env(),
+                               capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+        keys = crm_state("hubspot", sb)[0]
+        assert len(keys) == len(set(keys)), "a task was created twice"
+        assert set(landed) <= set(keys)
+        assert f"waiting: {len(landed)} task create" in rerun.stdout
+        # Search catches up: the next run finds each create by its key and settles it.
+        sb.app.index_lag_seconds = 0
+        later = subprocess.run([*cmd[:4], "--as-of", AS_OF, "--config", str(cfg)], cwd=ROOT, env=_env(),
+                               capture_output=True, text=True, timeout=120)
+        assert later.returncode == 0, later.stdout[-2000:] + later.stderr[-2000:]
+        assert "waiting:" not in later.stdout
+        keys = crm_state("hubspot", sb)[0]
+        assert len(keys) == len(set(keys)), "a task was created twice"
+        db = sqlite3.connect(mirror)
+        assert db.execute("SELECT count(*) FROM outbox WHERE status = 'inflight'").fetchone() == (0,)
+        held = dict(db.execute("SELECT key, id FROM tasks WHERE crm = 'hubspot' AND deleted_at IS NULL").fetchall())
+        in_crm = {t["properties"]["crmsync_key"]: t["id"] for t in sb.records("tasks") if t["properties"].get("crmsync_key")}
+        assert held == in_crm
+        assert db.execute("SELECT count(*) FROM outbox WHERE status = 'done' AND kind = 'create_task' AND key IN"
+                          " (SELECT value FROM json_each(?))", [json.dumps(landed)]).fetchone() == (len(landed),)
+        db.close()
     finally:
         sb.stop()

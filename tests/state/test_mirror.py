@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crmsync.state import cursors, mirror
+from crmsync.state import cursors, mirror, outbox
 from crmsync.state.db import open_db
 from crmsync.state.errors import EmptyFullPull
 from crmsync.state.model import ObjectType
@@ -351,6 +351,20 @@ def test_reconcile_soft_deletes_what_the_crm_no_longer_lists(db) -> None:
         assert mirror.delete_missing(db, CRM, ObjectType.CONTACT, ["C0", "C2"], at(5)) == 1
     assert _row(db, "contacts", "C1")["deleted_at"] is not None
     assert _row(db, "contacts", "C0")["deleted_at"] is None
+
+
+def test_a_listing_that_lags_writes_keeps_rows_changed_or_written_within_the_lag(db) -> None:
+    # HubSpot lists crmsync's tasks through search, which lags writes (P6): a row changed in
+    # the CRM (modified_at) or written by crmsync (written_at) at or after `changed_after` may
+    # be missing from the listing without being gone. Older rows are deleted as before.
+    load(db, contact("C0", minute=0), contact("C1", minute=0), contact("C2", minute=10))
+    outbox.record_written(db, CRM, ObjectType.CONTACT, "C1", {"status": "stale"}, written_at=at(12))
+    with db.conn:
+        n = mirror.delete_missing(db, CRM, ObjectType.CONTACT, [], at(15), changed_after=at(10))
+    assert n == 1
+    assert _row(db, "contacts", "C0")["deleted_at"] is not None
+    assert _row(db, "contacts", "C1")["deleted_at"] is None  # crmsync wrote it 3 minutes ago
+    assert _row(db, "contacts", "C2")["deleted_at"] is None  # the CRM changed it 5 minutes ago
 
 
 def test_an_empty_id_listing_deletes_nothing_when_the_mirror_holds_many_rows(db, caplog) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmsync.connectors.base import ApiCalls
@@ -110,6 +110,7 @@ class FakeCrm:
 
 class FakeConnector:
     crm = CRM
+    index_lag = timedelta(0)  # its look-ups read the records: nothing lags
 
     def __init__(self, fake: FakeCrm) -> None:
         self.fake = fake
