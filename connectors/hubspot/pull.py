@@ -969,20 +969,10 @@ class Puller:
 
     def _modified_dates(self, spec: ObjectMap, ids: Sequence[str]) -> dict[str, datetime | None]:
         """Modified dates of records by id (batch read, 100 per call)."""
-        out: dict[str, datetime | None] = {}
-        for part in batched(ids, LIST_LIMIT):
-            resp = self.client.call(
-                "batch_read",
-                API[spec.hs_type] + ".batch_api",
-                "read",
-                batch_read_input_simple_public_object_id={
-                    "properties": [spec.modified_property],
-                    "inputs": [{"id": i} for i in part],
-                },
-            )
-            for raw in (resp.body or {}).get("results") or []:
-                out[str(raw.get("id"))] = f.modified_at(spec.modified_property, raw)
-        return out
+        return {
+            str(raw.get("id")): f.modified_at(spec.modified_property, raw)
+            for raw in self._batch_read(spec, [spec.modified_property], ids)
+        }
 
     def _walk_labels(self, run: _Run, after_id: str | None) -> Iterator[Page]:
         spec = self.maps[ObjectType.OPPORTUNITY]
