@@ -285,6 +285,8 @@ def column_kind(column: str) -> str:
 
 def encode_datetime(value: datetime | date | str | None) -> str | None:
     """Aware datetime (naive = UTC), date (midnight UTC) or ISO text -> stored text."""
+    if type(value) is datetime and value.tzinfo is UTC:  # what the connectors hand over
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -426,11 +428,16 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# One encoder, built once: json.dumps with these options would build a new one per call,
+# which is most of its cost for the small objects the mirror stores (bench/ingest_speed.py).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+)
+
+
 def dumps(value: Any) -> str:
     """Canonical compact JSON: sorted keys, so equal data gives equal text."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return _CANONICAL.encode(value)
 
 
 def loads(value: str | None) -> Any:

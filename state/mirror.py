@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,7 @@ from crmsync.state.db import (
     column_kind,
     dumps,
     encode_datetime,
+    encode_text,
     join_transaction,
     transaction,
 )
@@ -121,7 +122,7 @@ def apply_page(
     merges: list[tuple[str, str]] = []
     deletions: list[str] = []
     for record in records:
-        row = _encode(obj, crm, record, generation)
+        row = encode_row(obj, crm, record, generation)
         old = existing.get(record.id)
         outcome = _decide(row, old, record, columns)
         if outcome == "skipped":
@@ -214,13 +215,19 @@ _ENCODERS: dict[ObjectType, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
 _KEYS = {obj: frozenset(columns) for obj, columns in COLUMNS.items()}
 
 
-def _encode(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tuple[Any, ...]:
+def encode_row(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tuple[Any, ...]:
     values = record.values
     out: list[Any] = [crm, record.id]
     for column, encode in _ENCODERS[obj]:
         value = values.get(column)
+        if value is None:
+            out.append(None)
+            continue
+        if type(value) is str and encode is encode_text:  # most values: stored as they are
+            out.append(value)
+            continue
         try:
-            out.append(None if value is None else encode(value))
+            out.append(encode(value))
         except (TypeError, ValueError):
             # The connector should have mapped it; keep the row, lose only this
             # value (the CRM's own value is still in `raw`).
@@ -239,13 +246,19 @@ def _encode(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tu
                 "keys": sorted(set(values) - set(COLUMNS[obj])),
             },
         )
-    out.append(dumps(dict(record.raw)) if record.raw else None)
-    out.append(dumps(dict(record.owned)) if record.owned else None)
+    out.append(_json(record.raw))
+    out.append(_json(record.owned))
     out.append(encode_datetime(record.modified_at))
     out.append(None)  # deleted_at
     out.append(record.merged_into or None)
     out.append(generation)
     return tuple(out)
+
+
+def _json(value: Mapping[str, Any]) -> str | None:
+    if not value:
+        return None
+    return dumps(value if type(value) is dict else dict(value))
 
 
 def _decide(
