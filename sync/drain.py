@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import sqlite_utils
 
@@ -74,7 +74,7 @@ class WritingConnector(Protocol):
 
     def write(self, batch: Sequence[OutboxItem]) -> list[WriteResult]: ...
 
-    def find_tasks_by_keys(self, keys: Iterable[str]) -> Mapping[str, Any]: ...
+    def find_tasks_by_keys(self, keys: Iterable[str]) -> Mapping[str, CrmRecord | str]: ...
 
     @property
     def index_lag(self) -> timedelta: ...  # how far find_tasks_by_keys may lag writes
@@ -326,7 +326,7 @@ def _recover(
         return
     creates = [i for i in unknown if i.kind is WriteKind.CREATE_TASK]
     others = [i.id for i in unknown if i.kind is not WriteKind.CREATE_TASK]
-    found: Mapping[str, Any] = {}
+    found: Mapping[str, CrmRecord | str] = {}
     if creates:
         found = connector.find_tasks_by_keys(sorted({_task_key(i) for i in creates}))
     landed = [(i, found[_task_key(i)]) for i in creates if _task_key(i) in found]
@@ -370,5 +370,5 @@ def _task_key(item: OutboxItem) -> str:
     return str(item.payload.get("key") or item.key)
 
 
-def _task_id(task: Any) -> str:
+def _task_id(task: CrmRecord | str) -> str:
     return task.id if isinstance(task, CrmRecord) else str(task)
