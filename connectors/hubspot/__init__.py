@@ -28,6 +28,7 @@ from crmsync.state.model import (
     Page,
     WriteResult,
 )
+from crmsync.state.schema_cache import SchemaStore
 
 from . import account, history, setup
 from . import fields as f
@@ -77,8 +78,20 @@ class HubSpotConnector:
         self.pusher = Pusher(self.client, self.puller.schema)
 
     def check(self) -> None:
-        """Authenticate and reach the API (one owners call); raises AuthFailed / CrmUnavailable."""
-        self.client.call("check", "crm.owners.owners_api", "get_page", limit=1)
+        """Authenticate and reach the API; raises AuthFailed / CrmUnavailable. A private app's
+        run starts with its daily usage read (daily.py), which does both; otherwise (OAuth,
+        or a token that may not read the usage) one owners call."""
+        if not self.client.reach():
+            self.client.call("check", "crm.owners.owners_api", "get_page", limit=1)
+
+    def use_schema_store(self, store: SchemaStore) -> None:
+        """Keep property lists (`schema_max_age_hours`) and owners (`owners_max_age_minutes`)
+        in `store` (the mirror's) between runs."""
+        self.puller.store = store
+
+    def pull_again(self) -> list[ObjectType]:
+        """Owners, when a record this pull read names an owner the kept owners lack."""
+        return self.puller.pull_again()
 
     def pull(
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime

@@ -85,6 +85,7 @@ from typing import Any
 from crmsync.connectors.errors import CrmError, MalformedRecord
 from crmsync.state.batch import batched
 from crmsync.state.model import CrmRecord, Cursor, ObjectType, Page
+from crmsync.state.schema_cache import MemorySchemaStore, SchemaStore
 
 from . import fields as f
 from .client import HubSpotClient, Settings
@@ -105,6 +106,7 @@ CHUNK = 1000  # records per yielded Page on the search path (= one association b
 # cost more association reads (one per chunk) instead of memory.
 CHUNK_BYTES = 64 * 2**20
 OWNERS_LIMIT = 500
+OWNERS_KEY = "owners"  # the kept owners' ids (state/schema_cache.py)
 MAX_EMPTY_PAGES = 50
 
 API = {
@@ -147,6 +149,11 @@ class Puller:
         self.maps = f.object_maps(settings)
         self.lookback_ms = settings.lookback_minutes * 60_000
         self._schema: dict[str, dict[str, Mapping[str, Any]]] = {}
+        # Property lists and owner ids kept between runs (the mirror's once sync/run.py hands
+        # it over: HubSpotConnector.use_schema_store; issue 14).
+        self.store: SchemaStore = MemorySchemaStore()
+        self._owner_ids: set[str] | None = None  # the kept owners' ids, once read
+        self._owners_again = False  # a record named an owner they lack: pull owners again
         self._warned: set[tuple[str, str]] = set()
         self._warned_fixes: set[tuple[str, str, str]] = set()
         self._labels: list[str] | None = None
@@ -163,7 +170,7 @@ class Puller:
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         if obj is ObjectType.OWNER:
-            yield from self._owners(cursor, started_at)
+            yield from self._owners(cursor, full, started_at)
         elif obj is ObjectType.CONTACT_ROLE:
             yield from self._roles(cursor, full, started_at)
         else:
@@ -223,21 +230,50 @@ class Puller:
     # ------------------------------------------------------------ schema
 
     def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
-        """The portal's property definitions of `hs_type`, read once (properties API)."""
+        """The portal's property definitions of `hs_type`: read at most once a run, and not
+        at all while the kept list is younger than `schema_max_age_hours` (issue 14)."""
         if hs_type not in self._schema:
-            resp = self.client.call(
-                "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
-            )
+            key = f"properties:{hs_type}"
+            kept = self.store.get(key)
+            if kept is not None and kept.fresh(self.store.now, self.settings.schema_max_age):
+                results = kept.body
+            else:
+                resp = self.client.call(
+                    "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
+                )
+                results = (resp.body or {}).get("results") or []
+                self.store.put(key, results)
             self._schema[hs_type] = {
-                str(p.get("name")): p
-                for p in (resp.body or {}).get("results") or []
-                if p.get("name")
+                str(p.get("name")): p for p in results or [] if p.get("name")
             }
         return self._schema[hs_type]
 
     def forget_schema(self) -> None:
         """Read property definitions again on next use (after setup created some)."""
+        for hs_type in [*self._schema, *(m.hs_type for m in self.maps.values())]:
+            self.store.drop(f"properties:{hs_type}")
         self._schema.clear()
+
+    def pull_again(self) -> list[ObjectType]:
+        """Owners, when a record pulled since named an owner the kept owners lack."""
+        again, self._owners_again = self._owners_again, False
+        return [ObjectType.OWNER] if again else []
+
+    def _note_owner(self, rec: CrmRecord) -> None:
+        """A record names an owner: one the kept owners lack makes them stale."""
+        owner = rec.values.get("owner_id")
+        if not owner or self._owners_again:
+            return
+        if self._owner_ids is None:
+            kept = self.store.get(OWNERS_KEY)
+            self._owner_ids = set(kept.body) if kept is not None else set()
+        if str(owner) not in self._owner_ids:
+            log.info(
+                "HubSpot record names an owner the kept owners list lacks; owners read again",
+                extra={"crm": "hubspot", "object": str(rec.object), "id": rec.id},
+            )
+            self.store.drop(OWNERS_KEY)
+            self._owners_again = True
 
     def properties(self, spec: ObjectMap) -> list[str]:
         props, missing = spec.properties(self.schema(spec.hs_type))
@@ -536,6 +572,7 @@ class Puller:
                 )
             out.append(rec)
             live.add(rid)
+            self._note_owner(rec)
             for loser in f.merged_losers(raw):
                 if loser in live or loser in run.losers:
                     continue
@@ -759,16 +796,30 @@ class Puller:
 
     # ------------------------------------------------------------ owners
 
-    def _owners(self, cursor: Cursor | None, started_at: datetime) -> Iterator[Page]:
-        """All owners every time (a few calls); archived (deactivated) ones are inactive."""
+    def _owners(
+        self, cursor: Cursor | None, full: bool, started_at: datetime
+    ) -> Iterator[Page]:
+        """All owners (a few calls); archived (deactivated) ones are inactive. An incremental
+        reads none while the kept owners are younger than `owners_max_age_minutes` and no
+        record named an owner they lack (issue 14)."""
         run, c = self._begin(None, True, started_at)
         c = dict(cursor or {})
+        kept = self.store.get(OWNERS_KEY)
+        if (
+            not full
+            and c.get("mode") != "owners"
+            and kept is not None
+            and kept.fresh(self.store.now, self.settings.owners_max_age)
+        ):
+            yield self._done(ObjectType.OWNER, run)
+            return
         phases = [False, True]
         if c.get("mode") == "owners":
             phases = phases[phases.index(bool(c.get("archived"))) :]
             after = c.get("after")
         else:
             after = None
+        seen: set[str] = set(kept.body) if c.get("mode") == "owners" and kept else set()
         for archived in phases:
             while True:
                 kw: dict[str, Any] = {"limit": OWNERS_LIMIT, "archived": archived}
@@ -789,6 +840,7 @@ class Puller:
                     for fix in fixes:
                         fixed[fix].append(record.id)
                     records.append(record)
+                    seen.add(record.id)
                 self._log_fixes("owners", fixed)
                 after = ((data.get("paging") or {}).get("next") or {}).get("after")
                 yield Page(
@@ -803,6 +855,8 @@ class Puller:
                 )
                 if not after:
                     break
+        self.store.put(OWNERS_KEY, sorted(seen))
+        self._owner_ids = seen
         yield self._done(ObjectType.OWNER, run)
 
     # ------------------------------------------------------------ contact roles

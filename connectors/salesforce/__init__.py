@@ -1,7 +1,8 @@
 """The Salesforce connector: simple-salesforce in, canonical Pages out, outbox writes back.
 
     connector = SalesforceConnector(settings)            # no network yet
-    connector.check()                                    # log in, one `limits` call
+    connector.use_schema_store(store)                    # describes kept in the mirror
+    connector.check()                                    # log in (no other call)
     for page in connector.pull(ObjectType.CONTACT, cursor, full=False, started_at=now):
         ...                                              # commit page.records + page.cursor together
     connector.write(outbox_items)                        # -> [WriteResult], in order
@@ -35,6 +36,7 @@ from crmsync.state.model import (
     Page,
     WriteResult,
 )
+from crmsync.state.schema_cache import SchemaStore
 
 __all__ = ["PullStats", "SalesforceConnector", "Settings"]
 
@@ -64,12 +66,20 @@ class SalesforceConnector:
         self.pusher = Pusher(self.client, settings, self.maps, self.puller.resolved)
 
     def check(self) -> None:
-        """Log in and make one call (`limits`); raises AuthFailed / CrmUnavailable."""
-        body = self.client.restful("limits/", operation="limits") or {}
-        daily = body.get("DailyApiRequests") or {}
-        if self.client.limit is None and daily.get("Max"):
-            self.client.limit = int(daily["Max"])
-            self.client.used = int(daily["Max"]) - int(daily.get("Remaining", daily["Max"]))
+        """Log in; raises AuthFailed / CrmUnavailable. No `limits` call (issue 14): "This
+        response header is returned in each request to REST API" -- Sforce-Limit-Info:
+        api-usage=used/max (REST API Developer Guide, "Limit Info Header") -- so the share
+        guard reads the org's usage from the first data request's answer and holds from
+        the second request on (client.py `check_quota`)."""
+        self.client.call("auth", lambda sf: None)
+
+    def use_schema_store(self, store: SchemaStore) -> None:
+        """Keep describes in `store` (the mirror's) between runs; `schema_max_age_hours`."""
+        self.client.schema = store
+
+    def pull_again(self) -> list[ObjectType]:
+        """None: every incremental queries User like any object (one call)."""
+        return []
 
     def pull(
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime

@@ -215,8 +215,9 @@ def test_password_login_sends_soap_with_token_and_routes_to_login_url():
         responses.POST, "https://sandbox.example.com:9443/services/Soap/u/59.0", body=soap
     )
     responses.add(
-        responses.GET, f"{BASE}limits/", json={"DailyApiRequests": {"Max": 1000, "Remaining": 990}}
-    )
+        responses.GET, f"{BASE}limits/", json={"DailyApiRequests": {"Max": 1000, "Remaining": 990}},
+        headers={"Sforce-Limit-Info": "api-usage=10/1000"},
+    )  # fmt: skip
     conn = connector(
         auth="password",
         login_url="https://sandbox.example.com:9443",
@@ -227,12 +228,14 @@ def test_password_login_sends_soap_with_token_and_routes_to_login_url():
         instance_url="",
     )
     conn.check()
+    assert len(responses.calls) == 1, "check() logs in and asks nothing else (issue 14)"
     login = responses.calls[0].request
     assert (
         b"<n1:password>pwtok</n1:password>" in login.body.encode()
         if isinstance(login.body, str)
         else login.body
     )
+    conn.client.restful("limits/", operation="limits")  # the next call uses the session
     assert responses.calls[1].request.headers["Authorization"] == "Bearer 00D!fresh"
     assert conn.calls.by_operation == {"auth": 1, "limits": 1}
     assert conn.calls.total == 1
