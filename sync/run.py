@@ -514,7 +514,7 @@ def setup_fields(
             + (f", {failed} failed" if failed else "")
         )
         ready = not missing and not failed
-        if created and not dry_run:
+        if not dry_run:
             _forget_schema(cfg, name)
         refused = _refused_for_fields(cfg, name, connector, requeue=ready and not dry_run)
         if not refused:
@@ -536,8 +536,8 @@ def setup_fields(
 
 
 def _forget_schema(cfg: Config, crm: str) -> None:
-    """Setup created fields: the describes the mirror keeps (issue 14) no longer hold, so the
-    next run describes afresh instead of waiting out `schema_max_age_hours`."""
+    """Setup checked (and perhaps created) fields: the next run describes afresh instead of
+    trusting the schema look-ups the mirror keeps (issue 14) for `schema_max_age_hours`."""
     if not cfg.mirror.path.exists():
         return
     db = open_db(cfg.mirror.path)

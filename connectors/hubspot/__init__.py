@@ -158,7 +158,7 @@ class HubSpotConnector:
         """crmsync's properties (written back, created by `setup`) the portal lacks.
 
         Read from the property lists the pull already read (an object not read
-        yet costs one call).
+        yet costs one call); a list kept from an earlier run that lacks one is read again.
         """
         missing: list[FieldCheck] = []
         for hs_type, names in (
@@ -167,6 +167,9 @@ class HubSpotConnector:
             (f.TASKS, f.OWNED_TASK.values()),
         ):
             schema = self.puller.schema(hs_type)
+            if not all(n in schema for n in names) and self.puller.kept_schema(hs_type):
+                # a kept list may predate the properties (created in HubSpot, not by setup)
+                schema = self.puller.schema(hs_type, fresh=True)
             missing.extend(FieldCheck(hs_type, n, "missing") for n in names if n not in schema)
         return missing
 

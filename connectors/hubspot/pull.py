@@ -152,6 +152,7 @@ class Puller:
         # Property lists and owner ids kept between runs (the mirror's once sync/run.py hands
         # it over: HubSpotConnector.use_schema_store; issue 14).
         self.store: SchemaStore = MemorySchemaStore()
+        self._read_now: set[str] = set()  # object types whose properties this run read
         self._owner_ids: set[str] | None = None  # the kept owners' ids, once read
         self._owners_again = False  # a record named an owner they lack: pull owners again
         self._warned: set[tuple[str, str]] = set()
@@ -229,15 +230,23 @@ class Puller:
 
     # ------------------------------------------------------------ schema
 
-    def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
+    def schema(self, hs_type: str, *, fresh: bool = False) -> dict[str, Mapping[str, Any]]:
         """The portal's property definitions of `hs_type`: read at most once a run, and not
-        at all while the kept list is younger than `schema_max_age_hours` (issue 14)."""
+        at all while the kept list is younger than `schema_max_age_hours` (issue 14);
+        `fresh`: read now unless this run already did."""
+        if fresh and hs_type not in self._read_now:
+            self._schema.pop(hs_type, None)
         if hs_type not in self._schema:
             key = f"properties:{hs_type}"
             kept = self.store.get(key)
-            if kept is not None and kept.fresh(self.store.now, self.settings.schema_max_age):
+            if (
+                not fresh
+                and kept is not None
+                and kept.fresh(self.store.now, self.settings.schema_max_age)
+            ):
                 results = kept.body
             else:
+                self._read_now.add(hs_type)
                 resp = self.client.call(
                     "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
                 )
@@ -247,6 +256,10 @@ class Puller:
                 str(p.get("name")): p for p in results or [] if p.get("name")
             }
         return self._schema[hs_type]
+
+    def kept_schema(self, hs_type: str) -> bool:
+        """The property list of `hs_type` in use came from an earlier run."""
+        return hs_type in self._schema and hs_type not in self._read_now
 
     def forget_schema(self) -> None:
         """Read property definitions again on next use (after setup created some)."""

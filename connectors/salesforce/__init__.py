@@ -139,12 +139,16 @@ class SalesforceConnector:
         """crmsync's fields (written back, created by `setup`) that describe does not list.
 
         Read from the describes the pull already made (an object not described
-        yet costs one call). A field created over the API but not granted to the
+        yet costs one call); a describe kept from an earlier run that lacks one is made again. A field created over the API but not granted to the
         integration user by field-level security is absent too: writes to it fail.
         """
         missing: list[FieldCheck] = []
         for obj in (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.TASK):
             res = self.puller.resolved(obj)
+            names = owned_names(self.settings, res.sobject).values()
+            if any(res.actual(n) is None for n in names) and self.client.kept(res.sobject):
+                # a kept describe may predate the fields (created in Salesforce, not by setup)
+                res = self.puller.refresh(obj)
             for name in owned_names(self.settings, res.sobject).values():
                 if res.actual(name) is None:
                     missing.append(FieldCheck(res.sobject, name, "missing"))

@@ -508,6 +508,7 @@ class SalesforceClient:
         self._retry_after: float | None = None
         self._exhausted: QuotaExhausted | None = None
         self._describes: dict[str, Mapping[str, Any]] = {}  # this run's, by sObject
+        self._described_now: set[str] = set()  # asked of Salesforce this run
         # Describes kept between runs (the mirror's, once sync/run.py hands it over).
         self.schema: SchemaStore = MemorySchemaStore()
         self._refresher: RefreshTokenAuth | None = None
@@ -708,6 +709,7 @@ class SalesforceClient:
             return response.json(), response.headers.get("Date")
 
         body, date = self.call("describe", fetch)
+        self._described_now.add(sobject)
         if body is None and kept is not None:
             self.schema.confirm(key)
             body = kept.body
@@ -715,6 +717,10 @@ class SalesforceClient:
             self.schema.put(key, body, validator=date or _http_date(self.server_time))
         self._describes[sobject] = body
         return body  # type: ignore[no-any-return]
+
+    def kept(self, sobject: str) -> bool:
+        """The describe of `sobject` in use came from an earlier run (not asked this run)."""
+        return sobject in self._describes and sobject not in self._described_now
 
     def forget_describe(self, sobject: str) -> None:
         """Describe `sobject` afresh on next use (a query named a field the org lacks, or
