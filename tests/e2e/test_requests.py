@@ -21,7 +21,7 @@ from typing import Any
 
 from crmsync.state.db import open_db
 from crmsync.sync import config as config_mod
-from crmsync.sync.run import RunOptions, run_once
+from crmsync.sync.run import RunOptions, make_connector, run_once
 from tests.clock import crm_now
 
 from .conftest import Env
@@ -204,3 +204,23 @@ def test_hubspot_owners_are_kept_an_hour_and_read_again_for_an_owner_they_lack(e
     env.hs.reset()
     pull_at(env, "hubspot", crm_now() + timedelta(minutes=61))
     assert env.hs.requests.count("owners") == 2, "older than owners_max_age_minutes"
+
+
+def test_fields_an_admin_creates_are_seen_by_the_next_run_within_the_max_age(env: Env) -> None:
+    # No `crmsync setup` on this mirror: the first run keeps property lists without
+    # crmsync's properties and stops before writing.
+    first = env.sync("--crm", "hubspot")
+    assert first.exit_code != 0 and "crmsync setup" in first.output + first.stderr
+    # Someone creates them in HubSpot (here: another crmsync, with its own mirror).
+    cfg = config_mod.load(env.config)
+    other = make_connector("hubspot", cfg.connectors["hubspot"])
+    assert any(c.status == "created" for c in other.ensure_fields(dry_run=False))
+    env.hs.reset()
+
+    second = env.sync("--crm", "hubspot")
+
+    # The kept lists lacked crmsync's properties, so they were read again (companies,
+    # contacts, tasks), not trusted for another day; the run writes.
+    assert second.exit_code == 0, second.output
+    assert env.hs.requests.count("properties") == 3
+    assert env.hs.requests.writes() > 0
