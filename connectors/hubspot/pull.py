@@ -154,7 +154,11 @@ class Puller:
         self.store: SchemaStore = MemorySchemaStore()
         self._read_now: set[str] = set()  # object types whose properties this run read
         self._owner_ids: set[str] | None = None  # the kept owners' ids, once read
-        self._owners_again = False  # a record named an owner they lack: pull owners again
+        # Ids records named that the owners listing lacked when last read (a deleted owner):
+        # not a reason to read the owners again until they are `owners_max_age` old.
+        self._missing_owners: set[str] = set()
+        self._wanted_owners: set[str] = set()  # named by records, unknown: owners read again
+        self._owners_again = False
         self._warned: set[tuple[str, str]] = set()
         self._warned_fixes: set[tuple[str, str, str]] = set()
         self._labels: list[str] | None = None
@@ -272,21 +276,32 @@ class Puller:
         again, self._owners_again = self._owners_again, False
         return [ObjectType.OWNER] if again else []
 
+    def _kept_owners(self) -> tuple[set[str], set[str]]:
+        """(owner ids, ids records named that HubSpot did not list) as kept."""
+        kept = self.store.get(OWNERS_KEY)
+        body = kept.body if kept is not None and isinstance(kept.body, dict) else {}
+        return set(body.get("ids") or ()), set(body.get("missing") or ())
+
     def _note_owner(self, rec: CrmRecord) -> None:
-        """A record names an owner: one the kept owners lack makes them stale."""
+        """A record names an owner: one the kept owners lack (and did not lack when they were
+        read) makes them stale; sync/pull.py then pulls them again (`pull_again`)."""
         owner = rec.values.get("owner_id")
-        if not owner or self._owners_again:
+        if not owner:
             return
         if self._owner_ids is None:
-            kept = self.store.get(OWNERS_KEY)
-            self._owner_ids = set(kept.body) if kept is not None else set()
-        if str(owner) not in self._owner_ids:
+            ids, self._missing_owners = self._kept_owners()
+            self._owner_ids = ids | self._missing_owners
+        owner = str(owner)
+        if owner in self._owner_ids or owner in self._wanted_owners:
+            return
+        if not self._wanted_owners:
             log.info(
                 "HubSpot record names an owner the kept owners list lacks; owners read again",
                 extra={"crm": "hubspot", "object": str(rec.object), "id": rec.id},
             )
             self.store.drop(OWNERS_KEY)
             self._owners_again = True
+        self._wanted_owners.add(owner)
 
     def properties(self, spec: ObjectMap) -> list[str]:
         props, missing = spec.properties(self.schema(spec.hs_type))
@@ -821,6 +836,7 @@ class Puller:
         if (
             not full
             and c.get("mode") != "owners"
+            and not self._wanted_owners
             and kept is not None
             and kept.fresh(self.store.now, self.settings.owners_max_age)
         ):
@@ -832,7 +848,11 @@ class Puller:
             after = c.get("after")
         else:
             after = None
-        seen: set[str] = set(kept.body) if c.get("mode") == "owners" and kept else set()
+        kept_ids, kept_missing = self._kept_owners()
+        if self._owner_ids is None:
+            self._missing_owners = kept_missing
+        # a listing resumed after a stop counts the kept ids as seen (its first pages are)
+        seen: set[str] = kept_ids if c.get("mode") == "owners" else set()
         for archived in phases:
             while True:
                 kw: dict[str, Any] = {"limit": OWNERS_LIMIT, "archived": archived}
@@ -868,8 +888,10 @@ class Puller:
                 )
                 if not after:
                     break
-        self.store.put(OWNERS_KEY, sorted(seen))
-        self._owner_ids = seen
+        missing = (self._missing_owners | self._wanted_owners) - seen
+        self.store.put(OWNERS_KEY, {"ids": sorted(seen), "missing": sorted(missing)})
+        self._owner_ids, self._missing_owners = seen | missing, missing
+        self._wanted_owners = set()
         yield self._done(ObjectType.OWNER, run)
 
     # ------------------------------------------------------------ contact roles

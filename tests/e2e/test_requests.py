@@ -205,6 +205,18 @@ def test_hubspot_owners_are_kept_an_hour_and_read_again_for_an_owner_they_lack(e
     pull_at(env, "hubspot", crm_now() + timedelta(minutes=61))
     assert env.hs.requests.count("owners") == 2, "older than owners_max_age_minutes"
 
+    # An owner id HubSpot does not list (an owner removed after the assignment): read again
+    # once, then known as missing until the owners are read on schedule.
+    env.hs.crm.validate_owners = False
+    env.hs.update("contacts", contact, {"hubspot_owner_id": "999999"})
+    env.hs.reset()
+    pull(env, "hubspot")
+    assert env.hs.requests.count("owners") == 2
+    env.hs.update("contacts", contact, {"jobtitle": "VP Sales"})
+    env.hs.reset()
+    pull(env, "hubspot")
+    assert env.hs.requests.count("owners") == 0
+
 
 def test_fields_an_admin_creates_are_seen_by_the_next_run_within_the_max_age(env: Env) -> None:
     # No `crmsync setup` on this mirror: the first run keeps property lists without
