@@ -26,6 +26,7 @@ from crmsync.state.model import (
     Page,
     WriteResult,
 )
+from crmsync.state.schema_cache import SchemaStore
 
 
 @dataclass
@@ -81,6 +82,14 @@ class Connector(Protocol):
 
     def check(self) -> None:
         """Authenticate and reach the API; raise AuthFailed / CrmUnavailable."""
+
+    def use_schema_store(self, store: SchemaStore) -> None:
+        """Keep schema look-ups (Salesforce describes, HubSpot property lists and owners) in
+        `store` between runs (the mirror's, sync/run.py); until called, for this instance only."""
+
+    def pull_again(self) -> list[ObjectType]:
+        """Objects sync/pull.py pulls once more after the others: HubSpot's owners when a
+        record named an owner the kept owners lack (issue 14); [] otherwise."""
 
     def pull(
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime

@@ -290,6 +290,28 @@ def m004_hubspot_role_names(db: sqlite_utils.Database) -> None:
             )
 
 
+
+@MIGRATIONS()
+def m005_schema_cache(db: sqlite_utils.Database) -> None:
+    """Schema look-ups kept between runs (state/schema_cache.py, issue 14): Salesforce
+    describes, HubSpot property lists and owners, so an incremental over an unchanged org
+    asks for none of them until they are `max age` old or a query names a missing field.
+
+    body: the CRM's answer (JSON); fetched_at: when it was last confirmed (crmsync's clock,
+    the run's start); validator: what the CRM wants back to say "unchanged" (Salesforce:
+    the describe response's Date, sent as If-Modified-Since).
+    """
+    db.execute(
+        """CREATE TABLE schema_cache (
+    crm TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    validator TEXT,
+    PRIMARY KEY (crm, key)
+)"""
+    )
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

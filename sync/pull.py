@@ -112,6 +112,14 @@ class Progress:
     def finish(self, crm: str, obj: str) -> None: ...
 
 
+def _and_again(objects: Iterable[ObjectType], connector: Connector) -> Iterator[ObjectType]:
+    """`objects`, then what the connector asks to pull again once they are done (HubSpot:
+    owners, when a record named one its kept owners lack)."""
+    wanted = list(objects)
+    yield from wanted
+    yield from (obj for obj in connector.pull_again() if obj in wanted)
+
+
 def pull(
     db: sqlite_utils.Database,
     connector: Connector,
@@ -129,7 +137,7 @@ def pull(
     crm = connector.crm
     report = report if report is not None else PullReport(crm)
     progress = progress or Progress()
-    for obj in objects:
+    for obj in _and_again(objects, connector):
         if should_stop():
             report.interrupted = True
             break

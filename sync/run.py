@@ -44,7 +44,7 @@ from crmsync.connectors import CONNECTORS
 from crmsync.connectors.base import ApiCalls, Connector
 from crmsync.connectors.errors import CrmError, QuotaExhausted
 from crmsync.connectors.retry import Sleep
-from crmsync.state import outbox, runs
+from crmsync.state import outbox, runs, schema_cache
 from crmsync.state.db import mirror_error, mirror_errors, open_db, rolled_back
 from crmsync.state.errors import (
     EXIT_CRM,
@@ -59,6 +59,7 @@ from crmsync.state.errors import (
 )
 from crmsync.state.lock import acquire_writer_lock
 from crmsync.state.model import FieldCheck
+from crmsync.state.schema_cache import MirrorSchemaStore
 
 from . import conflicts as conflicts_mod
 from . import drain as drain_mod
@@ -275,6 +276,8 @@ def _steps(
     sleep: Callable[[float], None],
 ) -> None:
     if not opts.skip_pull:
+        # Schema look-ups kept in the mirror, aged by this run's clock (issue 14).
+        connector.use_schema_store(MirrorSchemaStore(db, crm, now=started))
         connector.check()
         report.pull = pull_mod.PullReport(crm)  # filled page by page: kept if the pull fails
         pull_mod.pull(
@@ -511,6 +514,8 @@ def setup_fields(
             + (f", {failed} failed" if failed else "")
         )
         ready = not missing and not failed
+        if not dry_run:
+            _forget_schema(cfg, name)
         refused = _refused_for_fields(cfg, name, connector, requeue=ready and not dry_run)
         if not refused:
             continue
@@ -528,6 +533,18 @@ def setup_fields(
                 "until every field exists (`crmsync outbox`)."
             )
     return code
+
+
+def _forget_schema(cfg: Config, crm: str) -> None:
+    """Setup checked (and perhaps created) fields: the next run describes afresh instead of
+    trusting the schema look-ups the mirror keeps (issue 14) for `schema_max_age_hours`."""
+    if not cfg.mirror.path.exists():
+        return
+    db = open_db(cfg.mirror.path)
+    try:
+        schema_cache.forget(db, crm)
+    finally:
+        db.close()
 
 
 def _refused_for_fields(cfg: Config, crm: str, connector: Connector, *, requeue: bool) -> int:

@@ -28,6 +28,7 @@ from crmsync.state.model import (
     Page,
     WriteResult,
 )
+from crmsync.state.schema_cache import SchemaStore
 
 from . import account, history, setup
 from . import fields as f
@@ -77,8 +78,20 @@ class HubSpotConnector:
         self.pusher = Pusher(self.client, self.puller.schema)
 
     def check(self) -> None:
-        """Authenticate and reach the API (one owners call); raises AuthFailed / CrmUnavailable."""
-        self.client.call("check", "crm.owners.owners_api", "get_page", limit=1)
+        """Authenticate and reach the API; raises AuthFailed / CrmUnavailable. A private app's
+        run starts with its daily usage read (daily.py), which does both; otherwise (OAuth,
+        or a token that may not read the usage) one owners call."""
+        if not self.client.reach():
+            self.client.call("check", "crm.owners.owners_api", "get_page", limit=1)
+
+    def use_schema_store(self, store: SchemaStore) -> None:
+        """Keep property lists (`schema_max_age_hours`) and owners (`owners_max_age_minutes`)
+        in `store` (the mirror's) between runs."""
+        self.puller.store = store
+
+    def pull_again(self) -> list[ObjectType]:
+        """Owners, when a record this pull read names an owner the kept owners lack."""
+        return self.puller.pull_again()
 
     def pull(
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
@@ -145,7 +158,7 @@ class HubSpotConnector:
         """crmsync's properties (written back, created by `setup`) the portal lacks.
 
         Read from the property lists the pull already read (an object not read
-        yet costs one call).
+        yet costs one call); a list kept from an earlier run that lacks one is read again.
         """
         missing: list[FieldCheck] = []
         for hs_type, names in (
@@ -154,6 +167,9 @@ class HubSpotConnector:
             (f.TASKS, f.OWNED_TASK.values()),
         ):
             schema = self.puller.schema(hs_type)
+            if not all(n in schema for n in names) and self.puller.kept_schema(hs_type):
+                # a kept list may predate the properties (created in HubSpot, not by setup)
+                schema = self.puller.schema(hs_type, fresh=True)
             missing.extend(FieldCheck(hs_type, n, "missing") for n in names if n not in schema)
         return missing
 

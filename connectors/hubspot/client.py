@@ -115,6 +115,18 @@ class Settings:
     # (v4, 1,000 records per call) to see primary-company changes and deal-contact labels
     # that moved no date (pull.py "association sweep")
     sweep_associations: bool = True
+    # Property lists kept in the mirror this long (issue 14; `crmsync setup` drops them)
+    schema_max_age_hours: float = 24.0
+    # Owners kept this long; a record naming an owner they lack re-reads them in the same run
+    owners_max_age_minutes: float = 60.0
+
+    @property
+    def schema_max_age(self) -> timedelta:
+        return timedelta(hours=self.schema_max_age_hours)
+
+    @property
+    def owners_max_age(self) -> timedelta:
+        return timedelta(minutes=self.owners_max_age_minutes)
 
     def role_names(self) -> dict[str, str]:
         """hs_buying_role option -> role name: the defaults with [hubspot] buying_roles over them."""
@@ -154,6 +166,9 @@ class Settings:
             raise ValueError(f"search_lag_seconds = {self.search_lag_seconds:g}: use 0 or more.")
         if self.timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds = {self.timeout_seconds}: use more than 0.")
+        for name in ("schema_max_age_hours", "owners_max_age_minutes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name):g}: use 0 (ask every run) or more.")
         if not 0 < self.max_daily_share <= 1:
             raise ValueError(
                 f"max_daily_share = {self.max_daily_share}: use a fraction in (0, 1], e.g. 0.5"
@@ -296,6 +311,23 @@ class HubSpotClient:
     ) -> Response:
         """Send one API call (limited, counted, authenticated, translated, retried)."""
         return self._call(operation, api_path, method, args, kwargs, resend_lost=True)
+
+    def reach(self) -> bool:
+        """Read the account's daily usage, as every run does before its first call (private
+        apps; daily.py): a rejected token fails here (AuthFailed). False when that read was
+        not made or not allowed (OAuth apps, a token without the scope): reaching the API
+        then takes a call of its own."""
+
+        def attempt() -> None:
+            if self.quota_stop is not None:
+                raise self.quota_stop
+            self._check_daily_share("check")
+
+        call_with_retry(
+            attempt, operation="check", sleep=self.sleep, policy=self.policy,
+            log_extra={"crm": CRM},
+        )  # fmt: skip
+        return self.daily.known
 
     def call_create(
         self, operation: str, api_path: str, method: str, *args: Any, **kwargs: Any

@@ -85,6 +85,7 @@ from typing import Any
 from crmsync.connectors.errors import CrmError, MalformedRecord
 from crmsync.state.batch import batched
 from crmsync.state.model import CrmRecord, Cursor, ObjectType, Page
+from crmsync.state.schema_cache import MemorySchemaStore, SchemaStore
 
 from . import fields as f
 from .client import HubSpotClient, Settings
@@ -105,6 +106,7 @@ CHUNK = 1000  # records per yielded Page on the search path (= one association b
 # cost more association reads (one per chunk) instead of memory.
 CHUNK_BYTES = 64 * 2**20
 OWNERS_LIMIT = 500
+OWNERS_KEY = "owners"  # the kept owners' ids (state/schema_cache.py)
 MAX_EMPTY_PAGES = 50
 
 API = {
@@ -147,6 +149,16 @@ class Puller:
         self.maps = f.object_maps(settings)
         self.lookback_ms = settings.lookback_minutes * 60_000
         self._schema: dict[str, dict[str, Mapping[str, Any]]] = {}
+        # Property lists and owner ids kept between runs (the mirror's once sync/run.py hands
+        # it over: HubSpotConnector.use_schema_store; issue 14).
+        self.store: SchemaStore = MemorySchemaStore()
+        self._read_now: set[str] = set()  # object types whose properties this run read
+        self._owner_ids: set[str] | None = None  # the kept owners' ids, once read
+        # Ids records named that the owners listing lacked when last read (a deleted owner):
+        # not a reason to read the owners again until they are `owners_max_age` old.
+        self._missing_owners: set[str] = set()
+        self._wanted_owners: set[str] = set()  # named by records, unknown: owners read again
+        self._owners_again = False
         self._warned: set[tuple[str, str]] = set()
         self._warned_fixes: set[tuple[str, str, str]] = set()
         self._labels: list[str] | None = None
@@ -163,7 +175,7 @@ class Puller:
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
     ) -> Iterator[Page]:
         if obj is ObjectType.OWNER:
-            yield from self._owners(cursor, started_at)
+            yield from self._owners(cursor, full, started_at)
         elif obj is ObjectType.CONTACT_ROLE:
             yield from self._roles(cursor, full, started_at)
         else:
@@ -222,22 +234,74 @@ class Puller:
 
     # ------------------------------------------------------------ schema
 
-    def schema(self, hs_type: str) -> dict[str, Mapping[str, Any]]:
-        """The portal's property definitions of `hs_type`, read once (properties API)."""
+    def schema(self, hs_type: str, *, fresh: bool = False) -> dict[str, Mapping[str, Any]]:
+        """The portal's property definitions of `hs_type`: read at most once a run, and not
+        at all while the kept list is younger than `schema_max_age_hours` (issue 14);
+        `fresh`: read now unless this run already did."""
+        if fresh and hs_type not in self._read_now:
+            self._schema.pop(hs_type, None)
         if hs_type not in self._schema:
-            resp = self.client.call(
-                "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
-            )
+            key = f"properties:{hs_type}"
+            kept = self.store.get(key)
+            if (
+                not fresh
+                and kept is not None
+                and kept.fresh(self.store.now, self.settings.schema_max_age)
+            ):
+                results = kept.body
+            else:
+                self._read_now.add(hs_type)
+                resp = self.client.call(
+                    "properties", "crm.properties.core_api", "get_all", hs_type, archived=False
+                )
+                results = (resp.body or {}).get("results") or []
+                self.store.put(key, results)
             self._schema[hs_type] = {
-                str(p.get("name")): p
-                for p in (resp.body or {}).get("results") or []
-                if p.get("name")
+                str(p.get("name")): p for p in results or [] if p.get("name")
             }
         return self._schema[hs_type]
 
+    def kept_schema(self, hs_type: str) -> bool:
+        """The property list of `hs_type` in use came from an earlier run."""
+        return hs_type in self._schema and hs_type not in self._read_now
+
     def forget_schema(self) -> None:
         """Read property definitions again on next use (after setup created some)."""
+        for hs_type in [*self._schema, *(m.hs_type for m in self.maps.values())]:
+            self.store.drop(f"properties:{hs_type}")
         self._schema.clear()
+
+    def pull_again(self) -> list[ObjectType]:
+        """Owners, when a record pulled since named an owner the kept owners lack."""
+        again, self._owners_again = self._owners_again, False
+        return [ObjectType.OWNER] if again else []
+
+    def _kept_owners(self) -> tuple[set[str], set[str]]:
+        """(owner ids, ids records named that HubSpot did not list) as kept."""
+        kept = self.store.get(OWNERS_KEY)
+        body = kept.body if kept is not None and isinstance(kept.body, dict) else {}
+        return set(body.get("ids") or ()), set(body.get("missing") or ())
+
+    def _note_owner(self, rec: CrmRecord) -> None:
+        """A record names an owner: one the kept owners lack (and did not lack when they were
+        read) makes them stale; sync/pull.py then pulls them again (`pull_again`)."""
+        owner = rec.values.get("owner_id")
+        if not owner:
+            return
+        if self._owner_ids is None:
+            ids, self._missing_owners = self._kept_owners()
+            self._owner_ids = ids | self._missing_owners
+        owner = str(owner)
+        if owner in self._owner_ids or owner in self._wanted_owners:
+            return
+        if not self._wanted_owners:
+            log.info(
+                "HubSpot record names an owner the kept owners list lacks; owners read again",
+                extra={"crm": "hubspot", "object": str(rec.object), "id": rec.id},
+            )
+            self.store.drop(OWNERS_KEY)
+            self._owners_again = True
+        self._wanted_owners.add(owner)
 
     def properties(self, spec: ObjectMap) -> list[str]:
         props, missing = spec.properties(self.schema(spec.hs_type))
@@ -536,6 +600,7 @@ class Puller:
                 )
             out.append(rec)
             live.add(rid)
+            self._note_owner(rec)
             for loser in f.merged_losers(raw):
                 if loser in live or loser in run.losers:
                     continue
@@ -759,16 +824,35 @@ class Puller:
 
     # ------------------------------------------------------------ owners
 
-    def _owners(self, cursor: Cursor | None, started_at: datetime) -> Iterator[Page]:
-        """All owners every time (a few calls); archived (deactivated) ones are inactive."""
+    def _owners(
+        self, cursor: Cursor | None, full: bool, started_at: datetime
+    ) -> Iterator[Page]:
+        """All owners (a few calls); archived (deactivated) ones are inactive. An incremental
+        reads none while the kept owners are younger than `owners_max_age_minutes` and no
+        record named an owner they lack (issue 14)."""
         run, c = self._begin(None, True, started_at)
         c = dict(cursor or {})
+        kept = self.store.get(OWNERS_KEY)
+        if (
+            not full
+            and c.get("mode") != "owners"
+            and not self._wanted_owners
+            and kept is not None
+            and kept.fresh(self.store.now, self.settings.owners_max_age)
+        ):
+            yield self._done(ObjectType.OWNER, run)
+            return
         phases = [False, True]
         if c.get("mode") == "owners":
             phases = phases[phases.index(bool(c.get("archived"))) :]
             after = c.get("after")
         else:
             after = None
+        kept_ids, kept_missing = self._kept_owners()
+        if self._owner_ids is None:
+            self._missing_owners = kept_missing
+        # a listing resumed after a stop counts the kept ids as seen (its first pages are)
+        seen: set[str] = kept_ids if c.get("mode") == "owners" else set()
         for archived in phases:
             while True:
                 kw: dict[str, Any] = {"limit": OWNERS_LIMIT, "archived": archived}
@@ -789,6 +873,7 @@ class Puller:
                     for fix in fixes:
                         fixed[fix].append(record.id)
                     records.append(record)
+                    seen.add(record.id)
                 self._log_fixes("owners", fixed)
                 after = ((data.get("paging") or {}).get("next") or {}).get("after")
                 yield Page(
@@ -803,6 +888,10 @@ class Puller:
                 )
                 if not after:
                     break
+        missing = (self._missing_owners | self._wanted_owners) - seen
+        self.store.put(OWNERS_KEY, {"ids": sorted(seen), "missing": sorted(missing)})
+        self._owner_ids, self._missing_owners = seen | missing, missing
+        self._wanted_owners = set()
         yield self._done(ObjectType.OWNER, run)
 
     # ------------------------------------------------------------ contact roles

@@ -1,7 +1,8 @@
 """The Salesforce connector: simple-salesforce in, canonical Pages out, outbox writes back.
 
     connector = SalesforceConnector(settings)            # no network yet
-    connector.check()                                    # log in, one `limits` call
+    connector.use_schema_store(store)                    # describes kept in the mirror
+    connector.check()                                    # log in (no other call)
     for page in connector.pull(ObjectType.CONTACT, cursor, full=False, started_at=now):
         ...                                              # commit page.records + page.cursor together
     connector.write(outbox_items)                        # -> [WriteResult], in order
@@ -35,6 +36,7 @@ from crmsync.state.model import (
     Page,
     WriteResult,
 )
+from crmsync.state.schema_cache import SchemaStore
 
 __all__ = ["PullStats", "SalesforceConnector", "Settings"]
 
@@ -64,12 +66,20 @@ class SalesforceConnector:
         self.pusher = Pusher(self.client, settings, self.maps, self.puller.resolved)
 
     def check(self) -> None:
-        """Log in and make one call (`limits`); raises AuthFailed / CrmUnavailable."""
-        body = self.client.restful("limits/", operation="limits") or {}
-        daily = body.get("DailyApiRequests") or {}
-        if self.client.limit is None and daily.get("Max"):
-            self.client.limit = int(daily["Max"])
-            self.client.used = int(daily["Max"]) - int(daily.get("Remaining", daily["Max"]))
+        """Log in; raises AuthFailed / CrmUnavailable. No `limits` call (issue 14): "This
+        response header is returned in each request to REST API" -- Sforce-Limit-Info:
+        api-usage=used/max (REST API Developer Guide, "Limit Info Header") -- so the share
+        guard reads the org's usage from the first data request's answer and holds from
+        the second request on (client.py `check_quota`)."""
+        self.client.call("auth", lambda sf: None)
+
+    def use_schema_store(self, store: SchemaStore) -> None:
+        """Keep describes in `store` (the mirror's) between runs; `schema_max_age_hours`."""
+        self.client.schema = store
+
+    def pull_again(self) -> list[ObjectType]:
+        """None: every incremental queries User like any object (one call)."""
+        return []
 
     def pull(
         self, obj: ObjectType, cursor: Cursor | None, *, full: bool, started_at: datetime
@@ -129,12 +139,16 @@ class SalesforceConnector:
         """crmsync's fields (written back, created by `setup`) that describe does not list.
 
         Read from the describes the pull already made (an object not described
-        yet costs one call). A field created over the API but not granted to the
+        yet costs one call); a describe kept from an earlier run that lacks one is made again. A field created over the API but not granted to the
         integration user by field-level security is absent too: writes to it fail.
         """
         missing: list[FieldCheck] = []
         for obj in (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.TASK):
             res = self.puller.resolved(obj)
+            names = owned_names(self.settings, res.sobject).values()
+            if any(res.actual(n) is None for n in names) and self.client.kept(res.sobject):
+                # a kept describe may predate the fields (created in Salesforce, not by setup)
+                res = self.puller.refresh(obj)
             for name in owned_names(self.settings, res.sobject).values():
                 if res.actual(name) is None:
                     missing.append(FieldCheck(res.sobject, name, "missing"))

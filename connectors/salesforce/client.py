@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -74,6 +74,7 @@ from crmsync.connectors.errors import (
 from crmsync.connectors.retry import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retry
 from crmsync.connectors.salesforce.auth import RefreshTokenAuth
 from crmsync.connectors.salesforce.transport import build_session
+from crmsync.state.schema_cache import MemorySchemaStore, SchemaStore
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class Settings:
     composite_pages: int = 1
     grant_read_to: tuple[str, ...] = ()
     refresh_token: Secret | None = None
+    schema_max_age_hours: float = 24.0
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
@@ -162,6 +164,7 @@ class Settings:
             ("lookback_minutes", 0, False),
             ("bulk_max_wait_seconds", 0, False),
             ("bulk_max_records", 1, False),
+            ("schema_max_age_hours", 0, False),
         ):
             value = getattr(self, name)
             if value < low or (exclusive and value == low):
@@ -179,6 +182,10 @@ class Settings:
     @property
     def skew(self) -> timedelta:
         return timedelta(seconds=self.skew_seconds)
+
+    @property
+    def schema_max_age(self) -> timedelta:
+        return timedelta(hours=self.schema_max_age_hours)
 
 
 # ------------------------------------------------------------------ building the client
@@ -446,6 +453,11 @@ def _translate_status(
 # ------------------------------------------------------------------ the client
 
 
+def _http_date(when: datetime | None) -> str | None:
+    """An HTTP-date (If-Modified-Since's format: "EEE, dd MMM yyyy HH:mm:ss z")."""
+    return format_datetime(when.astimezone(UTC), usegmt=True) if when else None
+
+
 _OPERATIONS = (
     ("/services/soap/", "auth"),
     ("/services/oauth2/", "auth"),
@@ -495,7 +507,10 @@ class SalesforceClient:
         self.server_time: datetime | None = None
         self._retry_after: float | None = None
         self._exhausted: QuotaExhausted | None = None
-        self._describes: dict[str, Mapping[str, Any]] = {}
+        self._describes: dict[str, Mapping[str, Any]] = {}  # this run's, by sObject
+        self._described_now: set[str] = set()  # asked of Salesforce this run
+        # Describes kept between runs (the mirror's, once sync/run.py hands it over).
+        self.schema: SchemaStore = MemorySchemaStore()
         self._refresher: RefreshTokenAuth | None = None
         self._user_id: str | None = None  # the integration user, once known
 
@@ -663,15 +678,55 @@ class SalesforceClient:
         )
 
     def describe(self, sobject: str) -> Mapping[str, Any]:
-        """The sObject's describe, fetched once per client (one call per object)."""
-        if sobject not in self._describes:
-            self._describes[sobject] = self.restful(
-                f"sobjects/{sobject}/describe", operation="describe"
-            )
-        return self._describes[sobject]
+        """The sObject's describe: at most one call per object and run, none while the kept
+        describe is younger than `schema_max_age_hours` (issue 14).
+
+        An older one is asked for again with If-Modified-Since (its own response's Date):
+        "When using the If-Modified-Since header, if no available object's metadata has
+        changed since the provided date, a 304 Not Modified status code is returned with
+        no response body" (REST API Developer Guide, "sObject Describe" and "Get Object
+        Metadata Changes"); a 304 keeps the describe another max age.
+        """
+        if sobject in self._describes:
+            return self._describes[sobject]
+        key = f"describe:{sobject}"
+        kept = self.schema.get(key)
+        if kept is not None and kept.fresh(self.schema.now, self.settings.schema_max_age):
+            self._describes[sobject] = kept.body
+            return kept.body  # type: ignore[no-any-return]
+        headers = {"If-Modified-Since": kept.validator} if kept and kept.validator else {}
+        path = f"sobjects/{sobject}/describe"
+
+        def fetch(sf: Salesforce) -> tuple[Any, str | None]:
+            try:
+                response = sf._call_salesforce(
+                    "GET", sf.base_url + path, name=path, headers=headers
+                )
+            except SalesforceError as exc:
+                if exc.status == 304:  # simple-salesforce raises for any status >= 300
+                    return None, None
+                raise
+            return response.json(), response.headers.get("Date")
+
+        body, date = self.call("describe", fetch)
+        self._described_now.add(sobject)
+        if body is None and kept is not None:
+            self.schema.confirm(key)
+            body = kept.body
+        else:
+            self.schema.put(key, body, validator=date or _http_date(self.server_time))
+        self._describes[sobject] = body
+        return body  # type: ignore[no-any-return]
+
+    def kept(self, sobject: str) -> bool:
+        """The describe of `sobject` in use came from an earlier run (not asked this run)."""
+        return sobject in self._describes and sobject not in self._described_now
 
     def forget_describe(self, sobject: str) -> None:
+        """Describe `sobject` afresh on next use (a query named a field the org lacks, or
+        setup changed its fields): this run's and the kept describe both go."""
         self._describes.pop(sobject, None)
+        self.schema.drop(f"describe:{sobject}")
 
     # -------------------------------------------------------------- quota
 

@@ -269,7 +269,8 @@ class Puller:
             self._resolved[obj] = res
         return self._resolved[obj]
 
-    def _refresh(self, obj: ObjectType) -> Resolved:
+    def refresh(self, obj: ObjectType) -> Resolved:
+        """Describe `obj` afresh (its kept describe goes too)."""
         self.client.forget_describe(self.maps[obj].sobject)
         self._resolved.pop(obj, None)
         return self.resolved(obj)
@@ -483,7 +484,7 @@ class Puller:
                 restarts += 1
                 may_switch = False
                 if exc.code == "INVALID_FIELD":
-                    self._refresh(obj)
+                    self.refresh(obj)
                 continue
             if not switched:
                 break
@@ -735,7 +736,7 @@ class Puller:
                     raise
                 restarts += 1
                 if exc.code == "INVALID_FIELD":
-                    res = self._refresh(obj)
+                    res = self.refresh(obj)
                 windows.insert(0, (position, hi))
         if cap is None:
             cap = self._server_cap(started_at)

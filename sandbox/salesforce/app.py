@@ -58,6 +58,9 @@ class SalesforceApp(ReadHandlers, WriteHandlers):
         self.sb = sb
         self.store = sb.store
         self.locators: OrderedDict[str, Locator] = OrderedDict()
+        # (object, user) -> (describe body's digest, when the sandbox first served it after a
+        # change): what If-Modified-Since on sobject_describe is compared with (rest.py).
+        self.describe_versions: dict[tuple[str, str | None], tuple[str, datetime]] = {}
         self._loc_n = 0
         self._field_n = 0
         self._lock = threading.Lock()

@@ -4,9 +4,12 @@ sandbox's own control routes. Mixed into SalesforceApp (app.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import OrderedDict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import MultiDict
@@ -61,6 +64,7 @@ class ReadHandlers:
     sb: SalesforceSandbox
     store: Store
     locators: OrderedDict[str, Locator]
+    describe_versions: dict[tuple[str, str | None], tuple[str, datetime]]
     _loc_n: int
     _field_n: int
 
@@ -123,7 +127,38 @@ class ReadHandlers:
         ]
         body["recordTypeInfos"] = []
         body["urls"] = object_urls(t.name, v)
+        if self._not_modified(req, t.name, body):
+            return Resp(304)
         return Resp(200, body)
+
+    def _not_modified(self, req: Req, obj: str, body: dict[str, Any]) -> bool:
+        """If-Modified-Since on sObject Describe, as Salesforce documents it: "When using the
+        If-Modified-Since header, if no available object's metadata has changed since the
+        provided date, a 304 Not Modified status code is returned with no response body"
+        (REST API Developer Guide, "sObject Describe"; "Get Object Metadata Changes").
+
+        The object's metadata (as this user sees it: field-level security included) changed
+        when its describe last came out different; the first describe of an org's object
+        dates from the epoch. A date that does not parse is ignored (a full answer).
+        """
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        key = (obj, req.user)
+        seen = self.describe_versions.get(key)
+        if seen is None:
+            seen = (digest, datetime.fromtimestamp(0, UTC))
+        elif seen[0] != digest:
+            seen = (digest, self.sb.clock())
+        self.describe_versions[key] = seen
+        since = req.headers.get("If-Modified-Since")
+        if not since:
+            return False
+        try:
+            when = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return seen[1] <= when
 
     def _describe_field(self, t: Table, f: Field) -> dict[str, Any]:
         """A field as the request's user sees it: read-only where they may only read it."""

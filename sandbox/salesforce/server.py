@@ -222,6 +222,7 @@ class SalesforceSandbox:
         self.requests.reset()
         self.usage.set(used=0)
         self.auth.restore_refresh_token()
+        self.app.describe_versions.clear()  # a new org: its metadata dates from the epoch
 
     def records(self, obj: str) -> list[dict[str, Any]]:
         """Every record of an object, deleted ones included (as queryAll would see them)."""

@@ -31,6 +31,7 @@ from crmsync.connectors.salesforce import SalesforceConnector, Settings
 from crmsync.connectors.salesforce.client import login_domain, operation_of
 from crmsync.connectors.salesforce.pull import bulk_cost
 from crmsync.state.model import ObjectType, OutboxItem, Write, WriteKind
+from crmsync.state.schema_cache import Cached, MemorySchemaStore
 
 INSTANCE = "https://na1.example.com"
 BASE = f"{INSTANCE}/services/data/v59.0/"
@@ -215,8 +216,9 @@ def test_password_login_sends_soap_with_token_and_routes_to_login_url():
         responses.POST, "https://sandbox.example.com:9443/services/Soap/u/59.0", body=soap
     )
     responses.add(
-        responses.GET, f"{BASE}limits/", json={"DailyApiRequests": {"Max": 1000, "Remaining": 990}}
-    )
+        responses.GET, f"{BASE}limits/", json={"DailyApiRequests": {"Max": 1000, "Remaining": 990}},
+        headers={"Sforce-Limit-Info": "api-usage=10/1000"},
+    )  # fmt: skip
     conn = connector(
         auth="password",
         login_url="https://sandbox.example.com:9443",
@@ -227,12 +229,14 @@ def test_password_login_sends_soap_with_token_and_routes_to_login_url():
         instance_url="",
     )
     conn.check()
+    assert len(responses.calls) == 1, "check() logs in and asks nothing else (issue 14)"
     login = responses.calls[0].request
     assert (
         b"<n1:password>pwtok</n1:password>" in login.body.encode()
         if isinstance(login.body, str)
         else login.body
     )
+    conn.client.restful("limits/", operation="limits")  # the next call uses the session
     assert responses.calls[1].request.headers["Authorization"] == "Bearer 00D!fresh"
     assert conn.calls.by_operation == {"auth": 1, "limits": 1}
     assert conn.calls.total == 1
@@ -289,6 +293,41 @@ def test_missing_secret_names_the_setting():
     conn = connector(auth="jwt", username="u", consumer_key="", session_id=None)
     with pytest.raises(ConfigError, match="consumer_key"):
         conn.check()
+
+
+# ------------------------------------------------------------------ kept describes (issue 14)
+
+KEPT_AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+DESCRIBED_AT = "Tue, 01 Dec 2026 09:00:00 GMT"
+
+
+@responses.activate
+def test_a_kept_describe_is_not_asked_for_within_the_max_age_and_revalidated_after_it():
+    responses.add(
+        responses.GET, f"{BASE}sobjects/Contact/describe",
+        json=describe("Contact", *CONTACT_FIELDS), headers={"Date": DESCRIBED_AT},
+    )  # fmt: skip
+    responses.add(responses.GET, f"{BASE}sobjects/Contact/describe", status=304)
+    store = MemorySchemaStore(KEPT_AT)
+    first = connector()
+    first.use_schema_store(store)
+    body = first.client.describe("Contact")
+    assert store.get("describe:Contact") == Cached(body, KEPT_AT, DESCRIBED_AT)
+
+    store.now = KEPT_AT + timedelta(hours=23)  # the next runs, within schema_max_age_hours (24)
+    within = connector()
+    within.use_schema_store(store)
+    assert within.client.describe("Contact") == body
+    assert len(responses.calls) == 1 and within.calls.total == 0
+
+    store.now = KEPT_AT + timedelta(hours=25)
+    after = connector()
+    after.use_schema_store(store)
+    assert after.client.describe("Contact") == body  # 304 Not Modified: no body, keep ours
+    revalidation = responses.calls[1].request
+    assert revalidation.headers["If-Modified-Since"] == DESCRIBED_AT
+    assert after.calls.by_operation == {"describe": 1}
+    assert store.get("describe:Contact") == Cached(body, KEPT_AT + timedelta(hours=25), DESCRIBED_AT)
 
 
 # ------------------------------------------------------------------ full pull

@@ -13,7 +13,9 @@ api-facts.md §9-§14:
 - field-level security hides Tooling-created fields until a permission set
   grants them, per user;
 - the OAuth refresh_token grant, invalid_grant once revoked, rotation;
-- the Date header is the sandbox's clock.
+- the Date header is the sandbox's clock;
+- sObject Describe with If-Modified-Since: 304 Not Modified, no body, while the
+  object's metadata is unchanged since that date; a full describe once it changed.
 """
 
 from __future__ import annotations
@@ -357,3 +359,32 @@ def test_the_date_header_is_the_sandbox_clock(sf, sf_client, sf_clock):
     sf_client.query("SELECT COUNT() FROM Account")
     response = sf_client.session.get(sf.url + "/services/data/")
     assert parsedate_to_datetime(response.headers["Date"]) == sf_clock.now.replace(microsecond=0)
+
+
+# ------------------------------------------------------------------ describe, If-Modified-Since
+
+
+def test_describe_answers_304_while_the_metadata_is_unchanged_since_if_modified_since(
+    sf, sf_client, sf_clock
+):
+    # REST API Developer Guide, "sObject Describe": "When using the If-Modified-Since header,
+    # if no available object's metadata has changed since the provided date, a 304 Not
+    # Modified status code is returned with no response body."
+    url = sf_client.base_url + "sobjects/Contact/describe"
+    first = sf_client.session.get(url, headers=sf_client.headers)
+    assert first.status_code == 200 and first.json()["name"] == "Contact"
+    since = {**sf_client.headers, "If-Modified-Since": first.headers["Date"]}
+
+    sf_clock.advance(3600)
+    unchanged = sf_client.session.get(url, headers=since)
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+
+    sf_clock.advance(60)
+    sf.add_field("Contact", "Hobby__c", "string")
+    changed = sf_client.session.get(url, headers=since)
+    assert changed.status_code == 200
+    assert "Hobby__c" in {f["name"] for f in changed.json()["fields"]}
+    again = {**sf_client.headers, "If-Modified-Since": changed.headers["Date"]}
+    assert sf_client.session.get(url, headers=again).status_code == 304
+    other = sf_client.session.get(sf_client.base_url + "sobjects/Account/describe", headers=since)
+    assert other.status_code == 304, "only Contact's metadata changed"
