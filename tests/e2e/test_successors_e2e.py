@@ -102,6 +102,15 @@ def test_successors_and_a_loopback_provider_through_the_crm(crm, tmp_path, monke
             "source": "loopback fake", "outside_data": True,
         }  # fmt: skip
 
+        # The leader report: a departed champion of a renewing account is a top risk, with
+        # who could take over; the account's findings carry the whole explanation.
+        md = _cli(config, "report", "--format", "md")
+        assert "Who could take over: Champion: Eli Economic" in md
+        _cli(config, "report", "--html", str(tmp_path / "report.html"))
+        page = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert "<strong>Who could take over:</strong> Champion: Eli Economic" in page
+        assert "Who could take the Champion role: Nadia North" in page
+
         warm = f"single_threaded_account:{crm}:{i['Warmlead Ltd']}:{i['Warmlead Ltd']}"
         text = body[warm]
         assert "From outside data" in text and "Red LongLong" in text and "\u2026" in text
