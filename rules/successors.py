@@ -195,7 +195,8 @@ def suggest(
     not_champion: Iterable[str] = (),
     exclude: Iterable[str] = (),
 ) -> Suggestion:
-    """Up to `max_suggestions` people for the first of `roles` (holding any of them excludes)."""
+    """Up to `max_suggestions` people for the first of `roles` (holding any of them excludes);
+    `like`: the person who left (their title's field fits)."""
     wanted_roles = {r.casefold() for r in roles}
     wanted = _wanted_fields(roles, like, settings)
     barred = set(not_champion) | set(exclude)
@@ -380,7 +381,7 @@ def wanted_roles(flag: Flag, facts: Facts, champion_roles: Sequence[str]) -> tup
     if flag.rule == departed_champions.NAME:
         wanted = {r.casefold() for r in champion_roles}
         held = facts.roles_of(flag.contact_id or flag.subject_id)
-        return tuple(r for r in held if r.casefold() in wanted)
+        return tuple(dict.fromkeys(r for r in held if r.casefold() in wanted))
     if flag.rule == single_threaded.NAME:
         return single_threaded.Evidence.of(flag.evidence).missing_roles
     return ()
@@ -409,8 +410,11 @@ def attach(
         if f.rule == departed_champions.NAME:
             cid = f.contact_id or f.subject_id
             like = facts.contacts.get(cid) or facts.former.get(cid)
-            found = [suggest(view, facts, settings, roles, like=like, not_champion=not_champion,
-                             exclude=(cid,))]  # fmt: skip
+            found = [
+                suggest(view, facts, settings, (r,), like=like, not_champion=not_champion,
+                        exclude=(cid,))
+                for r in roles
+            ]  # fmt: skip
         else:
             found = [
                 suggest(view, facts, settings, (r,), not_champion=not_champion) for r in roles

@@ -198,3 +198,26 @@ def test_same_inputs_same_text():
     a = departed_flag(run(departed_view())).explanation
     b = departed_flag(run(departed_view(list(reversed(team()))))).explanation
     assert a == b
+
+
+def test_a_champion_with_two_roles_gets_a_list_per_role():
+    people = [
+        contact("003GONE", first_name="Fay", last_name="Former", title="Former VP Sales"),
+        contact("003VP", first_name="Nadia", last_name="North", title="VP Sales"),
+        contact("003EB", first_name="Eli", last_name="Econ", title="CFO"),
+    ]
+    v = view(
+        people,
+        opportunities=[opp("006A")],
+        roles=[
+            role("003GONE", "Champion"),
+            role("003GONE", "Economic Buyer", id="00Kx"),
+            role("003EB", "Economic Buyer"),
+        ],
+    )
+    found = {s["role"]: s for s in departed_flag(run(v)).evidence["successors"]}
+    assert list(found) == ["Champion", "Economic Buyer"]
+    # Eli: CFO 4 + Economic Buyer 1 = 5; Nadia: VP 3 + sales 2 = 5; same day: by name.
+    assert [c["name"] for c in found["Champion"]["candidates"]] == ["Eli Econ", "Nadia North"]
+    assert found["Economic Buyer"]["still_held_by"] == ["003EB"]
+    assert [c["name"] for c in found["Economic Buyer"]["candidates"]] == ["Nadia North"]
