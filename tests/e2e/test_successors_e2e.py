@@ -59,7 +59,13 @@ def test_successors_and_a_loopback_provider_through_the_crm(crm, tmp_path, monke
     with sandbox_for(crm) as sb:
         config = write_config(tmp_path, sb, crm, fragment)
         _cli(config, "setup")
-        _cli(config, "sync", "--full", "--as-of", AS_OF)
+        out = _cli(config, "sync", "--full", "--as-of", AS_OF)
+        # 8 lookups wanted: Stale Edges, NewCo Landing and Warmlead Ltd (Economic Buyer, Champion),
+        # Departures Corp (Champion, Economic Buyer); the others have 3 people in the CRM.
+        assert (
+            "outside people-data (fake): 3 calls, 2 people found, 0 answered from the cache, "
+            "5 left for the next run (max_calls_per_run)"
+        ) in out
         first_calls = list(fake_people.CALLS)
         # Within the budget, and only about accounts that need someone.
         assert len(first_calls) == 3
