@@ -281,28 +281,52 @@ def _ordinal(d: date | None) -> int:
 
 def sentences(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> str:
     """What the account manager reads: the suggestions, or that nobody fits and what to do."""
-    role = s.role
     parts: list[str] = []
     if s.holders:
-        names = [explain.person(c.name) for c in s.holders[:3]]
-        parts.append(f"Still in the {role} role: {explain.listing(names)}.")
+        parts.append(_still_held(s))
     if s.candidates:
         who = "; ".join(_why(c, like) for c in s.candidates)
-        parts.append(f"Who could take the {role} role: {who}.")
+        parts.append(f"Who could take the {s.role} role: {who}.")
     else:
-        anyone = "Nobody else" if like is not None else "Nobody"
-        parts.append(
-            f"{anyone} at {company} in the CRM fits the {role} role (engaged in the last "
-            f"{facts.engaged_days} days, email not bouncing, a senior title): add people "
-            f"from the buying committee to the CRM, then record the new {role} on the "
-            "opportunity."
-        )
+        parts.append(_nobody(s, company, facts, like))
     if s.outside:
         listed = "; ".join(_outside_why(p) for p, _ in s.outside)
-        parts.append(
-            f"From outside data, not in the CRM (check before reaching out): {listed}."
-        )
+        parts.append(f"{OUTSIDE}: {listed}.")
     return explain.paragraph(*parts)
+
+
+def lines(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> list[str]:
+    """The same as `sentences`, one person a line (a task's body lists them)."""
+    out: list[str] = []
+    if s.candidates:
+        out.append(f"Who could take the {s.role} role:")
+        out += [f"- {_why(c, like)}" for c in s.candidates]
+    else:
+        out.append(_nobody(s, company, facts, like))
+    if s.outside:
+        out.append(f"{OUTSIDE}:")
+        out += [f"- {_outside_why(p)}" for p, _ in s.outside]
+    if s.holders:
+        out += ["", _still_held(s)]
+    return out
+
+
+OUTSIDE = "From outside data, not in the CRM (check before reaching out)"
+
+
+def _still_held(s: Suggestion) -> str:
+    names = [explain.person(c.name) for c in s.holders[:3]]
+    return f"Still in the {s.role} role: {explain.listing(names)}."
+
+
+def _nobody(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> str:
+    anyone = "Nobody else" if like is not None else "Nobody"
+    return (
+        f"{anyone} at {company} in the CRM fits the {s.role} role (engaged in the last "
+        f"{facts.engaged_days} days, email not bouncing, a senior title): add people "
+        f"from the buying committee to the CRM, then record the new {s.role} on the "
+        "opportunity."
+    )
 
 
 def _why(c: Candidate, like: Contact | None) -> str:
@@ -341,7 +365,9 @@ def _outside_why(p: OutsidePerson) -> str:
     return f"{', '.join(bits)} (source: {source})"
 
 
-def evidence(s: Suggestion) -> dict[str, object]:
+def evidence(
+    s: Suggestion, company: str, facts: Facts, like: Contact | None
+) -> dict[str, object]:
     return {
         "role": s.role,
         "candidates": [
@@ -354,6 +380,7 @@ def evidence(s: Suggestion) -> dict[str, object]:
                 "last_activity_date": c.last_activity.isoformat() if c.last_activity else None,
                 "other_roles": [r.role for r in c.other_roles],
                 "source": "crm",
+                "why": _why(c, like),
             }
             for c in s.candidates
         ],
@@ -365,11 +392,13 @@ def evidence(s: Suggestion) -> dict[str, object]:
                 "title_fit": fit,
                 "source": p.source,
                 "outside_data": True,
+                "why": _outside_why(p),
             }
             for p, fit in s.outside
         ],
         "still_held_by": [c.id for c in s.holders],
         "nobody_fits": not s.candidates,
+        "lines": lines(s, company, facts, like),
     }
 
 
@@ -424,7 +453,11 @@ def attach(
             replace(
                 f,
                 explanation=explain.paragraph(f.explanation, text),
-                evidence={**f.evidence, "successors": [evidence(s) for s in found]},
+                evidence={
+                    **f.evidence,
+                    "successors": [evidence(s, company, facts, like) for s in found],
+                    "successors_text": text,  # the explanation's last sentences
+                },
             )
         )
     return out

@@ -28,6 +28,28 @@ CRMS = ("salesforce", "hubspot")
 NEEDY = {"staleedges.com", "departures.com", "newco.com", "warmlead.io"}
 
 
+# The departed champion's task as the account manager reads it in the CRM (written by hand).
+RENEWAL = "the open opportunity \u201cSuccession Ltd - Renewal\u201d"
+OLGA_TASK = f"""\
+Olga Outgoing (Champion) may have left Succession Ltd. Olga Outgoing is the Champion on \
+{RENEWAL}, closing 31 March 2027. Signs: the job title reads \u201cFormer VP Operations\u201d. \
+Check with Succession Ltd whether Olga Outgoing is still there; if not, find and engage a new \
+champion at Succession Ltd.
+
+Who could take the Champion role:
+- Nadia North, \u201cVP Operations\u201d (VP or head level, operations like Olga Outgoing), \
+last activity 12 October 2026, Decision Maker on {RENEWAL}
+- Quinn Quill, \u201cHead of Finance\u201d (VP or head level), last activity 28 October 2026, \
+Economic Buyer on {RENEWAL}
+- Omar Oak, \u201cDirector of Operations\u201d (director level, operations like Olga Outgoing), \
+last activity 20 October 2026
+
+Still in the Champion role: Vera Vale.
+
+This task is kept up to date automatically and closes itself once the records show the \
+problem is fixed."""
+
+
 def tasks(crm: str, sb: Any) -> dict[str, str]:
     """crmsync's task key -> task body, read from the sandbox CRM."""
     if crm == "salesforce":
@@ -88,16 +110,13 @@ def test_successors_and_a_loopback_provider_through_the_crm(crm, tmp_path, monke
         body = tasks(crm, sb)
         key = f"single_threaded_account:{crm}:{i['Stale Edges']}:{i['Stale Edges']}"
         assert (
-            "From outside data, not in the CRM (check before reaching out): Pat Prospect, "
-            "\u201cVP Procurement\u201d, pat.prospect@staleedges.com (source: loopback fake)."
+            "From outside data, not in the CRM (check before reaching out):\n- Pat Prospect, "
+            "\u201cVP Procurement\u201d, pat.prospect@staleedges.com (source: loopback fake)\n"
         ) in body[key]
         assert "add people from the buying committee" in body[key]
 
         olga = f"departed_champion:{crm}:{i['Succession Ltd']}:{i['Olga Outgoing']}"
-        assert (
-            "Who could take the Champion role: Nadia North, \u201cVP Operations\u201d (VP or head "
-            "level, operations like Olga Outgoing), last activity 12 October 2026"
-        ) in " ".join(body[olga].split())
+        assert body[olga] == OLGA_TASK
 
         stale = next(f for f in flags if f["rule"] == "single_threaded_account"
                      and f["account_id"] == i["Stale Edges"])  # fmt: skip
@@ -106,6 +125,8 @@ def test_successors_and_a_loopback_provider_through_the_crm(crm, tmp_path, monke
             "name": "Pat Prospect", "title": "VP Procurement",
             "email": "pat.prospect@staleedges.com", "title_fit": 5,
             "source": "loopback fake", "outside_data": True,
+            "why": "Pat Prospect, \u201cVP Procurement\u201d, pat.prospect@staleedges.com "
+                   "(source: loopback fake)",
         }  # fmt: skip
 
         # The leader report: a departed champion of a renewing account is a top risk, with
@@ -141,8 +162,8 @@ def test_the_csv_provider_through_the_entry_point(tmp_path):
         body = " ".join(tasks("salesforce", sb)[
             f"single_threaded_account:salesforce:{i['Stale Edges']}:{i['Stale Edges']}"
         ].split())
-    assert "Cal Csv, \u201cCFO\u201d, cal@staleedges.com (source: CSV file people.csv)" in body
-    assert "Chi Champ, \u201cVP Operations\u201d (source: CSV file people.csv)" in body
+    assert "- Cal Csv, \u201cCFO\u201d, cal@staleedges.com (source: CSV file people.csv)" in body
+    assert "- Chi Champ, \u201cVP Operations\u201d (source: CSV file people.csv)" in body
     assert "Never Asked" not in body
     found = {(d, r): n for d, r, n in lookups(tmp_path)}
     assert found[("staleedges.com", "Economic Buyer")] == 2  # Cal, and Chi (any role)
