@@ -173,6 +173,7 @@ class Candidate:
     shared: frozenset[str]
     last_activity: date | None
     other_roles: tuple[HeldRole, ...]
+    why: str = ""  # in words (`_why`), made once
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def suggest(
     found.sort(key=lambda x: (-x.score, -_ordinal(x.last_activity), x.contact.name, x.contact.id))
     return Suggestion(
         role=roles[0] if roles else "Champion",
-        candidates=tuple(found[: settings.max_suggestions]),
+        candidates=tuple(replace(c, why=_why(c, like)) for c in found[: settings.max_suggestions]),
         outside=_outside(view, facts, settings, wanted_roles, wanted),
         holders=tuple(holders),
     )
@@ -250,6 +251,8 @@ def _outside(
     wanted_roles: set[str],
     wanted: frozenset[str],
 ) -> tuple[tuple[OutsidePerson, int], ...]:
+    if not view.outside_people:
+        return ()
     known_emails = {(c.email or "").strip().casefold() for c in view.contacts if c.email}
     known_names = {c.name.casefold() for c in view.contacts}
     out: list[tuple[OutsidePerson, int]] = []
@@ -285,7 +288,7 @@ def sentences(s: Suggestion, company: str, facts: Facts, like: Contact | None) -
     if s.holders:
         parts.append(_still_held(s))
     if s.candidates:
-        who = "; ".join(_why(c, like) for c in s.candidates)
+        who = "; ".join(c.why for c in s.candidates)
         parts.append(f"Who could take the {s.role} role: {who}.")
     else:
         parts.append(_nobody(s, company, facts, like))
@@ -300,7 +303,7 @@ def lines(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> li
     out: list[str] = []
     if s.candidates:
         out.append(f"Who could take the {s.role} role:")
-        out += [f"- {_why(c, like)}" for c in s.candidates]
+        out += [f"- {c.why}" for c in s.candidates]
     else:
         out.append(_nobody(s, company, facts, like))
     if s.outside:
@@ -380,7 +383,7 @@ def evidence(
                 "last_activity_date": c.last_activity.isoformat() if c.last_activity else None,
                 "other_roles": [r.role for r in c.other_roles],
                 "source": "crm",
-                "why": _why(c, like),
+                "why": c.why,
             }
             for c in s.candidates
         ],
