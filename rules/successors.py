@@ -10,8 +10,9 @@ are suggested for the role. A person is suggested only when all of these hold:
 - never marked "not a champion" in the exemption field;
 - a title that fits: `title fit` = seniority points + 2 when the title shares a
   field (sales, finance, operations, ...) with the person who left (for a
-  missing role: the fields in `role_fields`, Economic Buyer: finance and
-  procurement), at least `min_title_fit` (3).
+  missing role, or when the title of the person who left names no field: the
+  fields in `role_fields`, Economic Buyer: finance and procurement), at least
+  `min_title_fit` (3).
 
 Seniority points, from the title's words (whole words, any case):
 4 chief / C-level (CEO, CFO, ...), president, founder, owner, managing director,
@@ -238,7 +239,7 @@ def suggest(
 def _wanted_fields(
     roles: Sequence[str], like: Contact | None, settings: Settings
 ) -> frozenset[str]:
-    if like is not None:
+    if like is not None and read_title(like.title).fields:
         return read_title(like.title).fields
     by_role = {k.casefold(): v for k, v in settings.role_fields.items()}
     return frozenset(f for r in roles for f in by_role.get(r.casefold(), ()))
@@ -337,9 +338,9 @@ def _why(c: Candidate, like: Contact | None) -> str:
     what = [LEVEL_WORDS[c.level]] if LEVEL_WORDS[c.level] else []
     if c.shared:
         field_words = explain.listing(sorted(c.shared))
-        what.append(
-            f"{field_words} like {explain.person(like.name)}" if like is not None else field_words
-        )
+        if like is not None and c.shared <= read_title(like.title).fields:
+            field_words += f" like {explain.person(like.name)}"
+        what.append(field_words)
     if what:
         bits[0] += f" ({', '.join(what)})"
     if c.last_activity:

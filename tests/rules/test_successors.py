@@ -221,3 +221,15 @@ def test_a_champion_with_two_roles_gets_a_list_per_role():
     assert [c["name"] for c in found["Champion"]["candidates"]] == ["Eli Econ", "Nadia North"]
     assert found["Economic Buyer"]["still_held_by"] == ["003EB"]
     assert [c["name"] for c in found["Economic Buyer"]["candidates"]] == ["Nadia North"]
+
+
+def test_a_departed_title_without_a_field_falls_back_to_role_fields():
+    people = [
+        contact("003GONE", first_name="Lou", last_name="Left", title="Director", left_company=True),
+        contact("003FIN", first_name="Fin", last_name="Ance", title="Finance Manager"),
+    ]
+    v = view(people, opportunities=[opp("006A")], roles=[role("003GONE", "Economic Buyer")])
+    (s,) = departed_flag(run(v)).evidence["successors"]
+    # manager 1 + finance 2 (role_fields: Economic Buyer) = 3
+    assert [c["name"] for c in s["candidates"]] == ["Fin Ance"]
+    assert s["candidates"][0]["why"].startswith("Fin Ance, \u201cFinance Manager\u201d (manager level, finance)")
