@@ -84,6 +84,35 @@ def store(
     return len(kept)
 
 
+def prune(
+    db: sqlite_utils.Database, crm: str, keep_provider: str, before: datetime | None = None
+) -> int:
+    """Forget answers of any provider but `keep_provider` ("": forget all), and those asked
+    before `before` (not asked again: nobody needs them now). Returns the lookups forgotten.
+    Outside people are personal data: the mirror keeps them only while they are used."""
+
+    def stale(p: str) -> str:
+        old = f" OR {p}fetched_at < :before" if before is not None else ""
+        return f"({p}provider <> :keep{old})"
+
+    params = {"crm": crm, "keep": keep_provider, "before": encode_datetime(before)}
+    with transaction(db):
+        gone = db.conn.execute(
+            f"SELECT count(*) FROM enrichment_lookups WHERE crm = :crm AND {stale('')}", params
+        ).fetchone()[0]
+        db.conn.execute(
+            "DELETE FROM enrichment_people AS e WHERE e.crm = :crm AND (e.provider <> :keep"
+            " OR EXISTS (SELECT 1 FROM enrichment_lookups l WHERE l.crm = e.crm"
+            " AND l.account_id = e.account_id AND lower(l.role) = lower(e.role)"
+            f" AND l.provider = e.provider AND {stale('l.')}))",
+            params,
+        )
+        db.conn.execute(
+            f"DELETE FROM enrichment_lookups WHERE crm = :crm AND {stale('')}", params
+        )
+    return int(gone)
+
+
 def people(
     db: sqlite_utils.Database, crm: str, account_ids: Iterable[str] | None = None
 ) -> list[tuple[str, OutsidePerson]]:

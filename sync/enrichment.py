@@ -9,7 +9,9 @@ about the accounts that need someone, before the rules run:
 - one call per (account, role), at most `max_calls_per_run` calls per run and
   CRM (the rest wait for the next run, logged);
 - an answer (also "nobody") is cached in the mirror (state/enrichment.py) and
-  asked again only after `refresh_days`.
+  asked again only after `refresh_days`; an answer older than that which no run
+  asked again, another provider's, and everything once enrichment is turned off,
+  is forgotten (outside people are personal data).
 
 The rules then list those people apart from the CRM's, marked as outside data with
 their source: nobody is written to the CRM.
@@ -161,6 +163,7 @@ class EnrichmentReport:
     cached: int = 0  # lookups answered from the cache
     over_budget: int = 0  # lookups left for a later run
     failed: int = 0
+    forgotten: int = 0  # cached lookups dropped: stale, another provider's, or enrichment off
     asked: list[tuple[str, str]] = field(default_factory=list)  # (domain, role), in order
 
 
@@ -209,14 +212,17 @@ def enrich(
     """Ask the provider about the accounts that need someone; cache the answers (commits)."""
     report = EnrichmentReport(settings.provider)
     if not settings.enabled:
+        report.forgotten = cache.prune(db, crm, "")
         return report
+    fresh_since = now - timedelta(days=settings.refresh_days)
+    # What no run asked again within refresh_days (nobody needed it), and another provider's.
+    report.forgotten = cache.prune(db, crm, settings.provider, before=fresh_since)
     wanted = needed(db, crm, rule_settings, as_of)
     if not wanted:
         return report
     if provider is None:
         provider = load_provider(settings)
     asked = cache.fetched_at(db, crm, settings.provider)
-    fresh_since = now - timedelta(days=settings.refresh_days)
     for account_id, domain, role in wanted:
         last = asked.get((account_id, role.casefold()))
         if last is not None and last >= fresh_since:

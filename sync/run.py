@@ -295,7 +295,7 @@ def _steps(
 
     as_of = opts.as_of or started
     report.as_of = as_of
-    if cfg.enrichment.enabled and not opts.preview:
+    if not opts.preview:  # turned off, it forgets what it cached
         report.enrichment = _enrich(cfg, db, crm, as_of, started)
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview

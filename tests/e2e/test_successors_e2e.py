@@ -159,13 +159,19 @@ def test_the_csv_provider_through_the_entry_point(tmp_path):
         _cli(config, "setup")
         _cli(config, "sync", "--full", "--as-of", AS_OF)
         i = ids("salesforce")
-        body = " ".join(tasks("salesforce", sb)[
-            f"single_threaded_account:salesforce:{i['Stale Edges']}:{i['Stale Edges']}"
-        ].split())
+        key = f"single_threaded_account:salesforce:{i['Stale Edges']}:{i['Stale Edges']}"
+        body = tasks("salesforce", sb)[key]
+        found = {(d, r): n for d, r, n in lookups(tmp_path)}
+        # Turned off, it forgets what it cached, and the task no longer names those people.
+        config.unlink()
+        config = write_config(tmp_path, sb, "salesforce", _fragment())
+        out = _cli(config, "sync", "--as-of", AS_OF)
+        assert f"outside people-data: {len(found)} cached answers forgotten" in out
+        assert lookups(tmp_path) == []
+        assert "From outside data" not in tasks("salesforce", sb)[key]
     assert "- Cal Csv, \u201cCFO\u201d, cal@staleedges.com (source: CSV file people.csv)" in body
     assert "- Chi Champ, \u201cVP Operations\u201d (source: CSV file people.csv)" in body
     assert "Never Asked" not in body
-    found = {(d, r): n for d, r, n in lookups(tmp_path)}
     assert found[("staleedges.com", "Economic Buyer")] == 2  # Cal, and Chi (any role)
     assert ("healthyco.com", "Champion") not in found
 

@@ -66,3 +66,15 @@ def test_the_csv_provider_needs_a_header(tmp_path):
     path.write_text("acme.com,Ann\n", encoding="utf-8")
     with pytest.raises(ValueError, match="header row"):
         CsvProvider(EnrichmentSettings(provider="csv", csv_path=path))
+
+
+def test_prune_forgets_stale_answers_other_providers_and_everything_when_off(db):
+    later = T0 + timedelta(days=40)
+    enrichment.store(db, CRM, "001A", "Champion", "csv", "a.com", [person("Old")], T0)
+    enrichment.store(db, CRM, "001B", "Champion", "csv", "b.com", [person("New")], later)
+    enrichment.store(db, CRM, "001C", "Champion", "acme", "c.com", [person("Acme")], later)
+    assert enrichment.prune(db, CRM, "csv", before=later - timedelta(days=30)) == 2
+    assert [(a, p.name) for a, p in enrichment.people(db, CRM)] == [("001B", "New")]
+    assert list(enrichment.fetched_at(db, CRM, "csv")) == [("001B", "champion")]
+    assert enrichment.prune(db, CRM, "") == 1
+    assert enrichment.people(db, CRM) == [] and enrichment.fetched_at(db, CRM, "csv") == {}
