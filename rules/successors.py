@@ -351,12 +351,13 @@ def _why(c: Candidate, like: Contact | None) -> str:
 
 
 def _role_phrase(r: HeldRole) -> str:
+    role = explain.detail(r.role)  # any role the CRM holds: CRM text, bounded
     o = r.opportunity
     if o is None:
-        return f"{r.role} on the contact record"
+        return f"{role} on the contact record"
     name = explain.quoted(explain.company(o.name) or o.id)
     where = "the won opportunity" if o.is_won else "the open opportunity"
-    return f"{r.role} on {where} {name}"
+    return f"{role} on {where} {name}"
 
 
 def _outside_why(p: OutsidePerson) -> str:

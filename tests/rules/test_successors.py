@@ -176,12 +176,15 @@ def test_outside_people_are_marked_and_never_duplicate_crm_people():
     ) in f.explanation
 
 
-def test_hostile_titles_are_clipped():
+def test_hostile_titles_and_role_names_are_clipped():
     people = [
         contact("003GONE", first_name="Fay", last_name="Former", title="Former VP Sales"),
         contact("003VP", first_name="Nadia", last_name="North", title="VP Sales " + "x" * 5000),
     ]
-    f = departed_flag(run(departed_view(people)))
+    v = departed_view(people)
+    v = dataclasses.replace(v, roles=(*v.roles, role("003VP", "Influencer\x1b[2J" + "y" * 5000)))
+    f = departed_flag(run(v))
+    assert "\x1b" not in f.explanation
     assert len(f.explanation) < 2000
     assert "\u2026" in f.explanation
 
