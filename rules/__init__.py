@@ -8,8 +8,10 @@
    left, so every later rule sees the same active and engaged contacts;
 3. runs each rule in `RULES` (`evaluate(view, settings, as_of, facts)`);
 4. marks findings the account manager snoozed or exempted as suppressed
-   (`rules/suppression.py`), computes coverage and each contact's hygiene status,
-   and writes the account's hygiene summary.
+   (`rules/suppression.py`), adds to each followed-up departed champion and
+   missing role who at the account could take the role (`rules/successors.py`),
+   computes coverage and each contact's hygiene status, and writes the
+   account's hygiene summary.
 
 Suppression decides what is followed up, not what is true: coverage counts
 snoozed and exempt problems as if they were open, contacts keep their status
@@ -40,6 +42,7 @@ from . import (
     explain,
     single_threaded,
     stale_contacts,
+    successors,
     suppression,
     tiers,
 )
@@ -81,6 +84,7 @@ class RuleSettings:
         default_factory=single_threaded.Settings
     )
     coverage: coverage.Settings = field(default_factory=coverage.Settings)
+    successors: successors.Settings = field(default_factory=successors.Settings)
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, Any]) -> RuleSettings:
@@ -110,6 +114,7 @@ def _settings_class(table: str) -> type:
         "tiers": tiers.Settings,
         "suppression": SuppressionSettings,
         "coverage": coverage.Settings,
+        "successors": successors.Settings,
     }
     return shared.get(table) or {r.NAME: r.Settings for r in RULES}[table]
 
@@ -170,6 +175,15 @@ def evaluate_account(
             flags.extend(rule.evaluate(view, s.for_rule(rule.NAME), as_of, facts))
     entries = _Entries.read(view, facts, s.suppression)
     flags, why = _suppress(flags, entries)
+    # Who could take a departed champion's role, or a missing one (rules/successors.py).
+    flags = successors.attach(
+        view,
+        flags,
+        facts,
+        s.successors,
+        s.departed_champion.champion_roles,
+        _marked_not_champion(entries),
+    )
     order = {name: i for i, name in enumerate(RULE_NAMES)}
     flags.sort(key=lambda f: (order.get(f.rule, len(order)), f.subject_id))
 
@@ -272,6 +286,16 @@ def _suppress(flags: list[Flag], entries: _Entries) -> tuple[list[Flag], dict[st
             why[f.key] = s
         out.append(f)
     return out, why
+
+
+def _marked_not_champion(entries: _Entries) -> frozenset[str]:
+    """Contacts whose own exemption field says "not a champion" (never suggested as one)."""
+    return frozenset(
+        cid
+        for cid, e in entries.contacts.items()
+        if (ex := e.rules.get(departed_champions.NAME)) is not None
+        and ex.kind is suppression.Kind.NOT_CHAMPION
+    )
 
 
 def _not_champion(rule: str, entries: Entries, where: str) -> Suppression | None:

@@ -290,7 +290,6 @@ def m004_hubspot_role_names(db: sqlite_utils.Database) -> None:
             )
 
 
-
 @MIGRATIONS()
 def m005_schema_cache(db: sqlite_utils.Database) -> None:
     """Schema look-ups kept between runs (state/schema_cache.py, issue 14): Salesforce
@@ -311,6 +310,44 @@ def m005_schema_cache(db: sqlite_utils.Database) -> None:
     PRIMARY KEY (crm, key)
 )"""
     )
+
+
+_M006_ENRICHMENT = """
+CREATE TABLE enrichment_lookups (
+    crm TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    domain TEXT,
+    fetched_at TEXT NOT NULL,
+    found INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (crm, account_id, role, provider)
+);
+CREATE TABLE enrichment_people (
+    crm TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    title TEXT,
+    email TEXT,
+    source TEXT,
+    PRIMARY KEY (crm, account_id, role, provider, n)
+);
+CREATE INDEX enrichment_people_account ON enrichment_people (crm, account_id)
+"""
+
+
+@MIGRATIONS()
+def m006_enrichment_cache(db: sqlite_utils.Database) -> None:
+    """Outside people-data (sync/enrichment.py): which (account, role) a provider was asked
+    about and when (enrichment_lookups, also when it found nobody), and the people it
+    returned (enrichment_people). Outside data, never a CRM record."""
+    for statement in _M006_ENRICHMENT.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
 
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]

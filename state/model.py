@@ -317,6 +317,19 @@ class Elsewhere:
 
 
 @dataclass(frozen=True)
+class OutsidePerson:
+    """A person an outside people-data provider suggested for a role at an account: not a
+    CRM record. Cached in the mirror (`enrichment_people`, sync/enrich.py); rules list
+    them apart, marked as outside data (rules/successors.py)."""
+
+    role: str  # the role asked for, e.g. "Champion"
+    name: str
+    title: str | None = None
+    email: str | None = None
+    source: str = ""  # the provider's name, e.g. "csv"
+
+
+@dataclass(frozen=True)
 class AccountView:
     """One account with everything the rules read about it; built by state/views.py."""
 
@@ -331,6 +344,8 @@ class AccountView:
     # (their history rows are in `history`), so a departed champion can be named
     # on the account that lost them. Optional: rules fall back to the history.
     former_contacts: tuple[Contact, ...] = ()
+    # People an outside data provider suggested for this account (off by default).
+    outside_people: tuple[OutsidePerson, ...] = ()
 
     @property
     def crm(self) -> str:

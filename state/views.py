@@ -19,7 +19,9 @@ The streams, all of live (not deleted) rows:
   (case-insensitive) at an account with a different domain ("same_name").
   Same-name matches are looked up only for contacts that hold a role or left
   the account (the people departed-champion detection cares about), through
-  an index on lower(name), at most MAX_SAME_NAME per contact.
+  an index on lower(name), at most MAX_SAME_NAME per contact;
+- outside people: what an outside people-data provider named for the account
+  (state/enrichment.py; empty unless [enrichment] is on).
 
 Stored text is parsed back into model types (dates, datetimes, bools).
 """
@@ -43,6 +45,7 @@ from crmsync.state.model import (
     Elsewhere,
     ObjectType,
     Opportunity,
+    OutsidePerson,
     Owner,
 )
 
@@ -207,6 +210,10 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                 FROM found
             ) WHERE n <= {MAX_SAME_NAME}
             ORDER BY vcrm, vacc, cid, how, oacc, ocid""",
+        "outside": f"""
+            SELECT crm, account_id, role, name, title, email, source FROM enrichment_people
+            WHERE 1 = 1 {f("crm", "account_id", crm, ids)}
+            ORDER BY crm, account_id, role, provider, n""",
     }
 
 
@@ -244,6 +251,11 @@ def _elsewhere(row: Sequence[Any]) -> Elsewhere:
     return Elsewhere(cid, ocid, oacc, oname, how)
 
 
+def _outside(row: Sequence[Any]) -> OutsidePerson:
+    role, name, title, email, source = row
+    return OutsidePerson(role, name, title, email, source or "")
+
+
 def _owner(crm: str, row: Sequence[Any]) -> Owner | None:
     oid, name, email, active, deleted_at = row
     if oid is None:
@@ -271,6 +283,7 @@ def iter_account_views(
         "former": _Stream(cursors["former"], _CONTACT),
         "history": _Stream(cursors["history"], _change),
         "elsewhere": _Stream(cursors["elsewhere"], _elsewhere),
+        "outside": _Stream(cursors["outside"], _outside),
     }
     n = len(_ACCOUNT.fields)
     try:
@@ -286,6 +299,7 @@ def iter_account_views(
                 elsewhere=streams["elsewhere"].take(key),
                 owner=_owner(account.crm, row[n:]),
                 former_contacts=streams["former"].take(key),
+                outside_people=streams["outside"].take(key),
             )
     finally:
         for cursor in cursors.values():

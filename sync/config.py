@@ -17,7 +17,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -27,6 +27,7 @@ from crmsync.state.errors import (
     ConfigError as ConfigError,  # raised here; callers may import it from here
 )
 from crmsync.state.settings import coerce
+from crmsync.sync.enrichment import EnrichmentSettings
 from crmsync.sync.writeback_settings import WritebackSettings
 
 from . import logs
@@ -106,6 +107,8 @@ class Config:
     writeback: WritebackSettings
     schedule: ScheduleSettings
     daemon: DaemonSettings
+    # [enrichment]: an outside people-data provider (sync/enrichment.py), off by default
+    enrichment: EnrichmentSettings = field(default_factory=EnrichmentSettings)
     # ("[crm] key", file) of each secret sync.toml reads from a file (`<secret>_file`, a
     # private key): `crmsync` warns when others may read one (exposed_secret_files)
     secret_files: tuple[tuple[str, Path], ...] = ()
@@ -134,7 +137,9 @@ class Config:
         return list(self.connectors)
 
 
-KNOWN_TABLES = ("mirror", "salesforce", "hubspot", "rules", "writeback", "schedule", "daemon")
+KNOWN_TABLES = (
+    "mirror", "salesforce", "hubspot", "rules", "writeback", "schedule", "daemon", "enrichment",
+)  # fmt: skip
 
 
 def load(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -201,6 +206,9 @@ def from_dict(
     writeback = _writeback_settings(data.get("writeback", {}), base, env)
     schedule = build(ScheduleSettings, data.get("schedule", {}), "schedule", base=base, environ=env)
     daemon = build(DaemonSettings, data.get("daemon", {}), "daemon", base=base, environ=env)
+    enrichment = build(
+        EnrichmentSettings, data.get("enrichment", {}), "enrichment", base=base, environ=env
+    )
     if daemon.log_format not in ("text", "json"):
         raise ConfigError(f"[daemon] log_format must be \"text\" or \"json\", not {daemon.log_format!r}.")
     if daemon.lock not in ("wait", "fail"):
@@ -213,6 +221,7 @@ def from_dict(
         writeback=writeback,
         schedule=schedule,
         daemon=daemon,
+        enrichment=enrichment,
         secret_files=_secret_files(data, connectors, path.parent),
     )
 

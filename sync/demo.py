@@ -215,6 +215,8 @@ def _print_findings(con: Console, cfg: config_mod.Config) -> None:
     con.print(table)
     con.print("Three explanations, as the account manager reads them in the CRM:")
     shown: set[str] = set()
+    # A departed champion with a named successor first, when there is one (rules/successors.py).
+    flags = sorted(flags, key=lambda f: not _has_successor(f))
     for rule in (departed_champions.NAME, single_threaded.NAME, stale_contacts.NAME, bouncing_contacts.NAME):
         for f in flags:
             if f["rule"] == rule and rule not in shown and len(shown) < 3:
@@ -227,6 +229,10 @@ def _print_findings(con: Console, cfg: config_mod.Config) -> None:
                     )
                 )
     db.close()
+
+
+def _has_successor(flag: dict[str, Any]) -> bool:
+    return any(s.get("candidates") for s in flag["evidence"].get("successors") or [])
 
 
 def _print_coverage(con: Console, reports: dict[str, RunReport]) -> None:

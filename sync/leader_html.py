@@ -30,6 +30,7 @@ from .leader_report import (
     TOP_RISKS_SHOWN,
     AccountLine,
     Book,
+    Finding,
     OwnerLine,
     in_days,
     rule_words,
@@ -320,6 +321,12 @@ def _num(n: int, *, strong: bool = False) -> str:
 # ---------------------------------------------------------------- top risks
 
 
+def _successors(f: Finding) -> str:
+    if not f.successors:
+        return ""
+    return f"<br><small><strong>Who could take over:</strong> {e(f.successors)}</small>"
+
+
 def _risks(b: Book) -> str:
     intro = (
         "Departed champions and single-threaded accounts with a renewal, or an open "
@@ -348,7 +355,7 @@ def _risks(b: Book) -> str:
             f'<td class="risk-when">{e(short_day(r.when))}<br><small>{e(in_days(r.days))}<br>'
             f"{e(a.renewal_kind)}</small></td>"
             f"<td>{e(r.owner)}</td>"
-            f"<td>{e(r.finding.explanation)}</td></tr>"
+            f"<td>{e(r.finding.explanation)}{_successors(r.finding)}</td></tr>"
         )
     out.append("</tbody></table>")
     if len(b.risks) > TOP_RISKS_SHOWN:

@@ -142,6 +142,8 @@ def _risks(b: Book) -> list[str]:
             f"{md(a.renewal_what)} ({in_days(r.days)}); owner {md(r.owner)}  "
         )
         out.append(f"   {md(r.finding.explanation)}")
+        if r.finding.successors:
+            out.append(f"   Who could take over: {md(r.finding.successors)}")
     if len(b.risks) > TOP_RISKS_SHOWN:
         out.append(f"\n…and {len(b.risks) - TOP_RISKS_SHOWN} more in the HTML report.")
     out.append("")

@@ -136,6 +136,7 @@ class Finding:
     severity: Severity
     who: str  # the contact's name ("" for an account-level finding)
     explanation: str  # printable, one paragraph
+    successors: str = ""  # who could take the role, in short ("" when the finding has none)
 
 
 @dataclass(frozen=True)
@@ -432,6 +433,30 @@ def _account_name(view: AccountView) -> str:
     )
 
 
+def successor_words(evidence: Mapping[str, Any]) -> str:
+    """Who could take the role, in short, from a finding's suggestions (rules/successors.py):
+    `Champion: Nadia North, Omar Oak; 1 more from outside data` or `Economic Buyer: nobody
+    in the CRM fits (add people from the buying committee)`."""
+    parts = []
+    for s in evidence.get("successors") or []:
+        if not isinstance(s, Mapping):
+            continue
+        role = clip(str(s.get("role") or "the role"), NAME_MAX)
+        names = [
+            clip(str(c.get("name") or ""), NAME_MAX)
+            for c in s.get("candidates") or []
+            if isinstance(c, Mapping)
+        ]
+        outside = len([o for o in s.get("outside") or [] if isinstance(o, Mapping)])
+        text = ", ".join(n for n in names if n) or (
+            "nobody in the CRM fits (add people from the buying committee)"
+        )
+        if outside:
+            text += f"; {outside} more from outside data"
+        parts.append(f"{role}: {text}")
+    return printable("; ".join(parts))
+
+
 def _contact_names(view: AccountView) -> dict[str, str]:
     out = {}
     for c in (*view.contacts, *view.former_contacts):
@@ -462,6 +487,7 @@ def _account_line(
             severity=Severity(f["severity"]),
             who=names.get(f.get("contact_id") or "", "") if f.get("contact_id") else "",
             explanation=" ".join(printable(f["explanation"]).split()),
+            successors=successor_words(f.get("evidence") or {}),
         )
         for f in flags
     ]

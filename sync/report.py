@@ -107,6 +107,17 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
                 f"{o.inserted} new, {o.updated} changed, {o.deleted} deleted, "
                 f"{o.skipped} skipped) {plural(o.api_calls, 'call')}"
             )
+    en = rep.enrichment
+    if en is not None and en.forgotten:
+        echo(f"  outside people-data: {plural(en.forgotten, 'cached answer')} forgotten "
+             "(not needed within refresh_days, another provider's, or [enrichment] is off)")
+    if en is not None and (en.calls or en.cached or en.over_budget):
+        later = f", {en.over_budget} left for the next run (max_calls_per_run)" if en.over_budget else ""
+        failed = f", {en.failed} failed" if en.failed else ""
+        echo(
+            f"  outside people-data ({en.provider}): {plural(en.calls, 'call')}, "
+            f"{en.found} {'person' if en.found == 1 else 'people'} found, {en.cached} answered from the cache{failed}{later}"
+        )
     ev = rep.evaluation
     if ev is not None:
         by_rule = ", ".join(f"{k} {v}" for k, v in sorted(ev.by_rule.items())) or "none"

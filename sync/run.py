@@ -63,6 +63,7 @@ from crmsync.state.schema_cache import MirrorSchemaStore
 
 from . import conflicts as conflicts_mod
 from . import drain as drain_mod
+from . import enrichment as enrichment_mod
 from . import evaluate as evaluate_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
@@ -119,6 +120,7 @@ class RunReport:
     retry_at: datetime | None = None  # a quota stop: when the CRM's allocation allows the next run
     quota_code: str | None = None  # a quota stop: MAX_DAILY_SHARE (crmsync's share), DAILY, ...
     as_of: datetime | None = None  # the time the rules were evaluated as of (runs.as_of)
+    enrichment: enrichment_mod.EnrichmentReport | None = None  # outside people-data asked
 
     @property
     def rejected(self) -> int:
@@ -296,6 +298,8 @@ def _steps(
 
     as_of = opts.as_of or started
     report.as_of = as_of
+    if not opts.preview:  # turned off, it forgets what it cached
+        report.enrichment = _enrich(cfg, db, crm, as_of, started)
     report.evaluation = evaluate_mod.evaluate(
         db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
     )
@@ -343,6 +347,20 @@ def _steps(
         raise report.drain.aborted  # CRM unreachable mid-drain: rows stay pending; exit 3
     if report.rejected or report.held:
         report.outcome = "partial"
+
+
+def _enrich(
+    cfg: Config, db: sqlite_utils.Database, crm: str, as_of: datetime, started: datetime
+) -> enrichment_mod.EnrichmentReport | None:
+    """Outside people-data for the accounts that need someone ([enrichment], off by default).
+    A provider that cannot start is logged and skipped: the CRM's own suggestions still come."""
+    try:
+        return enrichment_mod.enrich(
+            db, crm, cfg.rules, cfg.enrichment, as_of=as_of, now=started
+        )
+    except enrichment_mod.ProviderError as e:
+        log.warning("enrichment provider could not start; skipped", extra={"crm": crm, "error": str(e)})
+        return None
 
 
 def _fields_missing(connector: Connector, writeback: WritebackSettings) -> list[FieldCheck]:

@@ -3,7 +3,8 @@
 Three kinds of task land in the account owner's queue (docs/design.md "Write-back"):
 
 - departed champion: one per open departed_champion flag. Who, what we saw,
-  what to do, and where the person now appears (a warm lead for a new logo).
+  what to do, where the person now appears (a warm lead for a new logo), and who
+  at the account could take the role, one a line (rules/successors.py).
 - single-threaded account: one per open single_threaded_account flag.
 - contact hygiene: one per account, grouping its stale and bouncing contacts.
 
@@ -123,7 +124,7 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
     subject = f"{name} {verb} {company}"
     if moved_to:
         subject += f" (now at {moved_to})"
-    explanation = _one_paragraph(flag.explanation)
+    explanation, successors = _successors(flag)
     lines = [explanation or f"{name} shows signs of having left {company}."]
     if moved_to and moved_to not in explanation:
         lines += [
@@ -131,7 +132,7 @@ def departed_task(flag: Flag, account: AccountFacts, person: Person | None) -> T
             f"{name} now appears at {moved_to}: someone who already knows you is a warm "
             "lead there.",
         ]
-    lines += ["", FOOTER]
+    lines += [*successors, "", FOOTER]
     rank = 0 if flag.severity.rank >= 3 else 1
     return TaskContent(
         key=flag.key,
@@ -158,7 +159,8 @@ def single_threaded_task(flag: Flag, account: AccountFacts) -> TaskContent:
         gaps.append(f"no {_listing(missing, 'or')}")
     if gaps:
         subject += ": " + ", ".join(gaps)
-    lines = [_one_paragraph(flag.explanation)]
+    explanation, successors = _successors(flag)
+    lines = [explanation, *successors]
     if account.stakeholders is not None and account.engaged is not None:
         roles = ", ".join(account.roles_covered) if account.roles_covered else "no buying roles"
         lines += [
@@ -256,6 +258,25 @@ def moved_to_account(flag: Flag) -> str | None:
     """The name of the account a departed champion now appears at, if the flag names one."""
     name = departed_champions.Evidence.of(flag.evidence or {}).other_account_name
     return (_company(name) or None) if name else None
+
+
+def _successors(flag: Flag) -> tuple[str, list[str]]:
+    """The explanation without its suggestions, and the suggestions one person a line
+    (rules/successors.py writes both into the evidence); the explanation as it is when the
+    evidence has none."""
+    explanation = _one_paragraph(flag.explanation)
+    ev = flag.evidence or {}
+    text = _one_paragraph(str(ev.get("successors_text") or ""))
+    found = ev.get("successors")
+    if not text or not isinstance(found, list) or not explanation.endswith(text):
+        return explanation, []
+    lines: list[str] = []
+    for s in found:
+        if isinstance(s, dict) and isinstance(s.get("lines"), list):
+            lines += ["", *(_cap(str(line), 600) for line in s["lines"])]
+    if not lines:
+        return explanation, []
+    return explanation[: -len(text)].rstrip(), lines
 
 
 def _people_lines(people: Sequence[tuple[Person, str]]) -> list[str]:

@@ -42,6 +42,7 @@ def schema() -> dict[str, set[str]]:
         "writeback": WritebackSettings,
         "schedule": config.ScheduleSettings,
         "daemon": config.DaemonSettings,
+        "enrichment": config.EnrichmentSettings,
     }
     for f in dataclasses.fields(rules.RuleSettings):
         if f.name != "common":

@@ -80,3 +80,26 @@ def test_a_long_contact_list_is_cut_to_keep_the_body_within_crm_limits():
     task = T.hygiene_task(ACME, people, [])
     assert task.subject == "Tidy up 300 contacts at Acme: 300 without recent activity"
     assert "- and 260 more" in task.body and len(task.body) < 32_000
+
+
+def test_successors_are_listed_one_a_line_and_not_twice():
+    """The explanation ends with the suggestions (rules/successors.py); the task lists them."""
+    tail = "Who could take the Champion role: Nadia North, \u201cVP Sales\u201d."
+    flag = departed("001A", "003A1")
+    flag = replace(
+        flag,
+        explanation=f"{flag.explanation} {tail}",
+        evidence={
+            **flag.evidence,
+            "successors_text": tail,
+            "successors": [{"lines": ["Who could take the Champion role:",
+                                      "- Nadia North, \u201cVP Sales\u201d"]}],
+        },
+    )  # fmt: skip
+    body = T.departed_task(flag, ACME, T.Person("003A1", "Ada Lovelace", "CTO")).body
+    assert "\n\nWho could take the Champion role:\n- Nadia North, \u201cVP Sales\u201d\n\n" in body
+    assert tail not in body
+    # evidence that does not match the explanation (older flags): the explanation as it is
+    stale = replace(flag, evidence={**flag.evidence, "successors_text": "something else"})
+    body = T.departed_task(stale, ACME, T.Person("003A1", "Ada Lovelace", "CTO")).body
+    assert tail in body and "\n- Nadia North" not in body
