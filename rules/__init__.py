@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from crmsync.state.model import AccountView, Coverage, Flag, HygieneStatus, Severity, Tier
@@ -66,6 +67,9 @@ _STATUS_BY_RULE = {
     departed_champions.NAME: HygieneStatus.DEPARTED,
 }
 _STATUS_RANK = {s: i for i, s in enumerate(HygieneStatus)}
+
+# One rule run over one account: (view, as_of, facts) -> its flags.
+RuleRun = Callable[[AccountView, datetime, Facts], Iterable[Flag]]
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,24 @@ class RuleSettings:
                 raise unknown_key_error(key, [*common_keys, *sub], "[rules]")
         return cls(common=from_table(CommonSettings, scalars, "[rules]"), **parts)
 
-    def for_rule(self, name: str) -> Any:
-        return getattr(self, name)
+    @cached_property
+    def runs(self) -> Mapping[str, RuleRun]:
+        """Each rule's `evaluate` with its own settings, by rule name (typed: a settings
+        table renamed or a rule added without one fails mypy, not at run time)."""
+        return {
+            bouncing_contacts.NAME: lambda view, as_of, facts: bouncing_contacts.evaluate(
+                view, self.bouncing_contact, as_of, facts
+            ),
+            departed_champions.NAME: lambda view, as_of, facts: departed_champions.evaluate(
+                view, self.departed_champion, as_of, facts
+            ),
+            stale_contacts.NAME: lambda view, as_of, facts: stale_contacts.evaluate(
+                view, self.stale_contact, as_of, facts
+            ),
+            single_threaded.NAME: lambda view, as_of, facts: single_threaded.evaluate(
+                view, self.single_threaded_account, as_of, facts
+            ),
+        }
 
 
 def _settings_class(table: str) -> type:
@@ -171,8 +191,8 @@ def evaluate_account(
 
     flags: list[Flag] = []
     if view.account.deleted_at is None:
-        for rule in RULES:
-            flags.extend(rule.evaluate(view, s.for_rule(rule.NAME), as_of, facts))
+        for name in RULE_NAMES:
+            flags.extend(s.runs[name](view, as_of, facts))
     entries = _Entries.read(view, facts, s.suppression)
     flags, why = _suppress(flags, entries)
     # Who could take a departed champion's role, or a missing one (rules/successors.py).
