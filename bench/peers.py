@@ -145,15 +145,32 @@ def serve(args: argparse.Namespace) -> None:
 
         sb = HubSpotSandbox(dataset=data).start()
         sizes = {o: len(data["hubspot"].get(o) or ()) for o in HS_OBJECTS}
+    oldest = min(_record_dates(data[args.crm]))
     del data
     sb.write_config(Path(args.dir) / "sync.toml")
-    print(json.dumps({"url": sb.url, "ca_file": getattr(sb, "ca_file", None), "sizes": sizes}),
-          flush=True)
+    print(json.dumps({"url": sb.url, "ca_file": getattr(sb, "ca_file", None), "sizes": sizes,
+                      "start_date": oldest[:10] + "T00:00:00Z"}), flush=True)
     for line in sys.stdin:
         if line.strip() == "change":
             done = change_salesforce(sb) if args.crm == "salesforce" else change_hubspot(sb)
             print(json.dumps(done), flush=True)
     sb.stop()
+
+
+def _record_dates(part: dict[str, Any]) -> list[str]:
+    """ISO creation dates of the generated records (the peers' start_date: the oldest day)."""
+    out = []
+    for rows in part.values():
+        for rec in rows if isinstance(rows, list) else ():
+            if not isinstance(rec, dict):
+                continue
+            props = rec.get("properties") if isinstance(rec.get("properties"), dict) else rec
+            for key in ("CreatedDate", "createdate", "createdAt"):
+                value = props.get(key) or rec.get(key)
+                if isinstance(value, str) and value[:2] in ("19", "20"):
+                    out.append(value)
+                    break
+    return out or [START_DATE]
 
 
 @dataclass
@@ -171,10 +188,12 @@ class Sandbox:
     def ca_file(self) -> str | None:
         return self.info.get("ca_file")
 
-    def requests(self) -> int:
+    def requests(self) -> tuple[int, dict[str, int]]:
+        """(total, per route) the sandbox has answered so far."""
         ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
         with urllib.request.urlopen(self.url + "/_sandbox/requests", context=ctx, timeout=30) as r:
-            return int(json.loads(r.read())["total"])
+            got = json.loads(r.read())
+        return int(got["total"]), dict(got.get("by_route") or {})
 
     def change(self) -> dict[str, int]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -212,6 +231,7 @@ class Measure:
     deletions: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    routes: dict[str, int] = field(default_factory=dict)  # requests per sandbox route
 
     def add(self, other: Measure) -> None:
         self.requests += other.requests
@@ -221,6 +241,8 @@ class Measure:
         self.records += other.records
         self.deletions += other.deletions
         self.error = self.error or other.error
+        for k, n in other.routes.items():
+            self.routes[k] = self.routes.get(k, 0) + n
 
 
 def run_measured(cmd: list[str], sb: Sandbox, out: Path, env: dict[str, str],
@@ -233,7 +255,9 @@ def run_measured(cmd: list[str], sb: Sandbox, out: Path, env: dict[str, str],
         _, status, usage = os.wait4(proc.pid, 0)
     m = Measure(wall=time.monotonic() - t0, cpu=usage.ru_utime + usage.ru_stime,
                 peak_kib=int(usage.ru_maxrss))
-    m.requests = sb.requests() - before
+    after = sb.requests()
+    m.requests = after[0] - before[0]
+    m.routes = {k: n - before[1].get(k, 0) for k, n in after[1].items() if n - before[1].get(k, 0)}
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         tail = Path(str(out) + ".err").read_text(errors="replace").strip().splitlines()[-5:]
@@ -256,7 +280,7 @@ class Peer:
     requirement: str  # pip requirement, pinned
     full: Callable[[Peer, Sandbox, Path], Measure]
     incremental: Callable[[Peer, Sandbox, Path], Measure]
-    note: str = ""
+    blocker: str = ""  # why it cannot run against the sandbox, when it fails (known)
 
     @property
     def venv(self) -> Path:
@@ -405,7 +429,7 @@ def tap_salesforce_config(sb: Sandbox, workdir: Path) -> Path:
     path = workdir / "tap-salesforce.config.json"
     path.write_text(json.dumps({
         "refresh_token": REFRESH_TOKEN, "client_id": CONSUMER_KEY,
-        "client_secret": CONSUMER_SECRET, "start_date": START_DATE, "api_type": "REST",
+        "client_secret": CONSUMER_SECRET, "start_date": sb.info["start_date"], "api_type": "REST",
         "select_fields_by_default": True, "is_sandbox": False,
     }))
     return path
@@ -422,6 +446,124 @@ def tap_salesforce(full: bool) -> Callable[[Peer, Sandbox, Path], Measure]:
     return run
 
 
+# -- Airbyte sources
+
+
+def airbyte_catalog(found: dict[str, Any], streams: tuple[str, ...]) -> dict[str, Any]:
+    """Configured catalog: the wanted streams, incremental where the source offers it."""
+    out = []
+    for stream in found["catalog"]["streams"]:
+        if stream["name"] not in streams:
+            continue
+        incremental = "incremental" in stream.get("supported_sync_modes", [])
+        entry: dict[str, Any] = {
+            "stream": stream,
+            "sync_mode": "incremental" if incremental else "full_refresh",
+            "destination_sync_mode": "append",
+        }
+        if incremental and stream.get("default_cursor_field"):
+            entry["cursor_field"] = stream["default_cursor_field"]
+        out.append(entry)
+    return {"streams": out}
+
+
+def airbyte_run(peer: Peer, sb: Sandbox, workdir: Path, exe: str, streams: tuple[str, ...],
+                rewrite: dict[str, str], deleted: Callable[[dict[str, Any], str], bool],
+                full: bool) -> Measure:
+    env = peer.env(sb, rewrite)
+    total = Measure()
+    config = workdir / f"{peer.name}.config.json"
+    catalog = workdir / f"{peer.name}.catalog.json"
+    state = workdir / f"{peer.name}.state.json"
+    if full:
+        out = workdir / f"{peer.name}.discover.out"
+        m = run_measured([peer.bin(exe), "discover", "--config", str(config)], sb, out, env, workdir)
+        total.add(m)
+        found = [msg for msg in read_messages(out) if msg.get("type") == "CATALOG"]
+        if m.error or not found:
+            total.error = total.error or "discover gave no catalog: " + " | ".join(
+                str(msg.get("log") or msg.get("trace")) for msg in read_messages(out))[-400:]
+            return total
+        catalog.write_text(json.dumps(airbyte_catalog(found[0], streams)))
+    cmd = [peer.bin(exe), "read", "--config", str(config), "--catalog", str(catalog)]
+    if not full and state.exists():
+        cmd += ["--state", str(state)]
+    out = workdir / f"{peer.name}.{'full' if full else 'incremental'}.out"
+    m = run_measured(cmd, sb, out, env, workdir)
+    states: dict[str, Any] = {}
+    for msg in read_messages(out):
+        if msg.get("type") == "RECORD":
+            rec = msg["record"]
+            m.records += 1
+            m.deletions += deleted(rec.get("data") or {}, rec.get("stream", ""))
+        elif msg.get("type") == "STATE":
+            st = msg["state"]
+            key = json.dumps(st.get("stream", {}).get("stream_descriptor"), sort_keys=True)
+            states[key] = st
+        elif msg.get("type") == "TRACE" and (msg.get("trace") or {}).get("type") == "ERROR":
+            err = msg["trace"]["error"]
+            m.notes.append(str(err.get("message"))[:300])
+    if states:
+        state.write_text(json.dumps(list(states.values())))
+    total.add(m)
+    total.notes += m.notes
+    return total
+
+
+HS_STREAMS = ("companies", "contacts", "deals", "owners")
+
+
+def airbyte_hubspot(full: bool) -> Callable[[Peer, Sandbox, Path], Measure]:
+    def run(peer: Peer, sb: Sandbox, workdir: Path) -> Measure:
+        from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
+
+        if full:
+            (workdir / f"{peer.name}.config.json").write_text(json.dumps({
+                "credentials": {"credentials_title": "Private App Credentials",
+                                "access_token": PRIVATE_APP_TOKEN},
+                "start_date": sb.info["start_date"],
+            }))
+        rewrite = {"https://api.hubapi.com": sb.url}
+        return airbyte_run(peer, sb, workdir, "source-hubspot", HS_STREAMS + ("deals_archived",),
+                           rewrite, lambda r, s: bool(r.get("archived")) or s.endswith("_archived"),
+                           full)
+    return run
+
+
+def airbyte_salesforce(full: bool) -> Callable[[Peer, Sandbox, Path], Measure]:
+    def run(peer: Peer, sb: Sandbox, workdir: Path) -> Measure:
+        from crmsync.sandbox.salesforce import CONSUMER_KEY, CONSUMER_SECRET, REFRESH_TOKEN
+
+        if full:
+            (workdir / f"{peer.name}.config.json").write_text(json.dumps({
+                "auth_type": "Client", "client_id": CONSUMER_KEY,
+                "client_secret": CONSUMER_SECRET, "refresh_token": REFRESH_TOKEN,
+                "is_sandbox": False, "start_date": sb.info["start_date"], "force_use_bulk_api": False,
+                # as a user with a large org does: discover only the objects wanted
+                "streams_criteria": [{"criteria": "exacts", "value": o} for o in SF_OBJECTS],
+            }))
+        rewrite = {"https://login.salesforce.com": sb.url}
+        return airbyte_run(peer, sb, workdir, "source-salesforce", SF_OBJECTS, rewrite,
+                           lambda r, s: bool(r.get("IsDeleted")), full)
+    return run
+
+
+def tap_hubspot(full: bool) -> Callable[[Peer, Sandbox, Path], Measure]:
+    def run(peer: Peer, sb: Sandbox, workdir: Path) -> Measure:
+        from crmsync.sandbox.hubspot import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
+
+        if full:
+            (workdir / f"{peer.name}.config.json").write_text(json.dumps({
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "refresh_token": REFRESH_TOKEN, "redirect_uri": "https://localhost/callback",
+                "start_date": sb.info["start_date"],
+            }))
+        rewrite = {"https://api.hubapi.com": sb.url}
+        return singer_sync(peer, sb, workdir, "tap-hubspot", HS_STREAMS, rewrite,
+                           lambda r: bool(r.get("archived")), full, catalog_flag="--properties")
+    return run
+
+
 PEERS: dict[str, Peer] = {}
 
 
@@ -432,6 +574,14 @@ def register(peer: Peer) -> None:
 register(Peer("crmsync", "*", "", crmsync_full, crmsync_incremental))
 register(Peer("tap-salesforce", "salesforce", "tap-salesforce==2.8.1",
               tap_salesforce(True), tap_salesforce(False)))
+register(Peer("tap-hubspot", "hubspot", "tap-hubspot==4.5.0", tap_hubspot(True), tap_hubspot(False),
+              blocker="needs HubSpot's legacy Companies v2 and Deals v1 APIs (/companies/v2/"
+                      "properties, /companies/v2/companies/paged, /deals/v1/deal/paged), "
+                      "superseded by CRM v3 in 2020; the sandbox serves CRM v3 only"))
+register(Peer("airbyte-source-salesforce", "salesforce", "airbyte-source-salesforce==2.10.3",
+              airbyte_salesforce(True), airbyte_salesforce(False)))
+register(Peer("airbyte-source-hubspot", "hubspot", "airbyte-source-hubspot==5.7.0",
+              airbyte_hubspot(True), airbyte_hubspot(False)))
 
 
 # ------------------------------------------------------------------ the table
@@ -439,7 +589,8 @@ register(Peer("tap-salesforce", "salesforce", "tap-salesforce==2.8.1",
 
 def fmt_row(tool: str, run: str, m: Measure | None, error: str | None = None) -> list[str]:
     if m is None or (m.error and not m.records):
-        return [tool, run, f"could not run: {error or (m.error if m else '?')}", "", "", "", "", ""]
+        why = error or (m.error if m else "the full run failed")
+        return [tool, run, f"could not run: {why}", "", "", "", "", ""]
     return [tool, run, str(m.requests), f"{m.wall:.1f}", f"{m.cpu:.1f}",
             f"{m.peak_kib / 1024:.0f}", str(m.records), str(m.deletions)]
 
@@ -476,7 +627,8 @@ def main() -> None:
             if peer.crm not in ("*", crm):
                 continue
             label = name if peer.crm != "*" else f"crmsync ({crm})"
-            row: dict[str, Any] = {"crm": crm, "tool": name, "requirement": peer.requirement}
+            row: dict[str, Any] = {"crm": crm, "tool": name, "requirement": peer.requirement,
+                                   "blocker": peer.blocker}
             results.append(row)
             try:
                 if peer.requirement:
@@ -516,7 +668,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
             tool = r["tool"] + (f" {r['requirement'].split('==')[-1]}" if r["requirement"] else "")
             for run in ("full", "incremental"):
                 m = Measure(**r[run]) if r.get(run) else None
-                lines.append("| " + " | ".join([crm, *fmt_row(tool, run, m, r.get("error"))]) + " |")
+                why = r.get("error") or (r.get("blocker") if m is None or m.error else None)
+                lines.append("| " + " | ".join([crm, *fmt_row(tool, run, m, why)]) + " |")
                 if ours and ours.get(run) and m and not m.error and r["tool"] != "crmsync":
                     o = Measure(**ours[run])
                     ratios.append("| " + " | ".join([

@@ -40,6 +40,10 @@ PEER_ROUTES = [
     ("/crm/v3/schemas", "GET", "schemas"),
     ("/crm-object-schemas/v3/schemas", "GET", "schemas"),
     ("/properties/<any(v1, v2):version>/<obj>/properties", "GET", "legacy_properties"),
+    # The date-versioned OAuth token path (same grant as /oauth/v1/token), which
+    # Singer's tap-hubspot 4.x posts its refresh_token grant to
+    # (developers.hubspot.com/docs/api-reference/2026-03/authentication/oauth-tokens/refresh-oauth-token).
+    ("/oauth/2026-03/token", "POST", "oauth_token"),
 ]
 
 LEGACY_KEYS = ("name", "label", "description", "groupName", "type", "fieldType", "options",

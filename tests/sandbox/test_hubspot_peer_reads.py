@@ -55,3 +55,15 @@ def test_batch_read_between_unassociated_types_finds_none(hs):
     bad = requests.post(hs.url + "/crm/v4/associations/deals/nonsense/batch/read",
                         json={"inputs": [{"id": "1"}]}, headers=AUTH, timeout=10)
     assert bad.status_code == 400
+
+
+def test_date_versioned_oauth_token_path_refreshes_like_v1(hs):
+    from crmsync.sandbox.hubspot import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
+
+    form = {"grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "refresh_token": REFRESH_TOKEN, "redirect_uri": "https://localhost/callback"}
+    r = requests.post(hs.url + "/oauth/2026-03/token", data=form, timeout=10)
+    assert r.status_code == 200 and r.json()["access_token"]
+    got = requests.get(hs.url + "/crm/v3/objects/contacts?limit=1", timeout=10,
+                       headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    assert got.status_code == 200
