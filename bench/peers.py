@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,23 +245,41 @@ class Measure:
             self.routes[k] = self.routes.get(k, 0) + n
 
 
+# The measured command is started by this small launcher, not forked from the benchmark
+# itself: Linux keeps a process's peak RSS across exec (the forked copy of its parent
+# counts), so a child forked straight from this (growing) process would report this
+# process's peak. The launcher (python -I -S, a few MiB) forks the command, reaps it
+# with wait4 and writes that rusage: the command's own and its reaped children's.
+LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "user": ru.ru_utime,
+               "system": ru.ru_stime, "maxrss_kib": ru.ru_maxrss}, f)
+"""
+
+
 def run_measured(cmd: list[str], sb: Sandbox, out: Path, env: dict[str, str],
                  cwd: Path) -> Measure:
-    """Run one command as a child, stdout to `out`, stderr to out.err; reap it with wait4."""
+    """Run one command (through LAUNCHER), stdout to `out`, stderr to out.err."""
     before = sb.requests()
+    usage_file = Path(str(out) + ".rusage.json")
     t0 = time.monotonic()
     with open(out, "wb") as fo, open(str(out) + ".err", "wb") as fe:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fo, stderr=fe)
-        _, status, usage = os.wait4(proc.pid, 0)
-    m = Measure(wall=time.monotonic() - t0, cpu=usage.ru_utime + usage.ru_stime,
-                peak_kib=int(usage.ru_maxrss))
+        subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", LAUNCHER, str(usage_file), *cmd],
+                       cwd=cwd, env=env, stdout=fo, stderr=fe, check=False)
+    wall = time.monotonic() - t0
+    ru = json.loads(usage_file.read_text())
+    m = Measure(wall=wall, cpu=ru["user"] + ru["system"], peak_kib=int(ru["maxrss_kib"]))
     after = sb.requests()
     m.requests = after[0] - before[0]
     m.routes = {k: n - before[1].get(k, 0) for k, n in after[1].items() if n - before[1].get(k, 0)}
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    if ru["code"] != 0:
         tail = Path(str(out) + ".err").read_text(errors="replace").strip().splitlines()[-5:]
-        m.error = f"exit {code}: " + " | ".join(tail)[-400:]
+        m.error = f"exit {ru['code']}: " + " | ".join(tail)[-400:]
     return m
 
 
@@ -314,17 +332,16 @@ class Peer:
         return env
 
 
-def read_messages(path: Path) -> list[dict[str, Any]]:
-    out = []
+def read_messages(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON lines of a tool's output, one at a time (the outputs can be large)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):
                 try:
-                    out.append(json.loads(line))
+                    yield json.loads(line)
                 except json.JSONDecodeError:
                     pass
-    return out
 
 
 # -- crmsync
@@ -381,7 +398,7 @@ def singer_select(catalog: dict[str, Any], streams: tuple[str, ...]) -> dict[str
     return {"streams": keep}
 
 
-def singer_count(messages: list[dict[str, Any]], deleted: Callable[[dict[str, Any]], bool]
+def singer_count(messages: Iterable[dict[str, Any]], deleted: Callable[[dict[str, Any]], bool]
                  ) -> tuple[int, int, dict[str, Any] | None]:
     records = deletions = 0
     state = None
