@@ -347,22 +347,43 @@ def read_messages(path: Path) -> Iterator[dict[str, Any]]:
 # -- crmsync
 
 
+MIRROR_TABLES = ("owners", "accounts", "contacts", "opportunities", "contact_roles")
+
+
+def mirror_deleted(db: Path) -> int:
+    """Rows the mirror holds as deleted (deleted_at set), over the canonical tables."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        return sum(conn.execute(f"SELECT count(*) FROM {t} WHERE deleted_at IS NOT NULL").fetchone()[0]
+                   for t in MIRROR_TABLES)
+    finally:
+        conn.close()
+
+
 def crmsync_run(sb: Sandbox, workdir: Path, flags: list[str]) -> Measure:
+    """One `crmsync sync --pull-only` run. Records: rows its pull applied (the runs row);
+    deletions: rows the run marked deleted in the mirror (contact roles retired with
+    their contact or deal included, which the runs row does not count)."""
+    import sqlite3
+
     config = workdir / "sync.toml"
     if not config.read_text(encoding="utf-8").startswith("[mirror]"):
         config.write_text('[mirror]\npath = "crmsync.db"\n\n' + config.read_text(encoding="utf-8"),
                           encoding="utf-8")
     cmd = [sys.executable, "-m", "crmsync.sync.cli", "sync", *flags, "--pull-only",
            "--crm", sb.crm, "--config", str(config)]
+    deleted_before = mirror_deleted(workdir / "crmsync.db")
     m = run_measured(cmd, sb, workdir / "crmsync.out", base_env(), ROOT)
-    import sqlite3
-
     conn = sqlite3.connect(workdir / "crmsync.db")
     row = conn.execute("SELECT counts FROM runs ORDER BY id DESC LIMIT 1").fetchone()
     conn.close()
     pulled = json.loads(row[0] or "{}").get("pull", {})
     m.records = sum(o.get("records", 0) for o in pulled.values())
-    m.deletions = sum(o.get("deleted", 0) for o in pulled.values())
+    m.deletions = mirror_deleted(workdir / "crmsync.db") - deleted_before
     return m
 
 
