@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/peers.py                       # every peer, both CRMs
     .venv/bin/python bench/peers.py --peer tap-salesforce --peer crmsync --crm salesforce
-    .venv/bin/python bench/peers.py --accounts 2000 --contacts 10000 --markdown
+    .venv/bin/python bench/peers.py --accounts 2000 --contacts 10000 --json out.json --keep DIR
 
 Peers (each pinned, each in its own venv under bench/.peers/<name>, installed on
 first use with that venv's pip; `--reinstall` starts a venv afresh):
@@ -19,18 +19,19 @@ the same seed (the same org, record for record), then:
    sync of the selected streams without state; Airbyte: discover, then read
    with a full catalog; crmsync: `sync --full --pull-only`);
 2. the change set, applied inside the sandbox process as people in the CRM
-   would (CHANGES below: updates, creates and deletions of every kind of record);
+   would (change_salesforce / change_hubspot below: updates, creates, deletions);
 3. incremental run: the same tool with what the full run left (Singer: the last
    STATE; Airbyte: the last state per stream; crmsync: its mirror).
 
 Measured per run: requests the sandbox answered (its /_sandbox/requests log,
 before and after; discovery is part of the full run), wall seconds, CPU seconds
 (user + system of the tool's processes, from os.wait4), peak memory (ru_maxrss
-of the tool's process, its own children included), records the tool emitted
-(Singer/Airbyte RECORD messages; crmsync: rows its pull applied), deletions it
-saw (records marked deleted: Salesforce IsDeleted, HubSpot archived; crmsync:
-rows it deleted). The sandbox itself runs in its own process, so its CPU and
-memory are nobody's.
+of the tool's process, its own children included, through LAUNCHER), records the
+tool emitted (Singer/Airbyte RECORD messages; crmsync: rows its pull applied),
+deletions it saw (records marked deleted: Salesforce IsDeleted, HubSpot archived
+or Airbyte's deals_archived; crmsync: rows the run marked deleted in its
+mirror). The sandbox itself runs in its own process, so its CPU and memory are
+nobody's. bench/README.md has the latest table and what each peer needed.
 
 Peers reach the sandbox unmodified: their config points them at it where they
 have an option for it; where they hardcode a vendor host, bench/peers_shim
