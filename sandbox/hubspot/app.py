@@ -21,6 +21,7 @@ Route names (what fault rules' `route` matches and `GET /_sandbox/requests` coun
   properties, property, property_create, property_update, property_archive,
   properties_batch_read, properties_batch_create, properties_batch_archive,
   groups, group, group_create, group_update, group_archive
+  schemas, legacy_properties (reads other connectors make: api_peers.py)
 
 `GET /_sandbox/requests` also counts per route and object as "route:object".
 `GET /_sandbox/limits` shows the account's daily usage; `POST /_sandbox/limits`
