@@ -270,7 +270,7 @@ def run_measured(cmd: list[str], sb: Sandbox, out: Path, env: dict[str, str],
     usage_file = Path(str(out) + ".rusage.json")
     t0 = time.monotonic()
     with open(out, "wb") as fo, open(str(out) + ".err", "wb") as fe:
-        subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", LAUNCHER, str(usage_file), *cmd],
+        subprocess.run([sys.executable, "-I", "-S", "-c", LAUNCHER, str(usage_file), *cmd],
                        cwd=cwd, env=env, stdout=fo, stderr=fe, check=False)
     wall = time.monotonic() - t0
     ru = json.loads(usage_file.read_text())
