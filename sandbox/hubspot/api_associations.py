@@ -15,6 +15,7 @@ from typing import Any
 from werkzeug.wrappers import Request
 
 from .api_base import MAX_BATCH, ApiBase, Reply, _body, _int, _json_body, _std_error
+from .api_peers import assoc_batch_read_none, unassociated_pair
 from .objects import HsError, decode_after, encode_after, not_found
 from .store import SINGULAR, TYPE_ID_OF, Rec
 
@@ -38,6 +39,8 @@ class AssociationsApi(ApiBase):
                 for tid, tys in self.crm.assoc.targets(a, a_id, b)]
 
     def h_assoc_batch_read(self, req: Request, a: str, b: str) -> Reply:
+        if unassociated_pair(self.crm, a, b):  # other connectors' reads (api_peers.py)
+            return assoc_batch_read_none(self.crm, req, a, b)
         a, b = self._pair(a, b)
         started = self._now_iso()
         results, errors = [], []

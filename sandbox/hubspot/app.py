@@ -21,6 +21,7 @@ Route names (what fault rules' `route` matches and `GET /_sandbox/requests` coun
   properties, property, property_create, property_update, property_archive,
   properties_batch_read, properties_batch_create, properties_batch_archive,
   groups, group, group_create, group_update, group_archive
+  schemas, legacy_properties (reads other connectors make: api_peers.py)
 
 `GET /_sandbox/requests` also counts per route and object as "route:object".
 `GET /_sandbox/limits` shows the account's daily usage; `POST /_sandbox/limits`
@@ -83,6 +84,7 @@ from crmsync.sandbox.common import FaultEngine, FaultRule, RequestLog, hang_up, 
 from . import history as hist
 from .api_associations import AssociationsApi
 from .api_base import MAX_BATCH, Reply, _body, _bool, _int, _multi, _std_error
+from .api_peers import PEER_ROUTES, PeerReadsApi
 from .api_properties import PropertiesApi
 from .auth import Auth, expired
 from .limits import POLICY_MESSAGES, RateLimits
@@ -157,6 +159,7 @@ ROUTES = [
     ("/_sandbox/limits", "GET", "_sandbox_limits_get"),
     ("/_sandbox/limits", "POST", "_sandbox_limits"),
 ]
+ROUTES += PEER_ROUTES  # reads other connectors make (api_peers.py; bench/peers.py)
 URLS = Map([Rule(p, methods=[m], endpoint=e) for p, m, e in ROUTES], strict_slashes=False)
 REQUEST_KINDS = {"status", "rate_limit", "latency", "expire_token", "mutate", "drop_connection",
                  "daily_usage"}
@@ -168,7 +171,7 @@ PORTAL_ID = 24_681_357
 UI_DOMAIN = "app.hubspot.com"
 
 
-class HubSpotApp(AssociationsApi, PropertiesApi):
+class HubSpotApp(AssociationsApi, PropertiesApi, PeerReadsApi):
     """The emulator's HTTP face over a `Crm` (see the module docstring for routes and faults).
 
     Object, owner and sandbox-control handlers live here; association and

@@ -79,6 +79,11 @@ class Searcher:
     def _match(self, obj: str, table: Table, schema: Schema, body: dict[str, Any],
                visible_before_ms: int | None) -> list[int]:
         groups = body.get("filterGroups") or []
+        if not groups and body.get("filters"):
+            # A top-level `filters` list is one AND group: HubSpot's search guide shows it
+            # (developers.hubspot.com/docs/guides/api/crm/search) and the API takes it
+            # (hubspot-api-nodejs#491); Airbyte's source-hubspot sends its searches so.
+            groups = [{"filters": body["filters"]}]
         if len(groups) > 5:
             raise _bad("Too many filter groups: at most 5 are allowed.")
         if sum(len(g.get("filters") or []) for g in groups) > 25:

@@ -9,7 +9,8 @@ request/response values), store.py (records, indexes, the recycle bin), soql.py
 (SOQL parser, evaluator and JSON rendering), bulk.py (Bulk API 2.0 query jobs),
 ingest.py (Bulk API 2.0 ingest jobs), auth.py (logins, sessions, the dummy
 credentials), schema.py (objects, fields, describe), security.py (field-level
-security and the permission-set objects that grant it).
+security and the permission-set objects that grant it), compound.py (compound
+address fields: BillingAddress, MailingAddress, Address).
 
 Route names (what `GET /_sandbox/requests` counts and fault rules' `route` matches):
 

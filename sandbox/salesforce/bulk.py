@@ -34,6 +34,7 @@ from typing import Any
 
 from crmsync.sandbox.common import sf_id
 
+from .compound import BULK_COMPOUND_MESSAGE, is_compound
 from .schema import format_datetime, parse_datetime
 from .soql import CompiledQuery, compile_query
 from .store import Row, Store, WriteError
@@ -82,6 +83,8 @@ class BulkJobs:
         compiled = compile_query(self.store, text)
         if compiled.count_only or compiled.aggregates:
             raise WriteError("INVALIDJOB", "InvalidJob : Aggregate queries are not supported by Bulk API 2.0")
+        if any(is_compound(p.field.type) for p in compiled.paths):
+            raise WriteError("INVALID_FIELD", BULK_COMPOUND_MESSAGE)
         with self.store.lock:
             rows = compiled.run(include_deleted=operation == "queryAll")
         with self._lock:

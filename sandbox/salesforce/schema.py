@@ -28,6 +28,7 @@ NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
 ID_TYPES = frozenset({"id", "reference"})
 
 _SOAP_TYPES = {
+    "address": "urn:address",
     "id": "tns:ID",
     "reference": "tns:ID",
     "boolean": "xsd:boolean",
@@ -87,6 +88,9 @@ class Field:
     # permission set or profile grants it (crm-api-notes §7: simple-salesforce#621,
     # restforce#353, ForceCLI/force#163). Required fields are visible to everyone.
     restricted: bool = False
+    # A component of a compound field (BillingCity of BillingAddress): describe's
+    # compoundFieldName. The compound itself is type "address" (compound.py).
+    compound_field_name: str | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -114,6 +118,12 @@ def _ro(name: str, type_: str, **kw: Any) -> Field:
 
 def _ref(name: str, *to: str, rel: str | None = None, **kw: Any) -> Field:
     return Field(name, "reference", reference_to=to, relationship_name=rel or name[:-2], **kw)
+
+
+def address_field(name: str) -> Field:
+    """A compound address field (compound.py): read-only, not filterable; SOQL answers
+    it as an object built from its components (BillingCity, ... of BillingAddress)."""
+    return Field(name, "address", createable=False, updateable=False, filterable=False)
 
 
 def _system(deletable: bool = True) -> list[Field]:
@@ -186,6 +196,7 @@ def standard_objects() -> list[SObject]:
             Field("Title", "string", length=80),
             Field("Department", "string", length=80),
             _ref("ProfileId", "Profile"),
+            address_field("Address"),
         ]),
         SObject("Account", "Account", "001", _system() + [
             _ref("MasterRecordId", "Account", rel="MasterRecord", createable=False, updateable=False),
@@ -197,8 +208,9 @@ def standard_objects() -> list[SObject]:
             Field("Industry", "picklist", picklist=("Agriculture", "Banking", "Technology", "Healthcare", "Retail", "Other")),
             Field("AnnualRevenue", "currency", precision=18, scale=0),
             Field("NumberOfEmployees", "int", precision=8),
-            Field("BillingCity", "string", length=40),
-            Field("BillingCountry", "string", length=80),
+            Field("BillingCity", "string", length=40, compound_field_name="BillingAddress"),
+            Field("BillingCountry", "string", length=80, compound_field_name="BillingAddress"),
+            address_field("BillingAddress"),
             Field("Description", "textarea"),
             dataclass_replace(owner),
             _ro("LastActivityDate", "date"),
@@ -217,6 +229,7 @@ def standard_objects() -> list[SObject]:
             Field("Title", "string", length=128),
             Field("Department", "string", length=80),
             Field("Description", "textarea"),
+            address_field("MailingAddress"),
             dataclass_replace(owner),
             Field("HasOptedOutOfEmail", "boolean", nillable=False, default=False),
             _ro("LastActivityDate", "date"),
@@ -394,6 +407,7 @@ def describe_field(f: Field) -> dict[str, Any]:
         "calculated": f.calculated,
         "caseSensitive": False,
         "createable": f.createable,
+        "compoundFieldName": f.compound_field_name,
         "custom": f.custom,
         "defaultValue": f.default if f.type != "boolean" else bool(f.default),
         "defaultedOnCreate": f.default is not None or f.name in ("Id", "OwnerId", "CreatedDate"),

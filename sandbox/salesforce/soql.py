@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .compound import is_compound
 from .schema import (
     ID_TYPES,
     NUMBER_TYPES,
@@ -578,9 +579,8 @@ def _json_node(node: Node, version: str, store: Store) -> Callable[[Table, Row],
         for key, col, name, child, child_t in items:
             parts.append(key)
             if child is None:
-                if col is None:
-                    col = t.cols.get(name.lower())
-                    v = row[col] if col is not None and col < n else None
+                if col is None:  # a polymorphic parent's field or a compound field
+                    v = t.value(row, name)
                 else:
                     v = row[col] if col < n else None
                 enc = encoders.get(v.__class__)
@@ -752,6 +752,8 @@ class _Compiler:
             if "f:" + name not in node.index:
                 node.index["f:" + name] = len(node.items)
                 col = t.cols[name.lower()] if t is not None else None
+                if is_compound(path.field.type):
+                    col = None  # rendered by name, from its components (compound.py)
                 node.items.append(("f", name, col))
         return root
 

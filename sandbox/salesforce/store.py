@@ -49,6 +49,7 @@ from typing import Any
 
 from crmsync.sandbox.common import id18, sf_id
 
+from .compound import address_value
 from .schema import (
     CLOSED_TASK_STATUSES,
     ID_TYPES,
@@ -189,6 +190,9 @@ class Table:
         return row[col] if col < len(row) else None
 
     def value(self, row: Row, name: str) -> Any:
+        f = self.fields.get(name.lower())
+        if f is not None and f.type == "address":  # built from its components (compound.py)
+            return address_value(self, row, f.name)
         col = self.cols.get(name.lower())
         return None if col is None else (row[col] if col < len(row) else None)
 
