@@ -13,7 +13,10 @@ bouncing and most as stale too: the most flags per contact, reported separately.
 
 Then, in a fresh child process so the peak RSS is its alone, one run's rules
 step with default settings: stream every account view, evaluate every rule,
-store the flags, and plan the write-back (sync/run.py's evaluate and plan).
+store the flags, and plan the write-back (sync/run.py's evaluate and plan);
+`--step evaluate` stops after the flags (the results are then kept, as the
+planner needed them, only by the code from before issue 14, which evaluated
+everything before planning).
 Prints wall and CPU seconds (CPU is the figure to compare on a shared machine),
 accounts/s, flags by rule, planned writes and the peak RSS (VmHWM).
 """
@@ -42,7 +45,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(path: str) -> None:
+def child(path: str, step: str) -> None:
     from crmsync import rules
     from crmsync.state.db import open_db
     from crmsync.sync import evaluate as evaluate_mod
@@ -55,11 +58,17 @@ def child(path: str) -> None:
     settings, writeback = rules.RuleSettings(), WritebackSettings()
     base = _peak_rss_mb()
     t0, c0 = time.monotonic(), time.process_time()
-    if hasattr(evaluate_mod, "evaluate_and_plan"):  # streamed: one pass, chunk by chunk
+    streamed = hasattr(evaluate_mod, "evaluate_and_plan")  # else: all at once (before issue 14)
+    the_plan = None
+    if step == "evaluate" and streamed:  # views, rules, flags stored; no result kept
+        ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now, keep_results=False)
+    elif step == "evaluate":  # every result kept for the planner, as sync/run.py did
+        ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now)
+    elif streamed:  # one pass, chunk by chunk
         ev, the_plan = evaluate_mod.evaluate_and_plan(
             db, crm, settings, writeback, as_of=now, seen_at=now
         )
-    else:  # all at once: every result kept, then planned
+    else:
         ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now)
         the_plan = plan_mod.plan(db, crm, ev.results, writeback, as_of=now)
     wall, cpu = time.monotonic() - t0, time.process_time() - c0
@@ -68,7 +77,7 @@ def child(path: str) -> None:
         "accounts": ev.accounts, "contacts": contacts, "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1), "accounts_per_s": round(ev.accounts / wall),
         "flags": dict(ev.by_rule), "flag_changes": ev.changes.counts if ev.changes else None,
-        "planned": {k: v for k, v in the_plan.counts().items() if v},
+        "planned": {k: v for k, v in the_plan.counts().items() if v} if the_plan else None,
         "rss_at_start_mb": round(base), "peak_rss_mb": round(_peak_rss_mb()),
     }))
 
@@ -81,10 +90,13 @@ def main() -> int:
     p.add_argument("--per", type=int, default=10, help="worst: contacts per account")
     p.add_argument("--mirror", help="an existing mirror to evaluate (skips the build)")
     p.add_argument("--keep", help="build the mirror at this path (and keep it)")
+    p.add_argument("--step", choices=("plan", "evaluate"), default="plan",
+                   help="plan: evaluate and plan (a run); evaluate: views, rules, flags stored")
+    p.add_argument("--runs", type=int, default=2, help="runs over the same copy (1: a first sync)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.step)
         return 0
     if args.mirror:
         path = Path(args.mirror)
@@ -104,8 +116,11 @@ def main() -> int:
     # (the steady state: nothing changed since).
     work = Path(tempfile.mkdtemp(prefix="crmsync-bench-run-")) / "mirror.db"
     _copy(path, work)
-    for run in (1, 2):
-        out = subprocess.run([sys.executable, __file__, "--child", str(work)], capture_output=True, text=True, check=True)
+    for run in range(1, args.runs + 1):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(work), "--step", args.step],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
         print(f"run {run}:", out.stdout.strip().splitlines()[-1])
     work.unlink()
     return 0
