@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,14 +116,16 @@ def main() -> int:
     # Evaluate a copy: run 1 opens every flag (a first sync), run 2 finds them all again
     # (the steady state: nothing changed since).
     work = Path(tempfile.mkdtemp(prefix="crmsync-bench-run-")) / "mirror.db"
-    _copy(path, work)
-    for run in range(1, args.runs + 1):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(work), "--step", args.step],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        print(f"run {run}:", out.stdout.strip().splitlines()[-1])
-    work.unlink()
+    try:
+        _copy(path, work)
+        for run in range(1, args.runs + 1):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(work), "--step", args.step],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            print(f"run {run}:", out.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work.parent, ignore_errors=True)
     return 0
 
 
