@@ -349,6 +349,26 @@ def m006_enrichment_cache(db: sqlite_utils.Database) -> None:
             db.execute(statement)
 
 
+@MIGRATIONS()
+def m007_flag_rules_seen(db: sqlite_utils.Database) -> None:
+    """When each rule last ran over each CRM (state/flags.py): a flag found again unchanged
+    is not rewritten, so an open flag's last_seen is its rule's last run, read from here.
+
+    Filled from the flags: every flag found by a rule's last run was stamped with it."""
+    db.execute(
+        """CREATE TABLE flag_rules (
+    crm TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (crm, rule)
+)"""
+    )
+    db.execute(
+        "INSERT INTO flag_rules (crm, rule, seen_at)"
+        " SELECT crm, rule, max(last_seen) FROM flags GROUP BY crm, rule"
+    )
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

@@ -1,8 +1,15 @@
 """Evaluate: every account view of the mirror through the rules, flags into state.
 
-Views stream from a few ordered queries (state/views.py), so memory stays flat
-in the number of contacts; the per-account results (flags, coverage, contact
-statuses) are kept for the planner, which needs them per account.
+Streamed a chunk of accounts at a time (CHUNK), so memory does not grow with
+the org: views come from a few ordered queries (state/views.py), each chunk's
+flags are staged into the flags table (state/flags.py `FlagRun`: a flag found
+again unchanged is not rewritten) and its results handed to `on_chunk` (the
+planner, sync/plan.py `Planner`), then dropped. After the last chunk the flags
+no chunk found are resolved in one set-based statement. `evaluate_and_plan` is
+the two together, as a run does them (sync/run.py).
+
+With `store` the whole step is one transaction (the views read one snapshot;
+a failure stores no flag); without it (a plan or dry run) nothing is written.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,22 +28,30 @@ from crmsync import rules
 from crmsync.rules import AccountResult, RuleSettings
 from crmsync.state import flags as flag_store
 from crmsync.state import views
+from crmsync.state.db import transaction
+
+from . import plan as plan_mod
+from .writeback_settings import WritebackSettings
 
 log = logging.getLogger(__name__)
+
+CHUNK = 500  # accounts per chunk: flags staged, results planned, then dropped
+
+OnChunk = Callable[[Mapping[str, AccountResult]], None]
 
 
 @dataclass
 class Evaluation:
     crm: str
-    results: dict[str, AccountResult] = field(default_factory=dict)  # by account id
+    # by account id; only when asked (`keep_results`): streamed runs keep none
+    results: dict[str, AccountResult] = field(default_factory=dict)
     changes: flag_store.FlagChanges | None = None
     accounts: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
+    coverage: Counter[str] = field(default_factory=Counter)  # accounts by coverage status
 
     def coverage_counts(self) -> Counter[str]:
-        return Counter(
-            str(r.coverage.status) for r in self.results.values() if r.coverage is not None
-        )
+        return Counter(self.coverage)
 
 
 def evaluate(
@@ -45,31 +62,87 @@ def evaluate(
     as_of: datetime,
     seen_at: datetime,
     store: bool = True,
+    on_chunk: OnChunk | None = None,
+    keep_results: bool | None = None,
+    chunk_size: int = CHUNK,
 ) -> Evaluation:
     """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
 
     With `store=False` (a plan or dry run) nothing is written: `changes` then
-    says what storing would have changed.
+    says what storing would have changed. `on_chunk` gets each chunk's results
+    (account id -> result, ids ascending, chunk after chunk). The results are kept
+    in `results` when `keep_results` says so; by default only without `on_chunk`.
     """
+    keep = on_chunk is None if keep_results is None else keep_results
     ev = Evaluation(crm)
-    all_flags = []
-    for view in views.iter_account_views(db, crm):
-        result = rules.evaluate_account(view, settings, as_of)
-        # Keep what the planner reads; `facts` holds the whole view (every contact,
-        # role and change) and would keep the mirror in memory account by account.
-        ev.results[view.id] = dataclasses.replace(result, facts=None)
-        ev.accounts += 1
-        for f in result.flags:
-            all_flags.append(f)
-            if not f.suppressed:
-                ev.by_rule[f.rule] += 1
     rules_run = set(rules.RULE_NAMES)
-    if store:
-        ev.changes = flag_store.sync_flags(db, crm, all_flags, seen_at=seen_at, rules_run=rules_run)
-    else:
-        ev.changes = flag_store.preview_flags(db, crm, all_flags, rules_run=rules_run)
+    with _transaction(db, store):
+        staged = flag_store.FlagRun(
+            db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep
+        )
+        for chunk in _chunks(db, crm, settings, as_of, chunk_size):
+            for result in chunk.values():
+                ev.accounts += 1
+                if result.coverage is not None:
+                    ev.coverage[str(result.coverage.status)] += 1
+                for f in result.flags:
+                    if not f.suppressed:
+                        ev.by_rule[f.rule] += 1
+            staged.stage(f for result in chunk.values() for f in result.flags)
+            if on_chunk is not None:
+                on_chunk(chunk)
+            if keep:
+                ev.results.update(chunk)
+        ev.changes = staged.finish()
     log.info(
         "rules evaluated",
         extra={"crm": crm, "accounts": ev.accounts, **{f"flags_{k}": v for k, v in ev.by_rule.items()}},
     )
     return ev
+
+
+def evaluate_and_plan(
+    db: sqlite_utils.Database,
+    crm: str,
+    settings: RuleSettings,
+    writeback: WritebackSettings,
+    *,
+    as_of: datetime,
+    seen_at: datetime,
+    store: bool = True,
+    chunk_size: int = CHUNK,
+) -> tuple[Evaluation, plan_mod.Plan]:
+    """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
+    the same flags and Plan as `evaluate` then `plan` over every result, in memory
+    that holds one chunk's results."""
+    planner = plan_mod.Planner(db, crm, writeback, as_of=as_of)
+    ev = evaluate(
+        db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
+        on_chunk=planner.add, chunk_size=chunk_size,
+    )  # fmt: skip
+    return ev, planner.finish()
+
+
+def _chunks(
+    db: sqlite_utils.Database, crm: str, settings: RuleSettings, as_of: datetime, size: int
+) -> Iterator[dict[str, AccountResult]]:
+    chunk: dict[str, AccountResult] = {}
+    for view in views.iter_account_views(db, crm):
+        result = rules.evaluate_account(view, settings, as_of)
+        # Keep what the planner reads; `facts` holds the whole view (every contact,
+        # role and change) and would keep the mirror in memory account by account.
+        chunk[view.id] = dataclasses.replace(result, facts=None)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = {}
+    if chunk:
+        yield chunk
+
+
+@contextmanager
+def _transaction(db: sqlite_utils.Database, store: bool) -> Iterator[None]:
+    if store:
+        with transaction(db):
+            yield
+    else:
+        yield

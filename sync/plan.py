@@ -204,43 +204,67 @@ def decide(
     `evaluated` every account id the rules looked at (a deleted one included):
     their crmsync tasks that no finding wants any more are completed. Pure.
     """
-    owners = Owners(
-        settings.default_owner.get(crm), held.owner_active, held.inactive_owners,
-        held.fallback_owner,
-    )  # fmt: skip
-    guard = Guard(held.handed_back, settings.ownership_guard)
-    lifecycle = TaskLifecycle(crm, settings, as_of, owners, guard)
-    items: list[Write] = []
-    conflicts: list[Conflict] = []
+    decider = Decider(crm, held, settings, as_of=as_of)
     for account in accounts:
+        decider.account(account)
+    return decider.finish(evaluated, held.gone_accounts)
+
+
+class Decider:
+    """`decide()` an account at a time: `account` for each, in id order, then `finish`.
+
+    What it keeps between accounts is what the plan needs at the end: the writes
+    and conflicts found so far and the tasks the accounts want; never the accounts'
+    results. Pure, like `decide`.
+    """
+
+    def __init__(
+        self, crm: str, held: CrmHeld, settings: WritebackSettings, *, as_of: datetime
+    ) -> None:
+        self.crm, self.held, self.settings, self.as_of = crm, held, settings, as_of
+        self.owners = Owners(
+            settings.default_owner.get(crm), held.owner_active, held.inactive_owners,
+            held.fallback_owner,
+        )  # fmt: skip
+        self.guard = Guard(held.handed_back, settings.ownership_guard)
+        self.lifecycle = TaskLifecycle(crm, settings, as_of, self.owners, self.guard)
+        self.items: list[Write] = []
+        self.conflicts: list[Conflict] = []
+
+    def account(self, account: AccountInput) -> None:
+        crm, owners = self.crm, self.owners
         facts = _facts(crm, account.row, account.result)
         where = Where(facts.id, owners.of(facts.id, facts.owner_id), account.row.name)
-        _fields(crm, account, guard, where, items, conflicts)
-        if settings.tasks:
-            lifecycle.want(account.result, facts, account.people)
-    lifecycle.settle(held.tasks, held.task_written, evaluated, held.gone_accounts)
-    items += lifecycle.items
-    conflicts += lifecycle.conflicts
-    creates, capped = _cap(lifecycle.creates, settings.max_new_tasks_per_owner)
-    if capped:
-        log.info("new tasks held by the per-owner cap", extra={"crm": crm, "held": len(capped)})
-    if owners.fallback_accounts:
-        fallback = sorted(owners.fallback_accounts)
-        log.warning(
-            "accounts without an active owner: their tasks go to the owner with the most "
-            "accounts; set [writeback] default_owner to choose who gets them",
-            extra={"crm": crm, "owner_id": owners.fallback,
-                   "accounts": len(fallback), "account_ids": fallback[:50]},
-        )  # fmt: skip
-    used = {i.owner_id for i in items + creates + capped} | {c.owner_id for c in conflicts}
-    return Plan(
-        crm=crm,
-        as_of=as_of,
-        items=tuple(items + creates),
-        conflicts=tuple(conflicts),
-        held=tuple(capped),
-        owner_names={o: n for o, n in held.owner_names.items() if o in used},
-    )
+        _fields(crm, account, self.guard, where, self.items, self.conflicts)
+        if self.settings.tasks:
+            self.lifecycle.want(account.result, facts, account.people)
+
+    def finish(self, evaluated: Collection[str], gone_accounts: Collection[str]) -> Plan:
+        crm, held, owners, lifecycle = self.crm, self.held, self.owners, self.lifecycle
+        items, conflicts = self.items, self.conflicts
+        lifecycle.settle(held.tasks, held.task_written, evaluated, gone_accounts)
+        items += lifecycle.items
+        conflicts += lifecycle.conflicts
+        creates, capped = _cap(lifecycle.creates, self.settings.max_new_tasks_per_owner)
+        if capped:
+            log.info("new tasks held by the per-owner cap", extra={"crm": crm, "held": len(capped)})
+        if owners.fallback_accounts:
+            fallback = sorted(owners.fallback_accounts)
+            log.warning(
+                "accounts without an active owner: their tasks go to the owner with the most "
+                "accounts; set [writeback] default_owner to choose who gets them",
+                extra={"crm": crm, "owner_id": owners.fallback,
+                       "accounts": len(fallback), "account_ids": fallback[:50]},
+            )  # fmt: skip
+        used = {i.owner_id for i in items + creates + capped} | {c.owner_id for c in conflicts}
+        return Plan(
+            crm=crm,
+            as_of=self.as_of,
+            items=tuple(items + creates),
+            conflicts=tuple(conflicts),
+            held=tuple(capped),
+            owner_names={o: n for o, n in held.owner_names.items() if o in used},
+        )
 
 
 def _fields(
@@ -320,25 +344,57 @@ def plan(
     open crmsync tasks whose account was deleted from the CRM (completed).
     Reads the mirror in batches of accounts; writes nothing.
     """
-    store = Reader(db, crm)
-    tasks = store.tasks()
-    evaluated = frozenset(results_by_account)
-    held = CrmHeld(
-        tasks=tasks,
-        task_written=outbox.written(
-            db, crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
-        ),
-        gone_accounts=store.deleted_accounts(
-            {k.account_id for k in map(TaskKey.parse, tasks) if k} - evaluated
-        ),
-        owner_active=store.owner_states(),
-        inactive_owners=store.inactive_owners(),
-        fallback_owner=views.owner_with_most_accounts(db, crm),
-        owner_names=store.all_owner_names(),
-        handed_back=conflict_store.handed_back(db, crm),
-    )
-    accounts = _read_accounts(db, store, results_by_account)
-    return decide(crm, accounts, held, settings, as_of=as_of, evaluated=evaluated)
+    planner = Planner(db, crm, settings, as_of=as_of)
+    planner.add(results_by_account)
+    return planner.finish()
+
+
+class Planner:
+    """`plan()` fed a chunk of evaluated accounts at a time (sync/evaluate.py streams them).
+
+    `add` each chunk's results as the rules produce them, chunks in account id
+    order; `finish` gives the same Plan as `plan()` over all of them at once. The
+    results are read and dropped chunk by chunk; the planner keeps the evaluated
+    account ids and what `Decider` keeps. Reads the mirror; writes nothing.
+    """
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        crm: str,
+        settings: WritebackSettings,
+        *,
+        as_of: datetime,
+    ) -> None:
+        self.db = db
+        self.store = store = Reader(db, crm)
+        self.tasks = tasks = store.tasks()
+        self.held = CrmHeld(
+            tasks=tasks,
+            task_written=outbox.written(
+                db, crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
+            ),
+            owner_active=store.owner_states(),
+            inactive_owners=store.inactive_owners(),
+            fallback_owner=views.owner_with_most_accounts(db, crm),
+            owner_names=store.all_owner_names(),
+            handed_back=conflict_store.handed_back(db, crm),
+        )
+        self.decider = Decider(crm, self.held, settings, as_of=as_of)
+        self.evaluated: set[str] = set()
+
+    def add(self, results_by_account: Mapping[str, AccountResult]) -> None:
+        """One chunk of evaluated accounts (ids after those of every chunk before)."""
+        self.evaluated.update(results_by_account)
+        for account in _read_accounts(self.db, self.store, results_by_account):
+            self.decider.account(account)
+
+    def finish(self) -> Plan:
+        evaluated = frozenset(self.evaluated)
+        gone = self.store.deleted_accounts(
+            {k.account_id for k in map(TaskKey.parse, self.tasks) if k} - evaluated
+        )
+        return self.decider.finish(evaluated, gone)
 
 
 def _read_accounts(

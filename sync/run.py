@@ -3,8 +3,8 @@
     run_all(cfg, crm=None, opts)          the CLI's `sync` and `plan`
       run_once(cfg, crm, opts)            one CRM, under the mirror's writer lock
         pull.pull(...)                    connector pages -> mirror, page + cursor per commit
-        evaluate.evaluate(...)            mirror -> rules -> flags (state)
-        plan.plan(...) / plan.enqueue     flags + coverage -> outbox (diffed, guarded)
+        evaluate.evaluate_and_plan(...)   mirror -> rules -> flags (state) -> plan, chunk by chunk
+        plan.enqueue                      flags + coverage -> outbox (diffed, guarded)
         conflicts.track(...)              values that are not crmsync's: recorded, logged once
         drain.drain(...)                  outbox -> connector.write -> outbox marks
 
@@ -300,10 +300,10 @@ def _steps(
     report.as_of = as_of
     if not opts.preview:  # turned off, it forgets what it cached
         report.enrichment = _enrich(cfg, db, crm, as_of, started)
-    report.evaluation = evaluate_mod.evaluate(
-        db, crm, cfg.rules, as_of=as_of, seen_at=started, store=not opts.preview
+    # Evaluated and planned a chunk of accounts at a time: memory does not grow with the org.
+    report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
+        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview
     )
-    the_plan = plan_mod.plan(db, crm, report.evaluation.results, cfg.writeback, as_of=as_of)
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
     the_plan, report.conflicts = conflicts_mod.track(

@@ -134,3 +134,36 @@ def test_preview_says_what_sync_would_change_and_changes_nothing(db) -> None:
     assert (preview.opened, preview.kept, preview.resolved) == (
         stored.opened, stored.kept, stored.resolved
     )
+
+
+def test_unchanged_flag_is_not_written_yet_reads_as_seen_again(db) -> None:
+    sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(0), rules_run=RULES)
+    raw = db.conn.execute("SELECT * FROM flags ORDER BY key").fetchall()
+    again = sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(60), rules_run=RULES)
+    assert again.counts["kept"] == 2 and again.written == 0
+    assert db.conn.execute("SELECT * FROM flags ORDER BY key").fetchall() == raw
+    assert {(f["first_seen"], f["last_seen"]) for f in list_flags(db)} == {(at(0), at(60))}
+    # resolved later: last seen by the run before (the one at 60), as when it was rewritten
+    gone = sync_flags(db, "salesforce", [flag("C1")], seen_at=at(120), rules_run=RULES)
+    assert gone.resolved == ["stale_contact:salesforce:A1:C2"] and gone.written == 1
+    c1, c2 = list_flags(db)
+    assert (c1["last_seen"], c2["last_seen"], c2["resolved_at"]) == (at(120), at(60), at(120))
+
+
+def test_flag_rules_filled_from_an_older_mirror(db) -> None:
+    """m007: a mirror whose flags were all rewritten each run learns each rule's last run."""
+    from crmsync.state.db import encode_datetime
+    from crmsync.state.migrations import apply_migrations
+
+    sync_flags(db, "salesforce", [flag("C1"), flag("C2")], seen_at=at(0), rules_run=RULES)
+    sync_flags(db, "salesforce", [flag("C1", severity=Severity.HIGH)], seen_at=at(60),
+               rules_run=RULES)  # fmt: skip
+    before = list_flags(db)
+    db.execute("DROP TABLE flag_rules")
+    db.execute("DELETE FROM _migrations WHERE name = 'm007_flag_rules_seen'")
+    db.conn.commit()
+    assert apply_migrations(db) == ["m007_flag_rules_seen"]
+    assert db.execute("SELECT crm, rule, seen_at FROM flag_rules").fetchall() == [
+        ("salesforce", "stale_contact", encode_datetime(at(60)))
+    ]
+    assert list_flags(db) == before
