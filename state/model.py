@@ -232,6 +232,9 @@ class Account:
     exemption: str | None = None
     modified_at: datetime | None = None
     deleted_at: datetime | None = None
+    # crmsync's own fields as the CRM holds them (the write-back compares with them);
+    # not a rule input, so not part of equality.
+    owned: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,8 @@ class Contact:
     exemption: str | None = None
     modified_at: datetime | None = None
     deleted_at: datetime | None = None
+    # crmsync's own fields as the CRM holds them (as on Account).
+    owned: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:

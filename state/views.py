@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlite_utils
 
-from crmsync.state.db import decode, decoder_for, dumps
+from crmsync.state.db import decode, decoder_for, dumps, loads
 from crmsync.state.model import (
     COLUMNS,
     Account,
@@ -63,13 +63,15 @@ class _Decoder:
     """
 
     def __init__(self, cls: type[Any], obj: ObjectType, prefix: str = "") -> None:
-        stored = {"crm", "id", "modified_at", "deleted_at", *COLUMNS[obj]}
+        stored = {"crm", "id", "modified_at", "deleted_at", "owned", *COLUMNS[obj]}
         self.cls = cls
         self.fields = [f.name for f in dataclasses.fields(cls) if f.name in stored]
         self._positional = len(self.fields) == len(dataclasses.fields(cls))
         self.select = ", ".join(f"{prefix}{name}" for name in self.fields)
         self._convert: list[tuple[int, Callable[[Any], Any]]] = [
-            (i, decoder_for(name)) for i, name in enumerate(self.fields) if _needs_decode(name)
+            (i, _owned if name == "owned" else decoder_for(name))
+            for i, name in enumerate(self.fields)
+            if _needs_decode(name)
         ]
 
     def __call__(self, row: Sequence[Any]) -> Any:
@@ -82,7 +84,12 @@ class _Decoder:
 
 
 def _needs_decode(column: str) -> bool:
-    return decode(column, None) is not None or column.endswith(("_at", "_date"))
+    return column == "owned" or decode(column, None) is not None or column.endswith(("_at", "_date"))
+
+
+def _owned(value: str | None) -> dict[str, Any]:
+    """The stored JSON of crmsync's own fields (none: {})."""
+    return loads(value) or {}
 
 
 _ACCOUNT = _Decoder(Account, ObjectType.ACCOUNT, "a.")

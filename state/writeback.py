@@ -109,7 +109,8 @@ def _json(value: Any) -> Any:
 
 
 def contact_name(first: str | None, last: str | None, cid: str) -> str:
-    full = " ".join(p for p in (first, last) if p)
+    """As Contact.display_name: a blank part is left out; no name at all is `contact <id>`."""
+    full = " ".join(p for p in (first, last) if p and p.strip())
     return full or f"contact {cid}"
 
 

@@ -29,6 +29,7 @@ from crmsync.rules import AccountResult, RuleSettings
 from crmsync.state import flags as flag_store
 from crmsync.state import views
 from crmsync.state.db import transaction
+from crmsync.state.model import AccountView
 
 from . import plan as plan_mod
 from .writeback_settings import WritebackSettings
@@ -37,7 +38,9 @@ log = logging.getLogger(__name__)
 
 CHUNK = 500  # accounts per chunk: flags staged, results planned, then dropped
 
-OnChunk = Callable[[Mapping[str, AccountResult]], None]
+# A chunk's results and the views they came from, by account id (the planner reads what
+# the CRM holds from the views: nothing is read from the mirror twice).
+OnChunk = Callable[[Mapping[str, AccountResult], Mapping[str, AccountView]], None]
 
 
 @dataclass
@@ -80,7 +83,7 @@ def evaluate(
         staged = flag_store.FlagRun(
             db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep
         )
-        for chunk in _chunks(db, crm, settings, as_of, chunk_size):
+        for chunk, seen in _chunks(db, crm, settings, as_of, chunk_size):
             for result in chunk.values():
                 ev.accounts += 1
                 if result.coverage is not None:
@@ -90,7 +93,7 @@ def evaluate(
                         ev.by_rule[f.rule] += 1
             staged.stage(f for result in chunk.values() for f in result.flags)
             if on_chunk is not None:
-                on_chunk(chunk)
+                on_chunk(chunk, seen)
             if keep:
                 ev.results.update(chunk)
         ev.changes = staged.finish()
@@ -125,18 +128,20 @@ def evaluate_and_plan(
 
 def _chunks(
     db: sqlite_utils.Database, crm: str, settings: RuleSettings, as_of: datetime, size: int
-) -> Iterator[dict[str, AccountResult]]:
+) -> Iterator[tuple[dict[str, AccountResult], dict[str, AccountView]]]:
+    """(results, views) of `size` accounts at a time; both are dropped after the chunk."""
     chunk: dict[str, AccountResult] = {}
+    seen: dict[str, AccountView] = {}
     for view in views.iter_account_views(db, crm):
         result = rules.evaluate_account(view, settings, as_of)
-        # Keep what the planner reads; `facts` holds the whole view (every contact,
-        # role and change) and would keep the mirror in memory account by account.
+        # `facts` holds the view again; results outlive the chunk when kept (keep_results).
         chunk[view.id] = dataclasses.replace(result, facts=None)
+        seen[view.id] = view
         if len(chunk) >= size:
-            yield chunk
-            chunk = {}
+            yield chunk, seen
+            chunk, seen = {}, {}
     if chunk:
-        yield chunk
+        yield chunk, seen
 
 
 @contextmanager

@@ -65,6 +65,7 @@ import sqlite_utils
 from crmsync.state import conflicts as conflict_store
 from crmsync.state import outbox, views
 from crmsync.state.model import (
+    AccountView,
     Coverage,
     Flag,
     HygieneStatus,
@@ -383,10 +384,20 @@ class Planner:
         self.decider = Decider(crm, self.held, settings, as_of=as_of)
         self.evaluated: set[str] = set()
 
-    def add(self, results_by_account: Mapping[str, AccountResult]) -> None:
-        """One chunk of evaluated accounts (ids after those of every chunk before)."""
+    def add(
+        self,
+        results_by_account: Mapping[str, AccountResult],
+        views_by_account: Mapping[str, AccountView] | None = None,
+    ) -> None:
+        """One chunk of evaluated accounts (ids after those of every chunk before). With the
+        views the rules read (sync/evaluate.py), what the CRM holds for the accounts and
+        their contacts comes from them; without, it is read from the mirror."""
         self.evaluated.update(results_by_account)
-        for account in _read_accounts(self.db, self.store, results_by_account):
+        if views_by_account is None:
+            accounts = _read_accounts(self.db, self.store, results_by_account)
+        else:
+            accounts = _from_views(self.db, self.store, results_by_account, views_by_account)
+        for account in accounts:
             self.decider.account(account)
 
     def finish(self) -> Plan:
@@ -418,6 +429,52 @@ def _read_accounts(
                 continue
             yield AccountInput(row, results[account_id], contacts.get(account_id, []),
                                written.get(account_id, {}), written_contacts, people)  # fmt: skip
+
+
+def _from_views(
+    db: sqlite_utils.Database,
+    store: Reader,
+    results: Mapping[str, AccountResult],
+    views_by_account: Mapping[str, AccountView],
+) -> Iterator[AccountInput]:
+    """`_read_accounts` from the views the rules just read (the same rows: live accounts,
+    live contacts with crmsync's fields as the CRM holds them); only crmsync's last
+    writes (the outbox) and people a flag names who are neither at the account nor
+    former contacts of it are read."""
+    crm = store.crm
+    ids = sorted(results)
+    written = outbox.written(db, crm, ObjectType.ACCOUNT, ids)
+    contact_ids = [c.id for a in ids for c in views_by_account[a].contacts]
+    written_contacts = outbox.written(db, crm, ObjectType.CONTACT, contact_ids)
+    people = {
+        c.id: T.Person(c.id, c.name, c.title)
+        for a in ids
+        for c in (*views_by_account[a].former_contacts, *views_by_account[a].contacts)
+    }
+    flagged = {f.contact_id or f.subject_id for a in ids for f in results[a].flags or ()}
+    for named in store.people(sorted(flagged - set(people))).values():
+        people[named.id] = T.Person(named.id, named.name, named.title)
+    for account_id in ids:
+        view = views_by_account[account_id]
+        account = view.account
+        row = AccountRow(
+            id=account.id,
+            name=account.name or f"account {account.id}",
+            owner_id=account.owner_id,
+            deleted=account.deleted_at is not None,
+            owned=account.owned,
+        )
+        if row.deleted:
+            continue
+        contacts = [
+            ContactRow(
+                id=c.id, account_id=c.account_id, name=c.name, title=c.title,
+                deleted=c.deleted_at is not None, owned=c.owned,
+            )  # fmt: skip
+            for c in sorted(view.contacts, key=lambda c: c.id)
+        ]
+        yield AccountInput(row, results[account_id], contacts,
+                           written.get(account_id, {}), written_contacts, people)  # fmt: skip
 
 
 # ---------------------------------------------------------------- enqueue
