@@ -180,21 +180,14 @@ class AccountLine:
         return self.status is CoverageStatus.GREEN and not self.findings and not self.tasks
 
 
-@dataclass
-class OwnerLine:
-    key: str
-    name: str
-    active: bool
-    anchor: str
-    accounts: list[AccountLine] = field(default_factory=list)
+class _Accounts:
+    """What a set of accounts adds up to (an owner's, the whole book's)."""
+
+    accounts: list[AccountLine]
 
     @property
     def coverage(self) -> Counter[CoverageStatus]:
         return Counter(a.status for a in self.accounts)
-
-    @property
-    def findings(self) -> Counter[Severity]:
-        return Counter(f.severity for a in self.accounts for f in a.findings)
 
     @property
     def open_tasks(self) -> int:
@@ -203,6 +196,19 @@ class OwnerLine:
     @property
     def overdue_tasks(self) -> int:
         return sum(t.overdue for a in self.accounts for t in a.tasks)
+
+
+@dataclass
+class OwnerLine(_Accounts):
+    key: str
+    name: str
+    active: bool
+    anchor: str
+    accounts: list[AccountLine] = field(default_factory=list)
+
+    @property
+    def findings(self) -> Counter[Severity]:
+        return Counter(f.severity for a in self.accounts for f in a.findings)
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,7 @@ class TrendPoint:
 
 
 @dataclass
-class Book:
+class Book(_Accounts):
     as_of: datetime
     as_of_by_crm: dict[str, datetime]
     crms: list[str]
@@ -237,12 +243,8 @@ class Book:
     not_evaluated: list[str]  # CRMs with accounts in the mirror but no evaluation yet
 
     @property
-    def accounts(self) -> list[AccountLine]:
+    def accounts(self) -> list[AccountLine]:  # type: ignore[override]
         return [a for o in self.owners for a in o.accounts]
-
-    @property
-    def coverage(self) -> Counter[CoverageStatus]:
-        return Counter(a.status for a in self.accounts)
 
     def coverage_by_tier(self) -> list[tuple[Tier, Counter[CoverageStatus]]]:
         out = []
@@ -255,14 +257,6 @@ class Book:
     @property
     def findings(self) -> Counter[tuple[str, Severity]]:
         return Counter((f.rule, f.severity) for a in self.accounts for f in a.findings)
-
-    @property
-    def open_tasks(self) -> int:
-        return sum(len(a.tasks) for a in self.accounts)
-
-    @property
-    def overdue_tasks(self) -> int:
-        return sum(t.overdue for a in self.accounts for t in a.tasks)
 
     @property
     def filtered(self) -> bool:
