@@ -265,10 +265,18 @@ class Contact:
         return self.display_name()
 
     def display_name(self, fallback: str | None = None) -> str:
-        """The contact's name as people read it, the one place it is made: first and last
-        name (a blank part left out); without either, `fallback` (default `contact <id>`)."""
-        full = " ".join(p for p in (self.first_name, self.last_name) if p and p.strip())
-        return full or (f"contact {self.id}" if fallback is None else fallback)
+        """The contact's name as people read it (`person_name`); without first or last
+        name, `fallback` (default `contact <id>`)."""
+        return person_name(self.first_name, self.last_name, self.id, fallback)
+
+
+def person_name(
+    first: str | None, last: str | None, contact_id: str, fallback: str | None = None
+) -> str:
+    """A contact's name as people read it, the one place it is made: first and last name
+    (a blank part left out); without either, `fallback` (default `contact <id>`)."""
+    full = " ".join(p for p in (first, last) if p and p.strip())
+    return full or (f"contact {contact_id}" if fallback is None else fallback)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,14 @@ from typing import Any
 import sqlite_utils
 
 from crmsync.state.db import dumps, encode_date
-from crmsync.state.model import SIGNATURE, CrmRecord, ObjectType, OutboxItem, WriteKind
+from crmsync.state.model import (
+    SIGNATURE,
+    CrmRecord,
+    ObjectType,
+    OutboxItem,
+    WriteKind,
+    person_name,
+)
 
 CHUNK = 500  # ids per query
 
@@ -108,12 +115,6 @@ def _json(value: Any) -> Any:
     return value
 
 
-def contact_name(first: str | None, last: str | None, cid: str) -> str:
-    """As Contact.display_name: a blank part is left out; no name at all is `contact <id>`."""
-    full = " ".join(p for p in (first, last) if p and p.strip())
-    return full or f"contact {cid}"
-
-
 def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -160,7 +161,7 @@ class Reader:
                 ContactRow(
                     id=r["id"],
                     account_id=r["account_id"],
-                    name=contact_name(r["first_name"], r["last_name"], r["id"]),
+                    name=person_name(r["first_name"], r["last_name"], r["id"]),
                     title=r["title"],
                     deleted=r["deleted_at"] is not None,
                     owned=_json(r["owned"]) or {},
@@ -201,7 +202,7 @@ class Reader:
             "select id, first_name, last_name, title from contacts where crm = ? and id in ({ids})"
         )
         return {
-            r["id"]: Named(r["id"], contact_name(r["first_name"], r["last_name"], r["id"]),
+            r["id"]: Named(r["id"], person_name(r["first_name"], r["last_name"], r["id"]),
                            r["title"])  # fmt: skip
             for r in self._in(sql, ids)
         }
