@@ -13,6 +13,8 @@ that imports sandbox/.
 from __future__ import annotations
 
 import math
+import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -132,11 +134,12 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
     con.rule("explore")
     db_path = cfg.mirror.path
     con.print(f"The mirror is left at {db_path} (owner-only: it holds personal data). Try:")
+    bindir = _bin_dir()
     for command in (
-        f".venv/bin/sqlite-utils tables {db_path} --counts",
-        f".venv/bin/crmsync flags --config {cfg_path} --rule departed_champion",
-        f".venv/bin/crmsync status --config {cfg_path}",
-        f".venv/bin/crmsync report --config {cfg_path} --format md",
+        f"{bindir}sqlite-utils tables {db_path} --counts",
+        f"{bindir}crmsync flags --config {cfg_path} --rule departed_champion",
+        f"{bindir}crmsync status --config {cfg_path}",
+        f"{bindir}crmsync report --config {cfg_path} --format md",
     ):
         # One line each, never wrapped mid-argument, so it can be copied from a log too.
         con.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
@@ -315,3 +318,16 @@ def _compare(
         + ("[green]ok[/green]" if ok else "[red]MISMATCH[/red]")
     )
     return ok
+
+
+def _bin_dir() -> str:
+    """Where this crmsync's commands are, as the user can type it: "" when they are on PATH,
+    `.venv/bin/` after `make demo`, else the folder of the running Python (a pip install)."""
+    here = Path(sys.executable).parent
+    found = shutil.which("crmsync")
+    if found is not None and Path(found).resolve().parent == here.resolve():
+        return ""
+    try:
+        return f"{here.relative_to(Path.cwd())}/"
+    except ValueError:
+        return f"{here}/"
