@@ -34,7 +34,7 @@ says what each code means, and the code decides over the status number:
 
 HubSpot counts all six codes as hard bounces; only an unknown user means the
 address is gone (HubSpot's property definition and its "Email bounce types"
-help article; api-facts.md §4).
+help article; api-facts §4).
 
 A bouncing contact is no longer "active": it does not count as engaged, and
 cannot be stale. When activity was logged after the bounce ("bounced but active

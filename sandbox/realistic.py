@@ -8,7 +8,7 @@ does not finish in ten seconds. Each profile below is one documented account
 type; each number says where it comes from, and the ones no vendor documents
 are marked ASSUMED (change them with the knobs: `crmsync sandbox --help`).
 
-HubSpot (per private app and account; /work/api-facts.md §2)
+HubSpot (per private app and account; api-facts §2)
 - Rolling limit per 10 s, per private app, and daily limit per account:
   Free/Starter 100 and 250,000; Professional 190 and 625,000; Enterprise 190
   and 1,000,000 (developers.hubspot.com "private apps overview" table: "Free
@@ -17,7 +17,7 @@ HubSpot (per private app and account; /work/api-facts.md §2)
   Enterprise; the changelog says 650,000 for Professional, the harsher 625,000
   is used). Past it: 429 TEN_SECONDLY_ROLLING / DAILY (sandbox/hubspot/limits.py).
 - Search: 5 requests per second per account (search guide, quoted in
-  activepieces/activepieces#10160; crm-api-notes §7), 429 past it.
+  activepieces/activepieces#10160; api-facts §2), 429 past it.
 - Search index lag: HubSpot documents that search is eventually consistent
   and gives no figure. Integrations re-read a window behind their cursor for it
   (airbytehq/airbyte#69203 "records ... delayed by the HubSpot API", a lookback

@@ -227,7 +227,7 @@ def company_moves(
     HubSpot defines a contact's `lastmodifieddate` as the date any of its properties
     changed, and the primary company is a property (`associatedcompanyid`), so a move
     should reach the incremental search; whether it does on a real portal is unconfirmed
-    (api-facts.md §3). So the connector lists every live account's contact links (v4,
+    (api-facts §3). So the connector lists every live account's contact links (v4,
     1,000 accounts per call: 2 calls for 2,000 accounts) and the mirror names the contacts
     they contradict; those alone are read again (100 per call). Where the dates do move,
     the search already applied the move and nothing is read again. Returns how many.

@@ -4,7 +4,7 @@
 
 `HubSpotClient` builds hubspot-api-client's generated API objects once (each
 `client.crm.contacts.basic_api` access builds a new ApiClient and connection
-pool, crm-api-notes §0.9) and sends every call through `call()`, which:
+pool, api-facts §17) and sends every call through `call()`, which:
 
 - waits for the client-side limiter (limiter.py),
 - puts a current access token on the API object (auth.py),
@@ -15,7 +15,7 @@ pool, crm-api-notes §0.9) and sends every call through `call()`, which:
   with connectors.retry (Retry-After honoured, bounded).
 
 urllib3 is given `Retry(0)`: its default `Retry(3)` would silently re-send
-GETs on 429 (crm-api-notes §0.8), hiding them from the limiter and from the
+GETs on 429 (api-facts §16), hiding them from the limiter and from the
 call count. With `Retry(0)` a refused connection or timeout raises
 `urllib3.exceptions.MaxRetryError`, which becomes CrmUnavailable.
 

@@ -53,7 +53,7 @@ TASK_KEY = "crmsync_key"
 SIGNATURE = "crmsync_signature"  # which values crmsync wrote (sync/ownership.py)
 GROUP = "crmsync"
 
-# HUBSPOT_DEFINED association type ids (crm-api-notes §2.6; HubSpot's Associations v4
+# HUBSPOT_DEFINED association type ids (api-facts §22; HubSpot's Associations v4
 # guide, "Association type ID values": 1 "Contact to company (Primary)", 2 "Company to
 # contact (Primary)", 5 "Deal to company (Primary)"). Only type ids identify the primary:
 # "labels should not be relied on for integrations" (developers.hubspot.com changelog,
@@ -64,7 +64,7 @@ TASK_TO_COMPANY = 192
 USER_DEFINED = "USER_DEFINED"
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 
-# hs_buying_role's nine options (a multi-select; api-facts.md §4) -> the role names the rules
+# hs_buying_role's nine options (a multi-select; api-facts §4) -> the role names the rules
 # know (docs/design.md "Rules": Champion, Economic Buyer, Executive Sponsor, Decision Maker),
 # the others in HubSpot's own labels. The default of [hubspot] buying_roles.
 BUYING_ROLES = {
@@ -554,7 +554,7 @@ def bounce_reason(enum: str | None, answer: str | None) -> str | None:
     The option is passed on unmapped: what each one means for a contact is the bouncing
     rule's setting (`[rules.bouncing_contact] bounce_reasons`), the one place it is decided.
     HubSpot marks all six options as hard bounces, but only UNKNOWN_USER says the address
-    is gone (api-facts.md §4).
+    is gone (api-facts §4).
     """
     code = enum.strip().upper() if enum else None
     if code and answer:

@@ -4,7 +4,7 @@
 connectors.base.Secret). `build_salesforce(settings, session)` logs in by the
 configured auth mode; every request goes through the requests.Session from
 transport.build_session, so login hosts, instance URL and CA bundle are
-honoured (crm-api-notes §1.1-1.2).
+honoured (api-facts §15).
 
 `SalesforceClient` wraps that client with what every call needs:
 

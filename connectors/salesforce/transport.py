@@ -1,7 +1,7 @@
 """Send Salesforce traffic to the hosts named in sync.toml, with the CA named there.
 
 simple-salesforce builds every URL as https:// and hard-wires its login hosts
-to *.salesforce.com (crm-api-notes §0). A user on a custom domain, behind a
+to *.salesforce.com (api-facts §15). A user on a custom domain, behind a
 TLS-intercepting proxy, or pointing at the loopback sandbox needs three
 ordinary settings instead: `login_url`, `instance_url` and `ca_file`. This
 adapter, mounted on the requests.Session handed to simple-salesforce, rewrites

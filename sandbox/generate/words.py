@@ -224,7 +224,7 @@ GONE_BOUNCES: tuple[tuple[str, str], ...] = (
 # What HubSpot records as a hard bounce, in proportion: (weight in %, SMTP reason, the
 # hs_email_hard_bounce_reason_enum option, the bounce as crmsync's rules read it). The
 # options are HubSpot's six (CONTENT, MAILBOX_FULL, OTHER, POLICY, SPAM, UNKNOWN_USER;
-# api-facts.md §4); HubSpot counts every one as a hard bounce, but only an unknown user
+# api-facts §4); HubSpot counts every one as a hard bounce, but only an unknown user
 # means the address is gone. The weights are ASSUMED, not measured: no published breakdown
 # of HubSpot's reasons was found; most hard bounces are addresses that no longer exist.
 # Kinds: "hard" bounces in both CRMs (Salesforce keeps the SMTP text); "soft" is a full

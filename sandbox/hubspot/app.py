@@ -197,8 +197,8 @@ class HubSpotApp(AssociationsApi, PropertiesApi, PeerReadsApi):
         # the value is added through the CRM, the character limit is 65,536 characters. When
         # the value is submitted through a form, there is no limit" (knowledge.hubspot.com
         # "property field types"). What the API answers past it is not documented: the
-        # harsher reading, a 400 VALIDATION_ERROR refusing the whole request or batch (api-
-        # facts §8). The in-process create/update (a form, an import) has no limit.
+        # harsher reading, a 400 VALIDATION_ERROR refusing the whole request or batch
+        # (api-facts §8). The in-process create/update (a form, an import) has no limit.
         self.max_text_chars: int | None = MAX_TEXT_CHARS
 
     # ------------------------------------------------------------ WSGI

@@ -1,6 +1,6 @@
 """Associations of the HubSpot emulator: v4 type ids, labels and the edge store.
 
-Type ids are HubSpot's HUBSPOT_DEFINED ones (API notes §2.6): contact->company
+Type ids are HubSpot's HUBSPOT_DEFINED ones (api-facts §22): contact->company
 primary 1 / unlabeled 279, deal->contact 3, deal->company primary 5 / 341,
 task->contact 204, task->company 192, task->deal 216, and their inverses.
 USER_DEFINED labels ("Champion", ...) get account-specific ids on creation,

@@ -1,6 +1,6 @@
 """HubSpot rate limits in the emulator: sliding windows, daily usage, limit headers.
 
-HubSpot (API notes §2.11, api-facts §2) answers non-search calls with
+HubSpot (api-facts §2) answers non-search calls with
 X-HubSpot-RateLimit-{Daily,Daily-Remaining,Max,Remaining,Interval-Milliseconds,
 Secondly,Secondly-Remaining} (OAuth calls omit the Daily pair) and, past a
 limit, 429 with a RATE_LIMIT body naming the policy. Search has its own

@@ -373,8 +373,8 @@ class Crm:
 
         A contact's primary company is its `associatedcompanyid` ("HubSpot defined ID of a
         contact's primary associated company"), and `lastmodifieddate` is "the date any
-        property on this contact was modified" (live-portal property export, api-facts.md
-        §3). So a write that changes the primary company (v4 "supports changing which company
+        property on this contact was modified" (live-portal property export,
+        api-facts §3). So a write that changes the primary company (v4 "supports changing which company
         is considered the primary", Associations v4 guide) sets the property and moves the
         contact's modified dates, unless the `association_dates_frozen` fault asks for the
         harsher reading (the dates stay; unconfirmed either way on a real portal). Other
@@ -451,7 +451,7 @@ class Crm:
         """Delete for good: a GDPR delete, an archived record past its retention, or a
         permanent delete from the recycling bin. The record leaves the live and the
         archived listings and every association; its id answers 404 from then on. Only
-        its absence from a complete id listing shows it (api-facts.md §6)."""
+        its absence from a complete id listing shows it (api-facts §6)."""
         st = self.store
         table = st.tables[obj]
         if table.remove(rec.id) is not None and obj == "contacts":
@@ -466,7 +466,7 @@ class Crm:
         "Deleted contacts can be restored within 90 days of deletion" (HubSpot API reference,
         "Archive a contact"; companies alike; estuary/connectors#3615: the API lists records
         archived "in the past 90 days"). Whether one is still listed after that is
-        unconfirmed: the harsher reading is that it is gone for good (api-facts.md §6).
+        unconfirmed: the harsher reading is that it is gone for good (api-facts §6).
         """
         cutoff = self.store.now_ms() - ARCHIVE_RETENTION_DAYS * 86_400_000
         for rec in self.store.tables[obj].archived_before(cutoff):

@@ -1,7 +1,7 @@
 """Property definitions and property groups of the HubSpot emulator, and value checks.
 
-Every object type starts with the standard properties crmsync reads (API notes
-§2.7, §2.10) plus the system ones; unknown properties found in a loaded
+Every object type starts with the standard properties crmsync reads
+(api-facts §23) plus the system ones; unknown properties found in a loaded
 dataset become custom string properties, so an org's own fields can be seeded
 and show up in the properties API. Writes are checked as HubSpot checks them:
 unknown property -> PROPERTY_DOESNT_EXIST, bad number/bool/datetime/option ->
@@ -48,7 +48,7 @@ CUSTOM_GROUP = {"contacts": "contactinformation", "companies": "companyinformati
 
 # HubSpot-defined enumerations with their options as (internal value, label). Source: a live
 # portal's property export (the same in every portal), hairsolutionsco/automations_hub
-# hubspot/objects/contacts/properties.md at fc5bfcd9 (api-facts.md §4):
+# hubspot/objects/contacts/properties.md at fc5bfcd9 (api-facts §4):
 # - hs_buying_role: enumeration, fieldType checkbox (multi-select, values ";"-separated),
 #   "Contacts can have multiple roles"; nine options.
 # - hs_email_hard_bounce_reason_enum: enumeration, fieldType radio; "The issue that caused a
@@ -305,8 +305,8 @@ def bad_options(prop: Prop, value: str) -> list[str]:
 
     A multi-select (fieldType checkbox) value is ";"-separated internal values; each must be
     an option ("enumeration — A string representing a set of options, with options separated
-    by a semicolon", HubSpot properties guide; api-facts.md §4). Harsher reading for a
-    multi-select (api-facts.md §5): one unknown token refuses the whole value.
+    by a semicolon", HubSpot properties guide; api-facts §4). Harsher reading for a
+    multi-select (api-facts §5): one unknown token refuses the whole value.
     """
     if prop.type != "enumeration" or not prop.options or value == "":
         return []
@@ -316,7 +316,7 @@ def bad_options(prop: Prop, value: str) -> list[str]:
 
 
 def invalid_option(prop: Prop, bad: str) -> dict[str, Any]:
-    """HubSpot's INVALID_OPTION entry, as real 400 bodies carry it (api-facts.md §5:
+    """HubSpot's INVALID_OPTION entry, as real 400 bodies carry it (api-facts §5:
     gregorspan/csc-frodx#21, "reports was not one of the allowed options: [PRODUCT_ISSUE,
     BILLING_ISSUE, ...]"): the internal values, in the property's option order. The caller
     refuses the whole request or batch with 400 VALIDATION_ERROR (objects.validation_error)."""

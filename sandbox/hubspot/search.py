@@ -1,6 +1,6 @@
 """CRM search of the HubSpot emulator: filterGroups, one sort, offsets, the 10,000 cap.
 
-Semantics follow HubSpot (API notes §2.5): filters in a group are ANDed,
+Semantics follow HubSpot (api-facts §21): filters in a group are ANDed,
 groups ORed; operators EQ NEQ LT LTE GT GTE BETWEEN IN NOT_IN HAS_PROPERTY
 NOT_HAS_PROPERTY CONTAINS_TOKEN NOT_CONTAINS_TOKEN; datetime values accept
 epoch ms or ISO; `after` is a numeric offset; limit <= 200; asking for

@@ -13,7 +13,7 @@ message ("Get Results for a Query Job", older versions of the page).
 
 Results are CSV with the header repeated in every chunk,
 `Sforce-NumberOfRecords` and `Sforce-Locator` ("null" on the last chunk), as
-simple-salesforce's bulk2 reader requires (crm-api-notes §1.8). Cell formats
+simple-salesforce's bulk2 reader requires (api-facts §19). Cell formats
 differ from REST JSON (api-facts §9): a datetime is `2024-09-24T03:26:07.000Z`
 where REST says `...000+0000` (estuary/connectors PR #2519, from a live org);
 null is an empty field, indistinguishable from an empty string; booleans are

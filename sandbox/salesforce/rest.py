@@ -217,7 +217,7 @@ class ReadHandlers:
         if not done:
             # queryAll continues at /query/ too: "Although the nextRecordsUrl has query in the
             # URL, it still provides the remaining results from the initial QueryAll request"
-            # (REST API guide, QueryAll; crm-api-notes §7). The locator keeps IsDeleted rows.
+            # (REST API guide, QueryAll; api-facts §10). The locator keeps IsDeleted rows.
             head += f'"nextRecordsUrl":"/services/data/v{v}/query/{loc_id}-{end}",'
         text = head + '"records":[' + ",".join(parts) + "]}"
         return Resp(200, raw=text.encode("ascii"))

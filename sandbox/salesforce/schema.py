@@ -2,7 +2,7 @@
 
 One `SObject` per supported object (User, Account, Contact, Opportunity,
 OpportunityContactRole, Task) with the standard fields crmsync reads
-(crm-api-notes §1.11), and the setup objects field-level security is made of
+(api-facts §20), and the setup objects field-level security is made of
 (Profile, PermissionSet, FieldPermissions, PermissionSetAssignment: ordinary
 sObjects over REST, api-facts §13). Fields a dataset brings that are not defined here, and
 fields created through the Tooling API, are added as custom fields at run time.
@@ -85,7 +85,7 @@ class Field:
     required: bool = False  # must be given on create
     # Needs field-level security: a custom field created through the Tooling API is
     # visible to nobody (absent from describe, refused in SOQL and writes) until a
-    # permission set or profile grants it (crm-api-notes §7: simple-salesforce#621,
+    # permission set or profile grants it (api-facts §13: simple-salesforce#621,
     # restforce#353, ForceCLI/force#163). Required fields are visible to everyone.
     restricted: bool = False
     # A component of a compound field (BillingCity of BillingAddress): describe's
@@ -142,7 +142,7 @@ def _system(deletable: bool = True) -> list[Field]:
 
 # A fresh org's defaults, plus "Champion": not a default value, but the sandbox org
 # stands for one whose admin added it, as most sales orgs using crmsync have
-# (crm-api-notes §1.11). An unknown value still gets the connector's warning.
+# (api-facts §20). An unknown value still gets the connector's warning.
 ROLE_VALUES = (
     "Business User", "Decision Maker", "Economic Buyer", "Economic Decision Maker",
     "Evaluator", "Executive Sponsor", "Influencer", "Technical Buyer", "Other", "Champion",

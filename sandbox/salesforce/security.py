@@ -6,7 +6,7 @@ field-level security grants it: absent from describe, refused in SOQL
 (INVALID_FIELD) and in writes (INVALID_FIELD_FOR_INSERT_UPDATE). Sources:
 simple-salesforce/simple-salesforce#621, restforce/restforce#353 ("I can't
 update the field ... until after I go into the Salesforce Web UI and make the
-field's accessibility 'Editable'"), ForceCLI/force#163 (crm-api-notes §7).
+field's accessibility 'Editable'"), ForceCLI/force#163 (api-facts §13).
 
 A user gets a field through a permission set assigned to them: `PermissionSet`
 {Name, Label}, `FieldPermissions` {ParentId, SobjectType, Field: "Contact.X__c",

@@ -1,6 +1,6 @@
 """The SOQL subset crmsync sends, parsed once and compiled to Python closures.
 
-Supported (crm-api-notes §1.6):
+Supported (api-facts §18):
 
     SELECT f1, Rel.Field, Rel.Rel2.Field, COUNT(), COUNT(f) [alias], FIELDS(ALL|STANDARD|CUSTOM)
     FROM Obj

@@ -212,7 +212,7 @@ def test_buying_roles_and_role_ids():
 
 
 def test_all_nine_buying_roles_have_names_and_the_names_are_a_setting():
-    # hs_buying_role's options (api-facts.md §4): none falls back to title case
+    # hs_buying_role's options (api-facts §4): none falls back to title case
     assert {v: f.role_name(v) for v in f.BUYING_ROLES} == {
         "BLOCKER": "Blocker",
         "BUDGET_HOLDER": "Economic Buyer",

@@ -14,7 +14,7 @@ hubspot-api-client against the sandbox and crmsync's CLI:
   completes its task, at one list call per 100 records.
 
 Sources are cited where the sandbox models them (sandbox/hubspot/objects.py,
-properties.py) and in /work/api-facts.md §3-§6.
+properties.py) and in api-facts §3-§6 (docs/api-facts.md).
 """
 
 from __future__ import annotations

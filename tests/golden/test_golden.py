@@ -56,13 +56,13 @@ CRMS = ("salesforce", "hubspot")
 # Entries allowed to differ between the CRMs: (rule or write kind, subject) -> why.
 _REASON_CODE = (
     "HubSpot records why mail bounced as a code (hs_email_hard_bounce_reason_enum, "
-    "api-facts.md §4) that Salesforce lacks (EmailBouncedReason is the mail server's text "
+    "api-facts §4) that Salesforce lacks (EmailBouncedReason is the mail server's text "
     "only): the evidence's bounce_reason and reason_code differ; the finding and its words "
     "do not"
 )
 KNOWN_CRM_GAPS: dict[tuple[str, str], str] = {
     ("bouncing_contact", "Ada Activesince"): (
-        "HubSpot exposes no hard-bounce date (crm-api-notes.md §2.10), so 'bounced but "
+        "HubSpot exposes no hard-bounce date (api-facts §23), so 'bounced but "
         "active since' can only be recognised in Salesforce (EmailBouncedDate)"
     ),
     ("bouncing_contact", "Hank Hard"): _REASON_CODE,

@@ -321,7 +321,7 @@ def test_dns_resolver_errors_are_unknown_not_bouncing():
 @pytest.mark.parametrize(
     ("reason", "kind", "bouncing"),
     [
-        # HubSpot's hs_email_hard_bounce_reason_enum options (api-facts.md §4), as the
+        # HubSpot's hs_email_hard_bounce_reason_enum options (api-facts §4), as the
         # connector passes them: the code, then the mail server's answer when there is one
         ("UNKNOWN_USER", "hard_bounce", True),
         ("UNKNOWN_USER: 550 5.1.1 user unknown", "hard_bounce", True),

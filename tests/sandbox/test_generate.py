@@ -215,7 +215,7 @@ def _hs_rows(hs: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], list[
                 "email": p.get("email"),
                 "title": p.get("jobtitle"),
                 # only these two make the contact bouncing: SPAM, POLICY and CONTENT are
-                # about the sender, MAILBOX_FULL is temporary (api-facts.md §4)
+                # about the sender, MAILBOX_FULL is temporary (api-facts §4)
                 "hard_bounce": p.get("hs_email_hard_bounce_reason_enum")
                 in {"UNKNOWN_USER", "OTHER"},
                 "activity": last and _hs_dt(last),

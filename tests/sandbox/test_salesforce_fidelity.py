@@ -2,7 +2,7 @@
 
 Each test drives the emulator with unmodified simple-salesforce and checks one
 documented behaviour; the source is in the sandbox's comment and in
-api-facts.md §9-§14:
+api-facts §9-§14:
 
 - Bulk API 2.0: UploadComplete -> InProgress -> JobComplete by the sandbox
   clock; CSV datetimes end in Z, null is an empty cell, booleans true/false;
