@@ -1,4 +1,4 @@
-"""The product's import graph keeps its layers (STYLE.md §1, HELPER_COMMON "Architecture rules").
+"""The product's import graph keeps its layers (docs/design.md, "How data moves").
 
 Read from the source with `ast`, not by importing, so a function-local import counts as much
 as a module-level one:

@@ -1,7 +1,7 @@
 """The connector contract: one set of tests both connectors pass, over their sandboxes.
 
 As vdirsyncer's tests/storage/__init__.py holds one class of tests every storage passes,
-and singer-sdk's `get_tap_test_class` one for every tap (STYLE §9, §12), this module holds
+and singer-sdk's `get_tap_test_class` one for every tap, this module holds
 `ConnectorContract`; a CRM's own file (test_contract_salesforce.py, test_contract_hubspot.py)
 is a short subclass whose `org` fixture supplies an `Org`: a started sandbox of that CRM,
 a connector factory, and the few things a person or the CRM does to the org. A capability
