@@ -192,24 +192,47 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                 UNION
                 SELECT crm, acc, cid FROM former
             ),
+            -- Same-name matches, linear in the contacts that share a holder's name: each
+            -- name's live contacts are ranked once by (account, id); a holder needs at most
+            -- MAX_SAME_NAME of them outside its own domain and itself, so it looks only at
+            -- the first (most of the name in one domain + 1 + MAX_SAME_NAME) of its name's.
+            holder_names(crm, acc, cid, ln, fn, dom) AS (
+                SELECT x.crm, x.acc, x.cid, lower(c.last_name), lower(c.first_name),
+                       coalesce(lower(a.domain), '')
+                FROM holders x CROSS JOIN contacts c CROSS JOIN accounts a
+                WHERE c.crm = x.crm AND c.id = x.cid
+                  AND coalesce(c.first_name, '') <> '' AND coalesce(c.last_name, '') <> ''
+                  AND a.crm = x.crm AND a.id = x.acc
+            ),
+            named(crm, ln, fn, ocid, oacc, oname, dom) AS (
+                SELECT y.crm, lower(y.last_name), lower(y.first_name), y.id, b.id, b.name,
+                       coalesce(lower(b.domain), '')
+                FROM (SELECT DISTINCT crm, ln, fn FROM holder_names) n
+                     CROSS JOIN contacts y CROSS JOIN accounts b
+                WHERE y.crm = n.crm AND lower(y.last_name) = n.ln AND lower(y.first_name) = n.fn
+                  AND y.deleted_at IS NULL
+                  AND b.crm = y.crm AND b.id = y.account_id AND b.deleted_at IS NULL
+            ),
+            ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY crm, ln, fn ORDER BY oacc, ocid) AS rk,
+                       count(*) OVER (PARTITION BY crm, ln, fn, dom) AS per_dom
+                FROM named
+            ),
+            reach(crm, ln, fn, k) AS (
+                SELECT crm, ln, fn, max(per_dom) + 1 + {MAX_SAME_NAME}
+                FROM ranked GROUP BY crm, ln, fn
+            ),
             found(vcrm, vacc, cid, ocid, oacc, oname, how) AS (
                 SELECT f.crm, f.acc, f.cid, f.cid, b.id, b.name, 'moved'
                 FROM former f CROSS JOIN contacts c CROSS JOIN accounts b
                 WHERE c.crm = f.crm AND c.id = f.cid
                   AND b.crm = c.crm AND b.id = c.account_id AND b.deleted_at IS NULL
                 UNION ALL
-                SELECT x.crm, x.acc, x.cid, y.id, b.id, b.name, 'same_name'
-                FROM holders x CROSS JOIN contacts c CROSS JOIN accounts a
-                     CROSS JOIN contacts y CROSS JOIN accounts b
-                WHERE c.crm = x.crm AND c.id = x.cid
-                  AND coalesce(c.first_name, '') <> '' AND coalesce(c.last_name, '') <> ''
-                  AND a.crm = x.crm AND a.id = x.acc
-                  AND y.crm = c.crm AND lower(y.last_name) = lower(c.last_name)
-                  AND lower(y.first_name) = lower(c.first_name)
-                  AND y.id <> c.id AND y.deleted_at IS NULL
-                  AND b.crm = y.crm AND b.id = y.account_id AND b.deleted_at IS NULL
-                  AND b.id <> x.acc
-                  AND coalesce(lower(b.domain), '') <> coalesce(lower(a.domain), '')
+                SELECT h.crm, h.acc, h.cid, r.ocid, r.oacc, r.oname, 'same_name'
+                FROM holder_names h CROSS JOIN reach k CROSS JOIN ranked r
+                WHERE k.crm = h.crm AND k.ln = h.ln AND k.fn = h.fn
+                  AND r.crm = h.crm AND r.ln = h.ln AND r.fn = h.fn AND r.rk <= k.k
+                  AND r.ocid <> h.cid AND r.dom <> h.dom
             )
             SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM (
                 SELECT *, row_number() OVER (
