@@ -192,10 +192,11 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                 UNION
                 SELECT crm, acc, cid FROM former
             ),
-            -- Same-name matches, linear in the contacts that share a holder's name: each
-            -- name's live contacts are ranked once by (account, id); a holder needs at most
-            -- MAX_SAME_NAME of them outside its own domain and itself, so it looks only at
-            -- the first (most of the name in one domain + 1 + MAX_SAME_NAME) of its name's.
+            -- Same-name matches: each name's live contacts are ranked once by (account, id);
+            -- a holder needs at most MAX_SAME_NAME of them outside its own domain and other
+            -- than itself, so only the first (most of the name in one domain + 1 +
+            -- MAX_SAME_NAME) of its name's can be among them. (A holder still reads its
+            -- name's ranked rows through an automatic index: cost grows with name size.)
             holder_names(crm, acc, cid, ln, fn, dom) AS (
                 SELECT x.crm, x.acc, x.cid, lower(c.last_name), lower(c.first_name),
                        coalesce(lower(a.domain), '')
