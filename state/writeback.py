@@ -134,41 +134,6 @@ class Reader:
             marks = ",".join("?" * len(chunk))
             yield from self.db.query(sql.format(ids=marks), [self.crm, *extra, *chunk])
 
-    def accounts(self, ids: Sequence[str]) -> dict[str, AccountRow]:
-        sql = (
-            "select id, name, owner_id, deleted_at, owned from accounts "
-            "where crm = ? and id in ({ids})"
-        )
-        return {
-            r["id"]: AccountRow(
-                id=r["id"],
-                name=r["name"] or f"account {r['id']}",
-                owner_id=r["owner_id"],
-                deleted=r["deleted_at"] is not None,
-                owned=_json(r["owned"]) or {},
-            )
-            for r in self._in(sql, ids)
-        }
-
-    def contacts_of(self, account_ids: Sequence[str]) -> dict[str, list[ContactRow]]:
-        sql = (
-            "select id, account_id, first_name, last_name, title, deleted_at, owned from contacts "
-            "where crm = ? and account_id in ({ids}) order by account_id, id"
-        )
-        out: dict[str, list[ContactRow]] = defaultdict(list)
-        for r in self._in(sql, account_ids):
-            out[r["account_id"]].append(
-                ContactRow(
-                    id=r["id"],
-                    account_id=r["account_id"],
-                    name=person_name(r["first_name"], r["last_name"], r["id"]),
-                    title=r["title"],
-                    deleted=r["deleted_at"] is not None,
-                    owned=_json(r["owned"]) or {},
-                )
-            )
-        return out
-
     def tasks(self) -> dict[str, list[TaskRow]]:
         """crmsync's tasks (the mirror's tasks table holds only those), by key."""
         out: dict[str, list[TaskRow]] = defaultdict(list)

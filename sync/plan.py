@@ -389,16 +389,21 @@ class Planner:
         results_by_account: Mapping[str, AccountResult],
         views_by_account: Mapping[str, AccountView] | None = None,
     ) -> None:
-        """One chunk of evaluated accounts (ids after those of every chunk before). With the
-        views the rules read (sync/evaluate.py), what the CRM holds for the accounts and
-        their contacts comes from them; without, it is read from the mirror."""
+        """One chunk of evaluated accounts (ids after those of every chunk before), with the
+        views the rules read (sync/evaluate.py); without them (`plan()`), the views are read
+        from the mirror CHUNK accounts at a time."""
         self.evaluated.update(results_by_account)
+        chunks_of: Iterable[tuple[Mapping[str, AccountResult], Mapping[str, AccountView]]]
         if views_by_account is None:
-            accounts = _read_accounts(self.db, self.store, results_by_account)
+            chunks_of = (
+                ({k: results_by_account[k] for k in ids}, _views(self.db, self.store.crm, ids))
+                for ids in chunks(sorted(results_by_account), CHUNK)
+            )
         else:
-            accounts = _from_views(self.db, self.store, results_by_account, views_by_account)
-        for account in accounts:
-            self.decider.account(account)
+            chunks_of = [(results_by_account, views_by_account)]
+        for results, seen in chunks_of:
+            for account in _from_views(self.db, self.store, results, seen):
+                self.decider.account(account)
 
     def finish(self) -> Plan:
         evaluated = frozenset(self.evaluated)
@@ -408,27 +413,9 @@ class Planner:
         return self.decider.finish(evaluated, gone)
 
 
-def _read_accounts(
-    db: sqlite_utils.Database, store: Reader, results: Mapping[str, AccountResult]
-) -> Iterator[AccountInput]:
-    """The evaluated accounts the mirror still holds, in id order, read CHUNK at a time."""
-    crm = store.crm
-    for chunk in chunks(sorted(results), CHUNK):
-        accounts = store.accounts(chunk)
-        contacts = store.contacts_of(chunk)
-        written = outbox.written(db, crm, ObjectType.ACCOUNT, chunk)
-        contact_ids = [c.id for cs in contacts.values() for c in cs]
-        written_contacts = outbox.written(db, crm, ObjectType.CONTACT, contact_ids)
-        people = {c.id: T.Person(c.id, c.name, c.title) for cs in contacts.values() for c in cs}
-        flagged = {f.contact_id or f.subject_id for a in chunk for f in results[a].flags or ()}
-        for named in store.people(sorted(flagged - set(people))).values():
-            people[named.id] = T.Person(named.id, named.name, named.title)
-        for account_id in chunk:
-            row = accounts.get(account_id)
-            if row is None or row.deleted:
-                continue
-            yield AccountInput(row, results[account_id], contacts.get(account_id, []),
-                               written.get(account_id, {}), written_contacts, people)  # fmt: skip
+def _views(db: sqlite_utils.Database, crm: str, ids: Sequence[str]) -> dict[str, AccountView]:
+    """The live accounts among `ids`, as the rules read them."""
+    return {v.id: v for v in views.iter_account_views(db, crm, account_ids=ids)}
 
 
 def _from_views(
@@ -437,12 +424,12 @@ def _from_views(
     results: Mapping[str, AccountResult],
     views_by_account: Mapping[str, AccountView],
 ) -> Iterator[AccountInput]:
-    """`_read_accounts` from the views the rules just read (the same rows: live accounts,
-    live contacts with crmsync's fields as the CRM holds them); only crmsync's last
-    writes (the outbox) and people a flag names who are neither at the account nor
-    former contacts of it are read."""
+    """The evaluated accounts that have a view (live accounts), in id order, with what the
+    CRM holds from the views (live contacts with crmsync's fields as the CRM holds them);
+    only crmsync's last writes (the outbox) and people a flag names who are neither at
+    the account nor former contacts of it are read."""
     crm = store.crm
-    ids = sorted(results)
+    ids = sorted(a for a in results if a in views_by_account)
     written = outbox.written(db, crm, ObjectType.ACCOUNT, ids)
     contact_ids = [c.id for a in ids for c in views_by_account[a].contacts]
     written_contacts = outbox.written(db, crm, ObjectType.CONTACT, contact_ids)
@@ -461,15 +448,13 @@ def _from_views(
             id=account.id,
             name=account.name or f"account {account.id}",
             owner_id=account.owner_id,
-            deleted=account.deleted_at is not None,
+            deleted=False,  # views hold live accounts only
             owned=account.owned,
         )
-        if row.deleted:
-            continue
         contacts = [
             ContactRow(
                 id=c.id, account_id=c.account_id, name=c.name, title=c.title,
-                deleted=c.deleted_at is not None, owned=c.owned,
+                deleted=False, owned=c.owned,
             )  # fmt: skip
             for c in sorted(view.contacts, key=lambda c: c.id)
         ]

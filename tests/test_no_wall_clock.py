@@ -19,8 +19,6 @@ WALL_CLOCK = re.compile(
 def test_no_test_reads_the_wall_clock() -> None:
     offenders = []
     for path in sorted(TESTS.rglob("*.py")):
-        if path == Path(__file__):
-            continue
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if WALL_CLOCK.search(line) and "# wall clock ok" not in line:
                 offenders.append(f"{path.relative_to(TESTS.parent)}:{n}: {line.strip()}")
@@ -31,6 +29,8 @@ def test_no_test_reads_the_wall_clock() -> None:
 
 
 def test_the_guard_sees_a_wall_clock_read() -> None:
-    assert WALL_CLOCK.search("started = datetime.now(UTC)")
-    assert WALL_CLOCK.search("t = time.time()")
+    # The samples are built from parts, so this file holds no wall-clock read itself.
+    now, stamp = "datetime." + "now", "time." + "time"
+    assert WALL_CLOCK.search(f"started = {now}(UTC)")
+    assert WALL_CLOCK.search(f"t = {stamp}()")
     assert not WALL_CLOCK.search("t = time.monotonic()")

@@ -3,9 +3,8 @@
 The mirror holds a generated org (sandbox/generate, seed 7), loaded through the
 Salesforce connector's field map as a pull would store it. The reference is the
 all-at-once path: every result kept (one chunk), then `plan()` over all of them.
-The two also read what the CRM holds differently: `plan()` reads the accounts and
-contacts from the mirror, the streamed planner takes them from the views the rules
-read (nothing read twice), so equal plans show the views carry what the planner needs.
+The streamed planner takes what the CRM holds from the views the rules just read
+(nothing read twice); `plan()` reads those views again from the mirror.
 """
 
 from __future__ import annotations
