@@ -308,6 +308,12 @@ class Peer:
     def bin(self, name: str) -> str:
         return str(self.venv / "bin" / name)
 
+    def files(self, workdir: Path) -> tuple[Path, Path, Path]:
+        """This peer's config, catalog and state files in `workdir`."""
+        config, catalog, state = (workdir / f"{self.name}.{part}.json"
+                                  for part in ("config", "catalog", "state"))
+        return config, catalog, state
+
     def install(self, reinstall: bool = False) -> None:
         stamp = self.venv / ".installed"
         if reinstall and self.venv.exists():
@@ -439,9 +445,7 @@ def singer_sync(peer: Peer, sb: Sandbox, workdir: Path, exe: str, streams: tuple
                 full: bool, catalog_flag: str = "--catalog") -> Measure:
     env = peer.env(sb, rewrite)
     total = Measure()
-    config = workdir / f"{peer.name}.config.json"
-    catalog = workdir / f"{peer.name}.catalog.json"
-    state = workdir / f"{peer.name}.state.json"
+    config, catalog, state = peer.files(workdir)
     if full:
         m = run_measured([peer.bin(exe), "--config", str(config), "--discover"], sb,
                          workdir / f"{peer.name}.discover.out", env, workdir)
@@ -511,9 +515,7 @@ def airbyte_run(peer: Peer, sb: Sandbox, workdir: Path, exe: str, streams: tuple
                 full: bool) -> Measure:
     env = peer.env(sb, rewrite)
     total = Measure()
-    config = workdir / f"{peer.name}.config.json"
-    catalog = workdir / f"{peer.name}.catalog.json"
-    state = workdir / f"{peer.name}.state.json"
+    config, catalog, state = peer.files(workdir)
     if full:
         out = workdir / f"{peer.name}.discover.out"
         m = run_measured([peer.bin(exe), "discover", "--config", str(config)], sb, out, env, workdir)

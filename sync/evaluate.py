@@ -46,7 +46,7 @@ OnChunk = Callable[[Mapping[str, AccountResult], Mapping[str, AccountView]], Non
 @dataclass
 class Evaluation:
     crm: str
-    # by account id; only when asked (`keep_results`): streamed runs keep none
+    # by account id; only without `on_chunk`: streamed runs keep none
     results: dict[str, AccountResult] = field(default_factory=dict)
     changes: flag_store.FlagChanges | None = None
     accounts: int = 0
@@ -66,7 +66,6 @@ def evaluate(
     seen_at: datetime,
     store: bool = True,
     on_chunk: OnChunk | None = None,
-    keep_results: bool | None = None,
     chunk_size: int = CHUNK,
 ) -> Evaluation:
     """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
@@ -74,9 +73,9 @@ def evaluate(
     With `store=False` (a plan or dry run) nothing is written: `changes` then
     says what storing would have changed. `on_chunk` gets each chunk's results
     (account id -> result, ids ascending, chunk after chunk). The results are kept
-    in `results` when `keep_results` says so; by default only without `on_chunk`.
+    in `results` only without `on_chunk`.
     """
-    keep = on_chunk is None if keep_results is None else keep_results
+    keep = on_chunk is None
     ev = Evaluation(crm)
     rules_run = set(rules.RULE_NAMES)
     with _transaction(db, store):
@@ -134,7 +133,7 @@ def _chunks(
     seen: dict[str, AccountView] = {}
     for view in views.iter_account_views(db, crm):
         result = rules.evaluate_account(view, settings, as_of)
-        # `facts` holds the view again; results outlive the chunk when kept (keep_results).
+        # `facts` holds the view again; results outlive the chunk when kept (no `on_chunk`).
         chunk[view.id] = dataclasses.replace(result, facts=None)
         seen[view.id] = view
         if len(chunk) >= size:
