@@ -62,6 +62,17 @@ def get(db: sqlite_utils.Database, crm: str, object: str) -> CursorState:
     return CursorState(loads(row[0]), row[1], int(row[2] or 0), decode_datetime(row[3]))
 
 
+def ever_pulled(db: sqlite_utils.Database, crm: str) -> bool:
+    """Whether any object of `crm` has finished a full pull (its next pull can be incremental).
+
+    False before the first sync, and while that first sync's full pulls are unfinished: a
+    run then pulls every object in full, whatever it was asked for."""
+    row = db.execute(
+        "SELECT 1 FROM cursors WHERE crm = ? AND mode = 'incremental' LIMIT 1", [crm]
+    ).fetchone()
+    return row is not None
+
+
 def save(
     db: sqlite_utils.Database,
     crm: str,

@@ -44,7 +44,7 @@ from crmsync.connectors import CONNECTORS
 from crmsync.connectors.base import ApiCalls, Connector
 from crmsync.connectors.errors import CrmError, QuotaExhausted
 from crmsync.connectors.retry import Sleep
-from crmsync.state import outbox, runs, schema_cache
+from crmsync.state import cursors, outbox, runs, schema_cache
 from crmsync.state.db import mirror_error, mirror_errors, open_db, rolled_back
 from crmsync.state.errors import (
     EXIT_CRM,
@@ -200,6 +200,8 @@ def run_once(
                 ))
             db = open_db(path)
             started = clock()
+            if mode == "incremental" and not cursors.ever_pulled(db, crm):
+                mode = report.mode = "full"  # a first sync pulls every object in full
             if not opts.preview:
                 runs.close_interrupted(db, started)
                 report.run_id = runs.start(db, crm, mode, started)

@@ -121,7 +121,7 @@ def test_r3_hubspot_stops_at_its_share_mid_write_back_and_the_next_run_lands_eve
     assert_one_error_line(first.stderr, "HubSpot API usage 500/1,000", "share (50%)",
                           "[hubspot] max_daily_share", "Retry after")  # fmt: skip
     assert env.hs.limits.daily_used == 500, "no call past the share"
-    assert "hubspot: incremental run 1 quota_exhausted" in first.stdout
+    assert "hubspot: full run 1 quota_exhausted" in first.stdout
     out = rows(env, "hubspot")
     done = [r for r in out if r["status"] == "done"]
     waiting = [r for r in out if r["status"] != "done"]
@@ -278,9 +278,9 @@ def test_r6_salesforce_over_its_share_does_not_stop_hubspot_in_the_same_sync(
 
     assert result.exit_code == 3, result.output
     assert_one_error_line(result.stderr, "Salesforce API usage", "share (50%)")
-    assert "salesforce: incremental run 1 quota_exhausted" in result.stdout
+    assert "salesforce: full run 1 quota_exhausted" in result.stdout
     [hubspot] = [line for line in result.stdout.splitlines() if line.startswith("hubspot: ")]
-    assert hubspot.startswith("hubspot: incremental run 2 ok"), hubspot
+    assert hubspot.startswith("hubspot: full run 2 ok"), hubspot
     assert env.sf.requests.count("composite*") == 0 and env.sf.requests.count("query*") == 0
     assert env.hs.requests.writes() > 0
     assert_every_write_landed_once(env, "hubspot")
