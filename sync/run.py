@@ -65,6 +65,7 @@ from . import conflicts as conflicts_mod
 from . import drain as drain_mod
 from . import enrichment as enrichment_mod
 from . import evaluate as evaluate_mod
+from . import identity as identity_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
 from .config import Config, ConfigError
@@ -293,6 +294,8 @@ def _steps(
         if opts.reconcile:
 
             report.reconcile = reconcile(db, connector, seen_at=started)
+        # The same people in the other CRM's mirror, linked again after every pull.
+        identity_mod.refresh(db, cfg.identity, now=started)
     if opts.pull_only:
         return
 
@@ -302,8 +305,9 @@ def _steps(
         report.enrichment = _enrich(cfg, db, crm, as_of, started)
     # Evaluated and planned a chunk of accounts at a time: memory does not grow with the org.
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
-        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview
-    )
+        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview,
+        identity=cfg.identity,
+    )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
     the_plan, report.conflicts = conflicts_mod.track(
