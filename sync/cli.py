@@ -393,7 +393,7 @@ def _check_rule(rule: str) -> None:
 def links(config_path: Path, fmt: str) -> int:
     """Records linked across the two CRMs ([identity], docs/identity.md): how many and how
     they were matched, and the matches reported instead of linked (ids only)."""
-    from .identity import print_links
+    from .links_report import print_links
 
     cfg = _load_config(config_path)
     with mirror_errors(cfg.mirror.path):

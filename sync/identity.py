@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from crmsync.rules import AccountResult, ContactStatus
 from crmsync.state import identity as links
 from crmsync.state.model import AccountView, HygieneStatus, ObjectType
-
-if TYPE_CHECKING:  # sync/config.py imports this module
-    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -129,55 +125,3 @@ def _as_held(owned: object) -> ContactStatus:
     except ValueError:
         status = HygieneStatus.OK
     return ContactStatus(status, str(held.get("reason") or ""))
-
-
-# ---------------------------------------------------------------- crmsync links
-
-
-def print_links(cfg: Config, *, fmt: str, echo: Callable[[str], None]) -> int:
-    """`crmsync links`: how many records are linked and how; the ambiguous candidates
-    (ids only: never a name or an e-mail). Exit 0."""
-    from rich.table import Table
-
-    from .report import _open, _render, cell, to_json
-
-    db = _open(cfg)
-    all_links = links.links(db)
-    candidates = links.ambiguous(db)
-    if fmt == "json":
-        echo(
-            to_json(
-                {
-                    "home": cfg.identity.home or None,
-                    "counts": links.counts(db),
-                    "links": [dataclasses.asdict(link) for link in all_links],
-                    "ambiguous": [dataclasses.asdict(a) for a in candidates],
-                }
-            )
-        )
-        return 0
-    home = cfg.identity.home or "off ([identity] home is not set)"
-    t = Table(title=f"{len(all_links)} links; home CRM: {home}", title_justify="left")
-    for col in ("object", "matched by", "links"):
-        t.add_column(col)
-    for key, n in links.counts(db).items():
-        obj, _, how = key.partition("_")
-        if how != "ambiguous":
-            t.add_row(cell(obj), cell(how), cell(n))
-    _render(t, echo)
-    if candidates:
-        a = Table(
-            title=f"{len(candidates)} ambiguous matches, not linked (fix the records in the CRM)",
-            title_justify="left",
-        )
-        for col in ("object", "matched by", "salesforce ids", "hubspot ids"):
-            a.add_column(col, overflow="fold")
-        for c in candidates:
-            a.add_row(
-                cell(c.object),
-                cell(c.how),
-                cell(", ".join(c.salesforce_ids)),
-                cell(", ".join(c.hubspot_ids)),
-            )
-        _render(a, echo)
-    return 0
