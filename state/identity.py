@@ -99,7 +99,18 @@ def refresh(db: sqlite_utils.Database, *, now: datetime) -> RefreshSummary:
     with transaction(db):
         for obj in _OBJECTS:
             _refresh_object(db, obj, now, summary)
+        db.conn.execute(
+            "INSERT INTO identity_refresh (id, refreshed_at) VALUES (1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET refreshed_at = excluded.refreshed_at",
+            [encode_datetime(now)],
+        )
     return summary
+
+
+def refreshed_at(db: sqlite_utils.Database) -> datetime | None:
+    """When the links were last recomputed (None: never)."""
+    row = db.conn.execute("SELECT refreshed_at FROM identity_refresh WHERE id = 1").fetchone()
+    return None if row is None else decode("refreshed_at", row[0])
 
 
 def _refresh_object(

@@ -388,6 +388,10 @@ CREATE TABLE identity_ambiguous (
     hubspot_ids TEXT NOT NULL,
     seen_at TEXT NOT NULL,
     PRIMARY KEY (object, how, n)
+);
+CREATE TABLE identity_refresh (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    refreshed_at TEXT NOT NULL
 )
 """
 
@@ -400,7 +404,8 @@ def m008_identity_links(db: sqlite_utils.Database) -> None:
     or company (accounts), one to one; how they were matched (integration_id, email,
     domain); whether the link was carried through a merge in either CRM; when first linked.
     identity_ambiguous: candidates that matched more than one record, reported instead of
-    linked (replaced at every recompute)."""
+    linked (replaced at every recompute). identity_refresh: when the links were last
+    recomputed (a pull that changed no account or contact does not recompute them)."""
     for statement in _M008_IDENTITY.split(";"):
         if statement.strip():
             db.execute(statement)

@@ -58,10 +58,11 @@ class IdentitySettings:
 
 
 def refresh(
-    db: sqlite_utils.Database, settings: IdentitySettings, *, now: datetime
+    db: sqlite_utils.Database, settings: IdentitySettings, *, now: datetime, changed: bool = True
 ) -> links.RefreshSummary | None:
-    """Recompute the links after a pull (commits); None when [identity] is off."""
-    if not settings.on:
+    """Recompute the links after a pull (commits); None when [identity] is off, or when
+    the pull changed no account or contact (`changed`) and the links were computed before."""
+    if not settings.on or (not changed and links.refreshed_at(db) is not None):
         return None
     summary = links.refresh(db, now=now)
     log.info("identity links recomputed", extra=summary.as_dict())

@@ -30,6 +30,7 @@ def print_links(cfg: Config, *, fmt: str, echo: Callable[[str], None]) -> int:
             to_json(
                 {
                     "home": cfg.identity.home or None,
+                    "refreshed_at": identity.refreshed_at(db),
                     "counts": identity.counts(db),
                     "links": [dataclasses.asdict(link) for link in all_links],
                     "ambiguous": [dataclasses.asdict(a) for a in candidates],
@@ -38,7 +39,11 @@ def print_links(cfg: Config, *, fmt: str, echo: Callable[[str], None]) -> int:
         )
         return 0
     home = cfg.identity.home or "off ([identity] home is not set)"
-    t = Table(title=f"{len(all_links)} links; home CRM: {home}", title_justify="left")
+    when = identity.refreshed_at(db)
+    at = f"{when:%Y-%m-%d %H:%M} UTC" if when else "never"
+    t = Table(
+        title=f"{len(all_links)} links; home CRM: {home}; recomputed {at}", title_justify="left"
+    )
     for col in ("object", "matched by", "links"):
         t.add_column(col)
     for key, n in identity.counts(db).items():

@@ -266,6 +266,20 @@ def run_once(
     return report
 
 
+def _people_changed(report: RunReport) -> bool:
+    """Whether the pull (or reconcile) changed an account or a contact in the mirror."""
+    pulled = report.pull.objects if report.pull is not None else []
+    if any(
+        o.object in ("accounts", "contacts") and o.inserted + o.updated + o.deleted
+        for o in pulled
+    ):
+        return True
+    return any(
+        (r or {}).get("deleted") for o, r in (report.reconcile or {}).items()
+        if o in ("accounts", "contacts")
+    )  # fmt: skip
+
+
 def _steps(
     cfg: Config,
     db: sqlite_utils.Database,
@@ -294,8 +308,9 @@ def _steps(
         if opts.reconcile:
 
             report.reconcile = reconcile(db, connector, seen_at=started)
-        # The same people in the other CRM's mirror, linked again after every pull.
-        identity_mod.refresh(db, cfg.identity, now=started)
+        # The same people in the other CRM's mirror, linked again after a pull that
+        # changed an account or a contact.
+        identity_mod.refresh(db, cfg.identity, now=started, changed=_people_changed(report))
     if opts.pull_only:
         return
 

@@ -11,7 +11,7 @@ from crmsync import rules
 from crmsync.state import identity
 from crmsync.state.model import WriteKind
 from crmsync.sync.evaluate import evaluate_and_plan
-from crmsync.sync.identity import IdentitySettings
+from crmsync.sync.identity import IdentitySettings, refresh
 from crmsync.sync.writeback_settings import WritebackSettings
 from tests.state.conftest import load
 from tests.state.records import T0, account, contact, owner
@@ -86,3 +86,14 @@ def test_bad_settings_name_the_key():
         IdentitySettings(home="zoho").validate()
     with pytest.raises(ValueError, match="other_crm"):
         IdentitySettings(home="hubspot", other_crm="all").validate()
+
+
+def test_a_pull_that_changed_no_account_or_contact_does_not_recompute_the_links(db):
+    on = IdentitySettings(home="hubspot")
+    assert refresh(db, IdentitySettings(), now=T0) is None  # off: never
+    assert refresh(db, on, now=T0, changed=False) is not None  # never computed: computed
+    assert identity.refreshed_at(db) == T0
+    assert refresh(db, on, now=AS_OF, changed=False) is None
+    assert identity.refreshed_at(db) == T0
+    assert refresh(db, on, now=AS_OF, changed=True) is not None
+    assert identity.refreshed_at(db) == AS_OF
