@@ -23,7 +23,8 @@ were matched (docs/identity.md says the same in an admin's words):
    are stored in `identity_ambiguous` and reported, never linked.
 
 Each refresh reads the live rows of both CRMs set-based and writes only the
-pairs that changed. `with_linked_evidence` gives the rules one person with the
+pairs that changed; sync/identity.py skips it after a pull that changed no
+account or contact. `with_linked_evidence` gives the rules one person with the
 evidence of both: a linked contact's latest activity is the later of the two, a
 bounce in either is a bounce, and the other CRM's buying roles are added as
 contact-level roles. Nothing here writes to a CRM; sync/identity.py decides
