@@ -371,10 +371,14 @@ def _evidence_sql(crm: str) -> tuple[str, str]:
           AND c.crm = :crm AND c.id = {this} AND c.deleted_at IS NULL
           AND c.account_id IS NOT NULL
           AND o.crm = :other AND o.id = {other} AND o.deleted_at IS NULL"""
+    # Only the pairs where the other CRM adds something (stored datetimes are fixed-width
+    # UTC text, so text order is time order).
     contacts = f"""
         SELECT c.account_id, c.id, o.id, o.last_activity_at, o.email_bounced,
                o.bounce_reason, o.bounced_at
         {base}
+          AND (o.last_activity_at > coalesce(c.last_activity_at, '')
+               OR (coalesce(o.email_bounced, 0) = 1 AND coalesce(c.email_bounced, 0) = 0))
         ORDER BY c.account_id, c.id"""
     # The other CRM's roles become contact-level roles; a role on a lost or deleted
     # opportunity is left out (a contact-level role has no deal to say it was lost).
