@@ -67,7 +67,8 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         f"HubSpot's own Salesforce integration synced part of it: {len(native['linked_contacts'])} "
         f"HubSpot contacts and {len(native['linked_companies'])} companies carry their Salesforce "
         f"record's id; marketing reached {len(native['reached'])} people last week whom only "
-        "HubSpot saw (stale in Salesforce)."
+        f"HubSpot saw (stale in Salesforce), and {len(native['bounced_in_hubspot'])} addresses "
+        "hard-bounced in HubSpot only."
     )
     sf_limits, hs_limits = profile("salesforce"), profile("hubspot")
     with (
@@ -288,6 +289,9 @@ def _identity_counts(cfg: config_mod.Config, sf_box: Any, hs_box: Any) -> dict[s
         mine = [f for f in flags if f["crm"] == crm]
         out[f"open flags, {crm}"] = len(mine)
         out[f"  stale contacts, {crm}"] = sum(1 for f in mine if f["rule"] == stale_contacts.NAME)
+        out[f"  bouncing contacts, {crm}"] = sum(
+            1 for f in mine if f["rule"] == bouncing_contacts.NAME
+        )
     out["open crmsync tasks, salesforce"] = sum(
         1 for t in sf_box.records("Task") if t.get("Crmsync_Key__c") and not t.get("IsClosed")
     )
