@@ -81,6 +81,7 @@ class Ambiguous:
 class RefreshSummary:
     links: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)  # (object, how)
     ambiguous: Counter[str] = dataclasses.field(default_factory=Counter)  # by object
+    ambiguous_before: int = 0  # candidates the previous refresh reported (both objects)
     added: int = 0
     removed: int = 0
 
@@ -219,6 +220,9 @@ def _store(
     )
     summary.added += sum(1 for (pair, _h, _k) in changed if pair not in prior)
     summary.removed += len(gone)
+    summary.ambiguous_before += db.conn.execute(
+        "SELECT count(*) FROM identity_ambiguous WHERE object = ?", [table]
+    ).fetchone()[0]
     db.conn.execute("DELETE FROM identity_ambiguous WHERE object = ?", [table])
     db.conn.executemany(
         "INSERT INTO identity_ambiguous (object, how, n, salesforce_ids, hubspot_ids, seen_at)"

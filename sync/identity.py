@@ -67,7 +67,7 @@ def refresh(
     summary = links.refresh(db, now=now)
     log.info("identity links recomputed", extra=summary.as_dict())
     ambiguous = sum(summary.ambiguous.values())
-    if ambiguous:
+    if ambiguous and ambiguous != summary.ambiguous_before:  # once per change, not every run
         log.warning(
             "records matched more than one record in the other CRM; not linked "
             "(`crmsync links` lists them)",

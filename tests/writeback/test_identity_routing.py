@@ -97,3 +97,14 @@ def test_a_pull_that_changed_no_account_or_contact_does_not_recompute_the_links(
     assert identity.refreshed_at(db) == T0
     assert refresh(db, on, now=AS_OF, changed=True) is not None
     assert identity.refreshed_at(db) == AS_OF
+
+
+def test_ambiguous_matches_are_logged_when_they_change_not_every_run(both, caplog):
+    load(both, contact("003B", account_id="001A", email="ann@acme.test"), crm="salesforce")
+    on = IdentitySettings(home="salesforce")
+    with caplog.at_level("WARNING", logger="crmsync.sync.identity"):
+        refresh(both, on, now=AS_OF)
+        refresh(both, on, now=AS_OF)
+    warned = [r for r in caplog.records if "not linked" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].__dict__["ambiguous"] == 1
+    assert "ann@acme.test" not in caplog.text  # ids and counts only
