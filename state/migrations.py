@@ -369,6 +369,48 @@ def m007_flag_rules_seen(db: sqlite_utils.Database) -> None:
     )
 
 
+_M008_IDENTITY = """
+CREATE TABLE identity_links (
+    object TEXT NOT NULL,
+    salesforce_id TEXT NOT NULL,
+    hubspot_id TEXT NOT NULL,
+    how TEXT NOT NULL,
+    kept_through_merge INTEGER NOT NULL DEFAULT 0,
+    linked_at TEXT NOT NULL,
+    PRIMARY KEY (object, salesforce_id)
+);
+CREATE UNIQUE INDEX identity_links_hubspot ON identity_links (object, hubspot_id);
+CREATE TABLE identity_ambiguous (
+    object TEXT NOT NULL,
+    how TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    salesforce_ids TEXT NOT NULL,
+    hubspot_ids TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (object, how, n)
+);
+CREATE TABLE identity_refresh (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    refreshed_at TEXT NOT NULL
+)
+"""
+
+
+@MIGRATIONS()
+def m008_identity_links(db: sqlite_utils.Database) -> None:
+    """One person across Salesforce and HubSpot (state/identity.py, docs/identity.md).
+
+    identity_links: a Salesforce record and a HubSpot record of the same person (contacts)
+    or company (accounts), one to one; how they were matched (integration_id, email,
+    domain); whether the link was carried through a merge in either CRM; when first linked.
+    identity_ambiguous: candidates that matched more than one record, reported instead of
+    linked (replaced at every recompute). identity_refresh: when the links were last
+    recomputed (a pull that changed no account or contact does not recompute them)."""
+    for statement in _M008_IDENTITY.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

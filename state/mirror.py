@@ -37,7 +37,7 @@ from typing import Any
 
 import sqlite_utils
 
-from crmsync.state import cursors
+from crmsync.state import cursors, identity
 from crmsync.state.batch import batched
 from crmsync.state.db import (
     ENCODERS,
@@ -603,6 +603,8 @@ def repoint(
             "DELETE FROM contact_history WHERE crm = ? AND field = 'account_id' AND old IS new",
             [crm],
         )
+    # A link to the other CRM's record of the same person moves with the merge.
+    identity.repoint_links(db, crm, obj, loser, survivor)
     log.info(
         "merge applied",
         extra={"crm": crm, "object": obj.value, "loser_id": loser, "survivor_id": survivor},

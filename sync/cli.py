@@ -386,6 +386,20 @@ def _check_rule(rule: str) -> None:
     )
 
 
+@cli.command(short_help="Records linked across Salesforce and HubSpot, and ambiguous matches.")
+@config_option
+@format_option("table", "json", help="table to read, json for scripts.")
+@handles_errors
+def links(config_path: Path, fmt: str) -> int:
+    """Records linked across the two CRMs ([identity], docs/identity.md): how many and how
+    they were matched, and the matches reported instead of linked (ids only)."""
+    from .links_report import print_links
+
+    cfg = _load_config(config_path)
+    with mirror_errors(cfg.mirror.path):
+        return print_links(cfg, fmt=fmt, echo=click.echo)
+
+
 @cli.command()
 @config_option
 @format_option("table", "json", help="table to read, json for scripts.")

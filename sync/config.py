@@ -28,6 +28,7 @@ from crmsync.state.errors import (
 )
 from crmsync.state.settings import coerce
 from crmsync.sync.enrichment import EnrichmentSettings
+from crmsync.sync.identity import IdentitySettings
 from crmsync.sync.writeback_settings import WritebackSettings
 
 from . import logs
@@ -109,6 +110,8 @@ class Config:
     daemon: DaemonSettings
     # [enrichment]: an outside people-data provider (sync/enrichment.py), off by default
     enrichment: EnrichmentSettings = field(default_factory=EnrichmentSettings)
+    # [identity]: one person across both CRMs, written in its home CRM (sync/identity.py)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     # ("[crm] key", file) of each secret sync.toml reads from a file (`<secret>_file`, a
     # private key): `crmsync` warns when others may read one (exposed_secret_files)
     secret_files: tuple[tuple[str, Path], ...] = ()
@@ -139,6 +142,7 @@ class Config:
 
 KNOWN_TABLES = (
     "mirror", "salesforce", "hubspot", "rules", "writeback", "schedule", "daemon", "enrichment",
+    "identity",
 )  # fmt: skip
 
 
@@ -209,6 +213,7 @@ def from_dict(
     enrichment = build(
         EnrichmentSettings, data.get("enrichment", {}), "enrichment", base=base, environ=env
     )
+    identity = build(IdentitySettings, data.get("identity", {}), "identity", base=base, environ=env)
     if daemon.log_format not in ("text", "json"):
         raise ConfigError(f"[daemon] log_format must be \"text\" or \"json\", not {daemon.log_format!r}.")
     if daemon.lock not in ("wait", "fail"):
@@ -222,6 +227,7 @@ def from_dict(
         schedule=schedule,
         daemon=daemon,
         enrichment=enrichment,
+        identity=identity,
         secret_files=_secret_files(data, connectors, path.parent),
     )
 

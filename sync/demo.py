@@ -26,6 +26,7 @@ from rich.text import Text
 
 from crmsync.rules import bouncing_contacts, departed_champions, single_threaded, stale_contacts
 from crmsync.state import flags as flag_store
+from crmsync.state import identity as identity_store
 from crmsync.state.db import open_db
 from crmsync.state.text import printable
 
@@ -42,6 +43,7 @@ OBJECT_PAGE = {"hubspot": {"owners": 500, "contact_roles": 0, "tasks": 200}}
 
 def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = None) -> int:
     from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+    from crmsync.sandbox.generate.identity import link_natively
     from crmsync.sandbox.hubspot import HubSpotSandbox
     from crmsync.sandbox.realistic import profile
     from crmsync.sandbox.salesforce import SalesforceSandbox
@@ -56,9 +58,17 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
     con.rule("[bold]crmsync demo")
     dataset = generate(seed=seed, accounts=accounts)
     as_of = DEFAULT_AS_OF
+    native = link_natively(dataset, as_of=as_of)
     con.print(
         f"Seeded one org into both sandbox CRMs: {accounts} accounts, "
         f"{len(dataset['salesforce']['Contact'])} contacts each (seed {seed}); rules run as of {as_of:%d %B %Y}."
+    )
+    con.print(
+        f"HubSpot's own Salesforce integration synced part of it: {len(native['linked_contacts'])} "
+        f"HubSpot contacts and {len(native['linked_companies'])} companies carry their Salesforce "
+        f"record's id; marketing reached {len(native['reached'])} people last week whom only "
+        f"HubSpot saw (stale in Salesforce), and {len(native['bounced_in_hubspot'])} addresses "
+        "hard-bounced in HubSpot only."
     )
     sf_limits, hs_limits = profile("salesforce"), profile("hubspot")
     with (
@@ -121,7 +131,10 @@ def run_demo(*, out: Path, accounts: int, seed: int, console: Console | None = N
         con.print(f"  write calls made by the second run: [bold]{writes_after - writes_before}[/bold]")
         ok = ok and writes_after == writes_before
 
-    con.rule("6. the report for the sales leader")
+        con.rule('6. one person across both CRMs: \\[identity] home = "salesforce"')
+        cfg = _identity_step(con, cfg, cfg_path, sf_box, hs_box, as_of)
+
+    con.rule("7. the report for the sales leader")
     report_path = out / "report.html"
     write_html(cfg, report_path)
     con.print(
@@ -232,6 +245,63 @@ def _print_findings(con: Console, cfg: config_mod.Config) -> None:
                     )
                 )
     db.close()
+
+
+def _identity_step(
+    con: Console, cfg: config_mod.Config, cfg_path: Path, sf_box: Any, hs_box: Any, as_of: Any
+) -> config_mod.Config:
+    """The same org before and after linking (docs/identity.md): flags and open tasks."""
+    before = _identity_counts(cfg, sf_box, hs_box)
+    with cfg_path.open("a", encoding="utf-8") as f:
+        f.write('\n[identity]\nhome = "salesforce"   # linked people\'s flags and tasks: Salesforce only\n')
+    cfg = config_mod.load(cfg_path)
+    for crm in cfg.crms():
+        run_once(cfg, crm, RunOptions(as_of=as_of, wait=False))
+    after = _identity_counts(cfg, sf_box, hs_box)
+    db = open_db(cfg.mirror.path)
+    counts = identity_store.counts(db)
+    db.close()
+    con.print(
+        "  linked: "
+        + ", ".join(f"{k.replace('_', ' by ', 1)} {v}" for k, v in counts.items() if "ambiguous" not in k)
+        + f"; ambiguous, reported not linked: {sum(v for k, v in counts.items() if 'ambiguous' in k)}"
+        + " (`crmsync links`)"
+    )
+    table = Table(title="the same org, before and after linking", title_justify="left")
+    for col in ("", "before", "after"):
+        table.add_column(col, justify="right" if col else "left")
+    for label in before:
+        table.add_row(label, str(before[label]), str(after[label]))
+    con.print(table)
+    con.print(
+        "  People marketing reached last week are no longer stale in Salesforce; a bounce seen "
+        "in either CRM counts in both; linked people's problems get one task, in Salesforce."
+    )
+    return cfg
+
+
+def _identity_counts(cfg: config_mod.Config, sf_box: Any, hs_box: Any) -> dict[str, int]:
+    db = open_db(cfg.mirror.path)
+    flags = flag_store.list_flags(db, status="open")
+    db.close()
+    out = {}
+    for crm in ("salesforce", "hubspot"):
+        mine = [f for f in flags if f["crm"] == crm]
+        out[f"open flags, {crm}"] = len(mine)
+        out[f"  stale contacts, {crm}"] = sum(1 for f in mine if f["rule"] == stale_contacts.NAME)
+        out[f"  bouncing contacts, {crm}"] = sum(
+            1 for f in mine if f["rule"] == bouncing_contacts.NAME
+        )
+    out["open crmsync tasks, salesforce"] = sum(
+        1 for t in sf_box.records("Task") if t.get("Crmsync_Key__c") and not t.get("IsClosed")
+    )
+    out["open crmsync tasks, hubspot"] = sum(
+        1
+        for t in hs_box.records("tasks")
+        if (t.get("properties") or {}).get("crmsync_key")
+        and t["properties"].get("hs_task_status") != "COMPLETED"
+    )
+    return out
 
 
 def _has_successor(flag: dict[str, Any]) -> bool:

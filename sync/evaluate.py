@@ -31,7 +31,9 @@ from crmsync.state import views
 from crmsync.state.db import transaction
 from crmsync.state.model import AccountView
 
+from . import identity as identity_mod
 from . import plan as plan_mod
+from .identity import IdentitySettings
 from .writeback_settings import WritebackSettings
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def evaluate(
     store: bool = True,
     on_chunk: OnChunk | None = None,
     chunk_size: int = CHUNK,
+    identity: IdentitySettings | None = None,
 ) -> Evaluation:
     """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
 
@@ -82,7 +85,7 @@ def evaluate(
         staged = flag_store.FlagRun(
             db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep
         )
-        for chunk, seen in _chunks(db, crm, settings, as_of, chunk_size):
+        for chunk, seen in _chunks(db, crm, settings, as_of, chunk_size, identity):
             for result in chunk.values():
                 ev.accounts += 1
                 if result.coverage is not None:
@@ -113,6 +116,7 @@ def evaluate_and_plan(
     seen_at: datetime,
     store: bool = True,
     chunk_size: int = CHUNK,
+    identity: IdentitySettings | None = None,
 ) -> tuple[Evaluation, plan_mod.Plan]:
     """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
     the same flags and Plan as `evaluate` then `plan` over every result, in memory
@@ -120,19 +124,31 @@ def evaluate_and_plan(
     planner = plan_mod.Planner(db, crm, writeback, as_of=as_of)
     ev = evaluate(
         db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
-        on_chunk=planner.add, chunk_size=chunk_size,
+        on_chunk=planner.add, chunk_size=chunk_size, identity=identity,
     )  # fmt: skip
     return ev, planner.finish()
 
 
 def _chunks(
-    db: sqlite_utils.Database, crm: str, settings: RuleSettings, as_of: datetime, size: int
+    db: sqlite_utils.Database,
+    crm: str,
+    settings: RuleSettings,
+    as_of: datetime,
+    size: int,
+    identity: IdentitySettings | None = None,
 ) -> Iterator[tuple[dict[str, AccountResult], dict[str, AccountView]]]:
-    """(results, views) of `size` accounts at a time; both are dropped after the chunk."""
+    """(results, views) of `size` accounts at a time; both are dropped after the chunk.
+
+    With [identity] on, linked contacts carry the other CRM's evidence and what is
+    written for linked records stays in the home CRM (sync/identity.py)."""
     chunk: dict[str, AccountResult] = {}
     seen: dict[str, AccountView] = {}
-    for view in views.iter_account_views(db, crm):
+    router = identity_mod.Router(db, crm, identity) if identity is not None else None
+    all_views = views.iter_account_views(db, crm)
+    for view in identity_mod.views_for_rules(db, crm, all_views, identity):
         result = rules.evaluate_account(view, settings, as_of)
+        if router is not None:
+            result = router.route(result, view)
         # `facts` holds the view again; results outlive the chunk when kept (no `on_chunk`).
         chunk[view.id] = dataclasses.replace(result, facts=None)
         seen[view.id] = view

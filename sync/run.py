@@ -65,6 +65,7 @@ from . import conflicts as conflicts_mod
 from . import drain as drain_mod
 from . import enrichment as enrichment_mod
 from . import evaluate as evaluate_mod
+from . import identity as identity_mod
 from . import plan as plan_mod
 from . import pull as pull_mod
 from .config import Config, ConfigError
@@ -267,6 +268,20 @@ def run_once(
     return report
 
 
+def _people_changed(report: RunReport) -> bool:
+    """Whether the pull (or reconcile) changed an account or a contact in the mirror."""
+    pulled = report.pull.objects if report.pull is not None else []
+    if any(
+        o.object in ("accounts", "contacts") and o.inserted + o.updated + o.deleted
+        for o in pulled
+    ):
+        return True
+    return any(
+        (r or {}).get("deleted") for o, r in (report.reconcile or {}).items()
+        if o in ("accounts", "contacts")
+    )  # fmt: skip
+
+
 def _steps(
     cfg: Config,
     db: sqlite_utils.Database,
@@ -295,6 +310,9 @@ def _steps(
         if opts.reconcile:
 
             report.reconcile = reconcile(db, connector, seen_at=started)
+        # The same people in the other CRM's mirror, linked again after a pull that
+        # changed an account or a contact.
+        identity_mod.refresh(db, cfg.identity, now=started, changed=_people_changed(report))
     if opts.pull_only:
         return
 
@@ -304,8 +322,9 @@ def _steps(
         report.enrichment = _enrich(cfg, db, crm, as_of, started)
     # Evaluated and planned a chunk of accounts at a time: memory does not grow with the org.
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
-        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview
-    )
+        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview,
+        identity=cfg.identity,
+    )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
     the_plan, report.conflicts = conflicts_mod.track(

@@ -12,7 +12,7 @@ from crmsync.sync.cli import cli
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = (
     "demo", "sync", "plan", "daemon", "setup", "flags", "status", "outbox", "conflicts",
-    "report", "sandbox",
+    "report", "sandbox", "links",
 )  # fmt: skip
 
 

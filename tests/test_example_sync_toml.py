@@ -43,6 +43,7 @@ def schema() -> dict[str, set[str]]:
         "schedule": config.ScheduleSettings,
         "daemon": config.DaemonSettings,
         "enrichment": config.EnrichmentSettings,
+        "identity": config.IdentitySettings,
     }
     for f in dataclasses.fields(rules.RuleSettings):
         if f.name != "common":

@@ -53,6 +53,14 @@ TASK_KEY = "crmsync_key"
 SIGNATURE = "crmsync_signature"  # which values crmsync wrote (sync/ownership.py)
 GROUP = "crmsync"
 
+# The Salesforce ids HubSpot's native Salesforce integration keeps on synced records
+# (api-facts §24; property group `salesforceinformation`). Read when the portal has them
+# (a portal without the integration lacks them: no warning), kept in `raw`; state/identity.py
+# links records across the two mirrors by them.
+SALESFORCE_CONTACT_ID = "salesforcecontactid"
+SALESFORCE_ACCOUNT_ID = "salesforceaccountid"
+SALESFORCE_LAST_SYNC = "salesforcelastsynctime"
+
 # HUBSPOT_DEFINED association type ids (api-facts §22; HubSpot's Associations v4
 # guide, "Association type ID values": 1 "Contact to company (Primary)", 2 "Company to
 # contact (Primary)", 5 "Deal to company (Primary)"). Only type ids identify the primary:
@@ -215,6 +223,8 @@ class ObjectMap:
     extra: tuple[str, ...] = ()  # properties read for derived values / raw
     associations: tuple[str, ...] = ()  # to-object types read via v4
     required_filter: str | None = None  # only records with this property set (tasks)
+    # read when the portal's schema has them, left out without a warning when not
+    optional: tuple[str, ...] = ()
 
     def wanted(self) -> list[str]:
         """Every property this spec would like, in a stable order, no duplicates."""
@@ -223,6 +233,7 @@ class ObjectMap:
             names.extend(c.properties)
         names.extend(self.owned.values())
         names.extend(self.extra)
+        names.extend(self.optional)
         seen: set[str] = set()
         return [n for n in names if n and not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
 
@@ -233,8 +244,9 @@ class ObjectMap:
             return wanted, []
         k = set(known)
         always = {ID_PROPERTY, self.modified_property, "createdate"}
+        optional = set(self.optional)
         return [n for n in wanted if n in k or n in always], [
-            n for n in wanted if n not in k and n not in always
+            n for n in wanted if n not in k and n not in always and n not in optional
         ]
 
 
@@ -265,6 +277,7 @@ def object_maps(settings: Settings) -> dict[ObjectType, ObjectMap]:
             "coverage_score": parse_number,
         },
         extra=(MERGED_IDS, *extra.get(COMPANIES, ())),
+        optional=(SALESFORCE_ACCOUNT_ID, SALESFORCE_LAST_SYNC),
     )
     contact = ObjectMap(
         object=ObjectType.CONTACT,
@@ -296,6 +309,7 @@ def object_maps(settings: Settings) -> dict[ObjectType, ObjectMap]:
             MERGED_IDS,
             *extra.get(CONTACTS, ()),
         ),
+        optional=(SALESFORCE_CONTACT_ID, SALESFORCE_ACCOUNT_ID, SALESFORCE_LAST_SYNC),
         associations=(COMPANIES,),
     )
     opportunity = ObjectMap(

@@ -38,10 +38,13 @@ DEFAULT_FIELD = {
 # Read-only system properties: writes to them are ignored (HubSpot computes them).
 SYSTEM = {"hs_object_id", "lastmodifieddate", "hs_lastmodifieddate", "hs_createdate", "hs_merged_object_ids"}
 
+# "salesforceinformation": the group of the properties HubSpot's native Salesforce
+# integration keeps (api-facts §24); the sandbox always has it, as a connected portal does.
+_SF_GROUP = ("salesforceinformation", "Salesforce information")
 GROUPS = {
-    "contacts": [("contactinformation", "Contact information"), ("emailinformation", "Email information"), ("sales_properties", "Sales properties")],
-    "companies": [("companyinformation", "Company information"), ("sales_properties", "Sales properties")],
-    "deals": [("dealinformation", "Deal information"), ("sales_properties", "Sales properties")],
+    "contacts": [("contactinformation", "Contact information"), ("emailinformation", "Email information"), ("sales_properties", "Sales properties"), _SF_GROUP],
+    "companies": [("companyinformation", "Company information"), ("sales_properties", "Sales properties"), _SF_GROUP],
+    "deals": [("dealinformation", "Deal information"), ("sales_properties", "Sales properties"), _SF_GROUP],
     "tasks": [("task", "Task"), ("engagement", "Engagement")],
 }
 CUSTOM_GROUP = {"contacts": "contactinformation", "companies": "companyinformation", "deals": "dealinformation", "tasks": "task"}
@@ -98,6 +101,10 @@ STANDARD: dict[str, list[tuple[str, str, Options | None, int]]] = {
         ("hs_email_quarantined", "bool", ["true", "false"], 1),
         ("hs_buying_role", "enumeration", _BUYING_ROLES, 2),
         ("hs_additional_emails", "enumeration", None, 1),
+        # HubSpot's Salesforce integration (api-facts §24): the synced Salesforce record's ids
+        ("salesforcecontactid", "string", None, 3), ("salesforceleadid", "string", None, 3),
+        ("salesforceaccountid", "string", None, 3), ("salesforcelastsynctime", "datetime", None, 3),
+        ("salesforcedeleted", "bool", ["true", "false"], 3),
     ],
     "companies": _COMMON + [
         ("name", "string", None, 0), ("domain", "string", None, 0),
@@ -106,12 +113,15 @@ STANDARD: dict[str, list[tuple[str, str, Options | None, int]]] = {
         ("lifecyclestage", "enumeration", _LIFECYCLE, 0), ("numberofemployees", "number", None, 0),
         ("city", "string", None, 0), ("country", "string", None, 0), ("phone", "string", None, 0),
         ("num_associated_contacts", "number", None, 0),
+        ("salesforceaccountid", "string", None, 2), ("salesforcelastsynctime", "datetime", None, 2),
     ],
     "deals": _COMMON + [
         ("dealname", "string", None, 0), ("amount", "number", None, 0),
         ("dealstage", "enumeration", _STAGES, 0), ("pipeline", "enumeration", ["default"], 0),
         ("closedate", "datetime", None, 0), ("hs_is_closed", "bool", ["true", "false"], 0),
         ("hs_is_closed_won", "bool", ["true", "false"], 0),
+        ("hs_salesforceopportunityid", "string", None, 2),
+        ("salesforcelastsynctime", "datetime", None, 2),
     ],
     "tasks": _COMMON + [
         ("hs_timestamp", "datetime", None, 0), ("hs_createdate", "datetime", None, 0),
