@@ -107,6 +107,9 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
                 f"{o.inserted} new, {o.updated} changed, {o.deleted} deleted, "
                 f"{o.skipped} skipped) {plural(o.api_calls, 'call')}"
             )
+    if rep.waits_for:
+        echo(f"  rules and write-back wait for {rep.waits_for}'s first pull: [identity] judges "
+             "each person with the evidence of both CRMs")
     en = rep.enrichment
     if en is not None and en.forgotten:
         echo(f"  outside people-data: {plural(en.forgotten, 'cached answer')} forgotten "

@@ -101,6 +101,7 @@ class RunReport:
     run_id: int = 0
     mode: str = "incremental"
     outcome: str = "ok"
+    waits_for: str | None = None  # [identity]: the other CRM, never pulled; rules not run
     pull: pull_mod.PullReport | None = None
     evaluation: evaluate_mod.Evaluation | None = None
     plan: plan_mod.Plan | None = None
@@ -282,6 +283,17 @@ def _people_changed(report: RunReport) -> bool:
     )  # fmt: skip
 
 
+def _unpulled_other(cfg: Config, db: sqlite_utils.Database, crm: str) -> str | None:
+    """With [identity] on, the other enabled CRM if it has never been pulled: judging this
+    CRM's people without its evidence would flag (and task) what the other CRM disproves."""
+    if not cfg.identity.on:
+        return None
+    for other in cfg.connectors:
+        if other != crm and not cursors.ever_pulled(db, other):
+            return other
+    return None
+
+
 def _steps(
     cfg: Config,
     db: sqlite_utils.Database,
@@ -314,6 +326,14 @@ def _steps(
         # changed an account or a contact.
         identity_mod.refresh(db, cfg.identity, now=started, changed=_people_changed(report))
     if opts.pull_only:
+        return
+    report.waits_for = _unpulled_other(cfg, db, crm)
+    if report.waits_for is not None:
+        log.info(
+            "[identity] is on and the other CRM was never pulled: this CRM's rules and "
+            "write-back wait for its evidence",
+            extra={"crm": crm, "other": report.waits_for},
+        )
         return
 
     as_of = opts.as_of or started
@@ -480,7 +500,11 @@ def run_all(
     code = EXIT_OK
     missing: list[FieldsMissing] = []
     stops: list[CrmError] = []
-    for name in crms:
+    # A CRM whose rules waited for the other's first pull ([identity]) is queued again once
+    # that pull is in: an incremental at the request floor, then its rules with both CRMs'
+    # evidence. (A list grown while a for loop walks it: the loop reaches the new names.)
+    queue = list(crms)
+    for name in queue:
         progress = None
         if opts.progress and not opts.skip_pull:
             from .progress import RichProgress
@@ -499,11 +523,13 @@ def run_all(
             raise Interrupted(INTERRUPTED_LINE)
         print_run(rep, echo=echo, dry_run=opts.preview)
         code = max(code, rep.exit_code)
+        if rep.waits_for in crms and queue.count(name) == 1 and rep.outcome == "ok":
+            queue.append(name)
         if rep.stopped_by is not None:
             stops.append(rep.stopped_by)
         if rep.fields_missing:
             missing.append(fields_missing_error(name, rep.fields_missing))
-        if should_stop() and name != crms[-1]:
+        if should_stop() and name != queue[-1]:
             raise Interrupted(INTERRUPTED_LINE)  # the next CRM's run is not started
     if stops:
         # Every CRM had its run; the first stop is the line the CLI prints (exit 3), the

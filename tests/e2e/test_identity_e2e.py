@@ -67,7 +67,15 @@ class Org:
 
 
 @pytest.fixture
-def org(tmp_path: Path) -> Iterator[Org]:
+def org(fresh_org: Org) -> Org:
+    fresh_org.cli("sync", "--full", "--pull-only")
+    fresh_org.cli("sync", "--as-of", AS_OF)
+    return fresh_org
+
+
+@pytest.fixture
+def fresh_org(tmp_path: Path) -> Iterator[Org]:
+    """Both sandboxes and a config with [identity]; crmsync's fields set up, nothing pulled."""
     dataset = generate(seed=3, accounts=12)
     native = link_natively(dataset, as_of=DEFAULT_AS_OF)
     with SalesforceSandbox(dataset=dataset) as sf, HubSpotSandbox(dataset=dataset) as hs:
@@ -81,8 +89,6 @@ def org(tmp_path: Path) -> Iterator[Org]:
         )
         o = Org(tmp_path, sf, hs, dataset, native)
         o.cli("setup")
-        o.cli("sync", "--full", "--pull-only")
-        o.cli("sync", "--as-of", AS_OF)
         yield o
 
 
@@ -143,3 +149,21 @@ def test_links_survive_merges_in_either_crm(org: Org) -> None:
     assert s_id not in {s for s, _how, _k in links.values()}
     # still one task per problem: HubSpot got none for the merged people
     assert sorted(org.open_tasks("hubspot")) == before_tasks[1]
+
+
+def test_a_first_sync_judges_salesforce_only_once_hubspot_is_pulled(fresh_org: Org) -> None:
+    out = fresh_org.cli("sync", "--as-of", AS_OF)
+    runs = [line.split(":")[0] for line in out.splitlines()
+            if line.startswith(("salesforce: ", "hubspot: ")) and " run " in line]  # fmt: skip
+    assert runs == ["salesforce", "hubspot", "salesforce"], out
+    assert "rules and write-back wait for hubspot's first pull" in out
+    sf_of = {h: s for h, (s, _how, _kept) in fresh_org.contact_links().items()}
+    reached = {sf_of[h] for h in fresh_org.native["reached"] if h in sf_of}
+    assert reached
+    stale = {f["contact_id"] for f in fresh_org.open_flags("salesforce")
+             if f["rule"] == "stale_contact"}  # fmt: skip
+    assert stale and not stale & reached, "judged without HubSpot's evidence"
+    # no task was made, and none completed, for a contact HubSpot shows active
+    tasks = fresh_org.sf.records("Task")
+    assert not {t["Crmsync_Key__c"].split(":", 3)[3] for t in tasks
+                if t.get("Crmsync_Key__c")} & reached  # fmt: skip
