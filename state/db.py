@@ -51,7 +51,11 @@ from crmsync.state.errors import MirrorError
 from crmsync.state.migrations import apply_migrations
 from crmsync.state.sql import join_transaction, rolled_back, transaction
 
-__all__ = ["join_transaction", "rolled_back", "transaction"]  # re-exported: the mirror's write helpers import them from here
+__all__ = [
+    "join_transaction",
+    "rolled_back",
+    "transaction",
+]  # re-exported: the mirror's write helpers import them from here
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +211,7 @@ def _create_private(path: Path) -> None:
     if path.is_dir():
         raise MirrorError(
             f"the mirror path {path} is a directory",
-            fix="Set [mirror] path in sync.toml to a file name, e.g. "
-            f'"{path / "crmsync.db"}".',
+            fix=f'Set [mirror] path in sync.toml to a file name, e.g. "{path / "crmsync.db"}".',
         )
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -366,6 +369,68 @@ ENCODERS = {
     "real": encode_real,
     "text": encode_text,
 }
+
+
+class StoredValues(Mapping[str, Any]):
+    """A record's canonical values already in their stored form, as a connector hands them.
+
+    `row` holds the values of `columns` (state.model.COLUMNS of the object) in that order,
+    each as the mirror stores it (datetimes as the fixed-width text above, booleans 0/1,
+    dates `YYYY-MM-DD`); `raw_json` and `owned_json` are the record's raw and owned as
+    `dumps` writes them (None for an empty mapping). The mirror writes and compares them
+    as they are, with no per-value conversion (state/mirror.py `encode_row`). Read as a
+    mapping it gives the model values (aware datetimes, dates, bools, floats; None stays
+    None), decoded on access: a CrmRecord's `values` reads the same either way.
+    """
+
+    __slots__ = ("columns", "row", "raw_json", "owned_json", "_index")
+
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        row: tuple[Any, ...],
+        raw_json: str | None,
+        owned_json: str | None,
+    ) -> None:
+        if len(row) != len(columns):
+            raise ValueError("a stored row needs one value per column")
+        self.columns = columns
+        self.row = row
+        self.raw_json = raw_json
+        self.owned_json = owned_json
+        self._index = _column_index(columns)
+
+    def __getitem__(self, key: str) -> Any:
+        i, decode_one = self._index[key]
+        value = self.row[i]
+        return None if value is None else decode_one(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __repr__(self) -> str:
+        return f"StoredValues({dict(self)!r})"
+
+
+_STORED_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "bool": bool,
+    "real": float,
+    "text": lambda value: value,
+}
+_INDEXES: dict[tuple[str, ...], dict[str, tuple[int, Callable[[Any], Any]]]] = {}
+
+
+def _column_index(columns: tuple[str, ...]) -> dict[str, tuple[int, Callable[[Any], Any]]]:
+    index = _INDEXES.get(columns)
+    if index is None:
+        index = {c: (i, _STORED_DECODERS[column_kind(c)]) for i, c in enumerate(columns)}
+        _INDEXES[columns] = index
+    return index
 
 
 def decode_datetime(value: str | None) -> datetime | None:

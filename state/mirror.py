@@ -41,6 +41,7 @@ from crmsync.state import cursors
 from crmsync.state.batch import batched
 from crmsync.state.db import (
     ENCODERS,
+    StoredValues,
     column_kind,
     dumps,
     encode_datetime,
@@ -217,6 +218,19 @@ _KEYS = {obj: frozenset(columns) for obj, columns in COLUMNS.items()}
 
 def encode_row(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tuple[Any, ...]:
     values = record.values
+    if type(values) is StoredValues and values.columns == COLUMNS[obj]:
+        # The connector handed the stored form (state/db.py StoredValues): nothing to convert.
+        return (
+            crm,
+            record.id,
+            *values.row,
+            values.raw_json,
+            values.owned_json,
+            encode_datetime(record.modified_at),
+            None,  # deleted_at
+            record.merged_into or None,
+            generation,
+        )
     out: list[Any] = [crm, record.id]
     for column, encode in _ENCODERS[obj]:
         value = values.get(column)
@@ -455,7 +469,10 @@ def _account_moves(
     _stage(
         db,
         "INSERT OR REPLACE INTO _links (contact_id, account_id, is_primary) VALUES (?, ?, ?)",
-        ((contact_id, account_id, 1 if primary else 0) for contact_id, account_id, primary in edges),
+        (
+            (contact_id, account_id, 1 if primary else 0)
+            for contact_id, account_id, primary in edges
+        ),
     )
     rows = db.conn.execute(
         "SELECT c.id FROM contacts c JOIN _links l ON l.contact_id = c.id AND l.is_primary = 1"
