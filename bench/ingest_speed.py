@@ -96,8 +96,9 @@ def ingest(path: Path, batches: list[Page]) -> dict[str, float]:
     out: dict[str, float] = {}
     for label in ("ingest", "ingest_unchanged"):
         cpu = _cpu()
-        with db.conn:
+        with transaction(db):
             generation = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+            mirror.defer_indexes(db, ObjectType.CONTACT)  # as sync/pull.py: empty table only
         for first in range(0, len(batches), PAGES_PER_COMMIT):  # as sync/pull.py commits
             with transaction(db):
                 for page in batches[first : first + PAGES_PER_COMMIT]:

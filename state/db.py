@@ -39,7 +39,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -97,6 +97,7 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
             conn.execute("PRAGMA synchronous = NORMAL")
         db = sqlite_utils.Database(conn)
         apply_migrations(db)
+        restore_indexes(db)
     except BaseException as e:
         conn.close()
         if isinstance(e, sqlite3.Error):
@@ -105,6 +106,54 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     if not memory:
         _tighten_sidecars(Path(path))
     return db
+
+
+def restore_indexes(db: sqlite_utils.Database, tables: Iterable[str] | None = None) -> list[str]:
+    """Create the migrations' indexes that are missing; return their names.
+
+    A first full pull builds a table's secondary indexes once, after its rows
+    (state/mirror.py `defer_indexes`, rebuilt by `finish_full`). A run killed in
+    between leaves them missing, so opening the mirror builds them again, except
+    on a table whose full pull is still in progress (a resumed pull builds them at
+    its end; another process opening the mirror meanwhile, `crmsync status`, does
+    not build them under its feet). `tables` limits it to those tables. Joins the
+    caller's transaction when one is open; otherwise each index commits by itself.
+    """
+    wanted = [(n, t, sql) for n, t, sql in _migrated_indexes() if tables is None or t in tables]
+    have = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    missing = [(n, t, sql) for n, t, sql in wanted if n not in have]
+    if not missing:
+        return []
+    busy: set[str] = set()
+    if tables is None and "cursors" in db.table_names():
+        busy = {r[0] for r in db.conn.execute("SELECT object FROM cursors WHERE mode = 'full'")}
+    built = []
+    for name, table, sql in missing:
+        if table in busy:
+            continue
+        db.conn.execute(sql)
+        built.append(name)
+    if built:
+        log.info("indexes built", extra={"indexes": built})
+    return built
+
+
+_MIGRATED: list[tuple[str, str, str]] = []
+
+
+def _migrated_indexes() -> list[tuple[str, str, str]]:
+    """(name, table, CREATE INDEX) of every index the migrations make, from a throwaway
+    in-memory mirror (about 10 ms, once per process)."""
+    if not _MIGRATED:
+        scratch = sqlite_utils.Database(sqlite3.connect(":memory:"))
+        apply_migrations(scratch)
+        _MIGRATED.extend(
+            scratch.conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            ).fetchall()
+        )
+        scratch.conn.close()
+    return _MIGRATED
 
 
 def quick_check(conn: sqlite3.Connection, path: Path) -> None:

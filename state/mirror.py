@@ -47,6 +47,7 @@ from crmsync.state.db import (
     encode_datetime,
     encode_text,
     join_transaction,
+    restore_indexes,
     transaction,
 )
 from crmsync.state.errors import EmptyFullPull
@@ -626,6 +627,34 @@ def repoint(
     )
 
 
+def defer_indexes(db: sqlite_utils.Database, object: ObjectType | str) -> list[str]:
+    """Drop `object`'s secondary indexes when its table holds no row at all; return
+    their names.
+
+    For a first full pull: SQLite builds an index from the finished table faster
+    than it keeps it up to date row by row (bench/ingest_speed.py). `finish_full`
+    builds them again in the transaction of the last page, and `open_db` after a run
+    killed before that (state/db.py `restore_indexes`). Joins the caller's transaction.
+    """
+    table = ObjectType(object).value
+    join_transaction(db)
+    if db.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+        return []
+    names = [
+        r[0]
+        for r in db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            [table],
+        )
+    ]
+    for name in names:
+        db.conn.execute(f'DROP INDEX "{name}"')
+    if names:
+        log.info("indexes deferred to the end of the full pull", extra={"object": table})
+    return names
+
+
 def finish_full(
     db: sqlite_utils.Database,
     crm: str,
@@ -676,6 +705,7 @@ def finish_full(
     )
     vanished = cursor.rowcount
     cursors.end_full(db, crm, obj, generation)
+    restore_indexes(db, [table])  # after a first full pull (defer_indexes)
     log.info(
         "full pull finished",
         extra={"crm": crm, "object": table, "generation": generation, "vanished": vanished},

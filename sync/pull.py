@@ -153,6 +153,8 @@ def pull(
             resuming = state.full_in_progress
             with transaction(db):
                 generation = cursors.begin_full(db, crm, obj)
+                if not resuming:
+                    mirror.defer_indexes(db, obj)  # an empty table: built once at the end
             cursor = state.cursor if resuming else None
             if resuming:
                 log.info("resuming full pull", extra={"crm": crm, "object": str(obj)})
