@@ -426,13 +426,14 @@ class StoredValues(Mapping[str, Any]):
     `row` holds the values of `columns` (state.model.COLUMNS of the object) in that order,
     each as the mirror stores it (datetimes as the fixed-width text above, booleans 0/1,
     dates `YYYY-MM-DD`); `raw_json` and `owned_json` are the record's raw and owned as
-    `dumps` writes them (None for an empty mapping). The mirror writes and compares them
+    `dumps` writes them (None for an empty mapping), `modified_at` the record's
+    modified_at as stored (None: the mirror encodes the record's). The mirror writes and compares them
     as they are, with no per-value conversion (state/mirror.py `encode_row`). Read as a
     mapping it gives the model values (aware datetimes, dates, bools, floats; None stays
     None), decoded on access: a CrmRecord's `values` reads the same either way.
     """
 
-    __slots__ = ("columns", "row", "raw_json", "owned_json", "_index")
+    __slots__ = ("columns", "row", "raw_json", "owned_json", "modified_at", "_index")
 
     def __init__(
         self,
@@ -440,6 +441,7 @@ class StoredValues(Mapping[str, Any]):
         row: tuple[Any, ...],
         raw_json: str | None,
         owned_json: str | None,
+        modified_at: str | None = None,
     ) -> None:
         if len(row) != len(columns):
             raise ValueError("a stored row needs one value per column")
@@ -447,6 +449,7 @@ class StoredValues(Mapping[str, Any]):
         self.row = row
         self.raw_json = raw_json
         self.owned_json = owned_json
+        self.modified_at = modified_at
         self._index = _column_index(columns)
 
     def __getitem__(self, key: str) -> Any:

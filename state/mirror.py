@@ -175,7 +175,7 @@ def _dedupe(
     """One record per id: the newest (the later one on a tie); others count as skipped."""
     by_id: dict[str, CrmRecord] = {}
     for record in records:
-        if not record.id or ObjectType(record.object) is not obj:
+        if not record.id or (record.object is not obj and ObjectType(record.object) is not obj):
             result.skipped += 1
             log.warning(
                 "record skipped: no id or wrong object",
@@ -227,7 +227,7 @@ def encode_row(obj: ObjectType, crm: str, record: CrmRecord, generation: int) ->
             *values.row,
             values.raw_json,
             values.owned_json,
-            encode_datetime(record.modified_at),
+            values.modified_at or encode_datetime(record.modified_at),
             None,  # deleted_at
             record.merged_into or None,
             generation,

@@ -470,12 +470,14 @@ class Resolved:
             actual = self.actual(name)
             if actual:
                 owned[key] = raw.get(actual)
-        modified_at = None
+        modified_at = modified_text = None
         cursor = self.actual(self.map.cursor_field)
         if cursor:
             try:
                 modified_at = parse_datetime(raw.get(cursor))
+                modified_text = stored_datetime(raw.get(cursor))
             except (ValueError, TypeError, OverflowError):
+                modified_at = modified_text = None
                 problems.append((cursor, "malformed datetime"))
         deleted = False
         dfield = self.actual(self.map.deleted_field)
@@ -487,7 +489,11 @@ class Resolved:
         merged = self.actual(self.map.merged_field)
         merged_into = to_text(raw.get(merged)) if merged and deleted else None
         values = StoredValues(
-            self._columns, tuple(row), dumps(raw) if raw else None, dumps(owned) if owned else None
+            self._columns,
+            tuple(row),
+            dumps(raw) if raw else None,
+            dumps(owned) if owned else None,
+            modified_text,
         )
         record = CrmRecord(
             object=self.map.object,
