@@ -24,7 +24,8 @@ when no transaction is open and never commits: the caller's `with db.conn:`
 (or `with transaction(db):`) commits the page and its cursor together, or
 rolls both back.
 
-Storage format, one place (mirror.py encodes, views.py decodes):
+Storage format, one place (mirror.py encodes, views.py decodes; a connector that
+builds the stored form itself hands it over as `StoredValues`, below):
 - datetimes: ISO 8601 UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` (fixed width, so
   text order is time order); columns named `*_at`
 - dates: `YYYY-MM-DD`; columns named `*_date`
