@@ -228,6 +228,9 @@ class _Group:
     once, which spares the per-page commit's rewrite of the same index pages. A run
     killed mid-group loses the group's uncommitted pages and redoes them from the last
     committed cursor: nothing is applied twice. The report counts a page once committed.
+    The write transaction stays open while the group's next pages are fetched: readers
+    (WAL) are not held up, and no other writer runs meanwhile (every writing command
+    holds the mirror's writer lock first, state/lock.py).
     """
 
     db: sqlite_utils.Database
