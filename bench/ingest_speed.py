@@ -14,8 +14,8 @@ indexes, WAL, synchronous=NORMAL):
 
 - convert: the connector's to_record over every row (not part of ingest; shown
   so the pull's whole cost per row is visible);
-- ingest: `mirror.apply_page` page by page with the cursor saved and committed
-  as sync/pull.py does it (`mirror.ingest_pages`), then `finish_full`;
+- ingest: `mirror.apply_page` page by page, each with its cursor in a savepoint,
+  committed every PAGES_PER_COMMIT pages as sync/pull.py does it, then `finish_full`;
 - floor: the same rows, already encoded as tuples, upserted with one plain
   `INSERT ... ON CONFLICT DO UPDATE` executemany per page and one commit, into
   the same table with the same indexes. The target (docs/budgets.md) is ingest
@@ -42,8 +42,9 @@ from crmsync.connectors.salesforce.fields import field_infos, object_maps  # noq
 from crmsync.sandbox.generate import generate  # noqa: E402
 from crmsync.sandbox.salesforce.schema import describe_field, standard_objects  # noqa: E402
 from crmsync.state import cursors, mirror  # noqa: E402
-from crmsync.state.db import open_db  # noqa: E402
+from crmsync.state.db import open_db, transaction  # noqa: E402
 from crmsync.state.model import CrmRecord, ObjectType, Page  # noqa: E402
+from crmsync.sync.pull import PAGES_PER_COMMIT  # noqa: E402
 
 CRM = "salesforce"
 PAGE = 2000
@@ -95,12 +96,15 @@ def ingest(path: Path, batches: list[Page]) -> dict[str, float]:
     out: dict[str, float] = {}
     for label in ("ingest", "ingest_unchanged"):
         cpu = _cpu()
-        with db.conn:
+        with transaction(db):
             generation = cursors.begin_full(db, CRM, ObjectType.CONTACT)
-        for page in batches:
-            with db.conn:
-                mirror.apply_page(db, CRM, page, generation=generation, seen_at=seen)
-                cursors.save(db, CRM, ObjectType.CONTACT, page.cursor, mode="full")
+            mirror.defer_indexes(db, ObjectType.CONTACT)  # as sync/pull.py: empty table only
+        for first in range(0, len(batches), PAGES_PER_COMMIT):  # as sync/pull.py commits
+            with transaction(db):
+                for page in batches[first : first + PAGES_PER_COMMIT]:
+                    with transaction(db):  # the page's savepoint
+                        mirror.apply_page(db, CRM, page, generation=generation, seen_at=seen)
+                        cursors.save(db, CRM, ObjectType.CONTACT, page.cursor, mode="full")
         with db.conn:
             mirror.finish_full(db, CRM, ObjectType.CONTACT, generation, seen)
         out[f"{label}_cpu_s"] = round(_cpu() - cpu, 2)

@@ -24,7 +24,8 @@ when no transaction is open and never commits: the caller's `with db.conn:`
 (or `with transaction(db):`) commits the page and its cursor together, or
 rolls both back.
 
-Storage format, one place (mirror.py encodes, views.py decodes):
+Storage format, one place (mirror.py encodes, views.py decodes; a connector that
+builds the stored form itself hands it over as `StoredValues`, below):
 - datetimes: ISO 8601 UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` (fixed width, so
   text order is time order); columns named `*_at`
 - dates: `YYYY-MM-DD`; columns named `*_date`
@@ -39,7 +40,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -51,7 +52,11 @@ from crmsync.state.errors import MirrorError
 from crmsync.state.migrations import apply_migrations
 from crmsync.state.sql import join_transaction, rolled_back, transaction
 
-__all__ = ["join_transaction", "rolled_back", "transaction"]  # re-exported: the mirror's write helpers import them from here
+__all__ = [
+    "join_transaction",
+    "rolled_back",
+    "transaction",
+]  # re-exported: the mirror's write helpers import them from here
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,7 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
             conn.execute("PRAGMA synchronous = NORMAL")
         db = sqlite_utils.Database(conn)
         apply_migrations(db)
+        restore_indexes(db)
     except BaseException as e:
         conn.close()
         if isinstance(e, sqlite3.Error):
@@ -101,6 +107,54 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     if not memory:
         _tighten_sidecars(Path(path))
     return db
+
+
+def restore_indexes(db: sqlite_utils.Database, tables: Iterable[str] | None = None) -> list[str]:
+    """Create the migrations' indexes that are missing; return their names.
+
+    A first full pull builds a table's secondary indexes once, after its rows
+    (state/mirror.py `defer_indexes`, rebuilt by `finish_full`). A run killed in
+    between leaves them missing, so opening the mirror builds them again, except
+    on a table whose full pull is still in progress (a resumed pull builds them at
+    its end; another process opening the mirror meanwhile, `crmsync status`, does
+    not build them under its feet). `tables` limits it to those tables. Joins the
+    caller's transaction when one is open; otherwise each index commits by itself.
+    """
+    wanted = [(n, t, sql) for n, t, sql in _migrated_indexes() if tables is None or t in tables]
+    have = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    missing = [(n, t, sql) for n, t, sql in wanted if n not in have]
+    if not missing:
+        return []
+    busy: set[str] = set()
+    if tables is None and "cursors" in db.table_names():
+        busy = {r[0] for r in db.conn.execute("SELECT object FROM cursors WHERE mode = 'full'")}
+    built = []
+    for name, table, sql in missing:
+        if table in busy:
+            continue
+        db.conn.execute(sql)
+        built.append(name)
+    if built:
+        log.info("indexes built", extra={"indexes": built})
+    return built
+
+
+_MIGRATED: list[tuple[str, str, str]] = []
+
+
+def _migrated_indexes() -> list[tuple[str, str, str]]:
+    """(name, table, CREATE INDEX) of every index the migrations make, from a throwaway
+    in-memory mirror (about 10 ms, once per process)."""
+    if not _MIGRATED:
+        scratch = sqlite_utils.Database(sqlite3.connect(":memory:"))
+        apply_migrations(scratch)
+        _MIGRATED.extend(
+            scratch.conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            ).fetchall()
+        )
+        scratch.conn.close()
+    return _MIGRATED
 
 
 def quick_check(conn: sqlite3.Connection, path: Path) -> None:
@@ -207,8 +261,7 @@ def _create_private(path: Path) -> None:
     if path.is_dir():
         raise MirrorError(
             f"the mirror path {path} is a directory",
-            fix="Set [mirror] path in sync.toml to a file name, e.g. "
-            f'"{path / "crmsync.db"}".',
+            fix=f'Set [mirror] path in sync.toml to a file name, e.g. "{path / "crmsync.db"}".',
         )
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -366,6 +419,71 @@ ENCODERS = {
     "real": encode_real,
     "text": encode_text,
 }
+
+
+class StoredValues(Mapping[str, Any]):
+    """A record's canonical values already in their stored form, as a connector hands them.
+
+    `row` holds the values of `columns` (state.model.COLUMNS of the object) in that order,
+    each as the mirror stores it (datetimes as the fixed-width text above, booleans 0/1,
+    dates `YYYY-MM-DD`); `raw_json` and `owned_json` are the record's raw and owned as
+    `dumps` writes them (None for an empty mapping), `modified_at` the record's
+    modified_at as stored (None: the mirror encodes the record's). The mirror writes and compares them
+    as they are, with no per-value conversion (state/mirror.py `encode_row`). Read as a
+    mapping it gives the model values (aware datetimes, dates, bools, floats; None stays
+    None), decoded on access: a CrmRecord's `values` reads the same either way.
+    """
+
+    __slots__ = ("columns", "row", "raw_json", "owned_json", "modified_at", "_index")
+
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        row: tuple[Any, ...],
+        raw_json: str | None,
+        owned_json: str | None,
+        modified_at: str | None = None,
+    ) -> None:
+        if len(row) != len(columns):
+            raise ValueError("a stored row needs one value per column")
+        self.columns = columns
+        self.row = row
+        self.raw_json = raw_json
+        self.owned_json = owned_json
+        self.modified_at = modified_at
+        self._index = _column_index(columns)
+
+    def __getitem__(self, key: str) -> Any:
+        i, decode_one = self._index[key]
+        value = self.row[i]
+        return None if value is None else decode_one(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __repr__(self) -> str:
+        return f"StoredValues({dict(self)!r})"
+
+
+_STORED_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "bool": bool,
+    "real": float,
+    "text": lambda value: value,
+}
+_INDEXES: dict[tuple[str, ...], dict[str, tuple[int, Callable[[Any], Any]]]] = {}
+
+
+def _column_index(columns: tuple[str, ...]) -> dict[str, tuple[int, Callable[[Any], Any]]]:
+    index = _INDEXES.get(columns)
+    if index is None:
+        index = {c: (i, _STORED_DECODERS[column_kind(c)]) for i, c in enumerate(columns)}
+        _INDEXES[columns] = index
+    return index
 
 
 def decode_datetime(value: str | None) -> datetime | None:

@@ -41,11 +41,13 @@ from crmsync.state import cursors, identity
 from crmsync.state.batch import batched
 from crmsync.state.db import (
     ENCODERS,
+    StoredValues,
     column_kind,
     dumps,
     encode_datetime,
     encode_text,
     join_transaction,
+    restore_indexes,
     transaction,
 )
 from crmsync.state.errors import EmptyFullPull
@@ -173,7 +175,7 @@ def _dedupe(
     """One record per id: the newest (the later one on a tie); others count as skipped."""
     by_id: dict[str, CrmRecord] = {}
     for record in records:
-        if not record.id or ObjectType(record.object) is not obj:
+        if not record.id or (record.object is not obj and ObjectType(record.object) is not obj):
             result.skipped += 1
             log.warning(
                 "record skipped: no id or wrong object",
@@ -217,6 +219,19 @@ _KEYS = {obj: frozenset(columns) for obj, columns in COLUMNS.items()}
 
 def encode_row(obj: ObjectType, crm: str, record: CrmRecord, generation: int) -> tuple[Any, ...]:
     values = record.values
+    if type(values) is StoredValues and values.columns == COLUMNS[obj]:
+        # The connector handed the stored form (state/db.py StoredValues): nothing to convert.
+        return (
+            crm,
+            record.id,
+            *values.row,
+            values.raw_json,
+            values.owned_json,
+            values.modified_at or encode_datetime(record.modified_at),
+            None,  # deleted_at
+            record.merged_into or None,
+            generation,
+        )
     out: list[Any] = [crm, record.id]
     for column, encode in _ENCODERS[obj]:
         value = values.get(column)
@@ -455,7 +470,10 @@ def _account_moves(
     _stage(
         db,
         "INSERT OR REPLACE INTO _links (contact_id, account_id, is_primary) VALUES (?, ?, ?)",
-        ((contact_id, account_id, 1 if primary else 0) for contact_id, account_id, primary in edges),
+        (
+            (contact_id, account_id, 1 if primary else 0)
+            for contact_id, account_id, primary in edges
+        ),
     )
     rows = db.conn.execute(
         "SELECT c.id FROM contacts c JOIN _links l ON l.contact_id = c.id AND l.is_primary = 1"
@@ -611,6 +629,34 @@ def repoint(
     )
 
 
+def defer_indexes(db: sqlite_utils.Database, object: ObjectType | str) -> list[str]:
+    """Drop `object`'s secondary indexes when its table holds no row at all; return
+    their names.
+
+    For a first full pull: SQLite builds an index from the finished table faster
+    than it keeps it up to date row by row (bench/ingest_speed.py). `finish_full`
+    builds them again in the transaction of the last page, and `open_db` after a run
+    killed before that (state/db.py `restore_indexes`). Joins the caller's transaction.
+    """
+    table = ObjectType(object).value
+    join_transaction(db)
+    if db.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+        return []
+    names = [
+        r[0]
+        for r in db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            [table],
+        )
+    ]
+    for name in names:
+        db.conn.execute(f'DROP INDEX "{name}"')
+    if names:
+        log.info("indexes deferred to the end of the full pull", extra={"object": table})
+    return names
+
+
 def finish_full(
     db: sqlite_utils.Database,
     crm: str,
@@ -661,6 +707,7 @@ def finish_full(
     )
     vanished = cursor.rowcount
     cursors.end_full(db, crm, obj, generation)
+    restore_indexes(db, [table])  # after a first full pull (defer_indexes)
     log.info(
         "full pull finished",
         extra={"crm": crm, "object": table, "generation": generation, "vanished": vanished},

@@ -22,10 +22,12 @@ bin keeps deleted rows, or getDeleted's `earliestDateAvailable` says rows were
 purged after it; RELIABILITY D2) has that object's ids listed at once and the
 mirror rows that are gone retired (sync/reconcile.py `reconcile_object`).
 
-A page and the cursor that follows it commit in one transaction: a run killed
-at any instant resumes from the last committed page, with nothing lost and
-nothing counted twice. `should_stop` is checked between pages, so SIGTERM
-finishes the current page, commits, and returns.
+A page and the cursor that follows it land together (a savepoint each), and
+every PAGES_PER_COMMIT pages commit at once (`_Group`): a run killed at any
+instant resumes from the last committed page, losing at most the uncommitted
+pages of its group (fetched again) and counting nothing twice. `should_stop`
+is checked between pages, so SIGTERM finishes the current page, commits, and
+returns.
 
 After the records, what the CRM says about itself that reports need offline
 (the Salesforce instance URL, the HubSpot portal id: `connector.crm_info`) is
@@ -46,7 +48,7 @@ import sqlite_utils
 from crmsync.connectors.base import Connector
 from crmsync.state import crm_info, cursors, mirror
 from crmsync.state.batch import batched
-from crmsync.state.db import transaction
+from crmsync.state.db import join_transaction, transaction
 from crmsync.state.model import PULL_ORDER, ObjectType, Page
 
 from .reconcile import reconcile_object
@@ -73,7 +75,9 @@ class ObjectReport:
     deleted: int = 0
     skipped: int = 0
     api_calls: int = 0
-    data_calls: int = 0  # api_calls less schema look-ups (describe, properties): what page sizes bound
+    data_calls: int = (
+        0  # api_calls less schema look-ups (describe, properties): what page sizes bound
+    )
     done: bool = False
 
 
@@ -149,6 +153,8 @@ def pull(
             resuming = state.full_in_progress
             with transaction(db):
                 generation = cursors.begin_full(db, crm, obj)
+                if not resuming:
+                    mirror.defer_indexes(db, obj)  # an empty table: built once at the end
             cursor = state.cursor if resuming else None
             if resuming:
                 log.info("resuming full pull", extra={"crm": crm, "object": str(obj)})
@@ -158,46 +164,43 @@ def pull(
         progress.start(crm, str(obj), mode)
         calls_before = connector.calls.total
         data_before = _data_calls(connector)
-        for page in connector.pull(obj, cursor, full=full_mode, started_at=started_at):
-            with transaction(db):
-                res = mirror.apply_page(
-                    db, crm, page, generation=generation, seen_at=started_at
-                )
-                cursors.save(
-                    db, crm, obj, page.cursor,
-                    mode="full" if full_mode and not page.done else "incremental",
-                )
-                if full_mode and page.done:
-                    rep.deleted += mirror.finish_full(
-                        db, crm, obj, generation, seen_at=started_at, allow_empty=allow_empty
+        group = _Group(db, rep, crm, str(obj), mode, progress)
+        try:
+            for page in connector.pull(obj, cursor, full=full_mode, started_at=started_at):
+                group.open()
+                with transaction(db):  # a savepoint: a page that fails leaves no trace
+                    res = mirror.apply_page(
+                        db, crm, page, generation=generation, seen_at=started_at
                     )
-                    rep.done = True
-            rep.pages += 1
-            rep.records += len(page.records)
-            rep.inserted += res.inserted
-            rep.updated += res.updated
-            rep.unchanged += res.unchanged
-            rep.deleted += res.deleted
-            rep.skipped += res.skipped
-            rep.api_calls = connector.calls.total - calls_before
-            rep.data_calls = _data_calls(connector) - data_before
-            progress.advance(crm, str(obj), len(page.records), rep.api_calls)
-            log.info(
-                "page committed",
-                extra={"crm": crm, "object": str(obj), "records": len(page.records), "mode": mode},
-            )
-            if page.done:
-                rep.done = True
-            if should_stop() and not page.done:
-                report.interrupted = True
-                break
+                    cursors.save(
+                        db,
+                        crm,
+                        obj,
+                        page.cursor,
+                        mode="full" if full_mode and not page.done else "incremental",
+                    )
+                    vanished = 0
+                    if full_mode and page.done:
+                        vanished = mirror.finish_full(
+                            db, crm, obj, generation, seen_at=started_at, allow_empty=allow_empty
+                        )
+                group.add(page, res, vanished)
+                rep.api_calls = connector.calls.total - calls_before
+                rep.data_calls = _data_calls(connector) - data_before
+                stop = should_stop() and not page.done
+                if page.done or stop or group.full:
+                    group.commit()
+                if stop:
+                    report.interrupted = True
+                    break
+        finally:
+            group.commit()  # the pages applied before an error or the end are kept
         sweep = {ObjectType.CONTACT: company_moves, ObjectType.CONTACT_ROLE: label_changes}.get(obj)
         if sweep is not None and not full_mode and rep.done and not should_stop():
             sweep(db, connector, rep, generation=generation, started_at=started_at)
             rep.api_calls = connector.calls.total - calls_before
             rep.data_calls = _data_calls(connector) - data_before
         if not full_mode and rep.done and not should_stop() and connector.missed_deletes(obj):
-
             log.warning(
                 "deletions may have been purged before this pull saw them; listing ids",
                 extra={"crm": crm, "object": str(obj)},
@@ -212,6 +215,75 @@ def pull(
     if not report.interrupted:
         crm_info.remember(db, crm, connector.crm_info(crm_info.known(db, crm)), at=started_at)
     return report
+
+
+PAGES_PER_COMMIT = 4
+
+
+@dataclass
+class _Group:
+    """Pages applied in one transaction, committed every PAGES_PER_COMMIT pages.
+
+    Each page and its cursor land together (a savepoint each); the group commits at
+    once, which spares the per-page commit's rewrite of the same index pages. A run
+    killed mid-group loses the group's uncommitted pages and redoes them from the last
+    committed cursor: nothing is applied twice. The report counts a page once committed.
+    The write transaction stays open while the group's next pages are fetched: readers
+    (WAL) are not held up, and no other writer runs meanwhile (every writing command
+    holds the mirror's writer lock first, state/lock.py).
+    """
+
+    db: sqlite_utils.Database
+    rep: ObjectReport
+    crm: str
+    object: str
+    mode: str
+    progress: Progress
+    pending: list[tuple[int, mirror.ApplyResult, int, bool]] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        return len(self.pending) >= PAGES_PER_COMMIT
+
+    def open(self) -> None:
+        join_transaction(self.db)
+
+    def add(self, page: Page, res: mirror.ApplyResult, vanished: int) -> None:
+        self.pending.append((len(page.records), res, vanished, page.done))
+
+    def commit(self) -> None:
+        if not self.db.conn.in_transaction:
+            # Nothing open, or SQLite itself rolled the transaction back (a full disk):
+            # the pending pages are not in the mirror, so they are not counted.
+            self.pending.clear()
+            return
+        try:
+            self.db.conn.execute("COMMIT")
+        except BaseException:
+            self.pending.clear()
+            self.db.rollback()
+            raise
+        rep = self.rep
+        for records, res, vanished, done in self.pending:
+            rep.pages += 1
+            rep.records += records
+            rep.inserted += res.inserted
+            rep.updated += res.updated
+            rep.unchanged += res.unchanged
+            rep.deleted += res.deleted + vanished
+            rep.skipped += res.skipped
+            rep.done = rep.done or done
+            self.progress.advance(self.crm, self.object, records, rep.api_calls)
+            log.info(
+                "page committed",
+                extra={
+                    "crm": self.crm,
+                    "object": self.object,
+                    "records": records,
+                    "mode": self.mode,
+                },
+            )
+        self.pending.clear()
 
 
 def company_moves(

@@ -28,11 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from crmsync.connectors import convert
 from crmsync.connectors.errors import MalformedRecord
+from crmsync.state.db import ENCODERS, StoredValues, column_kind, dumps, encode_datetime
 from crmsync.state.model import COLUMNS, CrmRecord, ObjectType
 from crmsync.state.text import clean_fields, for_crm
 
@@ -222,6 +224,79 @@ def to_domain(website: Any) -> str | None:
     return host
 
 
+# ------------------------------------------------------------------ stored form
+#
+# A pulled record's values go to the mirror in its stored form (state/db.py StoredValues):
+# Salesforce's own datetime text becomes the mirror's in one slice, with no datetime
+# object formatted in between. Each function gives exactly what the mirror's encoder
+# would give for the canonical converter's value, and raises as that converter does.
+
+
+def stored_datetime(value: Any) -> str | None:
+    """parse_datetime, as the mirror stores it ("2026-05-01T12:34:56.789000Z")."""
+    if (
+        type(value) is str
+        and len(value) == 28
+        and value[4] == value[7] == "-"
+        and value[10] == "T"
+        and value[19] == "."
+        and value.endswith("+0000")
+    ):  # REST and Bulk 2.0 (typed_value) both send this form
+        datetime.fromisoformat(value)  # the same check as parse_datetime's
+        return value[:23] + "000Z"
+    return encode_datetime(parse_datetime(value))
+
+
+def stored_midnight(value: Any) -> str | None:
+    """to_midnight, as the mirror stores it ("2026-05-01T00:00:00.000000Z")."""
+    if type(value) is str and len(value) == 10 and value[4] == "-":
+        return date.fromisoformat(value).isoformat() + "T00:00:00.000000Z"
+    return encode_datetime(to_midnight(value))
+
+
+def stored_date(value: Any) -> str | None:
+    """to_date, as the mirror stores it ("2026-05-01")."""
+    d = to_date(value)
+    return None if d is None else d.isoformat()
+
+
+def stored_bool(value: Any) -> int | None:
+    """to_bool, as the mirror stores it (1, 0 or None)."""
+    b = to_bool(value)
+    return None if b is None else int(b)
+
+
+def stored_flag(value: Any) -> int:
+    return 1 if to_flag(value) else 0
+
+
+def _stored(convert: Converter, column: str) -> Converter:
+    """`convert` for `column`, giving the mirror's stored form of its value."""
+    kind = column_kind(column)
+    fast = _STORED.get((convert, kind))
+    if fast is not None:
+        return fast
+    encode = ENCODERS[kind]
+
+    def stored(value: Any) -> Any:
+        out = convert(value)
+        return None if out is None else encode(out)
+
+    return stored
+
+
+_STORED: dict[tuple[Converter, str], Converter] = {
+    (to_text, "text"): to_text,
+    (to_domain, "text"): to_domain,
+    (parse_datetime, "datetime"): stored_datetime,
+    (to_midnight, "datetime"): stored_midnight,
+    (to_date, "date"): stored_date,
+    (to_bool, "bool"): stored_bool,
+    (to_flag, "bool"): stored_flag,
+    (to_number, "real"): to_number,
+}
+
+
 # ------------------------------------------------------------------ describe
 
 
@@ -376,24 +451,33 @@ class Resolved:
             )
         # NULs and lone surrogates: cleaned so they store and never go back (state/text.py)
         problems: list[Problem] = clean_fields(raw)
-        values: dict[str, Any] = {}
-        for col in self.map.columns:
-            sf = self.actual(col.sf)
+        row: list[Any] = []
+        for name, sf, convert_stored, picklist in self._plan:
             if sf is None:
-                values[col.name] = None
+                row.append(None)
                 continue
-            values[col.name] = self._convert(col, sf, raw.get(sf), problems)
+            value = raw.get(sf)
+            try:
+                row.append(convert_stored(value))
+            except (ValueError, TypeError, OverflowError):
+                problems.append((sf, f"malformed value for {name}"))
+                row.append(None)
+                continue
+            if picklist and value is not None and value != "" and str(value) not in picklist:
+                problems.append((sf, "unknown picklist value"))  # stored as is (X8)
         owned = {}
         for key, name in self.map.owned.items():
             actual = self.actual(name)
             if actual:
                 owned[key] = raw.get(actual)
-        modified_at = None
+        modified_at = modified_text = None
         cursor = self.actual(self.map.cursor_field)
         if cursor:
             try:
                 modified_at = parse_datetime(raw.get(cursor))
+                modified_text = stored_datetime(raw.get(cursor))
             except (ValueError, TypeError, OverflowError):
+                modified_at = modified_text = None
                 problems.append((cursor, "malformed datetime"))
         deleted = False
         dfield = self.actual(self.map.deleted_field)
@@ -404,6 +488,13 @@ class Resolved:
                 problems.append((dfield, "malformed boolean"))
         merged = self.actual(self.map.merged_field)
         merged_into = to_text(raw.get(merged)) if merged and deleted else None
+        values = StoredValues(
+            self._columns,
+            tuple(row),
+            dumps(raw) if raw else None,
+            dumps(owned) if owned else None,
+            modified_text,
+        )
         record = CrmRecord(
             object=self.map.object,
             id=rid,
@@ -416,17 +507,21 @@ class Resolved:
         )
         return record, problems
 
-    def _convert(self, col: Column, sf: str, value: Any, problems: list[Problem]) -> Any:
-        try:
-            out = col.convert(value)
-        except (ValueError, TypeError, OverflowError):
-            problems.append((sf, f"malformed value for {col.name}"))
-            return None
-        info = self.infos.get(sf.lower())
-        if info is not None and info.picklist is not None and value not in (None, ""):
-            if info.picklist and str(value) not in info.picklist:
-                problems.append((sf, "unknown picklist value"))  # stored as is (X8)
-        return out
+    @cached_property
+    def _columns(self) -> tuple[str, ...]:
+        return COLUMNS[self.map.object]
+
+    @cached_property
+    def _plan(self) -> tuple[tuple[str, str | None, Converter, frozenset[str] | None], ...]:
+        """Per canonical column: its name, the org's field (None: not selected), the
+        stored-form converter and the picklist values to check (None: no check)."""
+        plan = []
+        for col in self.map.columns:
+            sf = self.actual(col.sf)
+            info = self.infos.get(sf.lower()) if sf else None
+            picklist = info.picklist if info is not None and info.picklist else None
+            plan.append((col.name, sf, _stored(col.convert, col.name), picklist))
+        return tuple(plan)
 
 
 def owned_names(settings: Settings, sobject: str) -> dict[str, str]:

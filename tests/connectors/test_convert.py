@@ -94,3 +94,39 @@ def test_hubspot_dates_also_come_as_epoch_milliseconds():
 )  # fmt: skip
 def test_numbers_from_either_crm(convert, value, want):
     _check(convert, value, want)
+
+
+# Salesforce hands the mirror its values in stored form (fields.py "stored form"): each
+# must be what the mirror would store for the canonical converter's value, or a pull
+# after an upgrade would rewrite every row, and raise where that converter raises.
+SALESFORCE_STORED = [
+    (sf.parse_datetime, sf.stored_datetime, "created_at", [
+        None, "", "2026-05-01T12:34:56.789+0000", "2026-05-01T12:34:56.000+0000",
+        "2026-05-01T12:34:56Z", "2026-05-01T14:34:56.789+02:00", "2026-05-01T12:34:56",
+        1777638896789, "1777638896789", "2026-W18-5T12:34:56.789+0000", "2026-02-30T12:34:56.789+0000",
+        "not a date", True,
+    ]),
+    (sf.to_midnight, sf.stored_midnight, "last_activity_at", [
+        None, "", "2026-05-01", "2026-W18-5", "2026-02-30", "2026-05-01T23:30:00.000-0500", "x",
+    ]),
+    (sf.to_date, sf.stored_date, "close_date", [None, "", "2026-05-01", "2026-05-01T10:00:00.000+0000", "x"]),
+    (sf.to_bool, sf.stored_bool, "is_won", [None, "", True, False, "true", "FALSE", "yes", 2]),
+    (sf.to_flag, sf.stored_flag, "left_company", [None, "", False, True, "2026-05-01", "no", "0"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("convert", "stored", "column", "value"),
+    [(c, s, col, v) for c, s, col, values in SALESFORCE_STORED for v in values],
+)
+def test_salesforce_stored_form_is_what_the_mirror_stores(convert, stored, column, value):
+    from crmsync.state.db import ENCODERS, column_kind
+
+    try:
+        model = convert(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        with pytest.raises(type(exc)):
+            stored(value)
+        return
+    want = None if model is None else ENCODERS[column_kind(column)](model)
+    assert stored(value) == want

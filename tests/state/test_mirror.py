@@ -370,7 +370,9 @@ def test_a_listing_that_lags_writes_keeps_rows_changed_or_written_within_the_lag
 def test_an_empty_id_listing_deletes_nothing_when_the_mirror_holds_many_rows(db, caplog) -> None:
     load(db, *(contact(f"C{i:02d}") for i in range(mirror.EMPTY_GUARD_ROWS)))
     with db.conn:
-        n = mirror.delete_missing(db, CRM, ObjectType.CONTACT, [], at(5), guard=mirror.EMPTY_GUARD_ROWS)
+        n = mirror.delete_missing(
+            db, CRM, ObjectType.CONTACT, [], at(5), guard=mirror.EMPTY_GUARD_ROWS
+        )
     assert n == 0
     assert all(r[0] is None for r in db.execute("SELECT deleted_at FROM contacts"))
     assert "listed no ids" in caplog.text
@@ -378,12 +380,18 @@ def test_an_empty_id_listing_deletes_nothing_when_the_mirror_holds_many_rows(db,
 
 def test_account_moves_names_contacts_the_crm_links_contradict(db) -> None:
     load(db, account("A1"), account("A2"), account("A3"))
-    load(db, contact("C1", account_id="A1"), contact("C2", account_id="A1"),
-         contact("C3", account_id="A2"), contact("C4", account_id="A3"),
-         contact("C5", account_id="GONE"))
+    load(
+        db,
+        contact("C1", account_id="A1"),
+        contact("C2", account_id="A1"),
+        contact("C3", account_id="A2"),
+        contact("C4", account_id="A3"),
+        contact("C5", account_id="GONE"),
+    )
     links = [
         ("C1", "A1", True),  # unchanged
-        ("C2", "A2", True), ("C2", "A1", False),  # primary moved to A2, still linked to A1
+        ("C2", "A2", True),
+        ("C2", "A1", False),  # primary moved to A2, still linked to A1
         # C3: A2 no longer lists it at all (its company association was removed)
         ("C4", "A3", False),  # still linked, no primary: not contradicted
         ("C9", "A1", True),  # not in the mirror yet: the pulls bring it
@@ -393,8 +401,13 @@ def test_account_moves_names_contacts_the_crm_links_contradict(db) -> None:
 
 def test_role_changes_names_opportunities_whose_roles_the_crm_contradicts(db) -> None:
     load(db, opportunity("O1"), opportunity("O2"), opportunity("O3"))
-    load(db, role("O1:C1:Champion", "C1", "O1"), role("O2:C1:Champion", "C1", "O2"),
-         role("O3:C1:Champion", "C1", "O3"), role("buying_role:C1:CHAMPION", "C1", None))
+    load(
+        db,
+        role("O1:C1:Champion", "C1", "O1"),
+        role("O2:C1:Champion", "C1", "O2"),
+        role("O3:C1:Champion", "C1", "O3"),
+        role("buying_role:C1:CHAMPION", "C1", None),
+    )
     current = [
         ("O1", "O1:C1:Champion"),  # unchanged
         ("O2", "O2:C2:Champion"),  # moved to another contact
@@ -404,5 +417,86 @@ def test_role_changes_names_opportunities_whose_roles_the_crm_contradicts(db) ->
     assert mirror.role_changes(db, CRM, current) == ["O2", "O3"]
     with db.conn:
         assert mirror.retire_roles(db, CRM, ["O2", "O3"], ["O2:C2:Champion"], at(5)) == 2
-    live = [r[0] for r in db.execute("SELECT id FROM contact_roles WHERE deleted_at IS NULL ORDER BY id")]
+    live = [
+        r[0]
+        for r in db.execute("SELECT id FROM contact_roles WHERE deleted_at IS NULL ORDER BY id")
+    ]
     assert live == ["O1:C1:Champion", "buying_role:C1:CHAMPION"]
+
+
+# ---------------------------------------------------------------- indexes after a first full pull
+
+
+def _indexes(db, table: str = "contacts") -> set[str]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            [table],
+        )
+    }
+
+
+def _first_full_page(db) -> int:
+    """A first full pull's start and one committed page, as sync/pull.py does them."""
+    with db.conn:
+        generation = cursors.begin_full(db, CRM, ObjectType.CONTACT)
+        mirror.defer_indexes(db, ObjectType.CONTACT)
+    with db.conn:
+        mirror.apply_page(db, CRM, page(contact("C1")), generation=generation, seen_at=at())
+        cursors.save(db, CRM, ObjectType.CONTACT, {"after": "C1"}, mode="full")
+    return generation
+
+
+def test_first_full_pull_builds_the_indexes_at_its_end(db) -> None:
+    indexes = _indexes(db)
+    assert indexes  # the migrations make some
+    generation = _first_full_page(db)
+    assert _indexes(db) == set()  # built once, after the rows
+    with db.conn:
+        mirror.apply_page(db, CRM, page(contact("C2")), generation=generation, seen_at=at())
+        mirror.finish_full(db, CRM, ObjectType.CONTACT, generation, at())
+    assert _indexes(db) == indexes
+    plan = " ".join(
+        r[-1]
+        for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE crm = ? AND account_id = ?",
+            [CRM, "A1"],
+        )
+    )
+    assert "contacts_account" in plan
+
+
+def test_a_table_with_rows_keeps_its_indexes(db) -> None:
+    load(db, contact("C1"))
+    indexes = _indexes(db)
+    with db.conn:
+        cursors.begin_full(db, CRM, ObjectType.CONTACT)
+        assert mirror.defer_indexes(db, ObjectType.CONTACT) == []
+    assert _indexes(db) == indexes
+
+
+def test_a_killed_first_full_pull_leaves_indexes_that_come_back(db_path: Path) -> None:
+    db = open_db(db_path)
+    indexes = _indexes(db)
+    generation = _first_full_page(db)
+    db.close()  # killed here: the pull is still in progress
+    db = open_db(db_path)  # another process meanwhile, or the resumed run: not under its feet
+    assert _indexes(db) == set()
+    with db.conn:  # the resumed pull's last page
+        mirror.apply_page(db, CRM, page(contact("C2")), generation=generation, seen_at=at())
+        mirror.finish_full(db, CRM, ObjectType.CONTACT, generation, at())
+    assert _indexes(db) == indexes
+    db.close()
+
+
+def test_opening_the_mirror_builds_indexes_no_full_pull_will(db_path: Path) -> None:
+    db = open_db(db_path)
+    indexes = _indexes(db)
+    _first_full_page(db)
+    with db.conn:
+        cursors.clear(db, CRM)  # the full pull abandoned: nothing would build them
+    db.close()
+    db = open_db(db_path)
+    assert _indexes(db) == indexes
+    db.close()
