@@ -3,8 +3,15 @@
 Decide, then act: `decide()` is a pure function from the evaluated accounts and
 what the CRM holds (as the mirror last saw it) to one `Plan` of typed writes
 (`state.model.Write`); `plan()` reads those inputs from the mirror
-(state/writeback.py) and calls it. The outbox queues the same writes
-(`enqueue`) and the drain sends them (sync/drain.py).
+(state/writeback.py) and decides the same way. The outbox queues the same writes
+(`enqueue`) and the drain sends them (sync/drain.py). A run does it a chunk of
+accounts at a time (`Planner`, fed by sync/evaluate.py): each chunk's writes go
+into the outbox as they are decided, in the transaction that stores the flags
+(RELIABILITY O8), and its Plan keeps counts per owner and the conflicts, not the
+writes; memory does not grow with the org. What needs every chunk waits small:
+the task creates in a temporary table until the per-owner cap ranks them
+(`Decider.finish`), and which crmsync task keys are settled with which account
+(state/writeback.py `Reader.index_tasks`).
 
 For each evaluated account `decide()` works out what the CRM *should* hold in the
 fields crmsync owns, compares it with what the CRM *does* hold (the mirror's
@@ -42,13 +49,15 @@ nothing a person set, and a reverted value is never rewritten in a loop (W9).
 Contact status and reason move together: a conflict on either holds both.
 Every write of owned fields carries the record's new signature.
 
-`enqueue(db, plan)` puts the items into the outbox with stable idempotency
-keys built from account/contact ids and flag keys (never timestamps):
+`enqueue(db, plan)` and a run's `Planner` put the writes into the outbox with
+stable idempotency keys built from account/contact ids and flag keys (never
+timestamps):
 `update_account:<crm>:<id>`, `update_contact:<crm>:<id>`, `update_task:<task key>`,
 `complete_task:<task key>`, and for a create the task key itself
 (`<rule>:<crm>:<account>:<subject>`, `contact_hygiene:<crm>:<account>:<account>`),
 which is also `payload["key"]`, the value stamped on the task in the CRM.
-sync/preview.py shows a plan per owner for `--dry-run` and `crmsync plan`.
+sync/preview.py shows a plan per owner for `--dry-run` and `crmsync plan`: a
+preview keeps every write (it prints them all) and stores nothing.
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ def test_a_run_queues_chunk_by_chunk_what_the_all_at_once_plan_queued(
     assert shown.conflicts == again.conflicts
 
 
-def test_a_run_that_fails_half_way_stores_no_flag_and_queues_no_write(
+def test_o8_a_run_that_fails_half_way_stores_no_flag_and_queues_no_write(
     org: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = _copy(org, tmp_path / "m.db")
