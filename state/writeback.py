@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -126,7 +126,6 @@ _TASK_COLUMNS_READ = (
     "id", "key", "account_id", "contact_id", "owner_id", "subject", "body", "status", "priority",
     "is_closed", "deleted_at", "owned",
 )  # fmt: skip
-_TASKS = "select " + ", ".join(_TASK_COLUMNS_READ) + " from tasks"
 _TASKS_T = "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS_READ) + " FROM tasks t"
 
 
@@ -160,14 +159,6 @@ class Reader:
         for chunk in chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
             yield from self.db.query(sql.format(ids=marks), [self.crm, *extra, *chunk])
-
-    def tasks(self) -> dict[str, list[TaskRow]]:
-        """crmsync's tasks (the mirror's tasks table holds only those), by key."""
-        out: dict[str, list[TaskRow]] = defaultdict(list)
-        for r in self.db.query(f"{_TASKS} where crm = ? and key is not null order by key, id",
-                               [self.crm]):  # fmt: skip
-            out[r["key"]].append(_task(r))
-        return out
 
     # A run's planner reads crmsync's tasks a chunk of accounts at a time (sync/plan.py
     # `Planner`): `index_tasks` once, then `tasks_of` each chunk's accounts, then
@@ -247,10 +238,6 @@ class Reader:
                            r["title"])  # fmt: skip
             for r in self._in(sql, ids)
         }
-
-    def deleted_accounts(self, ids: Iterable[str]) -> set[str]:
-        sql = "select id from accounts where crm = ? and deleted_at is not null and id in ({ids})"
-        return {r["id"] for r in self._in(sql, sorted(i for i in ids if i))}
 
     def owner_states(self) -> dict[str, bool]:
         """Owner id -> active, for every owner the mirror knows."""

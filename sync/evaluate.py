@@ -115,16 +115,18 @@ def evaluate_and_plan(
     seen_at: datetime,
     store: bool = True,
     queue: bool = False,
+    keep: bool | None = None,
     chunk_size: int = CHUNK,
 ) -> tuple[Evaluation, plan_mod.Plan]:
     """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
     the same flags and writes as `evaluate` then `plan` over every result, in memory
     that holds one chunk's results. With `queue` (needs `store`) each chunk's writes go
-    into the outbox in the same transaction as the flags; the Plan then keeps counts."""
+    into the outbox in the same transaction as the flags; `keep` keeps every write in the
+    Plan (by default without `queue`: a preview prints them)."""
     if queue and not store:
         raise ValueError("queue needs store: a preview queues nothing")
     with _transaction(db, store):
-        planner = plan_mod.Planner(db, crm, writeback, as_of=as_of, queue=queue)
+        planner = plan_mod.Planner(db, crm, writeback, as_of=as_of, queue=queue, keep=keep)
         ev = evaluate(
             db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
             on_chunk=planner.add, chunk_size=chunk_size,

@@ -473,9 +473,10 @@ class Planner:
 
     With `queue` (a run that stores), each chunk's writes go into the outbox as they
     are decided (`outbox.enqueue_many`, in the caller's transaction: the flags and the
-    writes are stored together or not at all) and the Plan keeps counts only. Without
-    it (`plan()`, a preview), the writes are kept in the Plan and nothing is written.
-    Either way memory holds one chunk, the conflicts and counters per owner.
+    writes are stored together or not at all). `keep` (by default: without `queue`,
+    as `plan()` and a preview, which prints them) keeps every write in the Plan;
+    without it the Plan keeps counts only, and memory holds one chunk, the conflicts
+    and counters per owner.
     """
 
     def __init__(
@@ -486,6 +487,7 @@ class Planner:
         *,
         as_of: datetime,
         queue: bool = False,
+        keep: bool | None = None,
     ) -> None:
         self.db, self.queue = db, queue
         self.store = store = Reader(db, crm)
@@ -497,7 +499,8 @@ class Planner:
             owner_names=store.all_owner_names(),
             handed_back=conflict_store.handed_back(db, crm),
         )
-        self.decider = Decider(crm, self.held, settings, as_of=as_of, keep=not queue,
+        keep = not queue if keep is None else keep
+        self.decider = Decider(crm, self.held, settings, as_of=as_of, keep=keep,
                                creates=outbox.StagedCreates(db))  # fmt: skip
         self.queued = 0
         self.dead = 0

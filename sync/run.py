@@ -312,7 +312,7 @@ def _steps(
     # does not grow with the org, and a run stopped half-way stores neither.
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
         db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started,
-        store=not opts.preview, queue=queue,
+        store=not opts.preview, queue=queue, keep=opts.preview,  # a preview prints every write
     )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
