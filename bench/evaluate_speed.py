@@ -13,7 +13,8 @@ bouncing and most as stale too: the most flags per contact, reported separately.
 
 Then, in a fresh child process so the peak RSS is its alone, one run's rules
 step with default settings: stream every account view, evaluate every rule,
-store the flags, and plan the write-back (sync/run.py's evaluate and plan);
+store the flags, and plan the write-back into the outbox (sync/run.py's evaluate,
+plan and queue: run 1 queues every write of a first sync, run 2 finds them queued);
 `--step evaluate` stops after the flags (the results are then kept, as the
 planner needed them, only by the code from before issue 14, which evaluated
 everything before planning).
@@ -62,12 +63,14 @@ def child(path: str, step: str) -> None:
     streamed = hasattr(evaluate_mod, "evaluate_and_plan")  # else: all at once (before issue 14)
     the_plan = None
     if step == "evaluate" and streamed:  # views, rules, flags stored; no result kept
-        ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now, keep_results=False)
+        ev = evaluate_mod.evaluate(
+            db, crm, settings, as_of=now, seen_at=now, on_chunk=lambda _results, _views: None
+        )
     elif step == "evaluate":  # every result kept for the planner, as sync/run.py did
         ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now)
-    elif streamed:  # one pass, chunk by chunk
+    elif streamed:  # one pass, chunk by chunk, each chunk's writes queued in the outbox
         ev, the_plan = evaluate_mod.evaluate_and_plan(
-            db, crm, settings, writeback, as_of=now, seen_at=now
+            db, crm, settings, writeback, as_of=now, seen_at=now, queue=True
         )
     else:
         ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now)
@@ -79,6 +82,7 @@ def child(path: str, step: str) -> None:
         "cpu_s": round(cpu, 1), "accounts_per_s": round(ev.accounts / wall),
         "flags": dict(ev.by_rule), "flag_changes": ev.changes.counts if ev.changes else None,
         "planned": {k: v for k, v in the_plan.counts().items() if v} if the_plan else None,
+        "queued": the_plan.queued if the_plan else None,
         "rss_at_start_mb": round(base), "peak_rss_mb": round(_peak_rss_mb()),
     }))
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,6 +67,16 @@ KIND_OBJECT: Mapping[WriteKind, ObjectType] = {
     WriteKind.CREATE_TASK: ObjectType.TASK,
     WriteKind.UPDATE_TASK: ObjectType.TASK,
     WriteKind.COMPLETE_TASK: ObjectType.TASK,
+}
+
+
+# The order a drain sends the kinds in (`ready_ids`): fields first, task creates last.
+KIND_ORDER: Mapping[WriteKind, int] = {
+    WriteKind.UPDATE_ACCOUNT: 0,
+    WriteKind.UPDATE_CONTACT: 1,
+    WriteKind.UPDATE_TASK: 2,
+    WriteKind.COMPLETE_TASK: 3,
+    WriteKind.CREATE_TASK: 4,
 }
 
 
@@ -175,6 +185,44 @@ def _requeue(
     return int(row_id)
 
 
+class StagedCreates:
+    """A run's task creates, staged until the per-owner cap can rank them all (sync/plan.py).
+
+    A temporary table (no part of the mirror; gone with the connection, and with the
+    transaction of a preview): memory holds none of them. `add` each chunk's creates with
+    their rank; `ranked` gives them back by (rank, key), the order the cap takes them in.
+    """
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        db.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS plan_creates (rank INTEGER NOT NULL, key TEXT"
+            " NOT NULL, owner_id TEXT, account_id TEXT, label TEXT, payload TEXT,"
+            " PRIMARY KEY (rank, key))"
+        )
+        db.conn.execute("DELETE FROM temp.plan_creates")
+
+    def add(self, creates: Iterable[tuple[int, str, Write]]) -> None:
+        rows = [
+            (rank, key, w.owner_id, w.account_id, w.label, dumps(dict(w.payload)))
+            for rank, key, w in creates
+        ]
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO temp.plan_creates (rank, key, owner_id, account_id, label,"
+            " payload) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def ranked(self) -> Iterator[Write]:
+        rows = self.db.conn.execute(
+            "SELECT key, owner_id, account_id, label, payload FROM temp.plan_creates"
+            " ORDER BY rank, key"
+        )
+        for key, owner, account, label, payload in rows:
+            yield Write(WriteKind.CREATE_TASK, key, None, loads(payload), {}, owner,
+                        account or "", label or "")  # fmt: skip
+
+
 # ---------------------------------------------------------------- claim and mark
 
 
@@ -217,9 +265,14 @@ def claim(
 
 
 def ready_ids(db: sqlite_utils.Database, crm: str) -> list[int]:
-    """Ids of the rows a drain sends, oldest first: pending, and failed (refused for a moment)."""
+    """Ids of the rows a drain sends: pending, and failed (refused for a moment), a kind at
+    a time in `KIND_ORDER`, oldest first within a kind. A run queues its writes a chunk of
+    accounts at a time, kinds interleaved; sent in this order, a batch holds one kind (one
+    CRM call, docs/budgets.md) and tasks are created after every field update."""
+    order = " ".join(f"WHEN '{k.value}' THEN {n}" for k, n in KIND_ORDER.items())
     rows = db.conn.execute(
-        "SELECT id FROM outbox WHERE crm = ? AND status IN ('pending', 'failed') ORDER BY id",
+        "SELECT id FROM outbox WHERE crm = ? AND status IN ('pending', 'failed')"
+        f" ORDER BY CASE kind {order} ELSE {len(KIND_ORDER)} END, id",
         [crm],
     )
     return [int(r[0]) for r in rows]

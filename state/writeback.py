@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 import sqlite_utils
@@ -32,6 +33,7 @@ from crmsync.state.model import (
     CrmRecord,
     ObjectType,
     OutboxItem,
+    TaskKey,
     WriteKind,
     person_name,
 )
@@ -120,6 +122,30 @@ def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
         yield items[i : i + size]
 
 
+_TASK_COLUMNS_READ = (
+    "id", "key", "account_id", "contact_id", "owner_id", "subject", "body", "status", "priority",
+    "is_closed", "deleted_at", "owned",
+)  # fmt: skip
+_TASKS_T = "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS_READ) + " FROM tasks t"
+
+
+def _task(r: Mapping[str, Any]) -> TaskRow:
+    return TaskRow(
+        id=r["id"],
+        key=r["key"],
+        account_id=r["account_id"],
+        contact_id=r["contact_id"],
+        owner_id=r["owner_id"],
+        subject=r["subject"],
+        body=r["body"],
+        status=r["status"],
+        priority=r["priority"],
+        is_closed=is_closed(r["status"], r["is_closed"]),
+        deleted=r["deleted_at"] is not None,
+        owned=_json(r["owned"]) or {},
+    )
+
+
 class Reader:
     """The mirror queries the planner needs, batched by id."""
 
@@ -134,32 +160,73 @@ class Reader:
             marks = ",".join("?" * len(chunk))
             yield from self.db.query(sql.format(ids=marks), [self.crm, *extra, *chunk])
 
-    def tasks(self) -> dict[str, list[TaskRow]]:
-        """crmsync's tasks (the mirror's tasks table holds only those), by key."""
-        out: dict[str, list[TaskRow]] = defaultdict(list)
-        sql = (
-            "select id, key, account_id, contact_id, owner_id, subject, body, status, priority, "
-            "is_closed, deleted_at, owned from tasks where crm = ? and key is not null "
-            "order by key, id"
+    # A run's planner reads crmsync's tasks a chunk of accounts at a time (sync/plan.py
+    # `Planner`): `index_tasks` once, then `tasks_of` each chunk's accounts, then
+    # `deleted_accounts_with_tasks` for the accounts no chunk had. Memory holds one chunk's tasks.
+
+    def index_tasks(self) -> int:
+        """Note, in a temporary table, which account each of crmsync's task keys is settled
+        with: the account its key names (`TaskKey`), else (a key that is not one) the account
+        of its first open task by id, else none (nothing to settle). Returns the keys noted."""
+        conn = self.db.conn
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS plan_tasks "
+            "(key TEXT PRIMARY KEY, account_id TEXT, done INTEGER NOT NULL DEFAULT 0)"
         )
-        for r in self.db.query(sql, [self.crm]):
-            out[r["key"]].append(
-                TaskRow(
-                    id=r["id"],
-                    key=r["key"],
-                    account_id=r["account_id"],
-                    contact_id=r["contact_id"],
-                    owner_id=r["owner_id"],
-                    subject=r["subject"],
-                    body=r["body"],
-                    status=r["status"],
-                    priority=r["priority"],
-                    is_closed=is_closed(r["status"], r["is_closed"]),
-                    deleted=r["deleted_at"] is not None,
-                    owned=_json(r["owned"]) or {},
-                )  # fmt: skip
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS temp.plan_tasks_account ON plan_tasks (account_id)"
+        )
+        conn.execute("DELETE FROM temp.plan_tasks")
+        rows = conn.execute(
+            "SELECT key, account_id, status, is_closed, deleted_at FROM tasks"
+            " WHERE crm = ? AND key IS NOT NULL ORDER BY key, id",
+            [self.crm],
+        )
+        noted = 0
+        for key, group in groupby(rows, key=lambda r: r[0]):
+            parsed = TaskKey.parse(key)
+            if parsed is not None:
+                account: str | None = parsed.account_id
+            else:
+                account = next(
+                    (r[1] for r in group if not is_closed(r[2], r[3]) and r[4] is None), None
+                )
+            conn.execute("INSERT INTO temp.plan_tasks (key, account_id) VALUES (?, ?)",
+                         [key, account])  # fmt: skip
+            noted += 1
+        return noted
+
+    def tasks_of(self, account_ids: Sequence[str]) -> dict[str, list[TaskRow]]:
+        """crmsync's tasks settled with these accounts (`index_tasks`), by key; noted as done."""
+        out: dict[str, list[TaskRow]] = defaultdict(list)
+        for chunk in chunks(sorted(set(account_ids))):
+            ids = dumps(list(chunk))
+            rows = self.db.conn.execute(
+                f"{_TASKS_T} JOIN temp.plan_tasks p ON p.key = t.key"
+                " WHERE t.crm = ? AND p.account_id IN (SELECT value FROM json_each(?))"
+                " ORDER BY t.key, t.id",
+                [self.crm, ids],
             )
-        return out
+            names = [d[0] for d in rows.description]
+            for values in rows:
+                r = dict(zip(names, values, strict=True))
+                out[r["key"]].append(_task(r))
+            self.db.conn.execute(
+                "UPDATE temp.plan_tasks SET done = 1"
+                " WHERE account_id IN (SELECT value FROM json_each(?))",
+                [ids],
+            )
+        return dict(sorted(out.items()))
+
+    def deleted_accounts_with_tasks(self) -> list[str]:
+        """Deleted accounts whose crmsync tasks no `tasks_of` read yet (no chunk had them)."""
+        rows = self.db.conn.execute(
+            "SELECT DISTINCT p.account_id FROM temp.plan_tasks p JOIN accounts a"
+            " ON a.crm = ? AND a.id = p.account_id"
+            " WHERE p.done = 0 AND a.deleted_at IS NOT NULL ORDER BY p.account_id",
+            [self.crm],
+        )
+        return [r[0] for r in rows]
 
     def people(self, ids: Sequence[str]) -> dict[str, Named]:
         """Contacts by id wherever they are now (a champion who moved to another account)."""
@@ -171,10 +238,6 @@ class Reader:
                            r["title"])  # fmt: skip
             for r in self._in(sql, ids)
         }
-
-    def deleted_accounts(self, ids: Iterable[str]) -> set[str]:
-        sql = "select id from accounts where crm = ? and deleted_at is not null and id in ({ids})"
-        return {r["id"] for r in self._in(sql, sorted(i for i in ids if i))}
 
     def owner_states(self) -> dict[str, bool]:
         """Owner id -> active, for every owner the mirror knows."""

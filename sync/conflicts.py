@@ -39,7 +39,7 @@ import sqlite_utils
 from crmsync.state import conflicts as store
 from crmsync.state import views
 from crmsync.state.errors import CrmRefused, MalformedRecord, UsageError
-from crmsync.state.model import ChangeKind, FieldChange, ObjectType, WriteKind
+from crmsync.state.model import ChangeKind, FieldChange, ObjectType
 
 from . import ownership
 from .ownership import Conflict
@@ -51,12 +51,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WHO: Mapping[str, ChangeKind] = {
     "salesforce": ChangeKind.PERSON_OR_WORKFLOW,
     "hubspot": ChangeKind.UNKNOWN,
-}
-_WRITES = {
-    WriteKind.UPDATE_ACCOUNT: ObjectType.ACCOUNT.value,
-    WriteKind.UPDATE_CONTACT: ObjectType.CONTACT.value,
-    WriteKind.UPDATE_TASK: ObjectType.TASK.value,
-    WriteKind.COMPLETE_TASK: ObjectType.TASK.value,
 }
 
 # None: the CRM keeps no history crmsync reads (connectors.base.Connector.latest_changes)
@@ -133,7 +127,7 @@ def track(
         )
     tracked.new = [c for c in annotated if c.key in fresh_keys]
     tracked.open = len(annotated)
-    writing = _planned_fields(plan)
+    writing = plan.handed_back_written
     still = {c.key for c in plan.conflicts}
     pending_back = {
         k for k, r in known.items() if k not in still and r.handed_back_at and k in writing
@@ -164,16 +158,6 @@ def settle(db: sqlite_utils.Database, crm: str, *, now: datetime) -> int:
     if n:
         log.info("handed-back conflicts written", extra={"crm": crm, "resolved": n})
     return n
-
-
-def _planned_fields(plan: Plan) -> set[tuple[str, str, str]]:
-    out: set[tuple[str, str, str]] = set()
-    for item in plan.items:
-        obj = _WRITES.get(item.kind)
-        if obj is None or not item.target_id:
-            continue
-        out.update((obj, item.target_id, name) for name in item.payload)
-    return out
 
 
 def _explain(

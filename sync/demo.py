@@ -326,8 +326,8 @@ def _print_tasks(con: Console, reports: dict[str, RunReport]) -> None:
         if rep.plan is None:
             continue
         for owner, group in rep.plan.by_owner().items():
-            tasks = sum(1 for i in group.items if i.kind.value == "create_task")
-            fields = sum(1 for i in group.items if i.kind.value.startswith("update_") and i.kind.value != "update_task")
+            tasks = group.counts["create_task"]
+            fields = group.counts["update_account"] + group.counts["update_contact"]
             who = group.owner_name or owner or "(no active owner: integration user)"
             table.add_row(crm, Text(printable(who)), str(tasks), str(fields))
     con.print(table)

@@ -6,10 +6,12 @@ flags are staged into the flags table (state/flags.py `FlagRun`: a flag found
 again unchanged is not rewritten) and its results handed to `on_chunk` (the
 planner, sync/plan.py `Planner`), then dropped. After the last chunk the flags
 no chunk found are resolved in one set-based statement. `evaluate_and_plan` is
-the two together, as a run does them (sync/run.py).
+the two together, as a run does them (sync/run.py): with `queue` each chunk's
+writes go into the outbox as they are decided.
 
 With `store` the whole step is one transaction (the views read one snapshot;
-a failure stores no flag); without it (a plan or dry run) nothing is written.
+a failure stores no flag and queues no write); without it (a plan or dry run)
+nothing is written.
 """
 
 from __future__ import annotations
@@ -115,18 +117,25 @@ def evaluate_and_plan(
     as_of: datetime,
     seen_at: datetime,
     store: bool = True,
+    queue: bool = False,
+    keep: bool | None = None,
     chunk_size: int = CHUNK,
     identity: IdentitySettings | None = None,
 ) -> tuple[Evaluation, plan_mod.Plan]:
     """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
-    the same flags and Plan as `evaluate` then `plan` over every result, in memory
-    that holds one chunk's results."""
-    planner = plan_mod.Planner(db, crm, writeback, as_of=as_of)
-    ev = evaluate(
-        db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
-        on_chunk=planner.add, chunk_size=chunk_size, identity=identity,
-    )  # fmt: skip
-    return ev, planner.finish()
+    the same flags and writes as `evaluate` then `plan` over every result, in memory
+    that holds one chunk's results. With `queue` (needs `store`) each chunk's writes go
+    into the outbox in the same transaction as the flags; `keep` keeps every write in the
+    Plan (by default without `queue`: a preview prints them)."""
+    if queue and not store:
+        raise ValueError("queue needs store: a preview queues nothing")
+    with _transaction(db, store):
+        planner = plan_mod.Planner(db, crm, writeback, as_of=as_of, queue=queue, keep=keep)
+        ev = evaluate(
+            db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
+            on_chunk=planner.add, chunk_size=chunk_size, identity=identity,
+        )  # fmt: skip
+        return ev, planner.finish()
 
 
 def _chunks(

@@ -163,6 +163,12 @@ class TaskLifecycle:
                     self._complete(task, account_id or "", gone=account_id in gone_accounts,
                                    written=written.get(task.id, {}))  # fmt: skip
 
+    def forget(self) -> None:
+        """Drop what was wanted and settled (a chunk of accounts is done: sync/plan.py)."""
+        self.desired.clear()
+        self.exempted.clear()
+        self.items, self.conflicts, self.creates = [], [], []
+
     def _wanted(
         self,
         want: tuple[T.TaskContent, T.AccountFacts],

@@ -3,8 +3,15 @@
 Decide, then act: `decide()` is a pure function from the evaluated accounts and
 what the CRM holds (as the mirror last saw it) to one `Plan` of typed writes
 (`state.model.Write`); `plan()` reads those inputs from the mirror
-(state/writeback.py) and calls it. The outbox queues the same writes
-(`enqueue`) and the drain sends them (sync/drain.py).
+(state/writeback.py) and decides the same way. The outbox queues the same writes
+(`enqueue`) and the drain sends them (sync/drain.py). A run does it a chunk of
+accounts at a time (`Planner`, fed by sync/evaluate.py): each chunk's writes go
+into the outbox as they are decided, in the transaction that stores the flags
+(RELIABILITY O8), and its Plan keeps counts per owner and the conflicts, not the
+writes; memory does not grow with the org. What needs every chunk waits small:
+the task creates in a temporary table until the per-owner cap ranks them
+(`Decider.finish`), and which crmsync task keys are settled with which account
+(state/writeback.py `Reader.index_tasks`).
 
 For each evaluated account `decide()` works out what the CRM *should* hold in the
 fields crmsync owns, compares it with what the CRM *does* hold (the mirror's
@@ -42,20 +49,23 @@ nothing a person set, and a reverted value is never rewritten in a loop (W9).
 Contact status and reason move together: a conflict on either holds both.
 Every write of owned fields carries the record's new signature.
 
-`enqueue(db, plan)` puts the items into the outbox with stable idempotency
-keys built from account/contact ids and flag keys (never timestamps):
+`enqueue(db, plan)` and a run's `Planner` put the writes into the outbox with
+stable idempotency keys built from account/contact ids and flag keys (never
+timestamps):
 `update_account:<crm>:<id>`, `update_contact:<crm>:<id>`, `update_task:<task key>`,
 `complete_task:<task key>`, and for a create the task key itself
 (`<rule>:<crm>:<account>:<subject>`, `contact_hygiene:<crm>:<account>:<account>`),
 which is also `payload["key"]`, the value stamped on the task in the CRM.
-sync/preview.py shows a plan per owner for `--dry-run` and `crmsync plan`.
+sync/preview.py shows a plan per owner for `--dry-run` and `crmsync plan`: a
+preview keeps every write (it prints them all) and stores nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -70,11 +80,11 @@ from crmsync.state.model import (
     Flag,
     HygieneStatus,
     ObjectType,
-    TaskKey,
     Tier,
     Write,
     WriteKind,
 )
+from crmsync.state.outbox import KIND_OBJECT
 from crmsync.state.writeback import CHUNK, AccountRow, ContactRow, Reader, TaskRow, chunks
 
 from . import ownership
@@ -111,27 +121,45 @@ class AccountResult(Protocol):
 
 @dataclass(frozen=True)
 class Plan:
+    """What a run planned. A planner that keeps its writes (`decide`, `plan`, a preview) has
+    them all in `items` and `held`; a run that stores streamed them into the outbox chunk by
+    chunk (`Planner` with `queue`) and keeps only the counts, per owner (`per_owner`: writes
+    per kind and "held", the task creates over the per-owner cap), and the conflicts."""
+
     crm: str
     as_of: datetime
-    items: tuple[Write, ...] = ()
+    items: tuple[Write, ...] = ()  # kept: every write; streamed into the outbox: none
     conflicts: tuple[Conflict, ...] = ()
-    held: tuple[Write, ...] = ()  # task creates over the per-owner cap
+    held: tuple[Write, ...] = ()  # task creates over the per-owner cap (kept plans only)
     owner_names: Mapping[str, str] = field(default_factory=dict)
+    per_owner: Mapping[str | None, Mapping[str, int]] = field(default_factory=dict)
+    kept: bool = True  # items and held hold every write
+    # (object, record id, field) of open conflicts handed back that a write of the plan writes
+    handed_back_written: frozenset[tuple[str, str, str]] = frozenset()
+    queued: int = 0  # outbox rows the plan added or changed (a run that stores)
+    held_by_dead_rows: int = 0  # planned writes a dead outbox row holds back (`held_by_failures`)
 
     @property
     def empty(self) -> bool:
-        return not self.items
+        return not self.planned
+
+    @property
+    def planned(self) -> int:
+        """Writes planned (task creates held by the cap not counted)."""
+        return sum(n for c in self.per_owner.values() for k, n in c.items() if k != "held")
 
     def counts(self) -> dict[str, int]:
         out = {k.value: 0 for k in WriteKind}
-        for item in self.items:
-            out[item.kind.value] += 1
         out["conflicts"] = len(self.conflicts)
-        out["held"] = len(self.held)
+        out["held"] = 0
+        for c in self.per_owner.values():
+            for k, n in c.items():
+                out[k] += n
         return out
 
     def by_owner(self) -> dict[str | None, OwnerPlan]:
-        """Items, conflicts and held tasks per owner, owners in id order (None last)."""
+        """Counts, items (kept plans), conflicts and held tasks per owner, owners in id order
+        (None last)."""
         groups: dict[str | None, OwnerPlan] = {}
 
         def group(owner: str | None) -> OwnerPlan:
@@ -139,10 +167,12 @@ class Plan:
                 groups[owner] = OwnerPlan(owner, self.owner_names.get(owner or ""))
             return groups[owner]
 
+        for owner, c in self.per_owner.items():
+            group(owner).counts.update({k: n for k, n in c.items() if n})
         for item in self.items:
             group(item.owner_id).items.append(item)
-        for c in self.conflicts:
-            group(c.owner_id).conflicts.append(c)
+        for cf in self.conflicts:
+            group(cf.owner_id).conflicts.append(cf)
         for h in self.held:
             group(h.owner_id).held.append(h)
         order = sorted(groups, key=lambda o: (o is None, o or ""))
@@ -156,6 +186,7 @@ class OwnerPlan:
     items: list[Write] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     held: list[Write] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)  # writes per kind, and "held"
 
 
 # ---------------------------------------------------------------- what decide() reads
@@ -208,19 +239,49 @@ def decide(
     decider = Decider(crm, held, settings, as_of=as_of)
     for account in accounts:
         decider.account(account)
-    return decider.finish(evaluated, held.gone_accounts)
+    decider.settle(held.tasks, held.task_written, evaluated, held.gone_accounts)
+    decider.take()
+    return decider.finish()
+
+
+class Creates(Protocol):
+    """Where a Decider keeps the task creates until the per-owner cap ranks them all."""
+
+    def add(self, creates: Iterable[tuple[int, str, Write]]) -> None: ...
+
+    def ranked(self) -> Iterator[Write]: ...  # by (rank, key)
+
+
+class _InMemory:
+    def __init__(self) -> None:
+        self.creates: list[tuple[int, str, Write]] = []
+
+    def add(self, creates: Iterable[tuple[int, str, Write]]) -> None:
+        self.creates.extend(creates)
+
+    def ranked(self) -> Iterator[Write]:
+        return (w for _rank, _key, w in sorted(self.creates, key=lambda c: (c[0], c[1])))
 
 
 class Decider:
-    """`decide()` an account at a time: `account` for each, in id order, then `finish`.
+    """`decide()` a chunk of accounts at a time: `account` for each, in id order, `settle` the
+    chunk's crmsync tasks, `take` the chunk's writes; then `finish`.
 
-    What it keeps between accounts is what the plan needs at the end: the writes
-    and conflicts found so far and the tasks the accounts want; never the accounts'
-    results. Pure, like `decide`.
+    What it keeps between chunks is small: counts per owner and kind, the conflicts,
+    the owners' state, and (in `creates`) the task creates the per-owner cap ranks at the
+    end. With `keep` it also keeps every write (`decide`, a preview), and `finish` gives
+    them in the Plan. Pure, like `decide`, but for the `creates` it is given.
     """
 
     def __init__(
-        self, crm: str, held: CrmHeld, settings: WritebackSettings, *, as_of: datetime
+        self,
+        crm: str,
+        held: CrmHeld,
+        settings: WritebackSettings,
+        *,
+        as_of: datetime,
+        keep: bool = True,
+        creates: Creates | None = None,
     ) -> None:
         self.crm, self.held, self.settings, self.as_of = crm, held, settings, as_of
         self.owners = Owners(
@@ -229,26 +290,82 @@ class Decider:
         )  # fmt: skip
         self.guard = Guard(held.handed_back, settings.ownership_guard)
         self.lifecycle = TaskLifecycle(crm, settings, as_of, self.owners, self.guard)
-        self.items: list[Write] = []
+        self.keep = keep
+        self.creates: Creates = creates if creates is not None else _InMemory()
+        self.fresh: list[Write] = []  # decided since the last `take`
+        self.items: list[Write] = []  # every write taken (with `keep`)
         self.conflicts: list[Conflict] = []
+        self.per_owner: dict[str | None, Counter[str]] = defaultdict(Counter)
+        self.handed_back_written: set[tuple[str, str, str]] = set()
 
     def account(self, account: AccountInput) -> None:
         crm, owners = self.crm, self.owners
         facts = _facts(crm, account.row, account.result)
         where = Where(facts.id, owners.of(facts.id, facts.owner_id), account.row.name)
-        _fields(crm, account, self.guard, where, self.items, self.conflicts)
+        _fields(crm, account, self.guard, where, self.fresh, self.conflicts)
         if self.settings.tasks:
             self.lifecycle.want(account.result, facts, account.people)
 
-    def finish(self, evaluated: Collection[str], gone_accounts: Collection[str]) -> Plan:
-        crm, held, owners, lifecycle = self.crm, self.held, self.owners, self.lifecycle
-        items, conflicts = self.items, self.conflicts
-        lifecycle.settle(held.tasks, held.task_written, evaluated, gone_accounts)
-        items += lifecycle.items
-        conflicts += lifecycle.conflicts
-        creates, capped = _cap(lifecycle.creates, self.settings.max_new_tasks_per_owner)
-        if capped:
-            log.info("new tasks held by the per-owner cap", extra={"crm": crm, "held": len(capped)})
+    def settle(
+        self,
+        tasks: Mapping[str, Sequence[TaskRow]],
+        task_written: Mapping[str, Mapping[str, Any]],
+        evaluated: Collection[str],
+        gone_accounts: Collection[str],
+    ) -> None:
+        """The tasks the accounts since the last `settle` want against crmsync's tasks of
+        those accounts (and of `gone_accounts`, deleted): updates, reopens and completions
+        join the writes to take; creates wait in `creates` for the cap."""
+        lifecycle = self.lifecycle
+        lifecycle.settle(tasks, task_written, evaluated, gone_accounts)
+        self.fresh += lifecycle.items
+        self.conflicts += lifecycle.conflicts
+        self.creates.add(lifecycle.creates)
+        lifecycle.forget()
+
+    def take(self) -> list[Write]:
+        """The writes decided since the last `take` (counted; kept with `keep`)."""
+        fresh, self.fresh = self.fresh, []
+        for item in fresh:
+            self._count(item)
+        if self.keep:
+            self.items += fresh
+        return fresh
+
+    def _count(self, item: Write, kind: str | None = None) -> None:
+        self.per_owner[item.owner_id][kind or item.kind.value] += 1
+        if kind is None and item.target_id:
+            mine = self.held.handed_back.get((KIND_OBJECT[item.kind].value, item.target_id))
+            if mine:
+                obj = KIND_OBJECT[item.kind].value
+                self.handed_back_written.update(
+                    (obj, item.target_id, name) for name in item.payload if name in mine
+                )
+
+    def finish(self, emit: Callable[[list[Write]], None] = lambda _writes: None) -> Plan:
+        """Cap the task creates per owner, most important first (the created ones go to
+        `emit`, a chunk at a time, after every other write), and give the Plan."""
+        crm, held, owners = self.crm, self.held, self.owners
+        cap = self.settings.max_new_tasks_per_owner
+        per_owner: dict[str | None, int] = defaultdict(int)
+        made: list[Write] = []
+        capped: list[Write] = []
+        n_capped = 0
+        for item in self.creates.ranked():
+            if per_owner[item.owner_id] < cap:
+                per_owner[item.owner_id] += 1
+                made.append(item)
+                if len(made) >= CHUNK:
+                    self._made(made, emit)
+                    made = []
+            else:
+                n_capped += 1
+                self._count(item, "held")
+                if self.keep:
+                    capped.append(item)
+        self._made(made, emit)
+        if n_capped:
+            log.info("new tasks held by the per-owner cap", extra={"crm": crm, "held": n_capped})
         if owners.fallback_accounts:
             fallback = sorted(owners.fallback_accounts)
             log.warning(
@@ -257,15 +374,24 @@ class Decider:
                 extra={"crm": crm, "owner_id": owners.fallback,
                        "accounts": len(fallback), "account_ids": fallback[:50]},
             )  # fmt: skip
-        used = {i.owner_id for i in items + creates + capped} | {c.owner_id for c in conflicts}
+        used = set(self.per_owner) | {c.owner_id for c in self.conflicts}
         return Plan(
             crm=crm,
             as_of=self.as_of,
-            items=tuple(items + creates),
-            conflicts=tuple(conflicts),
+            items=tuple(self.items),
+            conflicts=tuple(self.conflicts),
             held=tuple(capped),
             owner_names={o: n for o, n in held.owner_names.items() if o in used},
-        )
+            per_owner={o: dict(c) for o, c in sorted(self.per_owner.items(),
+                                                     key=lambda kv: (kv[0] is None, kv[0] or ""))},
+            kept=self.keep,
+            handed_back_written=frozenset(self.handed_back_written),
+        )  # fmt: skip
+
+    def _made(self, made: list[Write], emit: Callable[[list[Write]], None]) -> None:
+        if made:
+            self.fresh += made
+            emit(self.take())
 
 
 def _fields(
@@ -295,22 +421,6 @@ def _fields(
         conflicts.extend(held)
         if write is not None:
             items.append(write)
-
-
-def _cap(
-    creates: Sequence[tuple[int, str, Write]], cap: int
-) -> tuple[list[Write], list[Write]]:
-    """The per-owner cap on new tasks, most important first: (created, held for next run)."""
-    per_owner: dict[str | None, int] = defaultdict(int)
-    made: list[Write] = []
-    held: list[Write] = []
-    for _rank, _key, item in sorted(creates, key=lambda c: (c[0], c[1])):
-        if per_owner[item.owner_id] < cap:
-            per_owner[item.owner_id] += 1
-            made.append(item)
-        else:
-            held.append(item)
-    return made, held
 
 
 def _facts(crm: str, row: AccountRow, result: AccountResult) -> T.AccountFacts:
@@ -343,7 +453,7 @@ def plan(
     `results_by_account` maps account id -> that account's rules result. Only
     those accounts (and their contacts and crmsync tasks) are considered, plus
     open crmsync tasks whose account was deleted from the CRM (completed).
-    Reads the mirror in batches of accounts; writes nothing.
+    Reads the mirror in batches of accounts; writes nothing (`enqueue` queues the Plan).
     """
     planner = Planner(db, crm, settings, as_of=as_of)
     planner.add(results_by_account)
@@ -354,9 +464,19 @@ class Planner:
     """`plan()` fed a chunk of evaluated accounts at a time (sync/evaluate.py streams them).
 
     `add` each chunk's results as the rules produce them, chunks in account id
-    order; `finish` gives the same Plan as `plan()` over all of them at once. The
-    results are read and dropped chunk by chunk; the planner keeps the evaluated
-    account ids and what `Decider` keeps. Reads the mirror; writes nothing.
+    order; `finish` gives the same writes as `plan()` over all of them at once. Per chunk
+    it reads what the CRM holds for the chunk's accounts (their views, crmsync's last
+    writes, crmsync's tasks of those accounts: state/writeback.py `Reader.tasks_of`),
+    decides, and drops the chunk. At `finish`, the tasks of deleted accounts no chunk
+    had are completed, then the task creates are capped per owner (they wait in a
+    temporary table, state/outbox.py `StagedCreates`).
+
+    With `queue` (a run that stores), each chunk's writes go into the outbox as they
+    are decided (`outbox.enqueue_many`, in the caller's transaction: the flags and the
+    writes are stored together or not at all). `keep` (by default: without `queue`,
+    as `plan()` and a preview, which prints them) keeps every write in the Plan;
+    without it the Plan keeps counts only, and memory holds one chunk, the conflicts
+    and counters per owner.
     """
 
     def __init__(
@@ -366,23 +486,24 @@ class Planner:
         settings: WritebackSettings,
         *,
         as_of: datetime,
+        queue: bool = False,
+        keep: bool | None = None,
     ) -> None:
-        self.db = db
+        self.db, self.queue = db, queue
         self.store = store = Reader(db, crm)
-        self.tasks = tasks = store.tasks()
+        store.index_tasks()
         self.held = CrmHeld(
-            tasks=tasks,
-            task_written=outbox.written(
-                db, crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
-            ),
             owner_active=store.owner_states(),
             inactive_owners=store.inactive_owners(),
             fallback_owner=views.owner_with_most_accounts(db, crm),
             owner_names=store.all_owner_names(),
             handed_back=conflict_store.handed_back(db, crm),
         )
-        self.decider = Decider(crm, self.held, settings, as_of=as_of)
-        self.evaluated: set[str] = set()
+        keep = not queue if keep is None else keep
+        self.decider = Decider(crm, self.held, settings, as_of=as_of, keep=keep,
+                               creates=outbox.StagedCreates(db))  # fmt: skip
+        self.queued = 0
+        self.dead = 0
 
     def add(
         self,
@@ -392,7 +513,6 @@ class Planner:
         """One chunk of evaluated accounts (ids after those of every chunk before), with the
         views the rules read (sync/evaluate.py); without them (`plan()`), the views are read
         from the mirror CHUNK accounts at a time."""
-        self.evaluated.update(results_by_account)
         chunks_of: Iterable[tuple[Mapping[str, AccountResult], Mapping[str, AccountView]]]
         if views_by_account is None:
             chunks_of = (
@@ -404,13 +524,37 @@ class Planner:
         for results, seen in chunks_of:
             for account in _from_views(self.db, self.store, results, seen):
                 self.decider.account(account)
+            self._settle(list(results), evaluated=results.keys(), gone=())
+
+    def _settle(self, accounts: Sequence[str], *, evaluated: Collection[str],
+                gone: Collection[str]) -> None:  # fmt: skip
+        tasks = self.store.tasks_of(accounts)
+        written = outbox.written(
+            self.db, self.store.crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
+        )
+        self.decider.settle(tasks, written, evaluated, gone)
+        self._emit(self.decider.take())
+
+    def _emit(self, writes: list[Write]) -> None:
+        """A chunk's writes: queued (with `queue`); those a dead row holds back counted."""
+        if not writes:
+            return
+        crm = self.store.crm
+        if self.queue:
+            ordered = sorted(writes, key=lambda i: outbox.KIND_ORDER[i.kind])
+            ids = outbox.enqueue_many(self.db, crm, ordered)
+            self.queued += sum(1 for i in ids if i is not None)
+        self.dead += len(outbox.dead_keys(self.db, crm, [i.key for i in writes]))
 
     def finish(self) -> Plan:
-        evaluated = frozenset(self.evaluated)
-        gone = self.store.deleted_accounts(
-            {k.account_id for k in map(TaskKey.parse, self.tasks) if k} - evaluated
-        )
-        return self.decider.finish(evaluated, gone)
+        gone = self.store.deleted_accounts_with_tasks()
+        if gone:
+            self._settle(gone, evaluated=(), gone=frozenset(gone))
+        plan = self.decider.finish(self._emit)
+        if self.queue:
+            log.info("writes queued", extra={"crm": plan.crm, "queued": self.queued,
+                                             "planned": plan.planned})  # fmt: skip
+        return dataclasses.replace(plan, queued=self.queued, held_by_dead_rows=self.dead)
 
 
 def _views(db: sqlite_utils.Database, crm: str, ids: Sequence[str]) -> dict[str, AccountView]:
@@ -465,22 +609,13 @@ def _from_views(
 # ---------------------------------------------------------------- enqueue
 
 
-_ENQUEUE_ORDER = {
-    WriteKind.UPDATE_ACCOUNT: 0,
-    WriteKind.UPDATE_CONTACT: 1,
-    WriteKind.UPDATE_TASK: 2,
-    WriteKind.COMPLETE_TASK: 3,
-    WriteKind.CREATE_TASK: 4,
-}
-
-
 def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
-    """Put the plan's items into the outbox (idempotent per key); return how many."""
-    from crmsync.state import outbox
-
-    # Same kinds side by side: batches are claimed in id order, and a batch of one
-    # kind is one CRM call (a mixed batch costs a call per kind in it; docs/budgets.md).
-    ordered = sorted(plan.items, key=lambda i: _ENQUEUE_ORDER[i.kind])
+    """Put a kept plan's items into the outbox (idempotent per key); return how many.
+    A run queues its writes chunk by chunk instead (`Planner` with `queue`)."""
+    # Same kinds side by side (the drain sends a kind at a time too, `outbox.ready_ids`):
+    # a batch of one kind is one CRM call (a mixed batch costs a call per kind in it;
+    # docs/budgets.md).
+    ordered = sorted(plan.items, key=lambda i: outbox.KIND_ORDER[i.kind])
     if not ordered:
         return 0
     ids = outbox.enqueue_many(db, plan.crm, ordered)
@@ -497,7 +632,5 @@ def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[Write]:
     storm); it stays planned, and unwritten, until someone requeues it
     (`crmsync outbox requeue`, or `crmsync setup` for a missing field).
     """
-    from crmsync.state import outbox
-
     dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
     return [i for i in plan.items if i.key in dead]

@@ -156,7 +156,7 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
                 if counts
                 else "  planned: nothing to write"
             )
-        planned = len(rep.plan.items)
+        planned = rep.plan.planned
         if missing and planned:
             verb = "would queue" if preview else "queued"
             echo(

@@ -3,8 +3,8 @@
     run_all(cfg, crm=None, opts)          the CLI's `sync` and `plan`
       run_once(cfg, crm, opts)            one CRM, under the mirror's writer lock
         pull.pull(...)                    connector pages -> mirror, page + cursor per commit
-        evaluate.evaluate_and_plan(...)   mirror -> rules -> flags (state) -> plan, chunk by chunk
-        plan.enqueue                      flags + coverage -> outbox (diffed, guarded)
+        evaluate.evaluate_and_plan(...)   mirror -> rules -> flags (state) -> plan -> outbox,
+                                          chunk by chunk, in one transaction (diffed, guarded)
         conflicts.track(...)              values that are not crmsync's: recorded, logged once
         drain.drain(...)                  outbox -> connector.write -> outbox marks
 
@@ -340,9 +340,19 @@ def _steps(
     report.as_of = as_of
     if not opts.preview:  # turned off, it forgets what it cached
         report.enrichment = _enrich(cfg, db, crm, as_of, started)
-    # Evaluated and planned a chunk of accounts at a time: memory does not grow with the org.
+    writeback = cfg.writeback.enabled
+    if writeback and not opts.skip_pull:
+        # Read from the schema the pull already read (no call): with a field missing, every
+        # write would be refused, so the run plans without queueing and fails.
+        report.fields_missing = _fields_missing(connector, cfg.writeback)
+    off = not writeback or cfg.writeback.dry_run  # [writeback]: plan only, queue nothing
+    queue = not opts.preview and not off and not report.fields_missing
+    # Evaluated and planned a chunk of accounts at a time, each chunk's writes queued in the
+    # outbox as they are decided (`queue`), in the transaction that stores the flags: memory
+    # does not grow with the org, and a run stopped half-way stores neither.
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
-        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview,
+        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started,
+        store=not opts.preview, queue=queue, keep=opts.preview,  # a preview prints every write
         identity=cfg.identity,
     )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
@@ -353,26 +363,22 @@ def _steps(
         calls=lambda: int(connector.calls.total), store_rows=not opts.preview,
     )  # fmt: skip
     report.plan = the_plan
-    writeback = cfg.writeback.enabled
-    if writeback and not opts.skip_pull:
-        report.fields_missing = _fields_missing(connector, cfg.writeback)
-        if report.fields_missing:
-            log.warning(
-                "crmsync's fields are missing in the CRM; no write queued (run `crmsync setup`)",
-                extra={"crm": crm, "fields": [f"{c.object}.{c.field}" for c in report.fields_missing]},
-            )
-            if not opts.preview:
-                report.outcome = "failed"
-                report.error = fields_missing_error(crm, report.fields_missing).line()
-            return
-    if opts.preview:
-        report.held = len(plan_mod.held_by_failures(db, the_plan))
+    if report.fields_missing:
+        log.warning(
+            "crmsync's fields are missing in the CRM; no write queued (run `crmsync setup`)",
+            extra={"crm": crm, "fields": [f"{c.object}.{c.field}" for c in report.fields_missing]},
+        )
+        if not opts.preview:
+            report.outcome = "failed"
+            report.error = fields_missing_error(crm, report.fields_missing).line()
         return
-    if not writeback or cfg.writeback.dry_run:
+    if opts.preview:
+        report.held = the_plan.held_by_dead_rows
+        return
+    if off:
         report.writeback_off = True  # [writeback] enabled = false / dry_run = true: plan only
         return
-    report.queued = plan_mod.enqueue(db, the_plan)
-    report.held = len(plan_mod.held_by_failures(db, the_plan))
+    report.queued, report.held = the_plan.queued, the_plan.held_by_dead_rows
     if should_stop():
         report.outcome = "interrupted"
         return
