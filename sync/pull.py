@@ -240,13 +240,17 @@ class _Group:
     mode: str
     progress: Progress
     pending: list[tuple[int, mirror.ApplyResult, int, bool]] = field(default_factory=list)
+    ours: bool = False  # the open transaction is the group's own, to commit
 
     @property
     def full(self) -> bool:
         return len(self.pending) >= PAGES_PER_COMMIT
 
     def open(self) -> None:
-        join_transaction(self.db)
+        if not self.db.conn.in_transaction:
+            join_transaction(self.db)
+            self.ours = True  # else the caller's (a dry run's rolled-back one): never committed
+
 
     def add(self, page: Page, res: mirror.ApplyResult, vanished: int) -> None:
         self.pending.append((len(page.records), res, vanished, page.done))
@@ -257,12 +261,14 @@ class _Group:
             # the pending pages are not in the mirror, so they are not counted.
             self.pending.clear()
             return
-        try:
-            self.db.conn.execute("COMMIT")
-        except BaseException:
-            self.pending.clear()
-            self.db.rollback()
-            raise
+        if self.ours:
+            try:
+                self.db.conn.execute("COMMIT")
+            except BaseException:
+                self.pending.clear()
+                self.db.rollback()
+                raise
+            self.ours = False
         rep = self.rep
         for records, res, vanished, done in self.pending:
             rep.pages += 1
