@@ -62,7 +62,9 @@ def child(path: str, step: str) -> None:
     streamed = hasattr(evaluate_mod, "evaluate_and_plan")  # else: all at once (before issue 14)
     the_plan = None
     if step == "evaluate" and streamed:  # views, rules, flags stored; no result kept
-        ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now, keep_results=False)
+        ev = evaluate_mod.evaluate(  # a no-op on_chunk: no result kept
+            db, crm, settings, as_of=now, seen_at=now, on_chunk=lambda results, views: None
+        )
     elif step == "evaluate":  # every result kept for the planner, as sync/run.py did
         ev = evaluate_mod.evaluate(db, crm, settings, as_of=now, seen_at=now)
     elif streamed:  # one pass, chunk by chunk
