@@ -29,6 +29,7 @@ Stored text is parsed back into model types (dates, datetimes, bools).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -90,7 +91,14 @@ def _needs_decode(column: str) -> bool:
 
 
 def _owned(value: str | None) -> dict[str, Any]:
-    """The stored JSON of crmsync's own fields (none: {})."""
+    """The stored JSON of crmsync's own fields (none: {}); a copy of each text's one parse."""
+    return dict(_parsed_owned(value)) if value else {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_owned(value: str) -> dict[str, Any]:
+    # Most records hold one of a few texts (their fields unset, or the same few values):
+    # parsed once each, not once per record.
     return loads(value) or {}
 
 
@@ -225,11 +233,8 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                     ORDER BY z.account_id, z.id LIMIT {MAX_SAME_NAME})
                   AND b.crm = y.crm AND b.id = y.account_id
             )
-            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM (
-                SELECT *, row_number() OVER (
-                    PARTITION BY vcrm, vacc, cid, how ORDER BY oacc, ocid) AS n
-                FROM found
-            ) WHERE n <= {MAX_SAME_NAME}
+            -- (at most one "moved" row per former contact, MAX_SAME_NAME "same_name" rows)
+            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM found
             ORDER BY vcrm, vacc, cid, how, oacc, ocid""",
         "outside": f"""
             SELECT crm, account_id, role, name, title, email, source FROM enrichment_people
