@@ -256,14 +256,19 @@ class _Stream:
         self._next: Sequence[Any] | None = next(self._rows, None)
 
     def take(self, key: Key) -> tuple[Any, ...]:
+        row = self._next
+        if row is None:
+            return ()
+        crm, account_id = key
+        rows, build = self._rows, self._build
         out = []
-        while self._next is not None:
-            row_key = (self._next[0], self._next[1])
-            if row_key > key:
+        while row is not None:
+            if row[1] == account_id and row[0] == crm:
+                out.append(build(row[2:]))
+            elif (row[0], row[1]) > key:
                 break
-            if row_key == key:
-                out.append(self._build(self._next[2:]))
-            self._next = next(self._rows, None)
+            row = next(rows, None)
+        self._next = row
         return tuple(out)
 
 
