@@ -228,7 +228,7 @@ def normalise_role(raw: str | None, known: Sequence[str] = ()) -> tuple[str, ...
     """
     if not raw:
         return ()
-    spelling = {k.strip().casefold(): k.strip() for k in known}
+    spelling = _spelling(tuple(known))
     out: list[str] = []
     for part in raw.split(";"):
         name = part.strip()
@@ -240,6 +240,12 @@ def normalise_role(raw: str | None, known: Sequence[str] = ()) -> tuple[str, ...
         if name not in out:
             out.append(name)
     return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _spelling(known: tuple[str, ...]) -> dict[str, str]:
+    """casefolded name -> the known spelling (built once per settings' names)."""
+    return {k.strip().casefold(): k.strip() for k in known}
 
 
 def email_domain(email: str | None) -> str | None:

@@ -41,7 +41,7 @@ or engaged, but only champions open a task.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -86,6 +86,8 @@ class Evidence:
     def of(cls, evidence: Mapping[str, object]) -> Evidence:
         name = evidence.get("other_account_name")
         return cls(name if isinstance(name, str) and name.strip() else None)
+
+
 WHERE = f"[rules.{NAME}]"
 
 CHAMPION_ROLES = ("Champion", "Economic Buyer", "Executive Sponsor", "Decision Maker")
@@ -117,9 +119,17 @@ def learn(view: AccountView, settings: Settings, facts: Facts) -> Facts:
     history: dict[str, list[ContactChange]] = {}
     for h in view.history:
         history.setdefault(h.contact_id, []).append(h)
+    # a contact's matches elsewhere (most contacts have none): one pass, not one per contact
+    elsewhere: dict[str, list[Elsewhere]] = {}
+    for e in view.elsewhere:
+        if e.other_account_id != view.id:
+            elsewhere.setdefault(e.contact_id, []).append(e)
     departures: dict[str, Departure] = {}
     for contact in (*facts.contacts.values(), *facts.former.values()):
-        d = _departure(view, contact, history.get(contact.id, []), settings, facts)
+        d = _departure(
+            view, contact, history.get(contact.id, []), settings, facts,
+            _nearest(elsewhere.get(contact.id, ())),
+        )  # fmt: skip
         if d is not None:
             departures[contact.id] = d
     departed = frozenset(
@@ -196,6 +206,7 @@ def _departure(
     history: list[ContactChange],
     settings: Settings,
     facts: Facts,
+    elsewhere: Elsewhere | None,
 ) -> Departure | None:
     cid = contact.id
     signals: list[Signal] = []
@@ -217,7 +228,6 @@ def _departure(
     # a bounce the mail server did not explain stops mail, but says nothing of the person
     if bounce is not None and bounce.bouncing and bounce.kind is not BounceKind.UNEXPLAINED:
         signals.append(Signal(SignalKind.BOUNCE, bounce.bounced_at, new=bounce.kind.value))
-    elsewhere = _elsewhere(view, cid) if view.elsewhere else None
     if elsewhere is not None and elsewhere.how == "same_name":
         signals.append(Signal(SignalKind.SAME_NAME, new=elsewhere.other_account_id))
     if not signals:
@@ -246,10 +256,8 @@ def _email_moved(
     return None
 
 
-def _elsewhere(view: AccountView, contact_id: str) -> Elsewhere | None:
-    found = [
-        e for e in view.elsewhere if e.contact_id == contact_id and e.other_account_id != view.id
-    ]
+def _nearest(found: Sequence[Elsewhere]) -> Elsewhere | None:
+    """Of a contact's matches at other accounts: a move first, then by account name and id."""
     if not found:
         return None
     return min(

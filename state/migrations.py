@@ -411,6 +411,18 @@ def m008_identity_links(db: sqlite_utils.Database) -> None:
             db.execute(statement)
 
 
+@MIGRATIONS()
+def m009_contacts_live_name(db: sqlite_utils.Database) -> None:
+    """Same-name lookups (state/views.py) read a name's live contacts in (account, id)
+    order and stop after the few they need: an index on exactly that. It replaces
+    contacts_name, which left each name's rows in table order."""
+    db.execute(
+        "CREATE INDEX contacts_live_name ON contacts"
+        " (crm, lower(last_name), lower(first_name), account_id, id) WHERE deleted_at IS NULL"
+    )
+    db.execute("DROP INDEX contacts_name")
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

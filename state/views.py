@@ -19,7 +19,7 @@ The streams, all of live (not deleted) rows:
   (case-insensitive) at an account with a different domain ("same_name").
   Same-name matches are looked up only for contacts that hold a role or left
   the account (the people departed-champion detection cares about), through
-  an index on lower(name), at most MAX_SAME_NAME per contact;
+  an index on (lower(name), account, id), at most MAX_SAME_NAME per contact;
 - outside people: what an outside people-data provider named for the account
   (state/enrichment.py; empty unless [enrichment] is on).
 
@@ -29,6 +29,7 @@ Stored text is parsed back into model types (dates, datetimes, bools).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -84,11 +85,20 @@ class _Decoder:
 
 
 def _needs_decode(column: str) -> bool:
-    return column == "owned" or decode(column, None) is not None or column.endswith(("_at", "_date"))
+    return (
+        column == "owned" or decode(column, None) is not None or column.endswith(("_at", "_date"))
+    )
 
 
 def _owned(value: str | None) -> dict[str, Any]:
-    """The stored JSON of crmsync's own fields (none: {})."""
+    """The stored JSON of crmsync's own fields (none: {}); a copy of each text's one parse."""
+    return dict(_parsed_owned(value)) if value else {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_owned(value: str) -> dict[str, Any]:
+    # Most records hold one of a few texts (their fields unset, or the same few values):
+    # parsed once each, not once per record.
     return loads(value) or {}
 
 
@@ -192,11 +202,11 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                 UNION
                 SELECT crm, acc, cid FROM former
             ),
-            -- Same-name matches: each name's live contacts are ranked once by (account, id);
-            -- a holder needs at most MAX_SAME_NAME of them outside its own domain and other
-            -- than itself, so only the first (most of the name in one domain + 1 +
-            -- MAX_SAME_NAME) of its name's can be among them. (A holder still reads its
-            -- name's ranked rows through an automatic index: cost grows with name size.)
+            -- Same-name matches: for each holder, its name's live contacts in (account, id)
+            -- order from the index contacts_live_name (migration m009), skipping itself and
+            -- its own domain, until MAX_SAME_NAME are found: a holder reads a handful of
+            -- index entries (more only when its own domain holds many of its name), so the
+            -- cost grows with the holders, not with how many people share a name.
             holder_names(crm, acc, cid, ln, fn, dom) AS (
                 SELECT x.crm, x.acc, x.cid, lower(c.last_name), lower(c.first_name),
                        coalesce(lower(a.domain), '')
@@ -205,41 +215,26 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                   AND coalesce(c.first_name, '') <> '' AND coalesce(c.last_name, '') <> ''
                   AND a.crm = x.crm AND a.id = x.acc
             ),
-            named(crm, ln, fn, ocid, oacc, oname, dom) AS (
-                SELECT y.crm, lower(y.last_name), lower(y.first_name), y.id, b.id, b.name,
-                       coalesce(lower(b.domain), '')
-                FROM (SELECT DISTINCT crm, ln, fn FROM holder_names) n
-                     CROSS JOIN contacts y CROSS JOIN accounts b
-                WHERE y.crm = n.crm AND lower(y.last_name) = n.ln AND lower(y.first_name) = n.fn
-                  AND y.deleted_at IS NULL
-                  AND b.crm = y.crm AND b.id = y.account_id AND b.deleted_at IS NULL
-            ),
-            ranked AS (
-                SELECT *, row_number() OVER (PARTITION BY crm, ln, fn ORDER BY oacc, ocid) AS rk,
-                       count(*) OVER (PARTITION BY crm, ln, fn, dom) AS per_dom
-                FROM named
-            ),
-            reach(crm, ln, fn, k) AS (
-                SELECT crm, ln, fn, max(per_dom) + 1 + {MAX_SAME_NAME}
-                FROM ranked GROUP BY crm, ln, fn
-            ),
             found(vcrm, vacc, cid, ocid, oacc, oname, how) AS (
                 SELECT f.crm, f.acc, f.cid, f.cid, b.id, b.name, 'moved'
                 FROM former f CROSS JOIN contacts c CROSS JOIN accounts b
                 WHERE c.crm = f.crm AND c.id = f.cid
                   AND b.crm = c.crm AND b.id = c.account_id AND b.deleted_at IS NULL
                 UNION ALL
-                SELECT h.crm, h.acc, h.cid, r.ocid, r.oacc, r.oname, 'same_name'
-                FROM holder_names h CROSS JOIN reach k CROSS JOIN ranked r
-                WHERE k.crm = h.crm AND k.ln = h.ln AND k.fn = h.fn
-                  AND r.crm = h.crm AND r.ln = h.ln AND r.fn = h.fn AND r.rk <= k.k
-                  AND r.ocid <> h.cid AND r.dom <> h.dom
+                SELECT h.crm, h.acc, h.cid, y.id, b.id, b.name, 'same_name'
+                FROM holder_names h CROSS JOIN contacts y CROSS JOIN accounts b
+                WHERE y.rowid IN (
+                    SELECT z.rowid FROM contacts z CROSS JOIN accounts w
+                    WHERE z.crm = h.crm AND lower(z.last_name) = h.ln
+                      AND lower(z.first_name) = h.fn AND z.deleted_at IS NULL
+                      AND z.account_id IS NOT NULL AND z.id <> h.cid
+                      AND w.crm = z.crm AND w.id = z.account_id AND w.deleted_at IS NULL
+                      AND coalesce(lower(w.domain), '') <> h.dom
+                    ORDER BY z.account_id, z.id LIMIT {MAX_SAME_NAME})
+                  AND b.crm = y.crm AND b.id = y.account_id
             )
-            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM (
-                SELECT *, row_number() OVER (
-                    PARTITION BY vcrm, vacc, cid, how ORDER BY oacc, ocid) AS n
-                FROM found
-            ) WHERE n <= {MAX_SAME_NAME}
+            -- (at most one "moved" row per former contact, MAX_SAME_NAME "same_name" rows)
+            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM found
             ORDER BY vcrm, vacc, cid, how, oacc, ocid""",
         "outside": f"""
             SELECT crm, account_id, role, name, title, email, source FROM enrichment_people
@@ -261,14 +256,19 @@ class _Stream:
         self._next: Sequence[Any] | None = next(self._rows, None)
 
     def take(self, key: Key) -> tuple[Any, ...]:
+        row = self._next
+        if row is None:
+            return ()
+        crm, account_id = key
+        rows, build = self._rows, self._build
         out = []
-        while self._next is not None:
-            row_key = (self._next[0], self._next[1])
-            if row_key > key:
+        while row is not None:
+            if row[1] == account_id and row[0] == crm:
+                out.append(build(row[2:]))
+            elif (row[0], row[1]) > key:
                 break
-            if row_key == key:
-                out.append(self._build(self._next[2:]))
-            self._next = next(self._rows, None)
+            row = next(rows, None)
+        self._next = row
         return tuple(out)
 
 
