@@ -10,24 +10,34 @@ the two together, as a run does them (sync/run.py).
 
 With `store` the whole step is one transaction (the views read one snapshot;
 a failure stores no flag); without it (a plan or dry run) nothing is written.
+
+`incremental` evaluates only the accounts that can have changed since the last
+evaluation (state/dirty.py: a write touched them, or their due day came, rules/due.py),
+with the same flags and plan as evaluating everything; the run's totals (flags by
+rule, coverage) are then the whole CRM's, read from the mirror. A store always records
+each account's due day and the settings' fingerprint, so the next run can be
+incremental; a preview evaluates everything and records nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 
 import sqlite_utils
 
 from crmsync import rules
 from crmsync.rules import AccountResult, RuleSettings
+from crmsync.rules.due import next_due
+from crmsync.state import dirty, views
 from crmsync.state import flags as flag_store
-from crmsync.state import views
 from crmsync.state.db import transaction
 from crmsync.state.model import AccountView
 
@@ -52,6 +62,10 @@ class Evaluation:
     accounts: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
     coverage: Counter[str] = field(default_factory=Counter)  # accounts by coverage status
+    # the accounts this run evaluated (None: all) and why; `accounts`, `by_rule` and
+    # `coverage` are the whole CRM's either way
+    scope: dirty.Scope = field(default_factory=lambda: dirty.Scope(None, "full"))
+    evaluated: int = 0  # live accounts this run evaluated
 
     def coverage_counts(self) -> Counter[str]:
         return Counter(self.coverage)
@@ -67,6 +81,8 @@ def evaluate(
     store: bool = True,
     on_chunk: OnChunk | None = None,
     chunk_size: int = CHUNK,
+    incremental: bool = False,
+    fingerprint: str = "",
 ) -> Evaluation:
     """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
 
@@ -79,27 +95,42 @@ def evaluate(
     ev = Evaluation(crm)
     rules_run = set(rules.RULE_NAMES)
     with _transaction(db, store):
+        if store:
+            ev.scope = dirty.scope(db, crm, fingerprint, as_of, full=not incremental)
+            dirty.begin(db, crm, ev.scope)
+        ids = ev.scope.account_ids
         staged = flag_store.FlagRun(
-            db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep
-        )
-        for chunk, seen in _chunks(db, crm, settings, as_of, chunk_size):
+            db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep,
+            accounts=ids,
+        )  # fmt: skip
+        for chunk, seen, found in _chunks(db, crm, settings, as_of, chunk_size, ids):
             for result in chunk.values():
-                ev.accounts += 1
+                ev.evaluated += 1
                 if result.coverage is not None:
                     ev.coverage[str(result.coverage.status)] += 1
                 for f in result.flags:
                     if not f.suppressed:
                         ev.by_rule[f.rule] += 1
             staged.stage(f for result in chunk.values() for f in result.flags)
+            if store:
+                dirty.add(db, crm, found)
             if on_chunk is not None:
                 on_chunk(chunk, seen)
             if keep:
                 ev.results.update(chunk)
         ev.changes = staged.finish()
+        ev.accounts = ev.evaluated
+        if store:
+            dirty.finish(db, crm, fingerprint=fingerprint, as_of=as_of, evaluated_at=seen_at)
+            if ids is not None:  # the whole CRM's totals, not this run's
+                ev.accounts, ev.coverage = dirty.coverage_totals(db, crm)
+                ev.by_rule = dirty.open_flag_totals(db, crm, rules_run)
     log.info(
         "rules evaluated",
-        extra={"crm": crm, "accounts": ev.accounts, **{f"flags_{k}": v for k, v in ev.by_rule.items()}},
-    )
+        extra={"crm": crm, "accounts": ev.accounts, "evaluated": ev.evaluated,
+               "scope": ev.scope.reason, "dirty": ev.scope.dirty, "due": ev.scope.due,
+               **{f"flags_{k}": v for k, v in ev.by_rule.items()}},
+    )  # fmt: skip
     return ev
 
 
@@ -113,34 +144,79 @@ def evaluate_and_plan(
     seen_at: datetime,
     store: bool = True,
     chunk_size: int = CHUNK,
+    incremental: bool = False,
 ) -> tuple[Evaluation, plan_mod.Plan]:
     """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
     the same flags and Plan as `evaluate` then `plan` over every result, in memory
-    that holds one chunk's results."""
+    that holds one chunk's results. With `incremental`, only the accounts that can
+    have changed (see the module docstring); task creates the per-owner cap held are
+    evaluated again next run, as a full evaluation would."""
     planner = plan_mod.Planner(db, crm, writeback, as_of=as_of)
+    print_ = fingerprint(settings, writeback, views.owner_with_most_accounts(db, crm))
     ev = evaluate(
         db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
-        on_chunk=planner.add, chunk_size=chunk_size,
+        on_chunk=planner.add, chunk_size=chunk_size, incremental=incremental,
+        fingerprint=print_,
     )  # fmt: skip
-    return ev, planner.finish()
+    the_plan = planner.finish()
+    if store and the_plan.held:
+        with transaction(db):
+            dirty.touch(db, crm, sorted({w.account_id for w in the_plan.held if w.account_id}))
+    return ev, the_plan
+
+
+def fingerprint(
+    settings: RuleSettings, writeback: WritebackSettings, fallback_owner: str | None
+) -> str:
+    """What every account's results and plan read besides its own records: the rules'
+    and the write-back's settings, who gets the tasks of accounts without an active
+    owner, and crmsync's version. A different one makes the next run evaluate all."""
+    text = repr(
+        (
+            _version(),
+            sorted(rules.RULE_NAMES),
+            repr(settings),
+            repr(writeback),
+            fallback_owner,
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _version() -> str:
+    try:
+        return version("crmsync")
+    except PackageNotFoundError:
+        return ""
 
 
 def _chunks(
-    db: sqlite_utils.Database, crm: str, settings: RuleSettings, as_of: datetime, size: int
-) -> Iterator[tuple[dict[str, AccountResult], dict[str, AccountView]]]:
-    """(results, views) of `size` accounts at a time; both are dropped after the chunk."""
+    db: sqlite_utils.Database,
+    crm: str,
+    settings: RuleSettings,
+    as_of: datetime,
+    size: int,
+    account_ids: tuple[str, ...] | None = None,
+) -> Iterator[tuple[dict[str, AccountResult], dict[str, AccountView], dict[str, dirty.Evaluated]]]:
+    """(results, views, what to remember) of `size` accounts at a time (of `account_ids`
+    only, if given); all dropped after the chunk."""
     chunk: dict[str, AccountResult] = {}
     seen: dict[str, AccountView] = {}
-    for view in views.iter_account_views(db, crm):
+    found: dict[str, dirty.Evaluated] = {}
+    for view in views.iter_account_views(db, crm, account_ids=account_ids):
         result = rules.evaluate_account(view, settings, as_of)
+        found[view.id] = dirty.Evaluated(
+            next_due(view, settings, as_of, result),
+            str(result.coverage.status) if result.coverage is not None else None,
+        )
         # `facts` holds the view again; results outlive the chunk when kept (no `on_chunk`).
         chunk[view.id] = dataclasses.replace(result, facts=None)
         seen[view.id] = view
         if len(chunk) >= size:
-            yield chunk, seen
-            chunk, seen = {}, {}
+            yield chunk, seen, found
+            chunk, seen, found = {}, {}, {}
     if chunk:
-        yield chunk, seen
+        yield chunk, seen, found
 
 
 @contextmanager

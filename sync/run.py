@@ -301,15 +301,18 @@ def _steps(
     if not opts.preview:  # turned off, it forgets what it cached
         report.enrichment = _enrich(cfg, db, crm, as_of, started)
     # Evaluated and planned a chunk of accounts at a time: memory does not grow with the org.
+    # Only the accounts that can have changed (state/dirty.py); `--full` evaluates all.
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
-        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started, store=not opts.preview
-    )
+        db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started,
+        store=not opts.preview, incremental=not opts.full,
+    )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
     the_plan, report.conflicts = conflicts_mod.track(
         db, crm, the_plan, now=started,
         explain=connector.latest_changes,
         calls=lambda: int(connector.calls.total), store_rows=not opts.preview,
+        evaluated=report.evaluation.scope.account_ids,
     )  # fmt: skip
     report.plan = the_plan
     writeback = cfg.writeback.enabled
