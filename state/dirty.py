@@ -68,7 +68,7 @@ def scope(
     if (encode_datetime(as_of) or "") < stored_as_of:
         return Scope(None, "clock")
     dirty = {a for (a,) in db.conn.execute(
-        "SELECT account_id FROM dirty_accounts WHERE crm = ?", [crm]
+        "SELECT DISTINCT account_id FROM dirty_accounts WHERE crm = ?", [crm]
     )}  # fmt: skip
     due = {a for (a,) in db.conn.execute(
         "SELECT account_id FROM account_state WHERE crm = ? AND due IS NOT NULL AND due <= ?",
@@ -144,7 +144,7 @@ def finish(
 def touch(db: sqlite_utils.Database, crm: str, account_ids: Iterable[str]) -> None:
     """Evaluate these accounts again next run (e.g. task creates held by the per-owner cap)."""
     db.conn.executemany(
-        "INSERT OR IGNORE INTO dirty_accounts (crm, account_id) VALUES (?, ?)",
+        "INSERT INTO dirty_accounts (crm, account_id) VALUES (?, ?)",
         ((crm, a) for a in account_ids),
     )
 
@@ -159,7 +159,7 @@ def forget(db: sqlite_utils.Database, crm: str | None = None) -> None:
 
 def pending(db: sqlite_utils.Database, crm: str) -> int:
     """How many accounts of `crm` a write touched since their last evaluation."""
-    (n,) = db.conn.execute("SELECT count(*) FROM dirty_accounts WHERE crm = ?", [crm]).fetchone()
+    (n,) = db.conn.execute("SELECT count(DISTINCT account_id) FROM dirty_accounts WHERE crm = ?", [crm]).fetchone()
     return int(n)
 
 

@@ -396,16 +396,18 @@ CREATE TABLE account_state (
 CREATE INDEX account_state_due ON account_state (crm, due) WHERE due IS NOT NULL;
 CREATE TABLE dirty_accounts (
     crm TEXT NOT NULL,
-    account_id TEXT NOT NULL,
-    PRIMARY KEY (crm, account_id)
-) WITHOUT ROWID;
+    account_id TEXT NOT NULL
+);
+CREATE INDEX dirty_accounts_account ON dirty_accounts (crm, account_id);
 CREATE INDEX flags_contact ON flags (crm, contact_id) WHERE contact_id IS NOT NULL;
 CREATE INDEX accounts_owner ON accounts (crm, owner_id);
 CREATE INDEX tasks_owner ON tasks (crm, owner_id)
 """
 
 _M008_ON = "EXISTS (SELECT 1 FROM evaluation_state s WHERE s.crm = {r}.crm)"
-_M008_DIRTY = "INSERT OR IGNORE INTO dirty_accounts (crm, account_id) "
+# No key: a trigger's OR IGNORE gives way to the writing statement's own conflict clause
+# (an upsert's), so an account may be listed more than once; readers take it once.
+_M008_DIRTY = "INSERT INTO dirty_accounts (crm, account_id) "
 
 
 def _m008_changed(columns: tuple[str, ...]) -> str:
