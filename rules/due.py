@@ -71,12 +71,12 @@ def next_due(
     for o in view.opportunities:
         if o.close_date is None:
             continue
-        c = o.close_date
+        close = o.close_date
         if o.is_won:
-            days.append(c + timedelta(days=won + 1))
+            days.append(close + timedelta(days=won + 1))
         elif not o.is_closed:
-            days += [c - timedelta(days=renewal), c + timedelta(days=1),
-                     c + timedelta(days=renewal + 1)]  # fmt: skip
+            days += [close - timedelta(days=renewal), close + timedelta(days=1),
+                     close + timedelta(days=renewal + 1)]  # fmt: skip
     for value in (view.account.exemption, *(c.exemption for c in people)):
         if value:
             for entry in suppression.read(value, settings.suppression, today).rules.values():

@@ -159,7 +159,9 @@ def forget(db: sqlite_utils.Database, crm: str | None = None) -> None:
 
 def pending(db: sqlite_utils.Database, crm: str) -> int:
     """How many accounts of `crm` a write touched since their last evaluation."""
-    (n,) = db.conn.execute("SELECT count(DISTINCT account_id) FROM dirty_accounts WHERE crm = ?", [crm]).fetchone()
+    (n,) = db.conn.execute(
+        "SELECT count(DISTINCT account_id) FROM dirty_accounts WHERE crm = ?", [crm]
+    ).fetchone()
     return int(n)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,14 @@ class World:
 
     def current(self, obj: ObjectType, id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         cols = COLUMNS[obj]
-        row = self.dbs[0].conn.execute(
-            f"SELECT {', '.join(cols)}, owned FROM {obj.value} WHERE crm = ? AND id = ?", [CRM, id]
-        ).fetchone()
+        row = (
+            self.dbs[0]
+            .conn.execute(
+                f"SELECT {', '.join(cols)}, owned FROM {obj.value} WHERE crm = ? AND id = ?",
+                [CRM, id],
+            )
+            .fetchone()
+        )
         values = {c: decode(c, v) for c, v in zip(cols, row[:-1], strict=True)}
         return values, json.loads(row[-1]) if row[-1] else {}
 
@@ -93,9 +98,9 @@ class World:
 
     def exists(self, obj: ObjectType, id: str) -> bool:
         return bool(
-            self.dbs[0].conn.execute(
-                f"SELECT 1 FROM {obj.value} WHERE crm = ? AND id = ?", [CRM, id]
-            ).fetchone()
+            self.dbs[0]
+            .conn.execute(f"SELECT 1 FROM {obj.value} WHERE crm = ? AND id = ?", [CRM, id])
+            .fetchone()
         )
 
     # ------------------------------------------------------------ the changes
