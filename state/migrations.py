@@ -15,6 +15,8 @@ adds it.
 
 from __future__ import annotations
 
+import re
+
 import sqlite_utils
 
 from crmsync.state.errors import MirrorTooNew
@@ -473,6 +475,12 @@ def _m008_triggers() -> list[str]:
     out: list[str] = []
 
     def trigger(name: str, event: str, table: str, row: str, when: str, body: str) -> None:
+        # An UPDATE trigger starts only for the columns its condition compares (UPDATE OF):
+        # a statement setting synced_at alone (a full pull's touch) starts none.
+        columns = re.findall(r"old\.(\w+) IS NOT new\.", when)
+        columns += ["owned"] if "new.owned" in when else []
+        if event == "UPDATE" and columns:
+            event = f"UPDATE OF {', '.join(dict.fromkeys(columns))}"
         cond = _M008_ON.format(r=row) + (f" AND {when}" if when else "")
         out.append(
             f"CREATE TRIGGER dirty_{name} AFTER {event} ON {table} WHEN {cond}\nBEGIN{body}\nEND"
