@@ -427,20 +427,26 @@ def _m008_owned(obj: str) -> str:
 
 
 def _m008_contact_accounts(r: str) -> str:
-    """Statements dirtying every account whose view holds contact `r` (old or new): its
-    account, the accounts it left (former contact), the accounts of the opportunities it
-    holds a role on, the accounts of flags naming it, and the accounts of role holders and
-    former contacts with the same name (same-name matches)."""
+    """Statements dirtying the accounts whose view holds contact `r`'s row (old or new):
+    its account, the accounts it left (a former contact), and the accounts of flags
+    naming it (the planner names the people a flag is about)."""
     return f"""
     {_M008_DIRTY} SELECT {r}.crm, {r}.account_id WHERE {r}.account_id IS NOT NULL;
     {_M008_DIRTY} SELECT h.crm, h.old FROM contact_history h
         WHERE h.crm = {r}.crm AND h.contact_id = {r}.id AND h.field = 'account_id'
           AND h.old IS NOT NULL;
+    {_M008_DIRTY} SELECT f.crm, f.account_id FROM flags f
+        WHERE f.crm = {r}.crm AND f.contact_id = {r}.id;"""
+
+
+def _m008_contact_links(r: str) -> str:
+    """Statements dirtying the accounts whose view reads only contact `r`'s id, name,
+    account and liveness: the accounts of the deals it holds a role on, and those of
+    role holders and former contacts with the same name (same-name matches)."""
+    return f"""
     {_M008_DIRTY} SELECT o.crm, o.account_id FROM contact_roles cr CROSS JOIN opportunities o
         WHERE cr.crm = {r}.crm AND cr.contact_id = {r}.id
           AND o.crm = cr.crm AND o.id = cr.opportunity_id AND o.account_id IS NOT NULL;
-    {_M008_DIRTY} SELECT f.crm, f.account_id FROM flags f
-        WHERE f.crm = {r}.crm AND f.contact_id = {r}.id;
     {_m008_same_name(r)}"""
 
 
@@ -521,17 +527,24 @@ def _m008_triggers() -> list[str]:
         "last_activity_at", "created_at", "email_bounced", "bounce_reason", "bounced_at",
         "opted_out", "left_company", "exemption", "deleted_at",
     )  # fmt: skip
-    trigger("contacts_insert", "INSERT", "contacts", "new", "", _m008_contact_accounts("new"))
+    linked = ("first_name", "last_name", "account_id", "deleted_at")
+    trigger("contacts_insert", "INSERT", "contacts", "new", "",
+            _m008_contact_accounts("new") + _m008_contact_links("new"))  # fmt: skip
     trigger(
         "contacts_update", "UPDATE", "contacts", "new", _m008_changed(contact_cols),
         _m008_contact_accounts("old") + _m008_contact_accounts("new"),
+    )  # fmt: skip
+    trigger(
+        "contacts_linked", "UPDATE", "contacts", "new", _m008_changed(linked),
+        _m008_contact_links("old") + _m008_contact_links("new"),
     )  # fmt: skip
     trigger(
         "contacts_owned", "UPDATE", "contacts", "new",
         f"NOT {_m008_changed(contact_cols)} AND {_m008_owned('contacts')}",
         f"\n    {_M008_DIRTY} SELECT new.crm, new.account_id WHERE new.account_id IS NOT NULL;",
     )  # fmt: skip
-    trigger("contacts_delete", "DELETE", "contacts", "old", "", _m008_contact_accounts("old"))
+    trigger("contacts_delete", "DELETE", "contacts", "old", "",
+            _m008_contact_accounts("old") + _m008_contact_links("old"))  # fmt: skip
     opp = "\n    {d} SELECT {r}.crm, {r}.account_id WHERE {r}.account_id IS NOT NULL;"
     opp_cols = ("account_id", "name", "stage", "is_closed", "is_won", "close_date", "amount",
                 "deleted_at")  # fmt: skip
