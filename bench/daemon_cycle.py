@@ -149,6 +149,8 @@ def child(path: str, minutes: int, full: bool, land: bool) -> None:
             }
         )
     )
+    if land:
+        _land(db, the_plan, now + timedelta(minutes=1))
 
 
 def main() -> int:
@@ -156,6 +158,7 @@ def main() -> int:
     p.add_argument("--contacts", type=int, default=100_000)
     p.add_argument("--mirror", help="an existing mirror (skips the build)")
     p.add_argument("--changed", type=float, default=0.01, help="share of contacts changed")
+    p.add_argument("--no-full-again", action="store_true", help="skip the last (full) run")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--minutes", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
@@ -186,7 +189,8 @@ def main() -> int:
         run("unchanged, 15 min later", 15)
         n = _change(str(work), args.changed, NOW + timedelta(minutes=20))
         run(f"{n} contacts changed, 30 min later", 30)
-        run("full again (sync --full), 45 min later", 45, full=True)
+        if not args.no_full_again:
+            run("full again (sync --full), 45 min later", 45, full=True)
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     return 0

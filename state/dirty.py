@@ -149,22 +149,6 @@ def touch(db: sqlite_utils.Database, crm: str, account_ids: Iterable[str]) -> No
     )
 
 
-def forget(db: sqlite_utils.Database, crm: str | None = None) -> None:
-    """Make the next run evaluate everything (of `crm`, or of every CRM)."""
-    if crm is None:
-        db.conn.execute("DELETE FROM evaluation_state")
-    else:
-        db.conn.execute("DELETE FROM evaluation_state WHERE crm = ?", [crm])
-
-
-def pending(db: sqlite_utils.Database, crm: str) -> int:
-    """How many accounts of `crm` a write touched since their last evaluation."""
-    (n,) = db.conn.execute(
-        "SELECT count(DISTINCT account_id) FROM dirty_accounts WHERE crm = ?", [crm]
-    ).fetchone()
-    return int(n)
-
-
 def coverage_totals(db: sqlite_utils.Database, crm: str) -> tuple[int, Counter[str]]:
     """(live accounts evaluated, accounts by coverage status) of the whole CRM."""
     total, out = 0, Counter[str]()
