@@ -217,7 +217,7 @@ def _items(p: Any) -> list[tuple[Any, ...]]:
 def test_incremental_evaluation_equals_full(org: Path, tmp_path: Path, seed: int) -> None:
     inc, full = _copy(org, tmp_path / "inc.db"), _copy(org, tmp_path / "full.db")
     world = World([inc, full], random.Random(seed))
-    evaluated, steps = [], 30
+    evaluated, steps = [], 20
     for step in range(steps + 1):
         if step:
             for _ in range(world.rng.choice([0, 1, 1, 2, 3])):
