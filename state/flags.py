@@ -102,8 +102,12 @@ class FlagRun:
         rules_run: set[str],
         store: bool = True,
         keep_keys: bool = False,
+        accounts: Iterable[str] | None = None,
     ) -> None:
+        """`accounts`: the accounts this run evaluates (None: all of `crm`'s); `finish`
+        resolves only their flags (state/dirty.py: a run evaluates what changed)."""
         self.db, self.crm, self.store = db, crm, store
+        self.scoped = accounts is not None
         self.rules_run = set(rules_run)
         self.seen = encode_datetime(seen_at)
         self.changes = FlagChanges(keep_keys=keep_keys)
@@ -111,6 +115,12 @@ class FlagRun:
             join_transaction(db)
         db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS flags_staged (key TEXT PRIMARY KEY)")
         db.conn.execute("DELETE FROM temp.flags_staged")
+        if accounts is not None:
+            db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS flags_scope (id TEXT PRIMARY KEY)")
+            db.conn.execute("DELETE FROM temp.flags_scope")
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO temp.flags_scope (id) VALUES (?)", ((a,) for a in accounts)
+            )
 
     def stage(self, flags: Iterable[Flag]) -> None:
         """Reconcile these flags (a chunk of accounts' findings) with the stored ones."""
@@ -164,15 +174,19 @@ class FlagRun:
             " AND status IN (SELECT value FROM json_each(:live))"
             " AND key NOT IN (SELECT key FROM temp.flags_staged)"
         )
+        if self.scoped:
+            gone += " AND account_id IN (SELECT id FROM temp.flags_scope)"
         params = {"crm": self.crm, "rules": dumps(sorted(self.rules_run)), "live": dumps(_LIVE)}
         conn = self.db.conn
         keys: list[str] = []
         if self.changes.keep_keys:
             keys = [k for (k,) in conn.execute(f"SELECT key{gone} ORDER BY key", params)]
         if not self.store:
-            n = len(keys) if self.changes.keep_keys else conn.execute(
-                f"SELECT count(*){gone}", params
-            ).fetchone()[0]
+            n = (
+                len(keys)
+                if self.changes.keep_keys
+                else conn.execute(f"SELECT count(*){gone}", params).fetchone()[0]
+            )
         else:
             # A flag found unchanged was not rewritten: its last_seen is its rule's last run.
             n = conn.execute(
@@ -193,6 +207,8 @@ class FlagRun:
             for kind in _KINDS:
                 getattr(self.changes, kind).sort()
         conn.execute("DELETE FROM temp.flags_staged")
+        if self.scoped:
+            conn.execute("DELETE FROM temp.flags_scope")
         if self.store:
             log.info("flags synced", extra={"crm": self.crm, **self.changes.counts})
         return self.changes

@@ -15,6 +15,8 @@ adds it.
 
 from __future__ import annotations
 
+import re
+
 import sqlite_utils
 
 from crmsync.state.errors import MirrorTooNew
@@ -421,6 +423,280 @@ def m009_contacts_live_name(db: sqlite_utils.Database) -> None:
         " (crm, lower(last_name), lower(first_name), account_id, id) WHERE deleted_at IS NULL"
     )
     db.execute("DROP INDEX contacts_name")
+
+
+# ---------------------------------------------------------------- m010: evaluate what changed
+
+# Which accounts a run must evaluate again (state/dirty.py, docs/design.md "Evaluating
+# what changed"). Triggers on every table a rule or the planner reads put the (crm,
+# account) pairs whose view a write can change into dirty_accounts, whatever wrote it
+# (a page, a tombstone, a merge's repoint, a reconcile, a cascade); they stay quiet
+# until a CRM's first evaluation is recorded (evaluation_state), so a first pull pays
+# nothing. Bookkeeping (synced_at, raw, modified_at) dirties nothing; crmsync's own
+# fields (owned) only when the CRM holds something other than what crmsync last wrote.
+_M010_TABLES = """
+CREATE TABLE evaluation_state (
+    crm TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    evaluated_at TEXT NOT NULL
+);
+CREATE TABLE account_state (
+    crm TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    due TEXT,
+    coverage TEXT,
+    PRIMARY KEY (crm, account_id)
+) WITHOUT ROWID;
+CREATE INDEX account_state_due ON account_state (crm, due) WHERE due IS NOT NULL;
+CREATE TABLE dirty_accounts (
+    crm TEXT NOT NULL,
+    account_id TEXT NOT NULL
+);
+CREATE INDEX dirty_accounts_account ON dirty_accounts (crm, account_id);
+CREATE INDEX flags_contact ON flags (crm, contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX accounts_owner ON accounts (crm, owner_id);
+CREATE INDEX tasks_owner ON tasks (crm, owner_id)
+"""
+
+_M010_ON = "EXISTS (SELECT 1 FROM evaluation_state s WHERE s.crm = {r}.crm)"
+# No key: a trigger's OR IGNORE gives way to the writing statement's own conflict clause
+# (an upsert's), so an account may be listed more than once; readers take it once.
+_M010_DIRTY = "INSERT INTO dirty_accounts (crm, account_id) "
+
+
+def _m010_changed(columns: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"old.{c} IS NOT new.{c}" for c in columns) + ")"
+
+
+def _m010_owned(obj: str) -> str:
+    """new.owned differs from old.owned other than by becoming what crmsync last wrote."""
+    return f"""(EXISTS (SELECT 1 FROM json_each(coalesce(new.owned, '{{}}')) j
+        WHERE j.value IS NOT json_extract(coalesce(old.owned, '{{}}'), '$."' || j.key || '"')
+          AND NOT EXISTS (SELECT 1 FROM written w WHERE w.crm = new.crm AND w.object = '{obj}'
+              AND w.id = new.id AND w.field = j.key AND json_extract(w.value, '$') IS j.value))
+    OR EXISTS (SELECT 1 FROM json_each(coalesce(old.owned, '{{}}')) j
+        WHERE json_type(coalesce(new.owned, '{{}}'), '$."' || j.key || '"') IS NULL))"""
+
+
+def _m010_contact_accounts(r: str) -> str:
+    """Statements dirtying the accounts whose view holds contact `r`'s row (old or new):
+    its account, the accounts it left (a former contact), and the accounts of flags
+    naming it (the planner names the people a flag is about)."""
+    return f"""
+    {_M010_DIRTY} SELECT {r}.crm, {r}.account_id WHERE {r}.account_id IS NOT NULL;
+    {_M010_DIRTY} SELECT h.crm, h.old FROM contact_history h
+        WHERE h.crm = {r}.crm AND h.contact_id = {r}.id AND h.field = 'account_id'
+          AND h.old IS NOT NULL;
+    {_M010_DIRTY} SELECT f.crm, f.account_id FROM flags f
+        WHERE f.crm = {r}.crm AND f.contact_id = {r}.id;"""
+
+
+def _m010_contact_links(r: str) -> str:
+    """Statements dirtying the accounts whose view reads only contact `r`'s id, name,
+    account and liveness: the accounts of the deals it holds a role on, and those of
+    role holders and former contacts with the same name (same-name matches)."""
+    return f"""
+    {_M010_DIRTY} SELECT o.crm, o.account_id FROM contact_roles cr CROSS JOIN opportunities o
+        WHERE cr.crm = {r}.crm AND cr.contact_id = {r}.id
+          AND o.crm = cr.crm AND o.id = cr.opportunity_id AND o.account_id IS NOT NULL;
+    {_m010_same_name(r)}"""
+
+
+def _m010_same_name(r: str) -> str:
+    """Dirty the accounts of role holders and former contacts named like contact `r`."""
+    named = (
+        f"x.crm = {r}.crm AND lower(x.last_name) = lower({r}.last_name)"
+        f" AND lower(x.first_name) = lower({r}.first_name) AND x.deleted_at IS NULL"
+        f" AND coalesce({r}.first_name, '') <> '' AND coalesce({r}.last_name, '') <> ''"
+    )
+    return f"""{_M010_DIRTY} SELECT x.crm, x.account_id FROM contacts x
+        WHERE {named} AND x.account_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM contact_roles cr WHERE cr.crm = x.crm AND cr.contact_id = x.id);
+    {_M010_DIRTY} SELECT h.crm, h.old FROM contacts x CROSS JOIN contact_history h
+        WHERE {named} AND h.crm = x.crm AND h.contact_id = x.id AND h.field = 'account_id'
+          AND h.old IS NOT NULL;"""
+
+
+def _m010_task_accounts(r: str) -> str:
+    """Dirty a crmsync task's account and the account its key names
+    (`<kind>:<crm>:<account>:<subject>`, state.model.TaskKey)."""
+    return f"""
+    {_M010_DIRTY} SELECT {r}.crm, {r}.account_id
+        WHERE {r}.key IS NOT NULL AND {r}.account_id IS NOT NULL;
+    {_M010_DIRTY} SELECT {r}.crm, substr(k2, 1, instr(k2, ':') - 1) FROM (
+        SELECT substr(k1, instr(k1, ':') + 1) AS k2 FROM (
+            SELECT substr({r}.key, instr({r}.key, ':') + 1) AS k1 WHERE {r}.key IS NOT NULL))
+        WHERE instr(k2, ':') > 1;"""
+
+
+def _m010_triggers() -> list[str]:
+    out: list[str] = []
+
+    def trigger(name: str, event: str, table: str, row: str, when: str, body: str) -> None:
+        # An UPDATE trigger starts only for the columns its condition compares (UPDATE OF):
+        # a statement setting synced_at alone (a full pull's touch) starts none.
+        columns = re.findall(r"old\.(\w+) IS NOT new\.", when)
+        columns += ["owned"] if "new.owned" in when else []
+        if event == "UPDATE" and columns:
+            event = f"UPDATE OF {', '.join(dict.fromkeys(columns))}"
+        cond = _M010_ON.format(r=row) + (f" AND {when}" if when else "")
+        out.append(
+            f"CREATE TRIGGER dirty_{name} AFTER {event} ON {table} WHEN {cond}\nBEGIN{body}\nEND"
+        )
+
+    acc_cols = ("name", "domain", "owner_id", "tier", "renewal_date", "exemption", "deleted_at")
+    acc_named = f"""
+    {_M010_DIRTY} SELECT x.crm, x.account_id FROM contacts y CROSS JOIN contacts x
+        WHERE y.crm = new.crm AND y.account_id = new.id AND y.deleted_at IS NULL
+          AND coalesce(y.first_name, '') <> '' AND coalesce(y.last_name, '') <> ''
+          AND x.crm = y.crm AND lower(x.last_name) = lower(y.last_name)
+          AND lower(x.first_name) = lower(y.first_name) AND x.deleted_at IS NULL
+          AND x.account_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM contact_roles cr WHERE cr.crm = x.crm AND cr.contact_id = x.id);
+    {_M010_DIRTY} SELECT h.crm, h.old FROM contacts y CROSS JOIN contacts x
+        CROSS JOIN contact_history h
+        WHERE y.crm = new.crm AND y.account_id = new.id AND y.deleted_at IS NULL
+          AND coalesce(y.first_name, '') <> '' AND coalesce(y.last_name, '') <> ''
+          AND x.crm = y.crm AND lower(x.last_name) = lower(y.last_name)
+          AND lower(x.first_name) = lower(y.first_name) AND x.deleted_at IS NULL
+          AND h.crm = x.crm AND h.contact_id = x.id AND h.field = 'account_id'
+          AND h.old IS NOT NULL;
+    {_M010_DIRTY} SELECT h.crm, h.old FROM contacts y CROSS JOIN contact_history h
+        WHERE y.crm = new.crm AND y.account_id = new.id
+          AND h.crm = y.crm AND h.contact_id = y.id AND h.field = 'account_id'
+          AND h.old IS NOT NULL;"""
+    self_new = f"\n    {_M010_DIRTY} VALUES (new.crm, new.id);"
+    trigger("accounts_insert", "INSERT", "accounts", "new", "", self_new + acc_named)
+    trigger(
+        "accounts_named", "UPDATE", "accounts", "new",
+        _m010_changed(("name", "domain", "deleted_at")), self_new + acc_named,
+    )  # fmt: skip
+    trigger(
+        "accounts_update", "UPDATE", "accounts", "new",
+        f"({_m010_changed(acc_cols)} OR {_m010_owned('accounts')})", self_new,
+    )  # fmt: skip
+    contact_cols = (
+        "account_id", "first_name", "last_name", "email", "title", "owner_id",
+        "last_activity_at", "created_at", "email_bounced", "bounce_reason", "bounced_at",
+        "opted_out", "left_company", "exemption", "deleted_at",
+    )  # fmt: skip
+    linked = ("first_name", "last_name", "account_id", "deleted_at")
+    trigger("contacts_insert", "INSERT", "contacts", "new", "",
+            _m010_contact_accounts("new") + _m010_contact_links("new"))  # fmt: skip
+    trigger(
+        "contacts_update", "UPDATE", "contacts", "new", _m010_changed(contact_cols),
+        _m010_contact_accounts("old") + _m010_contact_accounts("new"),
+    )  # fmt: skip
+    trigger(
+        "contacts_linked", "UPDATE", "contacts", "new", _m010_changed(linked),
+        _m010_contact_links("old") + _m010_contact_links("new"),
+    )  # fmt: skip
+    trigger(
+        "contacts_owned", "UPDATE", "contacts", "new",
+        f"NOT {_m010_changed(contact_cols)} AND {_m010_owned('contacts')}",
+        f"\n    {_M010_DIRTY} SELECT new.crm, new.account_id WHERE new.account_id IS NOT NULL;",
+    )  # fmt: skip
+    trigger("contacts_delete", "DELETE", "contacts", "old", "",
+            _m010_contact_accounts("old") + _m010_contact_links("old"))  # fmt: skip
+    opp = "\n    {d} SELECT {r}.crm, {r}.account_id WHERE {r}.account_id IS NOT NULL;"
+    opp_cols = ("account_id", "name", "stage", "is_closed", "is_won", "close_date", "amount",
+                "deleted_at")  # fmt: skip
+    trigger("opportunities_insert", "INSERT", "opportunities", "new", "",
+            opp.format(d=_M010_DIRTY, r="new"))  # fmt: skip
+    trigger(
+        "opportunities_update", "UPDATE", "opportunities", "new", _m010_changed(opp_cols),
+        opp.format(d=_M010_DIRTY, r="old") + opp.format(d=_M010_DIRTY, r="new"),
+    )  # fmt: skip
+    trigger("opportunities_delete", "DELETE", "opportunities", "old", "",
+            opp.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    role = """
+    {d} SELECT c.crm, c.account_id FROM contacts c
+        WHERE c.crm = {r}.crm AND c.id = {r}.contact_id AND c.account_id IS NOT NULL;
+    {d} SELECT o.crm, o.account_id FROM opportunities o
+        WHERE o.crm = {r}.crm AND o.id = {r}.opportunity_id AND o.account_id IS NOT NULL;"""
+    role_cols = ("opportunity_id", "contact_id", "role", "is_primary", "deleted_at")
+    trigger("roles_insert", "INSERT", "contact_roles", "new", "",
+            role.format(d=_M010_DIRTY, r="new"))  # fmt: skip
+    trigger(
+        "roles_update", "UPDATE", "contact_roles", "new", _m010_changed(role_cols),
+        role.format(d=_M010_DIRTY, r="old") + role.format(d=_M010_DIRTY, r="new"),
+    )  # fmt: skip
+    trigger("roles_delete", "DELETE", "contact_roles", "old", "",
+            role.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    hist = """
+    {d} SELECT {r}.crm, {r}.old WHERE {r}.field = 'account_id' AND {r}.old IS NOT NULL;
+    {d} SELECT {r}.crm, {r}.new WHERE {r}.field = 'account_id' AND {r}.new IS NOT NULL;
+    {d} SELECT c.crm, c.account_id FROM contacts c
+        WHERE c.crm = {r}.crm AND c.id = {r}.contact_id AND c.account_id IS NOT NULL;
+    {d} SELECT h.crm, h.old FROM contact_history h
+        WHERE h.crm = {r}.crm AND h.contact_id = {r}.contact_id AND h.field = 'account_id'
+          AND h.old IS NOT NULL;"""
+    trigger("history_insert", "INSERT", "contact_history", "new", "",
+            hist.format(d=_M010_DIRTY, r="new"))  # fmt: skip
+    trigger("history_update", "UPDATE", "contact_history", "new", "",
+            hist.format(d=_M010_DIRTY, r="old") + hist.format(d=_M010_DIRTY, r="new"))  # fmt: skip
+    trigger("history_delete", "DELETE", "contact_history", "old", "",
+            hist.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    owner = """
+    {d} SELECT a.crm, a.id FROM accounts a WHERE a.crm = {r}.crm AND a.owner_id = {r}.id;
+    {d} SELECT t.crm, t.account_id FROM tasks t
+        WHERE t.crm = {r}.crm AND t.owner_id = {r}.id AND t.key IS NOT NULL
+          AND t.account_id IS NOT NULL;"""
+    trigger("owners_insert", "INSERT", "owners", "new", "", owner.format(d=_M010_DIRTY, r="new"))
+    trigger(
+        "owners_update", "UPDATE", "owners", "new",
+        _m010_changed(("name", "email", "active", "deleted_at", "raw")),
+        owner.format(d=_M010_DIRTY, r="new"),
+    )  # fmt: skip
+    task_cols = (
+        "key", "account_id", "contact_id", "owner_id", "subject", "body", "status", "priority",
+        "due_date", "is_closed", "raw", "owned", "modified_at", "deleted_at", "merged_into",
+    )  # fmt: skip
+    trigger("tasks_insert", "INSERT", "tasks", "new", "", _m010_task_accounts("new"))
+    trigger(
+        "tasks_update", "UPDATE", "tasks", "new", _m010_changed(task_cols),
+        _m010_task_accounts("old") + _m010_task_accounts("new"),
+    )  # fmt: skip
+    trigger("tasks_delete", "DELETE", "tasks", "old", "", _m010_task_accounts("old"))
+    people = "\n    {d} VALUES ({r}.crm, {r}.account_id);"
+    for event, r in (("INSERT", "new"), ("UPDATE", "new"), ("DELETE", "old")):
+        body = people.format(d=_M010_DIRTY, r=r)
+        if event == "UPDATE":
+            body = people.format(d=_M010_DIRTY, r="old") + body
+        trigger(f"enrichment_{event.lower()}", event, "enrichment_people", r, "", body)
+    written = """
+    {d} SELECT {r}.crm, {r}.id WHERE {r}.object = 'accounts';
+    {d} SELECT c.crm, c.account_id FROM contacts c WHERE {r}.object = 'contacts'
+        AND c.crm = {r}.crm AND c.id = {r}.id AND c.account_id IS NOT NULL;
+    {d} SELECT t.crm, t.account_id FROM tasks t WHERE {r}.object = 'tasks'
+        AND t.crm = {r}.crm AND t.id = {r}.id AND t.account_id IS NOT NULL;"""
+    for event, r in (("INSERT", "new"), ("UPDATE", "new"), ("DELETE", "old")):
+        trigger(f"written_{event.lower()}", event, "written", r, "",
+                written.format(d=_M010_DIRTY, r=r))  # fmt: skip
+    conflict = "\n    {d} SELECT {r}.crm, {r}.account_id WHERE {r}.account_id IS NOT NULL;"
+    trigger(
+        "conflicts_update", "UPDATE", "conflicts", "new",
+        _m010_changed(("handed_back_at", "resolved_at")),
+        conflict.format(d=_M010_DIRTY, r="old") + conflict.format(d=_M010_DIRTY, r="new"),
+    )  # fmt: skip
+    trigger("conflicts_delete", "DELETE", "conflicts", "old", "",
+            conflict.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    return out
+
+
+@MIGRATIONS()
+def m010_dirty_accounts(db: sqlite_utils.Database) -> None:
+    """What a run must evaluate again (state/dirty.py): the accounts a write touched
+    (dirty_accounts, filled by triggers), each account's next due day and coverage status
+    after its last evaluation (account_state), and what the last evaluation ran with
+    (evaluation_state)."""
+    for statement in _M010_TABLES.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    for statement in _m010_triggers():
+        db.execute(statement)
 
 
 def known_names() -> list[str]:

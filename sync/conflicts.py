@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -82,9 +82,11 @@ def track(
     explain: Explain | None = None,
     calls: Callable[[], int] | None = None,
     store_rows: bool = True,
+    evaluated: Collection[str] | None = None,
 ) -> tuple[Plan, Tracked]:
     """Record the plan's conflicts (see the module docstring); return the plan with each
-    conflict's who and since filled in, and what changed."""
+    conflict's who and since filled in, and what changed. `evaluated`: the accounts the
+    plan covers (None: all); the open conflicts of the others stay as they are."""
     known = {r.key: r for r in store.open_conflicts(db, crm)}
     fresh = [
         c
@@ -129,6 +131,10 @@ def track(
     tracked.open = len(annotated)
     writing = plan.handed_back_written
     still = {c.key for c in plan.conflicts}
+    if evaluated is not None:  # not evaluated: nothing they read changed (state/dirty.py)
+        kept = {k for k, r in known.items() if k not in still and r.account_id not in evaluated}
+        still |= kept
+        tracked.open += len(kept)
     pending_back = {
         k for k, r in known.items() if k not in still and r.handed_back_at and k in writing
     }

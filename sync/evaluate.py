@@ -12,24 +12,36 @@ writes go into the outbox as they are decided.
 With `store` the whole step is one transaction (the views read one snapshot;
 a failure stores no flag and queues no write); without it (a plan or dry run)
 nothing is written.
+
+`incremental` evaluates only the accounts that can have changed since the last
+evaluation (state/dirty.py: a write touched them, or their due day came, rules/due.py),
+with the same flags and plan as evaluating everything; the run's totals (flags by
+rule, coverage) are then the whole CRM's, read from the mirror. A store always records
+each account's due day and the settings' fingerprint, so the next run can be
+incremental; a preview evaluates everything and records nothing. With [identity]
+on, an account's findings also read the other CRM's records (sync/identity.py),
+which its dirty set does not follow: every run then evaluates everything.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 
 import sqlite_utils
 
 from crmsync import rules
 from crmsync.rules import AccountResult, RuleSettings
+from crmsync.rules.due import next_due
+from crmsync.state import dirty, views
 from crmsync.state import flags as flag_store
-from crmsync.state import views
 from crmsync.state.db import transaction
 from crmsync.state.model import AccountView
 
@@ -56,6 +68,10 @@ class Evaluation:
     accounts: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
     coverage: Counter[str] = field(default_factory=Counter)  # accounts by coverage status
+    # the accounts this run evaluated (None: all) and why; `accounts`, `by_rule` and
+    # `coverage` are the whole CRM's either way
+    scope: dirty.Scope = field(default_factory=lambda: dirty.Scope(None, "full"))
+    evaluated: int = 0  # live accounts this run evaluated
 
     def coverage_counts(self) -> Counter[str]:
         return Counter(self.coverage)
@@ -71,6 +87,8 @@ def evaluate(
     store: bool = True,
     on_chunk: OnChunk | None = None,
     chunk_size: int = CHUNK,
+    incremental: bool = False,
+    fingerprint: str = "",
     identity: IdentitySettings | None = None,
 ) -> Evaluation:
     """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
@@ -84,27 +102,45 @@ def evaluate(
     ev = Evaluation(crm)
     rules_run = set(rules.RULE_NAMES)
     with _transaction(db, store):
+        if store:
+            linked = identity is not None and identity.on  # reads the other CRM too
+            ev.scope = dirty.scope(
+                db, crm, fingerprint, as_of, full=not incremental or linked
+            )
+            dirty.begin(db, crm, ev.scope)
+        ids = ev.scope.account_ids
         staged = flag_store.FlagRun(
-            db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep
-        )
-        for chunk, seen in _chunks(db, crm, settings, as_of, chunk_size, identity):
+            db, crm, seen_at=seen_at, rules_run=rules_run, store=store, keep_keys=keep,
+            accounts=ids,
+        )  # fmt: skip
+        for chunk, seen, found in _chunks(db, crm, settings, as_of, chunk_size, ids, identity):
             for result in chunk.values():
-                ev.accounts += 1
+                ev.evaluated += 1
                 if result.coverage is not None:
                     ev.coverage[str(result.coverage.status)] += 1
                 for f in result.flags:
                     if not f.suppressed:
                         ev.by_rule[f.rule] += 1
             staged.stage(f for result in chunk.values() for f in result.flags)
+            if store:
+                dirty.add(db, crm, found)
             if on_chunk is not None:
                 on_chunk(chunk, seen)
             if keep:
                 ev.results.update(chunk)
         ev.changes = staged.finish()
+        ev.accounts = ev.evaluated
+        if store:
+            dirty.finish(db, crm, fingerprint=fingerprint, as_of=as_of, evaluated_at=seen_at)
+            if ids is not None:  # the whole CRM's totals, not this run's
+                ev.accounts, ev.coverage = dirty.coverage_totals(db, crm)
+                ev.by_rule = dirty.open_flag_totals(db, crm, rules_run)
     log.info(
         "rules evaluated",
-        extra={"crm": crm, "accounts": ev.accounts, **{f"flags_{k}": v for k, v in ev.by_rule.items()}},
-    )
+        extra={"crm": crm, "accounts": ev.accounts, "evaluated": ev.evaluated,
+               "scope": ev.scope.reason, "dirty": ev.scope.dirty, "due": ev.scope.due,
+               **{f"flags_{k}": v for k, v in ev.by_rule.items()}},
+    )  # fmt: skip
     return ev
 
 
@@ -120,22 +156,61 @@ def evaluate_and_plan(
     queue: bool = False,
     keep: bool | None = None,
     chunk_size: int = CHUNK,
+    incremental: bool = False,
     identity: IdentitySettings | None = None,
 ) -> tuple[Evaluation, plan_mod.Plan]:
     """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
     the same flags and writes as `evaluate` then `plan` over every result, in memory
     that holds one chunk's results. With `queue` (needs `store`) each chunk's writes go
     into the outbox in the same transaction as the flags; `keep` keeps every write in the
-    Plan (by default without `queue`: a preview prints them)."""
+    Plan (by default without `queue`: a preview prints them). With `incremental`, only
+    the accounts that can have changed (see the module docstring); task creates the
+    per-owner cap held are evaluated again next run, as a full evaluation would."""
     if queue and not store:
         raise ValueError("queue needs store: a preview queues nothing")
     with _transaction(db, store):
         planner = plan_mod.Planner(db, crm, writeback, as_of=as_of, queue=queue, keep=keep)
+        print_ = fingerprint(
+            settings, writeback, views.owner_with_most_accounts(db, crm), identity
+        )
         ev = evaluate(
             db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
-            on_chunk=planner.add, chunk_size=chunk_size, identity=identity,
+            on_chunk=planner.add, chunk_size=chunk_size, incremental=incremental,
+            fingerprint=print_, identity=identity,
         )  # fmt: skip
-        return ev, planner.finish()
+        the_plan = planner.finish()
+        if store and the_plan.held_accounts:
+            dirty.touch(db, crm, sorted(the_plan.held_accounts))
+        return ev, the_plan
+
+
+def fingerprint(
+    settings: RuleSettings,
+    writeback: WritebackSettings,
+    fallback_owner: str | None,
+    identity: IdentitySettings | None = None,
+) -> str:
+    """What every account's results and plan read besides its own records: the rules',
+    the write-back's and [identity]'s settings, who gets the tasks of accounts without an
+    active owner, and crmsync's version. A different one makes the next run evaluate all."""
+    text = repr(
+        (
+            _version(),
+            sorted(rules.RULE_NAMES),
+            repr(settings),
+            repr(writeback),
+            fallback_owner,
+            repr(identity) if identity is not None and identity.on else "",
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _version() -> str:
+    try:
+        return version("crmsync")
+    except PackageNotFoundError:
+        return ""
 
 
 def _chunks(
@@ -144,28 +219,35 @@ def _chunks(
     settings: RuleSettings,
     as_of: datetime,
     size: int,
+    account_ids: tuple[str, ...] | None = None,
     identity: IdentitySettings | None = None,
-) -> Iterator[tuple[dict[str, AccountResult], dict[str, AccountView]]]:
-    """(results, views) of `size` accounts at a time; both are dropped after the chunk.
+) -> Iterator[tuple[dict[str, AccountResult], dict[str, AccountView], dict[str, dirty.Evaluated]]]:
+    """(results, views, what to remember) of `size` accounts at a time (of `account_ids`
+    only, if given); all dropped after the chunk.
 
     With [identity] on, linked contacts carry the other CRM's evidence and what is
     written for linked records stays in the home CRM (sync/identity.py)."""
     chunk: dict[str, AccountResult] = {}
     seen: dict[str, AccountView] = {}
+    found: dict[str, dirty.Evaluated] = {}
     router = identity_mod.Router(db, crm, identity) if identity is not None else None
-    all_views = views.iter_account_views(db, crm)
-    for view in identity_mod.views_for_rules(db, crm, all_views, identity):
+    own = views.iter_account_views(db, crm, account_ids=account_ids)
+    for view in identity_mod.views_for_rules(db, crm, own, identity):
         result = rules.evaluate_account(view, settings, as_of)
+        found[view.id] = dirty.Evaluated(
+            next_due(view, settings, as_of, result),
+            str(result.coverage.status) if result.coverage is not None else None,
+        )
         if router is not None:
             result = router.route(result, view)
         # `facts` holds the view again; results outlive the chunk when kept (no `on_chunk`).
         chunk[view.id] = dataclasses.replace(result, facts=None)
         seen[view.id] = view
         if len(chunk) >= size:
-            yield chunk, seen
-            chunk, seen = {}, {}
+            yield chunk, seen, found
+            chunk, seen, found = {}, {}, {}
     if chunk:
-        yield chunk, seen
+        yield chunk, seen, found
 
 
 @contextmanager

@@ -138,6 +138,7 @@ class Plan:
     handed_back_written: frozenset[tuple[str, str, str]] = frozenset()
     queued: int = 0  # outbox rows the plan added or changed (a run that stores)
     held_by_dead_rows: int = 0  # planned writes a dead outbox row holds back (`held_by_failures`)
+    held_accounts: frozenset[str] = frozenset()  # accounts of the task creates the cap held
 
     @property
     def empty(self) -> bool:
@@ -350,6 +351,7 @@ class Decider:
         per_owner: dict[str | None, int] = defaultdict(int)
         made: list[Write] = []
         capped: list[Write] = []
+        capped_accounts: set[str] = set()
         n_capped = 0
         for item in self.creates.ranked():
             if per_owner[item.owner_id] < cap:
@@ -361,6 +363,8 @@ class Decider:
             else:
                 n_capped += 1
                 self._count(item, "held")
+                if item.account_id:
+                    capped_accounts.add(item.account_id)
                 if self.keep:
                     capped.append(item)
         self._made(made, emit)
@@ -386,6 +390,7 @@ class Decider:
                                                      key=lambda kv: (kv[0] is None, kv[0] or ""))},
             kept=self.keep,
             handed_back_written=frozenset(self.handed_back_written),
+            held_accounts=frozenset(capped_accounts),
         )  # fmt: skip
 
     def _made(self, made: list[Write], emit: Callable[[list[Write]], None]) -> None:

@@ -349,11 +349,12 @@ def _steps(
     queue = not opts.preview and not off and not report.fields_missing
     # Evaluated and planned a chunk of accounts at a time, each chunk's writes queued in the
     # outbox as they are decided (`queue`), in the transaction that stores the flags: memory
-    # does not grow with the org, and a run stopped half-way stores neither.
+    # does not grow with the org, and a run stopped half-way stores neither. Only the
+    # accounts that can have changed (state/dirty.py); `--full` evaluates all.
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
         db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started,
         store=not opts.preview, queue=queue, keep=opts.preview,  # a preview prints every write
-        identity=cfg.identity,
+        incremental=not opts.full, identity=cfg.identity,
     )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
@@ -361,6 +362,7 @@ def _steps(
         db, crm, the_plan, now=started,
         explain=connector.latest_changes,
         calls=lambda: int(connector.calls.total), store_rows=not opts.preview,
+        evaluated=report.evaluation.scope.account_ids,
     )  # fmt: skip
     report.plan = the_plan
     if report.fields_missing:

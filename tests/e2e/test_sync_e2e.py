@@ -15,6 +15,7 @@ from simple_salesforce import Salesforce
 from crmsync.connectors.salesforce.transport import build_session
 from crmsync.sandbox.hubspot import PRIVATE_APP_TOKEN
 from crmsync.sandbox.salesforce import PASSWORD, SECURITY_TOKEN, USERNAME
+from crmsync.state.db import open_db
 
 from .conftest import Env
 
@@ -66,6 +67,31 @@ def test_w10_second_run_over_unchanged_data_makes_zero_write_calls(env: Env) -> 
     second = env.sync()
     assert second.exit_code == 0, second.output
     assert _writes(env) == before
+
+
+def test_a_sync_with_nothing_to_evaluate_still_reports_the_whole_org(env: Env) -> None:
+    # Issue 14: the third run evaluates no account (nothing changed since the second,
+    # which evaluated the accounts the first run's writes touched); its flag and coverage
+    # totals are still every account's, and the flags are as they were.
+    env.cli("setup")
+    assert env.sync("--full").exit_code == 0
+    assert env.sync().exit_code == 0
+    flags = _flags_but_last_seen(env)
+    assert env.sync().exit_code == 0
+    assert _flags_but_last_seen(env) == flags
+    db = open_db(env.dir / "crmsync.db")
+    runs = db.conn.execute("SELECT crm, counts FROM runs ORDER BY id").fetchall()
+    db.close()
+    for crm in ("salesforce", "hubspot"):
+        first, _, third = [json.loads(c) for r, c in runs if r == crm]
+        assert third["flags"] == first["flags"] and sum(first["flags"].values()) > 0
+        assert third["coverage"] == first["coverage"]
+
+
+def _flags_but_last_seen(env: Env) -> list[dict[str, object]]:
+    """`crmsync flags`, without when each was last seen (every run that runs its rule)."""
+    flags = json.loads(env.cli("flags", "--format", "json").output)
+    return [{k: v for k, v in f.items() if k != "last_seen"} for f in flags]
 
 
 def test_dry_run_plans_but_makes_no_write_call(env: Env) -> None:
