@@ -115,7 +115,7 @@ def _land(db: object, plan: object, at: datetime) -> None:
 
 def child(path: str, minutes: int, full: bool, land: bool) -> None:
     from crmsync import rules
-    from crmsync.state.db import open_db
+    from crmsync.state.db import open_db, transaction
     from crmsync.sync import evaluate as evaluate_mod
     from crmsync.sync import plan as plan_mod
     from crmsync.sync.writeback_settings import WritebackSettings
@@ -127,7 +127,8 @@ def child(path: str, minutes: int, full: bool, land: bool) -> None:
     # evaluation would plan them again).
     settings, writeback = rules.RuleSettings(), WritebackSettings(max_new_tasks_per_owner=10**6)
     c0 = time.process_time()
-    plan_mod.Planner(db, CRM, writeback, as_of=now)
+    with transaction(db):  # as a run builds it (its temporary tables are written)
+        plan_mod.Planner(db, CRM, writeback, as_of=now)
     init = time.process_time() - c0
     c0 = time.process_time()
     ev, the_plan = evaluate_mod.evaluate_and_plan(
