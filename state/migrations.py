@@ -546,6 +546,16 @@ def _m010_triggers() -> list[str]:
             f"CREATE TRIGGER dirty_{name} AFTER {event} ON {table} WHEN {cond}\nBEGIN{body}\nEND"
         )
 
+    def both(name_table: tuple[str, str], cols: tuple[str, ...], body: str) -> None:
+        """Insert, update (of `cols`: the old row's accounts and the new one's) and delete
+        triggers on a table, all with `body` ({d}: the dirty insert, {r}: the row)."""
+        name, table = name_table
+        old, new = body.format(d=_M010_DIRTY, r="old"), body.format(d=_M010_DIRTY, r="new")
+        trigger(f"{name}_insert", "INSERT", table, "new", "", new)
+        trigger(f"{name}_update", "UPDATE", table, "new", _m010_changed(cols) if cols else "",
+                old + new)  # fmt: skip
+        trigger(f"{name}_delete", "DELETE", table, "old", "", old)
+
     acc_cols = ("name", "domain", "owner_id", "tier", "renewal_date", "exemption", "deleted_at")
     acc_named = f"""
     {_M010_DIRTY} SELECT x.crm, x.account_id FROM contacts y CROSS JOIN contacts x
@@ -603,28 +613,14 @@ def _m010_triggers() -> list[str]:
     opp = "\n    {d} SELECT {r}.crm, {r}.account_id WHERE {r}.account_id IS NOT NULL;"
     opp_cols = ("account_id", "name", "stage", "is_closed", "is_won", "close_date", "amount",
                 "deleted_at")  # fmt: skip
-    trigger("opportunities_insert", "INSERT", "opportunities", "new", "",
-            opp.format(d=_M010_DIRTY, r="new"))  # fmt: skip
-    trigger(
-        "opportunities_update", "UPDATE", "opportunities", "new", _m010_changed(opp_cols),
-        opp.format(d=_M010_DIRTY, r="old") + opp.format(d=_M010_DIRTY, r="new"),
-    )  # fmt: skip
-    trigger("opportunities_delete", "DELETE", "opportunities", "old", "",
-            opp.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    both(("opportunities", "opportunities"), opp_cols, opp)
     role = """
     {d} SELECT c.crm, c.account_id FROM contacts c
         WHERE c.crm = {r}.crm AND c.id = {r}.contact_id AND c.account_id IS NOT NULL;
     {d} SELECT o.crm, o.account_id FROM opportunities o
         WHERE o.crm = {r}.crm AND o.id = {r}.opportunity_id AND o.account_id IS NOT NULL;"""
     role_cols = ("opportunity_id", "contact_id", "role", "is_primary", "deleted_at")
-    trigger("roles_insert", "INSERT", "contact_roles", "new", "",
-            role.format(d=_M010_DIRTY, r="new"))  # fmt: skip
-    trigger(
-        "roles_update", "UPDATE", "contact_roles", "new", _m010_changed(role_cols),
-        role.format(d=_M010_DIRTY, r="old") + role.format(d=_M010_DIRTY, r="new"),
-    )  # fmt: skip
-    trigger("roles_delete", "DELETE", "contact_roles", "old", "",
-            role.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    both(("roles", "contact_roles"), role_cols, role)
     hist = """
     {d} SELECT {r}.crm, {r}.old WHERE {r}.field = 'account_id' AND {r}.old IS NOT NULL;
     {d} SELECT {r}.crm, {r}.new WHERE {r}.field = 'account_id' AND {r}.new IS NOT NULL;
@@ -633,12 +629,7 @@ def _m010_triggers() -> list[str]:
     {d} SELECT h.crm, h.old FROM contact_history h
         WHERE h.crm = {r}.crm AND h.contact_id = {r}.contact_id AND h.field = 'account_id'
           AND h.old IS NOT NULL;"""
-    trigger("history_insert", "INSERT", "contact_history", "new", "",
-            hist.format(d=_M010_DIRTY, r="new"))  # fmt: skip
-    trigger("history_update", "UPDATE", "contact_history", "new", "",
-            hist.format(d=_M010_DIRTY, r="old") + hist.format(d=_M010_DIRTY, r="new"))  # fmt: skip
-    trigger("history_delete", "DELETE", "contact_history", "old", "",
-            hist.format(d=_M010_DIRTY, r="old"))  # fmt: skip
+    both(("history", "contact_history"), (), hist)
     owner = """
     {d} SELECT a.crm, a.id FROM accounts a WHERE a.crm = {r}.crm AND a.owner_id = {r}.id;
     {d} SELECT t.crm, t.account_id FROM tasks t

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,13 @@ import pytest
 
 from crmsync import rules
 from crmsync.state import cursors, mirror, outbox
-from crmsync.state.db import decode, open_db
+from crmsync.state.db import decode
 from crmsync.state.model import COLUMNS, CrmRecord, ObjectType, Page, WriteKind
 from crmsync.sync.evaluate import evaluate_and_plan
 from crmsync.sync.plan import enqueue
 from crmsync.sync.writeback_settings import WritebackSettings
 
-from .test_streamed import AS_OF, CRM, _load
+from .test_streamed import AS_OF, CRM, _copy, _load
 
 SETTINGS = WritebackSettings(tasks=False)
 RULES = rules.RuleSettings()
@@ -41,14 +40,6 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("dirty-org") / "mirror.db"
     _load(path)
     return path
-
-
-def _copy(src: Path, dst: Path) -> Any:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
-    a.close()
-    b.close()
-    return open_db(dst)
 
 
 class World:
