@@ -40,7 +40,7 @@ class Scope:
     """The accounts to evaluate (None: every account) and why."""
 
     account_ids: tuple[str, ...] | None
-    reason: str  # "full", "settings", "schema", "clock", "first", "many", "changed"
+    reason: str  # "full", "settings", "schema", "clock", "first", "many", "changed", "preview"
     dirty: int = 0  # accounts a write touched
     due: int = 0  # accounts whose due day came
 

@@ -690,6 +690,70 @@ def m010_dirty_accounts(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _m011_triggers() -> list[str]:
+    """See m011_identity_dirty. Each insert names a CRM evaluated before (as m010's)."""
+    on = "EXISTS (SELECT 1 FROM evaluation_state s WHERE s.crm = '{crm}')"
+    sides = (("salesforce", "hubspot"), ("hubspot", "salesforce"))
+
+    def ids(crm: str) -> str:
+        return f"{crm}_id"
+
+    # The other CRM's account linked to the dirty one, and the other CRM's accounts of
+    # contacts linked to the dirty account's contacts.
+    spread = "".join(
+        f"""
+    INSERT INTO dirty_accounts (crm, account_id, linked)
+        SELECT '{other}', l.{ids(other)}, 1 FROM identity_links l
+        WHERE new.crm = '{crm}' AND l.object = 'accounts' AND l.{ids(crm)} = new.account_id
+          AND {on.format(crm=other)};
+    INSERT INTO dirty_accounts (crm, account_id, linked)
+        SELECT o.crm, o.account_id, 1
+        FROM contacts c CROSS JOIN identity_links l CROSS JOIN contacts o
+        WHERE new.crm = '{crm}' AND c.crm = '{crm}' AND c.account_id = new.account_id
+          AND l.object = 'contacts' AND l.{ids(crm)} = c.id
+          AND o.crm = '{other}' AND o.id = l.{ids(other)} AND o.account_id IS NOT NULL
+          AND {on.format(crm=other)};"""
+        for crm, other in sides
+    )
+
+    def link(r: str) -> str:
+        """Both records of link `r`: the accounts, or the contacts' accounts."""
+        return "".join(
+            f"""
+    INSERT INTO dirty_accounts (crm, account_id)
+        SELECT '{crm}', {r}.{ids(crm)} WHERE {r}.object = 'accounts' AND {on.format(crm=crm)}
+        UNION ALL
+        SELECT c.crm, c.account_id FROM contacts c
+        WHERE {r}.object = 'contacts' AND c.crm = '{crm}' AND c.id = {r}.{ids(crm)}
+          AND c.account_id IS NOT NULL AND {on.format(crm=crm)};"""
+            for crm, _other in sides
+        )
+
+    return [
+        # `linked`: listed by this trigger, which lists nothing for it (sqlite-utils turns
+        # recursive_triggers on)
+        "ALTER TABLE dirty_accounts ADD COLUMN linked INTEGER NOT NULL DEFAULT 0",
+        "CREATE TRIGGER dirty_linked_accounts AFTER INSERT ON dirty_accounts"
+        f" WHEN new.linked = 0 AND EXISTS (SELECT 1 FROM identity_links)\nBEGIN{spread}\nEND",
+        f"CREATE TRIGGER dirty_link_insert AFTER INSERT ON identity_links\nBEGIN{link('new')}\nEND",
+        "CREATE TRIGGER dirty_link_update AFTER UPDATE ON identity_links"
+        f"\nBEGIN{link('old')}{link('new')}\nEND",
+        f"CREATE TRIGGER dirty_link_delete AFTER DELETE ON identity_links\nBEGIN{link('old')}\nEND",
+    ]
+
+
+@MIGRATIONS()
+def m011_identity_dirty(db: sqlite_utils.Database) -> None:
+    """[identity] (docs/identity.md) lets an account's findings read the other CRM's
+    records: a linked contact's activity, bounce and roles, and whether the account or a
+    contact is linked at all. So an account listed in dirty_accounts (m010) lists the other
+    CRM's account linked to it and those holding a contact linked to one of its contacts
+    (marked `linked`, so they list nothing further), and a link made, moved or dropped
+    lists the accounts of both its records."""
+    for statement in _m011_triggers():
+        db.execute(statement)
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

@@ -19,8 +19,8 @@ with the same flags and plan as evaluating everything; the run's totals (flags b
 rule, coverage) are then the whole CRM's, read from the mirror. A store always records
 each account's due day and the settings' fingerprint, so the next run can be
 incremental; a preview evaluates everything and records nothing. With [identity]
-on, an account's findings also read the other CRM's records (sync/identity.py),
-which its dirty set does not follow: every run then evaluates everything.
+on, an account's findings also read the other CRM's records (sync/identity.py): a
+change there, or to a link, lists it too (migration m011).
 """
 
 from __future__ import annotations
@@ -102,11 +102,10 @@ def evaluate(
     ev = Evaluation(crm)
     rules_run = set(rules.RULE_NAMES)
     with _transaction(db, store):
-        if store:
-            linked = identity is not None and identity.on  # reads the other CRM too
-            ev.scope = dirty.scope(
-                db, crm, fingerprint, as_of, full=not incremental or linked
-            )
+        if not store:
+            ev.scope = dirty.Scope(None, "preview")  # every account; nothing recorded
+        else:
+            ev.scope = dirty.scope(db, crm, fingerprint, as_of, full=not incremental)
             dirty.begin(db, crm, ev.scope)
         ids = ev.scope.account_ids
         staged = flag_store.FlagRun(

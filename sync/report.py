@@ -89,6 +89,27 @@ def _open(cfg: Config) -> sqlite_utils.Database:
 
 # ---------------------------------------------------------------- one run
 
+_WHY_ALL = {
+    "full": "a full sync",
+    "first": "the first evaluation",
+    "settings": "the settings changed",
+    "schema": "crmsync was upgraded",
+    "clock": "the as-of time moved back",
+    "many": "many had changed",
+    "preview": "a preview looks at every account",
+}
+
+
+def _evaluated(ev: Any) -> str:
+    """How many accounts the rules looked at again, and why (state/dirty.py `Scope`)."""
+    scope = getattr(ev, "scope", None)
+    if scope is None or scope.account_ids is None:
+        why = _WHY_ALL.get(scope.reason if scope is not None else "full", "")
+        return f"all evaluated: {why}" if why else "all evaluated"
+    return (f"{ev.evaluated} evaluated again: {scope.dirty} changed since the last run, "
+            f"{scope.due} reached a date a rule waits for")  # fmt: skip
+
+
 
 def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
     """A run's summary. Every number says what it counts: a preview says it stored
@@ -124,7 +145,7 @@ def print_run(rep: RunReport, *, echo: Echo, dry_run: bool = False) -> None:
     ev = rep.evaluation
     if ev is not None:
         by_rule = ", ".join(f"{k} {v}" for k, v in sorted(ev.by_rule.items())) or "none"
-        echo(f"  rules: {ev.accounts} accounts; open flags by rule: {by_rule}")
+        echo(f"  rules: {ev.accounts} accounts ({_evaluated(ev)}); open flags by rule: {by_rule}")
         if ev.changes is not None:
             c = ev.changes.counts
             if preview:

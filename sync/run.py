@@ -443,6 +443,9 @@ def _counts(report: RunReport) -> dict[str, Any]:
         out["reconcile"] = report.reconcile
     if report.evaluation is not None:
         out["flags"] = dict(report.evaluation.by_rule)
+        scope = report.evaluation.scope
+        out["evaluated"] = {"accounts": report.evaluation.evaluated, "scope": scope.reason,
+                            "dirty": scope.dirty, "due": scope.due}  # fmt: skip
         if report.evaluation.changes is not None:
             out["flag_changes"] = report.evaluation.changes.counts
         out["coverage"] = dict(report.evaluation.coverage_counts())

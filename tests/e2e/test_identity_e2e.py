@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from crmsync.sandbox.generate import DEFAULT_AS_OF, generate
+from crmsync.sandbox.generate.clock import epoch_ms, hs_datetime
 from crmsync.sandbox.generate.identity import link_natively
 from crmsync.sandbox.hubspot import HubSpotSandbox
 from crmsync.sandbox.salesforce import SalesforceSandbox
@@ -167,3 +169,31 @@ def test_a_first_sync_judges_salesforce_only_once_hubspot_is_pulled(fresh_org: O
     tasks = fresh_org.sf.records("Task")
     assert not {t["Crmsync_Key__c"].split(":", 3)[3] for t in tasks
                 if t.get("Crmsync_Key__c")} & reached  # fmt: skip
+
+
+def test_activity_seen_only_in_hubspot_clears_the_salesforce_flag_at_the_next_incremental(
+    org: Org,
+) -> None:
+    """The Salesforce run evaluates only what changed, and a change pulled from HubSpot
+    (or a link made or dropped) is such a change for the Salesforce account that holds the
+    linked person: the next incremental leaves what a full evaluation leaves."""
+    sf_of = {h: s for h, (s, _how, _kept) in org.contact_links().items()}
+    stale = {f["contact_id"] for f in org.open_flags("salesforce") if f["rule"] == "stale_contact"}
+    h, s = next((h, s) for h, s in sorted(sf_of.items()) if s in stale)
+    for _ in range(2):  # crmsync's own writes come back and are evaluated once more
+        quiet = org.cli("sync", "--as-of", AS_OF)
+    assert quiet.count("(0 evaluated again") == 2, quiet  # nothing left to look at
+    reached = hs_datetime(epoch_ms(DEFAULT_AS_OF - timedelta(days=3)))
+    org.hs.update("contacts", h, {"notes_last_contacted": reached}, source="integration")
+
+    org.cli("sync", "--crm", "hubspot", "--as-of", AS_OF)
+    out = org.cli("sync", "--crm", "salesforce", "--as-of", AS_OF)
+
+    assert "(1 evaluated again" in out or "(2 evaluated again" in out, out  # not all 12
+    after = {f["contact_id"] for f in org.open_flags("salesforce") if f["rule"] == "stale_contact"}
+    assert after == stale - {s}
+    flags = sorted((f["rule"], f["contact_id"] or f["account_id"], f["explanation"])
+                   for f in org.open_flags("salesforce"))  # fmt: skip
+    org.cli("sync", "--full", "--crm", "salesforce", "--as-of", AS_OF)
+    assert sorted((f["rule"], f["contact_id"] or f["account_id"], f["explanation"])
+                  for f in org.open_flags("salesforce")) == flags  # fmt: skip
