@@ -11,8 +11,7 @@ unchanged mirror; then one
 after `--changed` of the live contacts took a new last activity through the pull's
 path (state/mirror.py apply_page; not timed). Prints CPU seconds of evaluate + plan
 (sync/evaluate.py `evaluate_and_plan`, incremental as sync/run.py calls it), how
-many accounts it evaluated, the part spent building the planner (sync/plan.py
-`Planner.__init__`: every crmsync task of the CRM is read) and the peak RSS.
+many accounts it evaluated and the peak RSS.
 """
 
 from __future__ import annotations
@@ -115,9 +114,8 @@ def _land(db: object, plan: object, at: datetime) -> None:
 
 def child(path: str, minutes: int, full: bool, land: bool) -> None:
     from crmsync import rules
-    from crmsync.state.db import open_db, transaction
+    from crmsync.state.db import open_db
     from crmsync.sync import evaluate as evaluate_mod
-    from crmsync.sync import plan as plan_mod
     from crmsync.sync.writeback_settings import WritebackSettings
 
     db = open_db(path)
@@ -126,10 +124,6 @@ def child(path: str, minutes: int, full: bool, land: bool) -> None:
     # the accounts of held creates are evaluated again each run until created, as a full
     # evaluation would plan them again).
     settings, writeback = rules.RuleSettings(), WritebackSettings(max_new_tasks_per_owner=10**6)
-    c0 = time.process_time()
-    with transaction(db):  # as a run builds it (its temporary tables are written)
-        plan_mod.Planner(db, CRM, writeback, as_of=now)
-    init = time.process_time() - c0
     c0 = time.process_time()
     ev, the_plan = evaluate_mod.evaluate_and_plan(
         db, CRM, settings, writeback, as_of=now, seen_at=now, incremental=not full
@@ -144,7 +138,6 @@ def child(path: str, minutes: int, full: bool, land: bool) -> None:
                 "dirty": ev.scope.dirty,
                 "due": ev.scope.due,
                 "cpu_s": round(cpu, 2),
-                "planner_init_cpu_s": round(init, 2),
                 "planned": {k: v for k, v in the_plan.counts().items() if v},
                 "peak_rss_mb": round(_peak_rss_mb()),
             }

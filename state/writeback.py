@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -164,10 +164,15 @@ class Reader:
     # `Planner`): `index_tasks` once, then `tasks_of` each chunk's accounts, then
     # `deleted_accounts_with_tasks` for the accounts no chunk had. Memory holds one chunk's tasks.
 
-    def index_tasks(self) -> int:
+    def index_tasks(self, accounts: Sequence[str] | None = None) -> int:
         """Note, in a temporary table, which account each of crmsync's task keys is settled
         with: the account its key names (`TaskKey`), else (a key that is not one) the account
-        of its first open task by id, else none (nothing to settle). Returns the keys noted."""
+        of its first open task by id, else none (nothing to settle). Returns the keys noted.
+
+        With `accounts` (a run evaluating only some accounts: state/dirty.py), only the keys
+        that can be settled with them: those naming one of them, and those of tasks the CRM
+        holds under one of them. Found through the tasks' key and account indexes, so the
+        cost follows those accounts, not the CRM's tasks."""
         conn = self.db.conn
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS plan_tasks "
@@ -177,11 +182,14 @@ class Reader:
             "CREATE INDEX IF NOT EXISTS temp.plan_tasks_account ON plan_tasks (account_id)"
         )
         conn.execute("DELETE FROM temp.plan_tasks")
-        rows = conn.execute(
-            "SELECT key, account_id, status, is_closed, deleted_at FROM tasks"
-            " WHERE crm = ? AND key IS NOT NULL ORDER BY key, id",
-            [self.crm],
-        )
+        if accounts is None:
+            rows: Iterable[Sequence[Any]] = conn.execute(
+                "SELECT key, account_id, status, is_closed, deleted_at FROM tasks"
+                " WHERE crm = ? AND key IS NOT NULL ORDER BY key, id",
+                [self.crm],
+            )
+        else:
+            rows = self._task_rows(self._keys_of(accounts))
         noted = 0
         for key, group in groupby(rows, key=lambda r: r[0]):
             parsed = TaskKey.parse(key)
@@ -195,6 +203,40 @@ class Reader:
                          [key, account])  # fmt: skip
             noted += 1
         return noted
+
+    def _keys_of(self, accounts: Sequence[str]) -> list[str]:
+        """The task keys naming one of `accounts` (`<kind>:<crm>:<account>:`, for every kind
+        the CRM's tasks have) or held under one of them."""
+        conn, crm = self.db.conn, self.crm
+        kinds = [k for (k,) in conn.execute(
+            "SELECT DISTINCT substr(key, 1, instr(key, ':') - 1) FROM tasks"
+            " WHERE crm = ? AND key IS NOT NULL AND instr(key, ':') > 0", [crm]
+        )]  # fmt: skip
+        keys: set[str] = set()
+        for chunk in chunks(sorted(set(accounts))):
+            ids = dumps(list(chunk))
+            keys.update(k for (k,) in conn.execute(
+                "SELECT key FROM tasks WHERE crm = ? AND key IS NOT NULL"
+                " AND account_id IN (SELECT value FROM json_each(?))", [crm, ids]
+            ))  # fmt: skip
+            # ':' + 1 is ';': a key range per (kind, account) prefix, on the tasks_key index
+            prefixes = dumps([f"{kind}:{crm}:{a}:" for a in chunk for kind in kinds])
+            keys.update(k for (k,) in conn.execute(
+                "SELECT t.key FROM json_each(?) p CROSS JOIN tasks t WHERE t.crm = ?"
+                " AND t.key >= p.value AND t.key < substr(p.value, 1, length(p.value) - 1) || ';'",
+                [prefixes, crm],
+            ))  # fmt: skip
+        return sorted(keys)
+
+    def _task_rows(self, keys: Sequence[str]) -> Iterator[Sequence[Any]]:
+        """(key, account_id, status, is_closed, deleted_at) of the tasks with these keys, by
+        key then id."""
+        for chunk in chunks(list(keys)):
+            yield from self.db.conn.execute(
+                "SELECT key, account_id, status, is_closed, deleted_at FROM tasks"
+                " WHERE crm = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key, id",
+                [self.crm, dumps(list(chunk))],
+            )
 
     def tasks_of(self, account_ids: Sequence[str]) -> dict[str, list[TaskRow]]:
         """crmsync's tasks settled with these accounts (`index_tasks`), by key; noted as done."""

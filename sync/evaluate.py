@@ -90,6 +90,7 @@ def evaluate(
     incremental: bool = False,
     fingerprint: str = "",
     identity: IdentitySettings | None = None,
+    scope: dirty.Scope | None = None,
 ) -> Evaluation:
     """Run every rule over `crm`'s accounts as of `as_of`; store the flags (commits).
 
@@ -105,7 +106,7 @@ def evaluate(
         if not store:
             ev.scope = dirty.Scope(None, "preview")  # every account; nothing recorded
         else:
-            ev.scope = dirty.scope(db, crm, fingerprint, as_of, full=not incremental)
+            ev.scope = scope or dirty.scope(db, crm, fingerprint, as_of, full=not incremental)
             dirty.begin(db, crm, ev.scope)
         ids = ev.scope.account_ids
         staged = flag_store.FlagRun(
@@ -168,14 +169,19 @@ def evaluate_and_plan(
     if queue and not store:
         raise ValueError("queue needs store: a preview queues nothing")
     with _transaction(db, store):
-        planner = plan_mod.Planner(db, crm, writeback, as_of=as_of, queue=queue, keep=keep)
         print_ = fingerprint(
             settings, writeback, views.owner_with_most_accounts(db, crm), identity
         )
+        # The scope first: the planner reads the tasks of those accounts only.
+        scope = dirty.scope(db, crm, print_, as_of, full=not incremental) if store else None
+        planner = plan_mod.Planner(
+            db, crm, writeback, as_of=as_of, queue=queue, keep=keep,
+            accounts=scope.account_ids if scope is not None else None,
+        )  # fmt: skip
         ev = evaluate(
             db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
             on_chunk=planner.add, chunk_size=chunk_size, incremental=incremental,
-            fingerprint=print_, identity=identity,
+            fingerprint=print_, identity=identity, scope=scope,
         )  # fmt: skip
         the_plan = planner.finish()
         if store and the_plan.held_accounts:

@@ -493,10 +493,13 @@ class Planner:
         as_of: datetime,
         queue: bool = False,
         keep: bool | None = None,
+        accounts: Sequence[str] | None = None,
     ) -> None:
+        """`accounts`: the only accounts that will be added (a run evaluating what changed,
+        state/dirty.py; deleted ones among them have their tasks settled); None: any."""
         self.db, self.queue = db, queue
         self.store = store = Reader(db, crm)
-        store.index_tasks()
+        store.index_tasks(accounts)
         self.held = CrmHeld(
             owner_active=store.owner_states(),
             inactive_owners=store.inactive_owners(),
