@@ -169,9 +169,12 @@ def evaluate_and_plan(
     if queue and not store:
         raise ValueError("queue needs store: a preview queues nothing")
     with _transaction(db, store):
+        # A stored run that queues nothing (crmsync's fields missing in the CRM) leaves its
+        # writes unqueued: its fingerprint differs, so the next run that queues plans all.
         print_ = fingerprint(
-            settings, writeback, views.owner_with_most_accounts(db, crm), identity
-        )
+            settings, writeback, views.owner_with_most_accounts(db, crm), identity,
+            queued=queue or not store,
+        )  # fmt: skip
         # The scope first: the planner reads the tasks of those accounts only.
         scope = dirty.scope(db, crm, print_, as_of, full=not incremental) if store else None
         planner = plan_mod.Planner(
@@ -194,6 +197,8 @@ def fingerprint(
     writeback: WritebackSettings,
     fallback_owner: str | None,
     identity: IdentitySettings | None = None,
+    *,
+    queued: bool = True,
 ) -> str:
     """What every account's results and plan read besides its own records: the rules',
     the write-back's and [identity]'s settings, who gets the tasks of accounts without an
@@ -206,6 +211,7 @@ def fingerprint(
             repr(writeback),
             fallback_owner,
             repr(identity) if identity is not None and identity.on else "",
+            "" if queued else "writes not queued",
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()
