@@ -255,20 +255,6 @@ def email_domain(email: str | None) -> str | None:
     return domain or None
 
 
-@lru_cache(maxsize=4096)
-def site_domain(value: str | None) -> str | None:
-    """`https://www.Acme.com/about` -> `acme.com` (accounts store a website or a domain)."""
-    if not value:
-        return None
-    text = value.strip().lower()
-    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
-    text = re.split(r"[/?#]", text, maxsplit=1)[0]
-    text = text.rsplit("@", 1)[-1].split(":", 1)[0].strip(".")
-    if text.startswith("www."):
-        text = text[4:]
-    return text or None
-
-
 def in_domain(domain: str | None, account_domain: str | None) -> bool:
     """Is `domain` the account's domain or one of its subdomains?"""
     if not domain or not account_domain:

@@ -56,6 +56,7 @@ from crmsync.state.model import (
     Severity,
     Tier,
 )
+from crmsync.state.text import site_domain
 
 from . import explain
 from .context import (
@@ -68,7 +69,6 @@ from .context import (
     email_domain,
     in_domain,
     latest,
-    site_domain,
     step,
 )
 from .settings import require, require_names

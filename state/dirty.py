@@ -160,16 +160,3 @@ def coverage_totals(db: sqlite_utils.Database, crm: str) -> tuple[int, Counter[s
             out[status] = n
     return total, out
 
-
-def open_flag_totals(db: sqlite_utils.Database, crm: str, rules: Iterable[str]) -> Counter[str]:
-    """Open (not suppressed, not resolved) flags of the whole CRM by rule."""
-    return Counter(
-        {
-            rule: n
-            for rule, n in db.conn.execute(
-                "SELECT rule, count(*) FROM flags WHERE crm = ? AND status = 'open'"
-                " AND rule IN (SELECT value FROM json_each(?)) GROUP BY rule",
-                [crm, dumps(sorted(rules))],
-            )
-        }
-    )

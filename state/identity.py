@@ -45,6 +45,7 @@ import sqlite_utils
 from crmsync.state.db import decode, dumps, encode_datetime, loads
 from crmsync.state.model import AccountView, Contact, ContactRole, ObjectType
 from crmsync.state.sql import join_transaction, transaction
+from crmsync.state.text import site_domain
 
 SALESFORCE, HUBSPOT = "salesforce", "hubspot"
 INTEGRATION_ID, EMAIL, DOMAIN = "integration_id", "email", "domain"
@@ -272,7 +273,7 @@ class _Records:
             f" AND merged_into IS NULL AND coalesce({column}, '') <> '' ORDER BY id",
             [self.crm],
         ):
-            norm = normal_email(value) if kind == EMAIL else normal_domain(value)
+            norm = normal_email(value) if kind == EMAIL else site_domain(str(value)) or ""
             if norm:
                 out[norm].append(rid)
         return out
@@ -280,14 +281,6 @@ class _Records:
 
 def normal_email(value: Any) -> str:
     return str(value).strip().casefold()
-
-
-def normal_domain(value: Any) -> str:
-    d = str(value).strip().casefold()
-    for scheme in ("https://", "http://"):
-        d = d.removeprefix(scheme)
-    d = d.split("/", 1)[0].removeprefix("www.")
-    return d
 
 
 def repoint_links(

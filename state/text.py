@@ -13,6 +13,8 @@ Every layer imports these helpers (a leaf module: standard library only):
     fit(text, limit)       a whole field crmsync writes, bounded to the target's length
     csv_cell(value)        a CSV cell that no spreadsheet runs as a formula (OWASP)
     json_safe(text)        JSON text with C1 and bidi characters as \\u escapes (lossless)
+    site_domain(value)     an account's website or domain as the bare domain the rules and
+                           the identity links compare
 
 Rich markup is not handled here: sync/ builds rich `Text` objects from
 `printable()` text, never markup strings.
@@ -20,7 +22,9 @@ Rich markup is not handled here: sync/ builds rich `Text` objects from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 ELLIPSIS = "\u2026"
@@ -154,3 +158,17 @@ def json_safe(text: str) -> str:
     json.dumps leaves raw (DEL, C1, bidi, line separators) written as \\u escapes: a
     JSON reader gets the same data, a terminal shows no control sequence."""
     return text.translate(_JSON_ESCAPES)
+
+
+@lru_cache(maxsize=4096)
+def site_domain(value: str | None) -> str | None:
+    """`https://www.Acme.com/about` -> `acme.com` (accounts store a website or a domain)."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    text = re.split(r"[/?#]", text, maxsplit=1)[0]
+    text = text.rsplit("@", 1)[-1].split(":", 1)[0].strip(".")
+    if text.startswith("www."):
+        text = text[4:]
+    return text or None

@@ -43,10 +43,11 @@ import sqlite_utils
 
 from crmsync import rules
 from crmsync.rules import RuleSettings, successors
-from crmsync.rules.context import in_domain, site_domain
+from crmsync.rules.context import in_domain
 from crmsync.state import enrichment as cache
 from crmsync.state import views
 from crmsync.state.model import OutsidePerson
+from crmsync.state.text import site_domain
 
 log = logging.getLogger(__name__)
 

@@ -134,7 +134,10 @@ def evaluate(
             dirty.finish(db, crm, fingerprint=fingerprint, as_of=as_of, evaluated_at=seen_at)
             if ids is not None:  # the whole CRM's totals, not this run's
                 ev.accounts, ev.coverage = dirty.coverage_totals(db, crm)
-                ev.by_rule = dirty.open_flag_totals(db, crm, rules_run)
+                ev.by_rule = Counter({
+                    rule: n["open"] for rule, n in flag_store.status_counts(db, crm).items()
+                    if rule in rules_run and n.get("open")
+                })  # fmt: skip
     log.info(
         "rules evaluated",
         extra={"crm": crm, "accounts": ev.accounts, "evaluated": ev.evaluated,
@@ -183,8 +186,8 @@ def evaluate_and_plan(
         )  # fmt: skip
         ev = evaluate(
             db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,
-            on_chunk=planner.add, chunk_size=chunk_size, incremental=incremental,
-            fingerprint=print_, identity=identity, scope=scope,
+            on_chunk=planner.add, chunk_size=chunk_size, fingerprint=print_,
+            identity=identity, scope=scope,
         )  # fmt: skip
         the_plan = planner.finish()
         if store and the_plan.held_accounts:

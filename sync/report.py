@@ -42,6 +42,7 @@ from . import leader_html, leader_md, leader_report
 from .config import Config
 
 if TYPE_CHECKING:  # run.py imports this module to print its report
+    from .evaluate import Evaluation
     from .run import RunReport
 from .conflicts import WHO_TEXT, Tracked
 from .preview import conflict_source, format_plan, show
@@ -100,12 +101,11 @@ _WHY_ALL = {
 }
 
 
-def _evaluated(ev: Any) -> str:
+def _evaluated(ev: Evaluation) -> str:
     """How many accounts the rules looked at again, and why (state/dirty.py `Scope`)."""
-    scope = getattr(ev, "scope", None)
-    if scope is None or scope.account_ids is None:
-        why = _WHY_ALL.get(scope.reason if scope is not None else "full", "")
-        return f"all evaluated: {why}" if why else "all evaluated"
+    scope = ev.scope
+    if scope.account_ids is None:
+        return f"all evaluated: {_WHY_ALL[scope.reason]}"
     return (f"{ev.evaluated} evaluated again: {scope.dirty} changed since the last run, "
             f"{scope.due} reached a date a rule waits for")  # fmt: skip
 
