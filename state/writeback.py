@@ -208,6 +208,8 @@ class Reader:
         """The task keys naming one of `accounts` (`<kind>:<crm>:<account>:`, for every kind
         the CRM's tasks have) or held under one of them."""
         conn, crm = self.db.conn, self.crm
+        if not accounts:
+            return []
         kinds = [k for (k,) in conn.execute(
             "SELECT DISTINCT substr(key, 1, instr(key, ':') - 1) FROM tasks"
             " WHERE crm = ? AND key IS NOT NULL AND instr(key, ':') > 0", [crm]

@@ -137,7 +137,7 @@ class Plan:
     # (object, record id, field) of open conflicts handed back that a write of the plan writes
     handed_back_written: frozenset[tuple[str, str, str]] = frozenset()
     queued: int = 0  # outbox rows the plan added or changed (a run that stores)
-    held_by_dead_rows: int = 0  # planned writes a dead outbox row holds back (`held_by_failures`)
+    held_by_dead_rows: int = 0  # planned writes a dead outbox row (same key) holds back
     held_accounts: frozenset[str] = frozenset()  # accounts of the task creates the cap held
 
     @property
@@ -549,9 +549,7 @@ class Planner:
             return
         crm = self.store.crm
         if self.queue:
-            ordered = sorted(writes, key=lambda i: outbox.KIND_ORDER[i.kind])
-            ids = outbox.enqueue_many(self.db, crm, ordered)
-            self.queued += sum(1 for i in ids if i is not None)
+            self.queued += _queue(self.db, crm, writes)
         self.dead += len(outbox.dead_keys(self.db, crm, [i.key for i in writes]))
 
     def finish(self) -> Plan:
@@ -620,25 +618,16 @@ def _from_views(
 def enqueue(db: sqlite_utils.Database, plan: Plan) -> int:
     """Put a kept plan's items into the outbox (idempotent per key); return how many.
     A run queues its writes chunk by chunk instead (`Planner` with `queue`)."""
-    # Same kinds side by side (the drain sends a kind at a time too, `outbox.ready_ids`):
-    # a batch of one kind is one CRM call (a mixed batch costs a call per kind in it;
-    # docs/budgets.md).
-    ordered = sorted(plan.items, key=lambda i: outbox.KIND_ORDER[i.kind])
-    if not ordered:
+    if not plan.items:
         return 0
-    ids = outbox.enqueue_many(db, plan.crm, ordered)
-    queued = sum(1 for i in ids if i is not None)
-    log.info("writes queued", extra={"crm": plan.crm, "queued": queued, "planned": len(ordered)})
+    queued = _queue(db, plan.crm, plan.items)
+    log.info("writes queued", extra={"crm": plan.crm, "queued": queued, "planned": len(plan.items)})
     return queued
 
 
-def held_by_failures(db: sqlite_utils.Database, plan: Plan) -> list[Write]:
-    """The plan's writes that a dead outbox row with the same key holds back.
-
-    The CRM refused the same write before and nothing changed since, so
-    `enqueue` leaves the row dead rather than retry it every run (no retry
-    storm); it stays planned, and unwritten, until someone requeues it
-    (`crmsync outbox requeue`, or `crmsync setup` for a missing field).
-    """
-    dead = outbox.dead_keys(db, plan.crm, [i.key for i in plan.items])
-    return [i for i in plan.items if i.key in dead]
+def _queue(db: sqlite_utils.Database, crm: str, writes: Sequence[Write]) -> int:
+    """Queue `writes`, same kinds side by side (the drain sends a kind at a time too,
+    `outbox.ready_ids`: a batch of one kind is one CRM call, a mixed batch a call per kind
+    in it; docs/budgets.md); return how many rows were added or changed."""
+    ordered = sorted(writes, key=lambda i: outbox.KIND_ORDER[i.kind])
+    return sum(1 for i in outbox.enqueue_many(db, crm, ordered) if i is not None)

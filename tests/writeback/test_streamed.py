@@ -26,13 +26,19 @@ from crmsync.state.db import encode_datetime, open_db, rolled_back
 from crmsync.state.flags import list_flags
 from crmsync.state.model import ObjectType, Page, WriteKind, WriteResult
 from crmsync.sync.evaluate import evaluate, evaluate_and_plan
-from crmsync.sync.plan import Planner, enqueue, held_by_failures, plan
+from crmsync.sync.plan import Plan, Planner, enqueue, plan
 from crmsync.sync.writeback_settings import WritebackSettings
 
 CRM = "salesforce"
 SETTINGS = WritebackSettings(max_new_tasks_per_owner=5)  # the cap matters: creates are ranked
 AS_OF = DEFAULT_AS_OF
 LATER = AS_OF + timedelta(days=120)
+
+
+def held_by_failures(db: Any, kept: Plan) -> list[Any]:
+    """The kept plan's writes a dead outbox row with the same key holds back (the oracle)."""
+    dead = outbox.dead_keys(db, kept.crm, [i.key for i in kept.items])
+    return [i for i in kept.items if i.key in dead]
 
 
 def _load(path: Path) -> None:
