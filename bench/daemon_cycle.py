@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/daemon_cycle.py --contacts 100000
     .venv/bin/python bench/daemon_cycle.py --mirror PATH --changed 0.01
+    .venv/bin/python bench/daemon_cycle.py --mirror PATH --enrichment changed   # [enrichment] on
 
 On a copy of a generated mirror (bench/realistic_mirror.py), each in a fresh child
 process (so the peak RSS is its own): a first run evaluates everything (and records
@@ -11,7 +12,10 @@ unchanged mirror; then one
 after `--changed` of the live contacts took a new last activity through the pull's
 path (state/mirror.py apply_page; not timed). Prints CPU seconds of evaluate + plan
 (sync/evaluate.py `evaluate_and_plan`, incremental as sync/run.py calls it), how
-many accounts it evaluated and the peak RSS.
+many accounts it evaluated and the peak RSS. With `--enrichment`, [enrichment] is on
+(a provider that finds nobody) and its step runs first, timed with the cycle
+(`enrichment_cpu_s` is its share): `changed` as a run does it now, `all` looking at
+every account as runs did before.
 """
 
 from __future__ import annotations
@@ -112,9 +116,17 @@ def _land(db: object, plan: object, at: datetime) -> None:
                                   generation=gen, seen_at=at)  # fmt: skip
 
 
-def child(path: str, minutes: int, full: bool, land: bool) -> None:
+class _Nobody:
+    """An outside people-data provider that finds nobody (no network)."""
+
+    def candidates(self, domain: str, role: str) -> list[object]:
+        return []
+
+
+def child(path: str, minutes: int, full: bool, land: bool, enrichment: str = "off") -> None:
     from crmsync import rules
     from crmsync.state.db import open_db
+    from crmsync.sync import enrichment as enrichment_mod
     from crmsync.sync import evaluate as evaluate_mod
     from crmsync.sync.writeback_settings import WritebackSettings
 
@@ -124,10 +136,23 @@ def child(path: str, minutes: int, full: bool, land: bool) -> None:
     # the accounts of held creates are evaluated again each run until created, as a full
     # evaluation would plan them again).
     settings, writeback = rules.RuleSettings(), WritebackSettings(max_new_tasks_per_owner=10**6)
+    # --enrichment: [enrichment] on, its step before the rules as sync/run.py runs it; "all"
+    # looks for needs in every account (as before issue 14's change), "changed" in the scope.
+    people = enrichment_mod.EnrichmentSettings(provider="bench", max_calls_per_run=20)
+    on = people if enrichment != "off" else None
     c0 = time.process_time()
+    if on is not None:
+        _, scope = evaluate_mod.run_scope(db, CRM, settings, writeback, as_of=now,
+                                          incremental=not full, enrichment=on, queued=False)  # fmt: skip
+        enrichment_mod.enrich(
+            db, CRM, settings, people, as_of=now, now=now, provider=_Nobody(),
+            accounts=scope.account_ids if enrichment == "changed" else None,
+        )  # fmt: skip
+    enrich_cpu = time.process_time() - c0
     ev, the_plan = evaluate_mod.evaluate_and_plan(
-        db, CRM, settings, writeback, as_of=now, seen_at=now, incremental=not full
-    )
+        db, CRM, settings, writeback, as_of=now, seen_at=now, incremental=not full,
+        enrichment=on,
+    )  # fmt: skip
     cpu = time.process_time() - c0
     print(
         json.dumps(
@@ -138,6 +163,7 @@ def child(path: str, minutes: int, full: bool, land: bool) -> None:
                 "dirty": ev.scope.dirty,
                 "due": ev.scope.due,
                 "cpu_s": round(cpu, 2),
+                **({"enrichment_cpu_s": round(enrich_cpu, 2)} if on is not None else {}),
                 "planned": {k: v for k, v in the_plan.counts().items() if v},
                 "peak_rss_mb": round(_peak_rss_mb()),
             }
@@ -157,9 +183,12 @@ def main() -> int:
     p.add_argument("--minutes", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--land", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--enrichment", choices=("off", "all", "changed"), default="off",
+                   help="[enrichment] on (a provider finding nobody): its step looks at "
+                        "every account (all, as before) or at the run's scope (changed)")  # fmt: skip
     args = p.parse_args()
     if args.child:
-        child(args.child, args.minutes, args.full, args.land)
+        child(args.child, args.minutes, args.full, args.land, args.enrichment)
         return 0
     if args.mirror:
         path = Path(args.mirror)
@@ -175,6 +204,7 @@ def main() -> int:
         def run(label: str, minutes: int, full: bool = False, land: bool = False) -> None:
             cmd = [sys.executable, __file__, "--child", str(work), "--minutes", str(minutes)]
             cmd += (["--full"] if full else []) + (["--land"] if land else [])
+            cmd += ["--enrichment", args.enrichment]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             print(f"{label}:", out.stdout.strip().splitlines()[-1])
 

@@ -84,6 +84,39 @@ def store(
     return len(kept)
 
 
+def set_wants(
+    db: sqlite_utils.Database,
+    crm: str,
+    wants: Iterable[tuple[str, str, str]],
+    accounts: Iterable[str] | None = None,
+) -> None:
+    """Keep `wants` ((account id, domain, role), in the order to ask) as what the rules want
+    of the accounts in `accounts` (None: of every account of `crm`)."""
+    rows = [(crm, account, n, domain, role) for n, (account, domain, role) in enumerate(wants)]
+    with transaction(db):
+        if accounts is None:
+            db.conn.execute("DELETE FROM enrichment_wants WHERE crm = ?", [crm])
+        else:
+            db.conn.execute(
+                "DELETE FROM enrichment_wants WHERE crm = ?"
+                " AND account_id IN (SELECT value FROM json_each(?))",
+                [crm, dumps(sorted(set(accounts)))],
+            )
+        db.conn.executemany("INSERT INTO enrichment_wants VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def wants(db: sqlite_utils.Database, crm: str) -> list[tuple[str, str, str]]:
+    """(account id, domain, role) of every lookup the rules want, by account id, in order."""
+    return [
+        (a, d, r)
+        for a, d, r in db.conn.execute(
+            "SELECT account_id, domain, role FROM enrichment_wants WHERE crm = ?"
+            " ORDER BY account_id, n",
+            [crm],
+        )
+    ]
+
+
 def prune(
     db: sqlite_utils.Database, crm: str, keep_provider: str, before: datetime | None = None
 ) -> int:

@@ -754,6 +754,20 @@ def m011_identity_dirty(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS()
+def m012_enrichment_wants(db: sqlite_utils.Database) -> None:
+    """The lookups the rules want of an outside people-data provider (sync/enrichment.py),
+    by account, in the order they are asked: kept between runs, so a run works out again
+    only the wants of the accounts that can have changed, and a lookup left for a later
+    run (over the budget, failed, expired) is still wanted there. A domain and a role:
+    no person."""
+    db.execute(
+        "CREATE TABLE enrichment_wants (crm TEXT NOT NULL, account_id TEXT NOT NULL, "
+        "n INTEGER NOT NULL, domain TEXT NOT NULL, role TEXT NOT NULL, "
+        "PRIMARY KEY (crm, account_id, n))"
+    )
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

@@ -16,6 +16,11 @@ about the accounts that need someone, before the rules run:
 The rules then list those people apart from the CRM's, marked as outside data with
 their source: nobody is written to the CRM.
 
+Like the rules (sync/evaluate.py), a run works out the needs only of the accounts that
+can have changed since the last run; the others' are kept in the mirror from the runs
+before (with those left for a later run). `sync --full` and a change to these settings
+work them all out again.
+
 A provider is an entry point in the `crmsync.enrichment` group: a callable taking
 the `EnrichmentSettings` and returning an object with
 `candidates(domain, role) -> Iterable[OutsidePerson]`. crmsync ships `csv`
@@ -25,14 +30,14 @@ own in its pyproject.toml:
     [project.entry-points."crmsync.enrichment"]
     acme = "acme_people.crmsync:AcmeProvider"
 
-Tests use a loopback fake registered the same way (tests/writeback/test_enrichment.py).
+Tests use a loopback fake registered the same way (tests/e2e/fake_people.py).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib.metadata import entry_points
@@ -169,13 +174,18 @@ class EnrichmentReport:
 
 
 def needed(
-    db: sqlite_utils.Database, crm: str, rule_settings: RuleSettings, as_of: datetime
+    db: sqlite_utils.Database,
+    crm: str,
+    rule_settings: RuleSettings,
+    as_of: datetime,
+    account_ids: Collection[str] | None = None,
 ) -> list[tuple[str, str, str]]:
-    """(account id, domain, role) of every lookup the rules would like, as of `as_of`."""
+    """(account id, domain, role) of every lookup the rules would like, as of `as_of`
+    (of `account_ids` only, if given)."""
     out: list[tuple[str, str, str]] = []
     cap = rule_settings.successors.max_suggestions
     roles = rule_settings.departed_champion.champion_roles
-    for view in views.iter_account_views(db, crm):
+    for view in views.iter_account_views(db, crm, account_ids=account_ids):
         domain = site_domain(view.account.domain)
         if domain is None:
             continue
@@ -209,16 +219,24 @@ def enrich(
     as_of: datetime,
     now: datetime,
     provider: Provider | None = None,
+    accounts: Collection[str] | None = None,
 ) -> EnrichmentReport:
-    """Ask the provider about the accounts that need someone; cache the answers (commits)."""
+    """Ask the provider about the accounts that need someone; cache the answers (commits).
+
+    `accounts`: the only accounts whose needs can have changed since the last run (the
+    run's scope, sync/evaluate.py `run_scope`; None: any). Their wants are worked out
+    again; the other accounts' are kept from the runs before (state/enrichment.py
+    `wants`), also those left for a later run (over the budget, failed, or expired)."""
     report = EnrichmentReport(settings.provider)
     if not settings.enabled:
         report.forgotten = cache.prune(db, crm, "")
+        cache.set_wants(db, crm, [])
         return report
     fresh_since = now - timedelta(days=settings.refresh_days)
     # What no run asked again within refresh_days (nobody needed it), and another provider's.
     report.forgotten = cache.prune(db, crm, settings.provider, before=fresh_since)
-    wanted = needed(db, crm, rule_settings, as_of)
+    cache.set_wants(db, crm, needed(db, crm, rule_settings, as_of, accounts), accounts)
+    wanted = cache.wants(db, crm)
     if not wanted:
         return report
     if provider is None:

@@ -47,6 +47,7 @@ from crmsync.state.model import AccountView
 
 from . import identity as identity_mod
 from . import plan as plan_mod
+from .enrichment import EnrichmentSettings
 from .identity import IdentitySettings
 from .writeback_settings import WritebackSettings
 
@@ -161,6 +162,7 @@ def evaluate_and_plan(
     chunk_size: int = CHUNK,
     incremental: bool = False,
     identity: IdentitySettings | None = None,
+    enrichment: EnrichmentSettings | None = None,
 ) -> tuple[Evaluation, plan_mod.Plan]:
     """`evaluate`, each chunk's results planned as they come (sync/plan.py `Planner`):
     the same flags and writes as `evaluate` then `plan` over every result, in memory
@@ -172,14 +174,12 @@ def evaluate_and_plan(
     if queue and not store:
         raise ValueError("queue needs store: a preview queues nothing")
     with _transaction(db, store):
-        # A stored run that queues nothing (crmsync's fields missing in the CRM) leaves its
-        # writes unqueued: its fingerprint differs, so the next run that queues plans all.
-        print_ = fingerprint(
-            settings, writeback, views.owner_with_most_accounts(db, crm), identity,
-            queued=queue or not store,
-        )  # fmt: skip
         # The scope first: the planner reads the tasks of those accounts only.
-        scope = dirty.scope(db, crm, print_, as_of, full=not incremental) if store else None
+        print_, run = run_scope(
+            db, crm, settings, writeback, as_of=as_of, incremental=incremental,
+            identity=identity, enrichment=enrichment, queued=queue or not store,
+        )  # fmt: skip
+        scope = run if store else None
         planner = plan_mod.Planner(
             db, crm, writeback, as_of=as_of, queue=queue, keep=keep,
             accounts=scope.account_ids if scope is not None else None,
@@ -195,6 +195,30 @@ def evaluate_and_plan(
         return ev, the_plan
 
 
+def run_scope(
+    db: sqlite_utils.Database,
+    crm: str,
+    settings: RuleSettings,
+    writeback: WritebackSettings,
+    *,
+    as_of: datetime,
+    incremental: bool,
+    identity: IdentitySettings | None = None,
+    enrichment: EnrichmentSettings | None = None,
+    queued: bool = True,
+) -> tuple[str, dirty.Scope]:
+    """(the settings' fingerprint, the accounts a stored run evaluates): what
+    `evaluate_and_plan` will evaluate, read before it (the enrichment step asks only
+    about those accounts). A stored run that queues nothing (crmsync's fields missing in
+    the CRM) leaves its writes unqueued: its fingerprint differs (`queued`), so the next
+    run that queues plans all."""
+    print_ = fingerprint(
+        settings, writeback, views.owner_with_most_accounts(db, crm), identity,
+        queued=queued, enrichment=enrichment,
+    )  # fmt: skip
+    return print_, dirty.scope(db, crm, print_, as_of, full=not incremental)
+
+
 def fingerprint(
     settings: RuleSettings,
     writeback: WritebackSettings,
@@ -202,10 +226,12 @@ def fingerprint(
     identity: IdentitySettings | None = None,
     *,
     queued: bool = True,
+    enrichment: EnrichmentSettings | None = None,
 ) -> str:
     """What every account's results and plan read besides its own records: the rules',
-    the write-back's and [identity]'s settings, who gets the tasks of accounts without an
-    active owner, and crmsync's version. A different one makes the next run evaluate all."""
+    the write-back's, [identity]'s and [enrichment]'s settings (which accounts were asked
+    about), who gets the tasks of accounts without an active owner, and crmsync's version.
+    A different one makes the next run evaluate all."""
     text = repr(
         (
             _version(),
@@ -215,6 +241,7 @@ def fingerprint(
             fallback_owner,
             repr(identity) if identity is not None and identity.on else "",
             "" if queued else "writes not queued",
+            repr(enrichment) if enrichment is not None and enrichment.enabled else "",
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()

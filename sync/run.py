@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -338,8 +338,6 @@ def _steps(
 
     as_of = opts.as_of or started
     report.as_of = as_of
-    if not opts.preview:  # turned off, it forgets what it cached
-        report.enrichment = _enrich(cfg, db, crm, as_of, started)
     writeback = cfg.writeback.enabled
     if writeback and not opts.skip_pull:
         # Read from the schema the pull already read (no call): with a field missing, every
@@ -347,6 +345,13 @@ def _steps(
         report.fields_missing = _fields_missing(connector, cfg.writeback)
     off = not writeback or cfg.writeback.dry_run  # [writeback]: plan only, queue nothing
     queue = not opts.preview and not off and not report.fields_missing
+    if not opts.preview:  # turned off, it forgets what it cached
+        # The needs of the accounts the rules evaluate this run (what can have changed).
+        scope = evaluate_mod.run_scope(
+            db, crm, cfg.rules, cfg.writeback, as_of=as_of, incremental=not opts.full,
+            identity=cfg.identity, enrichment=cfg.enrichment, queued=queue,
+        )[1].account_ids if cfg.enrichment.enabled else None  # fmt: skip
+        report.enrichment = _enrich(cfg, db, crm, as_of, started, scope)
     # Evaluated and planned a chunk of accounts at a time, each chunk's writes queued in the
     # outbox as they are decided (`queue`), in the transaction that stores the flags: memory
     # does not grow with the org, and a run stopped half-way stores neither. Only the
@@ -354,7 +359,7 @@ def _steps(
     report.evaluation, the_plan = evaluate_mod.evaluate_and_plan(
         db, crm, cfg.rules, cfg.writeback, as_of=as_of, seen_at=started,
         store=not opts.preview, queue=queue, keep=opts.preview,  # a preview prints every write
-        incremental=not opts.full, identity=cfg.identity,
+        incremental=not opts.full, identity=cfg.identity, enrichment=cfg.enrichment,
     )  # fmt: skip
     # Values that are not crmsync's (a person's edit, a workflow's revert: W8/W9) are left
     # alone; the lifecycle records them, logs each once, and on HubSpot asks who set them.
@@ -399,13 +404,19 @@ def _steps(
 
 
 def _enrich(
-    cfg: Config, db: sqlite_utils.Database, crm: str, as_of: datetime, started: datetime
+    cfg: Config,
+    db: sqlite_utils.Database,
+    crm: str,
+    as_of: datetime,
+    started: datetime,
+    accounts: Sequence[str] | None,
 ) -> enrichment_mod.EnrichmentReport | None:
-    """Outside people-data for the accounts that need someone ([enrichment], off by default).
+    """Outside people-data for the accounts that need someone ([enrichment], off by default);
+    the needs of `accounts` (those the rules evaluate this run; None: all) worked out again.
     A provider that cannot start is logged and skipped: the CRM's own suggestions still come."""
     try:
         return enrichment_mod.enrich(
-            db, crm, cfg.rules, cfg.enrichment, as_of=as_of, now=started
+            db, crm, cfg.rules, cfg.enrichment, as_of=as_of, now=started, accounts=accounts
         )
     except enrichment_mod.ProviderError as e:
         log.warning("enrichment provider could not start; skipped", extra={"crm": crm, "error": str(e)})
