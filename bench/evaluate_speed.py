@@ -134,12 +134,16 @@ def main() -> int:
 
 
 def _copy(src: Path, dst: Path) -> None:
+    """Copy a mirror, then bring it to this crmsync's schema in a process of its own (building
+    a new migration's index over a big mirror is an upgrade's cost, not a run's memory)."""
     import sqlite3
 
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
     a.close()
     b.close()
+    migrate = "import sys; from crmsync.state.db import open_db; open_db(sys.argv[1]).close()"
+    subprocess.run([sys.executable, "-c", migrate, str(dst)], check=True)
 
 
 if __name__ == "__main__":
