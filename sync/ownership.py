@@ -36,6 +36,7 @@ Pure: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -84,12 +85,29 @@ _STATUS_ALIASES = {
 }
 
 
+# Values of these exact types are compared, normalised and hashed through a cache (the same
+# texts and numbers recur across an org's records); typed, so 1, 1.0 and True stay apart.
+_PLAIN = frozenset({str, int, float, type(None)})
+_CACHED = 4096
+
+
 def norm(name: str, value: Any) -> Any:
     """A value as compared: what the CRM gives back equals what crmsync wrote.
 
     Salesforce returns numbers as 3.0, HubSpot as "3"; multi-value fields come
     back with ";" or "; "; text may gain CRLF line ends; empty means None.
     """
+    if type(value) in _PLAIN:
+        return _norm_plain(name, value)
+    return _norm(name, value)
+
+
+@functools.lru_cache(maxsize=_CACHED, typed=True)
+def _norm_plain(name: str, value: Any) -> Any:
+    return _norm(name, value)
+
+
+def _norm(name: str, value: Any) -> Any:
     if isinstance(value, Enum):
         value = value.value
     if value is None:
@@ -119,6 +137,8 @@ def norm(name: str, value: Any) -> Any:
 
 
 def same(name: str, a: Any, b: Any) -> bool:
+    if type(a) is type(b) and type(a) in _PLAIN and a == b:
+        return True  # equal plain values normalise alike
     return bool(norm(name, a) == norm(name, b))
 
 
@@ -139,6 +159,17 @@ def canon(name: str, value: Any) -> str | None:
 
 def digest(name: str, value: Any) -> str | None:
     """The signature's hash of `value` in field `name`; None for a blank value."""
+    if type(value) in _PLAIN:
+        return _digest_plain(name, value)
+    return _digest(name, value)
+
+
+@functools.lru_cache(maxsize=_CACHED, typed=True)
+def _digest_plain(name: str, value: Any) -> str | None:
+    return _digest(name, value)
+
+
+def _digest(name: str, value: Any) -> str | None:
     text = canon(name, value)
     if text is None:
         return None
@@ -219,6 +250,10 @@ class Record:
     def decide(self, name: str, wanted: Any, held: Any) -> Decision:
         if same(name, wanted, held):
             return Decision.SAME
+        return self.decide_differing(name, wanted, held)
+
+    def decide_differing(self, name: str, wanted: Any, held: Any) -> Decision:
+        """`decide` for a value the CRM holds that is not the one crmsync wants."""
         if (
             not self.guard
             or canon(name, held) is None
@@ -324,13 +359,19 @@ class Guard:
     ) -> Diff:
         """Intended against the CRM's values; values that are not crmsync's are held as
         conflicts. A payload carries the record's new signature."""
+        differing = [
+            (name, value, current.get(name))
+            for name, value in intended.items()
+            if not same(name, value, current.get(name))
+        ]
+        if not differing:  # the CRM holds it all: whose the values are does not matter
+            return Diff({}, {}, [])
         own = self.record(obj, record_id, written, current)
         payload: dict[str, Any] = {}
         old: dict[str, Any] = {}
         conflicts: list[Conflict] = []
-        for name, value in intended.items():
-            crm_value = current.get(name)
-            decision = own.decide(name, value, crm_value)
+        for name, value, crm_value in differing:
+            decision = own.decide_differing(name, value, crm_value)
             if decision is Decision.CONFLICT:
                 conflicts.append(
                     Conflict(
