@@ -295,7 +295,8 @@ class TaskLifecycle:
         payload: dict[str, Any] = {
             "key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note),
         }  # fmt: skip
-        own = self.guard.record(ObjectType.TASK.value, task.id, written or {}, task.current())
+        mine = {} if written is None else written
+        own = self.guard.record(ObjectType.TASK.value, task.id, mine, task.current())
         payload[SIGNATURE] = own.after(ObjectType.TASK.value, task.current(), payload)
         key = f"complete_task:{task.key}" + (f":{task.id}" if duplicate else "")
         self.items.append(

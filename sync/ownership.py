@@ -233,7 +233,9 @@ class Record:
         *,
         guard: bool = True,
     ) -> Record:
-        return cls(parse(current.get(SIGNATURE)), dict(written or {}), frozenset(handed_back), guard)
+        # `written` as given, not copied: the planner's is read only when looked into
+        mine = {} if written is None else written
+        return cls(parse(current.get(SIGNATURE)), mine, frozenset(handed_back), guard)
 
     def wrote(self, name: str, value: Any) -> bool:
         """True when crmsync can show it wrote exactly `value` (blank is never claimed)."""

@@ -537,7 +537,7 @@ class Planner:
     def _settle(self, accounts: Sequence[str], *, evaluated: Collection[str],
                 gone: Collection[str]) -> None:  # fmt: skip
         tasks = self.store.tasks_of(accounts)
-        written = outbox.written(
+        written = outbox.LastWrites(
             self.db, self.store.crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
         )
         self.decider.settle(tasks, written, evaluated, gone)
@@ -580,9 +580,9 @@ def _from_views(
     the account nor former contacts of it are read."""
     crm = store.crm
     ids = sorted(a for a in results if a in views_by_account)
-    written = outbox.written(db, crm, ObjectType.ACCOUNT, ids)
+    written = outbox.LastWrites(db, crm, ObjectType.ACCOUNT, ids)
     contact_ids = [c.id for a in ids for c in views_by_account[a].contacts]
-    written_contacts = outbox.written(db, crm, ObjectType.CONTACT, contact_ids)
+    written_contacts = outbox.LastWrites(db, crm, ObjectType.CONTACT, contact_ids)
     people = {
         c.id: T.Person(c.id, c.name, c.title)
         for a in ids
