@@ -421,28 +421,32 @@ def account_write(
 
 def contact_write(
     crm: str, contact: ContactRow, status: HygieneStatus | str, reason: str | None,
-    written: Mapping[str, Any], guard: Guard, where: Where,
+    written: Mapping[str, Mapping[str, Any]], guard: Guard, where: Where,
 ) -> tuple[Write | None, list[Conflict]]:  # fmt: skip
-    """A contact's status and reason. Never flagged (blank) or already ok: nothing to say.
+    """A contact's status and reason (`written`: crmsync's last writes by contact id; `where`:
+    the account's). Never flagged (blank) or already ok: nothing to say.
     Status and reason move together: a conflict on either holds both."""
     ok = HygieneStatus.OK.value
     status_value = _value(status)
-    intended: dict[str, Any] = {
-        "status": status_value,
-        "reason": None if status_value == ok else _within(_one_line(reason), REASON_MAX),
-    }
     current = contact.owned
-    if status_value == ok and norm("status", current.get("status")) in (None, ok):
-        if norm("reason", current.get("reason")) is None:
-            return None, []
+    intended: dict[str, Any]
+    if status_value != ok:
+        intended = {"status": status_value, "reason": _within(_one_line(reason), REASON_MAX)}
+    elif norm("status", current.get("status")) not in (None, ok):
+        intended = {"status": ok, "reason": None}
+    elif norm("reason", current.get("reason")) is not None:
         intended = {"reason": None}
-    d = guard.diff(ObjectType.CONTACT.value, contact.id, intended, current, written, where)
+    else:
+        return None, []
+    at = Where(where.account_id, where.owner_id, contact.name)
+    mine = written.get(contact.id, {})
+    d = guard.diff(ObjectType.CONTACT.value, contact.id, intended, current, mine, at)
     if d.conflicts:
         return None, d.conflicts
     if not d.payload:
         return None, []
     key = f"update_contact:{crm}:{contact.id}"
-    return _write(WriteKind.UPDATE_CONTACT, key, contact.id, d, where), []
+    return _write(WriteKind.UPDATE_CONTACT, key, contact.id, d, at), []
 
 
 def _write(kind: WriteKind, key: str, target: str, d: Diff, where: Where) -> Write:

@@ -416,16 +416,19 @@ def _fields(
         if write is not None:
             items.append(write)
     statuses = result.contact_status or {}
+    written = account.written_contacts
     for contact in account.contacts:
         if contact.deleted:
             continue
-        status, reason = statuses.get(contact.id, (HygieneStatus.OK, ""))
-        written = account.written_contacts.get(contact.id, {})
-        at = Where(where.account_id, where.owner_id, contact.name)
-        write, held = ownership.contact_write(crm, contact, status, reason, written, guard, at)
-        conflicts.extend(held)
+        status, reason = statuses.get(contact.id, _NOT_FLAGGED)
+        write, held = ownership.contact_write(crm, contact, status, reason, written, guard, where)
+        if held:
+            conflicts.extend(held)
         if write is not None:
             items.append(write)
+
+
+_NOT_FLAGGED = (HygieneStatus.OK, "")
 
 
 def _facts(crm: str, row: AccountRow, result: AccountResult) -> T.AccountFacts:
@@ -583,12 +586,13 @@ def _from_views(
     written = outbox.LastWrites(db, crm, ObjectType.ACCOUNT, ids)
     contact_ids = [c.id for a in ids for c in views_by_account[a].contacts]
     written_contacts = outbox.LastWrites(db, crm, ObjectType.CONTACT, contact_ids)
+    flagged = {f.contact_id or f.subject_id for a in ids for f in results[a].flags or ()}
     people = {
         c.id: T.Person(c.id, c.name, c.title)
         for a in ids
         for c in (*views_by_account[a].former_contacts, *views_by_account[a].contacts)
+        if c.id in flagged
     }
-    flagged = {f.contact_id or f.subject_id for a in ids for f in results[a].flags or ()}
     for named in store.people(sorted(flagged - set(people))).values():
         people[named.id] = T.Person(named.id, named.name, named.title)
     for account_id in ids:
