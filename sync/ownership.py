@@ -45,7 +45,15 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from crmsync.state.model import OWNED_FIELDS, Coverage, HygieneStatus, ObjectType, Write, WriteKind
+from crmsync.state.model import (
+    OWNED_FIELDS,
+    Contact,
+    Coverage,
+    HygieneStatus,
+    ObjectType,
+    Write,
+    WriteKind,
+)
 from crmsync.state.model import (
     SIGNATURE as SIGNATURE,  # the canonical owned key of the signature field
 )
@@ -420,7 +428,7 @@ def account_write(
 
 
 def contact_write(
-    crm: str, contact: ContactRow, status: HygieneStatus | str, reason: str | None,
+    crm: str, contact: ContactRow | Contact, status: HygieneStatus | str, reason: str | None,
     written: Mapping[str, Mapping[str, Any]], guard: Guard, where: Where,
 ) -> tuple[Write | None, list[Conflict]]:  # fmt: skip
     """A contact's status and reason (`written`: crmsync's last writes by contact id; `where`:

@@ -76,6 +76,7 @@ from crmsync.state import conflicts as conflict_store
 from crmsync.state import outbox, views
 from crmsync.state.model import (
     AccountView,
+    Contact,
     Coverage,
     Flag,
     HygieneStatus,
@@ -199,7 +200,7 @@ class AccountInput:
 
     row: AccountRow
     result: AccountResult
-    contacts: Sequence[ContactRow] = ()
+    contacts: Sequence[ContactRow | Contact] = ()  # a view's contacts are live
     written: Mapping[str, Any] = field(default_factory=dict)  # crmsync's last account values
     written_contacts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     people: Mapping[str, T.Person] = field(default_factory=dict)  # contacts the flags name
@@ -418,7 +419,7 @@ def _fields(
     statuses = result.contact_status or {}
     written = account.written_contacts
     for contact in account.contacts:
-        if contact.deleted:
+        if isinstance(contact, ContactRow) and contact.deleted:
             continue
         status, reason = statuses.get(contact.id, _NOT_FLAGGED)
         write, held = ownership.contact_write(crm, contact, status, reason, written, guard, where)
@@ -605,13 +606,7 @@ def _from_views(
             deleted=False,  # views hold live accounts only
             owned=account.owned,
         )
-        contacts = [
-            ContactRow(
-                id=c.id, account_id=c.account_id, name=c.name, title=c.title,
-                deleted=False, owned=c.owned,
-            )  # fmt: skip
-            for c in sorted(view.contacts, key=lambda c: c.id)
-        ]
+        contacts = sorted(view.contacts, key=lambda c: c.id)  # live, crmsync's fields in `owned`
         yield AccountInput(row, results[account_id], contacts,
                            written.get(account_id, {}), written_contacts, people)  # fmt: skip
 
