@@ -434,7 +434,7 @@ def contact_write(
     """A contact's status and reason (`written`: crmsync's last writes by contact id; `where`:
     the account's). Never flagged (blank) or already ok: nothing to say.
     Status and reason move together: a conflict on either holds both."""
-    ok = HygieneStatus.OK.value
+    ok = _OK
     status_value = _value(status)
     current = contact.owned
     intended: dict[str, Any]
@@ -446,6 +446,8 @@ def contact_write(
         intended = {"reason": None}
     else:
         return None, []
+    if all(same(name, value, current.get(name)) for name, value in intended.items()):
+        return None, []  # the CRM holds it: no label, last writes or diff to make
     at = Where(where.account_id, where.owner_id, contact.name)
     mine = written.get(contact.id, {})
     d = guard.diff(ObjectType.CONTACT.value, contact.id, intended, current, mine, at)
@@ -455,6 +457,9 @@ def contact_write(
         return None, []
     key = f"update_contact:{crm}:{contact.id}"
     return _write(WriteKind.UPDATE_CONTACT, key, contact.id, d, at), []
+
+
+_OK = HygieneStatus.OK.value
 
 
 def _write(kind: WriteKind, key: str, target: str, d: Diff, where: Where) -> Write:

@@ -429,7 +429,7 @@ def _fields(
             items.append(write)
 
 
-_NOT_FLAGGED = (HygieneStatus.OK, "")
+_NOT_FLAGGED = (HygieneStatus.OK.value, "")
 
 
 def _facts(crm: str, row: AccountRow, result: AccountResult) -> T.AccountFacts:
