@@ -82,6 +82,8 @@ KIND_ORDER: Mapping[WriteKind, int] = {
 
 # ---------------------------------------------------------------- enqueue
 
+_KIND_TEXT: Mapping[str, str] = {k: k.value for k in WriteKind}
+
 
 def enqueue(
     db: sqlite_utils.Database,
@@ -119,7 +121,7 @@ def enqueue_many(
         live = _live_rows(db, crm, writes)
         for write in writes:
             payload = dumps(dict(write.payload))
-            kind = str(WriteKind(write.kind))
+            kind = _KIND_TEXT.get(write.kind) or str(WriteKind(write.kind))
             row = live.get((crm, write.key))
             if row is None:
                 new_id = db.conn.execute(
@@ -148,14 +150,13 @@ def enqueue_many(
 def _live_rows(
     db: sqlite_utils.Database, crm: str, writes: Sequence[Write]
 ) -> dict[tuple[str, str], tuple[Any, ...]]:
-    pairs = dumps(sorted({(crm, w.key) for w in writes}))
+    keys = dumps(sorted({w.key for w in writes}))
     rows = db.conn.execute(
-        "SELECT o.crm, o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o "
-        "JOIN json_each(?) j ON o.crm = json_extract(j.value, '$[0]') "
-        "AND o.key = json_extract(j.value, '$[1]') WHERE o.status <> 'done'",
-        [pairs],
+        "SELECT o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o"
+        " WHERE o.crm = ? AND o.key IN (SELECT value FROM json_each(?)) AND o.status <> 'done'",
+        [crm, keys],
     )
-    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+    return {(crm, r[0]): tuple(r[1:]) for r in rows}
 
 
 def _requeue(

@@ -126,7 +126,7 @@ _TASK_COLUMNS_READ = (
     "id", "key", "account_id", "contact_id", "owner_id", "subject", "body", "status", "priority",
     "is_closed", "deleted_at", "owned",
 )  # fmt: skip
-_TASKS_T = "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS_READ) + " FROM tasks t"
+_TASKS_T = "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS_READ)
 
 
 def _task(r: Mapping[str, Any]) -> TaskRow:
@@ -252,10 +252,11 @@ class Reader:
         out: dict[str, list[TaskRow]] = defaultdict(list)
         for chunk in chunks(sorted(set(account_ids))):
             ids = dumps(list(chunk))
+            # CROSS JOIN: from the chunk's keys noted to their tasks (tasks_key), not through
+            # every task of the CRM
             rows = self.db.conn.execute(
-                f"{_TASKS_T} JOIN temp.plan_tasks p ON p.key = t.key"
-                " WHERE t.crm = ? AND p.account_id IN (SELECT value FROM json_each(?))"
-                " ORDER BY t.key, t.id",
+                f"{_TASKS_T} FROM temp.plan_tasks p CROSS JOIN tasks t ON t.crm = ? AND t.key = p.key"
+                " WHERE p.account_id IN (SELECT value FROM json_each(?)) ORDER BY t.key, t.id",
                 [self.crm, ids],
             )
             names = [d[0] for d in rows.description]
