@@ -96,7 +96,7 @@ _STATUS_ALIASES = {
 # Values of these exact types are compared, normalised and hashed through a cache (the same
 # texts and numbers recur across an org's records); typed, so 1, 1.0 and True stay apart.
 _PLAIN = frozenset({str, int, float, type(None)})
-_CACHED = 4096
+_CACHED = 1024  # entries per cache: the recurring values; a long unique text churns through
 
 
 def norm(name: str, value: Any) -> Any:
