@@ -580,8 +580,9 @@ def _from_views(
 ) -> Iterator[AccountInput]:
     """The evaluated accounts that have a view (live accounts), in id order, with what the
     CRM holds from the views (live contacts with crmsync's fields as the CRM holds them);
-    only crmsync's last writes (the outbox) and people a flag names who are neither at
-    the account nor former contacts of it are read."""
+    only crmsync's last writes (the outbox's `LastWrites`: a record's values when the diff
+    looks into them) and people a flag names who are neither at the account nor former
+    contacts of it are read."""
     crm = store.crm
     ids = sorted(a for a in results if a in views_by_account)
     written = outbox.LastWrites(db, crm, ObjectType.ACCOUNT, ids)
