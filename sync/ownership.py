@@ -435,11 +435,10 @@ def contact_write(
     the account's). Never flagged (blank) or already ok: nothing to say.
     Status and reason move together: a conflict on either holds both."""
     ok = _OK
-    status_value = _value(status)
     current = contact.owned
     intended: dict[str, Any]
-    if status_value != ok:
-        intended = {"status": status_value, "reason": _within(_one_line(reason), REASON_MAX)}
+    if status != ok:  # a StrEnum or its text
+        intended = {"status": _value(status), "reason": _within(_one_line(reason), REASON_MAX)}
     elif norm("status", current.get("status")) not in (None, ok):
         intended = {"status": ok, "reason": None}
     elif norm("reason", current.get("reason")) is not None:
