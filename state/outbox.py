@@ -82,6 +82,8 @@ KIND_ORDER: Mapping[WriteKind, int] = {
 
 # ---------------------------------------------------------------- enqueue
 
+_KIND_TEXT: Mapping[str, str] = {k: k.value for k in WriteKind}
+
 
 def enqueue(
     db: sqlite_utils.Database,
@@ -119,7 +121,7 @@ def enqueue_many(
         live = _live_rows(db, crm, writes)
         for write in writes:
             payload = dumps(dict(write.payload))
-            kind = str(WriteKind(write.kind))
+            kind = _KIND_TEXT.get(write.kind) or str(WriteKind(write.kind))
             row = live.get((crm, write.key))
             if row is None:
                 new_id = db.conn.execute(
@@ -148,14 +150,13 @@ def enqueue_many(
 def _live_rows(
     db: sqlite_utils.Database, crm: str, writes: Sequence[Write]
 ) -> dict[tuple[str, str], tuple[Any, ...]]:
-    pairs = dumps(sorted({(crm, w.key) for w in writes}))
+    keys = dumps(sorted({w.key for w in writes}))
     rows = db.conn.execute(
-        "SELECT o.crm, o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o "
-        "JOIN json_each(?) j ON o.crm = json_extract(j.value, '$[0]') "
-        "AND o.key = json_extract(j.value, '$[1]') WHERE o.status <> 'done'",
-        [pairs],
+        "SELECT o.key, o.id, o.status, o.kind, o.target_id, o.payload FROM outbox o"
+        " WHERE o.crm = ? AND o.key IN (SELECT value FROM json_each(?)) AND o.status <> 'done'",
+        [crm, keys],
     )
-    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+    return {(crm, r[0]): tuple(r[1:]) for r in rows}
 
 
 def _requeue(
@@ -705,3 +706,68 @@ def written(
     for record_id, name, value in db.conn.execute(sql + " ORDER BY id, field", params):
         out.setdefault(record_id, {})[name] = loads(value)
     return out
+
+
+class LastWrites(Mapping[str, Mapping[str, Any]]):
+    """`written` for the records `ids` of `object`, read as it is used: which of them crmsync
+    wrote to is read at once (their ids, on the table's key), the values of one when it is
+    first looked into. The planner looks only at a value a record's signature does not vouch
+    for, or a conflict's (sync/ownership.py): a cycle decodes a few records' values, not every
+    value crmsync ever wrote to the accounts it evaluates."""
+
+    def __init__(
+        self, db: sqlite_utils.Database, crm: str, object: ObjectType | str, ids: Iterable[str]
+    ) -> None:
+        self._db, self._crm, self._object = db, crm, ObjectType(object).value
+        rows = db.conn.execute(
+            "SELECT DISTINCT id FROM written WHERE crm = ? AND object = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            [crm, self._object, dumps(sorted(set(ids)))],
+        )
+        self._ids = frozenset(r[0] for r in rows)
+
+    def __getitem__(self, record_id: str) -> Mapping[str, Any]:
+        if record_id not in self._ids:
+            raise KeyError(record_id)
+        return _RecordWrites(self, record_id)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def _values(self, record_id: str) -> dict[str, Any]:
+        rows = self._db.conn.execute(
+            "SELECT field, value FROM written WHERE crm = ? AND object = ? AND id = ?"
+            " ORDER BY field",
+            [self._crm, self._object, record_id],
+        )
+        return {name: loads(value) for name, value in rows}
+
+
+class _RecordWrites(Mapping[str, Any]):
+    """One record's `written` values, read when first looked into."""
+
+    __slots__ = ("_of", "_id", "_read")
+
+    def __init__(self, of: LastWrites, record_id: str) -> None:
+        self._of, self._id = of, record_id
+        self._read: dict[str, Any] | None = None
+
+    def _all(self) -> dict[str, Any]:
+        if self._read is None:
+            self._read = self._of._values(self._id)
+        return self._read
+
+    def __getitem__(self, name: str) -> Any:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())

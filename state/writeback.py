@@ -126,7 +126,7 @@ _TASK_COLUMNS_READ = (
     "id", "key", "account_id", "contact_id", "owner_id", "subject", "body", "status", "priority",
     "is_closed", "deleted_at", "owned",
 )  # fmt: skip
-_TASKS_T = "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS_READ) + " FROM tasks t"
+_TASKS_T = "SELECT " + ", ".join(f"t.{c}" for c in _TASK_COLUMNS_READ)
 
 
 def _task(r: Mapping[str, Any]) -> TaskRow:
@@ -190,19 +190,29 @@ class Reader:
             )
         else:
             rows = self._task_rows(self._keys_of(accounts))
-        noted = 0
-        for key, group in groupby(rows, key=lambda r: r[0]):
-            parsed = TaskKey.parse(key)
-            if parsed is not None:
-                account: str | None = parsed.account_id
+        return conn.executemany(
+            "INSERT INTO temp.plan_tasks (key, account_id) VALUES (?, ?)", _settled_with(rows)
+        ).rowcount
+
+    def _kinds(self) -> list[str]:
+        """The kinds (`<kind>:` before a key's first ':') of the CRM's task keys, found by
+        skipping from one kind's keys to the next on the tasks_key index (a seek per kind,
+        not a read of every key)."""
+        conn, crm = self.db.conn, self.crm
+        kinds: list[str] = []
+        low, op = "", ">="
+        while True:
+            (key,) = conn.execute(
+                f"SELECT min(key) FROM tasks WHERE crm = ? AND key {op} ?", [crm, low]
+            ).fetchone()
+            if key is None:
+                return kinds
+            kind, colon, _rest = key.partition(":")
+            if colon:
+                kinds.append(kind)
+                low, op = kind + ";", ">="  # ';' follows ':': past every `<kind>:` key
             else:
-                account = next(
-                    (r[1] for r in group if not is_closed(r[2], r[3]) and r[4] is None), None
-                )
-            conn.execute("INSERT INTO temp.plan_tasks (key, account_id) VALUES (?, ?)",
-                         [key, account])  # fmt: skip
-            noted += 1
-        return noted
+                low, op = key, ">"
 
     def _keys_of(self, accounts: Sequence[str]) -> list[str]:
         """The task keys naming one of `accounts` (`<kind>:<crm>:<account>:`, for every kind
@@ -210,10 +220,7 @@ class Reader:
         conn, crm = self.db.conn, self.crm
         if not accounts:
             return []
-        kinds = [k for (k,) in conn.execute(
-            "SELECT DISTINCT substr(key, 1, instr(key, ':') - 1) FROM tasks"
-            " WHERE crm = ? AND key IS NOT NULL AND instr(key, ':') > 0", [crm]
-        )]  # fmt: skip
+        kinds = self._kinds()
         keys: set[str] = set()
         for chunk in chunks(sorted(set(accounts))):
             ids = dumps(list(chunk))
@@ -245,10 +252,11 @@ class Reader:
         out: dict[str, list[TaskRow]] = defaultdict(list)
         for chunk in chunks(sorted(set(account_ids))):
             ids = dumps(list(chunk))
+            # CROSS JOIN: from the chunk's keys noted to their tasks (tasks_key), not through
+            # every task of the CRM
             rows = self.db.conn.execute(
-                f"{_TASKS_T} JOIN temp.plan_tasks p ON p.key = t.key"
-                " WHERE t.crm = ? AND p.account_id IN (SELECT value FROM json_each(?))"
-                " ORDER BY t.key, t.id",
+                f"{_TASKS_T} FROM temp.plan_tasks p CROSS JOIN tasks t ON t.crm = ? AND t.key = p.key"
+                " WHERE p.account_id IN (SELECT value FROM json_each(?)) ORDER BY t.key, t.id",
                 [self.crm, ids],
             )
             names = [d[0] for d in rows.description]
@@ -264,8 +272,10 @@ class Reader:
 
     def deleted_accounts_with_tasks(self) -> list[str]:
         """Deleted accounts whose crmsync tasks no `tasks_of` read yet (no chunk had them)."""
+        # CROSS JOIN: from the keys noted (those of the accounts a run evaluates), not from
+        # every account of the CRM
         rows = self.db.conn.execute(
-            "SELECT DISTINCT p.account_id FROM temp.plan_tasks p JOIN accounts a"
+            "SELECT DISTINCT p.account_id FROM temp.plan_tasks p CROSS JOIN accounts a"
             " ON a.crm = ? AND a.id = p.account_id"
             " WHERE p.done = 0 AND a.deleted_at IS NOT NULL ORDER BY p.account_id",
             [self.crm],
@@ -300,6 +310,19 @@ class Reader:
         """Owner id -> name, for every owner the mirror knows (deleted ones included)."""
         rows = self.db.query("select id, name from owners where crm = ?", [self.crm])
         return {r["id"]: r["name"] for r in rows if r["name"]}
+
+
+def _settled_with(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, str | None]]:
+    """(key, account it is settled with) from (key, account_id, status, is_closed,
+    deleted_at) rows by key then id (`Reader.index_tasks`)."""
+    for key, group in groupby(rows, key=lambda r: r[0]):
+        parsed = TaskKey.parse(key)
+        if parsed is not None:
+            yield key, parsed.account_id
+        else:
+            yield key, next(
+                (r[1] for r in group if not is_closed(r[2], r[3]) and r[4] is None), None
+            )
 
 
 # ---------------------------------------------------------------- reflect a landed write

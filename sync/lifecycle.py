@@ -104,8 +104,7 @@ class TaskLifecycle:
         # Notes (severity info: a role address, a single soft bounce) inform; they are not
         # problems for an owner's queue, and the contact's own status stays ok.
         flags = [
-            f for f in result.flags or ()
-            if not f.suppressed and _value(f.severity) != Severity.INFO.value
+            f for f in result.flags or () if not f.suppressed and _value(f.severity) != _INFO
         ]  # fmt: skip
         statuses = result.contact_status or {}
         departed = {f.contact_id or f.subject_id for f in flags if f.rule == T.DEPARTED}
@@ -121,11 +120,7 @@ class TaskLifecycle:
                 if hygiene.get(cid, ("",))[0] == T.BOUNCING:
                     continue
                 status, reason = statuses.get(cid, (None, ""))
-                same_kind = _value(status) == (
-                    HygieneStatus.BOUNCING.value
-                    if kind == T.BOUNCING
-                    else HygieneStatus.STALE.value
-                )
+                same_kind = _value(status) == (_BOUNCING if kind == T.BOUNCING else _STALE)
                 hygiene[cid] = (kind, (reason if same_kind and reason else flag.explanation))
         if hygiene:
             stale: list[tuple[T.Person, str]] = []
@@ -295,13 +290,18 @@ class TaskLifecycle:
         payload: dict[str, Any] = {
             "key": task.key, "status": T.STATUS_COMPLETED, "body": T.with_note(task.body, note),
         }  # fmt: skip
-        own = self.guard.record(ObjectType.TASK.value, task.id, written or {}, task.current())
+        mine = {} if written is None else written
+        own = self.guard.record(ObjectType.TASK.value, task.id, mine, task.current())
         payload[SIGNATURE] = own.after(ObjectType.TASK.value, task.current(), payload)
         key = f"complete_task:{task.key}" + (f":{task.id}" if duplicate else "")
         self.items.append(
             Write(WriteKind.COMPLETE_TASK, key, task.id, payload, {"status": task.status},
                   task.owner_id, account_id, task.subject or task.key)  # fmt: skip
         )
+
+
+_INFO = Severity.INFO.value
+_BOUNCING, _STALE = HygieneStatus.BOUNCING.value, HygieneStatus.STALE.value
 
 
 def _value(v: Any) -> Any:

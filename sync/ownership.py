@@ -36,6 +36,7 @@ Pure: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -44,7 +45,15 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from crmsync.state.model import OWNED_FIELDS, Coverage, HygieneStatus, ObjectType, Write, WriteKind
+from crmsync.state.model import (
+    OWNED_FIELDS,
+    Contact,
+    Coverage,
+    HygieneStatus,
+    ObjectType,
+    Write,
+    WriteKind,
+)
 from crmsync.state.model import (
     SIGNATURE as SIGNATURE,  # the canonical owned key of the signature field
 )
@@ -84,12 +93,29 @@ _STATUS_ALIASES = {
 }
 
 
+# Values of these exact types are compared, normalised and hashed through a cache (the same
+# texts and numbers recur across an org's records); typed, so 1, 1.0 and True stay apart.
+_PLAIN = frozenset({str, int, float, type(None)})
+_CACHED = 1024  # entries per cache: the recurring values; a long unique text churns through
+
+
 def norm(name: str, value: Any) -> Any:
     """A value as compared: what the CRM gives back equals what crmsync wrote.
 
     Salesforce returns numbers as 3.0, HubSpot as "3"; multi-value fields come
     back with ";" or "; "; text may gain CRLF line ends; empty means None.
     """
+    if type(value) in _PLAIN:
+        return _norm_plain(name, value)
+    return _norm(name, value)
+
+
+@functools.lru_cache(maxsize=_CACHED, typed=True)
+def _norm_plain(name: str, value: Any) -> Any:
+    return _norm(name, value)
+
+
+def _norm(name: str, value: Any) -> Any:
     if isinstance(value, Enum):
         value = value.value
     if value is None:
@@ -119,6 +145,8 @@ def norm(name: str, value: Any) -> Any:
 
 
 def same(name: str, a: Any, b: Any) -> bool:
+    if type(a) is type(b) and type(a) in _PLAIN and a == b:
+        return True  # equal plain values normalise alike
     return bool(norm(name, a) == norm(name, b))
 
 
@@ -139,6 +167,17 @@ def canon(name: str, value: Any) -> str | None:
 
 def digest(name: str, value: Any) -> str | None:
     """The signature's hash of `value` in field `name`; None for a blank value."""
+    if type(value) in _PLAIN:
+        return _digest_plain(name, value)
+    return _digest(name, value)
+
+
+@functools.lru_cache(maxsize=_CACHED, typed=True)
+def _digest_plain(name: str, value: Any) -> str | None:
+    return _digest(name, value)
+
+
+def _digest(name: str, value: Any) -> str | None:
     text = canon(name, value)
     if text is None:
         return None
@@ -202,7 +241,9 @@ class Record:
         *,
         guard: bool = True,
     ) -> Record:
-        return cls(parse(current.get(SIGNATURE)), dict(written or {}), frozenset(handed_back), guard)
+        # `written` as given, not copied: the planner's is read only when looked into
+        mine = {} if written is None else written
+        return cls(parse(current.get(SIGNATURE)), mine, frozenset(handed_back), guard)
 
     def wrote(self, name: str, value: Any) -> bool:
         """True when crmsync can show it wrote exactly `value` (blank is never claimed)."""
@@ -219,6 +260,10 @@ class Record:
     def decide(self, name: str, wanted: Any, held: Any) -> Decision:
         if same(name, wanted, held):
             return Decision.SAME
+        return self.decide_differing(name, wanted, held)
+
+    def decide_differing(self, name: str, wanted: Any, held: Any) -> Decision:
+        """`decide` for a value the CRM holds that is not the one crmsync wants."""
         if (
             not self.guard
             or canon(name, held) is None
@@ -324,13 +369,19 @@ class Guard:
     ) -> Diff:
         """Intended against the CRM's values; values that are not crmsync's are held as
         conflicts. A payload carries the record's new signature."""
+        differing = [
+            (name, value, current.get(name))
+            for name, value in intended.items()
+            if not same(name, value, current.get(name))
+        ]
+        if not differing:  # the CRM holds it all: whose the values are does not matter
+            return Diff({}, {}, [])
         own = self.record(obj, record_id, written, current)
         payload: dict[str, Any] = {}
         old: dict[str, Any] = {}
         conflicts: list[Conflict] = []
-        for name, value in intended.items():
-            crm_value = current.get(name)
-            decision = own.decide(name, value, crm_value)
+        for name, value, crm_value in differing:
+            decision = own.decide_differing(name, value, crm_value)
             if decision is Decision.CONFLICT:
                 conflicts.append(
                     Conflict(
@@ -377,29 +428,37 @@ def account_write(
 
 
 def contact_write(
-    crm: str, contact: ContactRow, status: HygieneStatus | str, reason: str | None,
-    written: Mapping[str, Any], guard: Guard, where: Where,
+    crm: str, contact: ContactRow | Contact, status: HygieneStatus | str, reason: str | None,
+    written: Mapping[str, Mapping[str, Any]], guard: Guard, where: Where,
 ) -> tuple[Write | None, list[Conflict]]:  # fmt: skip
-    """A contact's status and reason. Never flagged (blank) or already ok: nothing to say.
+    """A contact's status and reason (`written`: crmsync's last writes by contact id; `where`:
+    the account's). Never flagged (blank) or already ok: nothing to say.
     Status and reason move together: a conflict on either holds both."""
-    ok = HygieneStatus.OK.value
-    status_value = _value(status)
-    intended: dict[str, Any] = {
-        "status": status_value,
-        "reason": None if status_value == ok else _within(_one_line(reason), REASON_MAX),
-    }
+    ok = _OK
     current = contact.owned
-    if status_value == ok and norm("status", current.get("status")) in (None, ok):
-        if norm("reason", current.get("reason")) is None:
-            return None, []
+    intended: dict[str, Any]
+    if status != ok:  # a StrEnum or its text
+        intended = {"status": _value(status), "reason": _within(_one_line(reason), REASON_MAX)}
+    elif norm("status", current.get("status")) not in (None, ok):
+        intended = {"status": ok, "reason": None}
+    elif norm("reason", current.get("reason")) is not None:
         intended = {"reason": None}
-    d = guard.diff(ObjectType.CONTACT.value, contact.id, intended, current, written, where)
+    else:
+        return None, []
+    if all(same(name, value, current.get(name)) for name, value in intended.items()):
+        return None, []  # the CRM holds it: no label, last writes or diff to make
+    at = Where(where.account_id, where.owner_id, contact.name)
+    mine = written.get(contact.id, {})
+    d = guard.diff(ObjectType.CONTACT.value, contact.id, intended, current, mine, at)
     if d.conflicts:
         return None, d.conflicts
     if not d.payload:
         return None, []
     key = f"update_contact:{crm}:{contact.id}"
-    return _write(WriteKind.UPDATE_CONTACT, key, contact.id, d, where), []
+    return _write(WriteKind.UPDATE_CONTACT, key, contact.id, d, at), []
+
+
+_OK = HygieneStatus.OK.value
 
 
 def _write(kind: WriteKind, key: str, target: str, d: Diff, where: Where) -> Write:

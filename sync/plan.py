@@ -76,6 +76,7 @@ from crmsync.state import conflicts as conflict_store
 from crmsync.state import outbox, views
 from crmsync.state.model import (
     AccountView,
+    Contact,
     Coverage,
     Flag,
     HygieneStatus,
@@ -199,7 +200,7 @@ class AccountInput:
 
     row: AccountRow
     result: AccountResult
-    contacts: Sequence[ContactRow] = ()
+    contacts: Sequence[ContactRow | Contact] = ()  # a view's contacts are live
     written: Mapping[str, Any] = field(default_factory=dict)  # crmsync's last account values
     written_contacts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     people: Mapping[str, T.Person] = field(default_factory=dict)  # contacts the flags name
@@ -416,16 +417,23 @@ def _fields(
         if write is not None:
             items.append(write)
     statuses = result.contact_status or {}
+    written = account.written_contacts
     for contact in account.contacts:
-        if contact.deleted:
+        if isinstance(contact, ContactRow) and contact.deleted:
             continue
-        status, reason = statuses.get(contact.id, (HygieneStatus.OK, ""))
-        written = account.written_contacts.get(contact.id, {})
-        at = Where(where.account_id, where.owner_id, contact.name)
-        write, held = ownership.contact_write(crm, contact, status, reason, written, guard, at)
-        conflicts.extend(held)
+        status, reason = statuses.get(contact.id, _NOT_FLAGGED)
+        owned = contact.owned
+        if status == _OK and owned.get("status") is None and owned.get("reason") is None:
+            continue  # ok and blank in the CRM: nothing to say (ownership.contact_write)
+        write, held = ownership.contact_write(crm, contact, status, reason, written, guard, where)
+        if held:
+            conflicts.extend(held)
         if write is not None:
             items.append(write)
+
+
+_OK = HygieneStatus.OK.value
+_NOT_FLAGGED = (_OK, "")
 
 
 def _facts(crm: str, row: AccountRow, result: AccountResult) -> T.AccountFacts:
@@ -537,7 +545,7 @@ class Planner:
     def _settle(self, accounts: Sequence[str], *, evaluated: Collection[str],
                 gone: Collection[str]) -> None:  # fmt: skip
         tasks = self.store.tasks_of(accounts)
-        written = outbox.written(
+        written = outbox.LastWrites(
             self.db, self.store.crm, ObjectType.TASK, [t.id for ts in tasks.values() for t in ts]
         )
         self.decider.settle(tasks, written, evaluated, gone)
@@ -576,19 +584,21 @@ def _from_views(
 ) -> Iterator[AccountInput]:
     """The evaluated accounts that have a view (live accounts), in id order, with what the
     CRM holds from the views (live contacts with crmsync's fields as the CRM holds them);
-    only crmsync's last writes (the outbox) and people a flag names who are neither at
-    the account nor former contacts of it are read."""
+    only crmsync's last writes (the outbox's `LastWrites`: a record's values when the diff
+    looks into them) and people a flag names who are neither at the account nor former
+    contacts of it are read."""
     crm = store.crm
     ids = sorted(a for a in results if a in views_by_account)
-    written = outbox.written(db, crm, ObjectType.ACCOUNT, ids)
+    written = outbox.LastWrites(db, crm, ObjectType.ACCOUNT, ids)
     contact_ids = [c.id for a in ids for c in views_by_account[a].contacts]
-    written_contacts = outbox.written(db, crm, ObjectType.CONTACT, contact_ids)
+    written_contacts = outbox.LastWrites(db, crm, ObjectType.CONTACT, contact_ids)
+    flagged = {f.contact_id or f.subject_id for a in ids for f in results[a].flags or ()}
     people = {
         c.id: T.Person(c.id, c.name, c.title)
         for a in ids
         for c in (*views_by_account[a].former_contacts, *views_by_account[a].contacts)
+        if c.id in flagged
     }
-    flagged = {f.contact_id or f.subject_id for a in ids for f in results[a].flags or ()}
     for named in store.people(sorted(flagged - set(people))).values():
         people[named.id] = T.Person(named.id, named.name, named.title)
     for account_id in ids:
@@ -601,13 +611,7 @@ def _from_views(
             deleted=False,  # views hold live accounts only
             owned=account.owned,
         )
-        contacts = [
-            ContactRow(
-                id=c.id, account_id=c.account_id, name=c.name, title=c.title,
-                deleted=False, owned=c.owned,
-            )  # fmt: skip
-            for c in sorted(view.contacts, key=lambda c: c.id)
-        ]
+        contacts = sorted(view.contacts, key=lambda c: c.id)  # live, crmsync's fields in `owned`
         yield AccountInput(row, results[account_id], contacts,
                            written.get(account_id, {}), written_contacts, people)  # fmt: skip
 

@@ -169,6 +169,12 @@ def test_w8_written_values_are_recorded_on_success(db) -> None:
     }
     outbox.record_written(db, SF, "contacts", "C1", {"status": "stale"}, written_at=at())
     assert outbox.written(db, SF, "contacts", ids=["C1", "C2"]) == {"C1": {"status": "stale"}}
+    # the planner's view of the same record: its values read when looked into
+    last = outbox.LastWrites(db, SF, "contacts", ["C1", "C2"])
+    assert "C2" not in last and last.get("C2", {}) == {} and list(last) == ["C1"]
+    record = last["C1"]
+    outbox.record_written(db, SF, "contacts", "C1", {"reason": "Quiet."}, written_at=at())
+    assert dict(record) == {"status": "stale", "reason": "Quiet."}
 
 
 def test_enqueue_many_in_one_call(db) -> None:
