@@ -31,11 +31,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime
 from typing import Any
 
 import sqlite_utils
 
-from crmsync.state.db import decode, decoder_for, dumps, loads
+from crmsync.state.db import decode, decode_date, decode_datetime, decoder_for, dumps, loads
 from crmsync.state.model import (
     COLUMNS,
     Account,
@@ -61,27 +62,62 @@ class _Decoder:
 
     Selects the dataclass fields the table stores (COLUMNS plus bookkeeping);
     a model field without a column yet keeps its dataclass default.
+
+    Hot: every contact, opportunity and role of a run passes here. The conversions are
+    grouped by kind (no call per value through `decoder_for`), and a dataclass whose
+    every field is stored is filled in directly (what its generated `__init__` does,
+    without one `object.__setattr__` per field of a frozen class).
     """
 
     def __init__(self, cls: type[Any], obj: ObjectType, prefix: str = "") -> None:
         stored = {"crm", "id", "modified_at", "deleted_at", "owned", *COLUMNS[obj]}
         self.cls = cls
         self.fields = [f.name for f in dataclasses.fields(cls) if f.name in stored]
-        self._positional = len(self.fields) == len(dataclasses.fields(cls))
         self.select = ", ".join(f"{prefix}{name}" for name in self.fields)
-        self._convert: list[tuple[int, Callable[[Any], Any]]] = [
-            (i, _owned if name == "owned" else decoder_for(name))
-            for i, name in enumerate(self.fields)
-            if _needs_decode(name)
+        kinds: dict[Callable[[Any], Any], list[int]] = {}
+        for i, name in enumerate(self.fields):
+            if _needs_decode(name):
+                kinds.setdefault(_owned if name == "owned" else decoder_for(name), []).append(i)
+        # by kind: (parsed when not NULL, parser), NULL-aware decoders, crmsync's own fields
+        self._parse = [
+            (tuple(kinds.pop(d, ())), p)
+            for d, p in (
+                (decode_datetime, datetime.fromisoformat),
+                (decode_date, date.fromisoformat),
+            )
         ]
+        self._convert = [(tuple(at), convert) for convert, at in kinds.items()]
+        self._make = _maker(cls, self.fields)
 
     def __call__(self, row: Sequence[Any]) -> Any:
         values = list(row)
-        for i, convert in self._convert:
-            values[i] = convert(values[i])
-        if self._positional:
-            return self.cls(*values)
-        return self.cls(**dict(zip(self.fields, values, strict=True)))
+        for at, parse in self._parse:
+            for i in at:
+                v = values[i]
+                if v is not None:
+                    values[i] = parse(v)
+        for at, convert in self._convert:
+            for i in at:
+                values[i] = convert(values[i])
+        return self._make(values)
+
+
+def _maker(cls: type[Any], fields: Sequence[str]) -> Callable[[Sequence[Any]], Any]:
+    """values (in `fields` order) -> an instance of the frozen dataclass `cls`."""
+    names = tuple(fields)
+    if len(names) != len(dataclasses.fields(cls)):  # a model field without a column yet
+        return lambda values: cls(**dict(zip(names, values, strict=True)))
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        return lambda values: cls(*values)
+    new = object.__new__
+
+    def make(values: Sequence[Any]) -> Any:
+        # The generated __init__ of a frozen dataclass without __post_init__ does exactly this.
+        obj = new(cls)
+        obj.__dict__.update(zip(names, values, strict=True))
+        return obj
+
+    return make
 
 
 def _needs_decode(column: str) -> bool:
@@ -272,14 +308,23 @@ class _Stream:
         return tuple(out)
 
 
+def _all_fields(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
+    return _maker(cls, [f.name for f in dataclasses.fields(cls)])
+
+
+_make_change = _all_fields(ContactChange)
+
+
 def _change(row: Sequence[Any]) -> ContactChange:
     crm, contact_id, field, old, new, seen_at = row
-    return ContactChange(crm, contact_id, field, old, new, decode("seen_at", seen_at))
+    change: ContactChange = _make_change(
+        (crm, contact_id, field, old, new, decode("seen_at", seen_at))
+    )
+    return change
 
 
-def _elsewhere(row: Sequence[Any]) -> Elsewhere:
-    cid, ocid, oacc, oname, how = row
-    return Elsewhere(cid, ocid, oacc, oname, how)
+# cid, ocid, oacc, oname, how: Elsewhere's fields in order
+_elsewhere = _all_fields(Elsewhere)
 
 
 def _outside(row: Sequence[Any]) -> OutsidePerson:
