@@ -32,6 +32,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from itertools import chain
 from typing import Any
 
 import sqlite_utils
@@ -251,27 +252,30 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                   AND coalesce(c.first_name, '') <> '' AND coalesce(c.last_name, '') <> ''
                   AND a.crm = x.crm AND a.id = x.acc
             ),
-            found(vcrm, vacc, cid, ocid, oacc, oname, how) AS (
-                SELECT f.crm, f.acc, f.cid, f.cid, b.id, b.name, 'moved'
+            -- One row per former contact ("moved") and one per holder ("same_name"), whose
+            -- matches come packed as a JSON array of [id, account, account name] (read
+            -- straight off the rows the search joined; views.py unpacks them in order).
+            found(vcrm, vacc, cid, how, ocid, oacc, oname, matches) AS (
+                SELECT f.crm, f.acc, f.cid, 'moved', f.cid, b.id, b.name, NULL
                 FROM former f CROSS JOIN contacts c CROSS JOIN accounts b
                 WHERE c.crm = f.crm AND c.id = f.cid
                   AND b.crm = c.crm AND b.id = c.account_id AND b.deleted_at IS NULL
                 UNION ALL
-                SELECT h.crm, h.acc, h.cid, y.id, b.id, b.name, 'same_name'
-                FROM holder_names h CROSS JOIN contacts y CROSS JOIN accounts b
-                WHERE y.rowid IN (
-                    SELECT z.rowid FROM contacts z CROSS JOIN accounts w
-                    WHERE z.crm = h.crm AND lower(z.last_name) = h.ln
-                      AND lower(z.first_name) = h.fn AND z.deleted_at IS NULL
-                      AND z.account_id IS NOT NULL AND z.id <> h.cid
-                      AND w.crm = z.crm AND w.id = z.account_id AND w.deleted_at IS NULL
-                      AND coalesce(lower(w.domain), '') <> h.dom
-                    ORDER BY z.account_id, z.id LIMIT {MAX_SAME_NAME})
-                  AND b.crm = y.crm AND b.id = y.account_id
+                SELECT h.crm, h.acc, h.cid, 'same_name', NULL, NULL, NULL, (
+                    SELECT json_group_array(json_array(m.id, m.acc, m.name)) FROM (
+                        SELECT z.id, z.account_id AS acc, w.name
+                        FROM contacts z CROSS JOIN accounts w
+                        WHERE z.crm = h.crm AND lower(z.last_name) = h.ln
+                          AND lower(z.first_name) = h.fn AND z.deleted_at IS NULL
+                          AND z.account_id IS NOT NULL AND z.id <> h.cid
+                          AND w.crm = z.crm AND w.id = z.account_id AND w.deleted_at IS NULL
+                          AND coalesce(lower(w.domain), '') <> h.dom
+                        ORDER BY z.account_id, z.id LIMIT {MAX_SAME_NAME}) m)
+                FROM holder_names h
             )
-            -- (at most one "moved" row per former contact, MAX_SAME_NAME "same_name" rows)
-            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM found
-            ORDER BY vcrm, vacc, cid, how, oacc, ocid""",
+            -- (at most one "moved" row per former contact, MAX_SAME_NAME "same_name" matches)
+            SELECT vcrm, vacc, cid, how, ocid, oacc, oname, matches FROM found
+            ORDER BY vcrm, vacc, cid, how""",
         "outside": f"""
             SELECT crm, account_id, role, name, title, email, source FROM enrichment_people
             WHERE 1 = 1 {f("crm", "account_id", crm, ids)}
@@ -323,8 +327,22 @@ def _change(row: Sequence[Any]) -> ContactChange:
     return change
 
 
-# cid, ocid, oacc, oname, how: Elsewhere's fields in order
-_elsewhere = _all_fields(Elsewhere)
+_make_elsewhere = _all_fields(Elsewhere)
+
+
+def _elsewhere(row: Sequence[Any]) -> tuple[Elsewhere, ...]:
+    """A "moved" row, or a holder's "same_name" matches in (account, id) order."""
+    cid, how, ocid, oacc, oname, matches = row
+    if matches is None:
+        return (_make_elsewhere((cid, ocid, oacc, oname, how)),)
+    return tuple(
+        _make_elsewhere((cid, id_, acc, name, how))
+        for id_, acc, name in sorted(loads(matches), key=_account_then_id)
+    )
+
+
+def _account_then_id(match: Sequence[str]) -> tuple[str, str]:
+    return match[1], match[0]
 
 
 def _outside(row: Sequence[Any]) -> OutsidePerson:
@@ -372,7 +390,7 @@ def iter_account_views(
                 opportunities=streams["opportunities"].take(key),
                 roles=streams["roles"].take(key),
                 history=streams["history"].take(key),
-                elsewhere=streams["elsewhere"].take(key),
+                elsewhere=tuple(chain.from_iterable(streams["elsewhere"].take(key))),
                 owner=_owner(account.crm, row[n:]),
                 former_contacts=streams["former"].take(key),
                 outside_people=streams["outside"].take(key),
