@@ -64,10 +64,10 @@ class _Decoder:
     Selects the dataclass fields the table stores (COLUMNS plus bookkeeping);
     a model field without a column yet keeps its dataclass default.
 
-    Hot: every contact, opportunity and role of a run passes here. The conversions are
-    grouped by kind (no call per value through `decoder_for`), and a dataclass whose
-    every field is stored is filled in directly (what its generated `__init__` does,
-    without one `object.__setattr__` per field of a frozen class).
+    Hot: every contact, opportunity and role of a run passes here, so the conversions
+    are grouped by kind (no call per value through `decoder_for`). The rows are made by
+    their class's own `__init__`: the rules and the planner read their attributes many
+    times, and an instance it made reads them faster than one filled in otherwise.
     """
 
     def __init__(self, cls: type[Any], obj: ObjectType, prefix: str = "") -> None:
@@ -88,7 +88,7 @@ class _Decoder:
             )
         ]
         self._convert = [(tuple(at), convert) for convert, at in kinds.items()]
-        self._make = _maker(cls, self.fields)
+        self._positional = len(self.fields) == len(dataclasses.fields(cls))
 
     def __call__(self, row: Sequence[Any]) -> Any:
         values = list(row)
@@ -100,20 +100,21 @@ class _Decoder:
         for at, convert in self._convert:
             for i in at:
                 values[i] = convert(values[i])
-        return self._make(values)
+        if self._positional:
+            return self.cls(*values)
+        return self.cls(**dict(zip(self.fields, values, strict=True)))
 
 
-def _maker(cls: type[Any], fields: Sequence[str]) -> Callable[[Sequence[Any]], Any]:
-    """values (in `fields` order) -> an instance of the frozen dataclass `cls`."""
-    names = tuple(fields)
-    if len(names) != len(dataclasses.fields(cls)):  # a model field without a column yet
-        return lambda values: cls(**dict(zip(names, values, strict=True)))
-    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
-        return lambda values: cls(*values)
+def _filler(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
+    """values (every field, in order) -> an instance of the frozen dataclass `cls`, filled in
+    directly: what its generated `__init__` does, without one `object.__setattr__` per
+    field. For the many small rows read once or twice (same-name matches): reading an
+    attribute of such an instance is slower than of one `__init__` made."""
+    assert not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__")
+    names = tuple(f.name for f in dataclasses.fields(cls))
     new = object.__new__
 
     def make(values: Sequence[Any]) -> Any:
-        # The generated __init__ of a frozen dataclass without __post_init__ does exactly this.
         obj = new(cls)
         obj.__dict__.update(zip(names, values, strict=True))
         return obj
@@ -312,22 +313,12 @@ class _Stream:
         return tuple(out)
 
 
-def _all_fields(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
-    return _maker(cls, [f.name for f in dataclasses.fields(cls)])
-
-
-_make_change = _all_fields(ContactChange)
-
-
 def _change(row: Sequence[Any]) -> ContactChange:
     crm, contact_id, field, old, new, seen_at = row
-    change: ContactChange = _make_change(
-        (crm, contact_id, field, old, new, decode("seen_at", seen_at))
-    )
-    return change
+    return ContactChange(crm, contact_id, field, old, new, decode("seen_at", seen_at))
 
 
-_make_elsewhere = _all_fields(Elsewhere)
+_make_elsewhere = _filler(Elsewhere)
 
 
 def _elsewhere(row: Sequence[Any]) -> tuple[Elsewhere, ...]:
