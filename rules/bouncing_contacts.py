@@ -317,14 +317,14 @@ _RESERVED_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "t
 
 def syntax_problem(email: str, allow_test_domains: bool = False) -> str | None:
     """None when the address is valid (offline syntax check), else email-validator's reason."""
-    if (
-        len(email) <= 254
-        and _PLAIN.fullmatch(email)
-        and "--" not in email.rsplit("@", 1)[1]
-        and len(email.rsplit("@", 1)[0]) <= 64
-        and email.rsplit(".", 1)[1].lower() not in _RESERVED_TLDS
-    ):
-        return None
+    if len(email) <= 254 and _PLAIN.fullmatch(email):
+        local, _, domain = email.rpartition("@")
+        if (
+            "--" not in domain
+            and len(local) <= 64
+            and domain.rpartition(".")[2].lower() not in _RESERVED_TLDS
+        ):
+            return None
     return _full_check(email, allow_test_domains)
 
 
