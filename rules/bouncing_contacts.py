@@ -275,10 +275,10 @@ def _inspect(
         if problem is not None:
             kinds[BounceKind.INVALID] = problem
         else:
-            domain = email_domain(email) or ""
-            undeliverable = check(domain) if check is not None else None
-            if undeliverable is not None:
-                kinds[BounceKind.UNDELIVERABLE] = domain
+            if check is not None:  # (the domain only for the optional deliverability check)
+                domain = email_domain(email) or ""
+                if check(domain) is not None:
+                    kinds[BounceKind.UNDELIVERABLE] = domain
             local = email.rsplit("@", 1)[0].split("+", 1)[0].casefold()
             if local in roles:
                 kinds[BounceKind.ROLE_ADDRESS] = local

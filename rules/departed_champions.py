@@ -214,8 +214,14 @@ def _departure(
     elsewhere: Elsewhere | None,
 ) -> Departure | None:
     cid = contact.id
-    signals: list[Signal] = []
     moved_away = cid in facts.former
+    titled = bool(contact.title and pattern is not None and pattern.search(contact.title))
+    bounce = facts.bounces.get(cid)
+    if not (moved_away or titled or history or contact.left_company) and (
+        bounce is None and elsewhere is None
+    ):  # most people: no sign to look for (an email change needs a history row)
+        return None
+    signals: list[Signal] = []
     if moved_away:
         move = latest(h for h in history if h.field == "account_id")
         signals.append(
@@ -226,9 +232,8 @@ def _departure(
     email_change = _email_moved(view, contact, history)
     if email_change is not None:
         signals.append(email_change)
-    if contact.title and pattern is not None and pattern.search(contact.title):
+    if titled:
         signals.append(Signal(SignalKind.TITLE, new=contact.title))
-    bounce = facts.bounces.get(cid)
     # a bounce the mail server did not explain stops mail, but says nothing of the person
     if bounce is not None and bounce.bouncing and bounce.kind is not BounceKind.UNEXPLAINED:
         signals.append(Signal(SignalKind.BOUNCE, bounce.bounced_at, new=bounce.kind.value))
