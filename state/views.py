@@ -201,12 +201,15 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
             WHERE r.deleted_at IS NULL AND c.crm = r.crm AND c.id = r.contact_id
               AND c.deleted_at IS NULL AND c.account_id IS NOT NULL
               {f("c.crm", "c.account_id", crm, ids)}
-            UNION
+            -- (a role both parts find, its contact at the opportunity's account, comes from
+            -- the first: no duplicate to remove)
+            UNION ALL
             SELECT o.crm, o.account_id, {_prefixed(_ROLE, "r.")}
             FROM {roles_opportunities} CROSS JOIN contacts c
             WHERE r.deleted_at IS NULL AND o.crm = r.crm AND o.id = r.opportunity_id
               AND o.deleted_at IS NULL AND o.account_id IS NOT NULL
               AND c.crm = r.crm AND c.id = r.contact_id AND c.deleted_at IS NULL
+              AND c.account_id IS NOT o.account_id
               {f("o.crm", "o.account_id", crm, ids)}
             ORDER BY 1, 2, 4""",
         "former": f"""
