@@ -159,7 +159,7 @@ _FORMER_CTE = """
 former(crm, acc, cid) AS (
     SELECT DISTINCT h.crm, h.old, h.contact_id
     FROM contact_history h CROSS JOIN contacts c
-    WHERE h.field = 'account_id' AND h.old IS NOT NULL {fh}
+    WHERE h.field = 'account_id' {fh}
       AND c.crm = h.crm AND c.id = h.contact_id
       AND c.deleted_at IS NULL AND c.account_id IS NOT h.old
 )"""
@@ -167,7 +167,10 @@ former(crm, acc, cid) AS (
 
 def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
     f = _filter
-    former = _FORMER_CTE.format(fh=f("h.crm", "h.old", crm, ids))
+    # For a few accounts, their ids alone bound h.old: an added "h.old IS NOT NULL" made
+    # the planner range over every move of the CRM instead of looking up theirs.
+    not_null = " AND h.old IS NOT NULL" if ids is None else ""
+    former = _FORMER_CTE.format(fh=not_null + f("h.crm", "h.old", crm, ids))
     # Join order (CROSS JOIN fixes it in SQLite): over the whole mirror, drive
     # from the small tables (roles, history) into contacts by primary key; for a
     # few accounts, drive from their contacts and opportunities through indexes.
