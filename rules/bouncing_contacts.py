@@ -275,10 +275,10 @@ def _inspect(
         if problem is not None:
             kinds[BounceKind.INVALID] = problem
         else:
-            domain = email_domain(email) or ""
-            undeliverable = check(domain) if check is not None else None
-            if undeliverable is not None:
-                kinds[BounceKind.UNDELIVERABLE] = domain
+            if check is not None:  # (the domain only for the optional deliverability check)
+                domain = email_domain(email) or ""
+                if check(domain) is not None:
+                    kinds[BounceKind.UNDELIVERABLE] = domain
             local = email.rsplit("@", 1)[0].split("+", 1)[0].casefold()
             if local in roles:
                 kinds[BounceKind.ROLE_ADDRESS] = local
@@ -317,14 +317,14 @@ _RESERVED_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "t
 
 def syntax_problem(email: str, allow_test_domains: bool = False) -> str | None:
     """None when the address is valid (offline syntax check), else email-validator's reason."""
-    if (
-        len(email) <= 254
-        and _PLAIN.fullmatch(email)
-        and "--" not in email.rsplit("@", 1)[1]
-        and len(email.rsplit("@", 1)[0]) <= 64
-        and email.rsplit(".", 1)[1].lower() not in _RESERVED_TLDS
-    ):
-        return None
+    if len(email) <= 254 and _PLAIN.fullmatch(email):
+        local, _, domain = email.rpartition("@")
+        if (
+            "--" not in domain
+            and len(local) <= 64
+            and domain.rpartition(".")[2].lower() not in _RESERVED_TLDS
+        ):
+            return None
     return _full_check(email, allow_test_domains)
 
 

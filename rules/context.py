@@ -228,7 +228,13 @@ def normalise_role(raw: str | None, known: Sequence[str] = ()) -> tuple[str, ...
     """
     if not raw:
         return ()
-    spelling = _spelling(tuple(known))
+    return _normalised(raw, tuple(known))
+
+
+@lru_cache(maxsize=1024)
+def _normalised(raw: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    # An org holds a handful of distinct role texts: each is read once per settings.
+    spelling = _spelling(known)
     out: list[str] = []
     for part in raw.split(";"):
         name = part.strip()

@@ -41,7 +41,7 @@ or engaged, but only champions open a task.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -119,16 +119,21 @@ def learn(view: AccountView, settings: Settings, facts: Facts) -> Facts:
     history: dict[str, list[ContactChange]] = {}
     for h in view.history:
         history.setdefault(h.contact_id, []).append(h)
-    # a contact's matches elsewhere (most contacts have none): one pass, not one per contact
-    elsewhere: dict[str, list[Elsewhere]] = {}
+    # each contact's nearest match elsewhere (most contacts have none): one pass
+    nearest: dict[str, tuple[tuple[bool, str, str], Elsewhere]] = {}
     for e in view.elsewhere:
         if e.other_account_id != view.id:
-            elsewhere.setdefault(e.contact_id, []).append(e)
+            k = _nearness(e)
+            best = nearest.get(e.contact_id)
+            if best is None or k < best[0]:  # the first of equals, as min() keeps
+                nearest[e.contact_id] = (k, e)
+    pattern = title_pattern(settings.left_company_words)
     departures: dict[str, Departure] = {}
     for contact in (*facts.contacts.values(), *facts.former.values()):
+        found = nearest.get(contact.id)
         d = _departure(
-            view, contact, history.get(contact.id, []), settings, facts,
-            _nearest(elsewhere.get(contact.id, ())),
+            view, contact, history.get(contact.id, []), pattern, facts,
+            found[1] if found is not None else None,
         )  # fmt: skip
         if d is not None:
             departures[contact.id] = d
@@ -204,13 +209,19 @@ def _departure(
     view: AccountView,
     contact: Contact,
     history: list[ContactChange],
-    settings: Settings,
+    pattern: re.Pattern[str] | None,
     facts: Facts,
     elsewhere: Elsewhere | None,
 ) -> Departure | None:
     cid = contact.id
-    signals: list[Signal] = []
     moved_away = cid in facts.former
+    titled = bool(contact.title and pattern is not None and pattern.search(contact.title))
+    bounce = facts.bounces.get(cid)
+    if not (moved_away or titled or history or contact.left_company) and (
+        bounce is None and elsewhere is None
+    ):  # most people: no sign to look for (an email change needs a history row)
+        return None
+    signals: list[Signal] = []
     if moved_away:
         move = latest(h for h in history if h.field == "account_id")
         signals.append(
@@ -221,10 +232,8 @@ def _departure(
     email_change = _email_moved(view, contact, history)
     if email_change is not None:
         signals.append(email_change)
-    pattern = title_pattern(settings.left_company_words)
-    if contact.title and pattern is not None and pattern.search(contact.title):
+    if titled:
         signals.append(Signal(SignalKind.TITLE, new=contact.title))
-    bounce = facts.bounces.get(cid)
     # a bounce the mail server did not explain stops mail, but says nothing of the person
     if bounce is not None and bounce.bouncing and bounce.kind is not BounceKind.UNEXPLAINED:
         signals.append(Signal(SignalKind.BOUNCE, bounce.bounced_at, new=bounce.kind.value))
@@ -256,13 +265,10 @@ def _email_moved(
     return None
 
 
-def _nearest(found: Sequence[Elsewhere]) -> Elsewhere | None:
-    """Of a contact's matches at other accounts: a move first, then by account name and id."""
-    if not found:
-        return None
-    return min(
-        found, key=lambda e: (e.how != "moved", e.other_account_name or "", e.other_account_id)
-    )
+def _nearness(e: Elsewhere) -> tuple[bool, str, str]:
+    """Of a contact's matches at other accounts, the nearest is the least: a move first,
+    then by account name and id."""
+    return e.how != "moved", e.other_account_name or "", e.other_account_id
 
 
 def _kinds(d: Departure) -> frozenset[SignalKind]:

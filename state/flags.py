@@ -37,6 +37,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlite_utils
@@ -59,6 +60,7 @@ _COLUMNS = (
 )  # fmt: skip
 # What a run compares with the stored row: equal means the flag is not written.
 _CONTENT = ("status", "severity", "confidence", "evidence", "explanation", "contact_id")
+_content_of_row = itemgetter(*(_COLUMNS.index(c) for c in _CONTENT))  # a _row's _CONTENT
 _KINDS = ("opened", "kept", "resolved", "suppressed")
 _LIVE = (str(FlagStatus.OPEN), str(FlagStatus.SUPPRESSED))
 
@@ -149,7 +151,7 @@ class FlagRun:
             else:
                 kinds["opened"].append(key)
             row = _row(flag, status, self.seen)
-            if old is None or tuple(old) != tuple(row[_COLUMNS.index(c)] for c in _CONTENT):
+            if old is None or tuple(old) != _content_of_row(row):
                 rows.append(row)
         for kind, found in kinds.items():
             self.changes.add(kind, found)

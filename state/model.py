@@ -350,7 +350,9 @@ class AccountView:
     contacts: tuple[Contact, ...] = ()  # not deleted
     opportunities: tuple[Opportunity, ...] = ()  # not deleted
     roles: tuple[ContactRole, ...] = ()  # not deleted, on this account's contacts
-    history: tuple[ContactChange, ...] = ()  # of this account's contacts (and contacts that left it)
+    history: tuple[
+        ContactChange, ...
+    ] = ()  # of this account's contacts (and contacts that left it)
     elsewhere: tuple[Elsewhere, ...] = ()
     owner: Owner | None = None
     # Current rows of contacts whose account_id changed away from this account
@@ -385,7 +387,12 @@ class TaskKey:
     subject_id: str
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.crm}:{self.account_id}:{self.subject_id}"
+        return self.format(self.kind, self.crm, self.account_id, self.subject_id)
+
+    @staticmethod
+    def format(kind: str, crm: str, account_id: str, subject_id: str) -> str:
+        """`str(TaskKey(...))` without making one (every flag's key, many times a run)."""
+        return f"{kind}:{crm}:{account_id}:{subject_id}"
 
     @classmethod
     def parse(cls, text: str) -> TaskKey | None:
@@ -412,7 +419,7 @@ class Flag:
 
     @property
     def key(self) -> str:
-        return str(TaskKey(self.rule, self.crm, self.account_id, self.subject_id))
+        return TaskKey.format(self.rule, self.crm, self.account_id, self.subject_id)
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,19 @@ def printable(text: Any, *, newlines: bool = False) -> str:
 def clip(text: Any, limit: int) -> str:
     """A CRM value quoted in a sentence: printable, on one line, at most `limit` characters
     (a longer value ends in an ellipsis)."""
+    if type(text) is str:  # names, titles, addresses: quoted again and again in one run
+        return _clip_text(text, limit)
+    return _clip(text, limit)
+
+
+def _clip(text: Any, limit: int) -> str:
     one = " ".join(printable(text).split())
     return one if len(one) <= limit else one[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+@lru_cache(maxsize=8192)
+def _clip_text(text: str, limit: int) -> str:
+    return _clip(text, limit)
 
 
 def fit(text: str, limit: int) -> str:

@@ -31,11 +31,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime
+from itertools import chain
 from typing import Any
 
 import sqlite_utils
 
-from crmsync.state.db import decode, decoder_for, dumps, loads
+from crmsync.state.db import decode, decode_date, decode_datetime, decoder_for, dumps, loads
 from crmsync.state.model import (
     COLUMNS,
     Account,
@@ -61,27 +63,63 @@ class _Decoder:
 
     Selects the dataclass fields the table stores (COLUMNS plus bookkeeping);
     a model field without a column yet keeps its dataclass default.
+
+    Hot: every contact, opportunity and role of a run passes here, so the conversions
+    are grouped by kind (no call per value through `decoder_for`). The rows are made by
+    their class's own `__init__`: the rules and the planner read their attributes many
+    times, and an instance it made reads them faster than one filled in otherwise.
     """
 
     def __init__(self, cls: type[Any], obj: ObjectType, prefix: str = "") -> None:
         stored = {"crm", "id", "modified_at", "deleted_at", "owned", *COLUMNS[obj]}
         self.cls = cls
         self.fields = [f.name for f in dataclasses.fields(cls) if f.name in stored]
-        self._positional = len(self.fields) == len(dataclasses.fields(cls))
         self.select = ", ".join(f"{prefix}{name}" for name in self.fields)
-        self._convert: list[tuple[int, Callable[[Any], Any]]] = [
-            (i, _owned if name == "owned" else decoder_for(name))
-            for i, name in enumerate(self.fields)
-            if _needs_decode(name)
+        kinds: dict[Callable[[Any], Any], list[int]] = {}
+        for i, name in enumerate(self.fields):
+            if _needs_decode(name):
+                kinds.setdefault(_owned if name == "owned" else decoder_for(name), []).append(i)
+        # by kind: (parsed when not NULL, parser), NULL-aware decoders, crmsync's own fields
+        self._parse = [
+            (tuple(kinds.pop(d, ())), p)
+            for d, p in (
+                (decode_datetime, datetime.fromisoformat),
+                (decode_date, date.fromisoformat),
+            )
         ]
+        self._convert = [(tuple(at), convert) for convert, at in kinds.items()]
+        self._positional = len(self.fields) == len(dataclasses.fields(cls))
 
     def __call__(self, row: Sequence[Any]) -> Any:
         values = list(row)
-        for i, convert in self._convert:
-            values[i] = convert(values[i])
+        for at, parse in self._parse:
+            for i in at:
+                v = values[i]
+                if v is not None:
+                    values[i] = parse(v)
+        for at, convert in self._convert:
+            for i in at:
+                values[i] = convert(values[i])
         if self._positional:
             return self.cls(*values)
         return self.cls(**dict(zip(self.fields, values, strict=True)))
+
+
+def _filler(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
+    """values (every field, in order) -> an instance of the frozen dataclass `cls`, filled in
+    directly: what its generated `__init__` does, without one `object.__setattr__` per
+    field. For the many small rows read once or twice (same-name matches): reading an
+    attribute of such an instance is slower than of one `__init__` made."""
+    assert not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__")
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    new = object.__new__
+
+    def make(values: Sequence[Any]) -> Any:
+        obj = new(cls)
+        obj.__dict__.update(zip(names, values, strict=True))
+        return obj
+
+    return make
 
 
 def _needs_decode(column: str) -> bool:
@@ -121,7 +159,7 @@ _FORMER_CTE = """
 former(crm, acc, cid) AS (
     SELECT DISTINCT h.crm, h.old, h.contact_id
     FROM contact_history h CROSS JOIN contacts c
-    WHERE h.field = 'account_id' AND h.old IS NOT NULL {fh}
+    WHERE h.field = 'account_id' {fh}
       AND c.crm = h.crm AND c.id = h.contact_id
       AND c.deleted_at IS NULL AND c.account_id IS NOT h.old
 )"""
@@ -129,7 +167,10 @@ former(crm, acc, cid) AS (
 
 def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
     f = _filter
-    former = _FORMER_CTE.format(fh=f("h.crm", "h.old", crm, ids))
+    # For a few accounts, their ids alone bound h.old: an added "h.old IS NOT NULL" made
+    # the planner range over every move of the CRM instead of looking up theirs.
+    not_null = " AND h.old IS NOT NULL" if ids is None else ""
+    former = _FORMER_CTE.format(fh=not_null + f("h.crm", "h.old", crm, ids))
     # Join order (CROSS JOIN fixes it in SQLite): over the whole mirror, drive
     # from the small tables (roles, history) into contacts by primary key; for a
     # few accounts, drive from their contacts and opportunities through indexes.
@@ -163,12 +204,15 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
             WHERE r.deleted_at IS NULL AND c.crm = r.crm AND c.id = r.contact_id
               AND c.deleted_at IS NULL AND c.account_id IS NOT NULL
               {f("c.crm", "c.account_id", crm, ids)}
-            UNION
+            -- (a role both parts find, its contact at the opportunity's account, comes from
+            -- the first: no duplicate to remove)
+            UNION ALL
             SELECT o.crm, o.account_id, {_prefixed(_ROLE, "r.")}
             FROM {roles_opportunities} CROSS JOIN contacts c
             WHERE r.deleted_at IS NULL AND o.crm = r.crm AND o.id = r.opportunity_id
               AND o.deleted_at IS NULL AND o.account_id IS NOT NULL
               AND c.crm = r.crm AND c.id = r.contact_id AND c.deleted_at IS NULL
+              AND c.account_id IS NOT o.account_id
               {f("o.crm", "o.account_id", crm, ids)}
             ORDER BY 1, 2, 4""",
         "former": f"""
@@ -215,27 +259,30 @@ def _queries(crm: str | None, ids: str | None) -> dict[str, str]:
                   AND coalesce(c.first_name, '') <> '' AND coalesce(c.last_name, '') <> ''
                   AND a.crm = x.crm AND a.id = x.acc
             ),
-            found(vcrm, vacc, cid, ocid, oacc, oname, how) AS (
-                SELECT f.crm, f.acc, f.cid, f.cid, b.id, b.name, 'moved'
+            -- One row per former contact ("moved") and one per holder ("same_name"), whose
+            -- matches come packed as a JSON array of [id, account, account name] (read
+            -- straight off the rows the search joined; views.py unpacks them in order).
+            found(vcrm, vacc, cid, how, ocid, oacc, oname, matches) AS (
+                SELECT f.crm, f.acc, f.cid, 'moved', f.cid, b.id, b.name, NULL
                 FROM former f CROSS JOIN contacts c CROSS JOIN accounts b
                 WHERE c.crm = f.crm AND c.id = f.cid
                   AND b.crm = c.crm AND b.id = c.account_id AND b.deleted_at IS NULL
                 UNION ALL
-                SELECT h.crm, h.acc, h.cid, y.id, b.id, b.name, 'same_name'
-                FROM holder_names h CROSS JOIN contacts y CROSS JOIN accounts b
-                WHERE y.rowid IN (
-                    SELECT z.rowid FROM contacts z CROSS JOIN accounts w
-                    WHERE z.crm = h.crm AND lower(z.last_name) = h.ln
-                      AND lower(z.first_name) = h.fn AND z.deleted_at IS NULL
-                      AND z.account_id IS NOT NULL AND z.id <> h.cid
-                      AND w.crm = z.crm AND w.id = z.account_id AND w.deleted_at IS NULL
-                      AND coalesce(lower(w.domain), '') <> h.dom
-                    ORDER BY z.account_id, z.id LIMIT {MAX_SAME_NAME})
-                  AND b.crm = y.crm AND b.id = y.account_id
+                SELECT h.crm, h.acc, h.cid, 'same_name', NULL, NULL, NULL, (
+                    SELECT json_group_array(json_array(m.id, m.acc, m.name)) FROM (
+                        SELECT z.id, z.account_id AS acc, w.name
+                        FROM contacts z CROSS JOIN accounts w
+                        WHERE z.crm = h.crm AND lower(z.last_name) = h.ln
+                          AND lower(z.first_name) = h.fn AND z.deleted_at IS NULL
+                          AND z.account_id IS NOT NULL AND z.id <> h.cid
+                          AND w.crm = z.crm AND w.id = z.account_id AND w.deleted_at IS NULL
+                          AND coalesce(lower(w.domain), '') <> h.dom
+                        ORDER BY z.account_id, z.id LIMIT {MAX_SAME_NAME}) m)
+                FROM holder_names h
             )
-            -- (at most one "moved" row per former contact, MAX_SAME_NAME "same_name" rows)
-            SELECT vcrm, vacc, cid, ocid, oacc, oname, how FROM found
-            ORDER BY vcrm, vacc, cid, how, oacc, ocid""",
+            -- (at most one "moved" row per former contact, MAX_SAME_NAME "same_name" matches)
+            SELECT vcrm, vacc, cid, how, ocid, oacc, oname, matches FROM found
+            ORDER BY vcrm, vacc, cid, how""",
         "outside": f"""
             SELECT crm, account_id, role, name, title, email, source FROM enrichment_people
             WHERE 1 = 1 {f("crm", "account_id", crm, ids)}
@@ -277,9 +324,22 @@ def _change(row: Sequence[Any]) -> ContactChange:
     return ContactChange(crm, contact_id, field, old, new, decode("seen_at", seen_at))
 
 
-def _elsewhere(row: Sequence[Any]) -> Elsewhere:
-    cid, ocid, oacc, oname, how = row
-    return Elsewhere(cid, ocid, oacc, oname, how)
+_make_elsewhere = _filler(Elsewhere)
+
+
+def _elsewhere(row: Sequence[Any]) -> tuple[Elsewhere, ...]:
+    """A "moved" row, or a holder's "same_name" matches in (account, id) order."""
+    cid, how, ocid, oacc, oname, matches = row
+    if matches is None:
+        return (_make_elsewhere((cid, ocid, oacc, oname, how)),)
+    return tuple(
+        _make_elsewhere((cid, id_, acc, name, how))
+        for id_, acc, name in sorted(loads(matches), key=_account_then_id)
+    )
+
+
+def _account_then_id(match: Sequence[str]) -> tuple[str, str]:
+    return match[1], match[0]
 
 
 def _outside(row: Sequence[Any]) -> OutsidePerson:
@@ -327,7 +387,7 @@ def iter_account_views(
                 opportunities=streams["opportunities"].take(key),
                 roles=streams["roles"].take(key),
                 history=streams["history"].take(key),
-                elsewhere=streams["elsewhere"].take(key),
+                elsewhere=tuple(chain.from_iterable(streams["elsewhere"].take(key))),
                 owner=_owner(account.crm, row[n:]),
                 former_contacts=streams["former"].take(key),
                 outside_people=streams["outside"].take(key),
