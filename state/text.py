@@ -137,7 +137,9 @@ def _clip(text: Any, limit: int) -> str:
     return one if len(one) <= limit else one[: max(limit - 1, 0)].rstrip() + ELLIPSIS
 
 
-@lru_cache(maxsize=8192)
+# A few hundred recurring texts (titles, role names) hit; names and summaries are unique and
+# only churn through it, so more entries hold memory that grows with the org (bench/README.md).
+@lru_cache(maxsize=512)
 def _clip_text(text: str, limit: int) -> str:
     return _clip(text, limit)
 

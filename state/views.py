@@ -133,10 +133,11 @@ def _owned(value: str | None) -> dict[str, Any]:
     return dict(_parsed_owned(value)) if value else {}
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=512)
 def _parsed_owned(value: str) -> dict[str, Any]:
     # Most records hold one of a few texts (their fields unset, or the same few values):
-    # parsed once each, not once per record.
+    # parsed once each, not once per record. Once crmsync's writes carry a signature each
+    # text is unique: a bigger cache would hold memory that grows with the org, not hits.
     return loads(value) or {}
 
 
