@@ -350,9 +350,7 @@ class AccountView:
     contacts: tuple[Contact, ...] = ()  # not deleted
     opportunities: tuple[Opportunity, ...] = ()  # not deleted
     roles: tuple[ContactRole, ...] = ()  # not deleted, on this account's contacts
-    history: tuple[
-        ContactChange, ...
-    ] = ()  # of this account's contacts (and contacts that left it)
+    history: tuple[ContactChange, ...] = ()  # of this account's contacts (and contacts that left it)
     elsewhere: tuple[Elsewhere, ...] = ()
     owner: Owner | None = None
     # Current rows of contacts whose account_id changed away from this account

@@ -82,8 +82,6 @@ KIND_ORDER: Mapping[WriteKind, int] = {
 
 # ---------------------------------------------------------------- enqueue
 
-_KIND_TEXT: Mapping[str, str] = {k: k.value for k in WriteKind}
-
 
 def enqueue(
     db: sqlite_utils.Database,
@@ -121,7 +119,7 @@ def enqueue_many(
         live = _live_rows(db, crm, writes)
         for write in writes:
             payload = dumps(dict(write.payload))
-            kind = _KIND_TEXT.get(write.kind) or str(WriteKind(write.kind))
+            kind = str(WriteKind(write.kind))
             row = live.get((crm, write.key))
             if row is None:
                 new_id = db.conn.execute(
@@ -741,12 +739,7 @@ class LastWrites(Mapping[str, Mapping[str, Any]]):
         return len(self._ids)
 
     def _values(self, record_id: str) -> dict[str, Any]:
-        rows = self._db.conn.execute(
-            "SELECT field, value FROM written WHERE crm = ? AND object = ? AND id = ?"
-            " ORDER BY field",
-            [self._crm, self._object, record_id],
-        )
-        return {name: loads(value) for name, value in rows}
+        return written(self._db, self._crm, self._object, [record_id]).get(record_id, {})
 
 
 class _RecordWrites(Mapping[str, Any]):

@@ -105,23 +105,6 @@ class _Decoder:
         return self.cls(**dict(zip(self.fields, values, strict=True)))
 
 
-def _filler(cls: type[Any]) -> Callable[[Sequence[Any]], Any]:
-    """values (every field, in order) -> an instance of the frozen dataclass `cls`, filled in
-    directly: what its generated `__init__` does, without one `object.__setattr__` per
-    field. For the many small rows read once or twice (same-name matches): reading an
-    attribute of such an instance is slower than of one `__init__` made."""
-    assert not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__")
-    names = tuple(f.name for f in dataclasses.fields(cls))
-    new = object.__new__
-
-    def make(values: Sequence[Any]) -> Any:
-        obj = new(cls)
-        obj.__dict__.update(zip(names, values, strict=True))
-        return obj
-
-    return make
-
-
 def _needs_decode(column: str) -> bool:
     return (
         column == "owned" or decode(column, None) is not None or column.endswith(("_at", "_date"))
@@ -325,16 +308,13 @@ def _change(row: Sequence[Any]) -> ContactChange:
     return ContactChange(crm, contact_id, field, old, new, decode("seen_at", seen_at))
 
 
-_make_elsewhere = _filler(Elsewhere)
-
-
 def _elsewhere(row: Sequence[Any]) -> tuple[Elsewhere, ...]:
     """A "moved" row, or a holder's "same_name" matches in (account, id) order."""
     cid, how, ocid, oacc, oname, matches = row
     if matches is None:
-        return (_make_elsewhere((cid, ocid, oacc, oname, how)),)
+        return (Elsewhere(cid, ocid, oacc, oname, how),)
     return tuple(
-        _make_elsewhere((cid, id_, acc, name, how))
+        Elsewhere(cid, id_, acc, name, how)
         for id_, acc, name in sorted(loads(matches), key=_account_then_id)
     )
 

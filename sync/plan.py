@@ -422,18 +422,13 @@ def _fields(
         if isinstance(contact, ContactRow) and contact.deleted:
             continue
         status, reason = statuses.get(contact.id, _NOT_FLAGGED)
-        owned = contact.owned
-        if status == _OK and owned.get("status") is None and owned.get("reason") is None:
-            continue  # ok and blank in the CRM: nothing to say (ownership.contact_write)
         write, held = ownership.contact_write(crm, contact, status, reason, written, guard, where)
-        if held:
-            conflicts.extend(held)
+        conflicts.extend(held)
         if write is not None:
             items.append(write)
 
 
-_OK = HygieneStatus.OK.value
-_NOT_FLAGGED = (_OK, "")
+_NOT_FLAGGED = (HygieneStatus.OK.value, "")
 
 
 def _facts(crm: str, row: AccountRow, result: AccountResult) -> T.AccountFacts:

@@ -346,11 +346,13 @@ def _steps(
     off = not writeback or cfg.writeback.dry_run  # [writeback]: plan only, queue nothing
     queue = not opts.preview and not off and not report.fields_missing
     if not opts.preview:  # turned off, it forgets what it cached
-        # The needs of the accounts the rules evaluate this run (what can have changed).
-        scope = evaluate_mod.run_scope(
-            db, crm, cfg.rules, cfg.writeback, as_of=as_of, incremental=not opts.full,
-            identity=cfg.identity, enrichment=cfg.enrichment, queued=queue,
-        )[1].account_ids if cfg.enrichment.enabled else None  # fmt: skip
+        scope: Sequence[str] | None = None  # the accounts the rules evaluate this run
+        if cfg.enrichment.enabled:
+            _, to_evaluate = evaluate_mod.run_scope(
+                db, crm, cfg.rules, cfg.writeback, as_of=as_of, incremental=not opts.full,
+                identity=cfg.identity, enrichment=cfg.enrichment, queued=queue,
+            )  # fmt: skip
+            scope = to_evaluate.account_ids
         report.enrichment = _enrich(cfg, db, crm, as_of, started, scope)
     # Evaluated and planned a chunk of accounts at a time, each chunk's writes queued in the
     # outbox as they are decided (`queue`), in the transaction that stores the flags: memory
