@@ -154,7 +154,9 @@ def _explain(
     company = explain.company(view.account.name) or "this account"
     engaged = facts.engaged
     if engaged:
-        names = [f"{explain.person(c.name)} (last activity {_day(c)})" for c in engaged[:SHOWN]]
+        # No dates: a task that named them would be rewritten each time one of these
+        # people logs activity (the evidence keeps them).
+        names = [explain.person(c.name) for c in engaged[:SHOWN]]
         if len(engaged) > SHOWN:
             names.append(f"{len(engaged) - SHOWN} more")
         who = f"Engaged in the last {facts.engaged_days} days: {explain.listing(names)}."
@@ -176,8 +178,3 @@ def _explain(
 def _iso(c: Contact) -> str | None:
     d = activity_day(c)
     return d.isoformat() if d else None
-
-
-def _day(c: Contact) -> str:
-    d = activity_day(c)
-    return explain.day(d) if d else "unknown"

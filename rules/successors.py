@@ -21,9 +21,11 @@ general manager; 3 vice president (VP, SVP, EVP), head of; 2 director;
 junior, intern or trainee scores 0 ("Executive Assistant to the CEO").
 
 Ranking: title fit, plus 1 for a person who already holds another buying role
-at the account (they are in the deal); ties go to the most recent activity,
-then the name. Each suggestion says why in words: the title and what fits in
-it, the last activity, and the roles already held.
+at the account (they are in the deal); ties go to the better title fit, then
+the name. Each suggestion says why in words: the title and what fits in it, and
+the roles already held. The last activity date is evidence, not text: every
+suggested person is engaged, and a task that named the date (or ranked by it)
+would be rewritten in the CRM each time one of them logs activity.
 
 Where nobody fits, the text says so and what to do (add people from the buying
 committee). People an outside data provider suggested (`AccountView.outside_people`,
@@ -227,7 +229,7 @@ def suggest(
                 others,
             )
         )
-    found.sort(key=lambda x: (-x.score, -_ordinal(x.last_activity), x.contact.name, x.contact.id))
+    found.sort(key=lambda x: (-x.score, -x.fit, x.contact.name, x.contact.id))
     return Suggestion(
         role=roles[0] if roles else "Champion",
         candidates=tuple(replace(c, why=_why(c, like)) for c in found[: settings.max_suggestions]),
@@ -276,10 +278,6 @@ def _outside(
     return tuple(out[: settings.max_suggestions])
 
 
-def _ordinal(d: date | None) -> int:
-    return d.toordinal() if d else 0
-
-
 # ---------------------------------------------------------------- words
 
 
@@ -290,7 +288,7 @@ def sentences(s: Suggestion, company: str, facts: Facts, like: Contact | None) -
         parts.append(_still_held(s))
     if s.candidates:
         who = "; ".join(c.why for c in s.candidates)
-        parts.append(f"Who could take the {s.role} role: {who}.")
+        parts.append(f"{_who_could(s, facts)}: {who}.")
     else:
         parts.append(_nobody(s, company, facts, like))
     if s.outside:
@@ -303,7 +301,7 @@ def lines(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> li
     """The same as `sentences`, one person a line (a task's body lists them)."""
     out: list[str] = []
     if s.candidates:
-        out.append(f"Who could take the {s.role} role:")
+        out.append(f"{_who_could(s, facts)}:")
         out += [f"- {c.why}" for c in s.candidates]
     else:
         out.append(_nobody(s, company, facts, like))
@@ -313,6 +311,10 @@ def lines(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> li
     if s.holders:
         out += ["", _still_held(s)]
     return out
+
+
+def _who_could(s: Suggestion, facts: Facts) -> str:
+    return f"Who could take the {s.role} role (engaged in the last {facts.engaged_days} days)"
 
 
 OUTSIDE = "From outside data, not in the CRM (check before reaching out)"
@@ -343,8 +345,6 @@ def _why(c: Candidate, like: Contact | None) -> str:
         what.append(field_words)
     if what:
         bits[0] += f" ({', '.join(what)})"
-    if c.last_activity:
-        bits.append(f"last activity {explain.day(c.last_activity)}")
     for r in c.other_roles[:2]:
         bits.append(_role_phrase(r))
     return f"{explain.person(c.contact.name)}, {', '.join(bits)}"

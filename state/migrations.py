@@ -779,6 +779,17 @@ def m013_accounts_live_owner(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m014_owner_fallbacks(db: sqlite_utils.Database) -> None:
+    """The accounts without an active owner whose tasks went to the fallback owner, and to
+    whom, as of the last stored run (state/owner_fallback.py): a run warns about an account
+    when it joins them or its tasks go to someone else, not again at every run."""
+    db.execute(
+        "CREATE TABLE owner_fallbacks (crm TEXT NOT NULL, account_id TEXT NOT NULL, "
+        "owner_id TEXT NOT NULL, PRIMARY KEY (crm, account_id)) WITHOUT ROWID"
+    )
+
+
 def known_names() -> list[str]:
     return [m.name for m in MIGRATIONS._migrations]
 

@@ -185,7 +185,7 @@ def evaluate_and_plan(
         scope = run if store else None
         planner = plan_mod.Planner(
             db, crm, writeback, as_of=as_of, queue=queue, keep=keep,
-            accounts=scope.account_ids if scope is not None else None,
+            accounts=scope.account_ids if scope is not None else None, remember=store,
         )  # fmt: skip
         ev = evaluate(
             db, crm, settings, as_of=as_of, seen_at=seen_at, store=store,

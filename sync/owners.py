@@ -4,8 +4,8 @@ The account owner; if the account has none, or that user is deactivated (the
 CRM refuses tasks for them, e.g. Salesforce INACTIVE_OWNER_OR_USER; HubSpot
 lists them as archived owners) or unknown to the mirror's owners,
 `[writeback] default_owner`; if that is unset, the active owner with the most
-accounts. The planner warns once per run naming the accounts whose tasks went
-to that fallback (sync/plan.py).
+accounts. The planner warns naming the accounts whose tasks went to that
+fallback, once when an account joins them (sync/plan.py, state/owner_fallback.py).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ W10):
   contact whose earlier status cleared is written "ok";
 - tasks, owned by the account owner (else, if the account has none or that
   user is deactivated or unknown, `default_owner`, else the active owner who
-  owns the most accounts, with one warning per run naming the accounts): one per departed
+  owns the most accounts, with a warning naming the accounts when they join that list,
+  once, not at every run: state/owner_fallback.py): one per departed
   champion, one per single-threaded account, one per account grouping its
   stale and bouncing contacts (text: sync/tasks.py; when each opens, stays,
   reopens or completes: sync/lifecycle.py). An open task with the
@@ -73,7 +74,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from crmsync.state import conflicts as conflict_store
-from crmsync.state import outbox, views
+from crmsync.state import outbox, owner_fallback, views
 from crmsync.state.model import (
     AccountView,
     Contact,
@@ -140,6 +141,8 @@ class Plan:
     queued: int = 0  # outbox rows the plan added or changed (a run that stores)
     held_by_dead_rows: int = 0  # planned writes a dead outbox row (same key) holds back
     held_accounts: frozenset[str] = frozenset()  # accounts of the task creates the cap held
+    fallback_owner: str | None = None  # who got the tasks of accounts without an active owner
+    fallback_accounts: frozenset[str] = frozenset()  # those accounts (the ones planned)
 
     @property
     def empty(self) -> bool:
@@ -371,14 +374,6 @@ class Decider:
         self._made(made, emit)
         if n_capped:
             log.info("new tasks held by the per-owner cap", extra={"crm": crm, "held": n_capped})
-        if owners.fallback_accounts:
-            fallback = sorted(owners.fallback_accounts)
-            log.warning(
-                "accounts without an active owner: their tasks go to the owner with the most "
-                "accounts; set [writeback] default_owner to choose who gets them",
-                extra={"crm": crm, "owner_id": owners.fallback,
-                       "accounts": len(fallback), "account_ids": fallback[:50]},
-            )  # fmt: skip
         used = set(self.per_owner) | {c.owner_id for c in self.conflicts}
         return Plan(
             crm=crm,
@@ -392,6 +387,8 @@ class Decider:
             kept=self.keep,
             handed_back_written=frozenset(self.handed_back_written),
             held_accounts=frozenset(capped_accounts),
+            fallback_owner=owners.fallback if owners.fallback_accounts else None,
+            fallback_accounts=frozenset(owners.fallback_accounts),
         )  # fmt: skip
 
     def _made(self, made: list[Write], emit: Callable[[list[Write]], None]) -> None:
@@ -497,10 +494,14 @@ class Planner:
         queue: bool = False,
         keep: bool | None = None,
         accounts: Sequence[str] | None = None,
+        remember: bool = False,
     ) -> None:
         """`accounts`: the only accounts that will be added (a run evaluating what changed,
-        state/dirty.py; deleted ones among them have their tasks settled); None: any."""
-        self.db, self.queue = db, queue
+        state/dirty.py; deleted ones among them have their tasks settled); None: any.
+        `remember` (a run that stores): note which accounts' tasks went to the fallback
+        owner, so the next run warns only about what changed (state/owner_fallback.py)."""
+        self.db, self.queue, self.remember = db, queue, remember
+        self.accounts = accounts
         self.store = store = Reader(db, crm)
         store.index_tasks(accounts)
         self.held = CrmHeld(
@@ -560,10 +561,29 @@ class Planner:
         if gone:
             self._settle(gone, evaluated=(), gone=frozenset(gone))
         plan = self.decider.finish(self._emit)
+        self._fallback_warning(plan)
         if self.queue:
             log.info("writes queued", extra={"crm": plan.crm, "queued": self.queued,
                                              "planned": plan.planned})  # fmt: skip
         return dataclasses.replace(plan, queued=self.queued, held_by_dead_rows=self.dead)
+
+
+    def _fallback_warning(self, plan: Plan) -> None:
+        """Warn about the accounts whose tasks newly go to the fallback owner (or to a new
+        one); a run that stores notes them, so the next run does not warn again."""
+        crm, owner = plan.crm, plan.fallback_owner
+        new = owner_fallback.new(self.db, crm, owner, plan.fallback_accounts)
+        if self.remember:
+            owner_fallback.note(self.db, crm, owner, plan.fallback_accounts, planned=self.accounts)
+        if new:
+            log.warning(
+                "accounts without an active owner: their tasks go to the owner with the most "
+                "accounts; set [writeback] default_owner to choose who gets them "
+                "(`crmsync status` counts their open tasks; this is not repeated until the "
+                "list changes)",
+                extra={"crm": crm, "owner_id": owner, "accounts": len(new),
+                       "account_ids": new[:50]},
+            )  # fmt: skip
 
 
 def _views(db: sqlite_utils.Database, crm: str, ids: Sequence[str]) -> dict[str, AccountView]:

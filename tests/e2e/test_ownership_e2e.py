@@ -332,13 +332,14 @@ def _runs(mirror: Path) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- task owners (HubSpot)
 
 
-def _orphan(hs: HubSpotSandbox) -> str:
+def _orphan(hs: HubSpotSandbox, name: str = "Orphan Works") -> str:
     """A company owned by a deactivated (archived) owner, with one contact: single-threaded."""
-    gone = hs.add_owner({"firstName": "Gone", "lastName": "Away", "email": "gone@example.test",
+    slug = name.split()[0].lower()
+    gone = hs.add_owner({"firstName": "Gone", "lastName": "Away", "email": f"gone@{slug}.test",
                          "archived": True})  # fmt: skip
-    aid = hs.create("companies", {"name": "Orphan Works", "domain": "orphan.example",
+    aid = hs.create("companies", {"name": name, "domain": f"{slug}.example",
                                   "hubspot_owner_id": gone}, source="import")  # fmt: skip
-    hs.create("contacts", {"firstname": "Olga", "lastname": "Only", "email": "olga@orphan.example"},
+    hs.create("contacts", {"firstname": "Olga", "lastname": "Only", "email": f"olga@{slug}.example"},
               associations=[("companies", aid, "primary")], source="import")  # fmt: skip
     return aid
 
@@ -371,12 +372,49 @@ def test_hubspot_task_without_default_owner_goes_to_the_busiest_owner_with_a_war
     active = {o["id"] for o in DATA["hubspot"]["owners"] if not o.get("archived")}
     owned = Counter(c["properties"].get("hubspot_owner_id") for c in DATA["hubspot"]["companies"])
     busiest = sorted((-n, o) for o, n in owned.items() if o in active)[0][1]
+
+    def warnings() -> list[logging.LogRecord]:
+        found = [r for r in caplog.records
+                 if r.name == "crmsync.sync.plan" and "default_owner" in r.getMessage()]  # fmt: skip
+        caplog.clear()
+        return found
+
     with caplog.at_level(logging.WARNING):
         crm.sync("--full")
-    tasks = _tasks_of(crm.sb, aid)
-    assert tasks and {t["properties"]["hubspot_owner_id"] for t in tasks} == {busiest}
-    [warning] = [r for r in caplog.records if r.name == "crmsync.sync.plan" and "default_owner" in r.getMessage()]
-    assert aid in warning.account_ids and warning.owner_id == busiest
-    status = crm.cli("status").output
-    assert "tasks of accounts without an active owner (hubspot)" in status
-    assert "set [writeback] default_owner" in status
+        tasks = _tasks_of(crm.sb, aid)
+        assert tasks and {t["properties"]["hubspot_owner_id"] for t in tasks} == {busiest}
+        [warning] = warnings()
+        assert aid in warning.account_ids and warning.owner_id == busiest
+        status = crm.cli("status").output
+        assert "tasks of accounts without an active owner (hubspot)" in status
+        assert "set [writeback] default_owner" in status
+
+        # Said once: neither a full resync nor a run that re-plans the account repeats it.
+        crm.sync("--full")
+        crm.sb.update("contacts", _contact_of(crm.sb, aid), {"jobtitle": "Buyer"}, source="import")
+        crm.sync()
+        assert warnings() == []
+        assert "tasks of accounts without an active owner (hubspot)" in crm.cli("status").output
+
+        # A second account without an owner: the warning names it, and only it.
+        second = _orphan(crm.sb, "Stray Holdings")
+        crm.sync()
+        [warning] = warnings()
+        assert warning.account_ids == [second] and warning.accounts == 1
+        assert {t["properties"]["hubspot_owner_id"] for t in _tasks_of(crm.sb, second)} == {busiest}
+
+        # Given an active owner, the first leaves the list; losing it again is news again.
+        crm.sb.update("companies", aid, {"hubspot_owner_id": busiest}, source="import")
+        crm.sync()
+        assert warnings() == []
+        crm.sb.update("companies", aid, {"hubspot_owner_id": ""}, source="import")  # no owner
+        crm.sync()
+        [warning] = warnings()
+        assert warning.account_ids == [aid]
+
+
+def _contact_of(hs: HubSpotSandbox, aid: str) -> str:
+    return next(
+        c["id"] for c in hs.records("contacts")
+        if aid in {a["id"] for a in c.get("associations", {}).get("companies", [])}
+    )  # fmt: skip

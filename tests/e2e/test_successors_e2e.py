@@ -36,13 +36,11 @@ Olga Outgoing (Champion) may have left Succession Ltd. Olga Outgoing is the Cham
 Check with Succession Ltd whether Olga Outgoing is still there; if not, find and engage a new \
 champion at Succession Ltd.
 
-Who could take the Champion role:
+Who could take the Champion role (engaged in the last 90 days):
 - Nadia North, \u201cVP Operations\u201d (VP or head level, operations like Olga Outgoing), \
-last activity 12 October 2026, Decision Maker on {RENEWAL}
-- Quinn Quill, \u201cHead of Finance\u201d (VP or head level), last activity 28 October 2026, \
-Economic Buyer on {RENEWAL}
-- Omar Oak, \u201cDirector of Operations\u201d (director level, operations like Olga Outgoing), \
-last activity 20 October 2026
+Decision Maker on {RENEWAL}
+- Omar Oak, \u201cDirector of Operations\u201d (director level, operations like Olga Outgoing)
+- Quinn Quill, \u201cHead of Finance\u201d (VP or head level), Economic Buyer on {RENEWAL}
 
 Still in the Champion role: Vera Vale.
 
@@ -136,7 +134,7 @@ def test_successors_and_a_loopback_provider_through_the_crm(crm, tmp_path, monke
         _cli(config, "report", "--html", str(tmp_path / "report.html"))
         page = (tmp_path / "report.html").read_text(encoding="utf-8")
         assert "<strong>Who could take over:</strong> Champion: Eli Economic" in page
-        assert "Who could take the Champion role: Nadia North" in page
+        assert "Who could take the Champion role (engaged in the last 90 days): Nadia North" in page
 
         warm = f"single_threaded_account:{crm}:{i['Warmlead Ltd']}:{i['Warmlead Ltd']}"
         text = body[warm]
@@ -196,3 +194,58 @@ def test_a_provider_that_is_not_installed_leaves_the_crm_suggestions(tmp_path):
         flags = json.loads(_cli(config, "flags", "--format", "json"))
     assert any(f["evidence"].get("successors") for f in flags)
     assert lookups(tmp_path) == []
+
+
+MOVED_DAY = "2026-10-31"  # the day before AS_OF: everyone moved stays engaged, none goes stale
+MOVED = ("Nadia North", "Omar Oak", "Quinn Quill", "Rita Lost", "Rob Won", "Rae Old")
+
+
+def task_stamps(crm: str, sb: Any) -> dict[str, tuple[str, str]]:
+    """crmsync's task key -> (body, when the CRM last modified the task)."""
+    if crm == "salesforce":
+        return {t["Crmsync_Key__c"]: (t.get("Description") or "", t["SystemModstamp"])
+                for t in sb.records("Task") if t.get("Crmsync_Key__c")}  # fmt: skip
+    return {t["properties"]["crmsync_key"]: (t["properties"].get("hs_task_body") or "",
+                                             t["properties"]["hs_lastmodifieddate"])
+            for t in sb.records("tasks") if t["properties"].get("crmsync_key")}  # fmt: skip
+
+
+def log_activity(crm: str, sb: Any, contact_id: str, day: str) -> None:
+    """The person logs an e-mail or a call on `day` (the CRM's own activity field moves)."""
+    if crm == "salesforce":
+        sb.update("Contact", contact_id, {"LastActivityDate": day})
+    else:
+        sb.update("contacts", contact_id, {"notes_last_contacted": f"{day}T15:00:00Z"},
+                  source="import")  # fmt: skip
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_suggested_and_engaged_people_logging_activity_rewrite_no_task(crm, tmp_path):
+    """The tasks name who could take a role and who is engaged, not when each was last
+    active: a person logging activity changes the evidence, and no task in the CRM."""
+    with sandbox_for(crm) as sb:
+        config = write_config(tmp_path, sb, crm, _fragment())
+        _cli(config, "setup")
+        _cli(config, "sync", "--full", "--as-of", AS_OF)
+        before = task_stamps(crm, sb)
+        i = ids(crm)
+        olga = f"departed_champion:{crm}:{i['Succession Ltd']}:{i['Olga Outgoing']}"
+        assert before[olga][0] == OLGA_TASK
+        for name in MOVED:
+            log_activity(crm, sb, i[name], MOVED_DAY)
+        _cli(config, "sync", "--full", "--as-of", AS_OF)
+        flags = json.loads(_cli(config, "flags", "--format", "json"))
+        after = task_stamps(crm, sb)
+    assert after == before
+    # The mirror saw the moves: the evidence carries the new dates.
+    seen = {
+        c["contact_id"]: c["last_activity_date"]
+        for f in flags
+        for s in f["evidence"].get("successors", [])
+        for c in s["candidates"]
+    } | {
+        e["contact_id"]: e["last_activity_date"]
+        for f in flags if f["rule"] == "single_threaded_account"
+        for e in f["evidence"]["engaged"]
+    }  # fmt: skip
+    assert {seen[i[name]] for name in MOVED} == {MOVED_DAY}

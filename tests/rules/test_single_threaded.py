@@ -121,7 +121,9 @@ def test_required_roles(case, opportunities, roles, missing):
 def test_explanation_lists_engaged_people_and_missing_roles():
     cs = [contact("003A", first_name="Ada", last_name="Byron", last_activity_at=days_ago(20))]
     f = only(run(view(cs, opportunities=[opp()], roles=[role("003A", "Champion")])))
-    assert "Ada Byron (last activity 11 April 2026)" in f.explanation
+    assert "Engaged in the last 90 days: Ada Byron." in f.explanation
+    assert "11 April" not in f.explanation  # a task quoting it would change at each activity
+    assert f.evidence["engaged"] == [{"contact_id": "003A", "last_activity_date": "2026-04-11"}]
     assert "1 engaged contact where at least 3 are expected" in f.explanation
     assert "nobody active holds the Economic Buyer role" in f.explanation
     assert f.subject_id == f.account_id == "001A" and f.contact_id is None
