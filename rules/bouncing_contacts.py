@@ -328,7 +328,10 @@ def syntax_problem(email: str, allow_test_domains: bool = False) -> str | None:
     return _full_check(email, allow_test_domains)
 
 
-@lru_cache(maxsize=65536)
+# Addresses are one per contact: the cache serves one met again in a run. At 65,536 entries
+# it grew with the org all run long (about 12,000 at 1M contacts), and the memory it pinned
+# with it (bench/README.md "evaluate_speed.py").
+@lru_cache(maxsize=1024)
 def _full_check(email: str, allow_test_domains: bool) -> str | None:
     try:
         validate_email(

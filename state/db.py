@@ -101,6 +101,9 @@ def open_db(path: str | os.PathLike[str]) -> sqlite_utils.Database:
             # contact mirror held 16 MiB, now 11 MiB, for the same CPU in ingest and evaluate
             # (bench/README.md); the OS's file cache holds the rest of the file.
             conn.execute("PRAGMA cache_size = -1024")
+            # The same for the temporary tables a run stages in (the planner's task creates,
+            # state/outbox.py), which SQLite gives a cache of their own.
+            conn.execute("PRAGMA temp.cache_size = -1024")
         db = sqlite_utils.Database(conn)
         apply_migrations(db)
         restore_indexes(db)

@@ -142,10 +142,12 @@ def finish(
 
 
 def touch(db: sqlite_utils.Database, crm: str, account_ids: Iterable[str]) -> None:
-    """Evaluate these accounts again next run (e.g. task creates held by the per-owner cap)."""
+    """Evaluate these accounts again next run (e.g. task creates held by the per-owner cap);
+    an account listed already is not listed twice."""
     db.conn.executemany(
-        "INSERT INTO dirty_accounts (crm, account_id) VALUES (?, ?)",
-        ((crm, a) for a in account_ids),
+        "INSERT INTO dirty_accounts (crm, account_id) SELECT :crm, :id WHERE NOT EXISTS"
+        " (SELECT 1 FROM dirty_accounts WHERE crm = :crm AND account_id = :id)",
+        ({"crm": crm, "id": a} for a in account_ids),
     )
 
 

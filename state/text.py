@@ -173,7 +173,7 @@ def json_safe(text: str) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # one per account: a bigger cache only churns
 def site_domain(value: str | None) -> str | None:
     """`https://www.Acme.com/about` -> `acme.com` (accounts store a website or a domain)."""
     if not value:

