@@ -148,6 +148,10 @@ class ContactStatus(NamedTuple):
     reason: str
 
 
+# Most contacts are ok: one shared value (a tuple: nothing can change it in place).
+_OK = ContactStatus(HygieneStatus.OK, "")
+
+
 @dataclass(frozen=True)
 class AccountResult:
     account_id: str
@@ -416,9 +420,7 @@ def _contact_status(
     champion role has no finding but is still "departed". A contact whose own
     snooze could not be read and who has a status is told so in the reason.
     """
-    best: dict[str, ContactStatus] = {
-        cid: ContactStatus(HygieneStatus.OK, "") for cid in facts.contacts
-    }
+    best = dict.fromkeys(facts.contacts, _OK)
     for f in flags:
         status = _STATUS_BY_RULE.get(f.rule)
         if status is None or f.contact_id not in best or not _counts_for_status(f):
