@@ -67,6 +67,8 @@ _STATUS_BY_RULE = {
     departed_champions.NAME: HygieneStatus.DEPARTED,
 }
 _STATUS_RANK = {s: i for i, s in enumerate(HygieneStatus)}
+# The rules' order: findings are sorted by it, then by subject.
+_ORDER = {name: i for i, name in enumerate(RULE_NAMES)}
 
 # One rule run over one account: (view, as_of, facts) -> its flags.
 RuleRun = Callable[[AccountView, datetime, Facts], Iterable[Flag]]
@@ -146,6 +148,10 @@ class ContactStatus(NamedTuple):
     reason: str
 
 
+# Most contacts are ok: one shared value (a tuple: nothing can change it in place).
+_OK = ContactStatus(HygieneStatus.OK, "")
+
+
 @dataclass(frozen=True)
 class AccountResult:
     account_id: str
@@ -204,15 +210,15 @@ def evaluate_account(
         s.departed_champion.champion_roles,
         _marked_not_champion(entries),
     )
-    order = {name: i for i, name in enumerate(RULE_NAMES)}
-    flags.sort(key=lambda f: (order.get(f.rule, len(order)), f.subject_id))
+    flags.sort(key=lambda f: (_ORDER.get(f.rule, len(_ORDER)), f.subject_id))
 
     # Coverage tells the truth: a snoozed or exempt problem still counts; only
     # "not a champion" (a correction of the facts) takes a departed champion out.
     departed = sum(
         1
         for f in flags
-        if f.rule == departed_champions.NAME and not (f.key in why and why[f.key].corrects_facts)
+        if f.rule == departed_champions.NAME
+        and not (why and f.key in why and why[f.key].corrects_facts)
     )
     account_ex = entries.account.rules
     cov = coverage.breakdown(
@@ -273,8 +279,7 @@ class _Entries:
             account=suppression.read(view.account.exemption, settings, facts.today),
             contacts={
                 cid: suppression.read(c.exemption, settings, facts.today)
-                for cid, c in sorted(people.items())
-                if c.exemption
+                for cid, c in sorted((cid, c) for cid, c in people.items() if c.exemption)
             },
             settings=settings,
         )
@@ -288,6 +293,8 @@ def _suppress(flags: list[Flag], entries: _Entries) -> tuple[list[Flag], dict[st
     """
     out: list[Flag] = []
     why: dict[str, Suppression] = {}
+    if not entries.account.rules and not any(e.rules for e in entries.contacts.values()):
+        return list(flags), why  # most accounts: no entry in force, nothing to mark
     for f in flags:
         mine = entries.contacts.get(f.contact_id or "", suppression.NOTHING)
         s = _not_champion(f.rule, entries.account, "account") or _not_champion(
@@ -341,7 +348,7 @@ def _hygiene_summary(
     contact_kinds: set[suppression.Kind] = set()
     contact_ids: set[str] = set()
     for f in problems:
-        s = why.get(f.key)
+        s = why.get(f.key) if why else None  # (a key is formatted on each read)
         if s is None or s.corrects_facts:
             continue
         if s.where == "account":
@@ -362,8 +369,7 @@ def _hygiene_summary(
         sentences.append(_open_findings(open_))
     elif everything is None:
         sentences.append("No open hygiene issues.")
-    order = {name: i for i, name in enumerate(RULE_NAMES)}
-    for ex in sorted(on_account, key=lambda e: order.get(e.rule, len(order))):
+    for ex in sorted(on_account, key=lambda e: _ORDER.get(e.rule, len(_ORDER))):
         sentences.append(suppression.account_sentence(ex, on_account[ex]))
     if on_contacts:
         sentences.append(
@@ -414,15 +420,13 @@ def _contact_status(
     champion role has no finding but is still "departed". A contact whose own
     snooze could not be read and who has a status is told so in the reason.
     """
-    best: dict[str, ContactStatus] = {
-        cid: ContactStatus(HygieneStatus.OK, "") for cid in facts.contacts
-    }
+    best = dict.fromkeys(facts.contacts, _OK)
     for f in flags:
         status = _STATUS_BY_RULE.get(f.rule)
         if status is None or f.contact_id not in best or not _counts_for_status(f):
             continue
         reason = str(f.evidence.get("summary", ""))
-        if f.key in why:
+        if why and f.key in why:
             reason = explain.paragraph(reason, suppression.contact_note(why[f.key]))
         _keep_worse(best, f.contact_id, ContactStatus(status, reason))
     for cid in facts.departed:

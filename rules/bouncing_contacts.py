@@ -54,7 +54,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -146,6 +146,15 @@ class Settings:
         """Reason code -> kind: the defaults with `bounce_reasons` over them."""
         return {**BOUNCE_REASONS, **{k.strip().upper(): v for k, v in self.bounce_reasons.items()}}
 
+    # Read for every account: built once per settings (the instance is frozen).
+    @cached_property
+    def _reasons(self) -> Mapping[str, str]:
+        return MappingProxyType(self.reason_kinds())
+
+    @cached_property
+    def _role_locals(self) -> frozenset[str]:
+        return frozenset(r.casefold() for r in self.role_addresses)
+
 
 # Precedence: the first kind found is the one reported; the rest go to `also`.
 ORDER = (
@@ -167,8 +176,8 @@ def find(
 ) -> dict[str, Bounce]:
     """Bounce findings (bouncing or notes) for the account's current contacts."""
     check = domain_check if settings.check_deliverability else None
-    roles = frozenset(r.casefold() for r in settings.role_addresses)
-    reasons = settings.reason_kinds()
+    roles = settings._role_locals
+    reasons = settings._reasons
     out: dict[str, Bounce] = {}
     for cid, contact in facts.contacts.items():
         found = _inspect(contact, settings, roles, check, reasons)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from crmsync.state.model import AccountView, Coverage, CoverageStatus
 
@@ -140,6 +140,8 @@ def breakdown(
     `note` (a snooze or an exemption) ends the summary."""
     active = facts.active
     engaged = facts.engaged
+    # the latest activity of an active contact: read by the recency part and the breakdown
+    latest = max((d for d in map(activity_day, active) if d is not None), default=None)
     covered = facts.covered_roles()
     covered_cf = {r.casefold() for r in covered}
     required = [r for r in required_roles if r.strip()]
@@ -149,7 +151,7 @@ def breakdown(
     parts = {
         "engaged": 1.0 if target_engaged <= 0 else min(1.0, len(engaged) / target_engaged),
         "roles": 1.0 if not required else len(have) / len(required),
-        "recency": _recency(facts, stale_window_days),
+        "recency": _recency(facts, stale_window_days, latest),
         "champions": 0.0 if departed_champions else 1.0,
     }
     weights = {
@@ -187,7 +189,6 @@ def breakdown(
     )
     if note:
         summary = f"{summary} {note}"
-    days = [d for d in (activity_day(c) for c in active) if d is not None]
     return Breakdown(
         coverage=Coverage(
             crm=view.crm,
@@ -206,7 +207,7 @@ def breakdown(
         target_engaged=target_engaged,
         required_roles=tuple(required),
         missing_roles=tuple(missing),
-        last_activity_days=(facts.today - max(days)).days if days else None,
+        last_activity_days=(facts.today - latest).days if latest is not None else None,
         engaged_days=facts.engaged_days,
         stale_window_days=stale_window_days,
         departed_champions=departed_champions,
@@ -279,11 +280,10 @@ def _round(x: float) -> int:
     return int(x + 0.5)
 
 
-def _recency(facts: Facts, stale_window_days: int) -> float:
-    days = [d for d in (activity_day(c) for c in facts.active) if d is not None]
-    if not days:
+def _recency(facts: Facts, stale_window_days: int, latest: date | None) -> float:
+    if latest is None:
         return 0.0
-    age = (facts.today - max(days)).days
+    age = (facts.today - latest).days
     full, zero = facts.engaged_days, stale_window_days
     if age <= full:
         return 1.0

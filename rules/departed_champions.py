@@ -94,6 +94,7 @@ CHAMPION_ROLES = ("Champion", "Economic Buyer", "Executive Sponsor", "Decision M
 STRONG = frozenset({SignalKind.MOVED, SignalKind.LEFT_COMPANY, SignalKind.EMAIL_DOMAIN})
 WEAK = frozenset({SignalKind.TITLE, SignalKind.BOUNCE})
 GONE = STRONG | {SignalKind.TITLE}  # enough to treat anyone as departed (a bounce alone is not)
+SIGNS = STRONG | WEAK  # enough to flag a champion
 
 
 @dataclass(frozen=True)
@@ -119,28 +120,41 @@ def learn(view: AccountView, settings: Settings, facts: Facts) -> Facts:
     history: dict[str, list[ContactChange]] = {}
     for h in view.history:
         history.setdefault(h.contact_id, []).append(h)
-    # each contact's nearest match elsewhere (most contacts have none): one pass
+    # each contact's nearest match elsewhere (most contacts have none): one pass. The
+    # nearest is the least key: a move first, then by account name and id.
     nearest: dict[str, tuple[tuple[bool, str, str], Elsewhere]] = {}
+    here = view.id  # (a property; about twenty rows an account)
     for e in view.elsewhere:
-        if e.other_account_id != view.id:
-            k = _nearness(e)
+        if e.other_account_id != here:
+            k = (e.how != "moved", e.other_account_name or "", e.other_account_id)
             best = nearest.get(e.contact_id)
             if best is None or k < best[0]:  # the first of equals, as min() keeps
                 nearest[e.contact_id] = (k, e)
     pattern = title_pattern(settings.left_company_words)
+    bounces = facts.bounces
     departures: dict[str, Departure] = {}
     for contact in (*facts.contacts.values(), *facts.former.values()):
-        found = nearest.get(contact.id)
+        cid = contact.id
+        found = nearest.get(cid)
+        changes = history.get(cid)
+        if (
+            found is None
+            and changes is None
+            and cid not in bounces
+            and not contact.left_company
+            and cid not in facts.former
+            and not _titled(pattern, contact.title)
+        ):  # most people: no sign to look for (as `_departure` would find), without a call
+            continue
         d = _departure(
-            view, contact, history.get(contact.id, []), pattern, facts,
-            found[1] if found is not None else None,
-        )  # fmt: skip
+            view, contact, changes or [], pattern, facts, found[1] if found is not None else None
+        )
         if d is not None:
-            departures[contact.id] = d
+            departures[cid] = d
     departed = frozenset(
         cid
         for cid, d in departures.items()
-        if d.kinds & GONE or (d.kinds & (STRONG | WEAK) and _is_champion(cid, settings, facts))
+        if d.kinds & GONE or (d.kinds & SIGNS and _is_champion(cid, settings, facts))
     )
     return replace(facts, departures=dict(sorted(departures.items())), departed=departed)
 
@@ -151,7 +165,7 @@ def evaluate(
     for cid, d in facts.departures.items():
         held = _champion_roles(cid, settings, facts)
         kinds = _kinds(d)
-        if not held or not kinds & (STRONG | WEAK):
+        if not held or not kinds & SIGNS:
             continue
         confidence = confidence_of(d)
         summary = reason(view, d, facts, settings)
@@ -215,7 +229,7 @@ def _departure(
 ) -> Departure | None:
     cid = contact.id
     moved_away = cid in facts.former
-    titled = bool(contact.title and pattern is not None and pattern.search(contact.title))
+    titled = _titled(pattern, contact.title)
     bounce = facts.bounces.get(cid)
     if not (moved_away or titled or history or contact.left_company) and (
         bounce is None and elsewhere is None
@@ -244,6 +258,13 @@ def _departure(
     return Departure(contact, tuple(signals), elsewhere, moved_away)
 
 
+@lru_cache(maxsize=4096)
+def _titled(pattern: re.Pattern[str] | None, title: str | None) -> bool:
+    """Whether a job title carries a departure word. An org has few distinct titles: each
+    is searched once (the cache is bounded for orgs with many)."""
+    return bool(title and pattern is not None and pattern.search(title))
+
+
 def _email_moved(
     view: AccountView, contact: Contact, history: list[ContactChange]
 ) -> Signal | None:
@@ -263,12 +284,6 @@ def _email_moved(
         if in_domain(old, home) or (home is None and not in_domain(now, old)):
             return Signal(SignalKind.EMAIL_DOMAIN, h.seen_at, old, now)
     return None
-
-
-def _nearness(e: Elsewhere) -> tuple[bool, str, str]:
-    """Of a contact's matches at other accounts, the nearest is the least: a move first,
-    then by account name and id."""
-    return e.how != "moved", e.other_account_name or "", e.other_account_id
 
 
 def _kinds(d: Departure) -> frozenset[SignalKind]:

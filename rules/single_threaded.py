@@ -52,6 +52,8 @@ class Evidence:
         roles = evidence.get("missing_roles")
         missing = tuple(str(r) for r in roles if r) if isinstance(roles, list | tuple) else ()
         return cls(count("engaged_count"), count("min_engaged"), missing)
+
+
 WHERE = f"[rules.{NAME}]"
 SHOWN = 5  # engaged people named in the explanation; the rest are counted
 

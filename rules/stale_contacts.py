@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from crmsync.state.model import AccountView, Contact, Flag, Severity, Tier
+from crmsync.state.model import AccountView, Flag, Severity, Tier
 
 from . import explain
 from .context import Facts, activity_day, step
@@ -60,14 +60,22 @@ def evaluate(
 ) -> Iterator[Flag]:
     days = window_days(settings, facts.tier)
     cutoff = facts.today - timedelta(days=days)
+    # The same for every stale contact of the account (a quarter of the contacts of an
+    # org are stale): made once.
+    tier = facts.tier.value
+    cutoff_date = cutoff.isoformat()
+    expect = f"For {explain.tier_phrase(facts.tier)} we expect contact at least every {days} days."
+    renewal = f"Time matters: {explain.renewal_phrase(facts.renewal)}." if facts.renewal else ""
+    renews = int(facts.renewal is not None)
     for contact in facts.active:
         created = contact.created_at.date() if contact.created_at else None
         last = activity_day(contact)
         if (created is not None and created >= cutoff) or (last is not None and last >= cutoff):
             continue
         roles = facts.roles_of(contact.id)
-        summary = _summary(contact, last, created)
-        sev = step(Severity.LOW, int(bool(roles)) + int(facts.renewal is not None))
+        who = explain.person(contact.name)
+        summary = _summary(who, last, created)
+        sev = step(Severity.LOW, int(bool(roles)) + renews)
         yield Flag(
             rule=NAME,
             crm=view.crm,
@@ -75,38 +83,30 @@ def evaluate(
             subject_id=contact.id,
             contact_id=contact.id,
             severity=sev,
-            explanation=_explain(contact, summary, days, roles, facts),
+            explanation=_explain(who, summary, expect, roles, renewal),
             evidence={
                 "contact_id": contact.id,
                 "last_activity_date": last.isoformat() if last else None,
                 "created_date": created.isoformat() if created else None,
-                "tier": facts.tier.value,
+                "tier": tier,
                 "window_days": days,
-                "cutoff_date": cutoff.isoformat(),
+                "cutoff_date": cutoff_date,
                 "roles": list(roles),
                 "summary": summary,
             },
         )
 
 
-def _summary(contact: Contact, last: date | None, created: date | None) -> str:
+def _summary(who: str, last: date | None, created: date | None) -> str:
     if last is not None:
-        return f"{explain.person(contact.name)} has no logged activity since {explain.day(last)}."
+        return f"{who} has no logged activity since {explain.day(last)}."
     if created is not None:
-        return (
-            f"{explain.person(contact.name)} has no logged activity since being added on "
-            f"{explain.day(created)}."
-        )
-    return f"{explain.person(contact.name)} has no logged activity on record."
+        return f"{who} has no logged activity since being added on {explain.day(created)}."
+    return f"{who} has no logged activity on record."
 
 
-def _explain(
-    contact: Contact, summary: str, days: int, roles: tuple[str, ...], facts: Facts
-) -> str:
-    who = explain.person(contact.name)
-    expect = f"For {explain.tier_phrase(facts.tier)} we expect contact at least every {days} days."
+def _explain(who: str, summary: str, expect: str, roles: tuple[str, ...], renewal: str) -> str:
     role = f"{who} holds the {explain.listing(roles)} role." if roles else ""
-    renewal = f"Time matters: {explain.renewal_phrase(facts.renewal)}." if facts.renewal else ""
     nxt = (
         f"Reach out to {who} to confirm they are still involved, "
         "or update the record if they have moved on."

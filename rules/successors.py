@@ -370,9 +370,7 @@ def _outside_why(p: OutsidePerson) -> str:
     return f"{', '.join(bits)} (source: {source})"
 
 
-def evidence(
-    s: Suggestion, company: str, facts: Facts, like: Contact | None
-) -> dict[str, object]:
+def evidence(s: Suggestion, company: str, facts: Facts, like: Contact | None) -> dict[str, object]:
     return {
         "role": s.role,
         "candidates": [
@@ -450,9 +448,7 @@ def attach(
                 for r in roles
             ]  # fmt: skip
         else:
-            found = [
-                suggest(view, facts, settings, (r,), not_champion=not_champion) for r in roles
-            ]
+            found = [suggest(view, facts, settings, (r,), not_champion=not_champion) for r in roles]
         text = explain.paragraph(*(sentences(s, company, facts, like) for s in found))
         out.append(
             replace(
