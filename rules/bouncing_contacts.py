@@ -142,17 +142,17 @@ class Settings:
                 f"{', '.join(REASON_KINDS)}; got {kind!r}.",
             )
 
-    def reason_kinds(self) -> dict[str, str]:
+    # These two are read for every account: built once per settings (the instance is frozen).
+    @cached_property
+    def reason_kinds(self) -> Mapping[str, str]:
         """Reason code -> kind: the defaults with `bounce_reasons` over them."""
-        return {**BOUNCE_REASONS, **{k.strip().upper(): v for k, v in self.bounce_reasons.items()}}
-
-    # Read for every account: built once per settings (the instance is frozen).
-    @cached_property
-    def _reasons(self) -> Mapping[str, str]:
-        return MappingProxyType(self.reason_kinds())
+        return MappingProxyType(
+            {**BOUNCE_REASONS, **{k.strip().upper(): v for k, v in self.bounce_reasons.items()}}
+        )
 
     @cached_property
-    def _role_locals(self) -> frozenset[str]:
+    def role_locals(self) -> frozenset[str]:
+        """The role addresses' local parts, casefolded."""
         return frozenset(r.casefold() for r in self.role_addresses)
 
 
@@ -176,8 +176,8 @@ def find(
 ) -> dict[str, Bounce]:
     """Bounce findings (bouncing or notes) for the account's current contacts."""
     check = domain_check if settings.check_deliverability else None
-    roles = settings._role_locals
-    reasons = settings._reasons
+    roles = settings.role_locals
+    reasons = settings.reason_kinds
     out: dict[str, Bounce] = {}
     for cid, contact in facts.contacts.items():
         found = _inspect(contact, settings, roles, check, reasons)
